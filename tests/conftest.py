@@ -1,0 +1,41 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from tiny import tiny_model_dir, tiny_text_file  # noqa: E402
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+@pytest.fixture(scope="session")
+def tiny_root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("tiny-models")
+
+
+@pytest.fixture(scope="session")
+def tiny_teacher(tiny_root) -> Path:
+    """A 4-layer tiny Llama; pairs with `tiny_student` (same tokenizer)."""
+    return tiny_model_dir(tiny_root, "llama", layers=4, hidden=64, heads=4, kv_heads=2, seed=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_student(tiny_root) -> Path:
+    return tiny_model_dir(tiny_root, "llama", layers=2, hidden=32, heads=4, kv_heads=2, seed=2)
+
+
+@pytest.fixture(scope="session")
+def tiny_text(tmp_path_factory) -> Path:
+    return tiny_text_file(tmp_path_factory.mktemp("tiny-data"))
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS

@@ -1,0 +1,438 @@
+"""One schema for a distillation run: the single source of truth for the app, the CLI and the notebooks.
+
+`DistillConfig` nests one dataclass per concern. Every field carries its help text in
+`field(metadata={"help": ...})`; construction validates ranges and raises `ValueError` naming the field
+(`loss.temperature must be > 0 and <= 100, got 0`). YAML round-trips through `to_yaml` / `from_yaml`, and
+`apply_overrides(cfg, ["loss.temperature=2", ...])` is what `workbench train --config x.yaml key=value` uses.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from workbench.errors import UserError
+
+BUILTIN_TEACHER = "builtin:smollm2-135m-instruct"
+# Chosen by measurement (README, "Choosing the default student"): 20 of the teacher's 30 layers.
+DEFAULT_STUDENT = "builtin:smollm2-135m-instruct?prune=keep&layers=0-19"
+
+DIVERGENCE_KINDS = (
+    "forward_kl",
+    "reverse_kl",
+    "jsd",
+    "skew_forward_kl",
+    "skew_reverse_kl",
+    "tvd",
+    "soft_ce",
+    "mse",
+)
+RUN_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class ConfigError(UserError):
+    """A config value or key the schema does not accept; the message names the field."""
+
+
+def _help(text: str, **extra: Any) -> dict[str, Any]:
+    return {"help": text, **extra}
+
+
+def _require(condition: bool, name: str, accepted: str, value: Any) -> None:
+    if not condition:
+        raise ConfigError(f"{name} must be {accepted}, got {value!r}")
+
+
+@dataclass
+class ModelsConfig:
+    teacher: str = field(
+        default=BUILTIN_TEACHER,
+        metadata=_help("Teacher model spec: builtin:NAME, a Hugging Face hub id, or a local folder."),
+    )
+    student: str = field(
+        default=DEFAULT_STUDENT,
+        metadata=_help(
+            "Student model spec: like the teacher, plus derivations such as BASE?prune=even&layers=10 "
+            "or BASE?fresh&layers=4&hidden=256 (see README, 'Model specs')."
+        ),
+    )
+    trust_remote_code: bool = field(
+        default=False, metadata=_help("Run model code shipped with a hub repo. Off unless you trust the repo.")
+    )
+    allow_pickle: bool = field(
+        default=False,
+        metadata=_help("Allow loading pickle-based weight files (.bin/.pt). Off: only safetensors is loaded."),
+    )
+
+    def __post_init__(self) -> None:
+        _require(bool(self.teacher and self.teacher.strip()), "models.teacher", "a non-empty model spec", self.teacher)
+        _require(bool(self.student and self.student.strip()), "models.student", "a non-empty model spec", self.student)
+
+
+@dataclass
+class DataConfig:
+    dataset: str = field(
+        default="builtin:chat",
+        metadata=_help(
+            "Training text: builtin:chat, builtin:kjv, a local .txt/.jsonl/.csv/.parquet file or folder, "
+            "or a datasets hub id."
+        ),
+    )
+    text_column: str = field(default="text", metadata=_help("Column holding the text in JSONL/CSV/parquet data."))
+    seq_len: int = field(default=256, metadata=_help("Tokens per packed training sequence."))
+    val_fraction: float = field(default=0.05, metadata=_help("Share of packed sequences held out for validation."))
+    max_sequences: int | None = field(
+        default=None, metadata=_help("Cap on packed sequences (train + validation); empty for all.")
+    )
+    seed: int = field(default=0, metadata=_help("Seed of the deterministic train/validation split."))
+
+    def __post_init__(self) -> None:
+        _require(bool(self.dataset and self.dataset.strip()), "data.dataset", "a non-empty dataset spec", self.dataset)
+        _require(8 <= self.seq_len <= 131072, "data.seq_len", "an integer in [8, 131072]", self.seq_len)
+        _require(0.0 < self.val_fraction < 0.5, "data.val_fraction", "in (0, 0.5)", self.val_fraction)
+        _require(
+            self.max_sequences is None or self.max_sequences >= 2,
+            "data.max_sequences",
+            "empty or an integer >= 2",
+            self.max_sequences,
+        )
+
+
+@dataclass
+class LossConfig:
+    kind: str = field(
+        default="forward_kl",
+        metadata=_help("Logit divergence between teacher and student.", choices=DIVERGENCE_KINDS),
+    )
+    temperature: float = field(
+        default=2.0, metadata=_help("Softens both distributions: p = softmax(logits / T). 1 leaves them as they are.")
+    )
+    beta: float = field(default=0.5, metadata=_help("JSD mixing weight: 0 is forward KL, 1 is reverse KL."))
+    alpha: float = field(default=0.1, metadata=_help("Skew of the skewed KL kinds: how much of the other side to mix in."))
+    t2_scale: bool = field(
+        default=True, metadata=_help("Multiply the divergence by T² so its gradient keeps its size as T grows.")
+    )
+    ce_weight: float = field(default=0.0, metadata=_help("Weight of the hard-label cross-entropy on the data."))
+    kd_weight: float = field(default=1.0, metadata=_help("Weight of the logit divergence to the teacher."))
+    hidden_weight: float = field(default=0.0, metadata=_help("Weight of hidden-state matching between mapped layers."))
+    hidden_loss: str = field(
+        default="mse", metadata=_help("Hidden-state distance: mse or cosine.", choices=("mse", "cosine"))
+    )
+    attn_weight: float = field(default=0.0, metadata=_help("Weight of attention-map transfer between mapped layers."))
+    attn_loss: str = field(
+        default="kl", metadata=_help("Attention-map distance: kl or mse.", choices=("kl", "mse"))
+    )
+    chunk_size: int | None = field(
+        default=1024,
+        metadata=_help("Positions per chunk of the divergence (bounds memory); empty computes all at once."),
+    )
+
+    def __post_init__(self) -> None:
+        _require(self.kind in DIVERGENCE_KINDS, "loss.kind", "one of " + ", ".join(DIVERGENCE_KINDS), self.kind)
+        _require(0.0 < self.temperature <= 100.0, "loss.temperature", "> 0 and <= 100", self.temperature)
+        _require(0.0 <= self.beta <= 1.0, "loss.beta", "in [0, 1]", self.beta)
+        _require(0.0 <= self.alpha <= 1.0, "loss.alpha", "in [0, 1]", self.alpha)
+        for name in ("ce_weight", "kd_weight", "hidden_weight", "attn_weight"):
+            value = getattr(self, name)
+            _require(0.0 <= value <= 1000.0, f"loss.{name}", ">= 0 and <= 1000", value)
+        total = self.ce_weight + self.kd_weight + self.hidden_weight + self.attn_weight
+        _require(total > 0, "loss weights", "not all zero (set loss.kd_weight or loss.ce_weight > 0)", total)
+        _require(self.hidden_loss in ("mse", "cosine"), "loss.hidden_loss", "mse or cosine", self.hidden_loss)
+        _require(self.attn_loss in ("kl", "mse"), "loss.attn_loss", "kl or mse", self.attn_loss)
+        _require(
+            self.chunk_size is None or self.chunk_size >= 1, "loss.chunk_size", "empty or >= 1", self.chunk_size
+        )
+
+
+@dataclass
+class MappingConfig:
+    preset: str = field(
+        default="uniform",
+        metadata=_help(
+            "Which teacher layer each student layer learns from: uniform, last, or custom pairs.",
+            choices=("uniform", "last", "custom"),
+        ),
+    )
+    pairs: list[str] = field(
+        default_factory=list,
+        metadata=_help("Custom pairs 'student:teacher' (0-based layers, 'emb' for the embedding output)."),
+    )
+
+    def __post_init__(self) -> None:
+        _require(self.preset in ("uniform", "last", "custom"), "mapping.preset", "uniform, last or custom", self.preset)
+        if isinstance(self.pairs, str):
+            self.pairs = [p.strip() for p in self.pairs.split(",") if p.strip()]
+        pair_re = re.compile(r"^(emb|\d+):(emb|\d+)$")
+        for pair in self.pairs:
+            _require(bool(pair_re.match(str(pair))), "mapping.pairs", "items like '3:11' or 'emb:emb'", pair)
+        _require(
+            self.preset != "custom" or bool(self.pairs),
+            "mapping.pairs",
+            "at least one pair when mapping.preset is custom",
+            self.pairs,
+        )
+
+
+@dataclass
+class LoraConfig:
+    enabled: bool = field(default=False, metadata=_help("Train LoRA adapters on the student instead of all weights."))
+    r: int = field(default=16, metadata=_help("LoRA rank: size of the low-rank update."))
+    alpha: float = field(default=32.0, metadata=_help("LoRA scaling numerator: the update is scaled by alpha / r."))
+    dropout: float = field(default=0.05, metadata=_help("Dropout on the LoRA input."))
+    target_modules: list[str] = field(
+        default_factory=list,
+        metadata=_help("Module names to adapt (e.g. q_proj, v_proj); empty picks defaults for the architecture."),
+    )
+
+    def __post_init__(self) -> None:
+        _require(1 <= self.r <= 1024, "lora.r", "an integer in [1, 1024]", self.r)
+        _require(0.0 < self.alpha <= 4096.0, "lora.alpha", "> 0 and <= 4096", self.alpha)
+        _require(0.0 <= self.dropout < 1.0, "lora.dropout", "in [0, 1)", self.dropout)
+        if isinstance(self.target_modules, str):
+            self.target_modules = [m.strip() for m in self.target_modules.split(",") if m.strip()]
+
+
+@dataclass
+class TrainConfig:
+    steps: int = field(default=200, metadata=_help("Optimizer steps."))
+    batch_size: int = field(default=4, metadata=_help("Sequences per micro-batch on each process."))
+    grad_accum: int = field(default=1, metadata=_help("Micro-batches accumulated per optimizer step."))
+    lr: float = field(default=1e-4, metadata=_help("Peak learning rate of AdamW."))
+    warmup_steps: int = field(default=10, metadata=_help("Linear warmup steps before cosine decay."))
+    weight_decay: float = field(default=0.0, metadata=_help("AdamW weight decay."))
+    max_grad_norm: float = field(default=1.0, metadata=_help("Gradient clipping norm; 0 turns clipping off."))
+    eval_every: int = field(default=50, metadata=_help("Evaluate on the validation split every N steps."))
+    eval_batches: int = field(default=8, metadata=_help("Validation micro-batches per evaluation."))
+    save_every: int = field(default=100, metadata=_help("Write a checkpoint every N steps (and always on stop)."))
+    log_every: int = field(default=1, metadata=_help("Write a train metrics row every N steps."))
+    seed: int = field(default=0, metadata=_help("Seed of initialisation, dropout and data order."))
+    device: str = field(
+        default="auto", metadata=_help("auto, cpu, cuda or cuda:N.", choices=("auto", "cpu", "cuda"))
+    )
+    precision: str = field(
+        default="auto",
+        metadata=_help("fp32, bf16, or auto (bf16 on GPU, fp32 on CPU).", choices=("auto", "fp32", "bf16")),
+    )
+    teacher_cache: str | None = field(
+        default=None, metadata=_help("Folder of a teacher cache from `workbench cache-teacher`; skips the teacher.")
+    )
+    freeze_embeddings: bool = field(
+        default=False, metadata=_help("Freeze the student's token embedding and output head.")
+    )
+    gradient_checkpointing: bool = field(default=False, metadata=_help("Recompute activations to save memory."))
+    compile: bool = field(default=False, metadata=_help("torch.compile the student (slow start, faster steps)."))
+
+    def __post_init__(self) -> None:
+        _require(1 <= self.steps <= 10_000_000, "train.steps", "an integer in [1, 10000000]", self.steps)
+        _require(1 <= self.batch_size <= 4096, "train.batch_size", "an integer in [1, 4096]", self.batch_size)
+        _require(1 <= self.grad_accum <= 4096, "train.grad_accum", "an integer in [1, 4096]", self.grad_accum)
+        _require(0.0 < self.lr <= 1.0, "train.lr", "> 0 and <= 1", self.lr)
+        _require(0 <= self.warmup_steps <= self.steps, "train.warmup_steps", "in [0, train.steps]", self.warmup_steps)
+        _require(0.0 <= self.weight_decay <= 1.0, "train.weight_decay", "in [0, 1]", self.weight_decay)
+        _require(self.max_grad_norm >= 0.0, "train.max_grad_norm", ">= 0", self.max_grad_norm)
+        for name in ("eval_every", "eval_batches", "save_every", "log_every"):
+            value = getattr(self, name)
+            _require(value >= 1, f"train.{name}", "an integer >= 1", value)
+        _require(
+            self.device in ("auto", "cpu", "cuda") or bool(re.match(r"^cuda:\d+$", self.device)),
+            "train.device",
+            "auto, cpu, cuda or cuda:N",
+            self.device,
+        )
+        _require(self.precision in ("auto", "fp32", "bf16"), "train.precision", "auto, fp32 or bf16", self.precision)
+
+
+@dataclass
+class RunConfig:
+    name: str | None = field(
+        default=None, metadata=_help("Run name (letters, digits, '_', '-', '.'); empty makes one from the time.")
+    )
+    runs_dir: str = field(default="runs", metadata=_help("Folder holding one sub-folder per run."))
+
+    def __post_init__(self) -> None:
+        _require(
+            self.name is None or bool(RUN_NAME_PATTERN.match(self.name)),
+            "run.name",
+            "1-64 letters, digits, '_', '-' or '.', starting with a letter or digit (no path separators)",
+            self.name,
+        )
+
+
+@dataclass
+class DistillConfig:
+    models: ModelsConfig = field(default_factory=ModelsConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    mapping: MappingConfig = field(default_factory=MappingConfig)
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def __post_init__(self) -> None:
+        uses_layers = self.loss.hidden_weight > 0 or self.loss.attn_weight > 0
+        _require(
+            not (uses_layers and self.mapping.preset == "custom" and not self.mapping.pairs),
+            "mapping.pairs",
+            "at least one pair when a hidden or attention weight is set",
+            self.mapping.pairs,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(self.to_yaml())
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> DistillConfig:
+        return _build(cls, data or {}, prefix="")
+
+    @classmethod
+    def from_yaml(cls, text: str) -> DistillConfig:
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            raise ConfigError(f"config YAML could not be parsed{where}: {getattr(exc, 'problem', exc)}") from None
+        if data is not None and not isinstance(data, dict):
+            raise ConfigError(f"config YAML must be a mapping of sections, got {type(data).__name__}")
+        return cls.from_dict(data)
+
+    @classmethod
+    def load(cls, path: str | Path) -> DistillConfig:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {str(path)!r} does not exist")
+        return cls.from_yaml(path.read_text(encoding="utf-8"))
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, name: str) -> Any:
+    """Check and convert a YAML/override value to the field's declared type; errors name the field."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "null")):
+            if type(None) in args:
+                return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], name)
+    if origin is list:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list):
+            raise ConfigError(f"{name} must be a list, got {value!r}")
+        return [_coerce(v, args[0], name) if args else v for v in value]
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("true", "yes", "on", "1", "false", "no", "off", "0"):
+            return value.strip().lower() in ("true", "yes", "on", "1")
+        raise ConfigError(f"{name} must be true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{name} must be an integer, got {value!r}")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value.strip())
+            except ValueError:
+                pass
+        raise ConfigError(f"{name} must be an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{name} must be a number, got {value!r}")
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value.strip())
+            except ValueError:
+                pass
+        raise ConfigError(f"{name} must be a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"{name} must be text, got {value!r}")
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{name} must be a mapping of fields, got {value!r}")
+        return _build(tp, value, prefix=name + ".")
+    raise ConfigError(f"{name}: unsupported type {_type_name(tp)}")
+
+
+def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        section = prefix.rstrip(".") or "config"
+        raise ConfigError(
+            f"unknown key {prefix}{unknown[0]} in {section}; accepted: {', '.join(sorted(known))}"
+        )
+    kwargs = {key: _coerce(value, hints[key], prefix + key) for key, value in data.items()}
+    return cls(**kwargs)
+
+
+def apply_overrides(cfg: DistillConfig, overrides: list[str]) -> DistillConfig:
+    """Return a new config with `section.key=value` overrides applied (values parsed as YAML scalars)."""
+    data = cfg.to_dict()
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like section.key=value (e.g. loss.temperature=2.0)")
+        dotted, raw = item.split("=", 1)
+        parts = dotted.strip().split(".")
+        if len(parts) != 2 or parts[0] not in data:
+            raise ConfigError(
+                f"unknown key {dotted.strip()!r}; accepted sections: {', '.join(data)} (as section.key=value)"
+            )
+        section, key = parts
+        if key not in data[section]:
+            raise ConfigError(
+                f"unknown key {dotted.strip()}; accepted in {section}: {', '.join(data[section])}"
+            )
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            value = raw
+        data[section][key] = value
+    return DistillConfig.from_dict(data)
+
+
+def field_help(section: str, key: str) -> str:
+    """The help text of `section.key`, for UI tooltips and CLI help."""
+    section_cls = typing.get_type_hints(DistillConfig)[section]
+    for f in dataclasses.fields(section_cls):
+        if f.name == key:
+            return f.metadata.get("help", "")
+    raise KeyError(f"{section}.{key}")
+
+
+PRESETS_DIR = Path(__file__).resolve().parent.parent / "assets" / "presets"
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
+
+
+def load_preset(name: str) -> DistillConfig:
+    path = PRESETS_DIR / f"{name}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"preset {name!r} does not exist; available: {', '.join(preset_names())}")
+    return DistillConfig.load(path)

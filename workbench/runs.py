@@ -1,0 +1,182 @@
+"""The run folder: the contract between the trainer, the CLI and the app.
+
+    runs/<run-id>/
+        config.yaml      resolved DistillConfig
+        status.json      {"state", "pid", "created", "started", "ended", "step", "total_steps", "error", ...}
+        metrics.jsonl    one JSON object per line: {"kind": "train"|"eval", "step", <loss terms>, ...}
+        run.log          stdout and stderr of the run process
+        checkpoints/     step-N/ folders, written to a temporary name then renamed
+        student/         the final student (merged when LoRA was used)
+
+Writers replace `status.json` atomically; readers of `metrics.jsonl` keep a byte offset and skip a torn last line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+STATES = ("queued", "running", "stopping", "stopped", "failed", "finished")
+ACTIVE_STATES = ("queued", "running", "stopping")
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def pid_alive(pid: int | None) -> bool:
+    """True when `pid` names a live, non-zombie process on this machine."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+@dataclass
+class RunFolder:
+    path: Path
+
+    @property
+    def run_id(self) -> str:
+        return self.path.name
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def status_path(self) -> Path:
+        return self.path / "status.json"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    @property
+    def log_path(self) -> Path:
+        return self.path / "run.log"
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def student_dir(self) -> Path:
+        return self.path / "student"
+
+    def read_status(self) -> dict[str, Any]:
+        """The status, with a process that died without saying so reported as failed (state 'failed', stale)."""
+        try:
+            status = json.loads(self.status_path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            return {"state": "failed", "error": "status.json is missing or unreadable", "stale": True}
+        if status.get("state") in ACTIVE_STATES and status.get("pid") and not pid_alive(status["pid"]):
+            status = {
+                **status,
+                "state": "failed",
+                "stale": True,
+                "error": status.get("error") or f"process {status['pid']} ended without updating its status",
+            }
+        return status
+
+    def update_status(self, **changes: Any) -> dict[str, Any]:
+        try:
+            status = json.loads(self.status_path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            status = {}
+        status.update(changes)
+        status["updated"] = time.time()
+        atomic_write_text(self.status_path, json.dumps(status, indent=1))
+        return status
+
+    def checkpoints(self) -> list[Path]:
+        """Complete checkpoints, oldest first (folders named step-N; temporary ones are ignored)."""
+        if not self.checkpoints_dir.is_dir():
+            return []
+        found = [p for p in self.checkpoints_dir.iterdir() if p.is_dir() and p.name.startswith("step-")]
+        found = [p for p in found if p.name[5:].isdigit() and (p / "COMPLETE").exists()]
+        return sorted(found, key=lambda p: int(p.name[5:]))
+
+    def latest_checkpoint(self) -> Path | None:
+        found = self.checkpoints()
+        return found[-1] if found else None
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            with open(self.log_path, "rb") as handle:
+                handle.seek(0, os.SEEK_END)
+                size = handle.tell()
+                handle.seek(max(0, size - 64 * 1024))
+                text = handle.read().decode("utf-8", errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+@dataclass
+class MetricsReader:
+    """Reads new rows of a metrics.jsonl since the last call; a torn (unterminated) last line waits for its end."""
+
+    path: Path
+    offset: int = 0
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def read_new(self) -> list[dict[str, Any]]:
+        try:
+            with open(self.path, "rb") as handle:
+                handle.seek(self.offset)
+                chunk = handle.read()
+        except OSError:
+            return []
+        end = chunk.rfind(b"\n")
+        if end < 0:
+            return []
+        new_rows = []
+        for line in chunk[: end + 1].splitlines():
+            if not line.strip():
+                continue
+            try:
+                new_rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        self.offset += end + 1
+        self.rows.extend(new_rows)
+        return new_rows
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    reader = MetricsReader(Path(path))
+    reader.read_new()
+    return reader.rows
+
+
+def new_run_id(name: str | None = None) -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return f"{name}" if name else f"run-{stamp}-{os.getpid() % 10000:04d}"
+
+
+def list_runs(runs_dir: str | Path) -> list[RunFolder]:
+    """Run folders under `runs_dir`, newest first."""
+    root = Path(runs_dir)
+    if not root.is_dir():
+        return []
+    found = [RunFolder(p) for p in root.iterdir() if p.is_dir() and (p / "config.yaml").exists()]
+    return sorted(found, key=lambda r: r.config_path.stat().st_mtime, reverse=True)
