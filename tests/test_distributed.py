@@ -1,0 +1,47 @@
+"""Two CPU processes (accelerate launch, gloo) with the same global batch give the same loss curve as one process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+from engine_helpers import tiny_config
+
+from workbench.runs import RunFolder, read_metrics
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _curve(run: RunFolder, kind: str, keys: tuple[str, ...]) -> torch.Tensor:
+    return torch.tensor([[row[k] for k in keys] for row in read_metrics(run.metrics_path) if row["kind"] == kind])
+
+
+def test_two_processes_match_one(tiny_teacher, tiny_student, tiny_text, tmp_path):
+    runs = tmp_path / "runs"
+    base = dict(steps=4, eval_every=2, eval_batches=2, save_every=100)
+    one = tiny_config(tiny_teacher, tiny_student, tiny_text, loss={"hidden_weight": 0.5},
+                      train={**base, "batch_size": 4}, run={"runs_dir": str(runs)})
+    two = tiny_config(tiny_teacher, tiny_student, tiny_text, loss={"hidden_weight": 0.5},
+                      train={**base, "batch_size": 2}, run={"runs_dir": str(runs)})
+    one.save(tmp_path / "one.yaml")
+    two.save(tmp_path / "two.yaml")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    single = [sys.executable, "-m", "workbench", "train", "--config", str(tmp_path / "one.yaml"), "run.name=one"]
+    # on a machine without GPUs, --multi_gpu starts torchrun workers that Accelerator(cpu=True) joins over gloo
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "workbench", "train",
+              "--config", str(tmp_path / "two.yaml"), "run.name=two"]
+    for command in (single, launch):
+        done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+        assert done.returncode == 0, done.stderr[-3000:]
+    run_one, run_two = RunFolder(runs / "one"), RunFolder(runs / "two")
+    assert run_two.read_status()["state"] == "finished"
+    keys = ("total", "ce", "kd", "hidden")
+    curve_one, curve_two = _curve(run_one, "train", keys), _curve(run_two, "train", keys)
+    assert curve_one.shape == (4, 4)
+    assert torch.allclose(curve_one, curve_two, rtol=1e-4, atol=1e-5), (curve_one, curve_two)
+    eval_keys = ("eval_loss", "eval_kl", "eval_top1")
+    assert torch.allclose(_curve(run_one, "eval", eval_keys), _curve(run_two, "eval", eval_keys), rtol=1e-4, atol=1e-5)

@@ -1,0 +1,78 @@
+"""Form values <-> DistillConfig, field-named errors, the command preview reproducing the config, config diffs."""
+
+from __future__ import annotations
+
+import shlex
+
+import pytest
+
+from workbench.config import DistillConfig, apply_overrides
+from workbench.errors import UserError
+from workbench.forms import (
+    FORM_FIELDS,
+    command_preview,
+    config_diff,
+    config_to_form,
+    form_to_config,
+    overrides_for,
+    rows_to_pairs,
+)
+
+
+def test_round_trip_keeps_every_field():
+    cfg = DistillConfig()
+    cfg.loss.temperature, cfg.loss.kind, cfg.lora.target_modules = 3.5, "jsd", ["q_proj", "v_proj"]
+    cfg.mapping.preset, cfg.mapping.pairs = "custom", ["0:1", "emb:emb"]
+    values = config_to_form(cfg)
+    assert set(values) == set(FORM_FIELDS)
+    assert values["mapping.pairs"] == [["0", "1"], ["emb", "emb"]]
+    assert form_to_config(values).to_dict() == cfg.to_dict()
+
+
+def test_numbers_from_widgets_are_coerced_and_zero_max_sequences_is_none():
+    values = config_to_form(DistillConfig())
+    values.update({"train.steps": 12.0, "data.max_sequences": 0, "run.name": "  "})
+    cfg = form_to_config(values)
+    assert cfg.train.steps == 12 and isinstance(cfg.train.steps, int)
+    assert cfg.data.max_sequences is None and cfg.run.name is None
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "named"),
+    [("loss.temperature", 0.0, "loss.temperature"), ("train.steps", 0, "train.steps"),
+     ("train.lr", -1.0, "train.lr"), ("loss.kd_weight", -2.0, "loss.kd_weight"),
+     ("run.name", "../evil", "run.name"), ("train.batch_size", None, "train.batch_size"),
+     ("mapping.pairs", [["x", "1"]], "mapping.pairs")],
+)
+def test_invalid_values_name_the_field(field, value, named):
+    values = config_to_form(DistillConfig())
+    values[field] = value
+    if field == "mapping.pairs":
+        values["mapping.preset"] = "custom"
+    with pytest.raises(UserError, match=named.replace(".", r"\.")):
+        form_to_config(values)
+
+
+def test_rows_to_pairs_skips_blank_rows_and_float_cells():
+    assert rows_to_pairs([["1", "3"], ["", ""], [2.0, 5.0], ["emb", "emb"]]) == ["1:3", "2:5", "emb:emb"]
+    assert rows_to_pairs(None) == []
+
+
+def test_command_preview_overrides_rebuild_the_same_config():
+    base = DistillConfig()
+    cfg = form_to_config({"loss.temperature": 4.0, "lora.enabled": True, "lora.target_modules": ["q_proj"],
+                          "mapping.preset": "custom", "mapping.pairs": [["0", "2"]], "run.name": "my-run"})
+    overrides = overrides_for(cfg, base)
+    assert "loss.temperature=4.0" in overrides and "run.name=my-run" in overrides
+    assert apply_overrides(base, overrides).to_dict() == cfg.to_dict()
+    text = command_preview(cfg)
+    parts = shlex.split(text.replace("\\\n", " "))
+    assert parts[:2] == ["workbench", "train"]
+    assert apply_overrides(base, parts[2:]).to_dict() == cfg.to_dict()
+
+
+def test_config_diff_lists_only_differences():
+    a, b = DistillConfig(), DistillConfig()
+    b.loss.temperature, b.train.steps = 7.0, 33
+    assert config_diff(a, b) == {"loss.temperature": (2.0, 7.0), "train.steps": (200, 33)}
+    assert config_diff(a, a) == {}

@@ -1,0 +1,93 @@
+"""Executes every teaching notebook top to bottom on the venv's Python kernel and fails on any error.
+
+The notebooks use the real built-in teacher (offline) and train tiny-budget runs, so these tests are slow (tens of
+seconds each on a 2-core CPU). Runs the notebooks write go to a temporary folder (KD_NOTEBOOK_WORKDIR).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from workbench.config import field_help
+from workbench.errors import UserError
+from workbench.explain import TOPICS, learn_markdown, topic, topic_markdown
+
+NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
+KERNEL_NAME = "kd-workbench-tests"
+NOTEBOOK_LIMIT_S = 300
+
+
+@pytest.fixture(scope="module")
+def kernel_dir(tmp_path_factory) -> Path:
+    """A Jupyter data folder holding a kernelspec that runs this interpreter (the venv's python)."""
+    root = tmp_path_factory.mktemp("jupyter")
+    spec_dir = root / "kernels" / KERNEL_NAME
+    spec_dir.mkdir(parents=True)
+    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    (spec_dir / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": KERNEL_NAME, "language": "python"}))
+    return root
+
+
+def test_every_notebook_is_listed_and_stored_without_outputs():
+    names = [path.stem for path in NOTEBOOKS]
+    assert [name[:2] for name in names] == ["01", "02", "03", "04", "05"], names
+    for path in NOTEBOOKS:
+        notebook = nbformat.read(path, as_version=4)
+        code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+        assert code, path.name
+        assert all(not cell.outputs and cell.execution_count is None for cell in code), f"{path.name} has outputs"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(NOTEBOOK_LIMIT_S + 60)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[path.stem[:2] for path in NOTEBOOKS])
+def test_notebook_runs_top_to_bottom(path: Path, kernel_dir: Path, tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("JUPYTER_PATH", os.pathsep.join([str(kernel_dir), os.environ.get("JUPYTER_PATH", "")]))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("KD_NOTEBOOK_WORKDIR", str(tmp_path))
+    notebook = nbformat.read(path, as_version=4)
+    client = NotebookClient(notebook, timeout=NOTEBOOK_LIMIT_S, kernel_name=KERNEL_NAME,
+                            resources={"metadata": {"path": str(NOTEBOOK_DIR)}})
+    started = time.monotonic()
+    client.execute()  # raises CellExecutionError on the first failing cell
+    elapsed = time.monotonic() - started
+    errors = [out for cell in notebook.cells if cell.cell_type == "code" for out in cell.outputs
+              if out.output_type == "error"]
+    assert not errors
+    figures = [out for cell in notebook.cells if cell.cell_type == "code" for out in cell.outputs
+               if "application/vnd.plotly.v1+json" in out.get("data", {})]
+    assert figures, f"{path.name} drew no plotly figure"
+    assert elapsed < NOTEBOOK_LIMIT_S, f"{path.name} took {elapsed:.0f}s"
+
+
+def test_every_explanation_points_to_an_existing_notebook_and_real_fields():
+    assert {"temperature", "divergences", "weights", "mapping", "lora"} <= {item.key for item in TOPICS}
+    for item in TOPICS:
+        assert (NOTEBOOK_DIR / item.notebook).is_file(), item.notebook
+        assert item.notebook in topic_markdown(item.key)
+        for name in item.fields:
+            section, key = name.split(".")
+            assert field_help(section, key)
+    assert all(item.title in learn_markdown() for item in TOPICS)
+    with pytest.raises(UserError, match="temperature"):
+        topic("nope")
+
+
+def test_learn_tab_renders_every_topic_in_the_app(tmp_path):
+    from workbench.app import build_app
+
+    demo = build_app(runs_dir=tmp_path / "runs", exports_dir=tmp_path / "exports")
+    texts = [block.value for block in demo.blocks.values() if type(block).__name__ == "Markdown"]
+    tabs = [block.label for block in demo.blocks.values() if type(block).__name__ == "Tab"]
+    assert "Learn" in tabs
+    for item in TOPICS:
+        assert topic_markdown(item.key) in texts, item.key

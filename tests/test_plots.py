@@ -1,0 +1,90 @@
+"""Figure builders: downsampling, one trace per active loss term, overlays, mapping diagram, temperature preview."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from workbench.plots import (
+    downsample,
+    entropy,
+    mapping_figure,
+    overlay_figure,
+    softened_distribution,
+    temperature_figure,
+    temperature_preview,
+    training_figure,
+)
+
+
+def _rows(steps: int, hidden: float = 0.0) -> list[dict]:
+    rows = []
+    for step in range(1, steps + 1):
+        rows.append({"kind": "train", "step": step, "total": 5.0 / step, "ce": 3.0 / step, "kd": 2.0 / step,
+                     "hidden": hidden, "attn": 0.0, "lr": 1e-4, "tokens_per_s": 1000.0 + step})
+        if step % 10 == 0:
+            rows.append({"kind": "eval", "step": step, "eval_loss": 2.5 / step, "eval_ppl": 12.0, "eval_kl": 0.5,
+                         "eval_top1": 0.3})
+    return rows
+
+
+def test_downsample_caps_points_and_keeps_both_ends():
+    rows = [{"step": i} for i in range(5000)]
+    picked = downsample(rows, 1000)
+    assert len(picked) == 1000
+    assert picked[0]["step"] == 0 and picked[-1]["step"] == 4999
+    assert [r["step"] for r in picked] == sorted(r["step"] for r in picked)
+    assert downsample(rows[:10], 1000) == rows[:10]
+
+
+def test_training_figure_draws_active_terms_and_eval():
+    figure = training_figure(_rows(50))
+    names = [trace.name for trace in figure.data]
+    assert "train total" in names and "train CE" in names and "train KD" in names
+    assert "train hidden" not in names and "train attention" not in names  # weight-0 terms stay out
+    eval_trace = next(t for t in figure.data if t.name == "eval loss")
+    assert eval_trace.line.dash == "dash" and list(eval_trace.x) == [10, 20, 30, 40, 50]
+    assert any(t.name == "lr" for t in figure.data) and any(t.name == "tokens/s" for t in figure.data)
+    assert "train hidden" in [t.name for t in training_figure(_rows(20, hidden=0.4)).data]
+
+
+def test_training_figure_downsamples_long_runs_and_skips_non_finite():
+    rows = _rows(3000)
+    rows[5]["kd"] = float("nan")
+    kd = next(t for t in training_figure(rows).data if t.name == "train KD")
+    assert len(kd.x) <= 1000
+    assert all(math.isfinite(y) for y in kd.y)
+
+
+def test_overlay_has_one_line_per_run():
+    figure = overlay_figure({"a": _rows(30), "b": _rows(20)}, metric="eval_loss")
+    assert [t.name for t in figure.data] == ["a", "b"]
+    assert list(figure.data[1].x) == [10, 20]
+
+
+def test_mapping_figure_draws_each_pair_and_flags_invalid():
+    figure = mapping_figure([(0, 1), (1, 3), ("emb", "emb")], 2, 4, invalid=[(5, 9)])
+    lines = [t for t in figure.data if t.mode == "lines"]
+    assert len(lines) == 4
+    assert lines[-1].line.color == "#dc2626"
+    assert "invalid: 5:9" in figure.layout.title.text
+
+
+def test_temperature_preview_softens_with_t():
+    teacher = [4.0, 2.0, 1.0, 0.0, -1.0]
+    student = [1.0, 3.0, 0.0, 0.0, 0.0]
+    tokens = ["a", "b", "c", "d", "e"]
+    cold = temperature_preview(tokens, teacher, student, 0.5, top_k=3)
+    hot = temperature_preview(tokens, teacher, student, 4.0, top_k=3)
+    assert cold["tokens"] == ["a", "b", "c"]
+    assert hot["teacher_entropy"] > cold["teacher_entropy"]
+    assert hot["student_entropy"] > cold["student_entropy"]
+    assert hot["teacher"][0] < cold["teacher"][0]
+    probs = softened_distribution(teacher, 1.0)
+    assert sum(probs) == pytest.approx(1.0)
+    assert entropy([0.25] * 4) == pytest.approx(math.log(4))
+    by_function = temperature_preview(lambda i: tokens[i], teacher, student, 1.0, top_k=2)
+    assert by_function["tokens"] == ["a", "b"]
+    figure = temperature_figure(hot)
+    assert len(figure.data) == 2 and "entropy" in figure.data[0].name

@@ -1,0 +1,115 @@
+"""Trainer smoke tests on tiny models: loss terms finite, student and projectors learn, teacher untouched,
+gradient accumulation normalised by the step's token count, stop with a checkpoint, NaN -> failed."""
+
+from __future__ import annotations
+
+import math
+import threading
+
+import pytest
+import torch
+from engine_helpers import LoadRecorder, changed, snapshot, tiny_config
+
+import workbench.train_step
+import workbench.trainer
+from workbench.events import ListSink
+from workbench.mapping import Projectors
+from workbench.runs import RunFolder, read_metrics
+from workbench.train_step import NonFiniteLoss
+from workbench.trainer import train
+
+
+def test_train_smoke_all_terms(tiny_teacher, tiny_student, tiny_text, tmp_path, monkeypatch):
+    recorder = LoadRecorder(monkeypatch)
+    made: list[Projectors] = []
+
+    class RecordingProjectors(Projectors):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+            self.initial = snapshot(self)
+
+    monkeypatch.setattr(workbench.trainer, "Projectors", RecordingProjectors)
+    cfg = tiny_config(tiny_teacher, tiny_student, tiny_text, loss={"hidden_weight": 1.0, "attn_weight": 1.0})
+    sink = ListSink()
+    result = train(cfg, tmp_path / "run", sink)
+    assert result["state"] == "finished"
+    rows = sink.of_kind("train")
+    assert [r["step"] for r in rows] == [1, 2, 3, 4]
+    for row in rows:
+        for term in ("total", "ce", "kd", "hidden", "attn", "lr", "tokens_per_s", "eta", "elapsed", "tokens"):
+            assert math.isfinite(row[term]), (term, row)
+        assert row["kd"] > 0 and row["hidden"] > 0 and row["attn"] > 0
+    assert [r["step"] for r in sink.of_kind("eval")] == [2, 4]
+    for key in ("eval_loss", "eval_ppl", "eval_kl", "eval_top1"):
+        assert math.isfinite(sink.of_kind("eval")[-1][key])
+    student, teacher = recorder.loaded[str(tiny_student)], recorder.loaded[str(tiny_teacher)]
+    assert changed(recorder.initial[str(tiny_student)], snapshot(student))
+    assert not changed(recorder.initial[str(tiny_teacher)], snapshot(teacher))
+    assert teacher.config._attn_implementation == "eager"
+    (projectors,) = made
+    assert changed(projectors.initial, snapshot(projectors)) == set(projectors.initial)
+    run = RunFolder(tmp_path / "run")
+    assert run.read_status()["state"] == "finished" and run.read_status()["step"] == 4
+    assert [r["step"] for r in read_metrics(run.metrics_path) if r["kind"] == "train"] == [1, 2, 3, 4]
+    assert (run.student_dir / "model.safetensors").exists() and (run.student_dir / "tokenizer.json").exists()
+    assert (run.path / "projectors.safetensors").exists() and not (run.student_dir / "projectors.safetensors").exists()
+    assert [p.name for p in run.checkpoints()] == ["step-2"]
+
+
+def test_teacher_uses_sdpa_without_attention_term(tiny_teacher, tiny_student, tiny_text, tmp_path, monkeypatch):
+    recorder = LoadRecorder(monkeypatch)
+    train(tiny_config(tiny_teacher, tiny_student, tiny_text, train={"steps": 1}), tmp_path / "run")
+    assert recorder.loaded[str(tiny_teacher)].config._attn_implementation == "sdpa"
+
+
+def test_grad_accum_matches_bigger_batch(tiny_teacher, tiny_student, tiny_text, tmp_path):
+    curves = []
+    for batch, accum in ((4, 1), (1, 4), (2, 2)):
+        sink = ListSink()
+        cfg = tiny_config(tiny_teacher, tiny_student, tiny_text,
+                          train={"batch_size": batch, "grad_accum": accum, "steps": 3, "eval_every": 100})
+        train(cfg, tmp_path / f"run-{batch}x{accum}", sink)
+        curves.append([(r["total"], r["ce"], r["kd"]) for r in sink.of_kind("train")])
+    for other in curves[1:]:
+        assert torch.allclose(torch.tensor(curves[0]), torch.tensor(other), rtol=1e-4, atol=1e-5)
+
+
+def test_stop_event_checkpoints_and_stops(tiny_teacher, tiny_student, tiny_text, tmp_path):
+    stop = threading.Event()
+
+    class StopAtTwo(ListSink):
+        def emit(self, row):
+            super().emit(row)
+            if row["kind"] == "train" and row["step"] == 3:
+                stop.set()
+
+    cfg = tiny_config(tiny_teacher, tiny_student, tiny_text, train={"steps": 10, "save_every": 100})
+    result = train(cfg, tmp_path / "run", StopAtTwo(), stop=stop)
+    run = RunFolder(tmp_path / "run")
+    assert result["state"] == "stopped" and run.read_status()["state"] == "stopped"
+    assert [p.name for p in run.checkpoints()] == ["step-3"]
+    assert not run.student_dir.exists()
+
+
+def test_nan_loss_fails_and_keeps_last_good_checkpoint(tiny_teacher, tiny_student, tiny_text, tmp_path, monkeypatch):
+    original = workbench.train_step.ce_and_divergence
+    calls = {"n": 0}
+
+    def poisoned(*args, **kwargs):
+        calls["n"] += 1
+        losses = original(*args, **kwargs)
+        if calls["n"] >= 4:
+            return losses._replace(total=losses.total * float("nan"), kd=losses.kd * float("nan"))
+        return losses
+
+    monkeypatch.setattr(workbench.train_step, "ce_and_divergence", poisoned)
+    cfg = tiny_config(tiny_teacher, tiny_student, tiny_text, train={"steps": 6, "save_every": 2})
+    with pytest.raises(NonFiniteLoss, match="not finite at step 4"):
+        train(cfg, tmp_path / "run", ListSink())
+    run = RunFolder(tmp_path / "run")
+    status = run.read_status()
+    assert status["state"] == "failed" and status["exit_code"] == 1
+    assert "not finite at step 4" in status["error"] and "step-2" in status["error"]
+    assert [p.name for p in run.checkpoints()] == ["step-2"]
+    assert torch.load(run.checkpoints()[0] / "state.pt", weights_only=True)["step"] == 2

@@ -1,0 +1,164 @@
+"""Event handlers of the setup tab (kept apart from its layout in `tab_setup.py`). Each event has an api_name."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from workbench.app import setup_logic as logic
+from workbench.config import DistillConfig, load_preset, preset_names
+from workbench.errors import UserError
+from workbench.forms import command_preview, config_to_form, form_to_config, rows_to_pairs
+from workbench.plots import mapping_figure, temperature_figure, temperature_preview
+
+BETA_KINDS = ("jsd",)
+ALPHA_KINDS = ("skew_forward_kl", "skew_reverse_kl")
+QUIET = dict(show_progress="hidden", trigger_mode="always_last")
+
+
+def config_from_args(fields: list[str], preset: str, args: tuple) -> DistillConfig:
+    """The config the form shows: the preset (or the schema defaults) with every form value applied."""
+    base = load_preset(preset) if preset in preset_names() else DistillConfig()
+    return form_to_config(dict(zip(fields, args, strict=True)), base)
+
+
+def _card(teacher: str, student: str, trust: bool, batch: float, seq_len: float):
+    text, compatible = logic.pair_card_text(teacher, student, int(batch or 1), int(seq_len or 8), trust)
+    if not (teacher or "").strip() or not (student or "").strip():
+        status = ""
+    elif compatible:
+        status = '<span class="kd-badge kd-ok">compatible pair</span> same tokenizer: logit distillation works.'
+    else:
+        status = ('<span class="kd-badge kd-bad">not distillable as is</span> '
+                  + (text.splitlines()[0] if text.startswith("Cannot") else "")).rstrip()
+        if not text.startswith("Cannot"):
+            status += " The tokenizers differ; see the card."
+    return text, status
+
+
+def _lora_choices(student: str, current: list[str]):
+    try:
+        names, defaults = logic.lora_targets(student)
+    except (ValueError, OSError):
+        return gr.update()
+    return gr.update(choices=names, value=[m for m in (current or []) if m in names] or defaults)
+
+
+def _mapping(preset: str, rows: Any, student: str, teacher: str):
+    pairs = rows_to_pairs(rows)
+    try:
+        check = logic.mapping_check(preset, pairs, student, teacher)
+    except (ValueError, OSError) as exc:
+        return None, f"Cannot read the models' layer counts: {exc}"
+    figure = mapping_figure(check["pairs"], check["student_layers"], check["teacher_layers"], check["invalid"])
+    if check["errors"]:
+        status = '<span class="kd-badge kd-bad">invalid pairs</span> fix before starting:\n\n'
+        status += "\n".join(f"- {error}" for error in check["errors"])
+    else:
+        status = (f'<span class="kd-badge kd-ok">{len(check["pairs"])} pair(s)</span>'
+                  f" student has {check['student_layers']} layers, teacher {check['teacher_layers']}.")
+    return figure, status
+
+
+def _preview(ctx, teacher: str, student: str, prompt: str, temperature: float):
+    try:
+        entry = logic.next_token_logits(ctx, teacher, student, prompt)
+    except (ValueError, OSError) as exc:
+        raise gr.Error(f"Preview needs both models: {exc}") from None
+    preview = temperature_preview(entry["decode"], entry["teacher"], entry["student"], float(temperature))
+    text = (f"At **T = {float(temperature):g}**: teacher entropy **{preview['teacher_entropy']:.3f}** nats, "
+            f"student entropy **{preview['student_entropy']:.3f}** nats; teacher top token "
+            f"`{preview['tokens'][0]!r}` at {preview['teacher'][0]:.1%}.")
+    return temperature_figure(preview), text
+
+
+def _form_updates(c: dict, cfg: DistillConfig, keep_models: tuple[str, str] | None = None) -> list:
+    values = config_to_form(cfg)
+    if keep_models:
+        values["models.teacher"], values["models.student"] = keep_models
+    updates = []
+    for name in c["fields"]:
+        value = values[name]
+        if name == "mapping.pairs":
+            value = value or [["", ""]]
+        if name == "lora.target_modules":
+            updates.append(gr.update(value=value, choices=value or None))
+            continue
+        updates.append(gr.update(value=value))
+    return updates
+
+
+def _save_yaml(fields, preset, *args) -> str:
+    try:
+        cfg = config_from_args(fields, preset, args)
+    except UserError as exc:
+        raise gr.Error(str(exc)) from None
+    name = cfg.run.name or "kd-config"
+    path = Path(tempfile.mkdtemp(prefix="kd-config-")) / f"{name}.yaml"
+    cfg.save(path)
+    return gr.update(value=str(path), visible=True)
+
+
+def wire_setup(ctx, c: dict) -> None:
+    fields = c["fields"]
+    inputs = [c[name] for name in fields]
+    pair = [c["models.teacher"], c["models.student"], c["models.trust_remote_code"], c["train.batch_size"],
+            c["data.seq_len"]]
+    gr.on([c["models.teacher"].change, c["models.student"].change, c["models.trust_remote_code"].change,
+           c["card_refresh"].click], _card, pair, [c["card"], c["card_status"]], api_name="pair_card", **QUIET)
+    c["load_events"] = [(_card, pair, [c["card"], c["card_status"]], "setup_card_on_load")]
+    c["models.student"].change(_lora_choices, [c["models.student"], c["lora.target_modules"]],
+                               c["lora.target_modules"], api_name="lora_targets", **QUIET)
+    mapping_inputs = [c["mapping.preset"], c["mapping.pairs"], c["models.student"], c["models.teacher"]]
+    gr.on([c["mapping.preset"].change, c["mapping.pairs"].change, c["models.student"].change,
+           c["models.teacher"].change], _mapping, mapping_inputs, [c["mapping_plot"], c["mapping_status"]],
+          api_name="mapping_check", **QUIET)
+    c["load_events"].append((_mapping, mapping_inputs, [c["mapping_plot"], c["mapping_status"]], "mapping_on_load"))
+    c["loss.kind"].change(lambda kind: (gr.update(visible=kind in BETA_KINDS), gr.update(visible=kind in ALPHA_KINDS)),
+                          c["loss.kind"], [c["loss.beta"], c["loss.alpha"]], api_name="loss_kind", queue=False)
+    preview_inputs = [c["models.teacher"], c["models.student"], c["sample_prompt"], c["loss.temperature"]]
+    gr.on([c["loss.temperature"].change, c["preview_btn"].click, c["sample_prompt"].submit],
+          lambda *a: _preview(ctx, *a), preview_inputs, [c["preview_plot"], c["preview_text"]],
+          api_name="temperature_preview", **QUIET)
+    c["data_upload"].upload(lambda f: gr.update(choices=logic.dataset_choices(ctx, logic.store_upload(ctx, f)),
+                                                value=logic.store_upload(ctx, f)),
+                            c["data_upload"], c["data.dataset"], api_name="upload_data")
+
+    def preview_data(dataset, column, seq_len, student):
+        try:
+            rows = logic.dataset_preview(dataset, column, seq_len, student)
+        except (ValueError, OSError, ImportError) as exc:
+            raise gr.Error(f"Dataset preview failed: {exc}") from None
+        return gr.update(value=rows, visible=True)
+
+    c["data_preview_btn"].click(preview_data, [c["data.dataset"], c["data.text_column"], c["data.seq_len"],
+                                               c["models.student"]], c["data_preview"], api_name="data_preview")
+
+    def apply_preset(preset, teacher, student):
+        return _form_updates(c, load_preset(preset), keep_models=(teacher, student))
+
+    c["preset"].change(apply_preset, [c["preset"], c["models.teacher"], c["models.student"]], inputs,
+                       api_name="apply_preset")
+
+    def load_yaml(path):
+        try:
+            return _form_updates(c, DistillConfig.load(path))
+        except UserError as exc:
+            raise gr.Error(str(exc)) from None
+
+    c["yaml_upload"].upload(load_yaml, c["yaml_upload"], inputs, api_name="load_yaml")
+    c["yaml_download"].click(lambda preset, *a: _save_yaml(fields, preset, *a), [c["preset"], *inputs],
+                             c["yaml_file"], api_name="save_yaml")
+
+    def preview_command(preset, *args):
+        try:
+            return command_preview(config_from_args(fields, preset, args), preset=preset, runs_dir=ctx.runs_dir)
+        except UserError as exc:
+            return f"# not valid yet: {exc}"
+
+    gr.on([comp.change for comp in inputs] + [c["preset"].change], preview_command, [c["preset"], *inputs],
+          c["command"], api_name="command_preview", **QUIET)
+    c["load_events"].append((preview_command, [c["preset"], *inputs], c["command"], "command_on_load"))

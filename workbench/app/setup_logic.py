@@ -1,0 +1,189 @@
+"""Glue behind the setup tab: picker choices, the compatibility card, layer counts and mapping checks, LoRA target
+defaults, the dataset preview, and the cached next-token logits behind the temperature preview.
+
+Nothing here runs at app start; models are loaded on first use through the shared `ModelPool`.
+"""
+
+from __future__ import annotations
+
+import shutil
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from workbench.config import BUILTIN_TEACHER, DEFAULT_STUDENT, DistillConfig
+from workbench.errors import UserError
+from workbench.runs import list_runs
+
+DERIVED_EXAMPLES = (
+    f"{BUILTIN_TEACHER}?prune=keep&layers=0-19",
+    f"{BUILTIN_TEACHER}?prune=drop&block=20-24",
+    f"{BUILTIN_TEACHER}?prune=importance&layers=20",
+    f"{BUILTIN_TEACHER}?prune=even&layers=20",
+    f"{BUILTIN_TEACHER}?fresh&layers=4&hidden=256&heads=4&kv_heads=2",
+)
+BUILTIN_DATASETS = ("builtin:chat", "builtin:kjv")
+SAMPLE_PROMPT = "The capital of France is"
+
+
+def model_choices(ctx, role: str) -> list[str]:
+    """Teacher/student picker entries: the app's pair, the built-in and derived specs, recent runs' students."""
+    specs = [ctx.teacher, ctx.student] if role == "teacher" else [ctx.student, ctx.teacher]
+    specs += [BUILTIN_TEACHER, DEFAULT_STUDENT, *DERIVED_EXAMPLES]
+    if role == "student":
+        for run in list_runs(ctx.runs_dir)[:10]:
+            if run.student_dir.is_dir() and (run.student_dir / "config.json").is_file():
+                specs.append(str(run.student_dir))
+    return list(dict.fromkeys(specs))
+
+
+def dataset_choices(ctx, current: str | None = None) -> list[str]:
+    uploads = Path(ctx.runs_dir) / ".uploads"
+    found = [str(p) for p in sorted(uploads.iterdir())] if uploads.is_dir() else []
+    return list(dict.fromkeys([*([current] if current else []), *BUILTIN_DATASETS, *found]))
+
+
+def store_upload(ctx, upload_path: str) -> str:
+    """Copy an uploaded data file next to the runs (the gradio cache is temporary); returns its new path."""
+    source = Path(upload_path)
+    target_dir = Path(ctx.runs_dir) / ".uploads"
+    target_dir.mkdir(parents=True, exist_ok=True)
+    target = target_dir / source.name
+    shutil.copyfile(source, target)
+    return str(target.resolve())
+
+
+@lru_cache(maxsize=64)
+def _card(teacher: str, student: str, batch: int, seq_len: int, trust_remote_code: bool) -> dict:
+    from workbench.card import pair_card
+
+    return pair_card(teacher, student, batch, seq_len, trust_remote_code=trust_remote_code)
+
+
+def pair_card_text(teacher: str, student: str, batch: int, seq_len: int, trust: bool) -> tuple[str, bool]:
+    """(card text, compatible). Errors (unknown spec, offline hub id) come back as the text, not compatible."""
+    from workbench.card import format_card
+
+    teacher, student = (teacher or "").strip(), (student or "").strip()
+    if not teacher or not student:
+        return "Choose a teacher and a student to see their compatibility card.", False
+    try:
+        card = _card(teacher, student, int(batch or 1), int(seq_len or 8), bool(trust))
+    except (ValueError, OSError) as exc:
+        return f"Cannot read this pair: {exc}", False
+    return format_card(card), bool(card["tokenizer"]["identical"])
+
+
+@lru_cache(maxsize=64)
+def layer_count(spec: str) -> int:
+    from workbench.models import load_config
+
+    return int(load_config(spec).num_hidden_layers)
+
+
+def mapping_check(preset: str, pairs: list[str], student: str, teacher: str) -> dict[str, Any]:
+    """Resolve a mapping against both models' depths: pairs, invalid items (with reasons) and the layer counts."""
+    from workbench.mapping import parse_pairs, resolve_mapping
+
+    student_layers, teacher_layers = layer_count(student.strip()), layer_count(teacher.strip())
+    result: dict[str, Any] = {"student_layers": student_layers, "teacher_layers": teacher_layers,
+                              "pairs": [], "invalid": [], "errors": []}
+    if preset != "custom":
+        result["pairs"] = resolve_mapping(preset, None, student_layers, teacher_layers)
+        return result
+    if not pairs:
+        result["errors"].append("custom mapping needs at least one pair")
+    for item in pairs:
+        try:
+            result["pairs"] += parse_pairs([*[f"{s}:{t}" for s, t in result["pairs"]], item], student_layers,
+                                           teacher_layers)[len(result["pairs"]):]
+        except UserError as exc:
+            student_side, _, teacher_side = item.partition(":")
+            result["invalid"].append((student_side, teacher_side))
+            result["errors"].append(str(exc))
+    return result
+
+
+def lora_targets(student: str) -> tuple[list[str], list[str]]:
+    """(module names that can take LoRA, peft's defaults for this architecture) read from the student's config."""
+    import torch
+    from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as DEFAULTS
+    from transformers import AutoModelForCausalLM
+
+    from workbench.models import load_config
+
+    config = load_config(student.strip())
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config)
+    names = sorted({name.rsplit(".", 1)[-1] for name, module in model.named_modules()
+                    if isinstance(module, (torch.nn.Linear,)) or type(module).__name__ == "Conv1D"})
+    names = [name for name in names if name != "lm_head"]
+    defaults = [name for name in DEFAULTS.get(config.model_type, []) if name in names] or names[:2]
+    return names, defaults
+
+
+def dataset_preview(dataset: str, text_column: str, seq_len: int, tokenizer_spec: str, count: int = 3) -> list[list]:
+    """A few packed training sequences as rows (index, tokens, text), via `workbench.data`."""
+    from workbench import data
+    from workbench.config import DataConfig
+
+    tokenizer = load_tokenizer_cached(tokenizer_spec.strip())
+    if hasattr(data, "preview"):
+        shown = data.preview(DataConfig(dataset=dataset, text_column=text_column, seq_len=int(seq_len)), tokenizer,
+                             count=count)
+        return [[row.get("index", i), row.get("tokens", ""), row.get("text", "")] for i, row in enumerate(shown)]
+    splits = data.build_splits(DataConfig(dataset=dataset, text_column=text_column, seq_len=int(seq_len)), tokenizer)
+    rows = []
+    for index, ids in enumerate(splits.train[:count]):
+        rows.append([index, len(ids), tokenizer.decode(ids.tolist())])
+    return rows
+
+
+@lru_cache(maxsize=8)
+def load_tokenizer_cached(spec: str):
+    from workbench.models import load_tokenizer
+
+    return load_tokenizer(spec)
+
+
+def next_token_logits(ctx, teacher: str, student: str, prompt: str) -> dict[str, Any]:
+    """Both models' next-token logits after `prompt`, cached per (teacher, student, prompt) so a slider move is a
+    softmax away. Loads the models through the pool on first use."""
+    import torch
+
+    key = (teacher.strip(), student.strip(), prompt)
+    if key in ctx.preview_cache:
+        return ctx.preview_cache[key]
+    logits = {}
+    tokenizer = None
+    for role, spec in (("teacher", key[0]), ("student", key[1])):
+        model, tokenizer = ctx.pool.get(spec)
+        ids = tokenizer(prompt or " ", return_tensors="pt")["input_ids"].to(next(model.parameters()).device)
+        with torch.no_grad():
+            logits[role] = model(input_ids=ids).logits[0, -1].float().cpu()
+    vocab = min(logits["teacher"].shape[-1], logits["student"].shape[-1])
+    entry = {
+        "teacher": logits["teacher"][:vocab].tolist(),
+        "student": logits["student"][:vocab].tolist(),
+        "decode": (lambda tok: lambda i: tok.decode([i]))(tokenizer),
+    }
+    if len(ctx.preview_cache) > 16:
+        ctx.preview_cache.clear()
+    ctx.preview_cache[key] = entry
+    return entry
+
+
+def start_preflight(cfg: DistillConfig) -> None:
+    """Checks that need the models' configs, run before a run folder is created: layer mapping, tokenizers."""
+    if cfg.loss.hidden_weight > 0 or cfg.loss.attn_weight > 0 or cfg.mapping.preset == "custom":
+        check = mapping_check(cfg.mapping.preset, cfg.mapping.pairs, cfg.models.student, cfg.models.teacher)
+        if check["errors"]:
+            raise UserError(check["errors"][0])
+    _, compatible = pair_card_text(cfg.models.teacher, cfg.models.student, cfg.train.batch_size, cfg.data.seq_len,
+                                   cfg.models.trust_remote_code)
+    if not compatible:
+        from workbench.card import compare_tokenizers, tokenizer_mismatch_error
+        from workbench.models import load_tokenizer
+
+        problem = compare_tokenizers(load_tokenizer(cfg.models.teacher), load_tokenizer(cfg.models.student))["problem"]
+        raise tokenizer_mismatch_error(problem or "the pair could not be read")

@@ -1,0 +1,189 @@
+"""Chat tab: one prompt, the teacher, a distilled student and the undistilled student answering side by side.
+
+All columns stream at once with the same sampling settings; under each answer: time to first token, tokens/s and
+token count. Stop ends every column; Clear empties the histories. The event is the API endpoint `/chat_compare`:
+the prompt is its first input and every other input has a default (teacher and student from the app's default
+pair, the student being the latest finished run's when there is one), so `client.submit("Hello", api_name=
+"/chat_compare")` streams all three columns. Generation runs in this process on loaded models from the shared pool;
+a training run is another process, so chatting slows it down but never disturbs it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import gradio as gr
+
+from workbench.errors import UserError
+from workbench.generation import SamplingSettings, compare_stream
+from workbench.model_pool import LATEST, limit_app_threads, resolve_choice, student_choices
+
+DEFAULT_SAMPLING = SamplingSettings(temperature=0.7, top_p=0.9, max_new_tokens=64, seed=0)
+MIN_UPDATE_INTERVAL_S = 0.03
+COLUMN_TITLES = ("Teacher", "Distilled student", "Undistilled student")
+
+
+class StopBoard:
+    """Stop events of the streams in flight, per browser session, so Stop ends only that session's columns."""
+
+    def __init__(self) -> None:
+        self._events: dict[str, set[threading.Event]] = {}
+        self._lock = threading.Lock()
+
+    def start(self, session: str) -> threading.Event:
+        event = threading.Event()
+        with self._lock:
+            self._events.setdefault(session, set()).add(event)
+        return event
+
+    def finish(self, session: str, event: threading.Event) -> None:
+        with self._lock:
+            self._events.get(session, set()).discard(event)
+
+    def stop(self, session: str) -> int:
+        with self._lock:
+            events = list(self._events.get(session, ()))
+        for event in events:
+            event.set()
+        return len(events)
+
+
+def _session(request: gr.Request | None) -> str:
+    return getattr(request, "session_hash", None) or "api"
+
+
+def _columns(ctx, teacher: str, student: str, include_base: bool, base: str) -> tuple[list[str], list[int]]:
+    """Specs to run and which of the three UI columns each fills."""
+    teacher_spec = (teacher or "").strip() or ctx.teacher
+    student_spec = resolve_choice(student, ctx.runs_dir, ctx.student)
+    specs, slots = [teacher_spec, student_spec], [0, 1]
+    base_spec = resolve_choice(base, ctx.runs_dir, ctx.student) if base == LATEST else (base or "").strip()
+    base_spec = base_spec or ctx.student
+    if include_base and base_spec != student_spec:
+        specs.append(base_spec)
+        slots.append(2)
+    return specs, slots
+
+
+def chat_compare_fn(ctx, board: StopBoard):
+    """The streaming handler behind `/chat_compare`."""
+
+    def chat_compare(
+        prompt: str,
+        teacher: str = "",
+        student: str = LATEST,
+        include_base: bool = True,
+        base: str = "",
+        temperature: float = DEFAULT_SAMPLING.temperature,
+        top_p: float = DEFAULT_SAMPLING.top_p,
+        max_new_tokens: int = DEFAULT_SAMPLING.max_new_tokens,
+        seed: int = DEFAULT_SAMPLING.seed,
+        teacher_history: list | None = None,
+        student_history: list | None = None,
+        base_history: list | None = None,
+        request: gr.Request = None,
+    ):
+        histories = [list(teacher_history or []), list(student_history or []), list(base_history or [])]
+        try:
+            settings = SamplingSettings(temperature, top_p, int(max_new_tokens), int(seed))
+            specs, slots = _columns(ctx, teacher, student, include_base, base)
+            if not prompt or not prompt.strip():
+                raise UserError("prompt is empty; type a message")
+        except UserError as exc:
+            raise gr.Error(str(exc)) from None
+        stats = ["", "", "*not used*"]
+        default_note = ""
+        if (student or LATEST) == LATEST and specs[1] == ctx.student:
+            default_note = " (no finished run yet: the undistilled default student)"
+        limit_app_threads(ctx.runs_dir)
+        session = _session(request)
+        stop_event = board.start(session)
+        context = [_plain_history(histories[slot]) for slot in slots]
+        outputs = [h + [{"role": "user", "content": prompt}, {"role": "assistant", "content": ""}] for h in histories]
+        for slot in range(3):
+            if slot not in slots:
+                outputs[slot] = histories[slot]
+        try:
+            stream = compare_stream(prompt, specs, settings, pool=ctx.pool, labels=[COLUMN_TITLES[s] for s in slots],
+                                    histories=context, stop_event=stop_event)
+            last_yield = 0.0
+            for columns in stream:
+                for column, slot in zip(columns, slots, strict=True):
+                    answer = column.text if not column.error else f"⚠️ {column.error}"
+                    if column.done and not column.error and not column.text.strip():
+                        answer = "*(no text: the model ended its answer at once)*"
+                    outputs[slot][-1] = {"role": "assistant", "content": answer}
+                    note = default_note if slot == 1 else ""
+                    stats[slot] = f"`{column.spec}`{note}  \n{column.stats.line()}" if not column.error else "failed"
+                # coalesce bursts (fast models, several columns) so the page keeps up; the final state always goes
+                if time.perf_counter() - last_yield >= MIN_UPDATE_INTERVAL_S or all(c.done for c in columns):
+                    last_yield = time.perf_counter()
+                    yield (*outputs, *stats)
+        finally:
+            stop_event.set()  # a cancelled or disconnected stream leaves no generation running
+            board.finish(session, stop_event)
+
+    return chat_compare
+
+
+def _plain_history(history: list) -> list[dict]:
+    """Chatbot messages as role/content text pairs (gradio may wrap content in lists of parts)."""
+    plain = []
+    for message in history:
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, list):
+            content = " ".join(str(part.get("text", "")) if isinstance(part, dict) else str(part) for part in content)
+        if content and not str(content).startswith(("⚠️", "*(no text")):
+            plain.append({"role": message.get("role", "user"), "content": str(content)})
+    return plain
+
+
+def build_chat_tab(ctx) -> dict[str, Any]:
+    """Build the chat tab inside the current `gr.Tab`; returns its components by name."""
+    board = StopBoard()
+    gr.Markdown("Same prompt, same sampling, every model streaming at once. Stats under each answer.")
+    with gr.Row():
+        teacher = gr.Dropdown(choices=[ctx.teacher], value=ctx.teacher, allow_custom_value=True, label="Teacher",
+                              info="Model spec or folder.")
+        student = gr.Dropdown(choices=student_choices(ctx.runs_dir), value=LATEST, allow_custom_value=True,
+                              label="Distilled student", info="A run's final student or any checkpoint.")
+        include_base = gr.Checkbox(value=True, label="Also the undistilled student")
+        base = gr.Dropdown(choices=[ctx.student], value=ctx.student, allow_custom_value=True,
+                           label="Undistilled student", info="The run's starting point (default student).")
+        refresh = gr.Button("↻ Runs", size="sm", scale=0)
+    with gr.Row():
+        temperature = gr.Slider(0.0, 2.0, value=DEFAULT_SAMPLING.temperature, step=0.05, label="Temperature",
+                                info="0 = greedy")
+        top_p = gr.Slider(0.05, 1.0, value=DEFAULT_SAMPLING.top_p, step=0.05, label="Top-p")
+        max_new_tokens = gr.Slider(1, 512, value=DEFAULT_SAMPLING.max_new_tokens, step=1, label="Max new tokens")
+        seed = gr.Number(value=DEFAULT_SAMPLING.seed, precision=0, minimum=0, label="Seed")
+    chats, stats = [], []
+    with gr.Row(equal_height=True):
+        for title in COLUMN_TITLES:
+            with gr.Column():
+                chats.append(gr.Chatbot(value=[], label=title, height=380, buttons=["copy"]))
+                stats.append(gr.Markdown(""))
+    with gr.Row():
+        prompt = gr.Textbox(placeholder="Ask all models…", label="Prompt", scale=5, lines=2)
+        with gr.Column(scale=1, min_width=120):
+            send = gr.Button("Send", variant="primary")
+            stop = gr.Button("Stop", variant="stop")
+            clear = gr.Button("Clear history")
+    inputs = [prompt, teacher, student, include_base, base, temperature, top_p, max_new_tokens, seed, *chats]
+    handler = chat_compare_fn(ctx, board)
+    send_event = send.click(handler, inputs, [*chats, *stats], api_name="chat_compare")
+    submit_event = prompt.submit(handler, inputs, [*chats, *stats], api_visibility="private")
+    for event in (send_event, submit_event):
+        event.then(lambda: "", None, prompt, api_visibility="private")
+
+    def stop_all(request: gr.Request) -> None:
+        board.stop(_session(request))
+
+    stop.click(stop_all, None, None, cancels=[send_event, submit_event], queue=False, api_visibility="private")
+    clear.click(lambda: ([], [], [], "", "", ""), None, [*chats, *stats], api_visibility="private")
+    refresh.click(lambda: gr.update(choices=student_choices(ctx.runs_dir)), None, student, api_visibility="private")
+    return {"prompt": prompt, "send": send, "stop": stop, "clear": clear, "chats": chats, "stats": stats,
+            "teacher": teacher, "student": student, "include_base": include_base, "base": base,
+            "temperature": temperature, "top_p": top_p, "max_new_tokens": max_new_tokens, "seed": seed}

@@ -1,0 +1,153 @@
+"""Report tab: the report card (teacher vs students: size, speed, quality) and the export of a run's student.
+
+Evaluate is the API endpoint `/evaluate`; with no arguments it reports the latest finished run (teacher, its
+distilled student and its undistilled start) or, with no finished run, the app's default pair. A run's card is
+written to its `eval.json` and reused while it is newer than the student's weights. Export writes the merged student
+with tokenizer and model card into a folder under the exports folder and offers the zip for download.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from workbench.errors import UserError
+from workbench.evaluate import EvalSettings, evaluate_models, evaluate_run, format_report, report_table
+from workbench.inspect_plots import report_figure
+from workbench.model_pool import LATEST, latest_finished_run, limit_app_threads, resolve_spec, student_choices
+from workbench.runs import RunFolder
+
+
+def _run_folder(path: Path) -> RunFolder | None:
+    for candidate in (path, path.parent.parent):
+        if (candidate / "config.yaml").is_file():
+            return RunFolder(candidate)
+    return None
+
+
+def _fresh_card(run: RunFolder) -> dict | None:
+    eval_path = run.path / "eval.json"
+    if not eval_path.is_file():
+        return None
+    resolved = resolve_spec(str(run.path))
+    folder = Path(resolved.load_spec)
+    weights = [p.stat().st_mtime for p in folder.glob("*.safetensors")] if folder.is_dir() else []
+    return json.loads(eval_path.read_text()) if eval_path.stat().st_mtime >= max(weights, default=0.0) else None
+
+
+def card_for(ctx, choice: str, recompute: bool, settings: EvalSettings) -> tuple[dict, str]:
+    """(report card, where it came from) for a picker value: latest run, a run folder, a checkpoint or a spec."""
+    from workbench.config import DistillConfig
+
+    choice = (choice or "").strip() or LATEST
+    if choice == LATEST:
+        run = latest_finished_run(ctx.runs_dir)
+        if run is None:
+            card = evaluate_models(ctx.teacher, {"undistilled student": ctx.student}, settings)
+            return card, "no finished run yet: the default pair"
+        choice = str(run.path)
+    path = Path(choice)
+    run = _run_folder(path) if path.is_dir() else None
+    if run is None:
+        return evaluate_models(ctx.teacher, {"student": choice}, settings), f"teacher vs `{choice}`"
+    if path.resolve() == run.path.resolve():
+        cached = None if recompute else _fresh_card(run)
+        if cached is not None:
+            return cached, f"run {run.run_id} (from eval.json)"
+        run_settings = EvalSettings(**{**settings.__dict__, "dataset": DistillConfig.load(run.config_path).data.dataset})
+        return evaluate_run(run.path, run_settings), f"run {run.run_id} (evaluated now; eval.json written)"
+    cfg = DistillConfig.load(run.config_path)
+    students = {f"student ({path.name})": str(path), "undistilled student": cfg.models.student}
+    return evaluate_models(cfg.models.teacher, students, settings, data_cfg=cfg.data), f"{run.run_id} · {path.name}"
+
+
+def _table(card: dict) -> dict:
+    header, rows = report_table(card)
+    columns = list(zip(*rows, strict=True))  # models as columns, metrics as rows
+    return {"headers": ["metric", *columns[0]], "data": [[header[i], *columns[i]] for i in range(1, len(header))]}
+
+
+def evaluate_fn(ctx):
+    def evaluate(run: str = LATEST, recompute: bool = False, sequences: int = 16, gen_tokens: int = 32):
+        limit_app_threads(ctx.runs_dir)
+        try:
+            settings = EvalSettings(max_sequences=int(sequences), gen_tokens=int(gen_tokens), device=ctx.pool.device)
+            card, source = card_for(ctx, run, bool(recompute), settings)
+        except UserError as exc:
+            raise gr.Error(str(exc)) from None
+        note = f"**{source}** · evaluated {card.get('created', '?')} in {card.get('elapsed_s', '?')} s"
+        return _table(card), report_figure(card), card, note + "\n\n" + format_report(card).split("\n\n")[-1]
+
+    return evaluate
+
+
+def export_fn(ctx):
+    def export(source: str, folder: str, make_zip: bool, overwrite: bool):
+        from workbench.export import export_run
+
+        try:
+            spec = source if source and source != LATEST else None
+            if spec is None:
+                run = latest_finished_run(ctx.runs_dir)
+                if run is None:
+                    raise UserError("export needs a run: no finished run yet; pick a run or checkpoint")
+                spec = str(run.path)
+            path = Path(spec)
+            run = _run_folder(path)
+            if run is None:
+                raise UserError(f"export source must be a run folder or checkpoint, got {spec!r}")
+            default_name = run.run_id if path.resolve() == run.path.resolve() else f"{run.run_id}-{path.name}"
+            target = Path(folder.strip()) if folder and folder.strip() else Path(ctx.exports_dir) / default_name
+            result = export_run(path, target, make_zip=bool(make_zip), overwrite=bool(overwrite))
+        except UserError as exc:
+            raise gr.Error(str(exc)) from None
+        text = (f"Exported `{result['source']}` to `{result['folder']}`  \n"
+                f"Reload check: max |logit diff| {result['max_abs_logit_diff']:.2e}  \n"
+                f"Files: {', '.join(result['files'])}")
+        return text, result["zip"]
+
+    return export
+
+
+def build_report_tab(ctx) -> dict[str, Any]:
+    """Build the report-card and export tab inside the current `gr.Tab`; returns its components by name."""
+    with gr.Row():
+        run = gr.Dropdown(choices=student_choices(ctx.runs_dir), value=LATEST, allow_custom_value=True,
+                          label="Student to report", info="A run (with its undistilled start), a checkpoint or a spec.",
+                          scale=3)
+        sequences = gr.Slider(1, 256, value=16, step=1, label="Validation sequences", scale=1)
+        gen_tokens = gr.Slider(2, 256, value=32, step=1, label="Generated tokens (speed)", scale=1)
+        recompute = gr.Checkbox(value=False, label="Recompute", info="Ignore a saved eval.json.", scale=1)
+    with gr.Row():
+        evaluate = gr.Button("Evaluate", variant="primary")
+        refresh = gr.Button("↻ Runs", size="sm", scale=0)
+    status = gr.Markdown("Press **Evaluate** for the report card (a few seconds to a minute on a CPU).")
+    table = gr.Dataframe(label="Report card", interactive=False, wrap=True)
+    bars = gr.Plot(label="Report card")
+    with gr.Accordion("eval.json", open=False):
+        card_json = gr.JSON(label="eval.json")
+    evaluate.click(evaluate_fn(ctx), [run, recompute, sequences, gen_tokens], [table, bars, card_json, status],
+                   api_name="evaluate")
+    gr.Markdown("### Export\nThe merged student as safetensors + tokenizer + model card (README.md), checked by "
+                "reloading it with `AutoModelForCausalLM.from_pretrained`.")
+    with gr.Row():
+        source = gr.Dropdown(choices=student_choices(ctx.runs_dir), value=LATEST, allow_custom_value=True,
+                             label="Run or checkpoint to export", scale=3)
+        folder = gr.Textbox(value="", label="Folder", placeholder=f"{ctx.exports_dir}/<run id>", scale=3)
+        make_zip = gr.Checkbox(value=True, label="Zip for download", scale=1)
+        overwrite = gr.Checkbox(value=False, label="Overwrite", scale=1)
+    export = gr.Button("Export")
+    export_status = gr.Markdown("")
+    download = gr.File(label="Download", interactive=False)
+    export.click(export_fn(ctx), [source, folder, make_zip, overwrite], [export_status, download], api_name="export")
+
+    def refresh_choices():
+        return gr.update(choices=student_choices(ctx.runs_dir)), gr.update(choices=student_choices(ctx.runs_dir))
+
+    refresh.click(refresh_choices, None, [run, source], api_visibility="private")
+    return {"run": run, "evaluate": evaluate, "table": table, "bars": bars, "json": card_json, "status": status,
+            "source": source, "folder": folder, "zip": make_zip, "export": export, "export_status": export_status,
+            "download": download}

@@ -1,0 +1,160 @@
+"""Runs tab: every run in a table, several runs' curves overlaid, a diff of their configs, delete with confirmation.
+
+`runs_table(runs_dir)` and `run_summary(run)` are plain functions, also used by the `/list_runs` endpoint.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from workbench.config import DistillConfig
+from workbench.errors import UserError
+from workbench.forms import config_diff
+from workbench.plots import overlay_figure
+from workbench.runner import find_run
+from workbench.runs import ACTIVE_STATES, RunFolder, list_runs, read_metrics
+
+TABLE_COLUMNS = ["run", "status", "teacher", "student", "steps", "best eval loss", "student ppl", "KD settings"]
+OVERLAY_METRICS = ["kd", "ce", "total", "hidden", "attn", "eval_loss", "eval_ppl", "eval_kl", "eval_top1", "lr",
+                   "tokens_per_s"]
+
+
+def _finite(values: list) -> list[float]:
+    return [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+
+
+def run_summary(run: RunFolder) -> dict[str, Any]:
+    """One row of facts about a run: status, models, steps, best eval loss, last student ppl, KD settings."""
+    status = run.read_status()
+    try:
+        cfg = DistillConfig.load(run.config_path)
+    except (ValueError, OSError):
+        cfg = None
+    rows = read_metrics(run.metrics_path)
+    evals = [row for row in rows if row.get("kind") == "eval"]
+    train = [row for row in rows if row.get("kind", "train") == "train"]
+    losses, ppls = _finite([r.get("eval_loss") for r in evals]), _finite([r.get("eval_ppl") for r in evals])
+    step = max(int(status.get("step") or 0), int(train[-1].get("step") or 0) if train else 0)
+    kd = ""
+    if cfg:
+        loss = cfg.loss
+        kd = f"{loss.kind} T={loss.temperature:g} · ce {loss.ce_weight:g} kd {loss.kd_weight:g}"
+        kd += f" hid {loss.hidden_weight:g} att {loss.attn_weight:g}" if loss.hidden_weight or loss.attn_weight else ""
+        kd += " · LoRA" if cfg.lora.enabled else ""
+    return {
+        "run": run.run_id,
+        "status": status.get("state", "?"),
+        "teacher": cfg.models.teacher if cfg else "?",
+        "student": cfg.models.student if cfg else "?",
+        "step": step,
+        "total_steps": int(status.get("total_steps") or (cfg.train.steps if cfg else 0)),
+        "best_eval_loss": min(losses) if losses else None,
+        "student_ppl": ppls[-1] if ppls else None,
+        "kd": kd,
+        "exit_code": status.get("exit_code"),
+    }
+
+
+def short_spec(spec: str) -> str:
+    """A model spec for a table cell: local folders by their name (with any derivation query)."""
+    base, sep, query = str(spec).partition("?")
+    return (Path(base).name if base.startswith(("/", "./", "~")) else base) + sep + query
+
+
+def runs_table(runs_dir: str | Path) -> list[list[Any]]:
+    table = []
+    for run in list_runs(runs_dir):
+        s = run_summary(run)
+        table.append([
+            s["run"], s["status"], short_spec(s["teacher"]), short_spec(s["student"]), f"{s['step']} / {s['total_steps']}",
+            "" if s["best_eval_loss"] is None else round(s["best_eval_loss"], 4),
+            "" if s["student_ppl"] is None else round(s["student_ppl"], 2), s["kd"],
+        ])
+    return table
+
+
+def diff_table(runs_dir: str | Path, run_ids: list[str]) -> list[list[Any]]:
+    """Rows [field, value in run 1, value in run 2, ...] for the config fields that differ between the runs."""
+    if len(run_ids) < 2:
+        return []
+    configs = [DistillConfig.load(find_run(runs_dir, run_id).config_path).to_dict() for run_id in run_ids]
+    fields: dict[str, None] = {}
+    for other in configs[1:]:
+        fields.update(dict.fromkeys(config_diff(configs[0], other)))
+    flat = [{f"{s}.{k}": v for s, section in cfg.items() for k, v in section.items()} for cfg in configs]
+    return [[name, *[str(cfg.get(name)) for cfg in flat]] for name in fields if name not in ("run.name",)]
+
+
+def delete_run(runs_dir: str | Path, run_id: str) -> None:
+    run = find_run(runs_dir, run_id)
+    if run.read_status().get("state") in ACTIVE_STATES:
+        raise UserError(f"run {run_id!r} is still active; stop it before deleting")
+    shutil.rmtree(run.path)
+
+
+def build_runs_tab(ctx) -> dict[str, Any]:
+    """Build the runs tab inside the current `gr.Tab`; returns its components by name."""
+    with gr.Row():
+        refresh = gr.Button("↻ Refresh", size="sm", scale=0)
+        gr.Markdown("All runs in the runs folder, newest first. Select several to compare.")
+    table = gr.Dataframe(headers=TABLE_COLUMNS, value=[], interactive=False, wrap=True, label="Runs",
+                         elem_id="runs-table")
+    with gr.Row():
+        selected = gr.Dropdown([], multiselect=True, label="Compare runs", scale=3)
+        metric = gr.Dropdown(OVERLAY_METRICS, value="kd", label="Metric", scale=1)
+        log_y = gr.Checkbox(False, label="Log scale", scale=0)
+    overlay = gr.Plot(label="Overlay")
+    diff = gr.Dataframe(value=[], label="Config fields that differ", interactive=False, wrap=True)
+    with gr.Row():
+        to_delete = gr.Dropdown([], label="Run to delete", scale=2)
+        delete = gr.Button("Delete…", variant="stop", size="sm", scale=0)
+    with gr.Row(visible=False) as confirm_row:
+        confirm_text = gr.Markdown("")
+        confirm = gr.Button("Yes, delete it", variant="stop", size="sm", scale=0)
+        cancel = gr.Button("Cancel", size="sm", scale=0)
+
+    def refresh_all(current: list[str] | None = None):
+        ids = [run.run_id for run in list_runs(ctx.runs_dir)]
+        keep = [run_id for run_id in (current or []) if run_id in ids]
+        return runs_table(ctx.runs_dir), gr.update(choices=ids, value=keep), gr.update(choices=ids, value=None)
+
+    refresh.click(refresh_all, selected, [table, selected, to_delete], api_name="runs_refresh")
+
+    def compare(run_ids: list[str], metric_name: str, log_scale: bool):
+        run_ids = run_ids or []
+        try:
+            rows = {run_id: read_metrics(find_run(ctx.runs_dir, run_id).metrics_path) for run_id in run_ids}
+            diff_rows = diff_table(ctx.runs_dir, run_ids)
+            headers = ["field", *run_ids] if diff_rows else ["field"]
+            return (overlay_figure(rows, metric=metric_name, log_y=log_scale),
+                    gr.update(value=diff_rows or [["(select two or more runs)"]], headers=headers))
+        except UserError as exc:
+            raise gr.Error(str(exc)) from None
+
+    gr.on([selected.change, metric.change, log_y.change], compare, [selected, metric, log_y], [overlay, diff],
+          api_name="runs_compare")
+
+    def ask(run_id):
+        if not run_id:
+            raise gr.Error("Choose a run to delete first")
+        return gr.update(visible=True), f"Delete run **{run_id}** and everything in its folder? This cannot be undone."
+
+    delete.click(ask, to_delete, [confirm_row, confirm_text], api_name="runs_delete_ask")
+
+    def do_delete(run_id, current):
+        try:
+            delete_run(ctx.runs_dir, run_id)
+        except UserError as exc:
+            raise gr.Error(str(exc)) from None
+        return (gr.update(visible=False), *refresh_all(current))
+
+    confirm.click(do_delete, [to_delete, selected], [confirm_row, table, selected, to_delete], api_name="runs_delete")
+    cancel.click(lambda: gr.update(visible=False), None, confirm_row, api_name="runs_delete_cancel")
+    return {"table": table, "selected": selected, "metric": metric, "overlay": overlay, "diff": diff,
+            "to_delete": to_delete, "delete": delete, "confirm": confirm, "refresh": refresh,
+            "on_load": (lambda: refresh_all([]), [table, selected, to_delete])}

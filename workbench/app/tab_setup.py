@@ -1,0 +1,181 @@
+"""Setup tab: models and data, loss and temperature preview, layer mapping, LoRA, training, presets and YAML.
+
+Every control is typed and bound to one config field ("section.key", see `workbench.forms.FORM_FIELDS`); the tab
+returns its components by name plus `fields` (the ordered list the Train tab reads to build a `DistillConfig`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from workbench.app import setup_logic as logic
+from workbench.app.setup_events import ALPHA_KINDS, BETA_KINDS, wire_setup
+from workbench.config import DIVERGENCE_KINDS, DistillConfig, field_help, load_preset, preset_names
+from workbench.forms import FORM_FIELDS, PAIR_COLUMNS, config_to_form
+
+DEFAULT_PRESET = "quick"
+
+
+def _info(name: str) -> str:
+    section, key = name.split(".")
+    return field_help(section, key)
+
+
+def _number(name: str, label: str, value: Any, **kw) -> gr.Number:
+    return gr.Number(value=value, label=label, info=_info(name), **kw)
+
+
+def _models_section(ctx, c: dict, v: dict) -> None:
+    with gr.Row():
+        c["models.teacher"] = gr.Dropdown(logic.model_choices(ctx, "teacher"), value=ctx.teacher, label="Teacher",
+                                          allow_custom_value=True, filterable=True, info=_info("models.teacher"))
+        c["models.student"] = gr.Dropdown(logic.model_choices(ctx, "student"), value=ctx.student, label="Student",
+                                          allow_custom_value=True, filterable=True, info=_info("models.student"))
+    with gr.Row():
+        c["models.trust_remote_code"] = gr.Checkbox(v["models.trust_remote_code"], label="Trust remote code",
+                                                    info=_info("models.trust_remote_code"))
+        c["card_refresh"] = gr.Button("Check pair", size="sm", scale=0)
+    c["card_status"] = gr.Markdown("")
+    with gr.Accordion("Compatibility card", open=False):
+        c["card"] = gr.Code(value="", label="Compatibility card", language=None, lines=12, interactive=False)
+
+
+def _data_section(c: dict, v: dict, ctx) -> None:
+    with gr.Row():
+        c["data.dataset"] = gr.Dropdown(logic.dataset_choices(ctx, v["data.dataset"]), value=v["data.dataset"],
+                                        label="Dataset", allow_custom_value=True, info=_info("data.dataset"), scale=3)
+        c["data.text_column"] = gr.Textbox(v["data.text_column"], label="Text column",
+                                           info=_info("data.text_column"), scale=1)
+        c["data_upload"] = gr.UploadButton("Upload data file", file_types=[".txt", ".jsonl", ".csv", ".parquet"],
+                                           size="sm", scale=0)
+    with gr.Row():
+        c["data.seq_len"] = gr.Slider(8, 2048, value=v["data.seq_len"], step=8, label="Sequence length",
+                                      info=_info("data.seq_len"))
+        c["data.val_fraction"] = gr.Slider(0.01, 0.45, value=v["data.val_fraction"], step=0.01,
+                                           label="Validation fraction", info=_info("data.val_fraction"))
+        c["data.max_sequences"] = _number("data.max_sequences", "Max sequences (0 = all)", v["data.max_sequences"],
+                                          precision=0, minimum=0)
+    c["data_preview_btn"] = gr.Button("Preview packed examples", size="sm")
+    c["data_preview"] = gr.Dataframe(headers=["#", "tokens", "text"], value=[], label="Packed examples",
+                                     interactive=False, wrap=True, visible=False)
+
+
+def _loss_section(c: dict, v: dict) -> None:
+    with gr.Row():
+        with gr.Column(scale=2):
+            c["loss.temperature"] = gr.Slider(0.1, 10.0, value=v["loss.temperature"], step=0.1, label="Temperature T",
+                                              info=_info("loss.temperature"))
+            c["sample_prompt"] = gr.Textbox(logic.SAMPLE_PROMPT, label="Sample prompt for the preview", lines=1)
+            c["preview_btn"] = gr.Button("Show next-token preview", size="sm")
+            c["preview_text"] = gr.Markdown("Move the slider or press the button: the teacher's and the student's "
+                                            "next-token distributions at T appear here.", elem_id="temp-preview-text")
+        with gr.Column(scale=3):
+            c["preview_plot"] = gr.Plot(label="Next-token distributions at T", elem_id="temp-preview-plot")
+    with gr.Row():
+        kind = v["loss.kind"]
+        c["loss.kind"] = gr.Dropdown(list(DIVERGENCE_KINDS), value=kind, label="Divergence", info=_info("loss.kind"))
+        c["loss.beta"] = gr.Slider(0, 1, value=v["loss.beta"], step=0.05, label="β (JSD)", info=_info("loss.beta"),
+                                   visible=kind in BETA_KINDS)
+        c["loss.alpha"] = gr.Slider(0, 1, value=v["loss.alpha"], step=0.05, label="α (skew)",
+                                    info=_info("loss.alpha"), visible=kind in ALPHA_KINDS)
+        c["loss.t2_scale"] = gr.Checkbox(v["loss.t2_scale"], label="Scale by T²", info=_info("loss.t2_scale"))
+    with gr.Row():
+        for key, label in (("ce_weight", "CE weight"), ("kd_weight", "KD weight"), ("hidden_weight", "Hidden weight"),
+                           ("attn_weight", "Attention weight")):
+            c[f"loss.{key}"] = _number(f"loss.{key}", label, v[f"loss.{key}"], minimum=0, maximum=1000, step=0.1)
+        c["loss.hidden_loss"] = gr.Dropdown(["mse", "cosine"], value=v["loss.hidden_loss"], label="Hidden distance",
+                                            info=_info("loss.hidden_loss"))
+        c["loss.attn_loss"] = gr.Dropdown(["kl", "mse"], value=v["loss.attn_loss"], label="Attention distance",
+                                          info=_info("loss.attn_loss"))
+
+
+def _mapping_section(c: dict, v: dict) -> None:
+    with gr.Row():
+        with gr.Column(scale=2):
+            c["mapping.preset"] = gr.Radio(["uniform", "last", "custom"], value=v["mapping.preset"],
+                                           label="Mapping preset", info=_info("mapping.preset"))
+            c["mapping.pairs"] = gr.Dataframe(headers=PAIR_COLUMNS, value=v["mapping.pairs"] or [["", ""]],
+                                              datatype=["str", "str"], column_count=2,
+                                              label="Custom pairs (student layer, teacher layer; 'emb' = embeddings)",
+                                              interactive=True)
+            c["mapping_status"] = gr.Markdown("")
+        with gr.Column(scale=3):
+            c["mapping_plot"] = gr.Plot(label="Layer mapping")
+
+
+def _lora_section(c: dict, v: dict) -> None:
+    with gr.Row():
+        c["lora.enabled"] = gr.Checkbox(v["lora.enabled"], label="Train LoRA adapters", info=_info("lora.enabled"))
+        c["lora.r"] = gr.Slider(1, 256, value=v["lora.r"], step=1, label="r", info=_info("lora.r"))
+        c["lora.alpha"] = gr.Number(v["lora.alpha"], label="alpha", info=_info("lora.alpha"), minimum=0.1)
+        c["lora.dropout"] = gr.Slider(0, 0.5, value=v["lora.dropout"], step=0.01, label="dropout",
+                                      info=_info("lora.dropout"))
+    c["lora.target_modules"] = gr.Dropdown(v["lora.target_modules"], value=v["lora.target_modules"], multiselect=True,
+                                           allow_custom_value=True, label="Target modules",
+                                           info=_info("lora.target_modules") + " Filled from the student.")
+
+
+def _train_section(c: dict, v: dict) -> None:
+    with gr.Row():
+        c["train.steps"] = _number("train.steps", "Steps", v["train.steps"], precision=0, minimum=1)
+        c["train.batch_size"] = _number("train.batch_size", "Batch size", v["train.batch_size"], precision=0, minimum=1)
+        c["train.grad_accum"] = _number("train.grad_accum", "Grad accumulation", v["train.grad_accum"], precision=0,
+                                        minimum=1)
+        c["train.lr"] = _number("train.lr", "Learning rate", v["train.lr"], minimum=0, step=1e-5)
+        c["train.warmup_steps"] = _number("train.warmup_steps", "Warmup steps", v["train.warmup_steps"], precision=0,
+                                          minimum=0)
+    with gr.Row():
+        c["train.eval_every"] = _number("train.eval_every", "Eval every", v["train.eval_every"], precision=0, minimum=1)
+        c["train.save_every"] = _number("train.save_every", "Checkpoint every", v["train.save_every"], precision=0,
+                                        minimum=1)
+        c["train.seed"] = _number("train.seed", "Seed", v["train.seed"], precision=0, minimum=0)
+        c["train.device"] = gr.Dropdown(["auto", "cpu", "cuda"], value=v["train.device"], label="Device",
+                                        allow_custom_value=True, info=_info("train.device"))
+        c["train.precision"] = gr.Dropdown(["auto", "fp32", "bf16"], value=v["train.precision"], label="Precision",
+                                           info=_info("train.precision"))
+        c["run.name"] = gr.Textbox(v["run.name"], label="Run name (optional)", info=_info("run.name"))
+
+
+def build_setup_tab(ctx) -> dict[str, Any]:
+    """Build the setup tab inside the current `gr.Tab`; returns its components by name and `fields`."""
+    values = config_to_form(_initial_config(ctx))
+    c: dict[str, Any] = {}
+    with gr.Row():
+        presets = preset_names()
+        c["preset"] = gr.Dropdown(presets, value=DEFAULT_PRESET if DEFAULT_PRESET in presets else None, label="Preset",
+                                  scale=1,
+                                  info="quick: minutes on a CPU; default: the measured recipe; thorough: longer.")
+        c["yaml_upload"] = gr.UploadButton("Load YAML", file_types=[".yaml", ".yml"], size="sm", scale=0)
+        c["yaml_download"] = gr.Button("Save YAML", size="sm", scale=0)
+        c["yaml_file"] = gr.File(label="Saved config", interactive=False, height=60, scale=1, visible=False)
+    with gr.Accordion("1 · Models and data", open=True):
+        _models_section(ctx, c, values)
+        _data_section(c, values, ctx)
+    with gr.Accordion("2 · Loss and temperature", open=True):
+        _loss_section(c, values)
+    with gr.Accordion("3 · Layer mapping (hidden-state and attention terms)", open=False):
+        _mapping_section(c, values)
+    with gr.Accordion("4 · LoRA", open=False):
+        _lora_section(c, values)
+    with gr.Accordion("5 · Training", open=True):
+        _train_section(c, values)
+    c["command"] = gr.Code(label="Command the Train button runs (as a shell command)", language="shell",
+                           interactive=False, lines=3)
+    gr.Markdown("Ready? Open the **Train** tab and press **Start training**; this form is what it runs.")
+    c["fields"] = list(FORM_FIELDS)
+    wire_setup(ctx, c)
+    return c
+
+
+def _initial_config(ctx) -> DistillConfig:
+    if ctx.initial_config is not None:
+        return ctx.initial_config
+    cfg = load_preset(DEFAULT_PRESET) if DEFAULT_PRESET in preset_names() else DistillConfig()
+    data = cfg.to_dict()
+    data["models"].update(teacher=ctx.teacher, student=ctx.student)
+    return DistillConfig.from_dict(data)
+
+
+

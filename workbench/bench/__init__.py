@@ -1,0 +1,68 @@
+"""`workbench bench`: the performance comparisons of issue 7, run side by side in one invocation.
+
+    workbench bench [--only throughput,cache,...] [--quick] [--out bench-results.json] [--device cpu|cuda]
+
+One module per comparison, each exposing `run(settings) -> dict` with a `targets` list:
+(a) throughput, (b) cache, (c) divergence_memory, (d) effectiveness, (e) inference, (f) app_start.
+Only ratios measured in one invocation are meaningful; absolute numbers move with the machine's load.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+from workbench.bench.common import BenchSettings, machine_info
+from workbench.errors import UserError
+
+COMPARISONS = ("throughput", "cache", "divergence_memory", "effectiveness", "inference", "app_start")
+LETTERS = dict(zip(COMPARISONS, "abcdef", strict=True))
+
+QUICK = {"steps": 6, "warmup_steps": 2, "effectiveness_steps": 20, "generate_tokens": 16}
+
+
+def parse_only(only: str | None) -> list[str]:
+    """`a,b` / `throughput,cache` -> comparison names; errors name the accepted values."""
+    if not only:
+        return list(COMPARISONS)
+    by_letter = {letter: name for name, letter in LETTERS.items()}
+    chosen = []
+    for item in (part.strip() for part in only.split(",") if part.strip()):
+        name = by_letter.get(item, item.replace("-", "_"))
+        if name not in COMPARISONS:
+            raise UserError(f"--only: unknown comparison {item!r}; accepted: {', '.join(COMPARISONS)} or a-f")
+        chosen.append(name)
+    return chosen
+
+
+def make_settings(*, quick: bool = False, **overrides: Any) -> BenchSettings:
+    values = dict(QUICK) if quick else {}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    if values.get("precision", "auto") not in ("auto", "fp32", "bf16"):
+        raise UserError(f"--precision must be auto, fp32 or bf16, got {values['precision']!r}")
+    return BenchSettings(quick=quick, **values)
+
+
+def run_bench(settings: BenchSettings, only: list[str] | None = None,
+              progress: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run the chosen comparisons in order; a failing comparison is recorded, not raised."""
+    results: dict[str, Any] = {
+        "machine": machine_info(settings.device),
+        "settings": settings.to_dict(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "comparisons": {},
+    }
+    for name in only or COMPARISONS:
+        progress(f"bench ({LETTERS[name]}) {name} ...")
+        started = time.perf_counter()
+        try:
+            block = importlib.import_module(f"workbench.bench.{name}").run(settings)
+        except Exception as exc:  # noqa: BLE001 - one failing comparison must not hide the rest
+            block = {"error": f"{type(exc).__name__}: {exc}".splitlines()[0][:400], "targets": []}
+        block["seconds"] = round(time.perf_counter() - started, 1)
+        results["comparisons"][name] = block
+        progress(f"bench ({LETTERS[name]}) {name} done in {block['seconds']} s")
+    results["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return results

@@ -1,0 +1,107 @@
+"""Comparison (d): does distillation help at equal budget? Validation perplexity of the teacher, the undistilled
+pruned student, a CE-only student and the KD student, and the share of the CE-only student's gap to the teacher
+that KD closes: (ppl_ce − ppl_kd) / (ppl_ce − ppl_teacher).
+
+Both students start from the same pruned weights and train with the `default` preset's settings (loss, lr,
+schedule) for the same steps, batch and sequence length; only the loss weights differ (CE-only: ce_weight=1,
+every teacher term 0). Perplexity is measured here, the same way for all four models, on the same validation
+sequences.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from workbench.bench.common import BenchSettings, isolated, target, torch_dtype
+
+
+def _base_config(cfg: BenchSettings, precision: str, runs_dir: str) -> dict[str, Any]:
+    from workbench.config import DistillConfig, load_preset
+
+    try:
+        data = load_preset("default").to_dict()
+    except ValueError:
+        data = DistillConfig().to_dict()
+    data["models"].update(teacher=cfg.teacher, student=cfg.student)
+    data["data"].update(dataset=cfg.dataset, seq_len=cfg.effectiveness_seq_len)
+    steps = cfg.effectiveness_steps
+    data["train"].update(
+        steps=steps, batch_size=cfg.batch_size, warmup_steps=min(data["train"]["warmup_steps"], steps // 5),
+        eval_every=steps, save_every=10**6, device=cfg.device, precision=precision, teacher_cache=None,
+    )
+    data["run"].update(runs_dir=runs_dir, name=None)
+    return data
+
+
+def train_student(settings: dict[str, Any], precision: str, ce_only: bool) -> dict[str, Any]:
+    """Train one student with the workbench trainer; returns its folder."""
+    from workbench.config import DistillConfig
+    from workbench.trainer import train
+
+    cfg = BenchSettings.from_dict(settings)
+    runs_dir = Path(cfg.work_dir) / "runs"
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    data = _base_config(cfg, precision, str(runs_dir))
+    if ce_only:
+        data["loss"].update(ce_weight=1.0, kd_weight=0.0, hidden_weight=0.0, attn_weight=0.0)
+    run_dir = Path(tempfile.mkdtemp(prefix="ce-only-" if ce_only else "kd-", dir=runs_dir))
+    summary = train(DistillConfig.from_dict(data), run_dir)
+    return {"run_dir": str(run_dir), "student_dir": str(run_dir / "student"), "loss": data["loss"],
+            "summary": {k: v for k, v in (summary or {}).items() if isinstance(v, (int, float, str))}}
+
+
+def perplexities(settings: dict[str, Any], models: dict[str, str], precision: str, sequences: int) -> dict[str, Any]:
+    """Validation perplexity (exp of mean next-token CE) of each model on the same validation sequences."""
+    from workbench.bench.workload import data_config
+    from workbench.data import build_splits
+    from workbench.models import load_model, load_tokenizer
+
+    cfg = BenchSettings.from_dict(settings)
+    tokenizer = load_tokenizer(cfg.teacher)
+    val = build_splits(data_config(cfg, seq_len=cfg.effectiveness_seq_len), tokenizer).val[:sequences]
+    result = {"val_sequences": int(len(val)), "val_tokens": int(val.numel())}
+    for name, spec in models.items():
+        model = load_model(spec, dtype=torch_dtype(precision), device=cfg.device, attn_implementation="sdpa")
+        total, count = 0.0, 0
+        with torch.inference_mode():
+            for start in range(0, len(val), cfg.batch_size):
+                ids = val[start : start + cfg.batch_size].to(cfg.device)
+                logits = model(input_ids=ids).logits[:, :-1].float()
+                total += torch.nn.functional.cross_entropy(
+                    logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1), reduction="sum"
+                ).item()
+                count += ids[:, 1:].numel()
+        result[name] = round(math.exp(total / max(count, 1)), 3)
+        del model
+    return result
+
+
+def run(settings: BenchSettings) -> dict[str, Any]:
+    precision = "bf16" if settings.precision == "bf16" else "fp32"
+    kd = isolated(settings, __name__, "train_student", settings=settings.to_dict(), precision=precision, ce_only=False)
+    ce = isolated(settings, __name__, "train_student", settings=settings.to_dict(), precision=precision, ce_only=True)
+    result: dict[str, Any] = {"steps": settings.effectiveness_steps, "seq_len": settings.effectiveness_seq_len,
+                              "batch_size": settings.batch_size, "precision": precision, "kd_run": kd, "ce_run": ce}
+    if "error" in kd or "error" in ce:
+        result["targets"] = [target("(d) share of the CE-only gap closed by KD", None, 0.5,
+                                    why=kd.get("error") or ce.get("error"))]
+        return result
+    models = {"teacher": settings.teacher, "pruned_student": settings.student, "ce_student": ce["student_dir"],
+              "kd_student": kd["student_dir"]}
+    ppl = isolated(settings, __name__, "perplexities", settings=settings.to_dict(), models=models,
+                   precision=precision, sequences=32 if settings.quick else 64)
+    result["perplexity"] = ppl
+    share = None
+    if "error" not in ppl and ppl["ce_student"] > ppl["teacher"]:
+        share = (ppl["ce_student"] - ppl["kd_student"]) / (ppl["ce_student"] - ppl["teacher"])
+    result["gap_closed"] = None if share is None else round(share, 3)
+    result["targets"] = [target(
+        "(d) share of the CE-only student's perplexity gap to the teacher closed by KD", share, 0.5,
+        why="short budget: KD's advantage grows with steps; rerun without --quick for the full budget",
+    )]
+    return result

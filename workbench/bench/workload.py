@@ -1,0 +1,74 @@
+"""The workload every training comparison shares: the models, the packed batches, the optimizer and the schedule.
+
+The plain reference loop and the TRL run read the same first `steps × batch_size` packed training sequences in
+order, start from the same student weights and use the same AdamW + warmup/cosine schedule and clipping, so their
+loss curves can be compared step by step.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from workbench.bench.common import BenchSettings
+
+
+def load_pair(settings: BenchSettings, dtype: torch.dtype = torch.float32, attn: str | None = "sdpa"):
+    """(teacher, student, tokenizer): the teacher frozen in eval mode, the student in train mode."""
+    from workbench.models import load_model, load_tokenizer
+
+    teacher = load_model(settings.teacher, dtype=dtype, device=settings.device, attn_implementation=attn)
+    student = load_model(settings.student, dtype=dtype, device=settings.device, attn_implementation=attn)
+    teacher.eval().requires_grad_(False)
+    student.train()
+    return teacher, student, load_tokenizer(settings.teacher)
+
+
+def data_config(settings: BenchSettings, seq_len: int | None = None, sequences: int | None = None):
+    from workbench.config import DataConfig
+
+    return DataConfig(dataset=settings.dataset, seq_len=seq_len or settings.seq_len, max_sequences=sequences)
+
+
+def train_rows(settings: BenchSettings, tokenizer, count: int) -> torch.Tensor:
+    """The first `count` packed training sequences [count, seq_len], repeated if the split is shorter."""
+    from workbench.data import build_splits
+
+    rows = build_splits(data_config(settings), tokenizer).train
+    if len(rows) < count:
+        rows = rows.repeat(math.ceil(count / len(rows)), 1)
+    return rows[:count].clone()
+
+
+def lr_lambda(warmup: int, total: int):
+    """Linear warmup then cosine decay to 0: the shape of HF `get_cosine_schedule_with_warmup`."""
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return float(step) / float(max(1, warmup))
+        progress = (step - warmup) / float(max(1, total - warmup))
+        return max(0.0, 0.5 * (1.0 + math.cos(math.pi * progress)))
+
+    return factor
+
+
+def forward_kl_full(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
+    """Plain full-vocabulary float32 KL(p_teacher ‖ q_student) at T=1, mean over positions [B, T-1] (no chunking)."""
+    student_log_probs = torch.log_softmax(student_logits[:, :-1].float(), dim=-1)
+    teacher_log_probs = torch.log_softmax(teacher_logits[:, :-1].float(), dim=-1)
+    per_position = (teacher_log_probs.exp() * (teacher_log_probs - student_log_probs)).sum(-1)
+    return per_position.mean()
+
+
+def flops_per_token(model) -> dict[str, Any]:
+    """Forward matmul FLOPs per generated token: 2 × (non-embedding weights + output head); attention over the
+    context is left out (short contexts), so it is the ratio of per-token compute the issue names."""
+    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    head = config.vocab_size * config.hidden_size
+    total = sum(p.numel() for p in model.parameters())
+    embedding = model.get_input_embeddings().weight.numel()
+    tied = getattr(config, "tie_word_embeddings", False)
+    non_embedding = total - embedding - (0 if tied else head)
+    return {"non_embedding_params": non_embedding, "head_params": head, "flops": 2 * (non_embedding + head)}

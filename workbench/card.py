@@ -1,0 +1,275 @@
+"""Compatibility card: what a teacher/student pair is made of and whether it can be distilled as is.
+
+`model_card(spec)` reads only configs (parameters are counted on a weightless "meta" model), so the card of the
+built-in pair takes seconds. `pair_card(teacher, student, batch, seq_len)` adds tokenizer identity, the parameter
+ratio and a training-memory estimate; `format_card` renders either card as text (the CLI and the app share it).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from workbench.derive import format_index_list, parse_spec
+from workbench.errors import UserError
+from workbench.models import count_parameters, load_config, load_tokenizer, resolve_layers
+
+PROBE_TEXTS = (
+    "Hello, world! How are you today?",
+    "The quick brown fox jumps over the lazy dog.",
+    "def add(a, b):\n    return a + b  # 3.14159, 42, 2026-11-28",
+    "Ünïcödé: naïve café, 東京, emoji 🙂 and   extra   spaces.",
+    "In the beginning God created the heaven and the earth.",
+)
+FLOAT32_BYTES = 4
+
+
+def model_card(spec: str, *, trust_remote_code: bool = False) -> dict:
+    """Architecture and sizes of the model a spec names, from its config (no weights are read)."""
+    from transformers import AutoModelForCausalLM
+
+    parsed = parse_spec(spec)
+    config = load_config(parsed, trust_remote_code=trust_remote_code)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
+    heads = config.num_attention_heads
+    card = {
+        "spec": parsed.text,
+        "architecture": (getattr(config, "architectures", None) or [type(model).__name__])[0],
+        "model_type": config.model_type,
+        "params": count_parameters(model),
+        "layers": config.num_hidden_layers,
+        "hidden": config.hidden_size,
+        "intermediate": getattr(config, "intermediate_size", None)
+        or getattr(config, "n_inner", None)
+        or 4 * config.hidden_size,
+        "heads": heads,
+        "kv_heads": getattr(config, "num_key_value_heads", None) or heads,
+        "head_dim": getattr(config, "head_dim", None) or config.hidden_size // heads,
+        "vocab": config.vocab_size,
+        "max_positions": getattr(config, "max_position_embeddings", None),
+        "derivation": parsed.derivation,
+        "kept_layers": None,
+    }
+    if parsed.derivation == "prune":
+        base = load_config(parsed.base, trust_remote_code=trust_remote_code)
+        keep = resolve_layers(parsed, base_layers=base.num_hidden_layers, trust_remote_code=trust_remote_code)
+        card["kept_layers"] = format_index_list(keep)
+        card["base_layers"] = base.num_hidden_layers
+    return card
+
+
+def compare_tokenizers(teacher_tokenizer, student_tokenizer) -> dict:
+    """Whether two tokenizers are the same: equal vocabularies and equal ids for every probe text."""
+    teacher_vocab, student_vocab = teacher_tokenizer.get_vocab(), student_tokenizer.get_vocab()
+    result = {
+        "identical": True,
+        "teacher_vocab": len(teacher_vocab),
+        "student_vocab": len(student_vocab),
+        "problem": None,
+    }
+    if teacher_vocab != student_vocab:
+        only_t = len(set(teacher_vocab.items()) - set(student_vocab.items()))
+        result.update(
+            identical=False,
+            problem=f"vocabularies differ ({len(teacher_vocab)} vs {len(student_vocab)} "
+            f"tokens, {only_t} teacher token/id pairs missing from the student)",
+        )
+        return result
+    for text in PROBE_TEXTS:
+        teacher_ids = teacher_tokenizer(text, add_special_tokens=False)["input_ids"]
+        student_ids = student_tokenizer(text, add_special_tokens=False)["input_ids"]
+        if teacher_ids != student_ids:
+            result.update(
+                identical=False,
+                problem=f"same vocabulary but the probe {text[:30]!r} tokenizes differently "
+                f"({teacher_ids[:6]}... vs {student_ids[:6]}...)",
+            )
+            return result
+    return result
+
+
+def tokenizer_mismatch_error(problem: str) -> UserError:
+    """The error for a teacher/student pair whose tokenizers differ, with what the user can do about it."""
+    return UserError(
+        f"teacher and student tokenizers are not the same: {problem}. Logit distillation compares the two models "
+        "token by token, so they must share one tokenizer. Options: derive the student from the teacher "
+        "(TEACHER?prune=keep&layers=... or TEACHER?fresh&layers=4&hidden=256&heads=4), which keeps its "
+        "tokenizer; pick a student of the teacher's family that uses the same tokenizer; or distil at the "
+        "sequence level: `workbench generate-data` writes the teacher's answers as text, then train the student "
+        "on them with loss.kd_weight=0 loss.ce_weight=1"
+    )
+
+
+def check_tokenizers(teacher_tokenizer, student_tokenizer) -> None:
+    """Raise a UserError that says what to do when the teacher and student tokenizers differ."""
+    problem = compare_tokenizers(teacher_tokenizer, student_tokenizer)["problem"]
+    if problem:
+        raise tokenizer_mismatch_error(problem)
+
+
+def training_memory(teacher: dict, student: dict, batch: int, seq_len: int) -> dict:
+    """Rough bytes for one fp32 training step of the student with a frozen teacher (full fine-tuning, AdamW).
+
+    Activations count what each student layer keeps for backward with fused (sdpa) attention: residual, norm
+    outputs, q/k/v, attention and MLP projections. Logits count the student's logits, log-probs and their gradient,
+    plus the teacher's logits and probabilities; a chunked divergence lowers the last two but not the first.
+    """
+    tokens = batch * seq_len
+    s_params, s_trainable = student["params"]["total"], student["params"]["trainable"]
+    kv_width = student["kv_heads"] * student["head_dim"]
+    per_layer = tokens * (6 * student["hidden"] + 2 * kv_width + 4 * student["intermediate"])
+    estimate = {
+        "student_weights": s_params * FLOAT32_BYTES,
+        "student_grads": s_trainable * FLOAT32_BYTES,
+        "optimizer_states": 2 * s_trainable * FLOAT32_BYTES,
+        "teacher_weights": teacher["params"]["total"] * FLOAT32_BYTES,
+        "activations": student["layers"] * per_layer * FLOAT32_BYTES,
+        "logits": tokens * (3 * student["vocab"] + 2 * teacher["vocab"]) * FLOAT32_BYTES,
+    }
+    estimate["total"] = sum(estimate.values())
+    return estimate
+
+
+def pair_card(
+    teacher: str, student: str, batch: int = 8, seq_len: int = 256, *, trust_remote_code: bool = False
+) -> dict:
+    """Both model cards plus tokenizer identity, parameter ratios and a training-memory estimate."""
+    if batch < 1 or seq_len < 1:
+        raise UserError(f"batch and seq_len must be >= 1, got batch={batch} seq_len={seq_len}")
+    teacher_card = model_card(teacher, trust_remote_code=trust_remote_code)
+    student_card = model_card(student, trust_remote_code=trust_remote_code)
+    teacher_tok = load_tokenizer(teacher, trust_remote_code=trust_remote_code)
+    same_base = parse_spec(teacher).base == parse_spec(student).base
+    student_tok = teacher_tok if same_base else load_tokenizer(student, trust_remote_code=trust_remote_code)
+    t_params, s_params = teacher_card["params"], student_card["params"]
+    return {
+        "teacher": teacher_card,
+        "student": student_card,
+        "tokenizer": compare_tokenizers(teacher_tok, student_tok),
+        "param_ratio": s_params["total"] / t_params["total"],
+        "non_embedding_ratio": s_params["non_embedding"] / max(t_params["non_embedding"], 1),
+        "batch": batch,
+        "seq_len": seq_len,
+        "memory": training_memory(teacher_card, student_card, batch, seq_len),
+    }
+
+
+def _human(count: float, unit: str = "") -> str:
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(count) >= scale:
+            return f"{count / scale:.2f} {suffix}{unit}".rstrip()
+    return f"{count:.0f} {unit}".rstrip()
+
+
+def _gib(nbytes: int) -> str:
+    return f"{nbytes / 2**30:.2f} GiB"
+
+
+def _format_model(title: str, card: dict) -> list[str]:
+    params = card["params"]
+    layers = str(card["layers"])
+    if card.get("kept_layers"):
+        layers += f" (keeps {card['kept_layers']} of {card['base_layers']})"
+    return [
+        f"{title}: {card['spec']}",
+        f"  architecture      {card['architecture']} ({card['model_type']})",
+        f"  parameters        {_human(params['total'])} total, {_human(params['trainable'])} trainable, "
+        f"{_human(params['non_embedding'])} non-embedding",
+        f"  layers            {layers}",
+        f"  hidden            {card['hidden']} (MLP {card['intermediate']})",
+        f"  attention heads   {card['heads']} query, {card['kv_heads']} key/value (head dim {card['head_dim']})",
+        f"  vocabulary        {card['vocab']}",
+        f"  max positions     {card['max_positions']}",
+    ]
+
+
+def format_card(card: dict) -> str:
+    """Text rendering of a `model_card` or a `pair_card`."""
+    if "teacher" not in card:
+        return "\n".join(_format_model("model", card))
+    lines = _format_model("teacher", card["teacher"]) + [""] + _format_model("student", card["student"]) + [""]
+    tok = card["tokenizer"]
+    lines.append("pair")
+    lines.append(
+        "  tokenizers        "
+        + (
+            "identical (same vocabulary, same ids for probe texts)"
+            if tok["identical"]
+            else f"DIFFERENT: {tok['problem']}"
+        )
+    )
+    lines.append(
+        f"  parameter ratio   {card['param_ratio']:.3f} total, {card['non_embedding_ratio']:.3f} non-embedding "
+        "(student / teacher)"
+    )
+    memory = card["memory"]
+    lines.append(
+        f"  training memory   ~{_gib(memory['total'])} for batch {card['batch']} x {card['seq_len']} tokens "
+        "(fp32, AdamW)"
+    )
+    for key in ("student_weights", "student_grads", "optimizer_states", "teacher_weights", "activations", "logits"):
+        lines.append(f"    {key.replace('_', ' '):<18}{_gib(memory[key])}")
+    return "\n".join(lines)
+
+
+def pruning_candidates(teacher: str, layers: int) -> list[str]:
+    """Depth-pruned students of `teacher` worth comparing: even, contiguous drops, importance, first/last layers."""
+    keep = 2 * layers // 3  # at most two thirds of the teacher's blocks
+    short = layers // 2
+    specs = [teacher, f"{teacher}?prune=even&layers={keep}", f"{teacher}?prune=importance&layers={keep}"]
+    block = layers - keep
+    for start in sorted(
+        {1, (layers - block) // 4, (layers - block) // 2, 3 * (layers - block) // 4, layers - block - 1}
+    ):
+        specs.append(f"{teacher}?prune=drop&block={start}-{start + block - 1}")
+    specs += [
+        f"{teacher}?prune=importance&layers={short}",
+        f"{teacher}?prune=keep&layers=0-{short - 2},{layers - 1}",
+        f"{teacher}?prune=keep&layers=0-{keep - 1}",
+    ]
+    return list(dict.fromkeys(specs))
+
+
+def rank_pruning(
+    teacher: str, specs: list[str], val_ids: torch.Tensor, *, trust_remote_code: bool = False
+) -> list[dict]:
+    """Undistilled validation perplexity of each spec on `val_ids` [N, T], best first (teacher included as given).
+
+    Rows: spec, kept layer list, layers, non-embedding parameters and their share of the teacher's, perplexity.
+    """
+    from workbench.derive import perplexity
+    from workbench.models import load_model, num_layers
+
+    teacher_non_emb = model_card(teacher, trust_remote_code=trust_remote_code)["params"]["non_embedding"]
+    rows = []
+    for spec in specs:
+        model = load_model(spec, trust_remote_code=trust_remote_code)
+        parsed = parse_spec(spec)
+        kept = None
+        if parsed.derivation == "prune":
+            base_layers = load_config(parsed.base, trust_remote_code=trust_remote_code).num_hidden_layers
+            kept = format_index_list(resolve_layers(parsed, base_layers=base_layers))
+        non_emb = count_parameters(model)["non_embedding"]
+        rows.append(
+            {
+                "spec": spec,
+                "kept_layers": kept,
+                "layers": num_layers(model),
+                "non_embedding": non_emb,
+                "share": non_emb / teacher_non_emb,
+                "perplexity": perplexity(model, val_ids),
+            }
+        )
+        del model
+    return sorted(rows, key=lambda row: row["perplexity"])
+
+
+def format_ranking(rows: list[dict]) -> str:
+    """A Markdown table of `rank_pruning` rows."""
+    lines = ["| spec | kept layers | layers | non-emb params (share) | val ppl |", "|---|---|---|---|---|"]
+    for row in rows:
+        lines.append(
+            f"| `{row['spec']}` | {row['kept_layers'] or 'all'} | {row['layers']} | "
+            f"{_human(row['non_embedding'])} ({row['share']:.2f}) | {row['perplexity']:,.1f} |"
+        )
+    return "\n".join(lines)

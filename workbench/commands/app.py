@@ -1,0 +1,92 @@
+"""`workbench app`: serve the workbench web app (127.0.0.1:7860 by default, no share link).
+
+workbench app                                   # http://127.0.0.1:7860
+workbench app --port 8080 --runs-dir my-runs
+workbench app --host 0.0.0.0 --auth alice:secret   # other machines may connect, with a password
+
+A host other than loopback is refused without --auth unless --insecure is given. The app serves files only from
+the runs and exports folders, and uploads are capped at --max-file-size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+from pathlib import Path
+from typing import Any
+
+from workbench.config import BUILTIN_TEACHER, DEFAULT_STUDENT
+from workbench.errors import UserError
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 7860
+DEFAULT_MAX_FILE_SIZE = "200mb"
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("app", help="Serve the workbench web app.", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--host", default=DEFAULT_HOST, help=f"Address to bind (default {DEFAULT_HOST}).")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"Port (default {DEFAULT_PORT}).")
+    parser.add_argument("--auth", default=None, help="Require a login, as user:password (or set WORKBENCH_AUTH).")
+    parser.add_argument("--insecure", action="store_true",
+                        help="Allow a non-loopback --host without --auth (anyone who can reach it can train).")
+    parser.add_argument("--runs-dir", default="runs", help="Folder of run folders (default runs).")
+    parser.add_argument("--exports-dir", default="exports", help="Folder for exported models (default exports).")
+    parser.add_argument("--teacher", default=BUILTIN_TEACHER, help="Teacher the pickers start with.")
+    parser.add_argument("--student", default=DEFAULT_STUDENT, help="Student the pickers start with.")
+    parser.add_argument("--max-file-size", default=DEFAULT_MAX_FILE_SIZE, help="Largest upload, e.g. 200mb.")
+    parser.set_defaults(func=run)
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_auth(auth: str | None) -> tuple[str, str] | None:
+    if not auth:
+        return None
+    user, sep, password = auth.partition(":")
+    if not sep or not user or not password:
+        raise UserError("--auth must look like user:password with both parts non-empty")
+    return user, password
+
+
+def launch_options(host: str, port: int, auth: str | None, insecure: bool, runs_dir: str, exports_dir: str,
+                   max_file_size: str = DEFAULT_MAX_FILE_SIZE) -> dict[str, Any]:
+    """Keyword arguments for `Blocks.launch` with the security defaults; refuses an open non-loopback bind."""
+    credentials = parse_auth(auth)
+    if not is_loopback(host) and credentials is None and not insecure:
+        raise UserError(f"--host {host} exposes the app beyond this machine; add --auth user:password "
+                        "(or --insecure if you really want no login)")
+    if not 1 <= port <= 65535:
+        raise UserError(f"--port must be in 1..65535, got {port}")
+    for folder in (runs_dir, exports_dir):
+        Path(folder).mkdir(parents=True, exist_ok=True)
+    from workbench.app import CSS, THEME
+
+    return dict(
+        server_name=host, server_port=port, share=False, auth=credentials, max_file_size=max_file_size,
+        allowed_paths=[str(Path(runs_dir).resolve()), str(Path(exports_dir).resolve())],
+        show_error=True, css=CSS, theme=THEME, footer_links=["api", "settings"],
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    options = launch_options(args.host, args.port, args.auth or os.environ.get("WORKBENCH_AUTH"), args.insecure,
+                             args.runs_dir, args.exports_dir, args.max_file_size)
+    from workbench.app import build_app
+
+    demo = build_app(runs_dir=args.runs_dir, exports_dir=args.exports_dir, teacher=args.teacher,
+                     student=args.student)
+    print(f"KD Workbench on http://{args.host}:{args.port}" + (" (login required)" if options["auth"] else ""))
+    demo.queue(default_concurrency_limit=4).launch(**options)
+    return 0

@@ -1,0 +1,42 @@
+"""`workbench bench`: run the performance comparisons side by side, print a table and write JSON."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "bench",
+        help="measure throughput, cache, memory, effectiveness, inference and app start-up side by side",
+        description="Run the issue-7 comparisons in one invocation; prints a table and writes JSON.",
+    )
+    parser.add_argument("--only", help="comma-separated comparisons (throughput,cache,divergence_memory,"
+                        "effectiveness,inference,app_start) or letters a-f")
+    parser.add_argument("--quick", action="store_true", help="fewer steps and tokens: minutes instead of an hour")
+    parser.add_argument("--out", default="bench-results.json", help="where to write the JSON results")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where to run")
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+                        help="auto: fp32, plus bf16 where it is faster on this device")
+    parser.add_argument("--teacher", help="teacher spec (default: the built-in teacher)")
+    parser.add_argument("--student", help="student spec (default: the default student)")
+    parser.add_argument("--steps", type=int, help="training steps per throughput variant")
+    parser.add_argument("--work-dir", default="bench-work", help="folder for the bench's runs and caches")
+    parser.add_argument("--no-isolate", action="store_true",
+                        help="run variants in this process (faster; peak memory is then not per variant)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from workbench.bench import make_settings, parse_only, run_bench
+    from workbench.bench.report import format_table, write_json
+
+    only = parse_only(args.only)
+    settings = make_settings(
+        quick=args.quick, device=args.device, precision=args.precision, teacher=args.teacher, student=args.student,
+        steps=args.steps, work_dir=args.work_dir, isolate=not args.no_isolate,
+    )
+    results = run_bench(settings, only)
+    print(format_table(results))
+    print(f"wrote {write_json(results, args.out)}")
+    return 0

@@ -1,0 +1,151 @@
+"""Plain-words explanations of the ideas behind the setup controls, shown in the app's Learn tab.
+
+    from workbench.explain import TOPICS, topic_markdown, learn_markdown
+    print(learn_markdown())            # every topic as one Markdown page
+
+Each topic points to the notebook in `notebooks/` where the idea can be run and changed. The one-sentence help of
+each individual control lives next to the field, in `workbench.config` (`field_help`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from workbench.errors import UserError
+
+NOTEBOOK_DIR = "notebooks"
+
+
+@dataclass(frozen=True)
+class Topic:
+    """One idea: a short key, a title, a few paragraphs of Markdown, the fields it explains, its notebook."""
+
+    key: str
+    title: str
+    body: str
+    fields: tuple[str, ...]
+    notebook: str
+
+
+TOPICS: tuple[Topic, ...] = (
+    Topic(
+        key="distillation",
+        title="What knowledge distillation is",
+        body=(
+            "A large **teacher** model already predicts the next token well. A smaller **student** learns to copy "
+            "the teacher's whole next-token *distribution* at every position, not only the one token that the "
+            "text actually contains. That distribution says much more than the hard label: which other words "
+            "would also fit, and how close they came. With the same data and the same number of steps, a student "
+            "trained on the teacher's distribution usually ends up better than one trained on the text alone."
+        ),
+        fields=("models.teacher", "models.student"),
+        notebook="02_distil_the_builtin_teacher.ipynb",
+    ),
+    Topic(
+        key="temperature",
+        title="Temperature",
+        body=(
+            "Both models' logits are divided by the temperature **T** before the softmax. At T = 1 the teacher is "
+            "often sure of one token and the other tokens get tiny probabilities; at T = 2 or 4 the distribution "
+            "gets flatter, so the student also sees the teacher's second, third and tenth choices (the "
+            "*dark knowledge*). The ranking never changes, only how much of it the loss can see.\n\n"
+            "Dividing by T also shrinks the gradient of the divergence by about 1/T², so a run at T = 4 would "
+            "learn 16 times slower. **Scale by T²** multiplies the loss back so the step size stays the same "
+            "whatever T you pick. Keep it on unless you are comparing against a recipe that leaves it off. "
+            "Try T between 1 and 4; values above 8 wash the distribution out."
+        ),
+        fields=("loss.temperature", "loss.t2_scale"),
+        notebook="01_soft_targets_and_temperature.ipynb",
+    ),
+    Topic(
+        key="divergences",
+        title="Divergences: how the student is compared with the teacher",
+        body=(
+            "The divergence measures how far the student's distribution q is from the teacher's p.\n\n"
+            "- **forward_kl** KL(p‖q): the student is punished wherever the teacher puts mass and the student "
+            "does not, so it spreads out to *cover* every plausible token. The classic choice.\n"
+            "- **reverse_kl** KL(q‖p): the student is punished for putting mass where the teacher puts none, so "
+            "it *seeks* one mode and stays sharp; good for a small student that cannot hold everything.\n"
+            "- **jsd** with β: a mix of the two that never explodes; β = 0 is forward KL, β = 1 reverse KL.\n"
+            "- **skew_forward_kl / skew_reverse_kl** with α: KL against a mixture that is α of the other side, "
+            "which keeps the loss and its gradient finite when one side gives a token almost nothing.\n"
+            "- **tvd**: half the summed absolute difference; bounded by 1 and mode-seeking in practice.\n"
+            "- **soft_ce**: forward KL plus the teacher's entropy (same gradient, different number).\n"
+            "- **mse**: squared difference of raw logits, no softmax and no temperature.\n\n"
+            "Not sure? Start with forward_kl at T = 2; try reverse_kl or jsd when the student is much smaller."
+        ),
+        fields=("loss.kind", "loss.beta", "loss.alpha"),
+        notebook="03_choosing_the_divergence.ipynb",
+    ),
+    Topic(
+        key="weights",
+        title="Loss weights",
+        body=(
+            "The training loss is a weighted sum:\n\n"
+            "`w_ce·CE + w_kd·divergence + w_hidden·hidden + w_attn·attention`\n\n"
+            "- **ce_weight**: cross-entropy on the real next token of the data (plain fine-tuning).\n"
+            "- **kd_weight**: the divergence to the teacher's distribution (distillation proper).\n"
+            "- **hidden_weight** and **attn_weight**: match the student's inner layers to the teacher's "
+            "(see *Layer mapping*).\n\n"
+            "kd_weight = 1 with everything else 0 is pure distillation; adding a little CE (0.1 to 0.5) anchors "
+            "the student to the data when the teacher makes mistakes. The terms have different sizes, so watch "
+            "each curve on the Train tab: a term that dwarfs the others decides what the student learns."
+        ),
+        fields=("loss.ce_weight", "loss.kd_weight", "loss.hidden_weight", "loss.attn_weight"),
+        notebook="02_distil_the_builtin_teacher.ipynb",
+    ),
+    Topic(
+        key="mapping",
+        title="Layer mapping, hidden states and attention",
+        body=(
+            "Besides the output distribution, a student can learn from the teacher's *inside*. The mapping says "
+            "which teacher layer each student layer learns from:\n\n"
+            "- **uniform**: student layer i learns from the teacher layer at the same relative depth.\n"
+            "- **last**: only the last layers are paired.\n"
+            "- **custom**: your own pairs such as `3:11` or `emb:emb` (the embedding output).\n\n"
+            "**Hidden-state matching** (FitNets) pulls each student layer's output towards its teacher layer's; "
+            "when the widths differ, a small trained projector maps student width to teacher width first (it is "
+            "not part of the exported student). **Attention transfer** (TinyBERT) makes the student's attention "
+            "maps look like the teacher's, averaged over heads when the head counts differ. Both help most when "
+            "the student starts far from the teacher, for example a freshly initialised one."
+        ),
+        fields=("mapping.preset", "mapping.pairs", "loss.hidden_loss", "loss.attn_loss"),
+        notebook="04_layer_mapping.ipynb",
+    ),
+    Topic(
+        key="lora",
+        title="LoRA students",
+        body=(
+            "With **LoRA** the student's own weights stay frozen and small low-rank updates are trained next to "
+            "chosen linear layers (rank **r**, scaled by alpha / r). Far fewer parameters are trained, so the "
+            "optimizer needs less memory and checkpoints are tiny; each step still runs the whole model, so it is "
+            "not much faster on a CPU. With the same steps a full student usually learns more; LoRA shines when "
+            "memory is short or the student is already close. Export merges the adapters into the weights, so "
+            "the exported student is an ordinary model."
+        ),
+        fields=("lora.enabled", "lora.r", "lora.alpha", "lora.dropout", "lora.target_modules"),
+        notebook="05_lora_student_tradeoffs.ipynb",
+    ),
+)
+
+
+def topic(key: str) -> Topic:
+    """The topic with this key; UserError naming the known keys otherwise."""
+    for item in TOPICS:
+        if item.key == key:
+            return item
+    raise UserError(f"explanation topic must be one of {', '.join(t.key for t in TOPICS)}, got {key!r}")
+
+
+def topic_markdown(key: str) -> str:
+    """One topic as Markdown: title, body, and the notebook to run."""
+    item = topic(key)
+    return (
+        f"### {item.title}\n\n{item.body}\n\n"
+        f"*Try it:* `{NOTEBOOK_DIR}/{item.notebook}` runs this idea on the built-in models in a few minutes on a CPU."
+    )
+
+
+def learn_markdown() -> str:
+    """Every topic, in order, as one Markdown page."""
+    return "\n\n---\n\n".join(topic_markdown(item.key) for item in TOPICS)

@@ -1,0 +1,50 @@
+"""LoRA on the student through peft, with target modules found from the model's own linear layers.
+
+`default_target_modules(model)` lists the distinct names of the linear layers inside the decoder blocks
+(q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj for Llama/Qwen2; c_attn, c_proj, c_fc for GPT-2;
+query_key_value, dense, dense_h_to_4h, dense_4h_to_h for GPT-NeoX), so a new architecture needs no table entry.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from workbench.config import LoraConfig
+from workbench.errors import UserError
+from workbench.models import decoder_layers
+
+
+def _is_linear(module: nn.Module) -> bool:
+    return isinstance(module, nn.Linear) or type(module).__name__ == "Conv1D"
+
+
+def default_target_modules(model: nn.Module) -> list[str]:
+    names = {name.split(".")[-1] for name, module in decoder_layers(model).named_modules() if _is_linear(module)}
+    if not names:
+        raise UserError(f"lora.target_modules: found no linear layers in the decoder of {type(model).__name__}")
+    return sorted(names)
+
+
+def wrap_lora(model: nn.Module, cfg: LoraConfig) -> nn.Module:
+    """A peft model whose only trainable weights are the LoRA matrices."""
+    from peft import LoraConfig as PeftLoraConfig
+    from peft import get_peft_model
+
+    available = {name.split(".")[-1] for name, module in model.named_modules() if _is_linear(module)}
+    targets = list(cfg.target_modules) or default_target_modules(model)
+    missing = sorted(set(targets) - available)
+    if missing:
+        raise UserError(
+            f"lora.target_modules: {', '.join(missing)} not found in the student; "
+            f"accepted: {', '.join(sorted(available))}"
+        )
+    fan_in_fan_out = any(type(m).__name__ == "Conv1D" for m in model.modules())
+    peft_cfg = PeftLoraConfig(
+        r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=targets,
+        fan_in_fan_out=fan_in_fan_out, bias="none", task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, peft_cfg)
+
+
+def is_lora(model: nn.Module) -> bool:
+    return hasattr(model, "peft_config")

@@ -1,0 +1,197 @@
+"""Plotly figures built from plain data: metric rows of a run, several runs overlaid, a layer mapping, and the
+temperature preview. Pure functions (rows in, `plotly.graph_objects.Figure` out), shared by the app and notebooks.
+
+    rows = read_metrics("runs/run-1/metrics.jsonl")
+    training_figure(rows).show()
+    overlay_figure({"run-1": rows1, "run-2": rows2}, metric="kd").show()
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+MAX_POINTS = 1000
+LOSS_TERMS = (("total", "total"), ("ce", "CE"), ("kd", "KD"), ("hidden", "hidden"), ("attn", "attention"))
+EVAL_TERMS = (("eval_loss", "eval loss"), ("eval_kl", "eval KL"))
+COLORS = ("#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777")
+LAYOUT = dict(template="plotly_white", margin=dict(l=50, r=20, t=50, b=40), legend=dict(orientation="h", y=-0.15))
+
+
+def downsample(rows: list[dict[str, Any]], max_points: int = MAX_POINTS) -> list[dict[str, Any]]:
+    """At most `max_points` rows, evenly strided, always keeping the first and the last."""
+    if len(rows) <= max_points:
+        return rows
+    stride = len(rows) / (max_points - 1)
+    picked = [rows[min(len(rows) - 1, int(i * stride))] for i in range(max_points - 1)]
+    return picked + [rows[-1]]
+
+
+def _series(rows: list[dict[str, Any]], key: str) -> tuple[list, list]:
+    xs, ys = [], []
+    for row in rows:
+        value = row.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            xs.append(row.get("step"))
+            ys.append(value)
+    return xs, ys
+
+
+def split_rows(rows: list[dict[str, Any]]) -> tuple[list[dict], list[dict]]:
+    """(train rows, eval rows), each downsampled."""
+    train = [row for row in rows if row.get("kind", "train") == "train"]
+    evals = [row for row in rows if row.get("kind") == "eval"]
+    return downsample(train), downsample(evals)
+
+
+def _active_terms(train: list[dict]) -> list[tuple[str, str]]:
+    """Loss terms that carry a signal: present, and not zero at every step (a term with weight 0)."""
+    terms = []
+    for key, label in LOSS_TERMS:
+        _, ys = _series(train, key)
+        if ys and any(y != 0 for y in ys):
+            terms.append((key, label))
+    return terms
+
+
+def training_figure(rows: list[dict[str, Any]], title: str = "", log_y: bool = False) -> go.Figure:
+    """2x2 panel: loss terms (train lines, eval dashed), eval metrics, learning rate, tokens/s, all against step."""
+    train, evals = split_rows(rows)
+    figure = make_subplots(
+        rows=2, cols=2, subplot_titles=("loss terms (train, eval dashed)", "eval", "learning rate", "tokens / s"),
+        vertical_spacing=0.16, horizontal_spacing=0.08,
+    )
+    for index, (key, label) in enumerate(_active_terms(train)):
+        xs, ys = _series(train, key)
+        figure.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=f"train {label}", legendgroup=key,
+                                    line=dict(color=COLORS[index % len(COLORS)], width=2)), row=1, col=1)
+    for index, (key, label) in enumerate(EVAL_TERMS):
+        xs, ys = _series(evals, key)
+        if xs:
+            figure.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=label,
+                                        line=dict(color=COLORS[(index + 5) % len(COLORS)], dash="dash")), row=1, col=1)
+    for index, (key, label) in enumerate((("eval_ppl", "student ppl"), ("eval_top1", "top-1 agreement"))):
+        xs, ys = _series(evals, key)
+        if xs:
+            figure.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=label,
+                                        line=dict(color=COLORS[(index + 3) % len(COLORS)])), row=1, col=2)
+    xs, ys = _series(train, "lr")
+    figure.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name="lr", line=dict(color="#64748b")), row=2, col=1)
+    xs, ys = _series(train, "tokens_per_s")
+    figure.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name="tokens/s", line=dict(color="#0d9488")), row=2, col=2)
+    figure.update_layout(height=560, title=title or None, **LAYOUT)
+    figure.update_xaxes(title_text="step", row=2)
+    if log_y:
+        figure.update_yaxes(type="log", row=1, col=1)
+    return figure
+
+
+def overlay_figure(runs: dict[str, list[dict[str, Any]]], metric: str = "kd", log_y: bool = False) -> go.Figure:
+    """One line per run for `metric` (a train term like 'kd' or an eval field like 'eval_loss')."""
+    figure = go.Figure()
+    for index, (name, rows) in enumerate(runs.items()):
+        train, evals = split_rows(rows)
+        xs, ys = _series(evals if metric.startswith("eval_") else train, metric)
+        figure.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers" if metric.startswith("eval_") else "lines",
+                                    name=name, line=dict(color=COLORS[index % len(COLORS)])))
+    figure.update_layout(height=420, title=f"{metric} by run", xaxis_title="step", yaxis_title=metric, **LAYOUT)
+    if log_y:
+        figure.update_yaxes(type="log")
+    return figure
+
+
+def _layer_y(layer: int | str, count: int) -> float:
+    """Vertical position of a layer in a stack drawn bottom (embedding, -1) to top (last layer)."""
+    return -1.0 if layer == "emb" else float(layer)
+
+
+def mapping_figure(
+    pairs: list[tuple[int | str, int | str]], student_layers: int, teacher_layers: int,
+    invalid: list[tuple[Any, Any]] | None = None,
+) -> go.Figure:
+    """Two layer stacks (student left, teacher right, embedding at the bottom) with a line per mapped pair;
+    invalid pairs are drawn red and dotted where they can be placed, and listed in the title."""
+    figure = go.Figure()
+    scale_t = 1.0
+    scale_s = max(teacher_layers - 1, 1) / max(student_layers - 1, 1) if student_layers > 1 else 1.0
+    for x, count, scale, name in ((0, student_layers, scale_s, "student"), (1, teacher_layers, scale_t, "teacher")):
+        ys = [-1.0] + [i * scale for i in range(count)]
+        labels = ["emb"] + [str(i) for i in range(count)]
+        figure.add_trace(go.Scatter(x=[x] * len(ys), y=ys, mode="markers+text", text=labels,
+                                    textposition="middle left" if x == 0 else "middle right",
+                                    marker=dict(size=10, symbol="square", color="#334155"), name=name,
+                                    hoverinfo="text", hovertext=[f"{name} {label}" for label in labels]))
+    for student, teacher in pairs:
+        y_s = _layer_y(student, student_layers) * (scale_s if student != "emb" else 1)
+        y_t = _layer_y(teacher, teacher_layers) * (scale_t if teacher != "emb" else 1)
+        figure.add_trace(go.Scatter(x=[0, 1], y=[y_s, y_t], mode="lines", line=dict(color="#2563eb", width=2),
+                                    showlegend=False, hoverinfo="text", hovertext=f"student {student} → teacher {teacher}"))
+    bad = []
+    for student, teacher in invalid or []:
+        bad.append(f"{student}:{teacher}")
+        try:
+            y_s = float(student) * scale_s if student != "emb" else -1.0
+            y_t = float(teacher) if teacher != "emb" else -1.0
+        except (TypeError, ValueError):
+            continue
+        figure.add_trace(go.Scatter(x=[0, 1], y=[y_s, y_t], mode="lines", line=dict(color="#dc2626", dash="dot"),
+                                    showlegend=False, hoverinfo="text", hovertext=f"invalid {student}:{teacher}"))
+    title = f"{len(pairs)} mapped pair(s)" + (f" · invalid: {', '.join(bad)}" if bad else "")
+    figure.update_layout(
+        height=max(260, 16 * teacher_layers + 120), title=title, showlegend=False,
+        xaxis=dict(range=[-0.5, 1.5], tickvals=[0, 1], ticktext=["student", "teacher"], showgrid=False),
+        yaxis=dict(showticklabels=False, showgrid=False, zeroline=False),
+        template="plotly_white", margin=dict(l=20, r=20, t=50, b=30),
+    )
+    return figure
+
+
+def softened_distribution(logits: list[float] | Any, temperature: float) -> list[float]:
+    """softmax(logits / T) in float64 (pure Python, so it works on any list of numbers)."""
+    values = [float(v) / temperature for v in (logits.tolist() if hasattr(logits, "tolist") else logits)]
+    peak = max(values)
+    exps = [math.exp(v - peak) for v in values]
+    total = sum(exps)
+    return [e / total for e in exps]
+
+
+def entropy(probs: list[float]) -> float:
+    """Shannon entropy in nats."""
+    return -sum(p * math.log(p) for p in probs if p > 0)
+
+
+def temperature_preview(
+    tokens: list[str] | Callable[[int], str], teacher_logits: list[float], student_logits: list[float], temperature: float, top_k: int = 10
+) -> dict[str, Any]:
+    """Top tokens (by the teacher's probability at T) with both models' probabilities at T, and both entropies.
+    `tokens` is the vocabulary as a list, or a function from token id to its text."""
+    teacher_probs = softened_distribution(teacher_logits, temperature)
+    student_probs = softened_distribution(student_logits, temperature)
+    order = sorted(range(len(teacher_probs)), key=lambda i: -teacher_probs[i])[:top_k]
+    return {
+        "temperature": temperature,
+        "tokens": [tokens(i) if callable(tokens) else tokens[i] for i in order],
+        "teacher": [teacher_probs[i] for i in order],
+        "student": [student_probs[i] for i in order],
+        "teacher_entropy": entropy(teacher_probs),
+        "student_entropy": entropy(student_probs),
+    }
+
+
+def temperature_figure(preview: dict[str, Any]) -> go.Figure:
+    """Grouped bars of teacher and student next-token probabilities at T, entropies in the legend."""
+    figure = go.Figure()
+    labels = [repr(token)[1:-1] or "␣" for token in preview["tokens"]]
+    figure.add_trace(go.Bar(x=labels, y=preview["teacher"], marker_color=COLORS[0],
+                            name=f"teacher (entropy {preview['teacher_entropy']:.2f} nats)"))
+    figure.add_trace(go.Bar(x=labels, y=preview["student"], marker_color=COLORS[2],
+                            name=f"student (entropy {preview['student_entropy']:.2f} nats)"))
+    figure.update_layout(
+        barmode="group", height=320, title=f"next-token distribution at T = {preview['temperature']:g}",
+        yaxis=dict(title="probability", rangemode="tozero"), **LAYOUT,
+    )
+    return figure

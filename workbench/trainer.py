@@ -1,0 +1,277 @@
+"""The distillation training loop on accelerate: setup, loss step, optimizer step, eval, checkpoint.
+
+    result = train(cfg, Path("runs/my-run"), sink=ListSink())          # or: workbench train --config x.yaml
+
+One optimizer step consumes a global batch of batch_size × grad_accum × processes sequences, in a fixed order
+derived from the seed (so a resumed run and a run on more processes read the same data). The loss of a step is
+
+    w_ce·CE + w_kd·divergence + w_hidden·Σ hidden + w_attn·Σ attention
+
+where CE and the divergence are summed over valid tokens and divided by the global count of valid tokens of the
+whole step (all micro-batches, all processes), so 1×8 and 8×1 give the same gradient. The teacher runs frozen under
+inference_mode, or not at all when `train.teacher_cache` names a cache from `workbench cache-teacher`.
+Metrics leave only through the sink; the run folder contract is in `workbench.runs`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from workbench.capture import DistillStudent, LayerCapture
+from workbench.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state, trained_state
+from workbench.config import DistillConfig
+from workbench.errors import UserError
+from workbench.events import JsonlSink, MultiSink, NullSink, Sink
+from workbench.lifecycle import device_lock, stop_on_signals
+from workbench.lora import is_lora, wrap_lora
+from workbench.mapping import Projectors, resolve_mapping
+from workbench.optim import build_optimizer, build_scheduler
+from workbench.runs import RunFolder, read_metrics
+from workbench.teacher_cache import TeacherCache
+from workbench.train_step import TERMS, Setup, evaluate, optimizer_step
+
+STATUS_EVERY_S = 1.0
+
+
+def resolve_precision(cfg: DistillConfig, device: torch.device) -> str:
+    if cfg.train.precision != "auto":
+        return cfg.train.precision
+    return "bf16" if device.type == "cuda" else "fp32"
+
+
+def _make_accelerator(cfg: DistillConfig):
+    from accelerate import Accelerator
+
+    cpu = cfg.train.device == "cpu" or (cfg.train.device == "auto" and not torch.cuda.is_available())
+    if not cpu and not torch.cuda.is_available():
+        raise UserError(f"train.device={cfg.train.device} but no CUDA device is available; use auto or cpu")
+    mixed = "bf16" if cfg.train.precision == "bf16" or (cfg.train.precision == "auto" and not cpu) else "no"
+    return Accelerator(cpu=cpu, mixed_precision=mixed)
+
+
+def setup(cfg: DistillConfig, accelerator) -> Setup:
+    """Load models, tokenizer and data; build the trained module, optimizer and schedule."""
+    from workbench.card import check_tokenizers
+    from workbench.data import build_splits
+    from workbench.models import load_model, load_tokenizer, num_layers
+
+    m, loss = cfg.models, cfg.loss
+    torch.manual_seed(cfg.train.seed)
+    student_tok = load_tokenizer(m.student, trust_remote_code=m.trust_remote_code)
+    check_tokenizers(load_tokenizer(m.teacher, trust_remote_code=m.trust_remote_code), student_tok)
+    splits = build_splits(cfg.data, student_tok)
+    if splits.train.shape[0] < 1 or splits.val.shape[0] < 1:
+        raise UserError(f"data.dataset {cfg.data.dataset!r} gives too little text for seq_len {cfg.data.seq_len}")
+    precision = resolve_precision(cfg, accelerator.device)
+    attn = "eager" if loss.attn_weight > 0 else None
+    load = dict(trust_remote_code=m.trust_remote_code, allow_pickle=m.allow_pickle, device=accelerator.device)
+    student = load_model(m.student, attn_implementation=attn, **load)
+    uses_layers = loss.hidden_weight > 0 or loss.attn_weight > 0
+    cache, teacher = None, None
+    if cfg.train.teacher_cache:
+        if uses_layers:
+            raise UserError("train.teacher_cache keeps only logits; set loss.hidden_weight and loss.attn_weight to 0")
+        cache = TeacherCache(cfg.train.teacher_cache, m.teacher, splits.train, splits.val)
+    else:
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+        teacher = load_model(m.teacher, dtype=dtype, attn_implementation=attn or "sdpa", **load)
+        teacher.requires_grad_(False).eval()
+    pairs = []
+    if uses_layers:
+        pairs = resolve_mapping(cfg.mapping.preset, cfg.mapping.pairs, num_layers(student), num_layers(teacher))
+    hidden_pairs = pairs if loss.hidden_weight > 0 else []
+    attn_pairs = [p for p in pairs if p[0] != "emb" and p[1] != "emb"] if loss.attn_weight > 0 else []
+    teacher_capture = None
+    if teacher is not None and pairs:
+        teacher_capture = LayerCapture(teacher, [t for _, t in hidden_pairs], [int(t) for _, t in attn_pairs])
+        teacher_capture.__enter__()
+    student = _prepare_student(cfg, student)
+    t_width = teacher.config.hidden_size if teacher is not None else student.config.hidden_size
+    projectors = Projectors(hidden_pairs, student.config.hidden_size, t_width).to(accelerator.device)
+    module = DistillStudent(student, projectors, hidden_pairs, attn_pairs)
+    optimizer = build_optimizer(module, cfg.train.lr, cfg.train.weight_decay)
+    scheduler = build_scheduler(optimizer, cfg.train.warmup_steps, cfg.train.steps)
+    module, optimizer = accelerator.prepare(module, optimizer)
+    return Setup(accelerator, module, teacher, teacher_capture, cache, student_tok, splits.train, splits.val,
+                 optimizer, scheduler, precision)
+
+
+def _prepare_student(cfg: DistillConfig, student):
+    if cfg.train.freeze_embeddings:
+        student.get_input_embeddings().requires_grad_(False)
+        student.get_output_embeddings().requires_grad_(False)
+    if cfg.train.gradient_checkpointing:
+        student.gradient_checkpointing_enable()
+        if cfg.lora.enabled:
+            student.enable_input_require_grads()
+    if cfg.lora.enabled:
+        student = wrap_lora(student, cfg.lora)
+    if cfg.train.compile:
+        student.compile()
+    return student.train()
+
+
+def _checkpoint_payload(cfg: DistillConfig, s: Setup, step: int, tokens: int, elapsed: float) -> dict[str, Any]:
+    inner = s.accelerator.unwrap_model(s.module)
+    return {
+        "model": trained_state(inner.student, only_trainable=cfg.lora.enabled),
+        "projectors": trained_state(inner.projectors, only_trainable=False),
+        "optimizer": s.optimizer.state_dict(),
+        "scheduler": s.scheduler.state_dict(),
+        "rng": rng_state(),
+        "step": step,
+        "tokens": tokens,
+        "elapsed": elapsed,
+    }
+
+
+def _restore(cfg: DistillConfig, s: Setup, run: RunFolder) -> tuple[int, int, float]:
+    """Load the latest complete checkpoint; returns (step, tokens, elapsed). Metrics past it are dropped."""
+    latest = run.latest_checkpoint()
+    if latest is None:
+        raise UserError(f"--resume: {run.path} has no complete checkpoint to resume from")
+    state = load_checkpoint(latest)
+    inner = s.accelerator.unwrap_model(s.module)
+    inner.student.load_state_dict(state["model"], strict=not cfg.lora.enabled)
+    inner.projectors.load_state_dict(state["projectors"])
+    s.optimizer.load_state_dict(state["optimizer"])
+    s.scheduler.load_state_dict(state["scheduler"])
+    set_rng_state(state["rng"])
+    step = int(state["step"])
+    if s.accelerator.is_main_process and run.metrics_path.exists():
+        import json
+
+        kept = [row for row in read_metrics(run.metrics_path) if int(row.get("step", 0)) <= step]
+        run.metrics_path.write_text("".join(json.dumps(row) + "\n" for row in kept))
+    return step, int(state["tokens"]), float(state["elapsed"])
+
+
+def _save_outputs(cfg: DistillConfig, s: Setup, run: RunFolder) -> None:
+    """student/ (merged when LoRA) with the tokenizer, adapter/ for LoRA, projectors.safetensors at run level."""
+    from safetensors.torch import save_file
+
+    inner = s.accelerator.unwrap_model(s.module)
+    inner.capture.__exit__()
+    student = inner.student
+    if is_lora(student):
+        student.save_pretrained(run.path / "adapter")
+        student = student.merge_and_unload()
+    student.save_pretrained(run.student_dir)
+    s.tokenizer.save_pretrained(run.student_dir)
+    save_file({k: v.contiguous() for k, v in trained_state(inner.projectors, False).items()},
+              str(run.path / "projectors.safetensors"))
+
+
+def _loop(cfg: DistillConfig, s: Setup, run: RunFolder, sink: Sink, stop: threading.Event, resume: bool) -> str:
+    """The training loop proper; returns the final state (finished or stopped)."""
+    acc, main, total_steps = s.accelerator, s.accelerator.is_main_process, cfg.train.steps
+    step, tokens, elapsed_before = _restore(cfg, s, run) if resume else (0, 0, 0.0)
+    tokens_per_step = cfg.train.batch_size * cfg.train.grad_accum * acc.num_processes * s.train_ids.shape[1]
+    start, start_step, last_status = time.perf_counter(), step, 0.0
+    if main:
+        run.update_status(state="running", step=step, total_steps=total_steps)
+        sink.log(f"training {total_steps} steps from step {step} on {acc.device} ({acc.num_processes} process(es), "
+                 f"{s.precision}, {'teacher cache' if s.cache else 'live teacher'})")
+    while step < total_steps:
+        if _stop_requested(stop, acc):
+            break
+        terms = optimizer_step(cfg, s, step)
+        step += 1
+        tokens += tokens_per_step
+        session = time.perf_counter() - start
+        if main and (step % cfg.train.log_every == 0 or step == total_steps):
+            rate = tokens_per_step * (step - start_step) / max(session, 1e-9)
+            eta = (total_steps - step) * session / (step - start_step)
+            sink.emit({"kind": "train", "step": step, **{k: terms[k] for k in ("total", *TERMS)},
+                       "lr": s.scheduler.get_last_lr()[0], "tokens": tokens, "tokens_per_s": rate,
+                       "elapsed": elapsed_before + session, "eta": eta, "time": time.time()})
+            if time.monotonic() - last_status >= STATUS_EVERY_S or step == total_steps:
+                run.update_status(step=step)  # throttled: each write is an fsync
+                last_status = time.monotonic()
+        if step % cfg.train.eval_every == 0 or step == total_steps:
+            row = evaluate(cfg, s)
+            if main:
+                sink.emit({"kind": "eval", "step": step, **row, "time": time.time()})
+        if step % cfg.train.save_every == 0 and step < total_steps:
+            _save(cfg, s, run, sink, step, tokens, elapsed_before + session)
+    if step < total_steps:
+        _save(cfg, s, run, sink, step, tokens, elapsed_before + time.perf_counter() - start)
+        return "stopped"
+    if main:
+        _save_outputs(cfg, s, run)
+        sink.log(f"finished: student saved to {run.student_dir}")
+    return "finished"
+
+
+def _stop_requested(stop: threading.Event, acc) -> bool:
+    if acc.num_processes == 1:
+        return stop.is_set()
+    flag = torch.tensor([1.0 if stop.is_set() else 0.0], device=acc.device)
+    return bool(acc.reduce(flag, reduction="sum").item() > 0)
+
+
+def _save(cfg: DistillConfig, s: Setup, run: RunFolder, sink: Sink, step: int, tokens: int, elapsed: float) -> None:
+    if s.accelerator.is_main_process:
+        path = save_checkpoint(run.checkpoints_dir, step, _checkpoint_payload(cfg, s, step, tokens, elapsed))
+        run.update_status(step=step)
+        sink.log(f"checkpoint saved: {path}")
+    s.accelerator.wait_for_everyone()
+
+
+def train(
+    cfg: DistillConfig,
+    run_dir: Path,
+    sink: Sink | None = None,
+    *,
+    resume: bool = False,
+    stop: threading.Event | None = None,
+) -> dict[str, Any]:
+    """Train a student by distillation into the run folder `run_dir`; returns {"state", "step", "run_dir", ...}.
+
+    `stop` (set it from another thread, or by SIGINT/SIGTERM) ends the run after the current step with a
+    checkpoint. Raises on failure after recording it in status.json (state failed, error, exit_code 1).
+    """
+    run = RunFolder(Path(run_dir))
+    run.path.mkdir(parents=True, exist_ok=True)
+    stop = stop or threading.Event()
+    accelerator = _make_accelerator(cfg)
+    main = accelerator.is_main_process
+    sink = MultiSink(JsonlSink(run.metrics_path), sink) if main else NullSink()
+    if main:
+        if not run.config_path.exists():
+            cfg.save(run.config_path)
+        status = run.read_status() if run.status_path.exists() else {}
+        run.update_status(state="queued", pid=os.getpid(), created=status.get("created") or time.time(),
+                          error=None, exit_code=None, total_steps=cfg.train.steps)
+    device = str(accelerator.device) if accelerator.device.type != "cuda" else f"cuda{accelerator.device.index or 0}"
+    lock = device_lock(run.path.parent, device, stop) if main else contextlib.nullcontext(True)
+    with stop_on_signals(stop, run if main else None), lock as locked:
+        if not locked:
+            run.update_status(state="stopped", ended=time.time(), exit_code=0)
+            return {"state": "stopped", "step": 0, "run_dir": str(run.path)}
+        try:
+            if main:
+                run.update_status(state="running", started=time.time(), pid=os.getpid())
+            s = setup(cfg, accelerator)
+            state = _loop(cfg, s, run, sink, stop, resume)
+        except BaseException as exc:
+            if main:
+                latest = run.latest_checkpoint()
+                keep = f"; last good checkpoint: {latest}" if latest else ""
+                message = (str(exc).splitlines() or [type(exc).__name__])[0] + keep
+                run.update_status(state="failed", error=message, ended=time.time(), exit_code=1)
+                sink.log(f"failed: {message}")
+            raise
+        finally:
+            sink.close()
+    status = {}
+    if main:
+        status = run.update_status(state=state, ended=time.time(), exit_code=0)
+    return {"state": state, "step": status.get("step"), "run_dir": str(run.path)}
