@@ -60,8 +60,12 @@ def cache_key(teacher_spec: str, top_k: int, train_ids: torch.Tensor, val_ids: t
 @torch.inference_mode()
 def teacher_topk(teacher, input_ids: torch.Tensor, top_k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """[B, T] ids -> top-k ids int32 [B, T, k], log-probs float32 [B, T, k], tail mass float32 [B, T]."""
-    logits = teacher(input_ids=input_ids, use_cache=False).logits.float()
-    log_probs = torch.log_softmax(logits, dim=-1)
+    return topk_from_logits(teacher(input_ids=input_ids, use_cache=False).logits, top_k)
+
+
+def topk_from_logits(logits: torch.Tensor, top_k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Teacher logits [..., V] -> top-k ids int32, log-probs float32 (at T=1) [..., k], tail mass float32 [...]."""
+    log_probs = torch.log_softmax(logits.float(), dim=-1)
     values, ids = log_probs.topk(top_k, dim=-1)
     tail = (1.0 - values.exp().sum(-1)).clamp(0.0, 1.0)
     return ids.to(torch.int32), values, tail
