@@ -1,4 +1,4 @@
-"""Divergences against a top-k + tail teacher: bucket formula, exactness limits, error vs full vocabulary, gradients."""
+"""Divergences against a top-k + tail teacher: the estimate, exactness limits, error vs full vocabulary, gradients."""
 
 import math
 
@@ -20,23 +20,39 @@ def _cache(teacher_logits, k):
     return top.indices, top.values.float(), tail.float()
 
 
-def _bucket_reference(student, ids, log_probs, tail, kind, temperature, beta, alpha):
-    """Plain-float float64 version of the documented k + 1 bucket scheme, one position at a time."""
+def _softmax64(scores):
+    top = max(scores)
+    exps = [math.exp(x - top) for x in scores]
+    return [x / sum(exps) for x in exps]
+
+
+def _estimate_reference(student, ids, log_probs, tail, kind, temperature, beta, alpha):
+    """Plain-float float64 version of the documented estimate, one position at a time: the teacher's k cached
+    probabilities, its tail mass spread like the student's own distribution over the other tokens, then both
+    tempered and compared over the whole vocabulary, times T²."""
     values = []
     for b in range(student.shape[0]):
         for t in range(student.shape[1]):
-            scores = [float(x) / temperature for x in log_probs[b, t]] + [math.log(float(tail[b, t])) / temperature]
-            top = max(scores)
-            p = [math.exp(x - top) for x in scores]
-            p = [x / sum(p) for x in p]
-            logits = [float(x) / temperature for x in student[b, t]]
-            top = max(logits)
-            exps = [math.exp(x - top) for x in logits]
-            q_full = [x / sum(exps) for x in exps]
-            chosen = [int(i) for i in ids[b, t]]
-            q = [q_full[i] for i in chosen]
-            q.append(sum(x for i, x in enumerate(q_full) if i not in chosen))
+            chosen = {int(i): float(lp) for i, lp in zip(ids[b, t], log_probs[b, t], strict=True)}
+            q1 = _softmax64([float(x) for x in student[b, t]])
+            rest = sum(x for i, x in enumerate(q1) if i not in chosen)
+            teacher_t1 = [math.exp(chosen[i]) if i in chosen else float(tail[b, t]) * x / rest for i, x in enumerate(q1)]
+            p = _softmax64([math.log(x) / temperature for x in teacher_t1])
+            q = _softmax64([float(x) / temperature for x in student[b, t]])
             values.append(_divergence64(p, q, kind, beta, alpha) * temperature**2)
+    return sum(values) / len(values)
+
+
+def _bucket_reference(student, ids, log_probs, tail, kind, beta, alpha):
+    """At T = 1: both models merged into k + 1 buckets (the k cached tokens and one tail), float64."""
+    values = []
+    for b in range(student.shape[0]):
+        for t in range(student.shape[1]):
+            chosen = [int(i) for i in ids[b, t]]
+            p = [math.exp(float(x)) for x in log_probs[b, t]] + [float(tail[b, t])]
+            q_full = _softmax64([float(x) for x in student[b, t]])
+            q = [q_full[i] for i in chosen] + [sum(x for i, x in enumerate(q_full) if i not in chosen)]
+            values.append(_divergence64(p, q, kind, beta, alpha))
     return sum(values) / len(values)
 
 
@@ -68,18 +84,27 @@ def _logits(shape=(2, 4, 24), seed=0):
 
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("temperature", [1.0, 2.0])
-def test_matches_bucket_reference(kind, temperature):
+def test_matches_float64_reference(kind, temperature):
     student, teacher = _logits()
     ids, log_probs, tail = _cache(teacher, k=5)
     got = topk_divergence(student, ids, log_probs, tail, kind=kind, temperature=temperature, beta=0.3, alpha=0.2)
-    want = _bucket_reference(student, ids, log_probs, tail, kind, temperature, 0.3, 0.2)
+    want = _estimate_reference(student, ids, log_probs, tail, kind, temperature, 0.3, 0.2)
+    assert got.item() == pytest.approx(want, rel=1e-5, abs=1e-6)
+
+
+@pytest.mark.parametrize("kind", [k for k in KINDS if k != "soft_ce"])  # soft_ce adds the teacher's entropy
+def test_at_temperature_one_equals_the_k_plus_one_buckets(kind):
+    student, teacher = _logits(seed=9)
+    ids, log_probs, tail = _cache(teacher, k=5)
+    got = topk_divergence(student, ids, log_probs, tail, kind=kind, beta=0.3, alpha=0.2)
+    want = _bucket_reference(student, ids, log_probs, tail, kind, 0.3, 0.2)
     assert got.item() == pytest.approx(want, rel=1e-5, abs=1e-6)
 
 
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("temperature", [1.0, 0.5, 3.0])
 def test_all_but_one_token_is_exact(kind, temperature):
-    # With k = V - 1 the tail is a single token, so tempering it as one bucket is exact at any temperature.
+    # With k = V - 1 the tail is a single token, so the estimate is the teacher itself at any temperature.
     student, teacher = _logits(seed=1)
     ids, log_probs, tail = _cache(teacher, k=teacher.shape[-1] - 1)
     s_top, s_full = student.clone().requires_grad_(True), student.clone().requires_grad_(True)
@@ -118,16 +143,31 @@ def test_error_vs_full_vocabulary_shrinks_with_k(kind):
 
 @pytest.mark.parametrize("chunk_size", [None, 3])
 def test_gradcheck_float64(chunk_size):
+    # At T = 1 the detached estimate changes nothing for the divergences: the gradient is the exact gradient of the
+    # loss value (soft_ce is left out: it also holds the estimate's entropy, which the detached target ignores).
     student, teacher = _logits(shape=(1, 3, 7), seed=3)
     ids, log_probs, tail = _cache(teacher, k=3)
-    for kind in KINDS:
+    for kind in [k for k in KINDS if k != "soft_ce"]:
         s = student.double().requires_grad_(True)
 
         def loss(x, kind=kind):
-            return topk_divergence(x, ids, log_probs.double(), tail.double(), kind=kind, temperature=1.5,
-                                   chunk_size=chunk_size)
+            return topk_divergence(x, ids, log_probs.double(), tail.double(), kind=kind, chunk_size=chunk_size)
 
         assert torch.autograd.gradcheck(loss, (s,)), kind
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_gradient_treats_the_estimate_as_a_fixed_target(kind):
+    # At T != 1 the gradient is that of the full-vocabulary divergence against the estimated teacher held constant.
+    student, teacher = _logits(shape=(2, 3, 11), seed=10)
+    ids, log_probs, tail = _cache(teacher, k=4)
+    q1 = student.double().softmax(-1)
+    rest = q1.scatter(-1, ids, 0.0)
+    estimate = (tail.double().unsqueeze(-1) * rest / rest.sum(-1, keepdim=True)).scatter(-1, ids, log_probs.double().exp())
+    s_top, s_full = student.double().requires_grad_(True), student.double().requires_grad_(True)
+    topk_divergence(s_top, ids, log_probs.double(), tail.double(), kind=kind, temperature=2.5).backward()
+    divergence(s_full, estimate.log(), kind=kind, temperature=2.5).backward()
+    torch.testing.assert_close(s_top.grad, s_full.grad)
 
 
 def test_chunked_matches_unchunked_and_masking():

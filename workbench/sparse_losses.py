@@ -1,20 +1,20 @@
 """Divergences against a cached teacher that kept only its top-k log-probabilities and the remaining (tail) mass.
 
 The teacher cache stores, per position, the ids and log-probabilities (at temperature 1) of the teacher's k most
-likely tokens and the probability mass r of everything else. The full teacher distribution is gone, so each
-divergence is computed over k + 1 buckets (README, "Teacher cache: top-k + tail"):
+likely tokens and the probability mass r of everything else. The rest of the teacher's distribution is gone, so it
+is estimated (README, "Teacher cache: top-k + tail"):
 
-- teacher at temperature T: bucket scores lp_i / T for the k tokens and log(r) / T for the tail, renormalised
-  with a softmax over the k + 1 buckets (the tail is tempered as if it were one token);
-- student at temperature T: its exact full-vocabulary softmax(student / T), read at the k ids, with the tail bucket
-  holding the student's exact remaining mass (a logsumexp over the non-top-k tokens, not 1 − Σ, so it stays
-  accurate when the tail is tiny);
-- then the same formula as the dense path (`workbench.losses.divergence_from_log_probs`) over the k + 1 buckets,
-  times T² when t2_scale is set.
+- the teacher's full distribution at T = 1 is rebuilt as its exact k cached probabilities plus the tail mass r
+  spread over the other tokens in the shape of the student's own distribution over them (detached: the estimate is
+  a fixed target, like a teacher, not something the student moves by changing its tail);
+- both sides are then tempered and compared over the whole vocabulary by the same row function as the dense path
+  (`workbench.losses.divergence`), times T² when t2_scale is set.
 
-At T = 1 the teacher buckets are exact and the only error is what merging the tail hides (for the KL kinds, the
-student's and teacher's disagreement inside the tail, weighted by the tail mass). `mse` needs raw teacher logits,
-which the cache does not keep, so it is refused.
+At T = 1 this equals the divergence between the two models merged into k + 1 buckets (the k tokens and the tail),
+value and gradient, and the only error is the models' disagreement inside the tail, which the cache cannot see.
+At T > 1 the tail carries more of the tempered mass; the student-shaped estimate keeps the gradient's direction
+close to the full-vocabulary one where tempering the tail as a single token would not (README has the measured
+errors). `mse` needs raw teacher logits, which the cache does not keep, so it is refused.
 """
 
 from __future__ import annotations
@@ -22,34 +22,32 @@ from __future__ import annotations
 from functools import partial
 
 import torch
-import torch.nn.functional as F
 
 from workbench.errors import UserError
 from workbench.losses import (
     LogitLosses,
     check_divergence_args,
-    divergence_from_log_probs,
+    dense_rows,
     fused_ce_rows,
     rowwise_mean,
     t2_factor,
     valid_rows,
 )
 
-
-def teacher_bucket_log_probs(topk_log_probs: torch.Tensor, tail_mass: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Teacher log-probabilities over the k + 1 buckets at temperature T: [n, k] and [n] -> [n, k + 1]."""
-    log_tail = torch.log(tail_mass.clamp(min=0.0)).unsqueeze(-1)
-    return F.log_softmax(torch.cat([topk_log_probs, log_tail], dim=-1) / temperature, dim=-1)
+# Smallest tail mass used in logs: a teacher that put (numerically) everything on its top k still gets finite
+# reverse divergences.
+MIN_TAIL = 1e-12
 
 
-def student_bucket_log_probs(student_logits: torch.Tensor, topk_ids: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Student log-probabilities over the teacher's k ids plus the rest: [n, V] and [n, k] -> [n, k + 1]."""
-    scaled = student_logits / temperature
-    log_norm = torch.logsumexp(scaled, dim=-1, keepdim=True)
-    log_top = scaled.gather(-1, topk_ids) - log_norm
-    rest = scaled.scatter(-1, topk_ids, float("-inf"))
-    log_tail = torch.logsumexp(rest, dim=-1, keepdim=True) - log_norm
-    return torch.cat([log_top, log_tail], dim=-1)
+def teacher_estimate_log_probs(student: torch.Tensor, topk_ids: torch.Tensor, topk_log_probs: torch.Tensor,
+                               tail_mass: torch.Tensor) -> torch.Tensor:
+    """Teacher log-probabilities at T = 1 over the vocabulary, rebuilt from its cache: [n, V], [n, k], [n, k], [n].
+
+    Exact at the k cached ids; elsewhere the tail mass spread in the shape of the (detached) student's distribution.
+    """
+    rest = torch.log_softmax(student.detach().scatter(-1, topk_ids, float("-inf")), dim=-1)
+    log_tail = torch.log(tail_mass.clamp(min=MIN_TAIL)).unsqueeze(-1)
+    return (rest + log_tail).scatter(-1, topk_ids, topk_log_probs.to(rest.dtype))
 
 
 def _topk_rows(
@@ -63,9 +61,8 @@ def _topk_rows(
     beta: float,
     alpha: float,
 ) -> torch.Tensor:
-    log_p = teacher_bucket_log_probs(topk_log_probs, tail_mass, temperature)
-    log_q = student_bucket_log_probs(student, topk_ids.long(), temperature)
-    return divergence_from_log_probs(log_p, log_q, kind, beta, alpha)
+    teacher = teacher_estimate_log_probs(student, topk_ids.long(), topk_log_probs, tail_mass)
+    return dense_rows(student, teacher, kind=kind, temperature=temperature, beta=beta, alpha=alpha)
 
 
 def tail_mass_from_log_probs(topk_log_probs: torch.Tensor) -> torch.Tensor:

@@ -5,7 +5,7 @@
 
 A cache folder holds `meta.json` and shards `<split>-NNNNN.safetensors` with, per packed sequence [T] of the
 split, `ids` int32 [n, T, k], `logprobs` float32 [n, T, k] (log-softmax at T=1) and `tail` float32 [n, T]
-(1 − Σ top-k probabilities). Its key is a hash of everything that determines those numbers: the teacher spec and
+(the probability outside the top k). Its key is a hash of everything that determines those numbers: the teacher spec and
 its weight files (names, sizes, times), k, and the exact token ids of both splits (which covers dataset, tokenizer,
 seq_len, split and seed). Training refuses a cache whose key does not match its own data. The divergences are then
 computed over k + 1 buckets by `workbench.sparse_losses` (how, and the error: README, "Teacher cache").
@@ -67,7 +67,8 @@ def topk_from_logits(logits: torch.Tensor, top_k: int) -> tuple[torch.Tensor, to
     """Teacher logits [..., V] -> top-k ids int32, log-probs float32 (at T=1) [..., k], tail mass float32 [...]."""
     log_probs = torch.log_softmax(logits.float(), dim=-1)
     values, ids = log_probs.topk(top_k, dim=-1)
-    tail = (1.0 - values.exp().sum(-1)).clamp(0.0, 1.0)
+    # the exact remaining mass (1 − Σ top-k would round to 0 when the top k hold almost everything)
+    tail = torch.logsumexp(log_probs.scatter(-1, ids, float("-inf")), dim=-1).exp()
     return ids.to(torch.int32), values, tail
 
 
