@@ -25,11 +25,10 @@ def default_target_modules(model: nn.Module) -> list[str]:
     return sorted(names)
 
 
-def wrap_lora(model: nn.Module, cfg: LoraConfig) -> nn.Module:
-    """A peft model whose only trainable weights are the LoRA matrices."""
-    from peft import LoraConfig as PeftLoraConfig
-    from peft import get_peft_model
+def resolve_targets(model: nn.Module, cfg: LoraConfig) -> list[str]:
+    """The module names LoRA adapts: the configured ones, checked against the model's linear layers, or defaults.
 
+    Works on a weightless ("meta") model too, which is how the preflight checks them before a run starts."""
     available = {name.split(".")[-1] for name, module in model.named_modules() if _is_linear(module)}
     targets = list(cfg.target_modules) or default_target_modules(model)
     missing = sorted(set(targets) - available)
@@ -38,6 +37,15 @@ def wrap_lora(model: nn.Module, cfg: LoraConfig) -> nn.Module:
             f"lora.target_modules: {', '.join(missing)} not found in the student; "
             f"accepted: {', '.join(sorted(available))}"
         )
+    return targets
+
+
+def wrap_lora(model: nn.Module, cfg: LoraConfig) -> nn.Module:
+    """A peft model whose only trainable weights are the LoRA matrices."""
+    from peft import LoraConfig as PeftLoraConfig
+    from peft import get_peft_model
+
+    targets = resolve_targets(model, cfg)
     fan_in_fan_out = any(type(m).__name__ == "Conv1D" for m in model.modules())
     peft_cfg = PeftLoraConfig(
         r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=targets,

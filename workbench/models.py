@@ -51,6 +51,7 @@ __all__ = [
     "load_model",
     "load_tokenizer",
     "load_config",
+    "check_weights",
     "builtin_teacher_dir",
     "count_parameters",
     "resolve_layers",
@@ -202,6 +203,18 @@ def _check_weights_format(location: str, allow_pickle: bool) -> None:
             f"model folder {location!r} has only pickle weights (.bin/.pt), which can run code when loaded; "
             "convert them to safetensors or set models.allow_pickle=true if you trust the source"
         )
+
+
+def check_weights(spec: str | ModelSpec, *, allow_pickle: bool = False) -> None:
+    """Refuse, without reading them, a local model whose weights are missing or pickle-only (unless allowed)."""
+    parsed = spec if isinstance(spec, ModelSpec) else parse_spec(spec)
+    if parsed.derivation == "fresh":
+        return
+    location, _ = _resolve_base(parsed.base)
+    _check_weights_format(location, allow_pickle)
+    folder = Path(location)
+    if folder.is_dir() and not any(p.suffix in (".safetensors", *PICKLE_SUFFIXES) for p in folder.iterdir()):
+        raise UserError(f"model folder {location!r} holds no weights (expected model.safetensors next to config.json)")
 
 
 def _load_base_config(spec: ModelSpec, trust_remote_code: bool):

@@ -19,10 +19,10 @@ from typing import Any
 import gradio as gr
 
 from workbench import runner
-from workbench.app.setup_logic import start_preflight
 from workbench.app.tab_runs import run_summary
 from workbench.config import DistillConfig
 from workbench.errors import UserError
+from workbench.preflight import preflight
 from workbench.runs import MetricsReader, list_runs
 
 
@@ -46,7 +46,7 @@ class StatusReaders:
 
 def start_run_from_yaml(runs_dir: str, config_yaml: str) -> str:
     cfg = DistillConfig.from_yaml(config_yaml or "")
-    start_preflight(cfg)
+    preflight(cfg, runs_dir)
     return runner.start_run(cfg, runs_dir)
 
 

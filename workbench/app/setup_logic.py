@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from workbench.config import BUILTIN_TEACHER, DEFAULT_STUDENT, DistillConfig
+from workbench.config import BUILTIN_TEACHER, DEFAULT_STUDENT
 from workbench.errors import UserError
 from workbench.runs import list_runs
 
@@ -172,18 +172,3 @@ def next_token_logits(ctx, teacher: str, student: str, prompt: str) -> dict[str,
     ctx.preview_cache[key] = entry
     return entry
 
-
-def start_preflight(cfg: DistillConfig) -> None:
-    """Checks that need the models' configs, run before a run folder is created: layer mapping, tokenizers."""
-    if cfg.loss.hidden_weight > 0 or cfg.loss.attn_weight > 0 or cfg.mapping.preset == "custom":
-        check = mapping_check(cfg.mapping.preset, cfg.mapping.pairs, cfg.models.student, cfg.models.teacher)
-        if check["errors"]:
-            raise UserError(check["errors"][0])
-    _, compatible = pair_card_text(cfg.models.teacher, cfg.models.student, cfg.train.batch_size, cfg.data.seq_len,
-                                   cfg.models.trust_remote_code)
-    if not compatible:
-        from workbench.card import compare_tokenizers, tokenizer_mismatch_error
-        from workbench.models import load_tokenizer
-
-        problem = compare_tokenizers(load_tokenizer(cfg.models.teacher), load_tokenizer(cfg.models.student))["problem"]
-        raise tokenizer_mismatch_error(problem or "the pair could not be read")

@@ -16,9 +16,10 @@ import gradio as gr
 
 from workbench import runner
 from workbench.app.setup_events import config_from_args
-from workbench.app.setup_logic import start_preflight
+from workbench.config import DistillConfig
 from workbench.errors import UserError
 from workbench.plots import training_figure
+from workbench.preflight import preflight
 from workbench.runs import ACTIVE_STATES, MetricsReader, RunFolder, list_runs
 
 TICK_SECONDS = 2.0
@@ -58,10 +59,19 @@ def progress_html(status: dict, latest: dict | None) -> str:
     )
 
 
+def trusts_remote_code(run: RunFolder) -> bool:
+    try:
+        return bool(DistillConfig.load(run.config_path).models.trust_remote_code)
+    except UserError:
+        return False
+
+
 def status_markdown(run: RunFolder, status: dict) -> str:
     state = status.get("state", "?")
     badge = {"failed": "kd-bad", "finished": "kd-ok", "stopped": "kd-wait"}.get(state, "kd-wait")
     text = f'<span class="kd-badge {badge}">{html.escape(state)}</span> Run **{run.run_id}**'
+    if trusts_remote_code(run):
+        text += '\n\n<span class="kd-badge kd-bad">trust_remote_code on</span> this run executes code shipped with its models.'
     if status.get("stop_requested") and state in ("running", "stopping"):
         text += " · stopping (saving a checkpoint)…"
     if state == "queued":
@@ -130,7 +140,7 @@ def build_train_tab(ctx, setup: dict) -> dict[str, Any]:
     def on_start(preset, *args):
         try:
             cfg = config_from_args(fields, preset, args)
-            start_preflight(cfg)
+            preflight(cfg, ctx.runs_dir)
             run_id = runner.start_run(cfg, ctx.runs_dir)
         except UserError as exc:
             raise gr.Error(str(exc)) from None

@@ -41,7 +41,7 @@ def register(subparsers) -> None:
 
 
 def is_loopback(host: str) -> bool:
-    if host in ("localhost", ""):
+    if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
@@ -62,6 +62,9 @@ def launch_options(host: str, port: int, auth: str | None, insecure: bool, runs_
                    max_file_size: str = DEFAULT_MAX_FILE_SIZE) -> dict[str, Any]:
     """Keyword arguments for `Blocks.launch` with the security defaults; refuses an open non-loopback bind."""
     credentials = parse_auth(auth)
+    if not host.strip():
+        # gradio would fall back to $GRADIO_SERVER_NAME, which may be 0.0.0.0
+        raise UserError(f"--host must name an address to bind, e.g. {DEFAULT_HOST}; got an empty value")
     if not is_loopback(host) and credentials is None and not insecure:
         raise UserError(f"--host {host} exposes the app beyond this machine; add --auth user:password "
                         "(or --insecure if you really want no login)")

@@ -71,6 +71,7 @@ def _stdout_is(path: Path) -> bool:
 
 
 def run(args) -> int:
+    from workbench.preflight import preflight
     from workbench.train_step import NonFiniteLoss
     from workbench.trainer import train
 
@@ -82,12 +83,18 @@ def run(args) -> int:
         if not run_folder.config_path.is_file():
             raise UserError(f"{run_folder.path} is not a run folder (no config.yaml)")
         cfg = apply_overrides(DistillConfig.load(run_folder.config_path), list(args.overrides))
+        if args.overrides:
+            preflight(cfg, run_folder.path.parent, new_run=False)
     else:
         cfg = resolve_config(args.config, args.preset, args.overrides)
+        preflight(cfg, new_run=_is_main_process())  # before any run folder exists; rank 0 creates it
         run_folder = _prepare_new_run(cfg)
     main = _is_main_process()
     if main:
         print(run_folder.path, flush=True)
+        if cfg.models.trust_remote_code:
+            print("workbench train: warning: models.trust_remote_code is on; code shipped with the models will run",
+                  file=sys.stderr, flush=True)
     latest = run_folder.latest_checkpoint() if args.resume else None
     initial = int(latest.name[5:]) if latest else 0
     sink = None
