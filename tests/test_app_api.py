@@ -13,6 +13,8 @@ import pytest
 from app_helpers import launched_app, tiny_config, wait_for
 from gradio_client import Client
 
+from workbench import runner
+from workbench.app.tab_train import status_markdown
 from workbench.commands.app import launch_options
 from workbench.errors import UserError
 from workbench.runs import RunFolder
@@ -59,6 +61,12 @@ def test_stop_run_is_graceful_and_a_new_client_finds_it(served, tiny_teacher, ti
     assert run_id in [r["run"] for r in fresh.predict(api_name="/list_runs")]
     assert _status(fresh, run_id)["state"] == "stopped"
 
+    runner.resume_run(run.path)
+    wait_for(lambda: (s := _status(client, run_id))["state"] == "running" and s["step"] > status["step"], timeout=120)
+    assert not run.read_status().get("stop_requested"), "a resumed run is not shown as stopping"
+    assert "stopping" not in status_markdown(run, run.read_status())
+    assert runner.stop_run(run.path, wait=True)["state"] == "stopped"
+
 
 def test_bad_yaml_is_refused_with_the_field_named(served):
     client = Client(served.local_url, verbose=False)
@@ -97,3 +105,16 @@ def test_launch_options_refuse_open_bind_without_auth(tmp_path):
     assert sorted(local["allowed_paths"]) == sorted([str((tmp_path / "r").resolve()), str((tmp_path / "e").resolve())])
     with pytest.raises(UserError, match="user:password"):
         launch_options("127.0.0.1", 7860, "nopassword", False, runs, exports)
+
+
+def test_out_of_range_form_value_is_refused_naming_the_field(served, tiny_teacher, tiny_student, tiny_text):
+    from workbench.forms import FORM_FIELDS, config_to_form
+
+    values = config_to_form(tiny_config(tiny_teacher, tiny_student, tiny_text))
+    values["train.steps"] = -1
+    values["mapping.pairs"] = {"headers": ["student layer", "teacher layer"], "data": [["", ""]]}
+    args = [values[name] for name in FORM_FIELDS]
+    client = Client(served.local_url, verbose=False)
+    assert "train.steps" in client.predict("quick", *args, api_name="/command_preview")
+    with pytest.raises(Exception, match=r"train\.steps"):
+        client.predict("quick", *args, api_name="/train_start")

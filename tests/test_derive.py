@@ -63,6 +63,8 @@ def test_parse_spec_forms():
         ("base?fresh&layers=2&hidden=64", "fresh needs heads="),
         ("base?fresh&layers=2&hidden=64&heads=4&width=3", "unknown key"),
         ("base?fresh=1&layers=2&hidden=64&heads=4", "takes no value"),
+        ("base?fresh&layers=2&hidden=64&heads=4&seed=-1", "seed must be a non-negative integer"),
+        ("base?fresh&layers=0&hidden=64&heads=4&seed=0", "layers must be a positive integer"),
         ("base?prune=even&layers=2&layers=3", "given twice"),
         ("?prune=even&layers=2", "missing base"),
         ("", "empty spec"),
@@ -148,6 +150,14 @@ def test_fresh_model_has_requested_sizes(four_layer, arch):
     assert torch.equal(model.get_input_embeddings().weight, again.get_input_embeddings().weight)  # seeded
     with torch.no_grad():
         assert torch.isfinite(model(IDS).logits).all()
+
+
+def test_fresh_seed_zero_is_accepted_and_is_the_default_seed(four_layer):
+    base = f"{four_layer['llama']}?fresh&layers=2&hidden=32&heads=4"
+    assert parse_spec(f"{base}&seed=0").params["seed"] == "0"
+    weights = {seed: load_model(f"{base}&seed={seed}").get_input_embeddings().weight for seed in (0, 1)}
+    assert torch.equal(weights[0], load_model(base).get_input_embeddings().weight)
+    assert not torch.equal(weights[0], weights[1])
 
 
 def test_fresh_rejects_sizes_the_family_cannot_take(four_layer):

@@ -12,7 +12,7 @@ import pytest
 from workbench import runner
 from workbench.config import DistillConfig
 from workbench.errors import UserError
-from workbench.runs import RunFolder, pid_alive
+from workbench.runs import RunFolder, pid_alive, terminal_lines
 
 
 def _tiny_cfg(teacher: Path, student: Path, data: Path, **train) -> DistillConfig:
@@ -116,3 +116,11 @@ def test_failing_run_records_exit_code_and_log(tmp_path, tiny_teacher, tiny_stud
     assert status["state"] == "failed" and status["exit_code"] != 0
     assert not pid_alive(status["pid"])
     assert "workbench" in run.log_tail() and "train" in run.log_tail()
+
+
+def test_log_tail_shows_progress_bars_as_a_terminal_does(tmp_path):
+    run = RunFolder(tmp_path / "run")
+    run.path.mkdir()
+    run.log_path.write_text("start\n  0%| 0/4\r 50%| 2/4\r100%| 4/4\n\x1b[Aeval step 4: loss 1.0\n\n")
+    assert terminal_lines(run.log_path.read_bytes().decode()) == ["start", "100%| 4/4", "eval step 4: loss 1.0"]
+    assert run.log_tail(2) == "100%| 4/4\neval step 4: loss 1.0"

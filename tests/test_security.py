@@ -69,3 +69,26 @@ def test_trust_remote_code_is_shown_in_the_run_config_the_log_and_the_train_tab(
     plain.path.mkdir()
     DistillConfig().save(plain.config_path)
     assert "trust_remote_code" not in status_markdown(plain, {"state": "finished"})
+
+
+def test_hub_token_never_reaches_the_run_folder(tiny_teacher, tiny_student, tiny_text, tmp_path, monkeypatch):
+    """A run started as the app starts it, with a hub token in the environment, writes the token nowhere."""
+    import time
+
+    from workbench import runner
+
+    secret = "hf_SecretTokenThatMustNotLeak1234567890"
+    monkeypatch.setenv("HF_TOKEN", secret)
+    monkeypatch.setenv("HUGGING_FACE_HUB_TOKEN", secret)
+    cfg = tiny_config(tiny_teacher, tiny_student, tiny_text, train={"steps": 2, "eval_every": 1, "save_every": 1},
+                      run={"runs_dir": str(tmp_path), "name": "tokened"})
+    run_id = runner.start_run(cfg, tmp_path)
+    run = RunFolder(tmp_path / run_id)
+    deadline = time.time() + 120
+    while run.read_status().get("state") not in ("finished", "failed") and time.time() < deadline:
+        time.sleep(0.5)
+    assert run.read_status()["state"] == "finished", run.log_tail(20)
+    files = [p for p in run.path.rglob("*") if p.is_file()]
+    assert any(p.name == "metrics.jsonl" for p in files) and any("checkpoints" in p.parts for p in files)
+    for path in files:
+        assert secret.encode() not in path.read_bytes(), f"{path.relative_to(run.path)} holds the hub token"

@@ -214,7 +214,7 @@ def format_card(card: dict) -> str:
 
 def pruning_candidates(teacher: str, layers: int) -> list[str]:
     """Depth-pruned students of `teacher` worth comparing: even, contiguous drops, importance, first/last layers."""
-    keep = 2 * layers // 3  # at most two thirds of the teacher's blocks
+    keep = (2 * layers - 1) // 3  # under two thirds of the blocks: with the final norm, 2L/3 blocks are just over
     short = layers // 2
     specs = [teacher, f"{teacher}?prune=even&layers={keep}", f"{teacher}?prune=importance&layers={keep}"]
     block = layers - keep

@@ -104,7 +104,10 @@ def parse_spec(spec: str) -> ModelSpec:
             if key not in params:
                 raise _spec_error(spec, f"fresh needs {key}=")
         for key, value in params.items():
-            _positive_int(spec, key, value)
+            if key == "seed":
+                _non_negative_int(spec, key, value)
+            else:
+                _positive_int(spec, key, value)
         return ModelSpec(text=text, base=base, derivation="fresh", params=params)
     method = params.pop("prune", None)
     if method not in PRUNE_KINDS:
@@ -122,6 +125,12 @@ def parse_spec(spec: str) -> ModelSpec:
 def _positive_int(spec: str, key: str, value: str) -> int:
     if not value.isdigit() or int(value) < 1:
         raise _spec_error(spec, f"{key} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _non_negative_int(spec: str, key: str, value: str) -> int:
+    if not value.isdigit():
+        raise _spec_error(spec, f"{key} must be a non-negative integer, got {value!r}")
     return int(value)
 
 

@@ -161,7 +161,7 @@ def resume_run(run_dir: str | Path) -> int:
         raise UserError(f"run {run.run_id!r} is {status['state']}; stop it before resuming")
     if status.get("state") == "finished":
         raise UserError(f"run {run.run_id!r} has finished; start a new run to train further")
-    run.update_status(state="queued", error=None, ended=None, stale=None, resumed=time.time())
+    run.update_status(state="queued", error=None, ended=None, stale=None, stop_requested=None, resumed=time.time())
     return _spawn(run, ["--resume", str(run.path.resolve())])
 
 

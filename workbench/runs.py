@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -128,7 +129,21 @@ class RunFolder:
                 text = handle.read().decode("utf-8", errors="replace")
         except OSError:
             return ""
-        return "\n".join(text.splitlines()[-lines:])
+        return "\n".join(terminal_lines(text)[-lines:])
+
+
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def terminal_lines(text: str) -> list[str]:
+    """Log text as a terminal shows it: a carriage return redraws its line (progress bars), escape codes vanish,
+    blank lines are dropped."""
+    shown = []
+    for line in _ANSI_ESCAPE.sub("", text).split("\n"):
+        redraws = [part for part in line.split("\r") if part.strip()]
+        if redraws:
+            shown.append(redraws[-1].rstrip())
+    return shown
 
 
 @dataclass

@@ -123,9 +123,11 @@ def wire_setup(ctx, c: dict) -> None:
     gr.on([c["loss.temperature"].change, c["preview_btn"].click, c["sample_prompt"].submit],
           lambda *a: _preview(ctx, *a), preview_inputs, [c["preview_plot"], c["preview_text"]],
           api_name="temperature_preview", **QUIET)
-    c["data_upload"].upload(lambda f: gr.update(choices=logic.dataset_choices(ctx, logic.store_upload(ctx, f)),
-                                                value=logic.store_upload(ctx, f)),
-                            c["data_upload"], c["data.dataset"], api_name="upload_data")
+    def upload_data(upload):
+        stored = logic.store_upload(ctx, upload)
+        return gr.update(choices=logic.dataset_choices(ctx, stored), value=stored)
+
+    c["data_upload"].upload(upload_data, c["data_upload"], c["data.dataset"], api_name="upload_data")
 
     def preview_data(dataset, column, seq_len, student):
         try:

@@ -24,6 +24,7 @@ def _info(name: str) -> str:
 
 
 def _number(name: str, label: str, value: Any, **kw) -> gr.Number:
+    """No minimum/maximum here: gradio's own range error does not name the field; the config's check does."""
     return gr.Number(value=value, label=label, info=_info(name), **kw)
 
 
@@ -56,7 +57,7 @@ def _data_section(c: dict, v: dict, ctx) -> None:
         c["data.val_fraction"] = gr.Slider(0.01, 0.45, value=v["data.val_fraction"], step=0.01,
                                            label="Validation fraction", info=_info("data.val_fraction"))
         c["data.max_sequences"] = _number("data.max_sequences", "Max sequences (0 = all)", v["data.max_sequences"],
-                                          precision=0, minimum=0)
+                                          precision=0)
     c["data_preview_btn"] = gr.Button("Preview packed examples", size="sm")
     c["data_preview"] = gr.Dataframe(headers=["#", "tokens", "text"], value=[], label="Packed examples",
                                      interactive=False, wrap=True, visible=False)
@@ -67,7 +68,9 @@ def _loss_section(c: dict, v: dict) -> None:
         with gr.Column(scale=2):
             c["loss.temperature"] = gr.Slider(0.1, 10.0, value=v["loss.temperature"], step=0.1, label="Temperature T",
                                               info=_info("loss.temperature"))
-            c["sample_prompt"] = gr.Textbox(logic.SAMPLE_PROMPT, label="Sample prompt for the preview", lines=1)
+            c["sample_prompt"] = gr.Textbox(logic.SAMPLE_PROMPT, label="Sample prompt for the preview", lines=1,
+                                            info="Text whose next token both models predict below; not used for "
+                                                 "training.")
             c["preview_btn"] = gr.Button("Show next-token preview", size="sm")
             c["preview_text"] = gr.Markdown("Move the slider or press the button: the teacher's and the student's "
                                             "next-token distributions at T appear here.", elem_id="temp-preview-text")
@@ -84,7 +87,7 @@ def _loss_section(c: dict, v: dict) -> None:
     with gr.Row():
         for key, label in (("ce_weight", "CE weight"), ("kd_weight", "KD weight"), ("hidden_weight", "Hidden weight"),
                            ("attn_weight", "Attention weight")):
-            c[f"loss.{key}"] = _number(f"loss.{key}", label, v[f"loss.{key}"], minimum=0, maximum=1000, step=0.1)
+            c[f"loss.{key}"] = _number(f"loss.{key}", label, v[f"loss.{key}"], step=0.1)
         c["loss.hidden_loss"] = gr.Dropdown(["mse", "cosine"], value=v["loss.hidden_loss"], label="Hidden distance",
                                             info=_info("loss.hidden_loss"))
         c["loss.attn_loss"] = gr.Dropdown(["kl", "mse"], value=v["loss.attn_loss"], label="Attention distance",
@@ -109,7 +112,7 @@ def _lora_section(c: dict, v: dict) -> None:
     with gr.Row():
         c["lora.enabled"] = gr.Checkbox(v["lora.enabled"], label="Train LoRA adapters", info=_info("lora.enabled"))
         c["lora.r"] = gr.Slider(1, 256, value=v["lora.r"], step=1, label="r", info=_info("lora.r"))
-        c["lora.alpha"] = gr.Number(v["lora.alpha"], label="alpha", info=_info("lora.alpha"), minimum=0.1)
+        c["lora.alpha"] = gr.Number(v["lora.alpha"], label="alpha", info=_info("lora.alpha"))
         c["lora.dropout"] = gr.Slider(0, 0.5, value=v["lora.dropout"], step=0.01, label="dropout",
                                       info=_info("lora.dropout"))
     c["lora.target_modules"] = gr.Dropdown(v["lora.target_modules"], value=v["lora.target_modules"], multiselect=True,
@@ -119,18 +122,15 @@ def _lora_section(c: dict, v: dict) -> None:
 
 def _train_section(c: dict, v: dict) -> None:
     with gr.Row():
-        c["train.steps"] = _number("train.steps", "Steps", v["train.steps"], precision=0, minimum=1)
-        c["train.batch_size"] = _number("train.batch_size", "Batch size", v["train.batch_size"], precision=0, minimum=1)
-        c["train.grad_accum"] = _number("train.grad_accum", "Grad accumulation", v["train.grad_accum"], precision=0,
-                                        minimum=1)
-        c["train.lr"] = _number("train.lr", "Learning rate", v["train.lr"], minimum=0, step=1e-5)
-        c["train.warmup_steps"] = _number("train.warmup_steps", "Warmup steps", v["train.warmup_steps"], precision=0,
-                                          minimum=0)
+        c["train.steps"] = _number("train.steps", "Steps", v["train.steps"], precision=0)
+        c["train.batch_size"] = _number("train.batch_size", "Batch size", v["train.batch_size"], precision=0)
+        c["train.grad_accum"] = _number("train.grad_accum", "Grad accumulation", v["train.grad_accum"], precision=0)
+        c["train.lr"] = _number("train.lr", "Learning rate", v["train.lr"], step=1e-5)
+        c["train.warmup_steps"] = _number("train.warmup_steps", "Warmup steps", v["train.warmup_steps"], precision=0)
     with gr.Row():
-        c["train.eval_every"] = _number("train.eval_every", "Eval every", v["train.eval_every"], precision=0, minimum=1)
-        c["train.save_every"] = _number("train.save_every", "Checkpoint every", v["train.save_every"], precision=0,
-                                        minimum=1)
-        c["train.seed"] = _number("train.seed", "Seed", v["train.seed"], precision=0, minimum=0)
+        c["train.eval_every"] = _number("train.eval_every", "Eval every", v["train.eval_every"], precision=0)
+        c["train.save_every"] = _number("train.save_every", "Checkpoint every", v["train.save_every"], precision=0)
+        c["train.seed"] = _number("train.seed", "Seed", v["train.seed"], precision=0)
         c["train.device"] = gr.Dropdown(["auto", "cpu", "cuda"], value=v["train.device"], label="Device",
                                         allow_custom_value=True, info=_info("train.device"))
         c["train.precision"] = gr.Dropdown(["auto", "fp32", "bf16"], value=v["train.precision"], label="Precision",
@@ -142,6 +142,8 @@ def build_setup_tab(ctx) -> dict[str, Any]:
     """Build the setup tab inside the current `gr.Tab`; returns its components by name and `fields`."""
     values = config_to_form(_initial_config(ctx))
     c: dict[str, Any] = {}
+    gr.Markdown("Every control says what it does under its label; the **Learn** tab explains temperature, the "
+                "divergences, loss weights, layer mapping and LoRA in plain words, each with its notebook.")
     with gr.Row():
         presets = preset_names()
         c["preset"] = gr.Dropdown(presets, value=DEFAULT_PRESET if DEFAULT_PRESET in presets else None, label="Preset",

@@ -3,7 +3,9 @@
     workbench bench [--only throughput,cache,...] [--quick] [--out bench-results.json] [--device cpu|cuda]
 
 One module per comparison, each exposing `run(settings) -> dict` with a `targets` list:
-(a) throughput, (b) cache, (c) divergence_memory, (d) effectiveness, (e) inference, (f) app_start.
+(a) throughput, (b) cache, (c) divergence_memory, (d) effectiveness, (e) inference, (f) app_start, and
+(3) levers, each speed lever of the issue's requirement 3 timed on its own, and (8) load, the app's
+responsiveness and the run's metrics while five clients poll and chat (issue 8).
 Only ratios measured in one invocation are meaningful; absolute numbers move with the machine's load.
 """
 
@@ -17,10 +19,11 @@ from typing import Any
 from workbench.bench.common import BenchSettings, machine_info
 from workbench.errors import UserError
 
-COMPARISONS = ("throughput", "cache", "divergence_memory", "effectiveness", "inference", "app_start")
-LETTERS = dict(zip(COMPARISONS, "abcdef", strict=True))
+COMPARISONS = ("throughput", "cache", "divergence_memory", "effectiveness", "inference", "app_start", "levers",
+               "load")
+LETTERS = dict(zip(COMPARISONS, "abcdef38", strict=True))
 
-QUICK = {"steps": 6, "warmup_steps": 2, "effectiveness_steps": 20, "generate_tokens": 16}
+QUICK = {"steps": 6, "warmup_steps": 2, "generate_tokens": 16}  # (d) keeps the `default` preset budget
 
 
 def parse_only(only: str | None) -> list[str]:
@@ -32,7 +35,7 @@ def parse_only(only: str | None) -> list[str]:
     for item in (part.strip() for part in only.split(",") if part.strip()):
         name = by_letter.get(item, item.replace("-", "_"))
         if name not in COMPARISONS:
-            raise UserError(f"--only: unknown comparison {item!r}; accepted: {', '.join(COMPARISONS)} or a-f")
+            raise UserError(f"--only: unknown comparison {item!r}; accepted: {', '.join(COMPARISONS)} or a-f, 3, 8")
         chosen.append(name)
     return chosen
 
@@ -46,8 +49,9 @@ def make_settings(*, quick: bool = False, **overrides: Any) -> BenchSettings:
 
 
 def run_bench(settings: BenchSettings, only: list[str] | None = None,
-              progress: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run the chosen comparisons in order; a failing comparison is recorded, not raised."""
+              progress: Callable[[str], None] = print, partial: Callable[[dict], Any] | None = None) -> dict[str, Any]:
+    """Run the chosen comparisons in order; a failing comparison is recorded, not raised. `partial` gets the
+    results after each comparison (the CLI writes them, so an interrupted run keeps what it measured)."""
     results: dict[str, Any] = {
         "machine": machine_info(settings.device),
         "settings": settings.to_dict(),
@@ -61,8 +65,10 @@ def run_bench(settings: BenchSettings, only: list[str] | None = None,
             block = importlib.import_module(f"workbench.bench.{name}").run(settings)
         except Exception as exc:  # noqa: BLE001 - one failing comparison must not hide the rest
             block = {"error": f"{type(exc).__name__}: {exc}".splitlines()[0][:400], "targets": []}
-        block["seconds"] = round(time.perf_counter() - started, 1)
+        block["bench_seconds"] = round(time.perf_counter() - started, 1)
         results["comparisons"][name] = block
-        progress(f"bench ({LETTERS[name]}) {name} done in {block['seconds']} s")
+        progress(f"bench ({LETTERS[name]}) {name} done in {block['bench_seconds']} s")
+        if partial is not None:
+            partial(results)
     results["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     return results

@@ -22,7 +22,10 @@ def measure(settings: BenchSettings, timeout: float = 300.0) -> dict[str, Any]:
 
     runs_dir = Path(settings.work_dir) / "app-runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
-    cfg = apply_overrides(load_preset(settings.app_preset), [f"train.device={settings.device}"])
+    cfg = apply_overrides(load_preset(settings.app_preset), [
+        f"train.device={settings.device}", f"models.teacher={settings.teacher}",
+        f"models.student={settings.student}", f"data.dataset={settings.dataset}",
+    ])
     started = time.perf_counter()
     run_id = start_run(cfg, runs_dir)
     folder = RunFolder(runs_dir / run_id)
@@ -41,7 +44,7 @@ def measure(settings: BenchSettings, timeout: float = 300.0) -> dict[str, Any]:
             break
         time.sleep(0.05)
     seconds = time.perf_counter() - started
-    stop_run(folder.path)
+    stop_run(folder.path, wait=True)  # the stopped run must not take CPU from the next comparison
     result = {"preset": settings.app_preset, "run_dir": str(folder.path), "state_first_seen_s": marks,
               "first_metric": first, "log_tail": folder.log_tail()[-1500:] if first is None else None}
     result["seconds_to_first_metric"] = round(seconds, 2) if first is not None else None

@@ -41,8 +41,8 @@ class BenchSettings:
     quick: bool = False
     isolate: bool = True
     work_dir: str = "bench-work"
-    effectiveness_steps: int = 60
-    effectiveness_seq_len: int = 128
+    effectiveness_steps: int | None = None  # None: the `default` preset's budget
+    effectiveness_seq_len: int | None = None
     divergence_shape: tuple[int, int, int] = (4, 2048, 49152)
     divergence_chunk: int = 1024
     generate_tokens: int = 32
@@ -109,7 +109,7 @@ def bf16_matmul_probe(device: str = "cpu", size: int = 512, repeats: int = 5) ->
         for _ in range(repeats):
             a @ b
         _sync(device)
-        speeds[f"{name}_gflops"] = round(2 * size**3 * repeats / (time.perf_counter() - start) / 1e9, 2)
+        speeds[f"{name}_gflops"] = round(2 * size**3 * repeats / max(time.perf_counter() - start, 1e-9) / 1e9, 2)
     speeds["bf16_over_fp32"] = round(speeds["bf16_gflops"] / speeds["fp32_gflops"], 3)
     return speeds
 
@@ -182,7 +182,7 @@ def _call_in_child(module: str, function: str, kwargs: dict[str, Any]) -> dict[s
     return result
 
 
-def isolated(settings: BenchSettings, module: str, function: str, **kwargs: Any) -> dict[str, Any]:
+def isolated(settings: BenchSettings, module: str, function: str, /, **kwargs: Any) -> dict[str, Any]:
     """Run `module.function(**kwargs)` in a fresh process (or in this one when isolation is off).
 
     A failure becomes `{"error": ...}` so one broken variant does not hide the others.

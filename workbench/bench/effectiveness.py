@@ -18,21 +18,19 @@ from typing import Any
 import torch
 
 from workbench.bench.common import BenchSettings, isolated, target, torch_dtype
+from workbench.config import load_preset
 
 
 def _base_config(cfg: BenchSettings, precision: str, runs_dir: str) -> dict[str, Any]:
-    from workbench.config import DistillConfig, load_preset
-
-    try:
-        data = load_preset("default").to_dict()
-    except ValueError:
-        data = DistillConfig().to_dict()
+    """The `default` preset (its loss, lr, schedule, batch and budget) on the bench's pair and dataset; the step
+    count and sequence length are the preset's unless the bench settings override them."""
+    data = load_preset("default").to_dict()
     data["models"].update(teacher=cfg.teacher, student=cfg.student)
-    data["data"].update(dataset=cfg.dataset, seq_len=cfg.effectiveness_seq_len)
-    steps = cfg.effectiveness_steps
+    data["data"].update(dataset=cfg.dataset, seq_len=cfg.effectiveness_seq_len or data["data"]["seq_len"])
+    steps = cfg.effectiveness_steps or data["train"]["steps"]
     data["train"].update(
-        steps=steps, batch_size=cfg.batch_size, warmup_steps=min(data["train"]["warmup_steps"], steps // 5),
-        eval_every=steps, save_every=10**6, device=cfg.device, precision=precision, teacher_cache=None,
+        steps=steps, warmup_steps=min(data["train"]["warmup_steps"], steps // 5), eval_every=steps,
+        save_every=10**6, device=cfg.device, precision=precision, teacher_cache=None,
     )
     data["run"].update(runs_dir=runs_dir, name=None)
     return data
@@ -63,7 +61,8 @@ def perplexities(settings: dict[str, Any], models: dict[str, str], precision: st
 
     cfg = BenchSettings.from_dict(settings)
     tokenizer = load_tokenizer(cfg.teacher)
-    val = build_splits(data_config(cfg, seq_len=cfg.effectiveness_seq_len), tokenizer).val[:sequences]
+    seq_len = _base_config(cfg, precision, cfg.work_dir)["data"]["seq_len"]
+    val = build_splits(data_config(cfg, seq_len=seq_len), tokenizer).val[:sequences]
     result = {"val_sequences": int(len(val)), "val_tokens": int(val.numel())}
     for name, spec in models.items():
         model = load_model(spec, dtype=torch_dtype(precision), device=cfg.device, attn_implementation="sdpa")
@@ -85,8 +84,11 @@ def run(settings: BenchSettings) -> dict[str, Any]:
     precision = "bf16" if settings.precision == "bf16" else "fp32"
     kd = isolated(settings, __name__, "train_student", settings=settings.to_dict(), precision=precision, ce_only=False)
     ce = isolated(settings, __name__, "train_student", settings=settings.to_dict(), precision=precision, ce_only=True)
-    result: dict[str, Any] = {"steps": settings.effectiveness_steps, "seq_len": settings.effectiveness_seq_len,
-                              "batch_size": settings.batch_size, "precision": precision, "kd_run": kd, "ce_run": ce}
+    budget = _base_config(settings, precision, settings.work_dir)
+    result: dict[str, Any] = {"preset": "default", "steps": budget["train"]["steps"],
+                              "preset_steps": load_preset("default").train.steps, "seq_len": budget["data"]["seq_len"],
+                              "batch_size": budget["train"]["batch_size"], "precision": precision, "kd_run": kd,
+                              "ce_run": ce}
     if "error" in kd or "error" in ce:
         result["targets"] = [target("(d) share of the CE-only gap closed by KD", None, 0.5,
                                     why=kd.get("error") or ce.get("error"))]
@@ -102,6 +104,8 @@ def run(settings: BenchSettings) -> dict[str, Any]:
     result["gap_closed"] = None if share is None else round(share, 3)
     result["targets"] = [target(
         "(d) share of the CE-only student's perplexity gap to the teacher closed by KD", share, 0.5,
-        why="short budget: KD's advantage grows with steps; rerun without --quick for the full budget",
+        why=(f"budget cut to {result['steps']} of the default preset's {result['preset_steps']} steps at seq_len "
+             f"{result['seq_len']}" if result["steps"] < result["preset_steps"] else
+             "KD's soft targets did not beat hard labels at this budget"),
     )]
     return result

@@ -129,7 +129,7 @@ def packing_waste(settings: BenchSettings, tokenizer) -> dict[str, Any]:
 
 def measure(settings: dict[str, Any], compile_model: bool) -> dict[str, Any]:
     cfg = BenchSettings.from_dict(settings)
-    repeats = 2 if cfg.quick else 3
+    repeats = 1 if cfg.quick else 3
     torch.manual_seed(0)
     teacher, student, tokenizer = load_pair(cfg, torch.float32)
     input_ids = train_rows(cfg, tokenizer, cfg.batch_size).to(cfg.device)

@@ -70,6 +70,17 @@ def _app_rows(data: dict[str, Any]) -> list[tuple[str, str, str]]:
     return [("(f) Start -> first metric", "seconds", _fmt(data.get("seconds_to_first_metric")))]
 
 
+def _lever_rows(data: dict[str, Any]) -> list[tuple[str, str, str]]:
+    speedups = data.get("speedup_vs_plain_step", {})
+    rows = [(f"(3) {label}", "s | x plain step" if label in speedups else "s",
+             f"{_fmt(seconds)} | {_fmt(speedups[label])}" if label in speedups else _fmt(seconds))
+            for label, seconds in data.get("seconds", {}).items()]
+    packing = data.get("packing", {})
+    if packing:
+        rows.append(("(3) padding share if unpacked", "share", _fmt(packing.get("padding_share_unpacked"))))
+    return rows
+
+
 ROWS = {
     "throughput": _throughput_rows,
     "cache": _cache_rows,
@@ -77,6 +88,7 @@ ROWS = {
     "effectiveness": _effectiveness_rows,
     "inference": _inference_rows,
     "app_start": _app_rows,
+    "levers": _lever_rows,
 }
 
 

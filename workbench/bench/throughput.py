@@ -5,7 +5,7 @@
 * workbench: `workbench.trainer.train` on the same pair, data, batch, sequence length, steps and schedule.
 
 Each variant runs in its own process (peak RSS / CUDA max allocated belong to it alone). Tokens/s are student
-tokens over the steps after the first `warmup_steps`. The loss curves of all three are compared step by step.
+tokens over the steps after the first `warmup_steps` (timing warm-up; the LR schedule has none). The loss curves of all three are compared step by step.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from workbench.bench.common import (
     steady_rate,
     target,
 )
-from workbench.bench.workload import forward_kl_full, load_pair, lr_lambda, train_rows
+from workbench.bench.workload import cosine_lambda, forward_kl_full, load_pair, train_rows
 
 
 def _finish(settings: BenchSettings, times: list[float], losses: list[float], **extra: Any) -> dict[str, Any]:
@@ -49,7 +49,7 @@ def plain_loop(settings: dict[str, Any]) -> dict[str, Any]:
     teacher, student, tokenizer = load_pair(cfg, torch.float32)
     rows = train_rows(cfg, tokenizer, cfg.steps * cfg.batch_size).to(cfg.device)
     optimizer = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=0.0)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg.warmup_steps, cfg.steps))
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine_lambda(cfg.steps))
     reset_peak_memory(cfg.device)
     times, losses = [time.perf_counter()], []
     for step in range(cfg.steps):
@@ -103,7 +103,7 @@ def trl_gkd(settings: dict[str, Any], precision: str, gradient_checkpointing: bo
     with tempfile.TemporaryDirectory() as out:
         args = GKDConfig(
             output_dir=out, max_steps=cfg.steps, per_device_train_batch_size=cfg.batch_size, learning_rate=cfg.lr,
-            lr_scheduler_type="cosine", warmup_steps=cfg.warmup_steps, weight_decay=0.0, max_grad_norm=1.0,
+            lr_scheduler_type="cosine", warmup_steps=0, weight_decay=0.0, max_grad_norm=1.0,
             lmbda=0.0, beta=0.0, temperature=1.0, seq_kd=False, logging_steps=1, report_to=[], save_strategy="no",
             bf16=precision == "bf16", gradient_checkpointing=gradient_checkpointing, max_length=cfg.seq_len,
             use_cpu=cfg.device == "cpu", dataloader_num_workers=0, seed=0, disable_tqdm=True,
@@ -124,12 +124,12 @@ def workbench_config(cfg: BenchSettings, precision: str, options: dict[str, Any]
     return DistillConfig.from_dict(
         {
             "models": {"teacher": cfg.teacher, "student": cfg.student},
-            "data": {"dataset": cfg.dataset, "seq_len": cfg.seq_len},
+            "data": {"dataset": cfg.dataset, "seq_len": cfg.seq_len, **options.pop("data", {})},
             "loss": {"kind": "forward_kl", "temperature": 1.0, "ce_weight": 0.0, "kd_weight": 1.0,
                      **options.pop("loss", {})},
             "train": {
-                "steps": cfg.steps, "batch_size": cfg.batch_size, "lr": cfg.lr, "warmup_steps": cfg.warmup_steps,
-                "weight_decay": 0.0, "max_grad_norm": 1.0, "eval_every": 10**6, "save_every": 10**6,
+                "steps": cfg.steps, "batch_size": cfg.batch_size, "lr": cfg.lr, "warmup_steps": 0,
+                "weight_decay": 0.0, "max_grad_norm": 1.0, "eval_every": 10**6, "eval_batches": 1, "save_every": 10**6,
                 "log_every": 1, "device": cfg.device, "precision": precision, "seed": 0, **options,
             },
             "run": {"runs_dir": runs_dir},

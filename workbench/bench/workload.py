@@ -1,13 +1,14 @@
 """The workload every training comparison shares: the models, the packed batches, the optimizer and the schedule.
 
 The plain reference loop and the TRL run read the same first `steps × batch_size` packed training sequences in
-order, start from the same student weights and use the same AdamW + warmup/cosine schedule and clipping, so their
+order, start from the same student weights and use the same AdamW + cosine schedule (no warmup) and clipping, so their
 loss curves can be compared step by step.
 """
 
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -33,23 +34,25 @@ def data_config(settings: BenchSettings, seq_len: int | None = None, sequences: 
 
 
 def train_rows(settings: BenchSettings, tokenizer, count: int) -> torch.Tensor:
-    """The first `count` packed training sequences [count, seq_len], repeated if the split is shorter."""
+    """The `count` packed training sequences [count, seq_len] the workbench trainer reads first, in its order
+    (seed 0, one process, no accumulation), so every tool sees the same batches at the same steps."""
     from workbench.data import build_splits
+    from workbench.train_step import step_indices
 
     rows = build_splits(data_config(settings), tokenizer).train
-    if len(rows) < count:
-        rows = rows.repeat(math.ceil(count / len(rows)), 1)
-    return rows[:count].clone()
+    order = SimpleNamespace(train=SimpleNamespace(batch_size=settings.batch_size, grad_accum=1, seed=0))
+    steps = math.ceil(count / settings.batch_size)
+    indices = torch.cat([step_indices(order, rows.shape[0], step, 0, 0, 1) for step in range(steps)])
+    return rows[indices[:count]].clone()
 
 
-def lr_lambda(warmup: int, total: int):
-    """Linear warmup then cosine decay to 0: the shape of HF `get_cosine_schedule_with_warmup`."""
+def cosine_lambda(total: int):
+    """Cosine decay from the peak to 0 over `total` steps, no warmup: HF's cosine schedule and the workbench's
+    are then the same curve (with warmup they differ: HF starts at lr 0, the workbench at lr / (warmup + 1)), so
+    the three tools' loss curves can be compared step by step."""
 
     def factor(step: int) -> float:
-        if step < warmup:
-            return float(step) / float(max(1, warmup))
-        progress = (step - warmup) / float(max(1, total - warmup))
-        return max(0.0, 0.5 * (1.0 + math.cos(math.pi * progress)))
+        return max(0.0, 0.5 * (1.0 + math.cos(math.pi * step / float(max(1, total)))))
 
     return factor
 

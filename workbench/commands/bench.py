@@ -12,7 +12,7 @@ def register(subparsers) -> None:
         description="Run the issue-7 comparisons in one invocation; prints a table and writes JSON.",
     )
     parser.add_argument("--only", help="comma-separated comparisons (throughput,cache,divergence_memory,"
-                        "effectiveness,inference,app_start) or letters a-f")
+                        "effectiveness,inference,app_start,levers) or letters a-f, 3 (levers)")
     parser.add_argument("--quick", action="store_true", help="fewer steps and tokens: minutes instead of an hour")
     parser.add_argument("--out", default="bench-results.json", help="where to write the JSON results")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where to run")
@@ -20,7 +20,13 @@ def register(subparsers) -> None:
                         help="auto: fp32, plus bf16 where it is faster on this device")
     parser.add_argument("--teacher", help="teacher spec (default: the built-in teacher)")
     parser.add_argument("--student", help="student spec (default: the default student)")
-    parser.add_argument("--steps", type=int, help="training steps per throughput variant")
+    parser.add_argument("--steps", type=int, help="training steps per throughput and cache variant")
+    parser.add_argument("--seq-len", type=int, help="sequence length of the throughput and cache workload (256)")
+    parser.add_argument("--batch-size", type=int, help="sequences per step of the throughput and cache workload (4)")
+    parser.add_argument("--effectiveness-steps", type=int,
+                        help="steps of each (d) student (default: the `default` preset's budget)")
+    parser.add_argument("--effectiveness-seq-len", type=int, help="sequence length of (d) (default: the preset's)")
+    parser.add_argument("--dataset", help="dataset spec of every comparison (default: builtin:chat)")
     parser.add_argument("--work-dir", default="bench-work", help="folder for the bench's runs and caches")
     parser.add_argument("--no-isolate", action="store_true",
                         help="run variants in this process (faster; peak memory is then not per variant)")
@@ -34,9 +40,12 @@ def run(args: argparse.Namespace) -> int:
     only = parse_only(args.only)
     settings = make_settings(
         quick=args.quick, device=args.device, precision=args.precision, teacher=args.teacher, student=args.student,
-        steps=args.steps, work_dir=args.work_dir, isolate=not args.no_isolate,
+        steps=args.steps, seq_len=args.seq_len, batch_size=args.batch_size, dataset=args.dataset,
+        effectiveness_steps=args.effectiveness_steps, effectiveness_seq_len=args.effectiveness_seq_len,
+        work_dir=args.work_dir, isolate=not args.no_isolate,
     )
-    results = run_bench(settings, only)
+    results = run_bench(settings, only, partial=lambda done: write_json(done, args.out))
+    path = write_json(results, args.out)
     print(format_table(results))
-    print(f"wrote {write_json(results, args.out)}")
+    print(f"wrote {path}")
     return 0

@@ -1,0 +1,144 @@
+"""`workbench bench`: each comparison's code path on the tiny pair (in this process), the isolation helper and
+the table / JSON writer. The numbers are not the point here; that each path runs and reports what it claims is."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from workbench.bench import make_settings, parse_only, run_bench
+from workbench.bench.common import BenchSettings, isolated, steady_rate, target
+from workbench.bench.report import format_markdown, format_table, write_json
+from workbench.errors import UserError
+
+
+@pytest.fixture()
+def settings(tiny_teacher, tiny_student, tiny_text, tmp_path) -> BenchSettings:
+    return make_settings(
+        quick=True, teacher=str(tiny_teacher), student=str(tiny_student), dataset=str(tiny_text), seq_len=16,
+        batch_size=2, steps=4, warmup_steps=1, precision="fp32", isolate=False, work_dir=str(tmp_path / "work"),
+        effectiveness_steps=6, effectiveness_seq_len=16, divergence_shape=(2, 32, 168), divergence_chunk=16,
+        generate_tokens=4,
+    )
+
+
+def test_parse_only_accepts_names_and_letters():
+    assert parse_only("a,cache,3") == ["throughput", "cache", "levers"]
+    assert parse_only(None)[0] == "throughput"
+    with pytest.raises(UserError, match="accepted"):
+        parse_only("speed")
+    with pytest.raises(UserError, match="precision"):
+        make_settings(precision="fp16")
+
+
+def test_throughput_runs_three_tools_on_the_same_batches(settings):
+    from workbench.bench import throughput
+
+    result = throughput.run(settings)
+    variants = result["variants"]
+    assert set(variants) == {"plain fp32", "trl fp32", "workbench fp32", "workbench fp32 +frozen emb"}
+    for label, variant in variants.items():
+        assert "error" not in variant, (label, variant.get("error"))
+        assert variant["tokens_per_s"] > 0 and len(variant["losses"]) == settings.steps
+    # same initial student, batches, forward KL, optimizer and schedule: the curves agree step by step
+    for pair in ("trl_vs_plain", "workbench_vs_plain"):
+        assert result["loss_curves"][pair]["steps"] == settings.steps
+        assert result["loss_curves"][pair]["max_rel_diff"] <= 1e-3, (pair, result["loss_curves"][pair])
+    assert {t["target"][:3] for t in result["targets"]} == {"(a)"}
+    assert "(a)" in format_table({"comparisons": {"throughput": result}})
+
+
+def test_cache_trains_from_the_cache_without_the_teacher(settings):
+    from workbench.bench import cache
+
+    result = cache.run(settings)
+    assert result["cache"]["top_k"] == cache.TOP_K and result["cache"]["size_mb"] > 0
+    live, cached = result["variants"]["live teacher"], result["variants"]["teacher cache"]
+    assert "error" not in live and "error" not in cached, (live.get("error"), cached.get("error"))
+    assert len(cached["losses"]) == settings.steps and result["speedup"] > 0
+    # same first batch; merging the teacher's tail into one bucket can only lower the KL (data processing)
+    assert 0.0 < cached["losses"][0] <= live["losses"][0] + 1e-6
+    assert "(b)" in format_table({"comparisons": {"cache": result}})
+
+
+def test_divergence_memory_chunked_needs_less(settings):
+    from workbench.bench import divergence_memory
+
+    result = divergence_memory.run(settings)
+    accounting = result["accounting"]
+    assert "error" not in accounting, accounting
+    assert accounting["chunked"]["transient_mb"] < accounting["unchunked"]["transient_mb"]
+    assert result["transient_ratio"] < 1.0
+    assert result["real"]["unchunked"]["seconds"] >= 0
+
+
+def test_effectiveness_trains_both_students_and_reports_the_gap(settings):
+    from workbench.bench import effectiveness
+
+    result = effectiveness.run(settings)
+    ppl = result["perplexity"]
+    assert set(ppl) >= {"teacher", "pruned_student", "ce_student", "kd_student"}
+    assert all(ppl[name] > 1.0 for name in ("teacher", "pruned_student", "ce_student", "kd_student"))
+    assert result["steps"] == settings.effectiveness_steps
+    assert result["ce_run"]["loss"]["kd_weight"] == 0.0 and result["kd_run"]["loss"]["kd_weight"] > 0.0
+    assert result["targets"][0]["target"].startswith("(d)")
+    assert "(d)" in format_table({"comparisons": {"effectiveness": result}})
+
+
+def test_inference_times_both_models(settings):
+    from workbench.bench import inference
+
+    result = inference.run(settings)
+    assert result["predicted_speedup"] > 1.0  # the tiny student is narrower and shallower
+    for batch in ("batch_1", "batch_8"):
+        assert result[batch]["teacher"]["decode_tokens_per_s"] > 0 and result[batch]["speedup"] > 0
+    assert "(e)" in format_table({"comparisons": {"inference": result}})
+
+
+def test_levers_times_each_lever(settings):
+    results = run_bench(settings, ["levers"], progress=lambda _line: None)
+    assert "(3) teacher hooks on mapped layers" in format_table(results)  # the table reads the runner's block
+    result = results["comparisons"]["levers"]
+    seconds = result["seconds"]
+    assert "teacher hooks on mapped layers" in seconds and "student step chunked KL + frozen emb/head" in seconds
+    assert all(v > 0 for v in seconds.values())
+    assert 0.0 <= result["packing"]["padding_share_unpacked"] < 1.0
+
+
+def test_isolated_runs_in_a_child_and_reports_errors(settings):
+    settings.isolate = True
+    result = isolated(settings, "workbench.bench.common", "bf16_matmul_probe", size=64, repeats=2)
+    assert result["fp32_gflops"] > 0 and result["peak_rss_mb"] > 0
+    failed = isolated(settings, "workbench.bench.common", "no_such_function")
+    assert failed["error"].startswith("AttributeError")
+
+
+def test_run_bench_table_and_json(settings, tmp_path):
+    results = run_bench(settings, ["divergence_memory"], progress=lambda _line: None)
+    results["comparisons"]["broken"] = {"error": "RuntimeError: boom", "targets": []}
+    table = format_table(results)
+    assert "(c) chunked (accounting)" in table and "(c) chunked transient memory / unchunked" in table
+    markdown = format_markdown(results)
+    assert markdown.startswith("| target |") and "(c)" in markdown
+    path = write_json(results, tmp_path / "out" / "bench.json")
+    loaded = json.loads(path.read_text())
+    assert loaded["machine"]["cores"] >= 1 and loaded["comparisons"]["divergence_memory"]["shape"] == [2, 32, 168]
+
+
+def test_targets_and_rates():
+    assert target("x", 2.0, 1.5)["met"] and not target("x", 1.0, 1.5)["met"]
+    missed = target("y", 0.5, 0.25, at_most=True, why="because")
+    assert missed["missed_by"] == 1.0 and missed["why"] == "because"
+    assert target("z", None, 1.0)["met"] is False
+    assert steady_rate([0.0, 1.0, 2.0, 4.0], 100, skip=1) == pytest.approx(200 / 3, abs=0.01)
+
+
+def test_bench_cli_writes_json(settings, tmp_path, capsys):
+    from workbench.cli import main
+
+    out = tmp_path / "cli.json"
+    code = main(["bench", "--only", "c", "--teacher", settings.teacher, "--student", settings.student,
+                 "--out", str(out), "--work-dir", str(tmp_path / "w"), "--no-isolate", "--quick", "--dataset", settings.dataset])
+    assert code == 0 and "wrote" in capsys.readouterr().out
+    assert json.loads(out.read_text())["comparisons"]["divergence_memory"]["transient_ratio"] is not None
