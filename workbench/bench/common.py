@@ -43,6 +43,7 @@ class BenchSettings:
     work_dir: str = "bench-work"
     effectiveness_steps: int | None = None  # None: the `default` preset's budget
     effectiveness_seq_len: int | None = None
+    effectiveness_dataset: str | None = None  # None: `dataset`
     divergence_shape: tuple[int, int, int] = (4, 2048, 49152)
     divergence_chunk: int = 1024
     generate_tokens: int = 32

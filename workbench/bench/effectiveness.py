@@ -10,6 +10,7 @@ sequences.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import tempfile
 from pathlib import Path
@@ -21,12 +22,16 @@ from workbench.bench.common import BenchSettings, isolated, target, torch_dtype
 from workbench.config import load_preset
 
 
+def effectiveness_dataset(cfg: BenchSettings) -> str:
+    return cfg.effectiveness_dataset or cfg.dataset
+
+
 def _base_config(cfg: BenchSettings, precision: str, runs_dir: str) -> dict[str, Any]:
     """The `default` preset (its loss, lr, schedule, batch and budget) on the bench's pair and dataset; the step
     count and sequence length are the preset's unless the bench settings override them."""
     data = load_preset("default").to_dict()
     data["models"].update(teacher=cfg.teacher, student=cfg.student)
-    data["data"].update(dataset=cfg.dataset, seq_len=cfg.effectiveness_seq_len or data["data"]["seq_len"])
+    data["data"].update(dataset=effectiveness_dataset(cfg), seq_len=cfg.effectiveness_seq_len or data["data"]["seq_len"])
     steps = cfg.effectiveness_steps or data["train"]["steps"]
     data["train"].update(
         steps=steps, warmup_steps=min(data["train"]["warmup_steps"], steps // 5), eval_every=steps,
@@ -62,7 +67,8 @@ def perplexities(settings: dict[str, Any], models: dict[str, str], precision: st
     cfg = BenchSettings.from_dict(settings)
     tokenizer = load_tokenizer(cfg.teacher)
     seq_len = _base_config(cfg, precision, cfg.work_dir)["data"]["seq_len"]
-    val = build_splits(data_config(cfg, seq_len=seq_len), tokenizer).val[:sequences]
+    data_cfg = dataclasses.replace(data_config(cfg, seq_len=seq_len), dataset=effectiveness_dataset(cfg))
+    val = build_splits(data_cfg, tokenizer).val[:sequences]
     result = {"val_sequences": int(len(val)), "val_tokens": int(val.numel())}
     for name, spec in models.items():
         model = load_model(spec, dtype=torch_dtype(precision), device=cfg.device, attn_implementation="sdpa")
@@ -85,7 +91,7 @@ def run(settings: BenchSettings) -> dict[str, Any]:
     kd = isolated(settings, __name__, "train_student", settings=settings.to_dict(), precision=precision, ce_only=False)
     ce = isolated(settings, __name__, "train_student", settings=settings.to_dict(), precision=precision, ce_only=True)
     budget = _base_config(settings, precision, settings.work_dir)
-    result: dict[str, Any] = {"preset": "default", "steps": budget["train"]["steps"],
+    result: dict[str, Any] = {"preset": "default", "dataset": effectiveness_dataset(settings), "steps": budget["train"]["steps"],
                               "preset_steps": load_preset("default").train.steps, "seq_len": budget["data"]["seq_len"],
                               "batch_size": budget["train"]["batch_size"], "precision": precision, "kd_run": kd,
                               "ce_run": ce}
@@ -106,6 +112,7 @@ def run(settings: BenchSettings) -> dict[str, Any]:
         "(d) share of the CE-only student's perplexity gap to the teacher closed by KD", share, 0.5,
         why=(f"budget cut to {result['steps']} of the default preset's {result['preset_steps']} steps at seq_len "
              f"{result['seq_len']}" if result["steps"] < result["preset_steps"] else
+             f"KD beat CE-only, but {result['steps']} steps close only part of the gap" if share and share > 0 else
              "KD's soft targets did not beat hard labels at this budget"),
     )]
     return result

@@ -26,7 +26,10 @@ def register(subparsers) -> None:
     parser.add_argument("--effectiveness-steps", type=int,
                         help="steps of each (d) student (default: the `default` preset's budget)")
     parser.add_argument("--effectiveness-seq-len", type=int, help="sequence length of (d) (default: the preset's)")
-    parser.add_argument("--dataset", help="dataset spec of every comparison (default: builtin:chat)")
+    parser.add_argument("--dataset", help="dataset spec of every comparison but (d) (default: builtin:chat)")
+    parser.add_argument("--effectiveness-dataset",
+                        help="dataset of (d) (default: the `default` preset's, human-written text: on data the "
+                        "teacher generated, CE-only training is itself sequence-level distillation)")
     parser.add_argument("--work-dir", default="bench-work", help="folder for the bench's runs and caches")
     parser.add_argument("--no-isolate", action="store_true",
                         help="run variants in this process (faster; peak memory is then not per variant)")
@@ -36,12 +39,14 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from workbench.bench import make_settings, parse_only, run_bench
     from workbench.bench.report import format_table, write_json
+    from workbench.config import load_preset
 
     only = parse_only(args.only)
     settings = make_settings(
         quick=args.quick, device=args.device, precision=args.precision, teacher=args.teacher, student=args.student,
         steps=args.steps, seq_len=args.seq_len, batch_size=args.batch_size, dataset=args.dataset,
         effectiveness_steps=args.effectiveness_steps, effectiveness_seq_len=args.effectiveness_seq_len,
+        effectiveness_dataset=args.effectiveness_dataset or load_preset("default").data.dataset,
         work_dir=args.work_dir, isolate=not args.no_isolate,
     )
     results = run_bench(settings, only, partial=lambda done: write_json(done, args.out))
