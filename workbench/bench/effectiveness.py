@@ -23,11 +23,12 @@ from workbench.config import load_preset
 
 
 def effectiveness_dataset(cfg: BenchSettings) -> str:
+    """(d)'s data: `effectiveness_dataset` (the CLI fills in the `default` preset's), else the bench's dataset."""
     return cfg.effectiveness_dataset or cfg.dataset
 
 
 def _base_config(cfg: BenchSettings, precision: str, runs_dir: str) -> dict[str, Any]:
-    """The `default` preset (its loss, lr, schedule, batch and budget) on the bench's pair and dataset; the step
+    """The `default` preset (its loss, lr, schedule, batch and budget) on the bench's pair and (d)'s dataset; the step
     count and sequence length are the preset's unless the bench settings override them."""
     data = load_preset("default").to_dict()
     data["models"].update(teacher=cfg.teacher, student=cfg.student)
