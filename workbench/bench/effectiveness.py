@@ -10,7 +10,6 @@ sequences.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import tempfile
 from pathlib import Path
@@ -22,17 +21,14 @@ from workbench.bench.common import BenchSettings, isolated, target, torch_dtype
 from workbench.config import load_preset
 
 
-def effectiveness_dataset(cfg: BenchSettings) -> str:
-    """(d)'s data: `effectiveness_dataset` (the CLI fills in the `default` preset's), else the bench's dataset."""
-    return cfg.effectiveness_dataset or cfg.dataset
-
-
 def _base_config(cfg: BenchSettings, precision: str, runs_dir: str) -> dict[str, Any]:
-    """The `default` preset (its loss, lr, schedule, batch and budget) on the bench's pair and (d)'s dataset; the step
-    count and sequence length are the preset's unless the bench settings override them."""
+    """The `default` preset (its loss, lr, schedule, batch and budget) on the bench's pair, on
+    `effectiveness_dataset` (the CLI fills in the preset's) or else the bench's dataset; the step count and sequence
+    length are the preset's unless the bench settings override them."""
     data = load_preset("default").to_dict()
     data["models"].update(teacher=cfg.teacher, student=cfg.student)
-    data["data"].update(dataset=effectiveness_dataset(cfg), seq_len=cfg.effectiveness_seq_len or data["data"]["seq_len"])
+    data["data"].update(dataset=cfg.effectiveness_dataset or cfg.dataset,
+                        seq_len=cfg.effectiveness_seq_len or data["data"]["seq_len"])
     steps = cfg.effectiveness_steps or data["train"]["steps"]
     data["train"].update(
         steps=steps, warmup_steps=min(data["train"]["warmup_steps"], steps // 5), eval_every=steps,
@@ -60,15 +56,15 @@ def train_student(settings: dict[str, Any], precision: str, ce_only: bool) -> di
 
 
 def perplexities(settings: dict[str, Any], models: dict[str, str], precision: str, sequences: int) -> dict[str, Any]:
-    """Validation perplexity (exp of mean next-token CE) of each model on the same validation sequences."""
-    from workbench.bench.workload import data_config
+    """Validation perplexity (exp of mean next-token CE) of each model on the first validation sequences of the
+    split the students trained with (the same data settings, so the same held-out rows)."""
+    from workbench.config import DataConfig
     from workbench.data import build_splits
     from workbench.models import load_model, load_tokenizer
 
     cfg = BenchSettings.from_dict(settings)
     tokenizer = load_tokenizer(cfg.teacher)
-    seq_len = _base_config(cfg, precision, cfg.work_dir)["data"]["seq_len"]
-    data_cfg = dataclasses.replace(data_config(cfg, seq_len=seq_len), dataset=effectiveness_dataset(cfg))
+    data_cfg = DataConfig(**_base_config(cfg, precision, cfg.work_dir)["data"])
     val = build_splits(data_cfg, tokenizer).val[:sequences]
     result = {"val_sequences": int(len(val)), "val_tokens": int(val.numel())}
     for name, spec in models.items():
@@ -92,10 +88,11 @@ def run(settings: BenchSettings) -> dict[str, Any]:
     kd = isolated(settings, __name__, "train_student", settings=settings.to_dict(), precision=precision, ce_only=False)
     ce = isolated(settings, __name__, "train_student", settings=settings.to_dict(), precision=precision, ce_only=True)
     budget = _base_config(settings, precision, settings.work_dir)
-    result: dict[str, Any] = {"preset": "default", "dataset": effectiveness_dataset(settings), "steps": budget["train"]["steps"],
-                              "preset_steps": load_preset("default").train.steps, "seq_len": budget["data"]["seq_len"],
-                              "batch_size": budget["train"]["batch_size"], "precision": precision, "kd_run": kd,
-                              "ce_run": ce}
+    result: dict[str, Any] = {
+        "preset": "default", "dataset": budget["data"]["dataset"], "steps": budget["train"]["steps"],
+        "preset_steps": load_preset("default").train.steps, "seq_len": budget["data"]["seq_len"],
+        "batch_size": budget["train"]["batch_size"], "precision": precision, "kd_run": kd, "ce_run": ce,
+    }
     if "error" in kd or "error" in ce:
         result["targets"] = [target("(d) share of the CE-only gap closed by KD", None, 0.5,
                                     why=kd.get("error") or ce.get("error"))]

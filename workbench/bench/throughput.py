@@ -5,7 +5,8 @@
 * workbench: `workbench.trainer.train` on the same pair, data, batch, sequence length, steps and schedule.
 
 Each variant runs in its own process (peak RSS / CUDA max allocated belong to it alone). Tokens/s are student
-tokens over the steps after the first `warmup_steps` (timing warm-up; the LR schedule has none). The loss curves of all three are compared step by step.
+tokens over the steps after the first `warmup_steps` (timing warm-up; the LR schedule has none). The loss curves
+of all three are compared step by step.
 """
 
 from __future__ import annotations

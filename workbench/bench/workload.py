@@ -1,8 +1,8 @@
 """The workload every training comparison shares: the models, the packed batches, the optimizer and the schedule.
 
 The plain reference loop and the TRL run read the same first `steps × batch_size` packed training sequences in
-order, start from the same student weights and use the same AdamW + cosine schedule (no warmup) and clipping, so their
-loss curves can be compared step by step.
+order, start from the same student weights and use the same AdamW + cosine schedule (no warmup) and clipping, so
+their loss curves can be compared step by step.
 """
 
 from __future__ import annotations
