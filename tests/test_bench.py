@@ -57,6 +57,7 @@ def test_cache_trains_from_the_cache_without_the_teacher(settings):
     live, cached = result["variants"]["live teacher"], result["variants"]["teacher cache"]
     assert "error" not in live and "error" not in cached, (live.get("error"), cached.get("error"))
     assert len(cached["losses"]) == settings.steps and result["speedup"] > 0
+    assert len(result["speedups"]) == 2 and result["settings_of_target"] in result["speedups"]
     # same first batch; merging the teacher's tail into one bucket can only lower the KL (data processing)
     assert 0.0 < cached["losses"][0] <= live["losses"][0] + 1e-6
     assert "(b)" in format_table({"comparisons": {"cache": result}})
@@ -102,6 +103,7 @@ def test_levers_times_each_lever(settings):
     result = results["comparisons"]["levers"]
     seconds = result["seconds"]
     assert "teacher hooks on mapped layers" in seconds and "student step chunked KL + frozen emb/head" in seconds
+    assert "student step chunked KL, autograd" in seconds
     assert all(v > 0 for v in seconds.values())
     assert 0.0 <= result["packing"]["padding_share_unpacked"] < 1.0
 

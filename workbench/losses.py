@@ -27,6 +27,8 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
+from workbench.closed_form import block_rows, closed_kind, logit_rows
+
 DIVERGENCE_KINDS = (
     "forward_kl",
     "reverse_kl",
@@ -71,13 +73,14 @@ def _math_inputs(pieces: list[torch.Tensor], dtype: torch.dtype, keep_size: int 
     return [p.to(dtype) if p.is_floating_point() else p for p in pieces]
 
 
-def _chunk_pass(row_fn, tensors, rows, chunk_size, denom, needs, part_names):
+def _chunk_pass(row_fn, tensors, rows, chunk_size, denom, needs, part_names, closed=None):
     """One pass over the rows in chunks: (value, parts [len(part_names)], gradient buffers or None per tensor).
 
     When most rows are selected (packed data leaves out one position per sequence), the chunks are slices of all
     rows (views, no copy) and the unselected rows' values are replaced by 0 with `torch.where`, which zeroes their
     gradient too; gathering the selected rows instead would copy both logits tensors once per step. Sparse
-    selections are gathered.
+    selections are gathered. With `closed` (a closed-form value-and-gradient of the student only, see
+    `workbench.closed_form`) the rows go in cache-sized blocks and autograd is not used.
     """
     student = tensors[0]
     keep = None
@@ -87,6 +90,10 @@ def _chunk_pass(row_fn, tensors, rows, chunk_size, denom, needs, part_names):
         rows = None
     count = student.shape[0] if rows is None else rows.numel()
     dtype = math_dtype(student.dtype)
+    if closed is not None and any(needs[1:]):
+        closed = None  # a gradient for the teacher side too: only autograd has it
+    if closed is not None:
+        chunk_size = block_rows(chunk_size, student.shape[-1], student.device)
     # every row of a buffer is written below when the chunks cover all rows; gathered rows leave gaps at 0
     new_buffer = torch.empty_like if rows is None else torch.zeros_like
     grads = [new_buffer(t) if need else None for t, need in zip(tensors, needs, strict=True)]
@@ -94,9 +101,21 @@ def _chunk_pass(row_fn, tensors, rows, chunk_size, denom, needs, part_names):
     parts = student.new_zeros(len(part_names), dtype=dtype)
     for start in range(0, count, chunk_size):
         index = slice(start, start + chunk_size) if rows is None else rows[start : start + chunk_size]
-        pieces = [t[index] for t in tensors]
+        pieces = [t[index].detach() for t in tensors]
+        if closed is not None:
+            size = pieces[0].shape[0]
+            row_scale = (keep[index].to(dtype) if keep is not None else pieces[0].new_ones(size, dtype=dtype)) / denom
+            per_row, part_rows, chunk_grad = closed(*pieces, row_scale=row_scale, need_grad=needs[0])
+            kept = row_scale != 0  # where, not a product: a left-out row's value may be inf or NaN
+            total += torch.where(kept, per_row * row_scale, 0.0).sum()
+            if part_names:
+                parts += torch.stack([torch.where(kept, part_rows[name] * row_scale, 0.0).sum()
+                                      for name in part_names])
+            if chunk_grad is not None:
+                grads[0][index] = chunk_grad.to(grads[0].dtype)
+            continue
         with torch.enable_grad():
-            inputs = _math_inputs([p.detach() for p in pieces], dtype)
+            inputs = _math_inputs(pieces, dtype)
             for tensor, need in zip(inputs, needs, strict=True):
                 tensor.requires_grad_(need)
             per_row, part_rows = _call_rows(row_fn, inputs)
@@ -123,9 +142,9 @@ class _ChunkedRows(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, row_fn, rows, chunk_size, denom, needs, part_names, *tensors):
-        total, parts, grads = _chunk_pass(row_fn, tensors, rows, chunk_size, denom, needs, part_names)
-        ctx.setup = (row_fn, rows, chunk_size, denom, needs, part_names)
+    def forward(ctx, row_fn, closed, rows, chunk_size, denom, needs, part_names, *tensors):
+        total, parts, grads = _chunk_pass(row_fn, tensors, rows, chunk_size, denom, needs, part_names, closed)
+        ctx.setup = (row_fn, rows, chunk_size, denom, needs, part_names, closed)
         ctx.inputs = tensors  # not save_for_backward: a teacher made under inference_mode may not be saved
         ctx.grads = grads
         ctx.mark_non_differentiable(parts)
@@ -135,10 +154,10 @@ class _ChunkedRows(torch.autograd.Function):
     def backward(ctx, grad_total, _grad_parts):
         grads, ctx.grads = ctx.grads, None
         if grads is None:
-            row_fn, rows, chunk_size, denom, needs, part_names = ctx.setup
-            _, _, grads = _chunk_pass(row_fn, ctx.inputs, rows, chunk_size, denom, needs, part_names)
+            row_fn, rows, chunk_size, denom, needs, part_names, closed = ctx.setup
+            _, _, grads = _chunk_pass(row_fn, ctx.inputs, rows, chunk_size, denom, needs, part_names, closed)
         scaled = tuple(None if g is None else g.mul_(grad_total.to(g.dtype)) for g in grads)
-        return (None,) * 6 + scaled
+        return (None,) * 7 + scaled
 
 
 def rowwise_mean(
@@ -150,11 +169,15 @@ def rowwise_mean(
     chunk_size: int | None = None,
     reduction: str = "mean",
     part_names: tuple[str, ...] = (),
+    closed: Callable | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Mean (or sum) over the selected rows of `row_fn(student_rows, *extra_rows)`, optionally in chunks.
 
     student [N, V]; each extra is indexed by row ([N, ...]). row_fn gets the rows in the math dtype and returns the
     per-row loss [n], or (per-row loss, {name: per-row value}) whose detached means come back as parts.
+    closed(student_rows, *extra_rows, row_scale=[n], need_grad=bool) -> (per-row loss, parts, gradient of
+    Σ row_scale · per-row loss w.r.t. the student rows, or None) is the same loss in closed form: the chunked path
+    uses it when only the student needs a gradient.
     """
     if reduction not in ("mean", "sum"):
         raise ValueError(f"reduction must be mean or sum, got {reduction!r}")
@@ -170,7 +193,7 @@ def rowwise_mean(
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1 or None, got {chunk_size}")
     needs = tuple(torch.is_grad_enabled() and t.requires_grad for t in tensors)
-    total, parts = _ChunkedRows.apply(row_fn, rows, chunk_size, denom, needs, part_names, *tensors)
+    total, parts = _ChunkedRows.apply(row_fn, closed, rows, chunk_size, denom, needs, part_names, *tensors)
     return total, {name: parts[i] for i, name in enumerate(part_names)}
 
 
@@ -255,13 +278,16 @@ def divergence(
     ignore_index: int = -100,
     chunk_size: int | None = None,
     reduction: str = "mean",
+    closed_form: bool = True,
 ) -> torch.Tensor:
     """Logit divergence between student and teacher, averaged over the positions whose label != ignore_index.
 
     student_logits, teacher_logits: [B, T, V] (any leading shape works; the last dim is the vocabulary).
     labels: [B, T] aligned with the logits' positions (no shifting here) or None for every position.
     reduction: "mean" over valid positions, or "sum" (for normalising by a global token count across
-    gradient-accumulation steps and processes). Returns a float32 (float64 for float64 inputs) scalar.
+    gradient-accumulation steps and processes). closed_form: when chunked, use the closed-form gradient of
+    forward_kl / reverse_kl / soft_ce (`workbench.closed_form`) instead of autograd; same value and gradient.
+    Returns a float32 (float64 for float64 inputs) scalar.
     """
     check_divergence_args(kind, beta, alpha, temperature)
     if student_logits.shape != teacher_logits.shape:
@@ -276,8 +302,35 @@ def divergence(
         rows,
         chunk_size=chunk_size,
         reduction=reduction,
+        closed=closed_rows(kind, beta, alpha, temperature, ce_weight=0.0, kd_weight=1.0, with_targets=False)
+        if closed_form else None,
     )
     return total * t2_factor(kind, temperature, t2_scale)
+
+
+def closed_rows(
+    kind: str, beta: float, alpha: float, temperature: float, *, ce_weight: float, kd_weight: float,
+    with_targets: bool = True, teacher_rows: Callable | None = None,
+) -> Callable | None:
+    """The `rowwise_mean(closed=...)` function of weighted CE + divergence, or None when `kind` has no closed form.
+
+    Its rows are (student, targets, *teacher) with targets only when `with_targets`; `teacher_rows(student_rows,
+    *teacher)` turns the teacher pieces into dense teacher logits or log-probabilities (default: the one piece).
+    """
+    closed = closed_kind(kind, beta, alpha)
+    if closed is None:
+        return None
+
+    def rows(student, *extras, row_scale, need_grad):
+        targets, teacher = (extras[0].long(), extras[1:]) if with_targets else (None, extras)
+        dense = None
+        if teacher:
+            dense = teacher_rows(student.to(row_scale.dtype), *teacher) if teacher_rows else teacher[0]
+        ce, kd, grad = logit_rows(student, dense, targets, row_scale, kind=closed, temperature=temperature,
+                                  ce_weight=ce_weight, kd_weight=kd_weight, need_grad=need_grad)
+        return ce_weight * ce + kd_weight * kd, {"ce": ce, "kd": kd}, grad
+
+    return rows
 
 
 class LogitLosses(NamedTuple):
@@ -321,12 +374,14 @@ def ce_and_divergence(
     ignore_index: int = -100,
     chunk_size: int | None = None,
     reduction: str = "mean",
+    closed_form: bool = True,
 ) -> LogitLosses:
     """Hard-label cross-entropy and the logit divergence in one pass over the same (chunked) student logits.
 
     targets: [B, T] next-token ids aligned with the logits' positions (already shifted by the caller); positions
     equal to ignore_index are excluded from both terms. teacher_logits may be None when kd_weight is 0.
     Same kd value as `divergence(...)` over the same positions; ce is the usual mean token cross-entropy.
+    closed_form as in `divergence`.
     """
     check_divergence_args(kind, beta, alpha, temperature)
     if teacher_logits is None and kd_weight != 0.0:
@@ -354,6 +409,8 @@ def ce_and_divergence(
         chunk_size=chunk_size,
         reduction=reduction,
         part_names=("ce", "kd"),
+        closed=closed_rows(kind, beta, alpha, temperature, ce_weight=ce_weight, kd_weight=kd_weight * scale)
+        if closed_form else None,
     )
     return LogitLosses(total, parts["ce"], parts["kd"] * scale)
 

@@ -23,10 +23,12 @@ from functools import partial
 
 import torch
 
+from workbench.closed_form import closed_kind, topk_forward_kl_rows
 from workbench.errors import UserError
 from workbench.losses import (
     LogitLosses,
     check_divergence_args,
+    closed_rows,
     dense_rows,
     fused_ce_rows,
     rowwise_mean,
@@ -65,6 +67,31 @@ def _topk_rows(
     return dense_rows(student, teacher, kind=kind, temperature=temperature, beta=beta, alpha=alpha)
 
 
+def _closed_topk(kind: str, beta: float, alpha: float, temperature: float, *, ce_weight: float, kd_weight: float,
+                 with_targets: bool = True):
+    """The closed-form rows of the top-k loss: forward KL at T = 1 without a dense teacher estimate, other kinds
+    with closed forms on the dense estimate, None for the rest (autograd)."""
+    if closed_kind(kind, beta, alpha) != "forward_kl" or temperature != 1.0:
+        return closed_rows(kind, beta, alpha, temperature, ce_weight=ce_weight, kd_weight=kd_weight,
+                           with_targets=with_targets, teacher_rows=_estimate)
+
+    def rows(student, *extras, row_scale, need_grad):
+        targets, cache = (extras[0].long(), extras[1:]) if with_targets else (None, extras)
+        safe = targets if targets is not None else torch.zeros(student.shape[0], dtype=torch.long,
+                                                                device=student.device)
+        ce, kd, grad = topk_forward_kl_rows(student, safe, cache[0].long(), cache[1], cache[2], row_scale,
+                                            ce_weight=ce_weight if with_targets else 0.0, kd_weight=kd_weight,
+                                            min_tail=MIN_TAIL, need_grad=need_grad)
+        return ce_weight * ce + kd_weight * kd, {"ce": ce, "kd": kd}, grad
+
+    return rows
+
+
+def _estimate(student: torch.Tensor, topk_ids: torch.Tensor, topk_log_probs: torch.Tensor,
+              tail_mass: torch.Tensor) -> torch.Tensor:
+    return teacher_estimate_log_probs(student, topk_ids.long(), topk_log_probs, tail_mass)
+
+
 def tail_mass_from_log_probs(topk_log_probs: torch.Tensor) -> torch.Tensor:
     """Remaining probability 1 − Σ exp(top-k log-probs), clamped to [0, 1]: [..., k] -> [...]."""
     return (1.0 - topk_log_probs.float().exp().sum(-1)).clamp(0.0, 1.0)
@@ -85,21 +112,24 @@ def topk_divergence(
     ignore_index: int = -100,
     chunk_size: int | None = None,
     reduction: str = "mean",
+    closed_form: bool = True,
 ) -> torch.Tensor:
     """Divergence of the student from a cached top-k teacher, averaged over positions whose label != ignore_index.
 
     student_logits: [B, T, V]; topk_ids: [B, T, k] (any integer dtype); topk_log_probs: [B, T, k] teacher
     log-probabilities at temperature 1; tail_mass: [B, T] probability outside the top k (None: 1 − Σ exp(top-k)).
-    labels, kinds, temperature, T² and chunking mean what they mean in `workbench.losses.divergence`.
+    labels, kinds, temperature, T², chunking and closed_form mean what they mean in `workbench.losses.divergence`.
     """
     _refuse_mse(kind)
     check_divergence_args(kind, beta, alpha, temperature)
     rows = valid_rows(student_logits.shape[:-1], labels, ignore_index, student_logits.device)
     extras = _cache_rows(student_logits, topk_ids, topk_log_probs, tail_mass)
     row_fn = partial(_topk_rows, kind=kind, temperature=temperature, beta=beta, alpha=alpha)
+    closed = _closed_topk(kind, beta, alpha, temperature, ce_weight=0.0, kd_weight=1.0, with_targets=False) \
+        if closed_form else None
     total, _ = rowwise_mean(
         row_fn, student_logits.reshape(-1, student_logits.shape[-1]), extras, rows, chunk_size=chunk_size,
-        reduction=reduction,
+        reduction=reduction, closed=closed,
     )
     return total * t2_factor(kind, temperature, t2_scale)
 
@@ -153,6 +183,7 @@ def ce_and_topk_divergence(
     ignore_index: int = -100,
     chunk_size: int | None = None,
     reduction: str = "mean",
+    closed_form: bool = True,
 ) -> LogitLosses:
     """`workbench.losses.ce_and_divergence` for a cached teacher: CE on `targets` and the top-k divergence in one pass."""
     _refuse_mse(kind)
@@ -172,5 +203,7 @@ def ce_and_topk_divergence(
         chunk_size=chunk_size,
         reduction=reduction,
         part_names=("ce", "kd"),
+        closed=_closed_topk(kind, beta, alpha, temperature, ce_weight=ce_weight, kd_weight=kd_weight * scale)
+        if closed_form else None,
     )
     return LogitLosses(total, parts["ce"], parts["kd"] * scale)

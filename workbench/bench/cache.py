@@ -1,7 +1,9 @@
 """Comparison (b): training from the teacher top-k cache vs the live teacher, same pair, data, batch and steps.
 
-Both runs use `workbench.trainer.train` with the throughput workload (forward KL at T=1, no CE) on a data split
-limited to the sequences the steps read, so the cache covers exactly what training uses. The cache is built once
+Each pair of runs uses `workbench.trainer.train` with the throughput workload (forward KL at T=1, no CE) on a
+data split limited to the sequences the steps read, so the cache covers exactly what training uses. Two pairs: at
+the trainer's default settings and at the fastest settings of (a); the target is read at whichever of the two
+trains faster live, the settings a person tuning for speed would pick. The cache is built once
 by `workbench.teacher_cache.build_cache` (its cost is reported, not counted in the step rate: it is paid once per
 dataset and teacher, then every run that trains on the data reads it).
 """
@@ -13,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from workbench.bench.common import BenchSettings, isolated, ratio, target
+from workbench.bench.common import BenchSettings, best_precisions, bf16_matmul_probe, isolated, ratio, target
 from workbench.bench.throughput import workbench_config
 
 TOP_K = 64
@@ -46,27 +48,45 @@ def build(settings: dict[str, Any], top_k: int) -> dict[str, Any]:
             "full_vocab_fp32_bytes_per_token": 4 * teacher.get_output_embeddings().weight.shape[0]}
 
 
+def setting_pairs(settings: BenchSettings, probe: dict[str, float]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(label suffix, precision, trainer options) of each live/cached pair: the trainer's defaults (fp32 unless
+    --precision bf16), and the best settings of (a) for this machine (bf16 where it pays, frozen embedding and
+    head)."""
+    default = "bf16" if settings.precision == "bf16" else "fp32"
+    best = "bf16" if "bf16" in best_precisions(settings, probe) else "fp32"
+    return [("", default, {}), (f" {best} +frozen emb", best, {"freeze_embeddings": True})]
+
+
 def run(settings: BenchSettings) -> dict[str, Any]:
-    precision = "bf16" if settings.precision == "bf16" else "fp32"
+    probe = bf16_matmul_probe(settings.device)
+    pairs = setting_pairs(settings, probe)
     cache = isolated(settings, __name__, "build", settings=settings.to_dict(), top_k=TOP_K)
-    result: dict[str, Any] = {"precision": precision, "cache": cache, "variants": {}}
+    result: dict[str, Any] = {"bf16_probe": probe, "cache": cache, "variants": {}, "speedups": {}}
     if "error" in cache:
         result["targets"] = [target("(b) cached / live-teacher tokens/s", None, 1.5, why=cache["error"])]
         return result
     data = data_options(settings)
-    for label, options in (("live teacher", {"data": data}),
-                           ("teacher cache", {"data": data, "teacher_cache": cache["path"]})):
-        result["variants"][label] = isolated(settings, "workbench.bench.throughput", "workbench_run",
-                                             settings=settings.to_dict(), precision=precision, options=options)
-    live, cached = result["variants"]["live teacher"], result["variants"]["teacher cache"]
-    result["speedup"] = ratio(cached.get("tokens_per_s"), live.get("tokens_per_s"))
+    for suffix, precision, options in pairs:
+        for label, extra in ((f"live teacher{suffix}", {}), (f"teacher cache{suffix}", {"teacher_cache": cache["path"]})):
+            result["variants"][label] = isolated(
+                settings, "workbench.bench.throughput", "workbench_run", settings=settings.to_dict(),
+                precision=precision, options={"data": data, **options, **extra})
+            result["variants"][label]["precision"] = precision
+        live, cached = result["variants"][f"live teacher{suffix}"], result["variants"][f"teacher cache{suffix}"]
+        result["speedups"][suffix.strip() or "trainer defaults"] = ratio(cached.get("tokens_per_s"),
+                                                                         live.get("tokens_per_s"))
+    # the target is read at the settings that train fastest live, the ones a person tuning for speed would use
+    fastest = max(pairs, key=lambda p: result["variants"][f"live teacher{p[0]}"].get("tokens_per_s") or 0.0)[0]
+    live, cached = result["variants"][f"live teacher{fastest}"], result["variants"][f"teacher cache{fastest}"]
+    result["settings_of_target"] = fastest.strip() or "trainer defaults"
+    result["speedup"] = result["speedups"][result["settings_of_target"]]
     if cached.get("tokens_per_s"):
         # steps after which building the cache has paid for itself, versus training live
         saved_per_step = settings.tokens_per_step * (1 / live["tokens_per_s"] - 1 / cached["tokens_per_s"])
         result["break_even_steps"] = round(cache["build_seconds"] / saved_per_step, 1) if saved_per_step > 0 else None
     result["targets"] = [target(
-        "(b) cached / live-teacher tokens/s", result["speedup"], 1.5,
-        why=live.get("error") or cached.get("error") or "the student forward/backward dominates once the teacher "
-        "forward is gone; the top-k divergence adds a gather per position",
+        f"(b) cached / live-teacher tokens/s ({result['settings_of_target']})", result["speedup"], 1.5,
+        why=live.get("error") or cached.get("error") or "what is left once the teacher's forward is gone is the "
+        "student's forward and backward, whose full-vocabulary head is as large as the teacher's",
     )]
     return result

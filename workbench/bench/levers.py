@@ -4,7 +4,7 @@
 
 Teacher forward: eager vs sdpa attention, `no_grad` vs `inference_mode`, `output_hidden_states` vs forward hooks
 on the mapped layers only. Student step (forward, KD loss, backward, AdamW): the plain float32 step, chunked
-divergence, frozen tied embedding/head, gradient checkpointing, bf16 autocast (only where bf16 matmuls are fast),
+divergence through autograd and in closed form (the default), frozen tied embedding/head, gradient checkpointing, bf16 autocast (only where bf16 matmuls are fast),
 `torch.compile` (first-step cost and steady step). Packing: the share of padding a per-document batch would carry.
 Every number is the median of `repeats` timings after one warm-up, all in one process, so ratios compare.
 """
@@ -82,11 +82,16 @@ def student_levers(student, input_ids, teacher_logits, repeats: int, device: str
                    compile_model: bool) -> dict[str, Any]:
     from workbench.losses import divergence
 
-    def chunked(s, t):
-        return divergence(s[:, :-1], t[:, :-1], kind="forward_kl", temperature=1.0, chunk_size=1024)
+    def chunked(s, t, closed_form=True):
+        return divergence(s[:, :-1], t[:, :-1], kind="forward_kl", temperature=1.0, chunk_size=1024,
+                          closed_form=closed_form)
+
+    def chunked_autograd(s, t):
+        return chunked(s, t, closed_form=False)
 
     variants: dict[str, tuple[Callable, dict[str, Any]]] = {
         "student step plain (unchunked KL)": (forward_kl_full, {}),
+        "student step chunked KL, autograd": (chunked_autograd, {}),
         "student step chunked KL": (chunked, {}),
         "student step chunked KL + frozen emb/head": (chunked, {"freeze": True}),
         "student step chunked KL + grad checkpointing": (chunked, {"checkpointing": True}),

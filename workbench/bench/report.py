@@ -81,6 +81,18 @@ def _lever_rows(data: dict[str, Any]) -> list[tuple[str, str, str]]:
     return rows
 
 
+def _load_rows(data: dict[str, Any]) -> list[tuple[str, str, str]]:
+    if "status_p95_s" not in data:
+        return []
+    return [
+        (f"(8) /run_status, {data.get('clients')} clients", "p50 | p95 | max s",
+         f"{_fmt(data.get('status_p50_s'))} | {_fmt(data.get('status_p95_s'))} | {_fmt(data.get('status_max_s'))}"),
+        ("(8) /run_status, one client", "p50 | p95 s",
+         f"{_fmt(data.get('unloaded_status_p50_s'))} | {_fmt(data.get('unloaded_status_p95_s'))}"),
+        ("(8) run losses, loaded vs unloaded", "largest difference", _fmt(data.get("metrics", {}).get("largest"))),
+    ]
+
+
 ROWS = {
     "throughput": _throughput_rows,
     "cache": _cache_rows,
@@ -89,6 +101,7 @@ ROWS = {
     "inference": _inference_rows,
     "app_start": _app_rows,
     "levers": _lever_rows,
+    "load": _load_rows,
 }
 
 
