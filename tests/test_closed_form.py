@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-import workbench.losses as losses
+import workbench.closed_form as closed_form
 import workbench.sparse_losses as sparse_losses
 from workbench.closed_form import block_rows, closed_kind
 from workbench.losses import ce_and_divergence, divergence
@@ -42,7 +42,7 @@ def closed_calls(monkeypatch):
 
         return wrapper
 
-    monkeypatch.setattr(losses, "logit_rows", counting(losses.logit_rows))
+    monkeypatch.setattr(closed_form, "logit_rows", counting(closed_form.logit_rows))
     monkeypatch.setattr(sparse_losses, "topk_forward_kl_rows", counting(sparse_losses.topk_forward_kl_rows))
     return calls
 

@@ -15,6 +15,8 @@ speed comes from; on a GPU the caller's chunk size is kept.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 # float32 elements per buffer on a CPU: three buffers of 2 MiB each stay in a core's L2 / the shared L3
@@ -167,3 +169,42 @@ def topk_forward_kl_rows(
     if ce_weight != 0.0:
         q.scatter_add_(-1, targets.unsqueeze(-1), -ce_coef.unsqueeze(-1))
     return ce, kd, q
+
+
+def closed_rows(
+    kind: str, beta: float, alpha: float, temperature: float, *, ce_weight: float, kd_weight: float,
+    with_targets: bool = True, teacher_rows: Callable | None = None,
+) -> Callable | None:
+    """The `rowwise_mean(closed=...)` function of weighted CE + divergence, or None when `kind` has no closed form.
+
+    Its rows are (student, targets, *teacher) with targets only when `with_targets`; `teacher_rows(student_rows,
+    *teacher)` turns the teacher pieces into dense teacher logits or log-probabilities (default: the one piece).
+    """
+    closed = closed_kind(kind, beta, alpha)
+    if closed is None:
+        return None
+
+    def rows(student, *extras, row_scale, need_grad):
+        targets, teacher = (extras[0].long(), extras[1:]) if with_targets else (None, extras)
+        dense = None
+        if teacher:
+            dense = teacher_rows(student.to(row_scale.dtype), *teacher) if teacher_rows else teacher[0]
+        ce, kd, grad = logit_rows(student, dense, targets, row_scale, kind=closed, temperature=temperature,
+                                  ce_weight=ce_weight, kd_weight=kd_weight, need_grad=need_grad)
+        return ce_weight * ce + kd_weight * kd, {"ce": ce, "kd": kd}, grad
+
+    return rows
+
+
+def closed_block(closed: Callable, pieces: list[torch.Tensor], keep: torch.Tensor | None, denom: float,
+                 dtype: torch.dtype, part_names: tuple[str, ...], need_grad: bool):
+    """One block of `workbench.losses.rowwise_mean` through `closed`: (Σ kept value / denom, the parts' sums
+    [len(part_names)], the student's gradient or None). keep [n] marks the rows that count (None: all)."""
+    size = pieces[0].shape[0]
+    row_scale = (keep.to(dtype) if keep is not None else pieces[0].new_ones(size, dtype=dtype)) / denom
+    per_row, part_rows, grad = closed(*pieces, row_scale=row_scale, need_grad=need_grad)
+    kept = row_scale != 0  # where, not a product: a left-out row's value may be inf or NaN
+    total = torch.where(kept, per_row * row_scale, 0.0).sum()
+    parts = torch.stack([torch.where(kept, part_rows[name] * row_scale, 0.0).sum() for name in part_names]) \
+        if part_names else per_row.new_zeros(0)
+    return total, parts, grad

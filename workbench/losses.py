@@ -27,7 +27,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from workbench.closed_form import block_rows, closed_kind, logit_rows
+from workbench.closed_form import block_rows, closed_block, closed_rows
 
 DIVERGENCE_KINDS = (
     "forward_kl",
@@ -103,14 +103,10 @@ def _chunk_pass(row_fn, tensors, rows, chunk_size, denom, needs, part_names, clo
         index = slice(start, start + chunk_size) if rows is None else rows[start : start + chunk_size]
         pieces = [t[index].detach() for t in tensors]
         if closed is not None:
-            size = pieces[0].shape[0]
-            row_scale = (keep[index].to(dtype) if keep is not None else pieces[0].new_ones(size, dtype=dtype)) / denom
-            per_row, part_rows, chunk_grad = closed(*pieces, row_scale=row_scale, need_grad=needs[0])
-            kept = row_scale != 0  # where, not a product: a left-out row's value may be inf or NaN
-            total += torch.where(kept, per_row * row_scale, 0.0).sum()
-            if part_names:
-                parts += torch.stack([torch.where(kept, part_rows[name] * row_scale, 0.0).sum()
-                                      for name in part_names])
+            chunk_total, chunk_parts, chunk_grad = closed_block(
+                closed, pieces, None if keep is None else keep[index], denom, dtype, part_names, needs[0])
+            total += chunk_total
+            parts += chunk_parts
             if chunk_grad is not None:
                 grads[0][index] = chunk_grad.to(grads[0].dtype)
             continue
@@ -306,31 +302,6 @@ def divergence(
         if closed_form else None,
     )
     return total * t2_factor(kind, temperature, t2_scale)
-
-
-def closed_rows(
-    kind: str, beta: float, alpha: float, temperature: float, *, ce_weight: float, kd_weight: float,
-    with_targets: bool = True, teacher_rows: Callable | None = None,
-) -> Callable | None:
-    """The `rowwise_mean(closed=...)` function of weighted CE + divergence, or None when `kind` has no closed form.
-
-    Its rows are (student, targets, *teacher) with targets only when `with_targets`; `teacher_rows(student_rows,
-    *teacher)` turns the teacher pieces into dense teacher logits or log-probabilities (default: the one piece).
-    """
-    closed = closed_kind(kind, beta, alpha)
-    if closed is None:
-        return None
-
-    def rows(student, *extras, row_scale, need_grad):
-        targets, teacher = (extras[0].long(), extras[1:]) if with_targets else (None, extras)
-        dense = None
-        if teacher:
-            dense = teacher_rows(student.to(row_scale.dtype), *teacher) if teacher_rows else teacher[0]
-        ce, kd, grad = logit_rows(student, dense, targets, row_scale, kind=closed, temperature=temperature,
-                                  ce_weight=ce_weight, kd_weight=kd_weight, need_grad=need_grad)
-        return ce_weight * ce + kd_weight * kd, {"ce": ce, "kd": kd}, grad
-
-    return rows
 
 
 class LogitLosses(NamedTuple):

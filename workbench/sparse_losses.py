@@ -23,12 +23,11 @@ from functools import partial
 
 import torch
 
-from workbench.closed_form import closed_kind, topk_forward_kl_rows
+from workbench.closed_form import closed_kind, closed_rows, topk_forward_kl_rows
 from workbench.errors import UserError
 from workbench.losses import (
     LogitLosses,
     check_divergence_args,
-    closed_rows,
     dense_rows,
     fused_ce_rows,
     rowwise_mean,
