@@ -50,6 +50,14 @@ def _rowdot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.linalg.vecdot(a, b)
 
 
+def _student_log_probs(student: torch.Tensor, targets: torch.Tensor | None, dtype: torch.dtype):
+    """(a float32-or-better copy of the logits, their logsumexp [n, 1], CE at the targets [n] or None)."""
+    logits = student.to(dtype, copy=True)
+    lse = torch.logsumexp(logits, dim=-1, keepdim=True)
+    ce = None if targets is None else (lse - logits.gather(-1, targets.unsqueeze(-1))).squeeze(-1)
+    return logits, lse, ce
+
+
 def logit_rows(
     student: torch.Tensor,
     teacher: torch.Tensor | None,
@@ -71,9 +79,7 @@ def logit_rows(
     with_ce = targets is not None
     with_kd = teacher is not None and kd_weight != 0.0
     ce_coef = (ce_weight * row_scale).unsqueeze(-1) if need_grad and with_ce and ce_weight != 0.0 else None
-    log_q = student.to(dtype, copy=True)
-    lse1 = torch.logsumexp(log_q, dim=-1, keepdim=True)
-    ce = (lse1 - log_q.gather(-1, targets.unsqueeze(-1))).squeeze(-1) if with_ce else None
+    log_q, lse1, ce = _student_log_probs(student, targets, dtype)
     q1 = None  # softmax at T = 1 for CE's gradient, kept apart only when the divergence is tempered
     if ce_coef is not None and (t != 1.0 or not with_kd):
         q1 = (log_q - lse1).exp_()
@@ -147,9 +153,7 @@ def topk_forward_kl_rows(
     when the student puts nearly everything on the k ids.
     """
     dtype = row_scale.dtype
-    log_q = student.to(dtype, copy=True)
-    lse = torch.logsumexp(log_q, dim=-1, keepdim=True)
-    ce = (lse - log_q.gather(-1, targets.unsqueeze(-1))).squeeze(-1)
+    log_q, lse, ce = _student_log_probs(student, targets, dtype)
     log_q.sub_(lse)
     log_q_top = log_q.gather(-1, topk_ids)
     p_top = topk_log_probs.to(dtype).exp()

@@ -27,7 +27,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from workbench.closed_form import block_rows, closed_block, closed_rows
+from workbench.closed_form import block_rows, closed_block, closed_kind, closed_rows
 
 DIVERGENCE_KINDS = (
     "forward_kl",
@@ -223,10 +223,9 @@ def divergence_from_log_probs(
     Shared by the dense path (K = vocabulary) and the top-k path (K = k + 1 buckets). Has no temperature and no T²:
     the callers apply both. `mse` is not a divergence of probabilities and is handled by the callers.
     """
-    if kind == "forward_kl" or (kind == "jsd" and beta == 0.0) or (kind == "skew_forward_kl" and alpha == 0.0):
-        return _kl(log_p, log_q)
-    if kind == "reverse_kl" or (kind == "jsd" and beta == 1.0) or (kind == "skew_reverse_kl" and alpha == 0.0):
-        return _kl(log_q, log_p)
+    same_as = closed_kind(kind, beta, alpha)  # forward / reverse KL, and the jsd / skew end points equal to them
+    if same_as in ("forward_kl", "reverse_kl"):
+        return _kl(log_p, log_q) if same_as == "forward_kl" else _kl(log_q, log_p)
     if kind == "jsd":
         log_m = _log_mix(log_p, log_q, beta)
         return beta * _kl(log_p, log_m) + (1.0 - beta) * _kl(log_q, log_m)
