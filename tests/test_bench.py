@@ -87,6 +87,27 @@ def test_effectiveness_trains_both_students_and_reports_the_gap(settings):
     assert "(d)" in format_table({"comparisons": {"effectiveness": result}})
 
 
+def test_effectiveness_heals_a_pruned_student_for_kd_only(settings, tiny_teacher, monkeypatch):
+    import dataclasses
+
+    from workbench.bench import effectiveness
+    from workbench.config import load_preset
+
+    preset = load_preset("default")
+    healing = dataclasses.replace(preset, train=dataclasses.replace(preset.train, heal_init=True, heal_sequences=8))
+    monkeypatch.setattr(effectiveness, "load_preset", lambda name: healing)
+    pruned = dataclasses.replace(settings, student=f"{tiny_teacher}?prune=keep&layers=0,3")
+    result = effectiveness.run(pruned)
+    assert result["heal_init"] is True
+    assert result["kd_run"]["heal_init"] and not result["ce_run"]["heal_init"]
+    assert not result["kd_unhealed_run"]["heal_init"] and result["kd_unhealed_run"]["loss"]["kd_weight"] > 0
+    assert result["kd_run"]["heal"]["fits"][0]["student_layer"] == 0 and result["ce_run"]["heal"] is None
+    ppl = result["perplexity"]
+    assert set(ppl) >= {"healed_student", "kd_unhealed_student"} and ppl["healed_student"] != ppl["pruned_student"]
+    assert "gap_closed_without_heal" in result
+    assert "(d) healed_student" in format_table({"comparisons": {"effectiveness": result}})
+
+
 def test_inference_times_both_models(settings):
     from workbench.bench import inference
 

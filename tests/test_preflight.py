@@ -116,6 +116,8 @@ CASES = [
     ("layer terms with a teacher cache", {"loss": {"hidden_weight": 1.0}, "train": {"teacher_cache": "{root}"}},
      "train.teacher_cache", "hidden_weight"),
     ("missing teacher cache", {"train": {"teacher_cache": "{root}/no-cache"}}, "train.teacher_cache", "cache-teacher"),
+    ("healing a student that is not a pruned teacher", {"train": {"heal_init": True}}, "train.heal_init",
+     "?prune="),
     # LoRA
     ("LoRA target not found", {"lora": {"enabled": True, "target_modules": ["q_proj", "qkv_projj"]}},
      "lora.target_modules", "q_proj"),

@@ -229,6 +229,10 @@ class TrainConfig:
     )
     gradient_checkpointing: bool = field(default=False, metadata=_help("Recompute activations to save memory."))
     compile: bool = field(default=False, metadata=_help("torch.compile the student (slow start, faster steps)."))
+    heal_init: bool = field(default=False, metadata=_help(
+        "Before training, refit the layers around each gap of a student made by dropping teacher layers, by least "
+        "squares toward the teacher's hidden states (student must be '<teacher>?prune=...')."))
+    heal_sequences: int = field(default=64, metadata=_help("Training sequences the heal_init fit reads."))
 
     def __post_init__(self) -> None:
         _require(1 <= self.steps <= 10_000_000, "train.steps", "an integer in [1, 10000000]", self.steps)
@@ -248,6 +252,8 @@ class TrainConfig:
             self.device,
         )
         _require(self.precision in ("auto", "fp32", "bf16"), "train.precision", "auto, fp32 or bf16", self.precision)
+        _require(1 <= self.heal_sequences <= 100_000, "train.heal_sequences", "an integer in [1, 100000]",
+                 self.heal_sequences)
 
 
 @dataclass

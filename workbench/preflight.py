@@ -217,6 +217,10 @@ def preflight(cfg: DistillConfig, runs_dir: str | Path | None = None, *, new_run
     if cfg.train.teacher_cache and not Path(cfg.train.teacher_cache).is_dir():
         raise UserError(f"train.teacher_cache: no cache folder at {cfg.train.teacher_cache!r}; create one with "
                         "`workbench cache-teacher` or leave it empty")
+    if cfg.train.heal_init:
+        from workbench.heal import check_pair
+
+        check_pair(cfg.models.student, cfg.models.teacher)
     configs, models = {}, {}
     for role in ("teacher", "student"):
         configs[role], models[role] = _read_model(cfg, role)

@@ -3,7 +3,8 @@
     runs/<run-id>/
         config.yaml      resolved DistillConfig
         status.json      {"state", "pid", "created", "started", "ended", "step", "total_steps", "error", ...}
-        metrics.jsonl    one JSON object per line: {"kind": "train"|"eval", "step", <loss terms>, ...}
+        metrics.jsonl    one JSON object per line: {"kind": "train"|"eval", "step", <loss terms>, ...}, and with
+                         train.heal_init one {"kind": "heal", "step": 0, "student_layer", "teacher_layer", ...} per fit
         run.log          stdout and stderr of the run process
         checkpoints/     step-N/ folders, written to a temporary name then renamed
         student/         the final student (merged when LoRA was used)

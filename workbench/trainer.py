@@ -56,8 +56,9 @@ def _make_accelerator(cfg: DistillConfig):
     return Accelerator(cpu=cpu, mixed_precision=mixed)
 
 
-def setup(cfg: DistillConfig, accelerator) -> Setup:
-    """Load models, tokenizer and data; build the trained module, optimizer and schedule."""
+def setup(cfg: DistillConfig, accelerator, sink: Sink, *, heal: bool = True) -> Setup:
+    """Load models, tokenizer and data; heal the student's gaps if asked (and `heal`: a resumed full fine-tune
+    reads its weights from the checkpoint instead); build the trained module, optimizer and schedule."""
     from workbench.card import check_tokenizers
     from workbench.data import build_splits
     from workbench.models import load_model, load_tokenizer, num_layers
@@ -83,6 +84,8 @@ def setup(cfg: DistillConfig, accelerator) -> Setup:
         dtype = torch.bfloat16 if precision == "bf16" else torch.float32
         teacher = load_model(m.teacher, dtype=dtype, attn_implementation=attn or "sdpa", **load)
         teacher.requires_grad_(False).eval()
+    if cfg.train.heal_init and heal:
+        _heal_gaps(cfg, student, teacher, splits.train, load, sink)
     pairs = []
     if uses_layers:
         pairs = resolve_mapping(cfg.mapping.preset, cfg.mapping.pairs, num_layers(student), num_layers(teacher))
@@ -101,6 +104,25 @@ def setup(cfg: DistillConfig, accelerator) -> Setup:
     module, optimizer = accelerator.prepare(module, optimizer)
     return Setup(accelerator, module, teacher, teacher_capture, cache, student_tok, splits.train, splits.val,
                  optimizer, scheduler, precision)
+
+
+def _heal_gaps(cfg: DistillConfig, student, teacher, train_ids: torch.Tensor, load: dict, sink: Sink) -> None:
+    """`train.heal_init`: fold a least-squares fit across each pruned gap into the student (workbench.heal)."""
+    from workbench.heal import check_pair, heal_for_config
+    from workbench.models import load_model
+
+    check_pair(cfg.models.student, cfg.models.teacher)
+    source = teacher if teacher is not None else load_model(cfg.models.teacher, attn_implementation="sdpa", **load)
+    sink.log(f"healing the pruned gaps on {min(len(train_ids), cfg.train.heal_sequences)} training sequences "
+             "(train.heal_init) ...")
+    start = time.perf_counter()
+    fits = heal_for_config(cfg, student, source, train_ids)
+    seconds = time.perf_counter() - start
+    for fit in fits:
+        sink.emit({"kind": "heal", "step": 0, **fit.to_dict(), "seconds": seconds, "time": time.time()})
+    summary = ", ".join(f"{f.student_layer}→t{f.teacher_layer} mse {f.mse_before:.3g}→{f.mse_after:.3g}" for f in fits)
+    sink.log(f"healed the pruned gaps with {len(fits)} layer fit(s) in {seconds:.1f}s on "
+             f"{min(len(train_ids), cfg.train.heal_sequences)} sequences: {summary or 'the student has no gaps'}")
 
 
 def _prepare_student(cfg: DistillConfig, student):
@@ -259,7 +281,7 @@ def train(
         try:
             if main:
                 run.update_status(state="running", started=time.time(), pid=os.getpid())
-            s = setup(cfg, accelerator)
+            s = setup(cfg, accelerator, sink, heal=not resume or cfg.lora.enabled)
             state = _loop(cfg, s, run, sink, stop, resume)
         except BaseException as exc:
             if main:

@@ -39,6 +39,17 @@ def _card(teacher: str, student: str, trust: bool, batch: float, seq_len: float)
     return text, status
 
 
+def _heal_choice(teacher: str, student: str, current: bool):
+    """Untick train.heal_init when the student is not the teacher with layers dropped (the fit would be refused)."""
+    from workbench.heal import check_pair
+
+    try:
+        check_pair(student, teacher)
+    except UserError:
+        return gr.update(value=False)
+    return gr.update(value=current)
+
+
 def _lora_choices(student: str, current: list[str]):
     try:
         names, defaults = logic.lora_targets(student)
@@ -112,6 +123,9 @@ def wire_setup(ctx, c: dict) -> None:
     c["load_events"] = [(_card, pair, [c["card"], c["card_status"]], "setup_card_on_load")]
     c["models.student"].change(_lora_choices, [c["models.student"], c["lora.target_modules"]],
                                c["lora.target_modules"], api_name="lora_targets", **QUIET)
+    gr.on([c["models.teacher"].change, c["models.student"].change], _heal_choice,
+          [c["models.teacher"], c["models.student"], c["train.heal_init"]], c["train.heal_init"],
+          api_name="heal_choice", **QUIET)
     mapping_inputs = [c["mapping.preset"], c["mapping.pairs"], c["models.student"], c["models.teacher"]]
     gr.on([c["mapping.preset"].change, c["mapping.pairs"].change, c["models.student"].change,
            c["models.teacher"].change], _mapping, mapping_inputs, [c["mapping_plot"], c["mapping_status"]],

@@ -136,6 +136,8 @@ def _train_section(c: dict, v: dict) -> None:
         c["train.precision"] = gr.Dropdown(["auto", "fp32", "bf16"], value=v["train.precision"], label="Precision",
                                            info=_info("train.precision"))
         c["run.name"] = gr.Textbox(v["run.name"], label="Run name (optional)", info=_info("run.name"))
+    c["train.heal_init"] = gr.Checkbox(v["train.heal_init"], label="Heal the pruned student's gaps before training",
+                                       info=_info("train.heal_init"))
 
 
 def build_setup_tab(ctx) -> dict[str, Any]:

@@ -3,8 +3,10 @@ pruned student, a CE-only student and the KD student, and the share of the CE-on
 that KD closes: (ppl_ce − ppl_kd) / (ppl_ce − ppl_teacher).
 
 Both students start from the same pruned weights and train with the `default` preset's settings (loss, lr,
-schedule) for the same steps, batch and sequence length; only the loss weights differ (CE-only: ce_weight=1,
-every teacher term 0). Perplexity is measured here, the same way for all four models, on the same validation
+schedule) for the same steps, batch and sequence length; only what uses the teacher differs: the CE-only student
+has ce_weight=1, every teacher term 0 and no `train.heal_init` (the closed-form fit needs the teacher). Where the
+preset heals, a third student (KD without healing) and the healed student before training show how much of the
+result each part brings. Perplexity is measured here, the same way for every model, on the same validation
 sequences.
 """
 
@@ -19,6 +21,8 @@ import torch
 
 from workbench.bench.common import BenchSettings, isolated, target, torch_dtype
 from workbench.config import load_preset
+from workbench.errors import UserError
+from workbench.heal import check_pair
 
 
 def _base_config(cfg: BenchSettings, precision: str, runs_dir: str) -> dict[str, Any]:
@@ -35,12 +39,19 @@ def _base_config(cfg: BenchSettings, precision: str, runs_dir: str) -> dict[str,
         save_every=10**6, device=cfg.device, precision=precision, teacher_cache=None,
     )
     data["run"].update(runs_dir=runs_dir, name=None)
+    if data["train"]["heal_init"]:  # the preset heals its pruned student; another pair may not be one
+        try:
+            check_pair(cfg.student, cfg.teacher)
+        except UserError:
+            data["train"]["heal_init"] = False
     return data
 
 
-def train_student(settings: dict[str, Any], precision: str, ce_only: bool) -> dict[str, Any]:
-    """Train one student with the workbench trainer; returns its folder."""
+def train_student(settings: dict[str, Any], precision: str, ce_only: bool, heal: bool = True) -> dict[str, Any]:
+    """Train one student with the workbench trainer (`heal`: keep the preset's train.heal_init); returns its
+    folder."""
     from workbench.config import DistillConfig
+    from workbench.runs import read_metrics
     from workbench.trainer import train
 
     cfg = BenchSettings.from_dict(settings)
@@ -49,26 +60,39 @@ def train_student(settings: dict[str, Any], precision: str, ce_only: bool) -> di
     data = _base_config(cfg, precision, str(runs_dir))
     if ce_only:
         data["loss"].update(ce_weight=1.0, kd_weight=0.0, hidden_weight=0.0, attn_weight=0.0)
-    run_dir = Path(tempfile.mkdtemp(prefix="ce-only-" if ce_only else "kd-", dir=runs_dir))
+    data["train"]["heal_init"] = data["train"]["heal_init"] and heal and not ce_only
+    prefix = "ce-only-" if ce_only else "kd-healed-" if data["train"]["heal_init"] else "kd-"
+    run_dir = Path(tempfile.mkdtemp(prefix=prefix, dir=runs_dir))
     summary = train(DistillConfig.from_dict(data), run_dir)
+    heal = [row for row in read_metrics(run_dir / "metrics.jsonl") if row.get("kind") == "heal"]
     return {"run_dir": str(run_dir), "student_dir": str(run_dir / "student"), "loss": data["loss"],
+            "heal_init": data["train"]["heal_init"],
+            "heal": {"seconds": round(heal[0]["seconds"], 1), "fits": [
+                {k: row[k] for k in ("student_layer", "teacher_layer", "mse_before", "mse_after")} for row in heal]}
+            if heal else None,
             "summary": {k: v for k, v in (summary or {}).items() if isinstance(v, (int, float, str))}}
 
 
 def perplexities(settings: dict[str, Any], models: dict[str, str], precision: str, sequences: int) -> dict[str, Any]:
     """Validation perplexity (exp of mean next-token CE) of each model on the first validation sequences of the
-    split the students trained with (the same data settings, so the same held-out rows)."""
-    from workbench.config import DataConfig
+    split the students trained with (the same data settings, so the same held-out rows). The spec `healed` is the
+    pruned student after the preset's closed-form healing, before any training."""
+    from workbench.config import DistillConfig
     from workbench.data import build_splits
+    from workbench.heal import heal_for_config
     from workbench.models import load_model, load_tokenizer
 
     cfg = BenchSettings.from_dict(settings)
     tokenizer = load_tokenizer(cfg.teacher)
-    data_cfg = DataConfig(**_base_config(cfg, precision, cfg.work_dir)["data"])
-    val = build_splits(data_cfg, tokenizer).val[:sequences]
+    distill_cfg = DistillConfig.from_dict(_base_config(cfg, precision, cfg.work_dir))
+    splits = build_splits(distill_cfg.data, tokenizer)
+    val = splits.val[:sequences]
     result = {"val_sequences": int(len(val)), "val_tokens": int(val.numel())}
+    load = dict(dtype=torch_dtype(precision), device=cfg.device, attn_implementation="sdpa")
     for name, spec in models.items():
-        model = load_model(spec, dtype=torch_dtype(precision), device=cfg.device, attn_implementation="sdpa")
+        model = load_model(cfg.student if spec == "healed" else spec, **load)
+        if spec == "healed":
+            heal_for_config(distill_cfg, model, load_model(cfg.teacher, **load), splits.train)
         total, count = 0.0, 0
         with torch.inference_mode():
             for start in range(0, len(val), cfg.batch_size):
@@ -83,29 +107,47 @@ def perplexities(settings: dict[str, Any], models: dict[str, str], precision: st
     return result
 
 
+def _gap_closed(ppl: dict[str, Any], student: str) -> float | None:
+    """(ppl_ce − ppl_student) / (ppl_ce − ppl_teacher), or None when the CE-only student is not behind the teacher."""
+    if "error" in ppl or student not in ppl or ppl["ce_student"] <= ppl["teacher"]:
+        return None
+    return (ppl["ce_student"] - ppl[student]) / (ppl["ce_student"] - ppl["teacher"])
+
+
 def run(settings: BenchSettings) -> dict[str, Any]:
     precision = "bf16" if settings.precision == "bf16" else "fp32"
+    budget = _base_config(settings, precision, settings.work_dir)
+    heals = bool(budget["train"]["heal_init"])
     kd = isolated(settings, __name__, "train_student", settings=settings.to_dict(), precision=precision, ce_only=False)
     ce = isolated(settings, __name__, "train_student", settings=settings.to_dict(), precision=precision, ce_only=True)
-    budget = _base_config(settings, precision, settings.work_dir)
+    plain_kd = isolated(settings, __name__, "train_student", settings=settings.to_dict(), precision=precision,
+                        ce_only=False, heal=False) if heals else None
     result: dict[str, Any] = {
         "preset": "default", "dataset": budget["data"]["dataset"], "steps": budget["train"]["steps"],
         "preset_steps": load_preset("default").train.steps, "seq_len": budget["data"]["seq_len"],
-        "batch_size": budget["train"]["batch_size"], "precision": precision, "kd_run": kd, "ce_run": ce,
+        "batch_size": budget["train"]["batch_size"], "precision": precision, "heal_init": heals,
+        "heal_sequences": budget["train"]["heal_sequences"] if heals else None, "kd_run": kd, "ce_run": ce,
     }
+    if plain_kd is not None:
+        result["kd_unhealed_run"] = plain_kd
     if "error" in kd or "error" in ce:
         result["targets"] = [target("(d) share of the CE-only gap closed by KD", None, 0.5,
                                     why=kd.get("error") or ce.get("error"))]
         return result
     models = {"teacher": settings.teacher, "pruned_student": settings.student, "ce_student": ce["student_dir"],
               "kd_student": kd["student_dir"]}
+    if heals:
+        models["healed_student"] = "healed"
+        if "error" not in plain_kd:
+            models["kd_unhealed_student"] = plain_kd["student_dir"]
     ppl = isolated(settings, __name__, "perplexities", settings=settings.to_dict(), models=models,
                    precision=precision, sequences=32 if settings.quick else 64)
     result["perplexity"] = ppl
-    share = None
-    if "error" not in ppl and ppl["ce_student"] > ppl["teacher"]:
-        share = (ppl["ce_student"] - ppl["kd_student"]) / (ppl["ce_student"] - ppl["teacher"])
+    share = _gap_closed(ppl, "kd_student")
     result["gap_closed"] = None if share is None else round(share, 3)
+    if "kd_unhealed_student" in ppl:
+        unhealed = _gap_closed(ppl, "kd_unhealed_student")
+        result["gap_closed_without_heal"] = None if unhealed is None else round(unhealed, 3)
     result["targets"] = [target(
         "(d) share of the CE-only student's perplexity gap to the teacher closed by KD", share, 0.5,
         why=(f"budget cut to {result['steps']} of the default preset's {result['preset_steps']} steps at seq_len "
