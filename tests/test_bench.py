@@ -102,9 +102,11 @@ def test_effectiveness_heals_a_pruned_student_for_kd_only(settings, tiny_teacher
     assert result["kd_run"]["heal_init"] and not result["ce_run"]["heal_init"]
     assert not result["kd_unhealed_run"]["heal_init"] and result["kd_unhealed_run"]["loss"]["kd_weight"] > 0
     assert result["kd_run"]["heal"]["fits"][0]["student_layer"] == 0 and result["ce_run"]["heal"] is None
+    assert result["ce_healed_run"]["heal_init"] and result["ce_healed_run"]["loss"]["kd_weight"] == 0.0
     ppl = result["perplexity"]
-    assert set(ppl) >= {"healed_student", "kd_unhealed_student"} and ppl["healed_student"] != ppl["pruned_student"]
-    assert "gap_closed_without_heal" in result
+    assert set(ppl) >= {"healed_student", "kd_unhealed_student", "ce_healed_student"}
+    assert ppl["healed_student"] != ppl["pruned_student"]
+    assert "gap_closed_without_heal" in result and "gap_closed_vs_healed_ce" in result
     assert "(d) healed_student" in format_table({"comparisons": {"effectiveness": result}})
 
 

@@ -5,8 +5,8 @@ that KD closes: (ppl_ce − ppl_kd) / (ppl_ce − ppl_teacher).
 Both students start from the same pruned weights and train with the `default` preset's settings (loss, lr,
 schedule) for the same steps, batch and sequence length; only what uses the teacher differs: the CE-only student
 has ce_weight=1, every teacher term 0 and no `train.heal_init` (the closed-form fit needs the teacher). Where the
-preset heals, a third student (KD without healing) and the healed student before training show how much of the
-result each part brings. Perplexity is measured here, the same way for every model, on the same validation
+preset heals, two more students (KD without healing, CE-only from the healed student) and the healed student before
+training show how much of the result each part brings. Perplexity is measured here, the same way for every model, on the same validation
 sequences.
 """
 
@@ -47,7 +47,7 @@ def _base_config(cfg: BenchSettings, precision: str, runs_dir: str) -> dict[str,
     return data
 
 
-def train_student(settings: dict[str, Any], precision: str, ce_only: bool, heal: bool = True) -> dict[str, Any]:
+def train_student(settings: dict[str, Any], precision: str, ce_only: bool, heal: bool) -> dict[str, Any]:
     """Train one student with the workbench trainer (`heal`: keep the preset's train.heal_init); returns its
     folder."""
     from workbench.config import DistillConfig
@@ -60,8 +60,8 @@ def train_student(settings: dict[str, Any], precision: str, ce_only: bool, heal:
     data = _base_config(cfg, precision, str(runs_dir))
     if ce_only:
         data["loss"].update(ce_weight=1.0, kd_weight=0.0, hidden_weight=0.0, attn_weight=0.0)
-    data["train"]["heal_init"] = data["train"]["heal_init"] and heal and not ce_only
-    prefix = "ce-only-" if ce_only else "kd-healed-" if data["train"]["heal_init"] else "kd-"
+    data["train"]["heal_init"] = data["train"]["heal_init"] and heal
+    prefix = ("ce-only" if ce_only else "kd") + ("-healed-" if data["train"]["heal_init"] else "-")
     run_dir = Path(tempfile.mkdtemp(prefix=prefix, dir=runs_dir))
     summary = train(DistillConfig.from_dict(data), run_dir)
     heal = [row for row in read_metrics(run_dir / "metrics.jsonl") if row.get("kind") == "heal"]
@@ -107,29 +107,33 @@ def perplexities(settings: dict[str, Any], models: dict[str, str], precision: st
     return result
 
 
-def _gap_closed(ppl: dict[str, Any], student: str) -> float | None:
-    """(ppl_ce − ppl_student) / (ppl_ce − ppl_teacher), or None when the CE-only student is not behind the teacher."""
-    if "error" in ppl or student not in ppl or ppl["ce_student"] <= ppl["teacher"]:
+def _gap_closed(ppl: dict[str, Any], student: str, baseline: str = "ce_student") -> float | None:
+    """(ppl_baseline − ppl_student) / (ppl_baseline − ppl_teacher), or None when the baseline is not behind the
+    teacher."""
+    if "error" in ppl or student not in ppl or baseline not in ppl or ppl[baseline] <= ppl["teacher"]:
         return None
-    return (ppl["ce_student"] - ppl[student]) / (ppl["ce_student"] - ppl["teacher"])
+    return (ppl[baseline] - ppl[student]) / (ppl[baseline] - ppl["teacher"])
 
 
 def run(settings: BenchSettings) -> dict[str, Any]:
     precision = "bf16" if settings.precision == "bf16" else "fp32"
     budget = _base_config(settings, precision, settings.work_dir)
     heals = bool(budget["train"]["heal_init"])
-    kd = isolated(settings, __name__, "train_student", settings=settings.to_dict(), precision=precision, ce_only=False)
-    ce = isolated(settings, __name__, "train_student", settings=settings.to_dict(), precision=precision, ce_only=True)
-    plain_kd = isolated(settings, __name__, "train_student", settings=settings.to_dict(), precision=precision,
-                        ce_only=False, heal=False) if heals else None
+
+    def student(ce_only: bool, heal: bool) -> dict[str, Any]:
+        return isolated(settings, __name__, "train_student", settings=settings.to_dict(), precision=precision,
+                        ce_only=ce_only, heal=heal)
+
+    kd, ce = student(ce_only=False, heal=True), student(ce_only=True, heal=False)
+    plain_kd, healed_ce = (student(ce_only=False, heal=False), student(ce_only=True, heal=True)) if heals else (None, None)
     result: dict[str, Any] = {
         "preset": "default", "dataset": budget["data"]["dataset"], "steps": budget["train"]["steps"],
         "preset_steps": load_preset("default").train.steps, "seq_len": budget["data"]["seq_len"],
         "batch_size": budget["train"]["batch_size"], "precision": precision, "heal_init": heals,
         "heal_sequences": budget["train"]["heal_sequences"] if heals else None, "kd_run": kd, "ce_run": ce,
     }
-    if plain_kd is not None:
-        result["kd_unhealed_run"] = plain_kd
+    if heals:
+        result.update(kd_unhealed_run=plain_kd, ce_healed_run=healed_ce)
     if "error" in kd or "error" in ce:
         result["targets"] = [target("(d) share of the CE-only gap closed by KD", None, 0.5,
                                     why=kd.get("error") or ce.get("error"))]
@@ -138,16 +142,20 @@ def run(settings: BenchSettings) -> dict[str, Any]:
               "kd_student": kd["student_dir"]}
     if heals:
         models["healed_student"] = "healed"
-        if "error" not in plain_kd:
-            models["kd_unhealed_student"] = plain_kd["student_dir"]
+        for name, extra in (("kd_unhealed_student", plain_kd), ("ce_healed_student", healed_ce)):
+            if "error" not in extra:
+                models[name] = extra["student_dir"]
     ppl = isolated(settings, __name__, "perplexities", settings=settings.to_dict(), models=models,
                    precision=precision, sequences=32 if settings.quick else 64)
     result["perplexity"] = ppl
     share = _gap_closed(ppl, "kd_student")
     result["gap_closed"] = None if share is None else round(share, 3)
-    if "kd_unhealed_student" in ppl:
+    if "kd_unhealed_student" in ppl:  # logit KD alone, both students unhealed
         unhealed = _gap_closed(ppl, "kd_unhealed_student")
         result["gap_closed_without_heal"] = None if unhealed is None else round(unhealed, 3)
+    if "ce_healed_student" in ppl:  # logit KD alone, both students healed
+        healed = _gap_closed(ppl, "kd_student", baseline="ce_healed_student")
+        result["gap_closed_vs_healed_ce"] = None if healed is None else round(healed, 3)
     result["targets"] = [target(
         "(d) share of the CE-only student's perplexity gap to the teacher closed by KD", share, 0.5,
         why=(f"budget cut to {result['steps']} of the default preset's {result['preset_steps']} steps at seq_len "

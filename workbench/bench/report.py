@@ -49,8 +49,8 @@ def _divergence_rows(data: dict[str, Any]) -> list[tuple[str, str, str]]:
 def _effectiveness_rows(data: dict[str, Any]) -> list[tuple[str, str, str]]:
     ppl = data.get("perplexity", {})
     return [(f"(d) {name}", "val ppl", _fmt(ppl.get(name)))
-            for name in ("teacher", "pruned_student", "healed_student", "ce_student", "kd_unhealed_student",
-                         "kd_student") if name in ppl]
+            for name in ("teacher", "pruned_student", "healed_student", "ce_student", "ce_healed_student",
+                         "kd_unhealed_student", "kd_student") if name in ppl]
 
 
 def _inference_rows(data: dict[str, Any]) -> list[tuple[str, str, str]]:
