@@ -6,8 +6,8 @@ Both students start from the same pruned weights and train with the `default` pr
 schedule) for the same steps, batch and sequence length; only what uses the teacher differs: the CE-only student
 has ce_weight=1, every teacher term 0 and no `train.heal_init` (the closed-form fit needs the teacher). Where the
 preset heals, two more students (KD without healing, CE-only from the healed student) and the healed student before
-training show how much of the result each part brings. Perplexity is measured here, the same way for every model, on the same validation
-sequences.
+training show how much of the result each part brings. Perplexity is measured here, the same way for every model,
+on the same validation sequences.
 """
 
 from __future__ import annotations
