@@ -9,7 +9,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from tiny import tiny_model_dir, tiny_text_file  # noqa: E402
+from tiny import tiny_model_dir, tiny_pairs_file, tiny_text_file  # noqa: E402
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
@@ -33,6 +33,12 @@ def tiny_student(tiny_root) -> Path:
 @pytest.fixture(scope="session")
 def tiny_text(tmp_path_factory) -> Path:
     return tiny_text_file(tmp_path_factory.mktemp("tiny-data"))
+
+
+@pytest.fixture(scope="session")
+def tiny_pairs(tmp_path_factory) -> Path:
+    """Prompt/answer rows in the tiny vocabulary, for on-policy training and generation quality."""
+    return tiny_pairs_file(tmp_path_factory.mktemp("tiny-pairs"))
 
 
 @pytest.fixture(scope="session")

@@ -165,7 +165,8 @@ def test_builtin_chat_with_real_chat_template():
     text = load_texts("builtin:chat", tokenizer=real)[0]
     assert text.startswith("<|im_start|>") and "<|im_start|>assistant\n" in text and text.rstrip().endswith("<|im_end|>")
     splits = build_splits(DataConfig(dataset="builtin:chat", seq_len=128), real)
-    assert splits.stats["documents"] >= 300 and (splits.train == real.eos_token_id).any()
+    assert splits.stats["heldout_prompts"] == 24 and len(splits.heldout) == 24
+    assert splits.stats["documents"] == len(read_chat_rows()) - 24 and (splits.train == real.eos_token_id).any()
 
 
 def test_builtin_kjv_starts_with_genesis(tok):
@@ -174,3 +175,41 @@ def test_builtin_kjv_starts_with_genesis(tok):
     assert "And God said, Let there be light: and there was light." in chapters[0]
     assert len(chapters) == 1189 and "1:1" not in chapters[0]
     assert chapters[-1].rstrip().endswith("Amen.")
+
+
+def test_prompt_answer_files_and_messages(tmp_path, tok):
+    import json
+
+    from workbench.sources import read_pairs
+
+    rows = [{"prompt": "the king", "answer": "the lord of the land"}, {"prompt": "a man", "answer": "one son"}]
+    (tmp_path / "p.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    pairs = read_pairs(str(tmp_path / "p.jsonl"))
+    assert pairs == [{"messages": [{"role": "user", "content": "the king"}], "answer": "the lord of the land"},
+                     {"messages": [{"role": "user", "content": "a man"}], "answer": "one son"}]
+    chats = [{"messages": [{"role": "system", "content": "be good"}, {"role": "user", "content": "the king"},
+                           {"role": "assistant", "content": "the lord"}]}]
+    (tmp_path / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in chats))
+    (pair,) = read_pairs(str(tmp_path / "m.jsonl"))
+    assert pair["answer"] == "the lord" and [m["role"] for m in pair["messages"]] == ["system", "user"]
+    (tmp_path / "r.csv").write_text("question,response\nthe king,the lord\n")
+    assert read_pairs(str(tmp_path / "r.csv"), prompt_column="question")[0]["answer"] == "the lord"
+    (tmp_path / "t.jsonl").write_text(json.dumps({"text": "plain"}) + "\n")
+    assert read_pairs(str(tmp_path / "t.jsonl")) is None and read_pairs("builtin:kjv") is None
+
+
+def test_loss_on_answer_masks_prompt_tokens_and_holdout_is_kept_out(tiny_pairs, tok, tiny_text):
+    cfg = DataConfig(dataset=str(tiny_pairs), seq_len=16, loss_on="answer", holdout_prompts=6)
+    splits = build_splits(cfg, tok)
+    assert len(splits.heldout) == 6 and len(splits.train_examples) == 54
+    stream = [t for e in splits.train_examples for t in e.prompt_ids + e.answer_ids + [tok.eos_token_id]]
+    answer = [m for e in splits.train_examples for m in [False] * len(e.prompt_ids) + [True] * len(e.answer_ids)
+              + [False]]
+    packed = torch.cat([splits.train, splits.val]).flatten().tolist()
+    assert sorted(packed) == sorted(stream[: len(packed)])  # held-out examples never enter a row
+    masks = torch.cat([splits.train_mask, splits.val_mask]).flatten().tolist()
+    assert sum(masks) == sum(answer[: len(packed)]) and 0 < sum(masks) < len(masks)
+    for row, mask in zip(splits.train, splits.train_mask, strict=True):  # answers never include a user prompt word
+        assert "?" not in tok.decode(row[mask].tolist())
+    with pytest.raises(UserError, match="data.loss_on: 'answer' needs prompt/answer data"):
+        build_splits(DataConfig(dataset=str(tiny_text), seq_len=16, loss_on="answer"), tok)

@@ -109,3 +109,7 @@ def test_default_pair_report_card():
     assert student["size_source"] == "estimated" and teacher["size_source"] == "files"
     assert teacher["val_ppl"] < student["val_ppl"]  # 10 layers cut away and no distillation yet
     assert 0 < student["top1_agreement"] < 1 and student["kl_teacher_student"] > 0.1
+    # what the two generate: the teacher answers; the undistilled student mostly ends its turn at once
+    assert teacher["gen_rkl"] == pytest.approx(0.0, abs=1e-4) and teacher["gen_empty"] < 0.2
+    assert student["gen_empty"] > 0.5 and student["generation"]["gen_prompts"] == 24
+    assert "24 held-out prompts of builtin:chat" in card["settings"]["generation_on"]

@@ -90,3 +90,18 @@ def tiny_text_file(root: Path, lines: int = 200, seed: int = 0) -> Path:
     path = Path(root) / "tiny.txt"
     path.write_text("\n".join(rows) + "\n")
     return path
+
+
+def tiny_pairs_file(root: Path, count: int = 60, seed: int = 0) -> Path:
+    """A prompt/answer JSONL of `count` rows made of the tiny vocabulary (answers of varied length)."""
+    import json
+    import random
+
+    rng = random.Random(seed)
+    path = Path(root) / "pairs.jsonl"
+    with path.open("w") as handle:
+        for _ in range(count):
+            prompt = " ".join(rng.choice(WORDS) for _ in range(rng.randint(2, 6))) + " ?"
+            answer = " ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 12))) + " ."
+            handle.write(json.dumps({"prompt": prompt, "answer": answer}) + "\n")
+    return path

@@ -35,6 +35,7 @@ DIVERGENCE_KINDS = (
     "soft_ce",
     "mse",
 )
+LOSS_ON_CHOICES = ("all", "answer")
 RUN_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -93,9 +94,28 @@ class DataConfig:
         default=None, metadata=_help("Cap on packed sequences (train + validation); empty for all.")
     )
     seed: int = field(default=0, metadata=_help("Seed of the deterministic train/validation split."))
+    prompt_column: str = field(
+        default="prompt", metadata=_help("Column holding the prompt in prompt/answer JSONL/CSV/parquet data.")
+    )
+    answer_column: str = field(
+        default="answer", metadata=_help("Column holding the answer in prompt/answer data ('response' also works).")
+    )
+    loss_on: str = field(
+        default="all",
+        metadata=_help("Tokens the teacher-forced terms are taken on: all, or answer (prompt tokens masked; "
+                       "prompt/answer data only).", choices=LOSS_ON_CHOICES),
+    )
+    holdout_prompts: int = field(
+        default=24,
+        metadata=_help("Prompts of prompt/answer data kept out of training, to score what the student generates "
+                       "(generation quality); 0 keeps none."),
+    )
 
     def __post_init__(self) -> None:
         _require(bool(self.dataset and self.dataset.strip()), "data.dataset", "a non-empty dataset spec", self.dataset)
+        _require(self.loss_on in LOSS_ON_CHOICES, "data.loss_on", "all or answer", self.loss_on)
+        _require(0 <= self.holdout_prompts <= 10_000, "data.holdout_prompts", "an integer in [0, 10000]",
+                 self.holdout_prompts)
         _require(8 <= self.seq_len <= 131072, "data.seq_len", "an integer in [8, 131072]", self.seq_len)
         _require(0.0 < self.val_fraction < 0.5, "data.val_fraction", "in (0, 0.5)", self.val_fraction)
         _require(
@@ -233,6 +253,11 @@ class TrainConfig:
         "Before training, refit the layers around each gap of a student made by dropping teacher layers, by least "
         "squares toward the teacher's hidden states (student must be '<teacher>?prune=...')."))
     heal_sequences: int = field(default=64, metadata=_help("Training sequences the heal_init fit reads."))
+    gen_eval: bool = field(
+        default=True,
+        metadata=_help("At each evaluation, sample answers to the held-out prompts and score them against the "
+                       "teacher (generation quality; prompt/answer data only)."),
+    )
 
     def __post_init__(self) -> None:
         _require(1 <= self.steps <= 10_000_000, "train.steps", "an integer in [1, 10000000]", self.steps)
@@ -254,6 +279,35 @@ class TrainConfig:
         _require(self.precision in ("auto", "fp32", "bf16"), "train.precision", "auto, fp32 or bf16", self.precision)
         _require(1 <= self.heal_sequences <= 100_000, "train.heal_sequences", "an integer in [1, 100000]",
                  self.heal_sequences)
+
+
+@dataclass
+class OnPolicyConfig:
+    lmbda: float = field(
+        default=0.0,
+        metadata=_help("Share of training steps whose completions are sampled (on-policy) instead of read from the "
+                       "data; 0 trains on the data only (off-policy), 1 on samples only."),
+    )
+    seq_kd: bool = field(
+        default=False,
+        metadata=_help("Sample the completions from the teacher instead of the student (sequence-level KD)."),
+    )
+    max_new_tokens: int = field(default=64, metadata=_help("Longest sampled completion, in tokens."))
+    temperature: float = field(default=1.0, metadata=_help("Sampling temperature of the completions."))
+    top_p: float = field(default=1.0, metadata=_help("Nucleus sampling: keep the smallest set of tokens reaching "
+                                                        "this probability; 1 keeps all."))
+    max_prompt_tokens: int = field(
+        default=256, metadata=_help("Prompts longer than this keep only their last tokens when sampled.")
+    )
+
+    def __post_init__(self) -> None:
+        _require(0.0 <= self.lmbda <= 1.0, "onpolicy.lmbda", "in [0, 1]", self.lmbda)
+        _require(1 <= self.max_new_tokens <= 4096, "onpolicy.max_new_tokens", "an integer in [1, 4096]",
+                 self.max_new_tokens)
+        _require(0.0 < self.temperature <= 5.0, "onpolicy.temperature", "> 0 and <= 5", self.temperature)
+        _require(0.0 < self.top_p <= 1.0, "onpolicy.top_p", "in (0, 1]", self.top_p)
+        _require(8 <= self.max_prompt_tokens <= 131072, "onpolicy.max_prompt_tokens", "an integer in [8, 131072]",
+                 self.max_prompt_tokens)
 
 
 @dataclass
@@ -280,9 +334,16 @@ class DistillConfig:
     mapping: MappingConfig = field(default_factory=MappingConfig)
     lora: LoraConfig = field(default_factory=LoraConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    onpolicy: OnPolicyConfig = field(default_factory=OnPolicyConfig)
     run: RunConfig = field(default_factory=RunConfig)
 
     def __post_init__(self) -> None:
+        _require(
+            not (self.train.teacher_cache and self.onpolicy.lmbda > 0),
+            "onpolicy.lmbda",
+            "0 when train.teacher_cache is set (a cache holds the teacher's logits on the data, not on samples)",
+            self.onpolicy.lmbda,
+        )
         uses_layers = self.loss.hidden_weight > 0 or self.loss.attn_weight > 0
         _require(
             not (uses_layers and self.mapping.preset == "custom" and not self.mapping.pairs),

@@ -3,9 +3,13 @@
     splits = build_splits(DataConfig(dataset="builtin:chat", seq_len=256), tokenizer)
     splits.train  # LongTensor (N_train, seq_len): documents joined with EOS, cut into rows, no padding
     splits.val    # LongTensor (N_val, seq_len), held out by a seeded permutation of the packed rows
+    splits.train_examples, splits.heldout   # prompt/answer data: tokenized examples (on-policy prompts, held out)
 
-Dataset specs are read by `workbench.sources`; `builtin:chat` rows are formatted here with the tokenizer's
-chat template so the student learns the same conversation format the teacher was tuned on.
+Dataset specs are read by `workbench.sources`. Prompt/answer data (builtin:chat, files with prompt and answer
+columns or a `messages` column) is formatted with `workbench.chat_format`, so the student learns the
+conversation format the teacher was tuned on; `data.holdout_prompts` of its examples are kept out of every
+training row, for scoring what the student generates. With `data.loss_on: answer` the teacher-forced terms skip
+prompt tokens (`splits.train_mask`).
 """
 
 from __future__ import annotations
@@ -14,11 +18,21 @@ from dataclasses import dataclass, field
 
 import torch
 
+from workbench.chat_format import exchange_text
 from workbench.config import DataConfig
 from workbench.errors import UserError
-from workbench.sources import read_chat_rows, read_documents
+from workbench.sources import read_documents, read_pairs
 
 _TOKENIZE_CHUNK = 256  # documents per tokenizer call; lets a max_sequences cap stop reading early
+
+
+@dataclass
+class Example:
+    """One prompt/answer example, tokenized: prompt_ids end where the model starts answering."""
+
+    prompt: str  # the last user turn, for display
+    prompt_ids: list[int]
+    answer_ids: list[int]  # the answer with its end-of-turn marker
 
 
 @dataclass
@@ -28,21 +42,36 @@ class Splits:
     train_index: torch.Tensor  # positions of the train rows in packed order
     val_index: torch.Tensor  # positions of the val rows in packed order
     stats: dict = field(default_factory=dict)
-
-
-def format_chat(tokenizer, prompt: str, response: str) -> str:
-    """One user/assistant exchange as text: the tokenizer's chat template, or a plain fallback."""
-    if tokenizer is not None and getattr(tokenizer, "chat_template", None):
-        messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}]
-        return tokenizer.apply_chat_template(messages, tokenize=False)
-    return f"User: {prompt}\nAssistant: {response}"
+    train_mask: torch.Tensor | None = None  # (N_train, seq_len) bool: tokens the loss is taken on; None = all
+    val_mask: torch.Tensor | None = None
+    train_examples: list[Example] = field(default_factory=list)  # prompt/answer data only
+    heldout: list[Example] = field(default_factory=list)  # examples no training row contains
 
 
 def load_texts(dataset: str, *, text_column: str = "text", tokenizer=None) -> list[str]:
-    """Documents of a dataset spec as strings; chat data is formatted with the tokenizer's chat template."""
-    if dataset.strip() == "builtin:chat":
-        return [format_chat(tokenizer, row["prompt"], row["response"]) for row in read_chat_rows()]
+    """Documents of a dataset spec as strings; prompt/answer data is formatted as whole chat exchanges."""
+    pairs = read_pairs(dataset)
+    if pairs is not None:
+        return ["".join(exchange_text(tokenizer, p["messages"], p["answer"])) for p in pairs]
     return read_documents(dataset, text_column)
+
+
+def tokenize_examples(pairs: list[dict], tokenizer) -> list[Example]:
+    """Prompt/answer pairs as token ids; prompt and answer are tokenized apart, as on-policy sampling sees them."""
+    texts = [exchange_text(tokenizer, p["messages"], p["answer"]) for p in pairs]
+    prompts = tokenizer([t[0] for t in texts], add_special_tokens=False)["input_ids"]
+    answers = tokenizer([t[1] for t in texts], add_special_tokens=False)["input_ids"]
+    return [Example(p["messages"][-1]["content"], list(pi), list(ai))
+            for p, pi, ai in zip(pairs, prompts, answers, strict=True)]
+
+
+def holdout_examples(examples: list[Example], count: int, seed: int) -> tuple[list[Example], list[Example]]:
+    """(train, held out): a seeded choice of `count` examples (at most a fifth of them) kept out of training."""
+    count = min(count, len(examples) // 5)
+    order = torch.randperm(len(examples), generator=torch.Generator().manual_seed(seed + 7)).tolist()
+    held = sorted(order[:count])
+    kept = sorted(order[count:])
+    return [examples[i] for i in kept], [examples[i] for i in held]
 
 
 def _eos_id(tokenizer) -> int:
@@ -72,12 +101,22 @@ def token_stream(texts: list[str], tokenizer, limit: int | None = None) -> tuple
     return ids, used
 
 
-def pack(ids: list[int], seq_len: int, max_sequences: int | None = None) -> torch.Tensor:
-    """Cut a token stream into (N, seq_len) rows; the tail shorter than seq_len is dropped."""
+def pack(ids: list, seq_len: int, max_sequences: int | None = None, dtype=torch.long) -> torch.Tensor:
+    """Cut a token stream (or its mask) into (N, seq_len) rows; the tail shorter than seq_len is dropped."""
     count = len(ids) // seq_len
     if max_sequences is not None:
         count = min(count, max_sequences)
-    return torch.tensor(ids[: count * seq_len], dtype=torch.long).view(count, seq_len)
+    return torch.tensor(ids[: count * seq_len], dtype=dtype).view(count, seq_len)
+
+
+def example_stream(examples: list[Example], eos: int) -> tuple[list[int], list[bool]]:
+    """Examples joined as prompt answer EOS ...; the mask is True on answer tokens (the EOS separator is not)."""
+    ids: list[int] = []
+    mask: list[bool] = []
+    for example in examples:
+        ids.extend(example.prompt_ids + example.answer_ids + [eos])
+        mask.extend([False] * len(example.prompt_ids) + [True] * len(example.answer_ids) + [False])
+    return ids, mask
 
 
 def split_rows(rows: torch.Tensor, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -92,9 +131,23 @@ def split_rows(rows: torch.Tensor, val_fraction: float, seed: int) -> tuple[torc
 
 def build_splits(data_cfg: DataConfig, tokenizer) -> Splits:
     """Tokenize, pack and split the dataset of `data_cfg`; same config and tokenizer give the same tensors."""
-    texts = load_texts(data_cfg.dataset, text_column=data_cfg.text_column, tokenizer=tokenizer)
-    limit = None if data_cfg.max_sequences is None else data_cfg.max_sequences * data_cfg.seq_len
-    ids, documents = token_stream(texts, tokenizer, limit)
+    pairs = read_pairs(data_cfg.dataset, data_cfg.prompt_column, data_cfg.answer_column)
+    mask, train_examples, heldout = None, [], []
+    if pairs is None:
+        if data_cfg.loss_on == "answer":
+            raise UserError(f"data.loss_on: 'answer' needs prompt/answer data (builtin:chat, or a file with "
+                            f"{data_cfg.prompt_column!r} and {data_cfg.answer_column!r} columns or a 'messages' "
+                            f"column); {data_cfg.dataset!r} is plain text, so use 'all'")
+        texts = read_documents(data_cfg.dataset, data_cfg.text_column)
+        limit = None if data_cfg.max_sequences is None else data_cfg.max_sequences * data_cfg.seq_len
+        ids, documents = token_stream(texts, tokenizer, limit)
+    else:
+        examples = tokenize_examples(pairs, tokenizer)
+        train_examples, heldout = holdout_examples(examples, data_cfg.holdout_prompts, data_cfg.seed)
+        ids, answer_mask = example_stream(train_examples, _eos_id(tokenizer))
+        documents = len(train_examples)
+        if data_cfg.loss_on == "answer":
+            mask = pack(answer_mask, data_cfg.seq_len, data_cfg.max_sequences, dtype=torch.bool)
     rows = pack(ids, data_cfg.seq_len, data_cfg.max_sequences)
     if rows.shape[0] < 2:
         raise UserError(
@@ -111,8 +164,10 @@ def build_splits(data_cfg: DataConfig, tokenizer) -> Splits:
         "packed_tokens": int(rows.numel()),
         "dropped_tail": len(ids) - int(rows.numel()),
         "seq_len": data_cfg.seq_len,
+        "heldout_prompts": len(heldout),
     }
-    return Splits(rows[train_index], rows[val_index], train_index, val_index, stats)
+    masks = (None, None) if mask is None else (mask[train_index], mask[val_index])
+    return Splits(rows[train_index], rows[val_index], train_index, val_index, stats, *masks, train_examples, heldout)
 
 
 def preview(data_cfg: DataConfig, tokenizer, n: int = 3, *, count: int | None = None) -> list[dict]:

@@ -33,23 +33,27 @@ from workbench.model_pool import ResolvedSpec, default_device, load_resolved, re
 from workbench.runs import RunFolder, atomic_write_text
 
 DEFAULT_PROMPT = "Write a short note to a friend about a walk by the sea."
+GEN_COLUMNS = ("gen_rkl", "gen_teacher_nll", "gen_rep4", "gen_empty", "gen_len")
 
 
 @dataclass
 class EvalSettings:
     dataset: str = "builtin:chat"
     text_column: str = "text"
-    seq_len: int = 128
-    max_sequences: int = 16
+    seq_len: int | None = None  # None: a run's own eval rows (its seq_len), else 128
+    max_sequences: int | None = None  # None: a run's own eval rows (eval_batches × batch_size), else 16
     batch_size: int = 4
     gen_tokens: int = 32
     prompt: str = DEFAULT_PROMPT
     device: str | None = None
+    generation: bool = True  # sample answers to held-out prompts and score them (genquality)
 
     def __post_init__(self) -> None:
         for name, low, high in (("seq_len", 8, 8192), ("max_sequences", 1, 4096), ("batch_size", 1, 256),
                                 ("gen_tokens", 2, 1024)):
             value = getattr(self, name)
+            if value is None and name in ("seq_len", "max_sequences"):
+                continue
             if not isinstance(value, int) or not low <= value <= high:
                 raise UserError(f"eval {name} must be an integer in [{low}, {high}], got {value!r}")
 
@@ -171,14 +175,11 @@ def _load_and_measure(label: str, spec: str, settings: EvalSettings, device: str
     return entry, model, tokenizer
 
 
-def validation_ids(data_cfg, tokenizer, settings: EvalSettings) -> torch.Tensor:
-    """Held-out token ids [N, L] of the data config, cut to the settings' sequence budget."""
-    from workbench.data import build_splits
-
-    val = build_splits(data_cfg, tokenizer).val
-    if val.numel() == 0:
+def validation_ids(splits, data_cfg, settings: EvalSettings) -> torch.Tensor:
+    """Held-out token ids [N, L] of the data's splits, cut to the settings' sequence budget."""
+    if splits.val.numel() == 0:
         raise UserError(f"data.dataset {data_cfg.dataset!r} has no validation sequences to evaluate on")
-    return val[: settings.max_sequences, : settings.seq_len]
+    return splits.val[: settings.max_sequences or 16, : settings.seq_len or 128]
 
 
 @torch.inference_mode()
@@ -226,8 +227,8 @@ def _data_config(settings: EvalSettings, data_cfg=None):
     if data_cfg is not None:
         return data_cfg
     # no training split is needed here: hold out a quarter, and pack only the text that yields the sequences asked for
-    return DataConfig(dataset=settings.dataset, text_column=settings.text_column, seq_len=settings.seq_len,
-                      val_fraction=0.25, max_sequences=max(2, settings.max_sequences * 4))
+    return DataConfig(dataset=settings.dataset, text_column=settings.text_column, seq_len=settings.seq_len or 128,
+                      val_fraction=0.25, max_sequences=max(2, (settings.max_sequences or 16) * 4))
 
 
 def evaluate_models(
@@ -248,9 +249,20 @@ def evaluate_models(
         check_tokenizers(teacher_tok, tokenizer)
         entries.append(entry)
         models.append(model)
-    val_ids = validation_ids(_data_config(settings, data_cfg), teacher_tok, settings)
+    from workbench.data import build_splits
+    from workbench.genquality import card_generation
+
+    data = _data_config(settings, data_cfg)
+    splits = build_splits(data, teacher_tok)
+    val_ids = validation_ids(splits, data, settings)
     quality = score_quality(teacher, models, val_ids, settings.batch_size)
+    generation = card_generation(teacher, models, teacher_tok, splits.heldout, data.dataset) \
+        if settings.generation else None
     teacher_entry.update(quality[0])
+    if generation is not None:
+        for entry, numbers in zip([teacher_entry, *entries], generation["models"], strict=True):
+            entry["generation"] = numbers
+            entry.update({k: numbers[k] for k in GEN_COLUMNS})
     for entry, scores in zip(entries, quality[1:], strict=True):
         entry.update(scores)
         entry["compression_ratio"] = teacher_entry["params_total"] / max(entry["params_total"], 1)
@@ -260,7 +272,10 @@ def evaluate_models(
     return {
         "teacher": teacher_entry,
         "students": entries,
-        "settings": {**asdict(settings), "device": device, "dataset": _data_config(settings, data_cfg).dataset},
+        "settings": {**asdict(settings), "device": device, "dataset": data.dataset,
+                     "val_rows": f"{val_ids.shape[0]} held-out sequences × {val_ids.shape[1]} tokens of {data.dataset}",
+                     "generation_on": generation["measured_on"] if generation else None,
+                     "samples": generation["samples"] if generation else []},
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "elapsed_s": round(time.time() - started, 2),
     }
@@ -275,6 +290,9 @@ def evaluate_run(run_dir: str | Path, settings: EvalSettings | None = None, *, i
         raise UserError(f"run folder {str(run_dir)!r} has no config.yaml; give a folder under runs/")
     cfg = DistillConfig.load(run.config_path)
     settings = settings or EvalSettings(dataset=cfg.data.dataset, text_column=cfg.data.text_column)
+    if settings.seq_len is None and settings.max_sequences is None:  # the rows the run's train-time eval scores
+        settings = EvalSettings(**{**asdict(settings), "seq_len": cfg.data.seq_len, "batch_size": cfg.train.batch_size,
+                                   "max_sequences": cfg.train.eval_batches * cfg.train.batch_size})
     students = {"distilled student": str(run.path)}
     if include_base:
         students["undistilled student"] = cfg.models.student
@@ -298,6 +316,11 @@ REPORT_COLUMNS = (
     ("kl_teacher_student", "KL(teacher‖student)", "{:.4f}"),
     ("top1_agreement", "top-1 agreement", "{:.3f}"),
     ("top5_agreement", "top-5 agreement", "{:.3f}"),
+    ("gen_rkl", "reverse KL on own answers (nats/token)", "{:.3f}"),
+    ("gen_teacher_nll", "teacher NLL of answers (nats/token)", "{:.3f}"),
+    ("gen_rep4", "repeated 4-grams", "{:.1%}"),
+    ("gen_empty", "empty answers", "{:.0%}"),
+    ("gen_len", "mean answer length (tokens)", "{:.1f}"),
     ("gen_tokens_per_s", "tokens/s (batch 1)", "{:.1f}"),
     ("ttft_s", "time to first token (s)", "{:.3f}"),
     ("peak_memory_mb", "peak memory (MB)", "{:.0f}"),
@@ -326,7 +349,9 @@ def format_report(card: dict) -> str:
     s = card.get("settings", {})
     lines.append("")
     lines.append(
-        f"Validation: {entries[0].get('val_tokens', 0)} tokens of {s.get('dataset', '?')} (held-out split); "
-        f"speed: {s.get('gen_tokens', '?')} greedy tokens at batch 1 on {s.get('device', '?')}."
+        f"Teacher-forced numbers: {s.get('val_rows') or s.get('dataset', '?')} ({entries[0].get('val_tokens', 0)} "
+        f"tokens, held-out split); speed: {s.get('gen_tokens', '?')} greedy tokens at batch 1 on {s.get('device', '?')}."
     )
+    if s.get("generation_on"):
+        lines.append(f"Generation quality: {s['generation_on']}.")
     return "\n".join(lines)

@@ -81,7 +81,7 @@ def _column_texts(path: Path, records: list[dict], columns: list[str], text_colu
     return [str(r[text_column]) for r in records if r.get(text_column) is not None and str(r[text_column]).strip()]
 
 
-def _read_jsonl(path: Path, text_column: str) -> list[str]:
+def _jsonl_records(path: Path) -> tuple[list[dict], list[str]]:
     text = _read_text_file(path)
     if path.suffix == ".json" and text.lstrip().startswith("["):
         records = json.loads(text)
@@ -96,17 +96,16 @@ def _read_jsonl(path: Path, text_column: str) -> list[str]:
                 raise UserError(f"data.dataset: line {number} of {path} is not JSON ({exc.msg})") from exc
     if not all(isinstance(r, dict) for r in records):
         raise UserError(f"data.dataset: {path} must hold one JSON object per line")
-    columns = sorted({key for record in records for key in record})
-    return _column_texts(path, records, columns, text_column)
+    return records, sorted({key for record in records for key in record})
 
 
-def _read_csv(path: Path, text_column: str) -> list[str]:
+def _csv_records(path: Path) -> tuple[list[dict], list[str]]:
     reader = csv.DictReader(_read_text_file(path).splitlines())
     records = list(reader)
-    return _column_texts(path, records, list(reader.fieldnames or []), text_column)
+    return records, list(reader.fieldnames or [])
 
 
-def _read_parquet(path: Path, text_column: str) -> list[str]:
+def _parquet_records(path: Path) -> tuple[list[dict], list[str]]:
     import pyarrow.parquet as pq
 
     if path.stat().st_size == 0:
@@ -115,9 +114,11 @@ def _read_parquet(path: Path, text_column: str) -> list[str]:
         table = pq.read_table(path)
     except Exception as exc:  # pyarrow raises several types for a corrupt file
         raise UserError(f"data.dataset: {path} is not a readable parquet file ({exc})") from exc
-    columns = table.column_names
-    records = table.select([text_column]).to_pylist() if text_column in columns else []
-    return _column_texts(path, records, columns, text_column)
+    return table.to_pylist(), table.column_names
+
+
+_RECORD_READERS = {".jsonl": _jsonl_records, ".json": _jsonl_records, ".csv": _csv_records,
+                   ".parquet": _parquet_records}
 
 
 def read_file(path: Path, text_column: str) -> list[str]:
@@ -125,12 +126,9 @@ def read_file(path: Path, text_column: str) -> list[str]:
     suffix = path.suffix.lower()
     if suffix == ".txt":
         texts = [_read_text_file(path)]
-    elif suffix in (".jsonl", ".json"):
-        texts = _read_jsonl(path, text_column)
-    elif suffix == ".csv":
-        texts = _read_csv(path, text_column)
-    elif suffix == ".parquet":
-        texts = _read_parquet(path, text_column)
+    elif suffix in _RECORD_READERS:
+        records, columns = _RECORD_READERS[suffix](path)
+        texts = _column_texts(path, records, columns, text_column)
     else:
         raise UserError(f"data.dataset: unsupported file type {suffix or path.name!r}; accepted: {ACCEPTED}")
     texts = [t for t in texts if t.strip()]
@@ -139,15 +137,19 @@ def read_file(path: Path, text_column: str) -> list[str]:
     return texts
 
 
-def read_folder(folder: Path, text_column: str) -> list[str]:
-    """Documents of every supported file inside a folder (recursively, sorted by path)."""
+def _folder_files(folder: Path) -> list[Path]:
     files = sorted(
         p for p in folder.rglob("*")
         if p.is_file() and p.suffix.lower() in EXTENSIONS and not any(part.startswith(".") for part in p.parts[-1:])
     )
     if not files:
         raise UserError(f"data.dataset: folder {folder} holds no {'/'.join(EXTENSIONS)} files")
-    return [text for path in files for text in read_file(path, text_column)]
+    return files
+
+
+def read_folder(folder: Path, text_column: str) -> list[str]:
+    """Documents of every supported file inside a folder (recursively, sorted by path)."""
+    return [text for path in _folder_files(folder) for text in read_file(path, text_column)]
 
 
 def _looks_local(spec: str) -> bool:
@@ -204,3 +206,63 @@ def read_documents(spec: str, text_column: str = "text") -> list[str]:
     if _looks_local(spec):
         raise UserError(f"data.dataset: no such file or folder {spec!r}; accepted: {ACCEPTED}")
     return read_hub(spec, text_column)
+
+
+def _pair_of_messages(messages, where: str) -> dict | None:
+    """{"messages": turns before the last assistant turn, "answer": that turn} of a chat `messages` value."""
+    if isinstance(messages, str):
+        try:
+            messages = json.loads(messages)
+        except json.JSONDecodeError as exc:
+            raise UserError(f"data.dataset: {where}: the messages column is not a JSON list ({exc.msg})") from exc
+    if not isinstance(messages, list) or not all(isinstance(m, dict) and "role" in m for m in messages):
+        raise UserError(f"data.dataset: {where}: messages must be a list of {{role, content}} objects")
+    last = max((i for i, m in enumerate(messages) if m["role"] == "assistant"), default=None)
+    if last is None or last == 0 or not str(messages[last].get("content") or "").strip():
+        return None
+    turns = [{"role": m["role"], "content": str(m.get("content") or "")} for m in messages[:last]]
+    return {"messages": turns, "answer": str(messages[last]["content"])}
+
+
+def pairs_of_records(records: list[dict], columns: list[str], prompt_column: str, answer_column: str,
+                     where: str) -> list[dict] | None:
+    """Prompt/answer pairs of table records ({"messages", "answer"} each), or None when the table holds plain text.
+
+    A `messages` column (chat turns) wins; otherwise the prompt column with the answer column ('response' also
+    accepted when no answer column exists)."""
+    if "messages" in columns:
+        pairs = [_pair_of_messages(r.get("messages"), where) for r in records if r.get("messages") is not None]
+        return [p for p in pairs if p is not None]
+    answer = answer_column if answer_column in columns else ("response" if "response" in columns else None)
+    if prompt_column not in columns or answer is None:
+        return None
+    return [
+        {"messages": [{"role": "user", "content": str(r[prompt_column])}], "answer": str(r[answer])}
+        for r in records
+        if str(r.get(prompt_column) or "").strip() and str(r.get(answer) or "").strip()
+    ]
+
+
+def read_pairs(spec: str, prompt_column: str = "prompt", answer_column: str = "answer") -> list[dict] | None:
+    """Prompt/answer pairs of a dataset spec ({"messages": [...], "answer": str} each), or None for plain text.
+
+    builtin:chat is prompt + teacher answer; a JSONL/CSV/parquet file (or folder of them) is read as pairs when it
+    has a `messages` column or prompt and answer columns; .txt files, builtin:kjv and hub datasets are text."""
+    spec = spec.strip()
+    if spec == "builtin:chat":
+        return [{"messages": [{"role": "user", "content": r["prompt"]}], "answer": r["response"]}
+                for r in read_chat_rows()]
+    path = Path(spec).expanduser()
+    if spec.startswith("builtin:") or not path.exists():
+        return None
+    files = _folder_files(path) if path.is_dir() else [path]
+    pairs: list[dict] = []
+    for file in files:
+        reader = _RECORD_READERS.get(file.suffix.lower())
+        found = None if reader is None else pairs_of_records(*reader(file), prompt_column, answer_column, file.name)
+        if found is None:
+            return None
+        pairs.extend(found)
+    if not pairs:
+        raise UserError(f"data.dataset: {spec} holds no prompt/answer pairs with text in both")
+    return pairs

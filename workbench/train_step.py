@@ -4,23 +4,44 @@ A step's loss is w_ce·CE + w_kd·divergence + w_hidden·Σ hidden + w_attn·Σ 
 summed over valid tokens and divided by the global count of valid tokens of the whole step (every micro-batch on
 every process), and the per-position-mean terms are weighted by each micro-batch's share of those tokens, so
 batch 1 × accumulation 8 and batch 8 × accumulation 1 give the same gradient, and so do 1 and 2 processes.
+
+An off-policy step reads packed rows of the data (valid tokens: all, or the answers with `data.loss_on: answer`).
+An on-policy step (a share `onpolicy.lmbda` of the steps, `workbench.onpolicy`) first samples a completion for each
+prompt of each micro-batch (from the student, or from the teacher with `onpolicy.seq_kd`), then takes the
+divergence and the layer terms on the completion tokens only; CE, when weighted, is taken on the data's answers to
+the same prompts, normalised by their own token count.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from workbench.capture import LayerCapture
 from workbench.config import DistillConfig
+from workbench.data import Example
 from workbench.losses import attention_loss, ce_and_divergence, divergence, hidden_state_loss
+from workbench.onpolicy import (
+    Sampling,
+    TokenBatch,
+    clip_prompt,
+    completion_batch,
+    eos_ids,
+    is_onpolicy_step,
+    pad_id,
+    sample_completions,
+)
 from workbench.sparse_losses import ce_and_topk_divergence, topk_divergence
 from workbench.teacher_cache import TeacherCache
 
 TERMS = ("ce", "kd", "hidden", "attn")
+SHOWN_ANSWERS = 3  # held-out answers shown beside the teacher's in each generation eval
 
 
 class NonFiniteLoss(RuntimeError):
@@ -42,6 +63,13 @@ class Setup:
     optimizer: Any
     scheduler: Any
     precision: str
+    train_mask: torch.Tensor | None = None  # [N_train, L] bool, True where the loss is taken; None = everywhere
+    val_mask: torch.Tensor | None = None
+    train_examples: list[Example] = field(default_factory=list)  # prompts of on-policy steps
+    heldout: list[Example] = field(default_factory=list)  # prompts of the generation eval
+    sampler: torch.Generator | None = None  # draws on-policy samples; its state goes into checkpoints
+    last_sample: dict | None = None  # latest on-policy answer with per-token reverse KL (main process)
+    teacher_answers: list[list[int]] | None = None  # the teacher's answers to the first held-out prompts
 
 
 def step_indices(cfg: DistillConfig, num_train: int, step: int, micro: int, rank: int, world: int) -> torch.Tensor:
@@ -59,34 +87,91 @@ def step_indices(cfg: DistillConfig, num_train: int, step: int, micro: int, rank
     return out
 
 
-def next_token_targets(input_ids: torch.Tensor) -> torch.Tensor:
-    """[B, T] -> targets aligned with the logits: position i predicts token i + 1; the last position is ignored."""
+def next_token_targets(input_ids: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """[B, T] -> targets aligned with the logits: position i predicts token i + 1; the last position is ignored, and
+    so is every position whose next token is outside `mask` ([B, T] bool, True = scored)."""
     targets = input_ids.roll(-1, dims=1)
     targets[:, -1] = -100
+    if mask is not None:
+        targets[~mask.roll(-1, dims=1)] = -100
     return targets
 
 
-def micro_step(cfg: DistillConfig, s: Setup, indices: torch.Tensor, scale: float) -> dict[str, torch.Tensor]:
-    """Forward + backward of one micro-batch; returns its detached loss sums (already divided by the step's count)."""
+@dataclass
+class MicroBatch:
+    """One micro-batch: the rows the divergence and layer terms are taken on, and where CE is taken when it is not
+    the same rows (on-policy steps: the data's answers to the sampled prompts)."""
+
+    scored: TokenBatch
+    indices: torch.Tensor  # rows of the train split (packed rows, or examples on on-policy steps)
+    ce: TokenBatch | None = None
+    prompt_lens: list[int] = field(default_factory=list)  # on-policy only: where each completion starts
+
+
+def packed_batch(s: Setup, indices: torch.Tensor) -> MicroBatch:
+    input_ids = s.train_ids[indices]
+    mask = s.train_mask[indices] if s.train_mask is not None else None
+    return MicroBatch(TokenBatch(input_ids, next_token_targets(input_ids, mask)), indices)
+
+
+def _logit_terms(cfg: DistillConfig, s: Setup, batch: MicroBatch, logits: torch.Tensor, ce_weight: float):
+    """(LogitLosses with sums, teacher logits or None) of the scored rows."""
     loss_cfg, device = cfg.loss, s.accelerator.device
-    input_ids = s.train_ids[indices].to(device)
-    targets = next_token_targets(input_ids)
-    with s.accelerator.autocast():
-        logits, hidden, attn = s.module(input_ids)
-    common = dict(ce_weight=loss_cfg.ce_weight, kd_weight=loss_cfg.kd_weight, kind=loss_cfg.kind,
+    input_ids, targets = batch.scored.input_ids.to(device), batch.scored.targets.to(device)
+    common = dict(ce_weight=ce_weight, kd_weight=loss_cfg.kd_weight, kind=loss_cfg.kind,
                   temperature=loss_cfg.temperature, beta=loss_cfg.beta, alpha=loss_cfg.alpha,
                   t2_scale=loss_cfg.t2_scale, chunk_size=loss_cfg.chunk_size, reduction="sum")
     if s.cache is not None:
-        top_ids, top_lp, tail = (t.to(device) for t in s.cache.batch("train", indices))
-        logit = ce_and_topk_divergence(logits, top_ids, top_lp, tail, targets, **common)
-    else:
-        t_logits = None
-        if loss_cfg.kd_weight > 0 or s.teacher_capture is not None:
-            with torch.inference_mode():
-                t_logits = s.teacher(input_ids=input_ids, use_cache=False).logits
-        logit = ce_and_divergence(logits, t_logits, targets, **common)
+        top_ids, top_lp, tail = (t.to(device) for t in s.cache.batch("train", batch.indices))
+        return ce_and_topk_divergence(logits, top_ids, top_lp, tail, targets, **common), None
+    t_logits = None
+    if loss_cfg.kd_weight > 0 or s.teacher_capture is not None or batch.prompt_lens:
+        with torch.inference_mode():
+            t_logits = s.teacher(input_ids=input_ids, use_cache=False).logits
+    return ce_and_divergence(logits, t_logits, targets, **common), t_logits
+
+
+def _answer_ce(cfg: DistillConfig, s: Setup, batch: TokenBatch) -> torch.Tensor:
+    """Summed CE of the student on the data's answers (on-policy steps with a CE weight)."""
+    student = s.accelerator.unwrap_model(s.module).student
+    with s.accelerator.autocast():
+        logits = student(input_ids=batch.input_ids.to(s.accelerator.device), use_cache=False).logits
+    return ce_and_divergence(logits, None, batch.targets.to(logits.device), ce_weight=1.0, kd_weight=0.0,
+                             chunk_size=cfg.loss.chunk_size, reduction="sum").total
+
+
+@torch.no_grad()
+def _sample_rkl(logits: torch.Tensor, t_logits: torch.Tensor, targets: torch.Tensor) -> list[float]:
+    """Per-token reverse KL(q‖p) at T = 1 on row 0's scored positions, for the live disagreement view."""
+    where = (targets[0] != -100).nonzero().squeeze(1)
+    log_q = F.log_softmax(logits[0, where].float(), dim=-1)
+    log_p = F.log_softmax(t_logits[0, where].float(), dim=-1)
+    return (log_q.exp() * (log_q - log_p)).sum(-1).clamp(min=0).tolist()
+
+
+def micro_step(cfg: DistillConfig, s: Setup, batch: MicroBatch, scale: float, ce_scale: float = 0.0
+               ) -> dict[str, torch.Tensor]:
+    """Forward + backward of one micro-batch; returns its detached loss sums (already divided by the step's count).
+
+    `scale` divides the scored rows' sums by the step's global count of scored tokens; `ce_scale` does the same for
+    a separate CE batch (on-policy steps)."""
+    loss_cfg, device = cfg.loss, s.accelerator.device
+    targets = batch.scored.targets.to(device)
+    with s.accelerator.autocast():
+        logits, hidden, attn = s.module(batch.scored.input_ids.to(device))
+    fused_ce = loss_cfg.ce_weight if batch.ce is None else 0.0
+    logit, t_logits = _logit_terms(cfg, s, batch, logits, fused_ce)
     total = logit.total * scale
     sums = {"ce": logit.ce * scale, "kd": logit.kd * scale}
+    if batch.ce is not None:
+        ce = _answer_ce(cfg, s, batch.ce) * ce_scale
+        total = total + loss_cfg.ce_weight * ce
+        sums["ce"] = ce.detach()
+    if batch.prompt_lens and t_logits is not None and s.accelerator.is_main_process:
+        start = batch.prompt_lens[0]
+        completion = batch.scored.input_ids[0, start:start + int((batch.scored.targets[0] != -100).sum())]
+        s.last_sample = {"tokens": completion.tolist(), "rkl": _sample_rkl(logits, t_logits, targets),
+                         "index": int(batch.indices[0])}
     mask = targets != -100
     share = scale * float(mask.sum())  # this micro-batch's share of the step, for the per-position mean terms
     for term, pairs, weight, fn, kind, captured in (
@@ -103,18 +188,62 @@ def micro_step(cfg: DistillConfig, s: Setup, indices: torch.Tensor, scale: float
     return {k: v.detach().float() for k, v in sums.items()}
 
 
+def sampled_batches(cfg: DistillConfig, s: Setup, step: int) -> tuple[list[MicroBatch], dict[str, float]]:
+    """This process's micro-batches of an on-policy step: prompts of the step's examples with sampled completions
+    (the student's, or the teacher's with seq_kd), and the data's answers for CE. Returns (batches, stats)."""
+    acc, op = s.accelerator, cfg.onpolicy
+    model = s.teacher if op.seq_kd else acc.unwrap_model(s.module).student
+    stop, pad = eos_ids(model, s.tokenizer), pad_id(s.tokenizer)
+    sampling = Sampling(op.max_new_tokens, op.temperature, op.top_p)
+    batches, seconds, sampled = [], 0.0, 0
+    for micro in range(cfg.train.grad_accum):
+        indices = step_indices(cfg, len(s.train_examples), step, micro, acc.process_index, acc.num_processes)
+        examples = [s.train_examples[i] for i in indices.tolist()]
+        prompts = [clip_prompt(e.prompt_ids, op.max_prompt_tokens) for e in examples]
+        started = time.perf_counter()
+        with acc.autocast():
+            completions = sample_completions(model, prompts, sampling, s.sampler, stop, pad)
+        seconds += time.perf_counter() - started
+        sampled += sum(len(c) for c in completions)
+        ce = completion_batch(prompts, [e.answer_ids for e in examples], pad) if cfg.loss.ce_weight > 0 else None
+        batches.append(MicroBatch(completion_batch(prompts, completions, pad), indices, ce, [len(p) for p in prompts]))
+    count = sum(len(b.prompt_lens) for b in batches)
+    step_tokens = (sum(sum(b.prompt_lens) for b in batches) + sampled) * acc.num_processes  # an estimate
+    return batches, {"gen_seconds": seconds, "gen_tokens": sampled, "completion_len": sampled / max(count, 1),
+                     "step_tokens": step_tokens}
+
+
+def _global_counts(acc, batches: list[MicroBatch]) -> tuple[float, float]:
+    """Scored and separate-CE token counts of the whole step (all micro-batches, all processes)."""
+    counts = torch.tensor([sum(b.scored.tokens for b in batches), sum(b.ce.tokens if b.ce else 0 for b in batches)],
+                          dtype=torch.float64, device=acc.device)
+    if acc.num_processes > 1:
+        counts = acc.reduce(counts, reduction="sum")
+    return float(counts[0]), float(counts[1])
+
+
 def optimizer_step(cfg: DistillConfig, s: Setup, step: int) -> dict[str, float]:
-    """All micro-batches of one optimizer step; returns the global loss terms (NonFiniteLoss before any update)."""
+    """All micro-batches of one optimizer step; returns the global loss terms (NonFiniteLoss before any update).
+
+    On-policy steps add `onpolicy` 1, `gen_seconds`, `gen_tokens` and `completion_len` (this process's)."""
     acc, world, rank = s.accelerator, s.accelerator.num_processes, s.accelerator.process_index
-    accum, tokens_per_seq = cfg.train.grad_accum, s.train_ids.shape[1] - 1
-    global_valid = cfg.train.batch_size * accum * world * tokens_per_seq
-    scale = world / global_valid  # DDP averages gradients over processes; undo that to keep a global token mean
+    accum, stats = cfg.train.grad_accum, {"onpolicy": 0.0}
+    if is_onpolicy_step(cfg.onpolicy.lmbda, cfg.train.seed, step):
+        batches, gen_stats = sampled_batches(cfg, s, step)
+        stats = {"onpolicy": 1.0, **gen_stats}
+    else:
+        batches = [packed_batch(s, step_indices(cfg, s.train_ids.shape[0], step, micro, rank, world))
+                   for micro in range(accum)]
+    if s.train_mask is None and not stats["onpolicy"]:  # every position but the last: the count is known
+        scored, ce_count = float(cfg.train.batch_size * accum * world * (s.train_ids.shape[1] - 1)), 0.0
+    else:
+        scored, ce_count = _global_counts(acc, batches)
+    # DDP averages gradients over processes; multiplying by `world` undoes that to keep a global token mean
+    scale, ce_scale = world / max(scored, 1.0), world / max(ce_count, 1.0)
     sums = {term: torch.zeros((), device=acc.device) for term in TERMS}
-    for micro in range(accum):
-        indices = step_indices(cfg, s.train_ids.shape[0], step, micro, rank, world)
-        context = acc.no_sync(s.module) if micro < accum - 1 else _null()
-        with context:
-            for term, value in micro_step(cfg, s, indices, scale).items():
+    for micro, batch in enumerate(batches):
+        with acc.no_sync(s.module) if micro < accum - 1 else contextlib.nullcontext():
+            for term, value in micro_step(cfg, s, batch, scale, ce_scale).items():
                 sums[term] += value
     stacked = torch.stack([sums[t] for t in TERMS]) / world
     if world > 1:
@@ -126,20 +255,14 @@ def optimizer_step(cfg: DistillConfig, s: Setup, step: int) -> dict[str, float]:
     if not all(math.isfinite(v) for v in terms.values()):
         bad = ", ".join(f"{k}={v}" for k, v in terms.items() if not math.isfinite(v))
         raise NonFiniteLoss(f"loss is not finite at step {step + 1} ({bad}); lower train.lr or check the data")
+    if stats["onpolicy"] and w.ce_weight == 0:
+        terms["ce"] = None  # not measured: the sampled rows carry no reference answer to score
     if cfg.train.max_grad_norm > 0:
         acc.clip_grad_norm_(s.module.parameters(), cfg.train.max_grad_norm)
     s.optimizer.step()
     s.scheduler.step()
     s.optimizer.zero_grad(set_to_none=True)
-    return terms
-
-
-class _null:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
+    return {**terms, **stats}
 
 
 @torch.no_grad()
@@ -178,3 +301,31 @@ def evaluate(cfg: DistillConfig, s: Setup) -> dict[str, float]:
     count = max(count, 1.0)
     return {"eval_loss": ce / count, "eval_ppl": math.exp(min(ce / count, 50.0)), "eval_kl": kl / count,
             "eval_top1": hits / count}
+
+
+def generation_eval(cfg: DistillConfig, s: Setup, step: int) -> tuple[dict, dict] | None:
+    """Sample the student's answers to the held-out prompts and score them against the teacher (main process).
+
+    Returns (the `gen_eval` row with three answers beside the teacher's, a `sample` row), or None when there is
+    nothing to do: generation eval off, no held-out prompts (plain-text data), or no live teacher."""
+    from workbench.genquality import generation_quality, protocol_label, sample_answers, sample_row
+
+    if not cfg.train.gen_eval or not s.heldout or s.teacher is None or not s.accelerator.is_main_process:
+        return None
+    acc = s.accelerator
+    student = acc.unwrap_model(s.module).student
+    prompts = [clip_prompt(e.prompt_ids, cfg.onpolicy.max_prompt_tokens) for e in s.heldout]
+    label = protocol_label(len(prompts), cfg.data.dataset)
+    student.eval()
+    try:
+        quality, answers, scores = generation_quality(student, s.teacher, s.tokenizer, prompts, label,
+                                                      autocast=acc.autocast)
+    finally:
+        student.train()
+    if s.teacher_answers is None:  # the teacher's answers to the shown prompts do not change during a run
+        s.teacher_answers = sample_answers(s.teacher, s.tokenizer, prompts[:SHOWN_ANSWERS], autocast=acc.autocast)
+    decode = lambda ids: s.tokenizer.decode(ids, skip_special_tokens=True).strip()  # noqa: E731
+    samples = [{"prompt": e.prompt, "student": decode(a), "teacher": decode(t)}
+               for e, a, t in zip(s.heldout, answers, s.teacher_answers, strict=False)]
+    row = {"kind": "gen_eval", "step": step, **quality.to_dict(), "samples": samples}
+    return row, sample_row(s.tokenizer, s.heldout[0].prompt, answers[0], scores[0], step, "eval")

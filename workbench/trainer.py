@@ -35,7 +35,7 @@ from workbench.mapping import Projectors, resolve_mapping
 from workbench.optim import build_optimizer, build_scheduler
 from workbench.runs import RunFolder, read_metrics
 from workbench.teacher_cache import TeacherCache
-from workbench.train_step import TERMS, Setup, evaluate, optimizer_step
+from workbench.train_step import TERMS, Setup, evaluate, generation_eval, optimizer_step
 
 STATUS_EVERY_S = 1.0
 
@@ -70,6 +70,9 @@ def setup(cfg: DistillConfig, accelerator, sink: Sink, *, heal: bool = True) -> 
     splits = build_splits(cfg.data, student_tok)
     if splits.train.shape[0] < 1 or splits.val.shape[0] < 1:
         raise UserError(f"data.dataset {cfg.data.dataset!r} gives too little text for seq_len {cfg.data.seq_len}")
+    if cfg.onpolicy.lmbda > 0 and not splits.train_examples:
+        raise UserError(f"onpolicy.lmbda: on-policy steps need prompts, and {cfg.data.dataset!r} is plain text; use "
+                        "builtin:chat or a file with prompt and answer columns (or a messages column), or set 0")
     precision = resolve_precision(cfg, accelerator.device)
     attn = "eager" if loss.attn_weight > 0 else None
     load = dict(trust_remote_code=m.trust_remote_code, allow_pickle=m.allow_pickle, device=accelerator.device)
@@ -102,8 +105,10 @@ def setup(cfg: DistillConfig, accelerator, sink: Sink, *, heal: bool = True) -> 
     optimizer = build_optimizer(module, cfg.train.lr, cfg.train.weight_decay)
     scheduler = build_scheduler(optimizer, cfg.train.warmup_steps, cfg.train.steps)
     module, optimizer = accelerator.prepare(module, optimizer)
+    sampler = torch.Generator().manual_seed(cfg.train.seed * 1_000_003 + accelerator.process_index + 1)
     return Setup(accelerator, module, teacher, teacher_capture, cache, student_tok, splits.train, splits.val,
-                 optimizer, scheduler, precision)
+                 optimizer, scheduler, precision, splits.train_mask, splits.val_mask, splits.train_examples,
+                 splits.heldout, sampler)
 
 
 def _heal_gaps(cfg: DistillConfig, student, teacher, train_ids: torch.Tensor, load: dict, sink: Sink) -> None:
@@ -140,7 +145,16 @@ def _prepare_student(cfg: DistillConfig, student):
     return student.train()
 
 
-def _checkpoint_payload(cfg: DistillConfig, s: Setup, step: int, tokens: int, elapsed: float) -> dict[str, Any]:
+def _sampler_states(s: Setup) -> list[torch.Tensor]:
+    """Every process's on-policy sampling RNG state, in process order (a collective call)."""
+    from accelerate.utils import gather_object
+
+    state = s.sampler.get_state()
+    return gather_object([state]) if s.accelerator.num_processes > 1 else [state]
+
+
+def _checkpoint_payload(cfg: DistillConfig, s: Setup, step: int, tokens: int, elapsed: float,
+                        samplers: list[torch.Tensor]) -> dict[str, Any]:
     inner = s.accelerator.unwrap_model(s.module)
     return {
         "model": trained_state(inner.student, only_trainable=cfg.lora.enabled),
@@ -148,6 +162,7 @@ def _checkpoint_payload(cfg: DistillConfig, s: Setup, step: int, tokens: int, el
         "optimizer": s.optimizer.state_dict(),
         "scheduler": s.scheduler.state_dict(),
         "rng": rng_state(),
+        "sampler": samplers,
         "step": step,
         "tokens": tokens,
         "elapsed": elapsed,
@@ -166,6 +181,9 @@ def _restore(cfg: DistillConfig, s: Setup, run: RunFolder) -> tuple[int, int, fl
     s.optimizer.load_state_dict(state["optimizer"])
     s.scheduler.load_state_dict(state["scheduler"])
     set_rng_state(state["rng"])
+    samplers = state.get("sampler") or []
+    if len(samplers) == s.accelerator.num_processes:
+        s.sampler.set_state(samplers[s.accelerator.process_index])
     step = int(state["step"])
     if s.accelerator.is_main_process and run.metrics_path.exists():
         import json
@@ -196,24 +214,32 @@ def _loop(cfg: DistillConfig, s: Setup, run: RunFolder, sink: Sink, stop: thread
     acc, main, total_steps = s.accelerator, s.accelerator.is_main_process, cfg.train.steps
     step, tokens, elapsed_before = _restore(cfg, s, run) if resume else (0, 0, 0.0)
     tokens_per_step = cfg.train.batch_size * cfg.train.grad_accum * acc.num_processes * s.train_ids.shape[1]
-    start, start_step, last_status = time.perf_counter(), step, 0.0
+    start, start_step, start_tokens, last_status = time.perf_counter(), step, tokens, 0.0
     if main:
         run.update_status(state="running", step=step, total_steps=total_steps)
+        onpolicy = cfg.onpolicy
+        mode = "off-policy" if onpolicy.lmbda == 0 else (
+            f"{'sequence-level KD' if onpolicy.seq_kd else 'on-policy'} on {onpolicy.lmbda:.0%} of the steps, "
+            f"{onpolicy.max_new_tokens} sampled tokens at T {onpolicy.temperature:g}")
         sink.log(f"training {total_steps} steps from step {step} on {acc.device} ({acc.num_processes} process(es), "
-                 f"{s.precision}, {'teacher cache' if s.cache else 'live teacher'})")
+                 f"{s.precision}, {'teacher cache' if s.cache else 'live teacher'}, {mode})")
     while step < total_steps:
         if _stop_requested(stop, acc):
             break
+        step_started = time.perf_counter()
         terms = optimizer_step(cfg, s, step)
+        step_seconds = time.perf_counter() - step_started
         step += 1
-        tokens += tokens_per_step
+        tokens += int(terms.get("step_tokens", tokens_per_step))
         session = time.perf_counter() - start
         if main and (step % cfg.train.log_every == 0 or step == total_steps):
-            rate = tokens_per_step * (step - start_step) / max(session, 1e-9)
+            rate = (tokens - start_tokens) / max(session, 1e-9)
             eta = (total_steps - step) * session / (step - start_step)
             sink.emit({"kind": "train", "step": step, **{k: terms[k] for k in ("total", *TERMS)},
                        "lr": s.scheduler.get_last_lr()[0], "tokens": tokens, "tokens_per_s": rate,
-                       "elapsed": elapsed_before + session, "eta": eta, "time": time.time()})
+                       "elapsed": elapsed_before + session, "eta": eta, "time": time.time(),
+                       **_generation_stats(terms, step_seconds)})
+            _emit_sample(s, sink, step)
             if time.monotonic() - last_status >= STATUS_EVERY_S or step == total_steps:
                 run.update_status(step=step)  # throttled: each write is an fsync
                 last_status = time.monotonic()
@@ -221,6 +247,8 @@ def _loop(cfg: DistillConfig, s: Setup, run: RunFolder, sink: Sink, stop: thread
             row = evaluate(cfg, s)
             if main:
                 sink.emit({"kind": "eval", "step": step, **row, "time": time.time()})
+                _generation_eval(cfg, s, sink, step)
+            acc.wait_for_everyone()
         if step % cfg.train.save_every == 0 and step < total_steps:
             _save(cfg, s, run, sink, step, tokens, elapsed_before + session)
     if step < total_steps:
@@ -232,6 +260,41 @@ def _loop(cfg: DistillConfig, s: Setup, run: RunFolder, sink: Sink, stop: thread
     return "finished"
 
 
+def _generation_stats(terms: dict[str, Any], step_seconds: float) -> dict[str, Any]:
+    """On-policy fields of a train row: sampling speed, its share of the step's time, mean completion length."""
+    if not terms.get("onpolicy"):
+        return {"onpolicy": 0}
+    seconds = terms["gen_seconds"]
+    return {"onpolicy": 1, "gen_tokens_per_s": terms["gen_tokens"] / max(seconds, 1e-9),
+            "gen_share": seconds / max(step_seconds, 1e-9), "completion_len": terms["completion_len"]}
+
+
+def _emit_sample(s: Setup, sink: Sink, step: int) -> None:
+    """The latest on-policy answer, each token with its reverse KL to the teacher (`sample` row)."""
+    from workbench.genquality import sample_row
+
+    if s.last_sample is None:
+        return
+    example = s.train_examples[s.last_sample["index"]]
+    sink.emit({**sample_row(s.tokenizer, example.prompt, s.last_sample["tokens"], s.last_sample, step,
+                            "onpolicy"), "time": time.time()})
+    s.last_sample = None
+
+
+def _generation_eval(cfg: DistillConfig, s: Setup, sink: Sink, step: int) -> None:
+    """Score what the student generates on the held-out prompts (`gen_eval` and `sample` rows)."""
+    started = time.perf_counter()
+    result = generation_eval(cfg, s, step)
+    if result is None:
+        return
+    row, sample = result
+    sink.emit({**row, "seconds": time.perf_counter() - started, "time": time.time()})
+    sink.emit({**sample, "time": time.time()})
+    sink.log(f"step {step}: on {row['measured_on']}: reverse KL {row['gen_rkl']:.3f} nats/token, teacher NLL "
+             f"{row['gen_teacher_nll']:.3f}, repeated 4-grams {row['gen_rep4']:.1%}, empty {row['gen_empty']:.0%}, "
+             f"mean length {row['gen_len']:.1f} tokens")
+
+
 def _stop_requested(stop: threading.Event, acc) -> bool:
     if acc.num_processes == 1:
         return stop.is_set()
@@ -240,8 +303,9 @@ def _stop_requested(stop: threading.Event, acc) -> bool:
 
 
 def _save(cfg: DistillConfig, s: Setup, run: RunFolder, sink: Sink, step: int, tokens: int, elapsed: float) -> None:
+    samplers = _sampler_states(s)
     if s.accelerator.is_main_process:
-        path = save_checkpoint(run.checkpoints_dir, step, _checkpoint_payload(cfg, s, step, tokens, elapsed))
+        path = save_checkpoint(run.checkpoints_dir, step, _checkpoint_payload(cfg, s, step, tokens, elapsed, samplers))
         run.update_status(step=step)
         sink.log(f"checkpoint saved: {path}")
     s.accelerator.wait_for_everyone()

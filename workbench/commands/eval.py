@@ -28,8 +28,13 @@ def register(subparsers) -> None:
     parser.add_argument("--teacher", default=None, help=f"Teacher spec (default: the run's, else {BUILTIN_TEACHER}).")
     parser.add_argument("--dataset", default=None, help="Validation data (default: the run's, else builtin:chat).")
     parser.add_argument("--text-column", default="text", help="Text column of JSONL/CSV/parquet data.")
-    parser.add_argument("--seq-len", type=int, default=128, help="Tokens per validation sequence.")
-    parser.add_argument("--sequences", type=int, default=16, help="Validation sequences scored.")
+    parser.add_argument("--seq-len", type=int, default=None,
+                        help="Tokens per validation sequence (default: a run's seq_len, the rows its Train-tab eval "
+                             "scores; else 128).")
+    parser.add_argument("--sequences", type=int, default=None,
+                        help="Validation sequences scored (default: a run's eval_batches × batch_size; else 16).")
+    parser.add_argument("--no-generation", action="store_true",
+                        help="Skip generation quality (sampling answers to held-out prompts).")
     parser.add_argument("--batch-size", type=int, default=4, help="Sequences per scoring batch.")
     parser.add_argument("--gen-tokens", type=int, default=32, help="Greedy tokens generated for the speed numbers.")
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available).")
@@ -43,7 +48,7 @@ def _settings(args: argparse.Namespace, dataset: str):
 
     return EvalSettings(
         dataset=dataset, text_column=args.text_column, seq_len=args.seq_len, max_sequences=args.sequences,
-        batch_size=args.batch_size, gen_tokens=args.gen_tokens, device=args.device,
+        batch_size=args.batch_size, gen_tokens=args.gen_tokens, device=args.device, generation=not args.no_generation,
     )
 
 
