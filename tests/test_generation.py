@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from workbench.chat_format import exchange_text
+from workbench.chat_format import prompt_text as format_prompt
 from workbench.errors import UserError
-from workbench.generation import SamplingSettings, SeededSampler, compare_stream, format_prompt, stream_generate
+from workbench.generation import SamplingSettings, SeededSampler, compare_stream, stream_generate
 from workbench.model_pool import ModelPool, resolve_spec
 
 
@@ -60,7 +62,10 @@ def test_stop_event_ends_generation_early(tiny_teacher, pool):
 
 def test_chat_template_is_used_when_present(tiny_teacher, pool):
     _, tokenizer = pool.get(str(tiny_teacher))
-    assert format_prompt(tokenizer, "hello", [{"role": "user", "content": "a"}]) == "a\nhello"
+    # no template: the same plain turns that training rows use, so chat prompts the student as it was trained
+    assert format_prompt(tokenizer, "hello", [{"role": "user", "content": "a"}]) == "User: a\nUser: hello\nAssistant:"
+    prompt, answer = exchange_text(tokenizer, "hello", "hi there")
+    assert prompt == format_prompt(tokenizer, "hello") and prompt + answer == "User: hello\nAssistant: hi there"
     tokenizer = type(tokenizer).from_pretrained(tiny_teacher)
     tokenizer.chat_template = "{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}<assistant>"
     text = format_prompt(tokenizer, "hello", [{"role": "assistant", "content": "hi"}])

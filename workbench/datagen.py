@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from workbench.chat_format import has_template, prompt_text
 from workbench.errors import UserError
 
 
@@ -53,20 +54,10 @@ def read_prompts(path: str | Path) -> list[dict]:
     return rows
 
 
-def chat_prompt(tokenizer, prompt: str) -> str:
-    """The text the teacher continues: its chat template with a generation prompt, or a plain fallback."""
-    if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template(
-            [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
-        )
-    return f"User: {prompt}\nAssistant:"
-
-
 @torch.no_grad()
 def _generate_batch(model, tokenizer, prompts: list[str], settings: GenerationSettings) -> list[str]:
-    texts = [chat_prompt(tokenizer, p) for p in prompts]
-    has_template = bool(getattr(tokenizer, "chat_template", None))
-    batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=not has_template)
+    texts = [prompt_text(tokenizer, p) for p in prompts]
+    batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=not has_template(tokenizer))
     sample = settings.temperature > 0
     output = model.generate(
         **batch,

@@ -112,9 +112,9 @@ class PeakMemory:
 
 
 def _prompt_ids(tokenizer, prompt: str) -> dict:
-    from workbench.generation import format_prompt
+    from workbench.chat_format import prompt_text
 
-    return tokenizer(format_prompt(tokenizer, prompt), return_tensors="pt", add_special_tokens=False)
+    return tokenizer(prompt_text(tokenizer, prompt), return_tensors="pt", add_special_tokens=False)
 
 
 @torch.inference_mode()

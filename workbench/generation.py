@@ -9,7 +9,7 @@
 Each generation runs `model.generate` in its own thread and reads text from a `TextIteratorStreamer`. Sampling
 uses a per-column `torch.Generator` seeded with `settings.seed` (not the process-wide RNG), so a column's answer
 depends only on its model, prompt and settings, whatever runs beside it. Temperature 0 is greedy decoding. The chat
-template is applied when the tokenizer has one. A `threading.Event` stops every column at the next token.
+template is applied when the tokenizer has one (`workbench.chat_format`, as in training). A `threading.Event` stops every column at the next token.
 
 Stats: time to first token counts from the call to the first generated token (tokenisation and prefill included);
 tokens/s is decoding speed after the first token, (tokens - 1) / (last token time - first token time).
@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import torch
 from transformers import GenerationConfig, LogitsProcessor, StoppingCriteria, TextIteratorStreamer
 
+from workbench.chat_format import prompt_text
 from workbench.errors import UserError
 
 
@@ -108,15 +109,6 @@ class _TimedStreamer(TextIteratorStreamer):
         super().put(value)
 
 
-def format_prompt(tokenizer, prompt: str, history: list[dict] | None = None) -> str:
-    """The model input text: the chat template over history + prompt when the tokenizer has one, else the text."""
-    messages = [{"role": m["role"], "content": str(m["content"])} for m in (history or []) if m.get("content")]
-    messages.append({"role": "user", "content": prompt})
-    if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    return "\n".join(m["content"] for m in messages)
-
-
 def _stats(streamer: _TimedStreamer, started: float, finished: bool, stopped: bool) -> GenerationStats:
     times = streamer.token_times
     stats = GenerationStats(tokens=len(times), elapsed_s=time.perf_counter() - started, finished=finished)
@@ -144,7 +136,7 @@ def stream_generate(
     stop_event = stop_event or threading.Event()
     started = time.perf_counter()
     device = next(model.parameters()).device
-    encoded = tokenizer(format_prompt(tokenizer, prompt, history), return_tensors="pt", add_special_tokens=False)
+    encoded = tokenizer(prompt_text(tokenizer, prompt, history), return_tensors="pt", add_special_tokens=False)
     if encoded["input_ids"].shape[1] == 0:
         encoded = tokenizer(prompt, return_tensors="pt")
     generator = torch.Generator(device="cpu").manual_seed(settings.seed)
