@@ -167,3 +167,16 @@ def test_bench_cli_writes_json(settings, tmp_path, capsys):
                  "--out", str(out), "--work-dir", str(tmp_path / "w"), "--no-isolate", "--quick", "--dataset", settings.dataset])
     assert code == 0 and "wrote" in capsys.readouterr().out
     assert json.loads(out.read_text())["comparisons"]["divergence_memory"]["transient_ratio"] is not None
+
+
+def test_onpolicy_throughput_runs_trl_and_workbench(settings, tiny_pairs):
+    from workbench.bench import onpolicy_throughput
+
+    settings.dataset = str(tiny_pairs)
+    result = onpolicy_throughput.run(settings)
+    for label in ("trl", "workbench"):
+        variant = result["variants"][label]
+        assert "error" not in variant, (label, variant.get("error"))
+        assert variant["steps_per_s"] > 0 and len(variant["step_seconds"]) == settings.steps
+        assert 1 <= variant["completion_len"] <= onpolicy_throughput.MAX_NEW_TOKENS
+    assert result["speedup"] > 0 and {t["target"][:3] for t in result["targets"]} == {"(g)"}

@@ -113,3 +113,14 @@ def test_nan_loss_fails_and_keeps_last_good_checkpoint(tiny_teacher, tiny_studen
     assert "not finite at step 4" in status["error"] and "step-2" in status["error"]
     assert [p.name for p in run.checkpoints()] == ["step-2"]
     assert torch.load(run.checkpoints()[0] / "state.pt", weights_only=True)["step"] == 2
+
+
+def test_max_minutes_ends_the_run_as_finished(tiny_teacher, tiny_student, tiny_text, tmp_path):
+    cfg = tiny_config(tiny_teacher, tiny_student, tiny_text, train={"steps": 50, "max_minutes": 1e-6})
+    sink = ListSink()
+    result = train(cfg, tmp_path / "run", sink)
+    run = RunFolder(tmp_path / "run")
+    assert result["state"] == "finished" and [r["step"] for r in sink.of_kind("train")] == [1]
+    assert [r["step"] for r in sink.of_kind("eval")] == [1] and run.read_status()["total_steps"] == 1
+    assert (run.student_dir / "model.safetensors").exists()
+    assert any("train.max_minutes reached" in line for line in sink.messages)

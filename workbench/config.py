@@ -258,6 +258,16 @@ class TrainConfig:
         metadata=_help("At each evaluation, sample answers to the held-out prompts and score them against the "
                        "teacher (generation quality; prompt/answer data only)."),
     )
+    max_minutes: float | None = field(
+        default=None,
+        metadata=_help("End training after this many minutes (it evaluates and saves the student as finished); "
+                       "empty trains all train.steps."),
+    )
+    gen_eval_every: int = field(
+        default=0,
+        metadata=_help("Score generation quality every N steps (and at the last step); 0 does it with every "
+                       "evaluation (train.eval_every)."),
+    )
 
     def __post_init__(self) -> None:
         _require(1 <= self.steps <= 10_000_000, "train.steps", "an integer in [1, 10000000]", self.steps)
@@ -277,6 +287,9 @@ class TrainConfig:
             self.device,
         )
         _require(self.precision in ("auto", "fp32", "bf16"), "train.precision", "auto, fp32 or bf16", self.precision)
+        _require(self.max_minutes is None or self.max_minutes > 0, "train.max_minutes", "empty or > 0",
+                 self.max_minutes)
+        _require(self.gen_eval_every >= 0, "train.gen_eval_every", "an integer >= 0", self.gen_eval_every)
         _require(1 <= self.heal_sequences <= 100_000, "train.heal_sequences", "an integer in [1, 100000]",
                  self.heal_sequences)
 

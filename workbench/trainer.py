@@ -223,7 +223,8 @@ def _loop(cfg: DistillConfig, s: Setup, run: RunFolder, sink: Sink, stop: thread
             f"{onpolicy.max_new_tokens} sampled tokens at T {onpolicy.temperature:g}")
         sink.log(f"training {total_steps} steps from step {step} on {acc.device} ({acc.num_processes} process(es), "
                  f"{s.precision}, {'teacher cache' if s.cache else 'live teacher'}, {mode})")
-    while step < total_steps:
+    last = False
+    while not last:
         if _stop_requested(stop, acc):
             break
         step_started = time.perf_counter()
@@ -232,7 +233,8 @@ def _loop(cfg: DistillConfig, s: Setup, run: RunFolder, sink: Sink, stop: thread
         step += 1
         tokens += int(terms.get("step_tokens", tokens_per_step))
         session = time.perf_counter() - start
-        if main and (step % cfg.train.log_every == 0 or step == total_steps):
+        last = step >= total_steps or _out_of_time(cfg, acc, elapsed_before + session)
+        if main and (step % cfg.train.log_every == 0 or last):
             rate = (tokens - start_tokens) / max(session, 1e-9)
             eta = (total_steps - step) * session / (step - start_step)
             sink.emit({"kind": "train", "step": step, **{k: terms[k] for k in ("total", *TERMS)},
@@ -240,24 +242,45 @@ def _loop(cfg: DistillConfig, s: Setup, run: RunFolder, sink: Sink, stop: thread
                        "elapsed": elapsed_before + session, "eta": eta, "time": time.time(),
                        **_generation_stats(terms, step_seconds)})
             _emit_sample(s, sink, step)
-            if time.monotonic() - last_status >= STATUS_EVERY_S or step == total_steps:
+            if time.monotonic() - last_status >= STATUS_EVERY_S or last:
                 run.update_status(step=step)  # throttled: each write is an fsync
                 last_status = time.monotonic()
-        if step % cfg.train.eval_every == 0 or step == total_steps:
-            row = evaluate(cfg, s)
-            if main:
-                sink.emit({"kind": "eval", "step": step, **row, "time": time.time()})
-                _generation_eval(cfg, s, sink, step)
-            acc.wait_for_everyone()
-        if step % cfg.train.save_every == 0 and step < total_steps:
+        _evaluate(cfg, s, sink, step, last)
+        if step % cfg.train.save_every == 0 and not last:
             _save(cfg, s, run, sink, step, tokens, elapsed_before + session)
-    if step < total_steps:
+    if not last:
         _save(cfg, s, run, sink, step, tokens, elapsed_before + time.perf_counter() - start)
         return "stopped"
     if main:
+        if step < total_steps:
+            sink.log(f"train.max_minutes reached: training ends at step {step} of {total_steps}")
+            run.update_status(total_steps=step)
         _save_outputs(cfg, s, run)
         sink.log(f"finished: student saved to {run.student_dir}")
     return "finished"
+
+
+def _out_of_time(cfg: DistillConfig, acc, elapsed: float) -> bool:
+    """Whether `train.max_minutes` of training have passed (every process agrees: the main one decides)."""
+    if cfg.train.max_minutes is None:
+        return False
+    flag = torch.tensor([1.0 if elapsed >= cfg.train.max_minutes * 60 else 0.0], device=acc.device)
+    if acc.num_processes > 1:
+        flag = acc.reduce(flag, reduction="max")
+    return bool(flag.item() > 0)
+
+
+def _evaluate(cfg: DistillConfig, s: Setup, sink: Sink, step: int, last: bool) -> None:
+    """The teacher-forced eval every train.eval_every steps, generation quality every train.gen_eval_every."""
+    main = s.accelerator.is_main_process
+    if step % cfg.train.eval_every == 0 or last:
+        row = evaluate(cfg, s)
+        if main:
+            sink.emit({"kind": "eval", "step": step, **row, "time": time.time()})
+    if step % (cfg.train.gen_eval_every or cfg.train.eval_every) == 0 or last:
+        if main:
+            _generation_eval(cfg, s, sink, step)
+        s.accelerator.wait_for_everyone()
 
 
 def _generation_stats(terms: dict[str, Any], step_seconds: float) -> dict[str, Any]:

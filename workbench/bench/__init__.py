@@ -4,8 +4,10 @@
 
 One module per comparison, each exposing `run(settings) -> dict` with a `targets` list:
 (a) throughput, (b) cache, (c) divergence_memory, (d) effectiveness, (e) inference, (f) app_start, and
-(3) levers, each speed lever of the issue's requirement 3 timed on its own, and (8) load, the app's
-responsiveness and the run's metrics while five clients poll and chat (issue 8).
+(3) levers, each speed lever of the issue's requirement 3 timed on its own, (8) load, the app's
+responsiveness and the run's metrics while five clients poll and chat (issue 8), (g) onpolicy_throughput, on-policy
+steps against TRL's DistillationTrainer, and (h) generation_quality, what students generate after equal minutes of
+on-policy, off-policy and sequence-level training.
 Only ratios measured in one invocation are meaningful; absolute numbers move with the machine's load.
 """
 
@@ -20,8 +22,8 @@ from workbench.bench.common import BenchSettings, machine_info
 from workbench.errors import UserError
 
 COMPARISONS = ("throughput", "cache", "divergence_memory", "effectiveness", "inference", "app_start", "levers",
-               "load")
-LETTERS = dict(zip(COMPARISONS, "abcdef38", strict=True))
+               "load", "onpolicy_throughput", "generation_quality")
+LETTERS = dict(zip(COMPARISONS, "abcdef38gh", strict=True))
 
 QUICK = {"steps": 6, "warmup_steps": 2, "generate_tokens": 16}  # (d) keeps the `default` preset budget
 
@@ -35,7 +37,7 @@ def parse_only(only: str | None) -> list[str]:
     for item in (part.strip() for part in only.split(",") if part.strip()):
         name = by_letter.get(item, item.replace("-", "_"))
         if name not in COMPARISONS:
-            raise UserError(f"--only: unknown comparison {item!r}; accepted: {', '.join(COMPARISONS)} or a-f, 3, 8")
+            raise UserError(f"--only: unknown comparison {item!r}; accepted: {', '.join(COMPARISONS)} or a-h, 3, 8")
         chosen.append(name)
     return chosen
 

@@ -12,7 +12,8 @@ def register(subparsers) -> None:
         description="Run the issue-7 comparisons in one invocation; prints a table and writes JSON.",
     )
     parser.add_argument("--only", help="comma-separated comparisons (throughput,cache,divergence_memory,"
-                        "effectiveness,inference,app_start,levers,load) or letters a-f, 3 (levers), 8 (load)")
+                        "effectiveness,inference,app_start,levers,load,onpolicy_throughput,generation_quality) or letters a-h, "
+                        "3 (levers), 8 (load)")
     parser.add_argument("--quick", action="store_true", help="fewer steps and tokens: minutes instead of an hour")
     parser.add_argument("--out", default="bench-results.json", help="where to write the JSON results")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where to run")
