@@ -45,3 +45,28 @@ def test_two_processes_match_one(tiny_teacher, tiny_student, tiny_text, tmp_path
     assert torch.allclose(curve_one, curve_two, rtol=1e-4, atol=1e-5), (curve_one, curve_two)
     eval_keys = ("eval_loss", "eval_kl", "eval_top1")
     assert torch.allclose(_curve(run_one, "eval", eval_keys), _curve(run_two, "eval", eval_keys), rtol=1e-4, atol=1e-5)
+
+
+def test_two_processes_each_sample_their_share_on_policy(tiny_teacher, tiny_student, tiny_pairs, tmp_path):
+    runs = tmp_path / "runs"
+    cfg = tiny_config(tiny_teacher, tiny_student, tiny_pairs,
+                      data={"dataset": str(tiny_pairs), "seq_len": 32, "max_sequences": None, "holdout_prompts": 6},
+                      onpolicy={"lmbda": 1.0, "max_new_tokens": 5},
+                      train={"steps": 2, "eval_every": 2, "save_every": 1, "batch_size": 2},
+                      run={"runs_dir": str(runs)})
+    cfg.save(tmp_path / "onpolicy.yaml")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "workbench", "train",
+              "--config", str(tmp_path / "onpolicy.yaml"), "run.name=two"]
+    done = subprocess.run(launch, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    run = RunFolder(runs / "two")
+    rows = read_metrics(run.metrics_path)
+    assert run.read_status()["state"] == "finished"
+    assert [r["onpolicy"] for r in rows if r["kind"] == "train"] == [1, 1]
+    assert [r["gen_prompts"] for r in rows if r["kind"] == "gen_eval"] == [6]
+    from workbench.checkpoint import load_checkpoint
+
+    samplers = load_checkpoint(run.checkpoints()[-1])["sampler"]
+    assert len(samplers) == 2 and not torch.equal(samplers[0], samplers[1])  # each process draws its own samples

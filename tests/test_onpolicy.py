@@ -239,3 +239,16 @@ def test_report_card_scores_generation_on_the_runs_heldout_prompts(tiny_teacher,
     assert distilled["val_ppl"] == pytest.approx(last_eval["eval_ppl"], rel=1e-4)
     text = format_report(card)
     assert "reverse KL on own answers" in text and "Generation quality: 6 held-out prompts" in text
+
+
+def test_onpolicy_with_lora_trains_the_adapter_only(tiny_teacher, tiny_student, tiny_pairs, tmp_path):
+    from workbench.checkpoint import load_checkpoint
+
+    cfg = onpolicy_config(tiny_teacher, tiny_student, tiny_pairs, lora={"enabled": True, "r": 4},
+                          train={"steps": 2, "eval_every": 2, "save_every": 1})
+    sink = ListSink()
+    assert train(cfg, tmp_path / "run", sink)["state"] == "finished"
+    assert all(r["onpolicy"] == 1 and math.isfinite(r["kd"]) for r in sink.of_kind("train"))
+    assert (tmp_path / "run" / "adapter").is_dir()
+    trained = load_checkpoint(RunFolder(tmp_path / "run").checkpoints()[-1])["model"]
+    assert trained and all("lora_" in name for name in trained)  # sampling went through the adapted student
