@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.resources
 import re
 import typing
 from dataclasses import dataclass, field
@@ -506,15 +507,16 @@ def field_help(section: str, key: str) -> str:
     raise KeyError(f"{section}.{key}")
 
 
-PRESETS_DIR = Path(__file__).resolve().parent.parent / "assets" / "presets"
+# The presets ship inside the package (workbench/presets/NAME.yaml): a new preset is one more YAML file there.
+PRESETS_DIR = importlib.resources.files("workbench") / "presets"
 
 
 def preset_names() -> list[str]:
-    return sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
+    return sorted(p.name.removesuffix(".yaml") for p in PRESETS_DIR.iterdir() if p.name.endswith(".yaml"))
 
 
 def load_preset(name: str) -> DistillConfig:
-    path = PRESETS_DIR / f"{name}.yaml"
-    if not path.is_file():
+    preset = PRESETS_DIR / f"{name}.yaml"
+    if not preset.is_file():
         raise ConfigError(f"preset {name!r} does not exist; available: {', '.join(preset_names())}")
-    return DistillConfig.load(path)
+    return DistillConfig.from_yaml(preset.read_text(encoding="utf-8"))
