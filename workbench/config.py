@@ -40,6 +40,32 @@ LOSS_ON_CHOICES = ("all", "answer")
 RUN_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML as PyYAML reads it, less YAML 1.1's base-60 numbers: the layer pair `3:11` stays text (not 191)."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if not tag.endswith((":int", ":float"))]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:int",
+    re.compile(r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$"),
+    list("-+0123456789"),
+)
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?"
+               r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
+    list("-+0123456789."),
+)
+
+
+def parse_yaml(text: str) -> Any:
+    """YAML text -> Python values, with `3:11` read as text (configs, overrides and their previews all use this)."""
+    return yaml.load(text, Loader=_Loader)  # _Loader is a SafeLoader: no Python objects
+
+
 class ConfigError(UserError):
     """A config value or key the schema does not accept; the message names the field."""
 
@@ -92,7 +118,7 @@ class DataConfig:
     seq_len: int = field(default=256, metadata=_help("Tokens per packed training sequence."))
     val_fraction: float = field(default=0.05, metadata=_help("Share of packed sequences held out for validation."))
     max_sequences: int | None = field(
-        default=None, metadata=_help("Cap on packed sequences (train + validation); empty for all.")
+        default=None, metadata=_help("Cap on packed sequences (train + validation); 0 or empty for all.")
     )
     seed: int = field(default=0, metadata=_help("Seed of the deterministic train/validation split."))
     prompt_column: str = field(
@@ -119,10 +145,12 @@ class DataConfig:
                  self.holdout_prompts)
         _require(8 <= self.seq_len <= 131072, "data.seq_len", "an integer in [8, 131072]", self.seq_len)
         _require(0.0 < self.val_fraction < 0.5, "data.val_fraction", "in (0, 0.5)", self.val_fraction)
+        if self.max_sequences == 0:
+            self.max_sequences = None
         _require(
             self.max_sequences is None or self.max_sequences >= 2,
             "data.max_sequences",
-            "empty or an integer >= 2",
+            "0 or empty (all), or an integer >= 2",
             self.max_sequences,
         )
 
@@ -227,7 +255,9 @@ class TrainConfig:
     batch_size: int = field(default=4, metadata=_help("Sequences per micro-batch on each process."))
     grad_accum: int = field(default=1, metadata=_help("Micro-batches accumulated per optimizer step."))
     lr: float = field(default=1e-4, metadata=_help("Peak learning rate of AdamW."))
-    warmup_steps: int = field(default=10, metadata=_help("Linear warmup steps before cosine decay."))
+    warmup_steps: int = field(
+        default=10, metadata=_help("Linear warmup steps before cosine decay; more than train.steps warms up over all.")
+    )
     weight_decay: float = field(default=0.0, metadata=_help("AdamW weight decay."))
     max_grad_norm: float = field(default=1.0, metadata=_help("Gradient clipping norm; 0 turns clipping off."))
     eval_every: int = field(default=50, metadata=_help("Evaluate on the validation split every N steps."))
@@ -275,7 +305,8 @@ class TrainConfig:
         _require(1 <= self.batch_size <= 4096, "train.batch_size", "an integer in [1, 4096]", self.batch_size)
         _require(1 <= self.grad_accum <= 4096, "train.grad_accum", "an integer in [1, 4096]", self.grad_accum)
         _require(0.0 < self.lr <= 1.0, "train.lr", "> 0 and <= 1", self.lr)
-        _require(0 <= self.warmup_steps <= self.steps, "train.warmup_steps", "in [0, train.steps]", self.warmup_steps)
+        _require(0 <= self.warmup_steps <= 10_000_000, "train.warmup_steps", "an integer in [0, 10000000]",
+                 self.warmup_steps)
         _require(0.0 <= self.weight_decay <= 1.0, "train.weight_decay", "in [0, 1]", self.weight_decay)
         _require(self.max_grad_norm >= 0.0, "train.max_grad_norm", ">= 0", self.max_grad_norm)
         for name in ("eval_every", "eval_batches", "save_every", "log_every"):
@@ -382,7 +413,7 @@ class DistillConfig:
     @classmethod
     def from_yaml(cls, text: str) -> DistillConfig:
         try:
-            data = yaml.safe_load(text)
+            data = parse_yaml(text)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -491,7 +522,7 @@ def apply_overrides(cfg: DistillConfig, overrides: list[str]) -> DistillConfig:
                 f"unknown key {dotted.strip()}; accepted in {section}: {', '.join(data[section])}"
             )
         try:
-            value = yaml.safe_load(raw) if raw.strip() else None
+            value = parse_yaml(raw) if raw.strip() else None
         except yaml.YAMLError:
             value = raw
         data[section][key] = value
