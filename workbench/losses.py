@@ -28,17 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from workbench.closed_form import block_rows, closed_block, closed_kind, closed_rows
-
-DIVERGENCE_KINDS = (
-    "forward_kl",
-    "reverse_kl",
-    "jsd",
-    "skew_forward_kl",
-    "skew_reverse_kl",
-    "tvd",
-    "soft_ce",
-    "mse",
-)
+from workbench.config import DIVERGENCE_KINDS
 
 
 def math_dtype(dtype: torch.dtype) -> torch.dtype:

@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from workbench.config import DistillConfig, apply_overrides, load_preset
+from workbench.config import DistillConfig, apply_overrides, field_reference, load_preset, preset_names
 from workbench.errors import UserError
 from workbench.events import ProgressSink
 from workbench.runs import RunFolder, new_run_id
@@ -28,10 +28,11 @@ def register(subparsers) -> None:
         "train",
         help="Distil a teacher into a student (new run, prepared run folder, or --resume).",
         description=__doc__,
+        epilog=field_reference(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--config", default=None, help="Run config YAML.")
-    parser.add_argument("--preset", default=None, help="Start from a preset: quick, default or thorough.")
+    parser.add_argument("--preset", default=None, help=f"Start from a preset: {', '.join(preset_names())}.")
     parser.add_argument("--run-dir", default=None, help="Train a prepared run folder (config.yaml + queued status).")
     parser.add_argument("--resume", default=None, metavar="RUN_DIR", help="Resume a run from its last checkpoint.")
     parser.add_argument("overrides", nargs="*", help="section.key=value overrides, e.g. loss.temperature=2.")
