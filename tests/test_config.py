@@ -30,7 +30,7 @@ def _declared(key: str) -> list[tuple[str, dataclasses.Field]]:
 
 def test_readme_table_is_the_schema():
     readme = (ROOT / "README.md").read_text()
-    assert config_table() in readme, "README config table is stale: paste the output of workbench.config.config_table()"
+    assert config_table() in readme, "README config table is stale: paste workbench.config.config_table()"
 
 
 def test_cli_help_lists_every_key_with_what_it_accepts():
