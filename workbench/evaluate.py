@@ -281,6 +281,17 @@ def evaluate_models(
     }
 
 
+def cached_report(run: RunFolder) -> dict | None:
+    """The run's eval.json when it is newer than the final student's weights (else None: evaluate again)."""
+    from workbench.models import weights_mtime
+
+    eval_path = run.path / "eval.json"
+    if not eval_path.is_file():
+        return None
+    fresh = eval_path.stat().st_mtime >= weights_mtime(resolve_spec(str(run.path)).load_spec)
+    return json.loads(eval_path.read_text()) if fresh else None
+
+
 def evaluate_run(run_dir: str | Path, settings: EvalSettings | None = None, *, include_base: bool = True) -> dict:
     """Evaluate a run's student (final, else its latest checkpoint) against its teacher; writes `eval.json`."""
     from workbench.config import DistillConfig

@@ -20,7 +20,7 @@ from pathlib import Path
 from workbench.config import DistillConfig, apply_overrides, field_reference, load_preset, preset_names
 from workbench.errors import UserError
 from workbench.events import ProgressSink
-from workbench.runs import RunFolder, new_run_id
+from workbench.runs import RunFolder, checkpoint_step, new_run_id
 
 
 def register(subparsers) -> None:
@@ -97,7 +97,7 @@ def run(args) -> int:
             print("workbench train: warning: models.trust_remote_code is on; code shipped with the models will run",
                   file=sys.stderr, flush=True)
     latest = run_folder.latest_checkpoint() if args.resume else None
-    initial = int(latest.name[5:]) if latest else 0
+    initial = checkpoint_step(latest) if latest else 0
     sink = None
     if main:
         log_file = None if _stdout_is(run_folder.log_path) else run_folder.log_path
