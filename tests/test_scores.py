@@ -33,7 +33,8 @@ def test_top_k_cache_missing_one_token_equals_the_dense_teacher():
     targets = torch.randint(0, 11, (2, 7), generator=torch.Generator().manual_seed(5))
     log_probs, ids = torch.log_softmax(teacher, -1).sort(-1, descending=True)
     dense = agreement_sums(student, targets, teacher_logits=teacher)
-    cached = agreement_sums(student, targets, teacher_topk=(ids[..., :10], log_probs[..., :10], log_probs[..., 10].exp()))
+    cache = (ids[..., :10], log_probs[..., :10], log_probs[..., 10].exp())
+    cached = agreement_sums(student, targets, teacher_topk=cache)
     assert torch.allclose(dense, cached, rtol=1e-5, atol=1e-6)
 
 
