@@ -37,6 +37,7 @@ DIVERGENCE_KINDS = (
     "mse",
 )
 LOSS_ON_CHOICES = ("all", "answer")
+REPORTERS = ("tensorboard", "wandb", "trackio", "mlflow")
 RUN_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -112,7 +113,7 @@ def accepted(f: dataclasses.Field, integer: bool = False) -> str:
     choices, bounds, also = f.metadata.get("choices"), f.metadata.get("bounds"), f.metadata.get("also")
     if choices:
         words = [*choices, *([also[0]] if also else [])]
-        return "one of " + ", ".join(words)
+        return ("any of " if str(f.type).startswith("list") else "one of ") + ", ".join(words)
     return bounds.describe(integer) if bounds else ""
 
 
@@ -124,9 +125,9 @@ def _check_declared(section: Any) -> None:
         if value is None:
             continue
         also = f.metadata.get("also")
-        if choices:
-            ok = value in choices or bool(also and re.fullmatch(also[1], str(value)))
-            _require(ok, f"{name}.{f.name}", accepted(f), value)
+        for item in value if isinstance(value, list) and choices else [value] if choices else []:
+            ok = item in choices or bool(also and re.fullmatch(also[1], str(item)))
+            _require(ok, f"{name}.{f.name}", accepted(f), item)
         if bounds:
             _require(bounds.accepts(value), f"{name}.{f.name}", bounds.describe(isinstance(value, int)), value)
 
@@ -357,6 +358,9 @@ class TrainConfig:
         metadata=_help("Score generation quality every N steps (and at the last step); 0 does it with every "
                        "evaluation (train.eval_every).", bounds=Range(0)),
     )
+    report_to: list[str] = field(default_factory=list, metadata=_help(
+        "Experiment trackers that also get the metrics, beside metrics.jsonl (a list; empty for none). "
+        "tensorboard writes under the run's tensorboard/ folder.", choices=REPORTERS))
 
     def __post_init__(self) -> None:
         _check_declared(self)

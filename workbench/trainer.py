@@ -33,6 +33,7 @@ from workbench.lifecycle import device_lock, stop_on_signals
 from workbench.lora import is_lora, wrap_lora
 from workbench.mapping import Projectors, resolve_mapping
 from workbench.optim import build_optimizer, build_scheduler, clamped_warmup
+from workbench.reporters import report_sinks
 from workbench.runs import RunFolder, read_metrics
 from workbench.teacher_cache import TeacherCache
 from workbench.train_step import TERMS, Setup, evaluate, generation_eval, optimizer_step
@@ -355,7 +356,8 @@ def train(
     stop = stop or threading.Event()
     accelerator = _make_accelerator(cfg)
     main = accelerator.is_main_process
-    sink = MultiSink(JsonlSink(run.metrics_path), sink) if main else NullSink()
+    trackers = report_sinks(cfg.train.report_to, run.path, cfg.to_dict()) if main else []
+    sink = MultiSink(JsonlSink(run.metrics_path), *trackers, sink) if main else NullSink()
     if main:
         if not run.config_path.exists():
             cfg.save(run.config_path)
