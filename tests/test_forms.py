@@ -83,7 +83,8 @@ PREVIEW_CASES = [
     {"mapping.preset": "custom", "mapping.pairs": [["3", "11"], ["18", "29"], ["emb", "emb"]], "loss.attn_weight": 0.5},
     {"data.max_sequences": 0, "train.steps": 2, "train.lr": 3e-4, "data.text_column": "12", "run.name": "1.5"},
     {"data.dataset": "my data/a file.txt", "lora.enabled": True, "lora.target_modules": ["q_proj", "v_proj"],
-     "train.device": "cpu", "train.precision": "bf16", "loss.kind": "jsd", "loss.temperature": 1.0},
+     "train.device": "cpu", "train.precision": "bf16", "loss.kind": "jsd", "loss.temperature": 1.0,
+     "train.report_to": ["tensorboard", "mlflow"]},
 ]
 
 

@@ -137,8 +137,11 @@ def _train_section(c: dict, v: dict) -> None:
         c["train.precision"] = gr.Dropdown(field_choices("train.precision"), value=v["train.precision"],
                                            label="Precision", info=_info("train.precision"))
         c["run.name"] = gr.Textbox(v["run.name"], label="Run name (optional)", info=_info("run.name"))
-    c["train.heal_init"] = gr.Checkbox(v["train.heal_init"], label="Heal the pruned student's gaps before training",
-                                       info=_info("train.heal_init"))
+    with gr.Row():
+        c["train.heal_init"] = gr.Checkbox(v["train.heal_init"], label="Heal the pruned student's gaps before training",
+                                           info=_info("train.heal_init"))
+        c["train.report_to"] = gr.Dropdown(field_choices("train.report_to"), value=v["train.report_to"],
+                                           multiselect=True, label="Also report to", info=_info("train.report_to"))
 
 
 def build_setup_tab(ctx) -> dict[str, Any]:
