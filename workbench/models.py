@@ -12,7 +12,6 @@ weights are refused unless `allow_pickle`, and `trust_remote_code` stays off unl
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import importlib.util
 import json
@@ -26,6 +25,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import torch
+from filelock import FileLock
 from torch import nn
 
 from workbench.derive import (
@@ -101,8 +101,7 @@ def builtin_teacher_dir(name: str = "smollm2-135m-instruct") -> Path:
     if _is_complete(target):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target.parent / f".{name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # a second process waits here, then finds the finished folder
+    with FileLock(target.parent / f".{name}.lock"):  # a second process waits here, then finds the finished folder
         if _is_complete(target):
             return target
         staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))

@@ -12,6 +12,7 @@ from typing import Any
 
 import gradio as gr
 
+from workbench.app.context import user_error
 from workbench.attention import DEFAULT_MAX_TOKENS, DEFAULT_TEXT, MAX_TOKENS_LIMIT, compare_attention
 from workbench.errors import UserError
 from workbench.inspect_plots import attention_figure, summary_figure
@@ -67,7 +68,7 @@ def compare_fn(ctx):
                 preset=mapping_preset, custom_pairs=pairs, max_tokens=int(max_tokens),
             )
         except UserError as exc:
-            raise gr.Error(str(exc)) from None
+            raise user_error(str(exc)) from None
         pair_choices, head_choices = _choices(comparison)
         first_pair = pair_choices[-1][1]  # the last mapped pair: closest to the logits
         notes = [f"Teacher `{teacher_spec}` · student `{student_spec}` · mapping {mapping_preset} "

@@ -13,6 +13,7 @@ from typing import Any
 
 import gradio as gr
 
+from workbench.app.context import user_error
 from workbench.errors import UserError
 from workbench.evaluate import (
     EvalSettings,
@@ -66,7 +67,7 @@ def evaluate_fn(ctx):
             settings = EvalSettings(max_sequences=int(sequences), gen_tokens=int(gen_tokens), device=ctx.pool.device)
             card, source = card_for(ctx, run, bool(recompute), settings)
         except UserError as exc:
-            raise gr.Error(str(exc)) from None
+            raise user_error(str(exc)) from None
         note = f"**{source}** · evaluated {card.get('created', '?')} in {card.get('elapsed_s', '?')} s"
         return _table(card), report_figure(card), card, note + "\n\n" + format_report(card).split("\n\n")[-1]
 
@@ -92,7 +93,7 @@ def export_fn(ctx):
             target = Path(folder.strip()) if folder and folder.strip() else Path(ctx.exports_dir) / default_name
             result = export_run(path, target, make_zip=bool(make_zip), overwrite=bool(overwrite))
         except UserError as exc:
-            raise gr.Error(str(exc)) from None
+            raise user_error(str(exc)) from None
         text = (f"Exported `{result['source']}` to `{result['folder']}`  \n"
                 f"Reload check: max |logit diff| {result['max_abs_logit_diff']:.2e}  \n"
                 f"Files: {', '.join(result['files'])}")
