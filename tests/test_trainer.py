@@ -93,7 +93,7 @@ def test_stop_event_checkpoints_and_stops(tiny_teacher, tiny_student, tiny_text,
 
 
 def test_nan_loss_fails_and_keeps_last_good_checkpoint(tiny_teacher, tiny_student, tiny_text, tmp_path, monkeypatch):
-    original = workbench.train_step.ce_and_divergence
+    original = workbench.train_step.logit_losses
     calls = {"n": 0}
 
     def poisoned(*args, **kwargs):
@@ -103,7 +103,7 @@ def test_nan_loss_fails_and_keeps_last_good_checkpoint(tiny_teacher, tiny_studen
             return losses._replace(total=losses.total * float("nan"), kd=losses.kd * float("nan"))
         return losses
 
-    monkeypatch.setattr(workbench.train_step, "ce_and_divergence", poisoned)
+    monkeypatch.setattr(workbench.train_step, "logit_losses", poisoned)
     cfg = tiny_config(tiny_teacher, tiny_student, tiny_text, train={"steps": 6, "save_every": 2})
     with pytest.raises(NonFiniteLoss, match="not finite at step 4"):
         train(cfg, tmp_path / "run", ListSink())

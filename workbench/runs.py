@@ -206,7 +206,7 @@ def run_of(path: str | Path) -> RunFolder | None:
     """The run folder `path` is, or the run a checkpoint folder inside it (<run>/checkpoints/step-N) belongs to."""
     path = Path(path)
     for candidate in (path, path.parent.parent) if path.parent.name == "checkpoints" else (path,):
-        if (candidate / "config.yaml").is_file():
+        if (candidate / "config.yaml").is_file() and not (candidate / "config.json").is_file():  # not a model folder
             return RunFolder(candidate)
     return None
 

@@ -10,10 +10,8 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 
-from workbench.losses import divergence
-from workbench.sparse_losses import topk_divergence
+from workbench.logit_loss import TopKTeacher, logit_losses
 
 IGNORE_INDEX = -100
 
@@ -38,14 +36,9 @@ def agreement_sums(
     `student_logits` [B, T, V], `targets` [B, T]; the teacher as dense logits [B, T, V] or as a top-k cache
     (ids [B, T, k], log-probs [B, T, k], tail mass [B, T]) whose first id is its argmax."""
     mask = targets != IGNORE_INDEX
-    ce = F.cross_entropy(student_logits.float()[mask], targets[mask], reduction="sum")
-    kl_args = dict(kind="forward_kl", temperature=1.0, t2_scale=False, reduction="sum", chunk_size=chunk_size)
-    if teacher_topk is not None:
-        top_ids, top_log_probs, tail = teacher_topk
-        kl = topk_divergence(student_logits, top_ids, top_log_probs, tail, targets, **kl_args)
-        teacher_top1 = top_ids[..., 0].long()
-    else:
-        kl = divergence(student_logits, teacher_logits, targets, **kl_args)
-        teacher_top1 = teacher_logits.argmax(-1)
+    teacher = TopKTeacher(*teacher_topk) if teacher_topk is not None else teacher_logits
+    sums = logit_losses(student_logits, targets, teacher, ce_weight=1.0, kd_weight=1.0, kind="forward_kl",
+                        temperature=1.0, t2_scale=False, reduction="sum", chunk_size=chunk_size)
+    teacher_top1 = teacher.ids[..., 0].long() if teacher_topk is not None else teacher_logits.argmax(-1)
     hits = ((student_logits.argmax(-1) == teacher_top1) & mask).sum()
-    return torch.stack([ce.double(), kl.double(), hits.double(), mask.sum().double()])
+    return torch.stack([sums.ce.double(), sums.kd.double(), hits.double(), mask.sum().double()])

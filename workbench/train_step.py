@@ -26,7 +26,8 @@ import torch.nn.functional as F
 from workbench.capture import LayerCapture
 from workbench.config import DistillConfig
 from workbench.data import Example
-from workbench.losses import attention_loss, ce_and_divergence, hidden_state_loss
+from workbench.logit_loss import TopKTeacher, logit_losses
+from workbench.losses import attention_loss, hidden_state_loss
 from workbench.onpolicy import (
     Sampling,
     TokenBatch,
@@ -38,7 +39,6 @@ from workbench.onpolicy import (
     sample_completions,
 )
 from workbench.scores import agreement_sums, perplexity
-from workbench.sparse_losses import ce_and_topk_divergence
 from workbench.teacher_cache import TeacherCache
 
 TERMS = ("ce", "kd", "hidden", "attn")
@@ -123,13 +123,13 @@ def _logit_terms(cfg: DistillConfig, s: Setup, batch: MicroBatch, logits: torch.
                   temperature=loss_cfg.temperature, beta=loss_cfg.beta, alpha=loss_cfg.alpha,
                   t2_scale=loss_cfg.t2_scale, chunk_size=loss_cfg.chunk_size, reduction="sum")
     if s.cache is not None:
-        top_ids, top_lp, tail = (t.to(device) for t in s.cache.batch("train", batch.indices))
-        return ce_and_topk_divergence(logits, top_ids, top_lp, tail, targets, **common), None
+        cached = TopKTeacher(*(t.to(device) for t in s.cache.batch("train", batch.indices)))
+        return logit_losses(logits, targets, cached, **common), None
     t_logits = None
     if loss_cfg.kd_weight > 0 or s.teacher_capture is not None or batch.prompt_lens:
         with torch.inference_mode():
             t_logits = s.teacher(input_ids=input_ids, use_cache=False).logits
-    return ce_and_divergence(logits, t_logits, targets, **common), t_logits
+    return logit_losses(logits, targets, t_logits, **common), t_logits
 
 
 def _answer_ce(cfg: DistillConfig, s: Setup, batch: TokenBatch) -> torch.Tensor:
@@ -137,8 +137,8 @@ def _answer_ce(cfg: DistillConfig, s: Setup, batch: TokenBatch) -> torch.Tensor:
     student = s.accelerator.unwrap_model(s.module).student
     with s.accelerator.autocast():
         logits = student(input_ids=batch.input_ids.to(s.accelerator.device), use_cache=False).logits
-    return ce_and_divergence(logits, None, batch.targets.to(logits.device), ce_weight=1.0, kd_weight=0.0,
-                             chunk_size=cfg.loss.chunk_size, reduction="sum").total
+    return logit_losses(logits, batch.targets.to(logits.device), None, ce_weight=1.0, kd_weight=0.0,
+                        chunk_size=cfg.loss.chunk_size, reduction="sum").total
 
 
 @torch.no_grad()
