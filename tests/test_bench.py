@@ -170,7 +170,7 @@ def test_bench_cli_writes_json(settings, tmp_path, capsys):
 
 
 def test_onpolicy_throughput_runs_trl_and_workbench(settings, tiny_pairs):
-    from workbench.bench import onpolicy_throughput
+    from bench import onpolicy_throughput
 
     settings.dataset = str(tiny_pairs)
     result = onpolicy_throughput.run(settings)
