@@ -33,7 +33,7 @@ test: $(STAMP) browser
 	$(PY) -m pytest -q tests
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check workbench tests
+	$(VENV)/bin/ruff check workbench bench tests
 
 bench: $(STAMP)
 	$(PY) -m pip install -q -e ".[bench]"

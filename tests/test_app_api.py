@@ -118,3 +118,14 @@ def test_out_of_range_form_value_is_refused_naming_the_field(served, tiny_teache
     assert "train.steps" in client.predict("quick", *args, api_name="/command_preview")
     with pytest.raises(Exception, match=r"train\.steps"):
         client.predict("quick", *args, api_name="/train_start")
+
+
+def test_user_errors_are_one_line_in_the_app_log(served, capfd):
+    client = Client(served.local_url, verbose=False)
+    capfd.readouterr()
+    with pytest.raises(Exception, match="loss.temperature"):
+        client.predict("loss:\n  temperature: 0\n", api_name="/start_run")
+    log = capfd.readouterr().err
+    assert "Traceback" not in log
+    assert [line for line in log.splitlines() if "loss.temperature" in line] == [
+        "workbench app: loss.temperature must be > 0 and <= 100, got 0.0"]

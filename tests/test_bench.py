@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from workbench.bench import make_settings, parse_only, run_bench
-from workbench.bench.common import BenchSettings, isolated, steady_rate, target
-from workbench.bench.report import format_markdown, format_table, write_json
+from bench import make_settings, parse_only, run_bench
+from bench.common import BenchSettings, isolated, steady_rate, target
+from bench.report import format_markdown, format_table, write_json
 from workbench.errors import UserError
 
 
@@ -33,7 +33,7 @@ def test_parse_only_accepts_names_and_letters():
 
 
 def test_throughput_runs_three_tools_on_the_same_batches(settings):
-    from workbench.bench import throughput
+    from bench import throughput
 
     result = throughput.run(settings)
     variants = result["variants"]
@@ -50,7 +50,7 @@ def test_throughput_runs_three_tools_on_the_same_batches(settings):
 
 
 def test_cache_trains_from_the_cache_without_the_teacher(settings):
-    from workbench.bench import cache
+    from bench import cache
 
     result = cache.run(settings)
     assert result["cache"]["top_k"] == cache.TOP_K and result["cache"]["size_mb"] > 0
@@ -64,7 +64,7 @@ def test_cache_trains_from_the_cache_without_the_teacher(settings):
 
 
 def test_divergence_memory_chunked_needs_less(settings):
-    from workbench.bench import divergence_memory
+    from bench import divergence_memory
 
     result = divergence_memory.run(settings)
     accounting = result["accounting"]
@@ -75,7 +75,7 @@ def test_divergence_memory_chunked_needs_less(settings):
 
 
 def test_effectiveness_trains_both_students_and_reports_the_gap(settings):
-    from workbench.bench import effectiveness
+    from bench import effectiveness
 
     result = effectiveness.run(settings)
     ppl = result["perplexity"]
@@ -90,7 +90,7 @@ def test_effectiveness_trains_both_students_and_reports_the_gap(settings):
 def test_effectiveness_heals_a_pruned_student_for_kd_only(settings, tiny_teacher, monkeypatch):
     import dataclasses
 
-    from workbench.bench import effectiveness
+    from bench import effectiveness
     from workbench.config import load_preset
 
     preset = load_preset("default")
@@ -111,7 +111,7 @@ def test_effectiveness_heals_a_pruned_student_for_kd_only(settings, tiny_teacher
 
 
 def test_inference_times_both_models(settings):
-    from workbench.bench import inference
+    from bench import inference
 
     result = inference.run(settings)
     assert result["predicted_speedup"] > 1.0  # the tiny student is narrower and shallower
@@ -133,9 +133,9 @@ def test_levers_times_each_lever(settings):
 
 def test_isolated_runs_in_a_child_and_reports_errors(settings):
     settings.isolate = True
-    result = isolated(settings, "workbench.bench.common", "bf16_matmul_probe", size=64, repeats=2)
+    result = isolated(settings, "bench.common", "bf16_matmul_probe", size=64, repeats=2)
     assert result["fp32_gflops"] > 0 and result["peak_rss_mb"] > 0
-    failed = isolated(settings, "workbench.bench.common", "no_such_function")
+    failed = isolated(settings, "bench.common", "no_such_function")
     assert failed["error"].startswith("AttributeError")
 
 
@@ -170,7 +170,7 @@ def test_bench_cli_writes_json(settings, tmp_path, capsys):
 
 
 def test_onpolicy_throughput_runs_trl_and_workbench(settings, tiny_pairs):
-    from workbench.bench import onpolicy_throughput
+    from bench import onpolicy_throughput
 
     settings.dataset = str(tiny_pairs)
     result = onpolicy_throughput.run(settings)

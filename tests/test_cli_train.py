@@ -84,19 +84,17 @@ def test_sigterm_stops_with_checkpoint_then_resume_finishes(tiny_teacher, tiny_s
 
 
 def test_second_run_waits_queued_for_the_device(tiny_teacher, tiny_student, tiny_text, tmp_path):
-    import fcntl
+    from filelock import FileLock
 
     from workbench.lifecycle import lock_name
 
     config = _write_config(tmp_path, tiny_teacher, tiny_student, tiny_text, steps=2)
     (tmp_path / "runs").mkdir()
-    with open(tmp_path / "runs" / lock_name("cpu"), "a+") as held:
-        fcntl.flock(held, fcntl.LOCK_EX)
+    with FileLock(tmp_path / "runs" / lock_name("cpu")):
         proc = _start(["--config", str(config), "run.name=waiting"])
         run = RunFolder(tmp_path / "runs" / "waiting")
         _wait_for(lambda: run.status_path.exists() and run.read_status().get("pid") == proc.pid)
         time.sleep(2.0)
         assert run.read_status()["state"] == "queued"
-        fcntl.flock(held, fcntl.LOCK_UN)
     proc.communicate(timeout=60)
     assert proc.returncode == 0 and json.loads(run.status_path.read_text())["state"] == "finished"

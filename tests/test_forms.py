@@ -6,7 +6,7 @@ import shlex
 
 import pytest
 
-from workbench.config import DistillConfig, apply_overrides
+from workbench.config import DistillConfig, apply_overrides, load_preset
 from workbench.errors import UserError
 from workbench.forms import (
     FORM_FIELDS,
@@ -76,3 +76,54 @@ def test_config_diff_lists_only_differences():
     b.loss.temperature, b.train.steps = 7.0, 33
     assert config_diff(a, b) == {"loss.temperature": (2.0, 7.0), "train.steps": (200, 33)}
     assert config_diff(a, a) == {}
+
+
+PREVIEW_CASES = [
+    {"mapping.preset": "custom", "mapping.pairs": [["3", "11"]], "loss.hidden_weight": 1.0},
+    {"mapping.preset": "custom", "mapping.pairs": [["3", "11"], ["18", "29"], ["emb", "emb"]], "loss.attn_weight": 0.5},
+    {"data.max_sequences": 0, "train.steps": 2, "train.lr": 3e-4, "data.text_column": "12", "run.name": "1.5"},
+    {"data.dataset": "my data/a file.txt", "lora.enabled": True, "lora.target_modules": ["q_proj", "v_proj"],
+     "train.device": "cpu", "train.precision": "bf16", "loss.kind": "jsd", "loss.temperature": 1.0,
+     "train.report_to": ["tensorboard", "mlflow"]},
+]
+
+
+@pytest.mark.parametrize("preset", [None, "quick"])
+@pytest.mark.parametrize("values", PREVIEW_CASES)
+def test_every_previewed_command_parses_to_the_same_config(preset, values):
+    from workbench.cli import build_parser
+    from workbench.commands.train import resolve_config
+
+    base = load_preset(preset) if preset else DistillConfig()
+    cfg = form_to_config(values, base)
+    argv = shlex.split(command_preview(cfg, preset=preset, runs_dir="runs").replace("\\\n", " "))
+    assert argv[:2] == ["workbench", "train"]
+    args = build_parser().parse_args(argv[1:])
+    assert resolve_config(args.config, args.preset, args.overrides).to_dict() == cfg.to_dict()
+
+
+def test_pairs_typed_as_the_readme_shows_stay_pairs():
+    """YAML 1.1 reads 3:11 as the base-60 number 191; in overrides and config files pairs stay text."""
+    cfg = apply_overrides(DistillConfig(), ["mapping.preset=custom", "mapping.pairs=[3:11]", "loss.hidden_weight=1"])
+    assert cfg.mapping.pairs == ["3:11"]
+    assert apply_overrides(cfg, ["mapping.pairs=18:29"]).mapping.pairs == ["18:29"]
+    assert apply_overrides(cfg, ["mapping.pairs=3:11,18:29"]).mapping.pairs == ["3:11", "18:29"]
+    loaded = DistillConfig.from_yaml("mapping:\n  preset: custom\n  pairs: [3:11, 18:29]\nloss:\n  hidden_weight: 1\n")
+    assert loaded.mapping.pairs == ["3:11", "18:29"]
+    assert apply_overrides(cfg, ["train.lr=3e-4", "train.steps=0x10"]).train.steps == 16
+
+
+def test_zero_max_sequences_means_all_in_the_cli_too():
+    assert apply_overrides(DistillConfig(), ["data.max_sequences=0"]).data.max_sequences is None
+    with pytest.raises(UserError, match="data.max_sequences"):
+        apply_overrides(DistillConfig(), ["data.max_sequences=1"])
+
+
+def test_warmup_longer_than_the_run_is_accepted_and_clamped():
+    from workbench.optim import clamped_warmup, warmup_cosine
+
+    cfg = apply_overrides(DistillConfig(), ["train.steps=2"])
+    assert cfg.train.warmup_steps == 10
+    warmup = clamped_warmup(cfg.train.warmup_steps, cfg.train.steps)
+    assert warmup == 2
+    assert [warmup_cosine(step, warmup, 2) for step in range(2)] == pytest.approx([1 / 3, 2 / 3])

@@ -79,3 +79,13 @@ def test_lora_trains_only_adapter_and_projectors(tiny_teacher, tiny_student, tin
     assert set(merged) == set(base)
     differs = [n for n in base if not torch.equal(base[n], merged[n])]
     assert differs and all("proj" in n for n in differs)
+
+
+@pytest.mark.parametrize("arch", sorted(EXPECTED))
+def test_app_offers_the_library_defaults(tmp_path, arch):
+    from workbench.app.setup_logic import lora_targets
+
+    folder = tiny_model_dir(tmp_path, arch)
+    names, defaults = lora_targets(str(folder))
+    assert defaults == default_target_modules(load_model(str(folder)))
+    assert set(defaults) <= set(names) and "lm_head" not in names

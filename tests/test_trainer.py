@@ -93,7 +93,7 @@ def test_stop_event_checkpoints_and_stops(tiny_teacher, tiny_student, tiny_text,
 
 
 def test_nan_loss_fails_and_keeps_last_good_checkpoint(tiny_teacher, tiny_student, tiny_text, tmp_path, monkeypatch):
-    original = workbench.train_step.ce_and_divergence
+    original = workbench.train_step.logit_losses
     calls = {"n": 0}
 
     def poisoned(*args, **kwargs):
@@ -103,7 +103,7 @@ def test_nan_loss_fails_and_keeps_last_good_checkpoint(tiny_teacher, tiny_studen
             return losses._replace(total=losses.total * float("nan"), kd=losses.kd * float("nan"))
         return losses
 
-    monkeypatch.setattr(workbench.train_step, "ce_and_divergence", poisoned)
+    monkeypatch.setattr(workbench.train_step, "logit_losses", poisoned)
     cfg = tiny_config(tiny_teacher, tiny_student, tiny_text, train={"steps": 6, "save_every": 2})
     with pytest.raises(NonFiniteLoss, match="not finite at step 4"):
         train(cfg, tmp_path / "run", ListSink())
@@ -124,3 +124,12 @@ def test_max_minutes_ends_the_run_as_finished(tiny_teacher, tiny_student, tiny_t
     assert [r["step"] for r in sink.of_kind("eval")] == [1] and run.read_status()["total_steps"] == 1
     assert (run.student_dir / "model.safetensors").exists()
     assert any("train.max_minutes reached" in line for line in sink.messages)
+
+
+def test_warmup_longer_than_the_run_is_clamped_and_logged(tiny_teacher, tiny_student, tiny_text, tmp_path):
+    sink = ListSink()
+    cfg = tiny_config(tiny_teacher, tiny_student, tiny_text, train={"steps": 2, "warmup_steps": 10, "lr": 3e-3})
+    train(cfg, tmp_path / "run", sink)
+    assert any("train.warmup_steps 10 is more than train.steps 2" in message for message in sink.messages)
+    # the schedule's multiplier after step 1 is 2/3 of the peak, not 2/11 as a 10-step warmup would give
+    assert sink.of_kind("train")[0]["lr"] == pytest.approx(3e-3 * 2 / 3)

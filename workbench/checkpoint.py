@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from workbench.runs import checkpoint_name, complete_checkpoints
+
 KEEP_LAST = 2
 
 
@@ -49,19 +51,15 @@ def trained_state(module: torch.nn.Module, only_trainable: bool) -> dict[str, to
 def save_checkpoint(checkpoints_dir: Path, step: int, payload: dict[str, Any], keep_last: int = KEEP_LAST) -> Path:
     """Write atomically (temporary folder, COMPLETE marker, rename) and prune all but the last `keep_last`."""
     checkpoints_dir.mkdir(parents=True, exist_ok=True)
-    final = checkpoints_dir / f"step-{step}"
-    tmp = checkpoints_dir / f".tmp-step-{step}"
+    final = checkpoints_dir / checkpoint_name(step)
+    tmp = checkpoints_dir / f".tmp-{checkpoint_name(step)}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     torch.save(payload, tmp / "state.pt")
     (tmp / "COMPLETE").write_text(str(step))
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)
-    complete = sorted(
-        (p for p in checkpoints_dir.glob("step-*") if (p / "COMPLETE").exists() and p.name[5:].isdigit()),
-        key=lambda p: int(p.name[5:]),
-    )
-    for old in complete[:-keep_last]:
+    for old in complete_checkpoints(checkpoints_dir)[:-keep_last]:
         shutil.rmtree(old, ignore_errors=True)
     return final
 

@@ -18,13 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="workbench", description="KD Workbench: distil a teacher LM into a student.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"workbench.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"workbench.commands.{name}":
-                continue
-            raise
-        module.register(sub)
+        importlib.import_module(f"workbench.commands.{name}").register(sub)
     return parser
 
 

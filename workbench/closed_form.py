@@ -202,7 +202,7 @@ def closed_rows(
 
 def closed_block(closed: Callable, pieces: list[torch.Tensor], keep: torch.Tensor | None, denom: float,
                  dtype: torch.dtype, part_names: tuple[str, ...], need_grad: bool):
-    """One block of `workbench.losses.rowwise_mean` through `closed`: (Σ kept value / denom, the parts' sums
+    """One block of `workbench.chunked.rowwise_mean` through `closed`: (Σ kept value / denom, the parts' sums
     [len(part_names)], the student's gradient or None). keep [n] marks the rows that count (None: all)."""
     size = pieces[0].shape[0]
     row_scale = (keep.to(dtype) if keep is not None else pieces[0].new_ones(size, dtype=dtype)) / denom

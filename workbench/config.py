@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.resources
 import re
 import typing
 from dataclasses import dataclass, field
@@ -36,15 +37,99 @@ DIVERGENCE_KINDS = (
     "mse",
 )
 LOSS_ON_CHOICES = ("all", "answer")
+REPORTERS = ("tensorboard", "wandb", "trackio", "mlflow")
 RUN_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML as PyYAML reads it, less YAML 1.1's base-60 numbers: the layer pair `3:11` stays text (not 191)."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if not tag.endswith((":int", ":float"))]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:int",
+    re.compile(r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$"),
+    list("-+0123456789"),
+)
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?"
+               r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
+    list("-+0123456789."),
+)
+
+
+def parse_yaml(text: str) -> Any:
+    """YAML text -> Python values, with `3:11` read as text (configs, overrides and their previews all use this)."""
+    return yaml.load(text, Loader=_Loader)  # _Loader is a SafeLoader: no Python objects
 
 
 class ConfigError(UserError):
     """A config value or key the schema does not accept; the message names the field."""
 
 
-def _help(text: str, **extra: Any) -> dict[str, Any]:
-    return {"help": text, **extra}
+@dataclass(frozen=True)
+class Range:
+    """The numbers a field accepts, [low, high] with either end open or absent; `slider` is (min, max, step) of the
+    app's slider where the field has one (a narrower, comfortable range; typed values may go beyond it)."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    slider: tuple[float, float, float] | None = None
+
+    def accepts(self, value: float) -> bool:
+        above = self.low is None or (value > self.low if self.low_open else value >= self.low)
+        below = self.high is None or (value < self.high if self.high_open else value <= self.high)
+        return above and below
+
+    def describe(self, integer: bool) -> str:
+        """'an integer in [1, 1024]', '> 0 and <= 100', '>= 0': the accepted values in words."""
+        low, high = (None if x is None else f"{x:g}" if x != int(x) else str(int(x)) for x in (self.low, self.high))
+        if integer and low is not None and high is not None and not (self.low_open or self.high_open):
+            return f"an integer in [{low}, {high}]"
+        words = [f"{'>' if self.low_open else '>='} {low}"] * (low is not None)
+        words += [f"{'<' if self.high_open else '<='} {high}"] * (high is not None)
+        return ("an integer " if integer else "") + " and ".join(words)
+
+
+WEIGHT = Range(0.0, 1000.0)
+
+
+def _help(text: str, *, choices: tuple[str, ...] | None = None, bounds: Range | None = None,
+          also: tuple[str, str] | None = None) -> dict[str, Any]:
+    """Field metadata: help text, and the accepted choices or range; validation, the app's dropdowns and sliders,
+    CLI help and the README table all read them from here. `also` = (words, regex) accepts more than the choices
+    (train.device: cuda:N)."""
+    return {"help": text, "choices": choices, "bounds": bounds, "also": also}
+
+
+def accepted(f: dataclasses.Field, integer: bool = False) -> str:
+    """The values a field accepts, in words ('' when its type says it all)."""
+    choices, bounds, also = f.metadata.get("choices"), f.metadata.get("bounds"), f.metadata.get("also")
+    if choices:
+        words = [*choices, *([also[0]] if also else [])]
+        return ("any of " if str(f.type).startswith("list") else "one of ") + ", ".join(words)
+    return bounds.describe(integer) if bounds else ""
+
+
+def _check_declared(section: Any) -> None:
+    """Check every field of a section against its declared choices and range; the error names the field."""
+    name = type(section).__name__.removesuffix("Config").lower()
+    for f in dataclasses.fields(section):
+        value, choices, bounds = getattr(section, f.name), f.metadata.get("choices"), f.metadata.get("bounds")
+        if value is None:
+            continue
+        also = f.metadata.get("also")
+        for item in value if isinstance(value, list) and choices else [value] if choices else []:
+            ok = item in choices or bool(also and re.fullmatch(also[1], str(item)))
+            _require(ok, f"{name}.{f.name}", accepted(f), item)
+        if bounds:
+            _require(bounds.accepts(value), f"{name}.{f.name}", bounds.describe(isinstance(value, int)), value)
 
 
 def _require(condition: bool, name: str, accepted: str, value: Any) -> None:
@@ -88,10 +173,14 @@ class DataConfig:
         ),
     )
     text_column: str = field(default="text", metadata=_help("Column holding the text in JSONL/CSV/parquet data."))
-    seq_len: int = field(default=256, metadata=_help("Tokens per packed training sequence."))
-    val_fraction: float = field(default=0.05, metadata=_help("Share of packed sequences held out for validation."))
+    seq_len: int = field(default=256, metadata=_help("Tokens per packed training sequence.",
+                                                     bounds=Range(8, 131072, slider=(8, 2048, 8))))
+    val_fraction: float = field(default=0.05, metadata=_help(
+        "Share of packed sequences held out for validation.",
+        bounds=Range(0.0, 0.5, low_open=True, high_open=True, slider=(0.01, 0.45, 0.01))))
     max_sequences: int | None = field(
-        default=None, metadata=_help("Cap on packed sequences (train + validation); empty for all.")
+        default=None, metadata=_help("Cap on packed sequences (train + validation); 0 or empty for all.",
+                                     bounds=Range(2))
     )
     seed: int = field(default=0, metadata=_help("Seed of the deterministic train/validation split."))
     prompt_column: str = field(
@@ -108,22 +197,14 @@ class DataConfig:
     holdout_prompts: int = field(
         default=24,
         metadata=_help("Prompts of prompt/answer data kept out of training, to score what the student generates "
-                       "(generation quality); 0 keeps none."),
+                       "(generation quality); 0 keeps none.", bounds=Range(0, 10_000)),
     )
 
     def __post_init__(self) -> None:
         _require(bool(self.dataset and self.dataset.strip()), "data.dataset", "a non-empty dataset spec", self.dataset)
-        _require(self.loss_on in LOSS_ON_CHOICES, "data.loss_on", "all or answer", self.loss_on)
-        _require(0 <= self.holdout_prompts <= 10_000, "data.holdout_prompts", "an integer in [0, 10000]",
-                 self.holdout_prompts)
-        _require(8 <= self.seq_len <= 131072, "data.seq_len", "an integer in [8, 131072]", self.seq_len)
-        _require(0.0 < self.val_fraction < 0.5, "data.val_fraction", "in (0, 0.5)", self.val_fraction)
-        _require(
-            self.max_sequences is None or self.max_sequences >= 2,
-            "data.max_sequences",
-            "empty or an integer >= 2",
-            self.max_sequences,
-        )
+        if self.max_sequences == 0:
+            self.max_sequences = None
+        _check_declared(self)
 
 
 @dataclass
@@ -132,44 +213,41 @@ class LossConfig:
         default="forward_kl",
         metadata=_help("Logit divergence between teacher and student.", choices=DIVERGENCE_KINDS),
     )
-    temperature: float = field(
-        default=2.0, metadata=_help("Softens both distributions: p = softmax(logits / T). 1 leaves them as they are.")
-    )
-    beta: float = field(default=0.5, metadata=_help("JSD mixing weight: 0 is forward KL, 1 is reverse KL."))
-    alpha: float = field(default=0.1, metadata=_help("Skew of the skewed KL kinds: how much of the other side to mix in."))
+    temperature: float = field(default=2.0, metadata=_help(
+        "Softens both distributions: p = softmax(logits / T). 1 leaves them as they are.",
+        bounds=Range(0.0, 100.0, low_open=True, slider=(0.1, 10.0, 0.1))))
+    beta: float = field(default=0.5, metadata=_help("JSD mixing weight: 0 is forward KL, 1 is reverse KL.",
+                                                    bounds=Range(0.0, 1.0, slider=(0.0, 1.0, 0.05))))
+    alpha: float = field(default=0.1, metadata=_help(
+        "Skew of the skewed KL kinds: how much of the other side to mix in.",
+        bounds=Range(0.0, 1.0, slider=(0.0, 1.0, 0.05))))
     t2_scale: bool = field(
         default=True, metadata=_help("Multiply the divergence by T² so its gradient keeps its size as T grows.")
     )
-    ce_weight: float = field(default=0.0, metadata=_help("Weight of the hard-label cross-entropy on the data."))
-    kd_weight: float = field(default=1.0, metadata=_help("Weight of the logit divergence to the teacher."))
-    hidden_weight: float = field(default=0.0, metadata=_help("Weight of hidden-state matching between mapped layers."))
+    ce_weight: float = field(default=0.0, metadata=_help("Weight of the hard-label cross-entropy on the data.",
+                                                         bounds=WEIGHT))
+    kd_weight: float = field(default=1.0, metadata=_help("Weight of the logit divergence to the teacher.",
+                                                         bounds=WEIGHT))
+    hidden_weight: float = field(default=0.0, metadata=_help("Weight of hidden-state matching between mapped layers.",
+                                                             bounds=WEIGHT))
     hidden_loss: str = field(
         default="mse", metadata=_help("Hidden-state distance: mse or cosine.", choices=("mse", "cosine"))
     )
-    attn_weight: float = field(default=0.0, metadata=_help("Weight of attention-map transfer between mapped layers."))
+    attn_weight: float = field(default=0.0, metadata=_help("Weight of attention-map transfer between mapped layers.",
+                                                           bounds=WEIGHT))
     attn_loss: str = field(
         default="kl", metadata=_help("Attention-map distance: kl or mse.", choices=("kl", "mse"))
     )
     chunk_size: int | None = field(
         default=1024,
-        metadata=_help("Positions per chunk of the divergence (bounds memory); empty computes all at once."),
+        metadata=_help("Positions per chunk of the divergence (bounds memory); empty computes all at once.",
+                       bounds=Range(1)),
     )
 
     def __post_init__(self) -> None:
-        _require(self.kind in DIVERGENCE_KINDS, "loss.kind", "one of " + ", ".join(DIVERGENCE_KINDS), self.kind)
-        _require(0.0 < self.temperature <= 100.0, "loss.temperature", "> 0 and <= 100", self.temperature)
-        _require(0.0 <= self.beta <= 1.0, "loss.beta", "in [0, 1]", self.beta)
-        _require(0.0 <= self.alpha <= 1.0, "loss.alpha", "in [0, 1]", self.alpha)
-        for name in ("ce_weight", "kd_weight", "hidden_weight", "attn_weight"):
-            value = getattr(self, name)
-            _require(0.0 <= value <= 1000.0, f"loss.{name}", ">= 0 and <= 1000", value)
+        _check_declared(self)
         total = self.ce_weight + self.kd_weight + self.hidden_weight + self.attn_weight
         _require(total > 0, "loss weights", "not all zero (set loss.kd_weight or loss.ce_weight > 0)", total)
-        _require(self.hidden_loss in ("mse", "cosine"), "loss.hidden_loss", "mse or cosine", self.hidden_loss)
-        _require(self.attn_loss in ("kl", "mse"), "loss.attn_loss", "kl or mse", self.attn_loss)
-        _require(
-            self.chunk_size is None or self.chunk_size >= 1, "loss.chunk_size", "empty or >= 1", self.chunk_size
-        )
 
 
 @dataclass
@@ -187,7 +265,7 @@ class MappingConfig:
     )
 
     def __post_init__(self) -> None:
-        _require(self.preset in ("uniform", "last", "custom"), "mapping.preset", "uniform, last or custom", self.preset)
+        _check_declared(self)
         if isinstance(self.pairs, str):
             self.pairs = [p.strip() for p in self.pairs.split(",") if p.strip()]
         pair_re = re.compile(r"^(emb|\d+):(emb|\d+)$")
@@ -204,38 +282,49 @@ class MappingConfig:
 @dataclass
 class LoraConfig:
     enabled: bool = field(default=False, metadata=_help("Train LoRA adapters on the student instead of all weights."))
-    r: int = field(default=16, metadata=_help("LoRA rank: size of the low-rank update."))
-    alpha: float = field(default=32.0, metadata=_help("LoRA scaling numerator: the update is scaled by alpha / r."))
-    dropout: float = field(default=0.05, metadata=_help("Dropout on the LoRA input."))
+    r: int = field(default=16, metadata=_help("LoRA rank: size of the low-rank update.",
+                                              bounds=Range(1, 1024, slider=(1, 256, 1))))
+    alpha: float = field(default=32.0, metadata=_help("LoRA scaling numerator: the update is scaled by alpha / r.",
+                                                      bounds=Range(0.0, 4096.0, low_open=True)))
+    dropout: float = field(default=0.05, metadata=_help(
+        "Dropout on the LoRA input.", bounds=Range(0.0, 1.0, high_open=True, slider=(0.0, 0.5, 0.01))))
     target_modules: list[str] = field(
         default_factory=list,
         metadata=_help("Module names to adapt (e.g. q_proj, v_proj); empty picks defaults for the architecture."),
     )
 
     def __post_init__(self) -> None:
-        _require(1 <= self.r <= 1024, "lora.r", "an integer in [1, 1024]", self.r)
-        _require(0.0 < self.alpha <= 4096.0, "lora.alpha", "> 0 and <= 4096", self.alpha)
-        _require(0.0 <= self.dropout < 1.0, "lora.dropout", "in [0, 1)", self.dropout)
+        _check_declared(self)
         if isinstance(self.target_modules, str):
             self.target_modules = [m.strip() for m in self.target_modules.split(",") if m.strip()]
 
 
 @dataclass
 class TrainConfig:
-    steps: int = field(default=200, metadata=_help("Optimizer steps."))
-    batch_size: int = field(default=4, metadata=_help("Sequences per micro-batch on each process."))
-    grad_accum: int = field(default=1, metadata=_help("Micro-batches accumulated per optimizer step."))
-    lr: float = field(default=1e-4, metadata=_help("Peak learning rate of AdamW."))
-    warmup_steps: int = field(default=10, metadata=_help("Linear warmup steps before cosine decay."))
-    weight_decay: float = field(default=0.0, metadata=_help("AdamW weight decay."))
-    max_grad_norm: float = field(default=1.0, metadata=_help("Gradient clipping norm; 0 turns clipping off."))
-    eval_every: int = field(default=50, metadata=_help("Evaluate on the validation split every N steps."))
-    eval_batches: int = field(default=8, metadata=_help("Validation micro-batches per evaluation."))
-    save_every: int = field(default=100, metadata=_help("Write a checkpoint every N steps (and always on stop)."))
-    log_every: int = field(default=1, metadata=_help("Write a train metrics row every N steps."))
+    steps: int = field(default=200, metadata=_help("Optimizer steps.", bounds=Range(1, 10_000_000)))
+    batch_size: int = field(default=4, metadata=_help("Sequences per micro-batch on each process.",
+                                                      bounds=Range(1, 4096)))
+    grad_accum: int = field(default=1, metadata=_help("Micro-batches accumulated per optimizer step.",
+                                                      bounds=Range(1, 4096)))
+    lr: float = field(default=1e-4, metadata=_help("Peak learning rate of AdamW.",
+                                                   bounds=Range(0.0, 1.0, low_open=True)))
+    warmup_steps: int = field(
+        default=10, metadata=_help("Linear warmup steps before cosine decay; more than train.steps warms up over all.",
+                                   bounds=Range(0, 10_000_000)),
+    )
+    weight_decay: float = field(default=0.0, metadata=_help("AdamW weight decay.", bounds=Range(0.0, 1.0)))
+    max_grad_norm: float = field(default=1.0, metadata=_help("Gradient clipping norm; 0 turns clipping off.",
+                                                             bounds=Range(0.0)))
+    eval_every: int = field(default=50, metadata=_help("Evaluate on the validation split every N steps.",
+                                                       bounds=Range(1)))
+    eval_batches: int = field(default=8, metadata=_help("Validation micro-batches per evaluation.", bounds=Range(1)))
+    save_every: int = field(default=100, metadata=_help("Write a checkpoint every N steps (and always on stop).",
+                                                        bounds=Range(1)))
+    log_every: int = field(default=1, metadata=_help("Write a train metrics row every N steps.", bounds=Range(1)))
     seed: int = field(default=0, metadata=_help("Seed of initialisation, dropout and data order."))
     device: str = field(
-        default="auto", metadata=_help("auto, cpu, cuda or cuda:N.", choices=("auto", "cpu", "cuda"))
+        default="auto",
+        metadata=_help("auto, cpu, cuda or cuda:N.", choices=("auto", "cpu", "cuda"), also=("cuda:N", r"cuda:\d+")),
     )
     precision: str = field(
         default="auto",
@@ -252,7 +341,8 @@ class TrainConfig:
     heal_init: bool = field(default=False, metadata=_help(
         "Before training, refit the layers around each gap of a student made by dropping teacher layers, by least "
         "squares toward the teacher's hidden states (student must be '<teacher>?prune=...')."))
-    heal_sequences: int = field(default=64, metadata=_help("Training sequences the heal_init fit reads."))
+    heal_sequences: int = field(default=64, metadata=_help("Training sequences the heal_init fit reads.",
+                                                           bounds=Range(1, 100_000)))
     gen_eval: bool = field(
         default=True,
         metadata=_help("At each evaluation, sample answers to the held-out prompts and score them against the "
@@ -261,37 +351,19 @@ class TrainConfig:
     max_minutes: float | None = field(
         default=None,
         metadata=_help("End training after this many minutes (it evaluates and saves the student as finished); "
-                       "empty trains all train.steps."),
+                       "empty trains all train.steps.", bounds=Range(0.0, low_open=True)),
     )
     gen_eval_every: int = field(
         default=0,
         metadata=_help("Score generation quality every N steps (and at the last step); 0 does it with every "
-                       "evaluation (train.eval_every)."),
+                       "evaluation (train.eval_every).", bounds=Range(0)),
     )
+    report_to: list[str] = field(default_factory=list, metadata=_help(
+        "Experiment trackers that also get the metrics, beside metrics.jsonl (a list; empty for none). "
+        "tensorboard writes under the run's tensorboard/ folder.", choices=REPORTERS))
 
     def __post_init__(self) -> None:
-        _require(1 <= self.steps <= 10_000_000, "train.steps", "an integer in [1, 10000000]", self.steps)
-        _require(1 <= self.batch_size <= 4096, "train.batch_size", "an integer in [1, 4096]", self.batch_size)
-        _require(1 <= self.grad_accum <= 4096, "train.grad_accum", "an integer in [1, 4096]", self.grad_accum)
-        _require(0.0 < self.lr <= 1.0, "train.lr", "> 0 and <= 1", self.lr)
-        _require(0 <= self.warmup_steps <= self.steps, "train.warmup_steps", "in [0, train.steps]", self.warmup_steps)
-        _require(0.0 <= self.weight_decay <= 1.0, "train.weight_decay", "in [0, 1]", self.weight_decay)
-        _require(self.max_grad_norm >= 0.0, "train.max_grad_norm", ">= 0", self.max_grad_norm)
-        for name in ("eval_every", "eval_batches", "save_every", "log_every"):
-            value = getattr(self, name)
-            _require(value >= 1, f"train.{name}", "an integer >= 1", value)
-        _require(
-            self.device in ("auto", "cpu", "cuda") or bool(re.match(r"^cuda:\d+$", self.device)),
-            "train.device",
-            "auto, cpu, cuda or cuda:N",
-            self.device,
-        )
-        _require(self.precision in ("auto", "fp32", "bf16"), "train.precision", "auto, fp32 or bf16", self.precision)
-        _require(self.max_minutes is None or self.max_minutes > 0, "train.max_minutes", "empty or > 0",
-                 self.max_minutes)
-        _require(self.gen_eval_every >= 0, "train.gen_eval_every", "an integer >= 0", self.gen_eval_every)
-        _require(1 <= self.heal_sequences <= 100_000, "train.heal_sequences", "an integer in [1, 100000]",
-                 self.heal_sequences)
+        _check_declared(self)
 
 
 @dataclass
@@ -299,28 +371,26 @@ class OnPolicyConfig:
     lmbda: float = field(
         default=0.0,
         metadata=_help("Share of training steps whose completions are sampled (on-policy) instead of read from the "
-                       "data; 0 trains on the data only (off-policy), 1 on samples only."),
+                       "data; 0 trains on the data only (off-policy), 1 on samples only.", bounds=Range(0.0, 1.0)),
     )
     seq_kd: bool = field(
         default=False,
         metadata=_help("Sample the completions from the teacher instead of the student (sequence-level KD)."),
     )
-    max_new_tokens: int = field(default=64, metadata=_help("Longest sampled completion, in tokens."))
-    temperature: float = field(default=1.0, metadata=_help("Sampling temperature of the completions."))
+    max_new_tokens: int = field(default=64, metadata=_help("Longest sampled completion, in tokens.",
+                                                           bounds=Range(1, 4096)))
+    temperature: float = field(default=1.0, metadata=_help("Sampling temperature of the completions.",
+                                                           bounds=Range(0.0, 5.0, low_open=True)))
     top_p: float = field(default=1.0, metadata=_help("Nucleus sampling: keep the smallest set of tokens reaching "
-                                                        "this probability; 1 keeps all."))
+                                                        "this probability; 1 keeps all.",
+                                                        bounds=Range(0.0, 1.0, low_open=True)))
     max_prompt_tokens: int = field(
-        default=256, metadata=_help("Prompts longer than this keep only their last tokens when sampled.")
+        default=256, metadata=_help("Prompts longer than this keep only their last tokens when sampled.",
+                                    bounds=Range(8, 131072))
     )
 
     def __post_init__(self) -> None:
-        _require(0.0 <= self.lmbda <= 1.0, "onpolicy.lmbda", "in [0, 1]", self.lmbda)
-        _require(1 <= self.max_new_tokens <= 4096, "onpolicy.max_new_tokens", "an integer in [1, 4096]",
-                 self.max_new_tokens)
-        _require(0.0 < self.temperature <= 5.0, "onpolicy.temperature", "> 0 and <= 5", self.temperature)
-        _require(0.0 < self.top_p <= 1.0, "onpolicy.top_p", "in (0, 1]", self.top_p)
-        _require(8 <= self.max_prompt_tokens <= 131072, "onpolicy.max_prompt_tokens", "an integer in [8, 131072]",
-                 self.max_prompt_tokens)
+        _check_declared(self)
 
 
 @dataclass
@@ -381,7 +451,7 @@ class DistillConfig:
     @classmethod
     def from_yaml(cls, text: str) -> DistillConfig:
         try:
-            data = yaml.safe_load(text)
+            data = parse_yaml(text)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -490,31 +560,73 @@ def apply_overrides(cfg: DistillConfig, overrides: list[str]) -> DistillConfig:
                 f"unknown key {dotted.strip()}; accepted in {section}: {', '.join(data[section])}"
             )
         try:
-            value = yaml.safe_load(raw) if raw.strip() else None
+            value = parse_yaml(raw) if raw.strip() else None
         except yaml.YAMLError:
             value = raw
         data[section][key] = value
     return DistillConfig.from_dict(data)
 
 
+def field_spec(name: str) -> dataclasses.Field:
+    """The dataclass field of "section.key" (its metadata holds help, choices and bounds)."""
+    section, _, key = name.partition(".")
+    section_cls = typing.get_type_hints(DistillConfig).get(section)
+    for f in dataclasses.fields(section_cls) if section_cls else ():
+        if f.name == key:
+            return f
+    raise KeyError(name)
+
+
 def field_help(section: str, key: str) -> str:
     """The help text of `section.key`, for UI tooltips and CLI help."""
-    section_cls = typing.get_type_hints(DistillConfig)[section]
-    for f in dataclasses.fields(section_cls):
-        if f.name == key:
-            return f.metadata.get("help", "")
-    raise KeyError(f"{section}.{key}")
+    return field_spec(f"{section}.{key}").metadata.get("help", "")
 
 
-PRESETS_DIR = Path(__file__).resolve().parent.parent / "assets" / "presets"
+def field_choices(name: str) -> list[str]:
+    """The choices a "section.key" field declares (what the app's dropdown or radio offers)."""
+    return list(field_spec(name).metadata["choices"])
+
+
+def field_slider(name: str) -> dict[str, float]:
+    """minimum, maximum and step of the app's slider for "section.key"."""
+    low, high, step = field_spec(name).metadata["bounds"].slider
+    return {"minimum": low, "maximum": high, "step": step}
+
+
+def _fields() -> list[tuple[str, dataclasses.Field, Any, str]]:
+    """(name, field, default, accepted values in words) of every config field, in schema order."""
+    defaults = DistillConfig().to_dict()
+    return [(f"{section}.{f.name}", f, defaults[section][f.name], accepted(f, str(f.type).startswith("int")))
+            for section, cls in typing.get_type_hints(DistillConfig).items() for f in dataclasses.fields(cls)]
+
+
+def config_table() -> str:
+    """The README's table of every config field: default, accepted values and meaning, from the schema."""
+    lines = ["| field | default | accepts | meaning |", "|---|---|---|---|"]
+    for name, f, default, accepts in _fields():
+        shown = "(none)" if default in (None, []) else f"`{default}`"
+        lines.append(f"| `{name}` | {shown} | {accepts} | {f.metadata.get('help', '')} |")
+    return "\n".join(lines)
+
+
+def field_reference() -> str:
+    """Every config key with its default and accepted values, for `workbench train --help`."""
+    rows = []
+    for name, _, default, accepts in _fields():
+        rows.append(f"  {name}={default if default not in (None, []) else ''}" + (f"  ({accepts})" if accepts else ""))
+    return "config keys (section.key=value) with their defaults:\n" + "\n".join(rows)
+
+
+# The presets ship inside the package (workbench/presets/NAME.yaml): a new preset is one more YAML file there.
+PRESETS_DIR = importlib.resources.files("workbench") / "presets"
 
 
 def preset_names() -> list[str]:
-    return sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
+    return sorted(p.name.removesuffix(".yaml") for p in PRESETS_DIR.iterdir() if p.name.endswith(".yaml"))
 
 
 def load_preset(name: str) -> DistillConfig:
-    path = PRESETS_DIR / f"{name}.yaml"
-    if not path.is_file():
+    preset = PRESETS_DIR / f"{name}.yaml"
+    if not preset.is_file():
         raise ConfigError(f"preset {name!r} does not exist; available: {', '.join(preset_names())}")
-    return DistillConfig.load(path)
+    return DistillConfig.from_yaml(preset.read_text(encoding="utf-8"))

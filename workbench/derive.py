@@ -17,7 +17,6 @@ Minitron initialisation). The functions here work on any decoder stack held in o
 from __future__ import annotations
 
 import copy
-import math
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
@@ -337,4 +336,6 @@ def perplexity(model: nn.Module, token_ids: torch.Tensor, batch_size: int = 4) -
         )
         total_loss += loss.item()
         total_tokens += batch[:, 1:].numel()
-    return math.exp(total_loss / max(total_tokens, 1))
+    from workbench.scores import perplexity as from_mean_ce
+
+    return from_mean_ce(total_loss / max(total_tokens, 1))

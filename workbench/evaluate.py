@@ -16,7 +16,6 @@ Validation text is the held-out split of the run's data (`workbench.data.build_s
 from __future__ import annotations
 
 import json
-import math
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -25,12 +24,12 @@ from typing import Any
 
 import psutil
 import torch
-import torch.nn.functional as F
 from transformers.generation.streamers import BaseStreamer
 
 from workbench.errors import UserError
 from workbench.model_pool import ResolvedSpec, default_device, load_resolved, resolve_spec
 from workbench.runs import RunFolder, atomic_write_text
+from workbench.scores import agreement_sums, perplexity
 
 DEFAULT_PROMPT = "Write a short note to a friend about a walk by the sea."
 GEN_COLUMNS = ("gen_rkl", "gen_teacher_nll", "gen_rep4", "gen_empty", "gen_len")
@@ -189,35 +188,28 @@ def score_quality(teacher, students: list, val_ids: torch.Tensor, batch_size: in
     Returns one dict per model, the teacher first. KL is per token, in nats, at temperature 1."""
     device = next(teacher.parameters()).device
     models = [teacher, *students]
-    sums = [dict(ce=0.0, kl=0.0, top1=0.0, top5=0.0) for _ in models]
-    positions = 0
+    sums = torch.zeros(len(models), 5, dtype=torch.float64)  # ce, kl, top-1 hits, positions, top-5 hits
     for start in range(0, val_ids.shape[0], batch_size):
         batch = val_ids[start : start + batch_size].to(device)
         inputs, targets = batch[:, :-1], batch[:, 1:]
         teacher_logits = teacher(input_ids=inputs).logits.float()  # [B, L-1, V]
         vocab = teacher_logits.shape[-1]
-        teacher_logp = F.log_softmax(teacher_logits, -1)
         teacher_top1 = teacher_logits.argmax(-1)  # [B, L-1]
         for index, model in enumerate(models):
             logits = teacher_logits if index == 0 else model(input_ids=inputs).logits.float()[..., :vocab]
-            logp = F.log_softmax(logits, -1)
-            sums[index]["ce"] += float(F.nll_loss(logp.flatten(0, 1), targets.flatten(), reduction="sum"))
-            kl = (teacher_logp.exp() * (teacher_logp - logp)).sum(-1)
-            sums[index]["kl"] += float(kl.sum())
-            sums[index]["top1"] += float((logits.argmax(-1) == teacher_top1).sum())
+            sums[index, :4] += agreement_sums(logits, targets, teacher_logits=teacher_logits).cpu()
             top5 = logits.topk(min(5, vocab), dim=-1).indices
-            sums[index]["top5"] += float((top5 == teacher_top1.unsqueeze(-1)).any(-1).sum())
-        positions += targets.numel()
+            sums[index, 4] += float((top5 == teacher_top1.unsqueeze(-1)).any(-1).sum())
     return [
         {
-            "val_ppl": math.exp(min(s["ce"] / positions, 50.0)),
-            "val_ce": s["ce"] / positions,
-            "kl_teacher_student": max(s["kl"] / positions, 0.0),
-            "top1_agreement": s["top1"] / positions,
-            "top5_agreement": s["top5"] / positions,
-            "val_tokens": positions,
+            "val_ppl": perplexity(ce / positions),
+            "val_ce": ce / positions,
+            "kl_teacher_student": max(kl / positions, 0.0),
+            "top1_agreement": top1 / positions,
+            "top5_agreement": top5 / positions,
+            "val_tokens": int(positions),
         }
-        for s in sums
+        for ce, kl, top1, positions, top5 in sums.tolist()
     ]
 
 
@@ -279,6 +271,17 @@ def evaluate_models(
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "elapsed_s": round(time.time() - started, 2),
     }
+
+
+def cached_report(run: RunFolder) -> dict | None:
+    """The run's eval.json when it is newer than the final student's weights (else None: evaluate again)."""
+    from workbench.models import weights_mtime
+
+    eval_path = run.path / "eval.json"
+    if not eval_path.is_file():
+        return None
+    fresh = eval_path.stat().st_mtime >= weights_mtime(resolve_spec(str(run.path)).load_spec)
+    return json.loads(eval_path.read_text()) if fresh else None
 
 
 def evaluate_run(run_dir: str | Path, settings: EvalSettings | None = None, *, include_base: bool = True) -> dict:

@@ -24,33 +24,27 @@ import torch
 
 from workbench.errors import UserError
 from workbench.model_pool import ResolvedSpec, load_resolved, resolve_spec
-from workbench.runs import RunFolder
+from workbench.runs import RunFolder, run_of
 
 CHECK_TEXT = "The light of the morning is good, and the water of the land gives life."
 LOGIT_TOLERANCE = 1e-4
 
 
 def _run_of(source: Path) -> RunFolder:
-    for candidate in (source, source.parent.parent):
-        if (candidate / "config.yaml").is_file():
-            return RunFolder(candidate)
-    raise UserError(f"export source {str(source)!r} is not a run folder or a checkpoint folder inside one")
-
-
-def _weights_mtime(resolved: ResolvedSpec) -> float:
-    folder = Path(resolved.load_spec)
-    files = [p.stat().st_mtime for p in folder.glob("*.safetensors")] if folder.is_dir() else []
-    return max(files, default=0.0)
+    run = run_of(source)
+    if run is None:
+        raise UserError(f"export source {str(source)!r} is not a run folder or a checkpoint folder inside one")
+    return run
 
 
 def report_card_for(source: Path, run: RunFolder, resolved: ResolvedSpec, evaluate: bool) -> dict | None:
     """The report card of the exported student: the run's fresh eval.json, else a new evaluation (or None)."""
-    from workbench.evaluate import evaluate_models, evaluate_run
+    from workbench.evaluate import cached_report, evaluate_models, evaluate_run
 
-    eval_path = run.path / "eval.json"
     is_final = source.resolve() == run.path.resolve()
-    if is_final and eval_path.is_file() and eval_path.stat().st_mtime >= _weights_mtime(resolved):
-        return json.loads(eval_path.read_text())
+    cached = cached_report(run) if is_final else None
+    if cached is not None:
+        return cached
     if not evaluate:
         return None
     if is_final:

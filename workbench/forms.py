@@ -29,7 +29,7 @@ FORM_FIELDS: tuple[str, ...] = (
     "mapping.preset", "mapping.pairs",
     "lora.enabled", "lora.r", "lora.alpha", "lora.dropout", "lora.target_modules",
     "train.steps", "train.batch_size", "train.grad_accum", "train.lr", "train.warmup_steps", "train.eval_every",
-    "train.save_every", "train.seed", "train.device", "train.precision", "train.heal_init",
+    "train.save_every", "train.seed", "train.device", "train.precision", "train.heal_init", "train.report_to",
     "run.name",
 )
 OPTIONAL_ZERO_IS_NONE = ("data.max_sequences",)

@@ -1,4 +1,4 @@
-"""Run lifecycle around the training loop: one run per device (fcntl lock), graceful stop on SIGINT/SIGTERM.
+"""Run lifecycle around the training loop: one run per device (a file lock), graceful stop on SIGINT/SIGTERM.
 
 While a run waits for `<runs_dir>/.lock-<device>` its status stays "queued"; a stop request while queued ends it
 as "stopped" without training. A signal sets the stop flag and the status to "stopping"; the loop then writes a
@@ -8,13 +8,12 @@ checkpoint and ends as "stopped".
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import os
 import signal
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
+
+from filelock import FileLock, Timeout
 
 from workbench.runs import RunFolder
 
@@ -27,24 +26,19 @@ def lock_name(device: str) -> str:
 def device_lock(runs_dir: Path, device: str, stop: threading.Event, poll_s: float = 0.5) -> Iterator[bool]:
     """Hold the device lock; yields False when a stop arrived before the lock was free."""
     runs_dir.mkdir(parents=True, exist_ok=True)
-    handle = open(runs_dir / lock_name(device), "a+")
+    lock = FileLock(runs_dir / lock_name(device))
+    while True:
+        try:
+            lock.acquire(timeout=poll_s)
+            break
+        except Timeout:
+            if stop.is_set():
+                yield False
+                return
     try:
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if stop.is_set():
-                    yield False
-                    return
-                time.sleep(poll_s)
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
         yield True
     finally:
-        handle.close()
+        lock.release()
 
 
 @contextlib.contextmanager

@@ -18,24 +18,30 @@ def _is_linear(module: nn.Module) -> bool:
     return isinstance(module, nn.Linear) or type(module).__name__ == "Conv1D"
 
 
+def linear_names(module: nn.Module) -> list[str]:
+    """The distinct short names of the linear layers inside `module` (what LoRA can adapt)."""
+    return sorted({name.split(".")[-1] for name, child in module.named_modules() if _is_linear(child)})
+
+
 def default_target_modules(model: nn.Module) -> list[str]:
-    names = {name.split(".")[-1] for name, module in decoder_layers(model).named_modules() if _is_linear(module)}
+    """What an empty lora.target_modules adapts, in the library and the app alike: every linear of the decoder."""
+    names = linear_names(decoder_layers(model))
     if not names:
         raise UserError(f"lora.target_modules: found no linear layers in the decoder of {type(model).__name__}")
-    return sorted(names)
+    return names
 
 
 def resolve_targets(model: nn.Module, cfg: LoraConfig) -> list[str]:
     """The module names LoRA adapts: the configured ones, checked against the model's linear layers, or defaults.
 
     Works on a weightless ("meta") model too, which is how the preflight checks them before a run starts."""
-    available = {name.split(".")[-1] for name, module in model.named_modules() if _is_linear(module)}
+    available = linear_names(model)
     targets = list(cfg.target_modules) or default_target_modules(model)
-    missing = sorted(set(targets) - available)
+    missing = sorted(set(targets) - set(available))
     if missing:
         raise UserError(
             f"lora.target_modules: {', '.join(missing)} not found in the student; "
-            f"accepted: {', '.join(sorted(available))}"
+            f"accepted: {', '.join(available)}"
         )
     return targets
 

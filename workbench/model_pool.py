@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from workbench.errors import UserError
-from workbench.runs import RunFolder
+from workbench.runs import RunFolder, run_of
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin")
 # from_pretrained patches process-wide state while it builds a model (meta-device init), so two loads in two
@@ -55,8 +55,8 @@ def _is_run(folder: Path) -> bool:
 
 
 def _run_of_checkpoint(checkpoint: Path) -> Path | None:
-    run = checkpoint.parent.parent
-    return run if checkpoint.parent.name == "checkpoints" and (run / "config.yaml").is_file() else None
+    run = run_of(checkpoint) if checkpoint.parent.name == "checkpoints" else None
+    return run.path if run is not None else None
 
 
 def _base_student_spec(run_dir: Path) -> str:

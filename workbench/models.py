@@ -12,7 +12,6 @@ weights are refused unless `allow_pickle`, and `trust_remote_code` stays off unl
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import importlib.util
 import json
@@ -26,6 +25,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import torch
+from filelock import FileLock
 from torch import nn
 
 from workbench.derive import (
@@ -101,8 +101,7 @@ def builtin_teacher_dir(name: str = "smollm2-135m-instruct") -> Path:
     if _is_complete(target):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target.parent / f".{name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # a second process waits here, then finds the finished folder
+    with FileLock(target.parent / f".{name}.lock"):  # a second process waits here, then finds the finished folder
         if _is_complete(target):
             return target
         staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
@@ -273,9 +272,22 @@ def load_config(spec: str | ModelSpec, *, trust_remote_code: bool = False):
     return config
 
 
+def weights_fingerprint(location: str | Path) -> list[str]:
+    """name:size:mtime of each safetensors file of a model folder (empty for anything else): what keys the caches
+    built from a model's weights, so new weights make new entries."""
+    folder = Path(location)
+    weights = sorted(folder.glob("*.safetensors")) if folder.is_dir() else []
+    return [f"{p.name}:{p.stat().st_size}:{int(p.stat().st_mtime)}" for p in weights]
+
+
+def weights_mtime(location: str | Path) -> float:
+    """When a model folder's safetensors weights last changed (0 when it has none)."""
+    folder = Path(location)
+    return max((p.stat().st_mtime for p in folder.glob("*.safetensors")), default=0.0) if folder.is_dir() else 0.0
+
+
 def _importance_cache_path(base: str, location: str) -> Path:
-    weights = sorted(Path(location).glob("*.safetensors")) if Path(location).is_dir() else []
-    stamp = ";".join(f"{p.name}:{p.stat().st_size}:{int(p.stat().st_mtime)}" for p in weights)
+    stamp = ";".join(weights_fingerprint(location))
     key = hashlib.sha1(f"{base}|{location}|{stamp}".encode()).hexdigest()[:16]
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", base)[-48:]
     return workbench_home() / "importance" / f"{slug}-{key}.json"

@@ -27,7 +27,11 @@ def warmup_cosine(step: int, warmup_steps: int, total_steps: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
 
 
+def clamped_warmup(warmup_steps: int, total_steps: int) -> int:
+    """The warmup a run of `total_steps` uses: a warmup longer than the run is cut to the run."""
+    return min(warmup_steps, total_steps)
+
+
 def build_scheduler(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int):
-    return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: warmup_cosine(step, warmup_steps, total_steps)
-    )
+    warmup = clamped_warmup(warmup_steps, total_steps)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: warmup_cosine(step, warmup, total_steps))

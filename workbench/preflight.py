@@ -211,9 +211,11 @@ def preflight(cfg: DistillConfig, runs_dir: str | Path | None = None, *, new_run
     `runs_dir` is where the run folder will go (default `cfg.run.runs_dir`); `new_run` also refuses a taken
     `run.name`. Returns {"teacher_layers", "student_layers", "max_positions", "pairs", "lora_targets"}."""
     from workbench.lora import resolve_targets
+    from workbench.reporters import check_reporters
 
     _check_runs_dir(runs_dir if runs_dir is not None else cfg.run.runs_dir, cfg.run.name, new_run)
     _check_device(cfg.train.device)
+    check_reporters(cfg.train.report_to)
     if cfg.train.teacher_cache and not Path(cfg.train.teacher_cache).is_dir():
         raise UserError(f"train.teacher_cache: no cache folder at {cfg.train.teacher_cache!r}; create one with "
                         "`workbench cache-teacher` or leave it empty")

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 STATES = ("queued", "running", "stopping", "stopped", "failed", "finished")
 ACTIVE_STATES = ("queued", "running", "stopping")
 
@@ -40,16 +42,31 @@ def pid_alive(pid: int | None) -> bool:
     if not pid:
         return False
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:
+    except psutil.AccessDenied:
         return True
-    try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
+
+
+def checkpoint_name(step: int) -> str:
+    """The folder name of the checkpoint after `step` optimizer steps."""
+    return f"step-{step}"
+
+
+def checkpoint_step(path: str | Path) -> int | None:
+    """The step of a checkpoint folder named step-N; None for any other name."""
+    number = Path(path).name.removeprefix("step-")
+    return int(number) if Path(path).name.startswith("step-") and number.isdigit() else None
+
+
+def complete_checkpoints(checkpoints_dir: Path) -> list[Path]:
+    """Complete checkpoints (step-N folders with a COMPLETE marker), oldest first; temporary ones are ignored."""
+    if not checkpoints_dir.is_dir():
+        return []
+    found = [p for p in checkpoints_dir.iterdir()
+             if p.is_dir() and checkpoint_step(p) is not None and (p / "COMPLETE").exists()]
+    return sorted(found, key=checkpoint_step)
 
 
 @dataclass
@@ -110,12 +127,8 @@ class RunFolder:
         return status
 
     def checkpoints(self) -> list[Path]:
-        """Complete checkpoints, oldest first (folders named step-N; temporary ones are ignored)."""
-        if not self.checkpoints_dir.is_dir():
-            return []
-        found = [p for p in self.checkpoints_dir.iterdir() if p.is_dir() and p.name.startswith("step-")]
-        found = [p for p in found if p.name[5:].isdigit() and (p / "COMPLETE").exists()]
-        return sorted(found, key=lambda p: int(p.name[5:]))
+        """Complete checkpoints, oldest first."""
+        return complete_checkpoints(self.checkpoints_dir)
 
     def latest_checkpoint(self) -> Path | None:
         found = self.checkpoints()
@@ -187,6 +200,15 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
 def new_run_id(name: str | None = None) -> str:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     return f"{name}" if name else f"run-{stamp}-{os.getpid() % 10000:04d}"
+
+
+def run_of(path: str | Path) -> RunFolder | None:
+    """The run folder `path` is, or the run a checkpoint folder inside it (<run>/checkpoints/step-N) belongs to."""
+    path = Path(path)
+    for candidate in (path, path.parent.parent) if path.parent.name == "checkpoints" else (path,):
+        if (candidate / "config.yaml").is_file() and not (candidate / "config.json").is_file():  # not a model folder
+            return RunFolder(candidate)
+    return None
 
 
 def list_runs(runs_dir: str | Path) -> list[RunFolder]:

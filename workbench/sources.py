@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import importlib.metadata
+import importlib.resources
 import json
 import os
 import re
@@ -17,8 +18,9 @@ from pathlib import Path
 
 from workbench.errors import UserError
 
-ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
-CHAT_PATH = ASSETS_DIR / "data" / "chat.jsonl"
+# builtin:chat ships inside the package, beside the prompts it was generated from (see `workbench generate-data`).
+BUILTIN_DIR = importlib.resources.files("workbench") / "builtin"
+CHAT_PATH = BUILTIN_DIR / "chat.jsonl"
 BUILTINS = ("builtin:chat", "builtin:kjv")
 EXTENSIONS = (".txt", ".jsonl", ".json", ".csv", ".parquet")
 ACCEPTED = "builtin:chat, builtin:kjv, a .txt/.jsonl/.json/.csv/.parquet file, a folder of them, or a datasets hub id"

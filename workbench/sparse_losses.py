@@ -23,17 +23,10 @@ from functools import partial
 
 import torch
 
+from workbench.chunked import rowwise_mean, valid_rows
 from workbench.closed_form import closed_kind, closed_rows, topk_forward_kl_rows
 from workbench.errors import UserError
-from workbench.losses import (
-    LogitLosses,
-    check_divergence_args,
-    dense_rows,
-    fused_ce_rows,
-    rowwise_mean,
-    t2_factor,
-    valid_rows,
-)
+from workbench.losses import LogitLosses, check_divergence_args, dense_rows, fused_ce_rows, t2_factor
 
 # Smallest tail mass used in logs: a teacher that put (numerically) everything on its top k still gets finite
 # reverse divergences.

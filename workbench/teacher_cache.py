@@ -33,16 +33,13 @@ def _ids_digest(ids: torch.Tensor) -> str:
 
 
 def _weights_fingerprint(teacher_spec: str) -> list[str]:
-    from workbench.models import _resolve_base, parse_spec
+    from workbench.models import _resolve_base, parse_spec, weights_fingerprint
 
     try:
         location, _ = _resolve_base(parse_spec(teacher_spec).base)
     except Exception:  # noqa: BLE001 - a spec that cannot be resolved has no local files to describe
         return []
-    folder = Path(location)
-    if not folder.is_dir():
-        return []
-    return [f"{p.name}:{p.stat().st_size}:{int(p.stat().st_mtime)}" for p in sorted(folder.glob("*.safetensors"))]
+    return weights_fingerprint(location)
 
 
 def cache_key(teacher_spec: str, top_k: int, train_ids: torch.Tensor, val_ids: torch.Tensor) -> str:

@@ -26,7 +26,8 @@ import torch.nn.functional as F
 from workbench.capture import LayerCapture
 from workbench.config import DistillConfig
 from workbench.data import Example
-from workbench.losses import attention_loss, ce_and_divergence, divergence, hidden_state_loss
+from workbench.logit_loss import TopKTeacher, logit_losses
+from workbench.losses import attention_loss, hidden_state_loss
 from workbench.onpolicy import (
     Sampling,
     TokenBatch,
@@ -37,7 +38,7 @@ from workbench.onpolicy import (
     pad_id,
     sample_completions,
 )
-from workbench.sparse_losses import ce_and_topk_divergence, topk_divergence
+from workbench.scores import agreement_sums, perplexity
 from workbench.teacher_cache import TeacherCache
 
 TERMS = ("ce", "kd", "hidden", "attn")
@@ -122,13 +123,13 @@ def _logit_terms(cfg: DistillConfig, s: Setup, batch: MicroBatch, logits: torch.
                   temperature=loss_cfg.temperature, beta=loss_cfg.beta, alpha=loss_cfg.alpha,
                   t2_scale=loss_cfg.t2_scale, chunk_size=loss_cfg.chunk_size, reduction="sum")
     if s.cache is not None:
-        top_ids, top_lp, tail = (t.to(device) for t in s.cache.batch("train", batch.indices))
-        return ce_and_topk_divergence(logits, top_ids, top_lp, tail, targets, **common), None
+        cached = TopKTeacher(*(t.to(device) for t in s.cache.batch("train", batch.indices)))
+        return logit_losses(logits, targets, cached, **common), None
     t_logits = None
     if loss_cfg.kd_weight > 0 or s.teacher_capture is not None or batch.prompt_lens:
         with torch.inference_mode():
             t_logits = s.teacher(input_ids=input_ids, use_cache=False).logits
-    return ce_and_divergence(logits, t_logits, targets, **common), t_logits
+    return logit_losses(logits, targets, t_logits, **common), t_logits
 
 
 def _answer_ce(cfg: DistillConfig, s: Setup, batch: TokenBatch) -> torch.Tensor:
@@ -136,8 +137,8 @@ def _answer_ce(cfg: DistillConfig, s: Setup, batch: TokenBatch) -> torch.Tensor:
     student = s.accelerator.unwrap_model(s.module).student
     with s.accelerator.autocast():
         logits = student(input_ids=batch.input_ids.to(s.accelerator.device), use_cache=False).logits
-    return ce_and_divergence(logits, None, batch.targets.to(logits.device), ce_weight=1.0, kd_weight=0.0,
-                             chunk_size=cfg.loss.chunk_size, reduction="sum").total
+    return logit_losses(logits, batch.targets.to(logits.device), None, ce_weight=1.0, kd_weight=0.0,
+                        chunk_size=cfg.loss.chunk_size, reduction="sum").total
 
 
 @torch.no_grad()
@@ -280,27 +281,18 @@ def evaluate(cfg: DistillConfig, s: Setup) -> dict[str, float]:
         targets = next_token_targets(input_ids)
         with acc.autocast():
             logits = student(input_ids=input_ids, use_cache=False).logits
-        kl_args = dict(kind="forward_kl", temperature=1.0, t2_scale=False, reduction="sum",
-                       chunk_size=cfg.loss.chunk_size)
         if s.cache is not None:
-            top_ids, top_lp, tail = (t.to(acc.device) for t in s.cache.batch("val", indices))
-            kl = topk_divergence(logits, top_ids, top_lp, tail, targets, **kl_args)
-            teacher_top1 = top_ids[..., 0].long()
+            teacher = dict(teacher_topk=tuple(t.to(acc.device) for t in s.cache.batch("val", indices)))
         else:
-            t_logits = s.teacher(input_ids=input_ids, use_cache=False).logits
-            kl = divergence(logits, t_logits, targets, **kl_args)
-            teacher_top1 = t_logits.argmax(-1)
-        mask = targets != -100
-        ce = torch.nn.functional.cross_entropy(logits.float()[mask], targets[mask], reduction="sum")
-        hits = ((logits.argmax(-1) == teacher_top1) & mask).sum()
-        sums += torch.stack([ce.double(), kl.double(), hits.double(), mask.sum().double()])
+            teacher = dict(teacher_logits=s.teacher(input_ids=input_ids, use_cache=False).logits)
+        sums += agreement_sums(logits, targets, chunk_size=cfg.loss.chunk_size, **teacher)
     if acc.num_processes > 1:
         sums = acc.reduce(sums, reduction="sum")
     student.train()
     ce, kl, hits, count = sums.tolist()
     count = max(count, 1.0)
     rows = min(batches * b, s.val_ids.shape[0])
-    return {"eval_loss": ce / count, "eval_ppl": math.exp(min(ce / count, 50.0)), "eval_kl": kl / count,
+    return {"eval_loss": ce / count, "eval_ppl": perplexity(ce / count), "eval_kl": kl / count,
             "eval_top1": hits / count, "eval_tokens": int(count),
             "measured_on": f"{rows} held-out rows × {s.val_ids.shape[1]} tokens of {cfg.data.dataset} "
                            "(teacher-forced, KL at T = 1)"}

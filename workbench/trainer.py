@@ -32,7 +32,8 @@ from workbench.events import JsonlSink, MultiSink, NullSink, Sink
 from workbench.lifecycle import device_lock, stop_on_signals
 from workbench.lora import is_lora, wrap_lora
 from workbench.mapping import Projectors, resolve_mapping
-from workbench.optim import build_optimizer, build_scheduler
+from workbench.optim import build_optimizer, build_scheduler, clamped_warmup
+from workbench.reporters import report_sinks
 from workbench.runs import RunFolder, read_metrics
 from workbench.teacher_cache import TeacherCache
 from workbench.train_step import TERMS, Setup, evaluate, generation_eval, optimizer_step
@@ -103,6 +104,9 @@ def setup(cfg: DistillConfig, accelerator, sink: Sink, *, heal: bool = True) -> 
     projectors = Projectors(hidden_pairs, student.config.hidden_size, t_width).to(accelerator.device)
     module = DistillStudent(student, projectors, hidden_pairs, attn_pairs)
     optimizer = build_optimizer(module, cfg.train.lr, cfg.train.weight_decay)
+    if clamped_warmup(cfg.train.warmup_steps, cfg.train.steps) < cfg.train.warmup_steps:
+        sink.log(f"train.warmup_steps {cfg.train.warmup_steps} is more than train.steps {cfg.train.steps}: "
+                 f"warming up over all {cfg.train.steps} steps")
     scheduler = build_scheduler(optimizer, cfg.train.warmup_steps, cfg.train.steps)
     module, optimizer = accelerator.prepare(module, optimizer)
     sampler = torch.Generator().manual_seed(cfg.train.seed * 1_000_003 + accelerator.process_index + 1)
@@ -352,7 +356,8 @@ def train(
     stop = stop or threading.Event()
     accelerator = _make_accelerator(cfg)
     main = accelerator.is_main_process
-    sink = MultiSink(JsonlSink(run.metrics_path), sink) if main else NullSink()
+    trackers = report_sinks(cfg.train.report_to, run.path, cfg.to_dict()) if main else []
+    sink = MultiSink(JsonlSink(run.metrics_path), *trackers, sink) if main else NullSink()
     if main:
         if not run.config_path.exists():
             cfg.save(run.config_path)

@@ -44,9 +44,9 @@ print("runs are written under", WORKDIR)
 # %% [markdown]
 # ## One config, three losses
 #
-# Everything comes from the quick preset (`assets/presets/quick.yaml`); the overrides make the budget smaller
+# Everything comes from the quick preset (`workbench/presets/quick.yaml`); the overrides make the budget smaller
 # and pick the loss weights. These are the same `key=value` overrides the command line takes:
-# `workbench train --config assets/presets/quick.yaml loss.ce_weight=1 loss.kd_weight=0 ...`.
+# `workbench train --config workbench/presets/quick.yaml loss.ce_weight=1 loss.kd_weight=0 ...`.
 
 # %%
 BUDGET = [

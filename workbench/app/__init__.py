@@ -29,19 +29,15 @@ CSS = """
 THEME = gr.themes.Soft(primary_hue="blue", neutral_hue="slate")
 
 
-def _optional_tabs() -> list[tuple[str, object]]:
-    """The inspect tabs (attention, chat, report), when their modules are present."""
-    tabs = []
-    for title, module, builder in (("Chat", "tab_chat", "build_chat_tab"),
-                                   ("Attention", "tab_attention", "build_attention_tab"),
-                                   ("Report & export", "tab_report", "build_report_tab"),
-                                   ("Learn", "tab_learn", "build_learn_tab")):
-        try:
-            imported = __import__(f"workbench.app.{module}", fromlist=[builder])
-        except ImportError:
-            continue
-        tabs.append((title, getattr(imported, builder)))
-    return tabs
+def _inspect_tabs() -> list[tuple[str, object]]:
+    """The inspect tabs after Setup, Train and Runs: chat, attention, report and export, learn."""
+    from workbench.app.tab_attention import build_attention_tab
+    from workbench.app.tab_chat import build_chat_tab
+    from workbench.app.tab_learn import build_learn_tab
+    from workbench.app.tab_report import build_report_tab
+
+    return [("Chat", build_chat_tab), ("Attention", build_attention_tab), ("Report & export", build_report_tab),
+            ("Learn", build_learn_tab)]
 
 
 def build_app(runs_dir: str | Path = "runs", exports_dir: str | Path = "exports", teacher: str = BUILTIN_TEACHER,
@@ -66,7 +62,7 @@ def build_app(runs_dir: str | Path = "runs", exports_dir: str | Path = "exports"
             train = build_train_tab(ctx, setup)
         with gr.Tab("Runs", id="runs"):
             runs = build_runs_tab(ctx)
-        for title, builder in _optional_tabs():
+        for title, builder in _inspect_tabs():
             with gr.Tab(title):
                 builder(ctx)
         register_api(ctx)

@@ -19,6 +19,7 @@ from typing import Any
 import gradio as gr
 
 from workbench import runner
+from workbench.app.context import user_error
 from workbench.app.tab_runs import run_summary
 from workbench.config import DistillConfig
 from workbench.errors import UserError
@@ -77,7 +78,7 @@ def register_api(ctx) -> None:
         try:
             return fn(*args)
         except UserError as exc:
-            raise gr.Error(str(exc)) from None
+            raise user_error(str(exc)) from None
 
     def start_run(config_yaml: str) -> str:
         """Start a run from a config given as YAML text; returns the run id."""

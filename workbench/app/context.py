@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
+import gradio as gr
+
 from workbench.config import BUILTIN_TEACHER, DEFAULT_STUDENT
+
+
+def user_error(message: object) -> gr.Error:
+    """The error to raise for something the user can fix: shown in the page, and one line in the app's log
+    instead of gradio's traceback."""
+    text = str(message)
+    print(f"workbench app: {(text.splitlines() or ['error'])[0]}", file=sys.stderr, flush=True)
+    return gr.Error(text, print_exception=False)
 
 
 def _new_pool() -> Any:

@@ -9,6 +9,7 @@ from typing import Any
 import gradio as gr
 
 from workbench.app import setup_logic as logic
+from workbench.app.context import user_error
 from workbench.config import DistillConfig, load_preset, preset_names
 from workbench.errors import UserError
 from workbench.forms import command_preview, config_to_form, form_to_config, rows_to_pairs
@@ -78,7 +79,7 @@ def _preview(ctx, teacher: str, student: str, prompt: str, temperature: float):
     try:
         entry = logic.next_token_logits(ctx, teacher, student, prompt)
     except (ValueError, OSError) as exc:
-        raise gr.Error(f"Preview needs both models: {exc}") from None
+        raise user_error(f"Preview needs both models: {exc}") from None
     preview = temperature_preview(entry["decode"], entry["teacher"], entry["student"], float(temperature))
     text = (f"At **T = {float(temperature):g}**: teacher entropy **{preview['teacher_entropy']:.3f}** nats, "
             f"student entropy **{preview['student_entropy']:.3f}** nats; teacher top token "
@@ -106,7 +107,7 @@ def _save_yaml(fields, preset, *args) -> str:
     try:
         cfg = config_from_args(fields, preset, args)
     except UserError as exc:
-        raise gr.Error(str(exc)) from None
+        raise user_error(str(exc)) from None
     name = cfg.run.name or "kd-config"
     path = Path(tempfile.mkdtemp(prefix="kd-config-")) / f"{name}.yaml"
     cfg.save(path)
@@ -147,7 +148,7 @@ def wire_setup(ctx, c: dict) -> None:
         try:
             rows = logic.dataset_preview(dataset, column, seq_len, student)
         except (ValueError, OSError, ImportError) as exc:
-            raise gr.Error(f"Dataset preview failed: {exc}") from None
+            raise user_error(f"Dataset preview failed: {exc}") from None
         return gr.update(value=rows, visible=True)
 
     c["data_preview_btn"].click(preview_data, [c["data.dataset"], c["data.text_column"], c["data.seq_len"],
@@ -163,7 +164,7 @@ def wire_setup(ctx, c: dict) -> None:
         try:
             return _form_updates(c, DistillConfig.load(path))
         except UserError as exc:
-            raise gr.Error(str(exc)) from None
+            raise user_error(str(exc)) from None
 
     c["yaml_upload"].upload(load_yaml, c["yaml_upload"], inputs, api_name="load_yaml")
     c["yaml_download"].click(lambda preset, *a: _save_yaml(fields, preset, *a), [c["preset"], *inputs],

@@ -105,21 +105,17 @@ def mapping_check(preset: str, pairs: list[str], student: str, teacher: str) -> 
 
 
 def lora_targets(student: str) -> tuple[list[str], list[str]]:
-    """(module names that can take LoRA, peft's defaults for this architecture) read from the student's config."""
+    """(module names that can take LoRA, the library's defaults for an empty lora.target_modules), read from the
+    student's config on a weightless model."""
     import torch
-    from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as DEFAULTS
     from transformers import AutoModelForCausalLM
 
+    from workbench.lora import default_target_modules, linear_names
     from workbench.models import load_config
 
-    config = load_config(student.strip())
     with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(config)
-    names = sorted({name.rsplit(".", 1)[-1] for name, module in model.named_modules()
-                    if isinstance(module, (torch.nn.Linear,)) or type(module).__name__ == "Conv1D"})
-    names = [name for name in names if name != "lm_head"]
-    defaults = [name for name in DEFAULTS.get(config.model_type, []) if name in names] or names[:2]
-    return names, defaults
+        model = AutoModelForCausalLM.from_config(load_config(student.strip()))
+    return [name for name in linear_names(model) if name != "lm_head"], default_target_modules(model)
 
 
 def dataset_preview(dataset: str, text_column: str, seq_len: int, tokenizer_spec: str, count: int = 3) -> list[list]:

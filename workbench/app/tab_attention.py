@@ -8,15 +8,16 @@ divergence and entropy per mapped pair and head. Changing pair or head redraws f
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
+from workbench.app.context import user_error
 from workbench.attention import DEFAULT_MAX_TOKENS, DEFAULT_TEXT, MAX_TOKENS_LIMIT, compare_attention
 from workbench.errors import UserError
 from workbench.inspect_plots import attention_figure, summary_figure
 from workbench.model_pool import LATEST, limit_app_threads, resolve_choice, student_choices
+from workbench.runs import run_of
 
 ALL_PAIRS = "all"
 AVERAGE = "average"
@@ -27,12 +28,11 @@ def _run_mapping(student_spec: str) -> tuple[str, list[str]] | None:
     """The mapping of the run a student spec belongs to (run folder or checkpoint), if any."""
     from workbench.config import DistillConfig
 
-    path = Path(student_spec)
-    for candidate in (path, path.parent.parent):
-        if (candidate / "config.yaml").is_file():
-            cfg = DistillConfig.load(candidate / "config.yaml")
-            return cfg.mapping.preset, list(cfg.mapping.pairs)
-    return None
+    run = run_of(student_spec)
+    if run is None:
+        return None
+    cfg = DistillConfig.load(run.config_path)
+    return cfg.mapping.preset, list(cfg.mapping.pairs)
 
 
 def _mapping(preset: str, pairs_text: str, student_spec: str) -> tuple[str, list[str]]:
@@ -68,7 +68,7 @@ def compare_fn(ctx):
                 preset=mapping_preset, custom_pairs=pairs, max_tokens=int(max_tokens),
             )
         except UserError as exc:
-            raise gr.Error(str(exc)) from None
+            raise user_error(str(exc)) from None
         pair_choices, head_choices = _choices(comparison)
         first_pair = pair_choices[-1][1]  # the last mapped pair: closest to the logits
         notes = [f"Teacher `{teacher_spec}` · student `{student_spec}` · mapping {mapping_preset} "

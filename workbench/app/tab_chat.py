@@ -16,6 +16,7 @@ from typing import Any
 
 import gradio as gr
 
+from workbench.app.context import user_error
 from workbench.errors import UserError
 from workbench.generation import SamplingSettings, compare_stream
 from workbench.model_pool import LATEST, limit_app_threads, resolve_choice, student_choices
@@ -92,7 +93,7 @@ def chat_compare_fn(ctx, board: StopBoard):
             if not prompt or not prompt.strip():
                 raise UserError("prompt is empty; type a message")
         except UserError as exc:
-            raise gr.Error(str(exc)) from None
+            raise user_error(str(exc)) from None
         stats = ["", "", "*not used*"]
         default_note = ""
         if (student or LATEST) == LATEST and specs[1] == ctx.student:

@@ -8,34 +8,24 @@ with tokenizer and model card into a folder under the exports folder and offers 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
+from workbench.app.context import user_error
 from workbench.errors import UserError
-from workbench.evaluate import EvalSettings, evaluate_models, evaluate_run, format_report, report_table
+from workbench.evaluate import (
+    EvalSettings,
+    cached_report,
+    evaluate_models,
+    evaluate_run,
+    format_report,
+    report_table,
+)
 from workbench.inspect_plots import report_figure
-from workbench.model_pool import LATEST, latest_finished_run, limit_app_threads, resolve_spec, student_choices
-from workbench.runs import RunFolder
-
-
-def _run_folder(path: Path) -> RunFolder | None:
-    for candidate in (path, path.parent.parent):
-        if (candidate / "config.yaml").is_file():
-            return RunFolder(candidate)
-    return None
-
-
-def _fresh_card(run: RunFolder) -> dict | None:
-    eval_path = run.path / "eval.json"
-    if not eval_path.is_file():
-        return None
-    resolved = resolve_spec(str(run.path))
-    folder = Path(resolved.load_spec)
-    weights = [p.stat().st_mtime for p in folder.glob("*.safetensors")] if folder.is_dir() else []
-    return json.loads(eval_path.read_text()) if eval_path.stat().st_mtime >= max(weights, default=0.0) else None
+from workbench.model_pool import LATEST, latest_finished_run, limit_app_threads, student_choices
+from workbench.runs import run_of
 
 
 def card_for(ctx, choice: str, recompute: bool, settings: EvalSettings) -> tuple[dict, str]:
@@ -50,11 +40,11 @@ def card_for(ctx, choice: str, recompute: bool, settings: EvalSettings) -> tuple
             return card, "no finished run yet: the default pair"
         choice = str(run.path)
     path = Path(choice)
-    run = _run_folder(path) if path.is_dir() else None
+    run = run_of(path) if path.is_dir() else None
     if run is None:
         return evaluate_models(ctx.teacher, {"student": choice}, settings), f"teacher vs `{choice}`"
     if path.resolve() == run.path.resolve():
-        cached = None if recompute else _fresh_card(run)
+        cached = None if recompute else cached_report(run)
         if cached is not None:
             return cached, f"run {run.run_id} (from eval.json)"
         run_settings = EvalSettings(**{**settings.__dict__, "dataset": DistillConfig.load(run.config_path).data.dataset})
@@ -77,7 +67,7 @@ def evaluate_fn(ctx):
             settings = EvalSettings(max_sequences=int(sequences), gen_tokens=int(gen_tokens), device=ctx.pool.device)
             card, source = card_for(ctx, run, bool(recompute), settings)
         except UserError as exc:
-            raise gr.Error(str(exc)) from None
+            raise user_error(str(exc)) from None
         note = f"**{source}** · evaluated {card.get('created', '?')} in {card.get('elapsed_s', '?')} s"
         return _table(card), report_figure(card), card, note + "\n\n" + format_report(card).split("\n\n")[-1]
 
@@ -96,14 +86,14 @@ def export_fn(ctx):
                     raise UserError("export needs a run: no finished run yet; pick a run or checkpoint")
                 spec = str(run.path)
             path = Path(spec)
-            run = _run_folder(path)
+            run = run_of(path)
             if run is None:
                 raise UserError(f"export source must be a run folder or checkpoint, got {spec!r}")
             default_name = run.run_id if path.resolve() == run.path.resolve() else f"{run.run_id}-{path.name}"
             target = Path(folder.strip()) if folder and folder.strip() else Path(ctx.exports_dir) / default_name
             result = export_run(path, target, make_zip=bool(make_zip), overwrite=bool(overwrite))
         except UserError as exc:
-            raise gr.Error(str(exc)) from None
+            raise user_error(str(exc)) from None
         text = (f"Exported `{result['source']}` to `{result['folder']}`  \n"
                 f"Reload check: max |logit diff| {result['max_abs_logit_diff']:.2e}  \n"
                 f"Files: {', '.join(result['files'])}")

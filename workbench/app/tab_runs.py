@@ -12,6 +12,7 @@ from typing import Any
 
 import gradio as gr
 
+from workbench.app.context import user_error
 from workbench.config import DistillConfig
 from workbench.errors import UserError
 from workbench.forms import config_diff
@@ -134,14 +135,14 @@ def build_runs_tab(ctx) -> dict[str, Any]:
             return (overlay_figure(rows, metric=metric_name, log_y=log_scale),
                     gr.update(value=diff_rows or [["(select two or more runs)"]], headers=headers))
         except UserError as exc:
-            raise gr.Error(str(exc)) from None
+            raise user_error(str(exc)) from None
 
     gr.on([selected.change, metric.change, log_y.change], compare, [selected, metric, log_y], [overlay, diff],
           api_name="runs_compare")
 
     def ask(run_id):
         if not run_id:
-            raise gr.Error("Choose a run to delete first")
+            raise user_error("Choose a run to delete first")
         return gr.update(visible=True), f"Delete run **{run_id}** and everything in its folder? This cannot be undone."
 
     delete.click(ask, to_delete, [confirm_row, confirm_text], api_name="runs_delete_ask")
@@ -150,7 +151,7 @@ def build_runs_tab(ctx) -> dict[str, Any]:
         try:
             delete_run(ctx.runs_dir, run_id)
         except UserError as exc:
-            raise gr.Error(str(exc)) from None
+            raise user_error(str(exc)) from None
         return (gr.update(visible=False), *refresh_all(current))
 
     confirm.click(do_delete, [to_delete, selected], [confirm_row, table, selected, to_delete], api_name="runs_delete")

@@ -12,7 +12,7 @@ import gradio as gr
 
 from workbench.app import setup_logic as logic
 from workbench.app.setup_events import ALPHA_KINDS, BETA_KINDS, wire_setup
-from workbench.config import DIVERGENCE_KINDS, DistillConfig, field_help, load_preset, preset_names
+from workbench.config import DistillConfig, field_choices, field_help, field_slider, load_preset, preset_names
 from workbench.forms import FORM_FIELDS, PAIR_COLUMNS, config_to_form
 
 DEFAULT_PRESET = "quick"
@@ -52,9 +52,9 @@ def _data_section(c: dict, v: dict, ctx) -> None:
         c["data_upload"] = gr.UploadButton("Upload data file", file_types=[".txt", ".jsonl", ".csv", ".parquet"],
                                            size="sm", scale=0)
     with gr.Row():
-        c["data.seq_len"] = gr.Slider(8, 2048, value=v["data.seq_len"], step=8, label="Sequence length",
+        c["data.seq_len"] = gr.Slider(value=v["data.seq_len"], **field_slider("data.seq_len"), label="Sequence length",
                                       info=_info("data.seq_len"))
-        c["data.val_fraction"] = gr.Slider(0.01, 0.45, value=v["data.val_fraction"], step=0.01,
+        c["data.val_fraction"] = gr.Slider(value=v["data.val_fraction"], **field_slider("data.val_fraction"),
                                            label="Validation fraction", info=_info("data.val_fraction"))
         c["data.max_sequences"] = _number("data.max_sequences", "Max sequences (0 = all)", v["data.max_sequences"],
                                           precision=0)
@@ -66,8 +66,8 @@ def _data_section(c: dict, v: dict, ctx) -> None:
 def _loss_section(c: dict, v: dict) -> None:
     with gr.Row():
         with gr.Column(scale=2):
-            c["loss.temperature"] = gr.Slider(0.1, 10.0, value=v["loss.temperature"], step=0.1, label="Temperature T",
-                                              info=_info("loss.temperature"))
+            c["loss.temperature"] = gr.Slider(value=v["loss.temperature"], **field_slider("loss.temperature"),
+                                              label="Temperature T", info=_info("loss.temperature"))
             c["sample_prompt"] = gr.Textbox(logic.SAMPLE_PROMPT, label="Sample prompt for the preview", lines=1,
                                             info="Text whose next token both models predict below; not used for "
                                                  "training.")
@@ -78,26 +78,27 @@ def _loss_section(c: dict, v: dict) -> None:
             c["preview_plot"] = gr.Plot(label="Next-token distributions at T", elem_id="temp-preview-plot")
     with gr.Row():
         kind = v["loss.kind"]
-        c["loss.kind"] = gr.Dropdown(list(DIVERGENCE_KINDS), value=kind, label="Divergence", info=_info("loss.kind"))
-        c["loss.beta"] = gr.Slider(0, 1, value=v["loss.beta"], step=0.05, label="β (JSD)", info=_info("loss.beta"),
-                                   visible=kind in BETA_KINDS)
-        c["loss.alpha"] = gr.Slider(0, 1, value=v["loss.alpha"], step=0.05, label="α (skew)",
+        c["loss.kind"] = gr.Dropdown(field_choices("loss.kind"), value=kind, label="Divergence",
+                                     info=_info("loss.kind"))
+        c["loss.beta"] = gr.Slider(value=v["loss.beta"], **field_slider("loss.beta"), label="β (JSD)",
+                                   info=_info("loss.beta"), visible=kind in BETA_KINDS)
+        c["loss.alpha"] = gr.Slider(value=v["loss.alpha"], **field_slider("loss.alpha"), label="α (skew)",
                                     info=_info("loss.alpha"), visible=kind in ALPHA_KINDS)
         c["loss.t2_scale"] = gr.Checkbox(v["loss.t2_scale"], label="Scale by T²", info=_info("loss.t2_scale"))
     with gr.Row():
         for key, label in (("ce_weight", "CE weight"), ("kd_weight", "KD weight"), ("hidden_weight", "Hidden weight"),
                            ("attn_weight", "Attention weight")):
             c[f"loss.{key}"] = _number(f"loss.{key}", label, v[f"loss.{key}"], step=0.1)
-        c["loss.hidden_loss"] = gr.Dropdown(["mse", "cosine"], value=v["loss.hidden_loss"], label="Hidden distance",
-                                            info=_info("loss.hidden_loss"))
-        c["loss.attn_loss"] = gr.Dropdown(["kl", "mse"], value=v["loss.attn_loss"], label="Attention distance",
-                                          info=_info("loss.attn_loss"))
+        c["loss.hidden_loss"] = gr.Dropdown(field_choices("loss.hidden_loss"), value=v["loss.hidden_loss"],
+                                            label="Hidden distance", info=_info("loss.hidden_loss"))
+        c["loss.attn_loss"] = gr.Dropdown(field_choices("loss.attn_loss"), value=v["loss.attn_loss"],
+                                          label="Attention distance", info=_info("loss.attn_loss"))
 
 
 def _mapping_section(c: dict, v: dict) -> None:
     with gr.Row():
         with gr.Column(scale=2):
-            c["mapping.preset"] = gr.Radio(["uniform", "last", "custom"], value=v["mapping.preset"],
+            c["mapping.preset"] = gr.Radio(field_choices("mapping.preset"), value=v["mapping.preset"],
                                            label="Mapping preset", info=_info("mapping.preset"))
             c["mapping.pairs"] = gr.Dataframe(headers=PAIR_COLUMNS, value=v["mapping.pairs"] or [["", ""]],
                                               datatype=["str", "str"], column_count=2,
@@ -111,9 +112,9 @@ def _mapping_section(c: dict, v: dict) -> None:
 def _lora_section(c: dict, v: dict) -> None:
     with gr.Row():
         c["lora.enabled"] = gr.Checkbox(v["lora.enabled"], label="Train LoRA adapters", info=_info("lora.enabled"))
-        c["lora.r"] = gr.Slider(1, 256, value=v["lora.r"], step=1, label="r", info=_info("lora.r"))
+        c["lora.r"] = gr.Slider(value=v["lora.r"], **field_slider("lora.r"), label="r", info=_info("lora.r"))
         c["lora.alpha"] = gr.Number(v["lora.alpha"], label="alpha", info=_info("lora.alpha"))
-        c["lora.dropout"] = gr.Slider(0, 0.5, value=v["lora.dropout"], step=0.01, label="dropout",
+        c["lora.dropout"] = gr.Slider(value=v["lora.dropout"], **field_slider("lora.dropout"), label="dropout",
                                       info=_info("lora.dropout"))
     c["lora.target_modules"] = gr.Dropdown(v["lora.target_modules"], value=v["lora.target_modules"], multiselect=True,
                                            allow_custom_value=True, label="Target modules",
@@ -131,13 +132,16 @@ def _train_section(c: dict, v: dict) -> None:
         c["train.eval_every"] = _number("train.eval_every", "Eval every", v["train.eval_every"], precision=0)
         c["train.save_every"] = _number("train.save_every", "Checkpoint every", v["train.save_every"], precision=0)
         c["train.seed"] = _number("train.seed", "Seed", v["train.seed"], precision=0)
-        c["train.device"] = gr.Dropdown(["auto", "cpu", "cuda"], value=v["train.device"], label="Device",
+        c["train.device"] = gr.Dropdown(field_choices("train.device"), value=v["train.device"], label="Device",
                                         allow_custom_value=True, info=_info("train.device"))
-        c["train.precision"] = gr.Dropdown(["auto", "fp32", "bf16"], value=v["train.precision"], label="Precision",
-                                           info=_info("train.precision"))
+        c["train.precision"] = gr.Dropdown(field_choices("train.precision"), value=v["train.precision"],
+                                           label="Precision", info=_info("train.precision"))
         c["run.name"] = gr.Textbox(v["run.name"], label="Run name (optional)", info=_info("run.name"))
-    c["train.heal_init"] = gr.Checkbox(v["train.heal_init"], label="Heal the pruned student's gaps before training",
-                                       info=_info("train.heal_init"))
+    with gr.Row():
+        c["train.heal_init"] = gr.Checkbox(v["train.heal_init"], label="Heal the pruned student's gaps before training",
+                                           info=_info("train.heal_init"))
+        c["train.report_to"] = gr.Dropdown(field_choices("train.report_to"), value=v["train.report_to"],
+                                           multiselect=True, label="Also report to", info=_info("train.report_to"))
 
 
 def build_setup_tab(ctx) -> dict[str, Any]:

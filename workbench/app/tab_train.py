@@ -15,6 +15,7 @@ from typing import Any
 import gradio as gr
 
 from workbench import runner
+from workbench.app.context import user_error
 from workbench.app.setup_events import config_from_args
 from workbench.config import DistillConfig
 from workbench.errors import UserError
@@ -143,7 +144,7 @@ def build_train_tab(ctx, setup: dict) -> dict[str, Any]:
             preflight(cfg, ctx.runs_dir)
             run_id = runner.start_run(cfg, ctx.runs_dir)
         except UserError as exc:
-            raise gr.Error(str(exc)) from None
+            raise user_error(str(exc)) from None
         time.sleep(0.3)
         fresh = new_watch(ctx.runs_dir, run_id)
         return (*render(ctx.runs_dir, fresh, force=True), gr.update(choices=_run_choices(ctx.runs_dir), value=run_id))
@@ -162,7 +163,7 @@ def build_train_tab(ctx, setup: dict) -> dict[str, Any]:
         try:
             runner.resume_run(Path(ctx.runs_dir) / current["run_id"])
         except UserError as exc:
-            raise gr.Error(str(exc)) from None
+            raise user_error(str(exc)) from None
         time.sleep(0.3)
         return render(ctx.runs_dir, current, force=True)
 

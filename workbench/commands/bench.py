@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
+
+from workbench.errors import UserError
 
 
 def register(subparsers) -> None:
@@ -37,9 +41,21 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
+def _checkout_root() -> Path:
+    """The source checkout holding the top-level `bench` package; the benchmarks are not part of the wheel."""
+    root = Path(__file__).resolve().parents[2]
+    if not (root / "bench" / "__init__.py").is_file():
+        raise UserError("workbench bench runs from a source checkout (its bench/ package is not installed with the "
+                        "wheel); clone the project and run it there")
+    return root
+
+
 def run(args: argparse.Namespace) -> int:
-    from workbench.bench import make_settings, parse_only, run_bench
-    from workbench.bench.report import format_table, write_json
+    root = str(_checkout_root())
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    from bench import make_settings, parse_only, run_bench
+    from bench.report import format_table, write_json
     from workbench.config import load_preset
 
     only = parse_only(args.only)

@@ -54,16 +54,11 @@ def _settings(args: argparse.Namespace, dataset: str):
 
 def _run_config(path: str | None):
     """The DistillConfig of a run folder or of the run holding a checkpoint folder, else None."""
-    from pathlib import Path
-
     from workbench.config import DistillConfig
+    from workbench.runs import run_of
 
-    if not path:
-        return None
-    for candidate in (Path(path), Path(path).parent.parent):
-        if (candidate / "config.yaml").is_file() and not (candidate / "config.json").is_file():
-            return DistillConfig.load(candidate / "config.yaml")
-    return None
+    run = run_of(path) if path else None
+    return DistillConfig.load(run.config_path) if run is not None else None
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,7 +1,7 @@
 """`workbench generate-data`: a teacher answers a prompt file -> JSONL for sequence-level distillation.
 
 workbench generate-data --teacher builtin:smollm2-135m-instruct \
-    --prompts assets/prompts/chat_prompts.jsonl --out assets/data/chat.jsonl --batch-size 16
+    --prompts workbench/builtin/chat_prompts.jsonl --out workbench/builtin/chat.jsonl --batch-size 16
 """
 
 from __future__ import annotations

@@ -17,10 +17,10 @@ import sys
 import time
 from pathlib import Path
 
-from workbench.config import DistillConfig, apply_overrides, load_preset
+from workbench.config import DistillConfig, apply_overrides, field_reference, load_preset, preset_names
 from workbench.errors import UserError
 from workbench.events import ProgressSink
-from workbench.runs import RunFolder, new_run_id
+from workbench.runs import RunFolder, checkpoint_step, new_run_id
 
 
 def register(subparsers) -> None:
@@ -28,10 +28,11 @@ def register(subparsers) -> None:
         "train",
         help="Distil a teacher into a student (new run, prepared run folder, or --resume).",
         description=__doc__,
+        epilog=field_reference(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--config", default=None, help="Run config YAML.")
-    parser.add_argument("--preset", default=None, help="Start from a preset: quick, default or thorough.")
+    parser.add_argument("--preset", default=None, help=f"Start from a preset: {', '.join(preset_names())}.")
     parser.add_argument("--run-dir", default=None, help="Train a prepared run folder (config.yaml + queued status).")
     parser.add_argument("--resume", default=None, metavar="RUN_DIR", help="Resume a run from its last checkpoint.")
     parser.add_argument("overrides", nargs="*", help="section.key=value overrides, e.g. loss.temperature=2.")
@@ -96,7 +97,7 @@ def run(args) -> int:
             print("workbench train: warning: models.trust_remote_code is on; code shipped with the models will run",
                   file=sys.stderr, flush=True)
     latest = run_folder.latest_checkpoint() if args.resume else None
-    initial = int(latest.name[5:]) if latest else 0
+    initial = checkpoint_step(latest) if latest else 0
     sink = None
     if main:
         log_file = None if _stdout_is(run_folder.log_path) else run_folder.log_path

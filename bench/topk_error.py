@@ -1,6 +1,6 @@
 """How far the top-k + tail teacher cache is from the full-vocabulary divergence, on the real pair.
 
-    python -m workbench.bench.topk_error --sequences 4 --seq-len 256 --out topk-error.json
+    python -m bench.topk_error --sequences 4 --seq-len 256 --out topk-error.json
 
 For each kind, temperature and k it reports the relative error of the loss value and the cosine similarity between
 the gradient (with respect to the student's logits) of the cached loss and of the full-vocabulary loss: the

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from workbench.bench.common import BenchSettings
+from bench.common import BenchSettings
 
 
 def load_pair(settings: BenchSettings, dtype: torch.dtype = torch.float32, attn: str | None = "sdpa"):

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from workbench.bench.common import BenchSettings, isolated, target, torch_dtype
+from bench.common import BenchSettings, isolated, target, torch_dtype
 from workbench.config import load_preset
 from workbench.errors import UserError
 from workbench.heal import check_pair

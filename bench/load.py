@@ -25,7 +25,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from workbench.bench.common import BenchSettings, target
+from bench.common import BenchSettings, target
 from workbench.config import BUILTIN_TEACHER
 
 CLIENTS = 5

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from workbench.bench.common import (
+from bench.common import (
     BenchSettings,
     best_precisions,
     bf16_matmul_probe,
@@ -30,7 +30,7 @@ from workbench.bench.common import (
     steady_rate,
     target,
 )
-from workbench.bench.workload import cosine_lambda, forward_kl_full, load_pair, train_rows
+from bench.workload import cosine_lambda, forward_kl_full, load_pair, train_rows
 
 
 def _finish(settings: BenchSettings, times: list[float], losses: list[float], **extra: Any) -> dict[str, Any]:

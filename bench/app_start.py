@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from workbench.bench.common import BenchSettings, target
+from bench.common import BenchSettings, target
 
 
 def measure(settings: BenchSettings, timeout: float = 300.0) -> dict[str, Any]:

@@ -13,8 +13,8 @@ from typing import Any
 
 import torch
 
-from workbench.bench.common import BenchSettings, _sync, isolated, ratio, target, torch_dtype
-from workbench.bench.workload import flops_per_token
+from bench.common import BenchSettings, _sync, isolated, ratio, target, torch_dtype
+from bench.workload import flops_per_token
 
 PROMPT = (
     "The student model learns from the teacher by matching its next-token distribution over the vocabulary. "

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
 import torch
 
 from workbench.config import BUILTIN_TEACHER, DEFAULT_STUDENT
@@ -147,8 +148,7 @@ def peak_memory_mb(device: str) -> float:
 
 
 def current_rss_mb() -> float:
-    with open("/proc/self/statm") as handle:
-        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    return psutil.Process().memory_info().rss / 2**20
 
 
 class RssSampler:

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from workbench.bench.common import BenchSettings, machine_info
+from bench.common import BenchSettings, machine_info
 from workbench.errors import UserError
 
 COMPARISONS = ("throughput", "cache", "divergence_memory", "effectiveness", "inference", "app_start", "levers",
@@ -64,7 +64,7 @@ def run_bench(settings: BenchSettings, only: list[str] | None = None,
         progress(f"bench ({LETTERS[name]}) {name} ...")
         started = time.perf_counter()
         try:
-            block = importlib.import_module(f"workbench.bench.{name}").run(settings)
+            block = importlib.import_module(f"bench.{name}").run(settings)
         except Exception as exc:  # noqa: BLE001 - one failing comparison must not hide the rest
             block = {"error": f"{type(exc).__name__}: {exc}".splitlines()[0][:400], "targets": []}
         block["bench_seconds"] = round(time.perf_counter() - started, 1)

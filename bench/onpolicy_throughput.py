@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from workbench.bench.common import (
+from bench.common import (
     BenchSettings,
     best_precisions,
     bf16_matmul_probe,
@@ -63,7 +63,7 @@ def trl_run(settings: dict[str, Any], precision: str) -> dict[str, Any]:
     from torch.utils.data import SequentialSampler
     from trl import DistillationConfig, DistillationTrainer
 
-    from workbench.bench.workload import load_pair
+    from bench.workload import load_pair
 
     cfg = BenchSettings.from_dict(settings)
     torch.manual_seed(0)

@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from workbench.bench.common import BenchSettings, best_precisions, bf16_matmul_probe, isolated, ratio, target
-from workbench.bench.throughput import workbench_config
+from bench.common import BenchSettings, best_precisions, bf16_matmul_probe, isolated, ratio, target
+from bench.throughput import workbench_config
 
 TOP_K = 64
 
@@ -69,7 +69,7 @@ def run(settings: BenchSettings) -> dict[str, Any]:
     for suffix, precision, options in pairs:
         for label, extra in ((f"live teacher{suffix}", {}), (f"teacher cache{suffix}", {"teacher_cache": cache["path"]})):
             result["variants"][label] = isolated(
-                settings, "workbench.bench.throughput", "workbench_run", settings=settings.to_dict(),
+                settings, "bench.throughput", "workbench_run", settings=settings.to_dict(),
                 precision=precision, options={"data": data, **options, **extra})
             result["variants"][label]["precision"] = precision
         live, cached = result["variants"][f"live teacher{suffix}"], result["variants"][f"teacher cache{suffix}"]

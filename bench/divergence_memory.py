@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from workbench.bench.common import (
+from bench.common import (
     BenchSettings,
     RssSampler,
     isolated,

@@ -19,8 +19,8 @@ from typing import Any
 
 import torch
 
-from workbench.bench.common import BenchSettings, _sync, bf16_matmul_probe, isolated
-from workbench.bench.workload import forward_kl_full, load_pair, train_rows
+from bench.common import BenchSettings, _sync, bf16_matmul_probe, isolated
+from bench.workload import forward_kl_full, load_pair, train_rows
 
 
 def _median_seconds(fn: Callable[[], Any], repeats: int, device: str) -> float:

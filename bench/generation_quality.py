@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from workbench.bench.common import BenchSettings, isolated, target
+from bench.common import BenchSettings, isolated, target
 
 RECIPES = {
     "on-policy (chat preset)": [],
