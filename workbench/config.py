@@ -350,8 +350,9 @@ class TrainConfig:
     )
     max_minutes: float | None = field(
         default=None,
-        metadata=_help("End training after this many minutes (it evaluates and saves the student as finished); "
-                       "empty trains all train.steps.", bounds=Range(0.0, low_open=True)),
+        metadata=_help("End the run this many minutes after it starts (loading and healing count; it still evaluates "
+                       "and saves the student, as finished); empty trains all train.steps.",
+                       bounds=Range(0.0, low_open=True)),
     )
     gen_eval_every: int = field(
         default=0,

@@ -213,7 +213,8 @@ def _save_outputs(cfg: DistillConfig, s: Setup, run: RunFolder) -> None:
               str(run.path / "projectors.safetensors"))
 
 
-def _loop(cfg: DistillConfig, s: Setup, run: RunFolder, sink: Sink, stop: threading.Event, resume: bool) -> str:
+def _loop(cfg: DistillConfig, s: Setup, run: RunFolder, sink: Sink, stop: threading.Event, resume: bool,
+          launched: float) -> str:
     """The training loop proper; returns the final state (finished or stopped)."""
     acc, main, total_steps = s.accelerator, s.accelerator.is_main_process, cfg.train.steps
     step, tokens, elapsed_before = _restore(cfg, s, run) if resume else (0, 0, 0.0)
@@ -237,7 +238,7 @@ def _loop(cfg: DistillConfig, s: Setup, run: RunFolder, sink: Sink, stop: thread
         step += 1
         tokens += int(terms.get("step_tokens", tokens_per_step))
         session = time.perf_counter() - start
-        last = step >= total_steps or _out_of_time(cfg, acc, elapsed_before + session)
+        last = step >= total_steps or _out_of_time(cfg, acc, elapsed_before + time.perf_counter() - launched)
         if main and (step % cfg.train.log_every == 0 or last):
             rate = (tokens - start_tokens) / max(session, 1e-9)
             eta = (total_steps - step) * session / (step - start_step)
@@ -265,7 +266,8 @@ def _loop(cfg: DistillConfig, s: Setup, run: RunFolder, sink: Sink, stop: thread
 
 
 def _out_of_time(cfg: DistillConfig, acc, elapsed: float) -> bool:
-    """Whether `train.max_minutes` of training have passed (every process agrees: the main one decides)."""
+    """Whether `train.max_minutes` have passed since the run (or this resumed session) started, loading and healing
+    included (every process agrees: any one that is out of time ends the run)."""
     if cfg.train.max_minutes is None:
         return False
     flag = torch.tensor([1.0 if elapsed >= cfg.train.max_minutes * 60 else 0.0], device=acc.device)
@@ -373,8 +375,9 @@ def train(
         try:
             if main:
                 run.update_status(state="running", started=time.time(), pid=os.getpid())
+            launched = time.perf_counter()  # train.max_minutes counts loading and healing too
             s = setup(cfg, accelerator, sink, heal=not resume or cfg.lora.enabled)
-            state = _loop(cfg, s, run, sink, stop, resume)
+            state = _loop(cfg, s, run, sink, stop, resume, launched)
         except BaseException as exc:
             if main:
                 latest = run.latest_checkpoint()
