@@ -39,7 +39,7 @@ def kernel_dir(tmp_path_factory) -> Path:
 
 def test_every_notebook_is_listed_and_stored_without_outputs():
     names = [path.stem for path in NOTEBOOKS]
-    assert [name[:2] for name in names] == ["01", "02", "03", "04", "05"], names
+    assert [name[:2] for name in names] == ["01", "02", "03", "04", "05", "06"], names
     for path in NOTEBOOKS:
         notebook = nbformat.read(path, as_version=4)
         code = [cell for cell in notebook.cells if cell.cell_type == "code"]
