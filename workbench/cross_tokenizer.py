@@ -1,8 +1,8 @@
 """Distillation across tokenizers: align two tokenizations of one text and compare like with like.
 
-    rows = [align_row(student_row_ids, student_table, teacher_tokenizer, teacher_table) for ...]
-    batch = batch_alignment(rows)                       # spans, exact matches, positions as flat index tensors
-    kd, parts = aligned_divergence(student_logits, teacher_logits, s_ids, t_ids, batch, shared, kind="forward_kl")
+    rows = [align_row(ids, student_lengths, student_table, teacher_tokenizer, teacher_lengths) for ids in rows]
+    batch = batch_alignment(rows, pad_id)               # spans, exact matches, positions as flat index tensors
+    kd, parts = aligned_divergence(student_logits, teacher_logits, student_ids, batch, shared, kind="forward_kl")
     kd, parts = uld_distance(student_logits, teacher_logits, batch, temperature=1.0)
 
 Alignment is by byte offsets into the common text (character offsets, counted in UTF-8 bytes): a span ends wherever
