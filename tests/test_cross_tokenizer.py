@@ -308,7 +308,7 @@ def test_combinations_that_cannot_cross_tokenizers_are_refused(bpe_pair, tiny_te
 
 def test_cross_tokenizer_config_field_is_checked():
     assert DistillConfig.from_dict({"loss": {"cross_tokenizer": "uld"}}).loss.cross_tokenizer == "uld"
-    with pytest.raises(UserError, match="loss.cross_tokenizer must be aligned or uld"):
+    with pytest.raises(UserError, match="loss.cross_tokenizer must be"):
         DistillConfig.from_dict({"loss": {"cross_tokenizer": "nearest"}})
 
 

@@ -235,11 +235,11 @@ def score_own_tokenizer(model, tokenizer, texts: list[str]) -> dict[str, float |
         if ids.shape[1] < 2:
             continue
         logits = model(input_ids=ids[:, :-1]).logits.float()
-        ce += float(F.cross_entropy(logits[0], ids[0, 1:], reduction="sum"))
+        ce += float(torch.nn.functional.cross_entropy(logits[0], ids[0, 1:], reduction="sum"))
         positions += ids.shape[1] - 1
         text_bytes += float(target_bytes[ids[0, 1:].cpu()].sum())
     positions = max(positions, 1)
-    return {"val_ppl": math.exp(min(ce / positions, 50.0)), "val_ce": ce / positions,
+    return {"val_ppl": perplexity(ce / positions), "val_ce": ce / positions,
             "val_bpb": bits_per_byte(ce, text_bytes), "kl_teacher_student": None, "top1_agreement": None,
             "top5_agreement": None, "val_tokens": positions, "tokenizer": "own"}
 
