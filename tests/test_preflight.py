@@ -96,7 +96,14 @@ CASES = [
     ("needs remote code", {"models": {"student": "{remote_code}"}}, "models.student", "trust_remote_code=true"),
     ("pickle-only weights", {"models": {"student": "{pickle_only}"}}, "models.student", "allow_pickle"),
     ("no weights at all", {"models": {"student": "{no_weights}"}}, "models.student", "model.safetensors"),
-    ("tokenizer mismatch", {"models": {"student": "{other_tok}"}}, "models.student", "tokenizer"),
+    ("hidden term across tokenizers", {"models": {"student": "{other_tok}"}, "loss": {"hidden_weight": 1.0}},
+     "loss.hidden_weight", "tokenizers differ"),
+    ("attention term across tokenizers", {"models": {"student": "{other_tok}"}, "loss": {"attn_weight": 1.0}},
+     "loss.attn_weight", "tokenizers differ"),
+    ("teacher cache across tokenizers", {"models": {"student": "{other_tok}"}, "train": {"teacher_cache": "{root}"}},
+     "train.teacher_cache", "tokenizers differ"),
+    ("raw-logit mse across tokenizers", {"models": {"student": "{other_tok}"}, "loss": {"kind": "mse"}},
+     "loss.kind", "forward_kl"),
     ("attention on a model without attention", {"models": {"student": "{mamba}"}, "loss": {"attn_weight": 1.0}},
      "loss.attn_weight", "no attention"),
     ("seq_len above max positions", {"data": {"seq_len": 1024}}, "data.seq_len", "<= 512"),
@@ -226,7 +233,7 @@ def test_the_built_in_pair_passes_on_every_preset():
 
 
 CLI_CASES = ["unknown builtin", "missing file", "student layer out of range", "LoRA target not found",
-             "tokenizer mismatch", "run name with ../"]
+             "hidden term across tokenizers", "run name with ../"]
 
 
 @pytest.mark.parametrize("name", CLI_CASES)

@@ -105,3 +105,23 @@ def tiny_pairs_file(root: Path, count: int = 60, seed: int = 0) -> Path:
             answer = " ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 12))) + " ."
             handle.write(json.dumps({"prompt": prompt, "answer": answer}) + "\n")
     return path
+
+
+def tiny_bpe_model_dir(root: Path, text: Path, name: str, vocab_size: int, hidden: int = 32, seed: int = 0) -> Path:
+    """A tiny Llama with its own byte-level BPE of `vocab_size` tokens trained on `text`: two of these with
+    different sizes form a teacher/student pair whose tokenizers differ."""
+    from workbench.bpe import train_bpe
+    from workbench.models import load_tokenizer
+
+    folder = Path(root) / f"{name}-bpe{vocab_size}-{hidden}-s{seed}"
+    if (folder / "config.json").exists():
+        return folder
+    train_bpe([str(text)], vocab_size, folder)
+    tokenizer = load_tokenizer(str(folder))
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
+                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                         max_position_embeddings=512, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True)
+    torch.manual_seed(seed)
+    AutoModelForCausalLM.from_config(config).save_pretrained(folder)
+    return folder

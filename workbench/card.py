@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import torch
 
+from workbench.cross_step import cross_tokenizer_summary
 from workbench.derive import format_index_list, parse_spec
 from workbench.errors import UserError
-from workbench.models import count_parameters, load_config, load_tokenizer, resolve_layers
+from workbench.models import count_parameters, load_config, load_tokenizer, resolve_layers, tokenizer_source
 
 PROBE_TEXTS = (
     "Hello, world! How are you today?",
@@ -89,14 +90,11 @@ def compare_tokenizers(teacher_tokenizer, student_tokenizer) -> dict:
 
 
 def tokenizer_mismatch_error(problem: str) -> UserError:
-    """The error for a teacher/student pair whose tokenizers differ, with what the user can do about it."""
+    """The error of the teacher cache, which needs one tokenizer, for a pair whose tokenizers differ."""
     return UserError(
-        f"teacher and student tokenizers are not the same: {problem}. Logit distillation compares the two models "
-        "token by token, so they must share one tokenizer. Options: derive the student from the teacher "
-        "(TEACHER?prune=keep&layers=... or TEACHER?fresh&layers=4&hidden=256&heads=4), which keeps its "
-        "tokenizer; pick a student of the teacher's family that uses the same tokenizer; or distil at the "
-        "sequence level: `workbench generate-data` writes the teacher's answers as text, then train the student "
-        "on them with loss.kd_weight=0 loss.ce_weight=1"
+        f"teacher and student tokenizers are not the same: {problem}. The teacher cache stores the teacher's "
+        "predictions over the student's tokens, so it needs one tokenizer; distil this pair with the live teacher "
+        "(leave train.teacher_cache empty), which aligns the two tokenizations (loss.cross_tokenizer)"
     )
 
 
@@ -139,13 +137,19 @@ def pair_card(
     teacher_card = model_card(teacher, trust_remote_code=trust_remote_code)
     student_card = model_card(student, trust_remote_code=trust_remote_code)
     teacher_tok = load_tokenizer(teacher, trust_remote_code=trust_remote_code)
-    same_base = parse_spec(teacher).base == parse_spec(student).base
-    student_tok = teacher_tok if same_base else load_tokenizer(student, trust_remote_code=trust_remote_code)
+    same = tokenizer_source(teacher) == tokenizer_source(student)
+    student_tok = teacher_tok if same else load_tokenizer(student, trust_remote_code=trust_remote_code)
     t_params, s_params = teacher_card["params"], student_card["params"]
+    tokenizer = compare_tokenizers(teacher_tok, student_tok)
+    if not tokenizer["identical"]:
+        tokenizer["cross"] = cross_tokenizer_summary(teacher_tok, student_tok, PROBE_TEXTS)
+    elif teacher_card["vocab"] != student_card["vocab"]:
+        tokenizer["padded"] = {"teacher": teacher_card["vocab"], "student": student_card["vocab"],
+                               "real_ids": len(student_tok)}
     return {
         "teacher": teacher_card,
         "student": student_card,
-        "tokenizer": compare_tokenizers(teacher_tok, student_tok),
+        "tokenizer": tokenizer,
         "param_ratio": s_params["total"] / t_params["total"],
         "non_embedding_ratio": s_params["non_embedding"] / max(t_params["non_embedding"], 1),
         "batch": batch,
@@ -183,6 +187,25 @@ def _format_model(title: str, card: dict) -> list[str]:
     ]
 
 
+def _tokenizer_notes(tok: dict) -> list[str]:
+    if "padded" in tok:
+        padded = tok["padded"]
+        return [f"  logits widths     differ (teacher {padded['teacher']}, student {padded['student']}): distilled "
+                f"over the tokenizer's {padded['real_ids']} real ids, the padding rows are left out"]
+    if "cross" not in tok:
+        return []
+    cross = tok["cross"]
+    return [
+        f"  shared vocabulary {cross['shared']} strings: {cross['student_share']:.1%} of the student's, "
+        f"{cross['teacher_share']:.1%} of the teacher's",
+        f"  token ratio       {cross['teacher_per_student']:.2f} teacher tokens per student token on the probe "
+        f"texts; {cross['exact_share']:.1%} of student tokens matched by one teacher token",
+        "  methods           logit KD across tokenizers (loss.cross_tokenizer: aligned, the default, or uld) "
+        "and CE apply;",
+        "                    hidden-state and attention terms and the teacher cache need one tokenizer",
+    ]
+
+
 def format_card(card: dict) -> str:
     """Text rendering of a `model_card` or a `pair_card`."""
     if "teacher" not in card:
@@ -198,6 +221,7 @@ def format_card(card: dict) -> str:
             else f"DIFFERENT: {tok['problem']}"
         )
     )
+    lines += _tokenizer_notes(tok)
     lines.append(
         f"  parameter ratio   {card['param_ratio']:.3f} total, {card['non_embedding_ratio']:.3f} non-embedding "
         "(student / teacher)"

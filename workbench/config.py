@@ -38,6 +38,7 @@ DIVERGENCE_KINDS = (
 )
 LOSS_ON_CHOICES = ("all", "answer")
 REPORTERS = ("tensorboard", "wandb", "trackio", "mlflow")
+CROSS_TOKENIZER_METHODS = ("aligned", "uld")
 RUN_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -242,6 +243,15 @@ class LossConfig:
         default=1024,
         metadata=_help("Positions per chunk of the divergence (bounds memory); empty computes all at once.",
                        bounds=Range(1)),
+    )
+    cross_tokenizer: str = field(
+        default="aligned",
+        metadata=_help(
+            "When teacher and student tokenizers differ: aligned (spans aligned by text offsets; exact matches "
+            "compare distributions over the shared strings, other spans their chain-rule probabilities) or uld "
+            "(sorted probabilities compared per aligned position).",
+            choices=CROSS_TOKENIZER_METHODS,
+        ),
     )
 
     def __post_init__(self) -> None:

@@ -6,8 +6,9 @@ A spec is a base (`builtin:NAME`, a hub id or a local folder) optionally followe
     BASE?prune=drop&block=A-B         drop the contiguous layers A..B (inclusive)
     BASE?prune=importance&layers=N    keep the N layers that change the hidden state most (ShortGPT-style)
     BASE?prune=keep&layers=0-3,8,29   keep exactly these layers
-    BASE?fresh&layers=4&hidden=256&heads=4&kv_heads=2[&intermediate=1024][&seed=0]
-                                      a new randomly initialised model of the same family and tokenizer
+    BASE?fresh&layers=4&hidden=256&heads=4&kv_heads=2[&intermediate=1024][&seed=0][&tokenizer=SPEC]
+                                      a new randomly initialised model of the same family; its tokenizer is the
+                                      base's, or SPEC's (builtin:bpe-8k, a folder or a hub id)
 
 Pruning keeps the chosen layers with their weights plus embeddings, final norm and head (the DistilBERT /
 Minitron initialisation). The functions here work on any decoder stack held in one `nn.ModuleList`
@@ -27,11 +28,12 @@ from workbench.errors import UserError
 
 SPEC_FORMS = (
     "BASE, BASE?prune=even&layers=N, BASE?prune=drop&block=A-B, BASE?prune=importance&layers=N, "
-    "BASE?prune=keep&layers=0-3,8,29, BASE?fresh&layers=N&hidden=H&heads=A[&kv_heads=K&intermediate=I&seed=S] "
+    "BASE?prune=keep&layers=0-3,8,29, "
+    "BASE?fresh&layers=N&hidden=H&heads=A[&kv_heads=K&intermediate=I&seed=S&tokenizer=SPEC] "
     "(BASE = builtin:smollm2-135m-instruct, a hub id or a local folder)"
 )
 PRUNE_KINDS = ("even", "drop", "importance", "keep")
-FRESH_KEYS = ("layers", "hidden", "heads", "kv_heads", "intermediate", "seed")
+FRESH_KEYS = ("layers", "hidden", "heads", "kv_heads", "intermediate", "seed", "tokenizer")
 
 # Fixed calibration text for importance ranking: varied registers so no single domain decides which layers matter.
 CALIBRATION_TEXTS = (
@@ -103,7 +105,10 @@ def parse_spec(spec: str) -> ModelSpec:
             if key not in params:
                 raise _spec_error(spec, f"fresh needs {key}=")
         for key, value in params.items():
-            if key == "seed":
+            if key == "tokenizer":
+                if not value:
+                    raise _spec_error(spec, "tokenizer= needs a tokenizer: builtin:bpe-8k, a folder or a hub id")
+            elif key == "seed":
                 _non_negative_int(spec, key, value)
             else:
                 _positive_int(spec, key, value)
@@ -230,9 +235,10 @@ def _module_path(model: nn.Module, target: nn.Module) -> str:
     raise UserError("decoder layers not found in the model")
 
 
-def fresh_config(base_config, spec: ModelSpec):
-    """A copy of `base_config` resized as the fresh spec says (same family, vocabulary and special tokens)."""
-    params = {k: int(v) for k, v in spec.params.items()}
+def fresh_config(base_config, spec: ModelSpec, tokenizer=None):
+    """A copy of `base_config` resized as the fresh spec says (same family; the vocabulary and special tokens of the
+    base, or of `tokenizer` when the spec names one)."""
+    params = {k: int(v) for k, v in spec.params.items() if k != "tokenizer"}
     hidden, heads = params["hidden"], params["heads"]
     if hidden % heads:
         raise _spec_error(spec.text, f"hidden={hidden} must be divisible by heads={heads}")
@@ -255,13 +261,17 @@ def fresh_config(base_config, spec: ModelSpec):
     setattr(config, inter_key, params.get("intermediate", max(1, round(old_inter * hidden / old_hidden))))
     if getattr(config, "layer_types", None) is not None:
         config.layer_types = [config.layer_types[0]] * params["layers"]
+    if tokenizer is not None:
+        config.vocab_size = len(tokenizer)
+        for name in ("bos_token_id", "eos_token_id", "pad_token_id"):
+            setattr(config, name, getattr(tokenizer, name))
     return config
 
 
-def fresh_model(base_config, spec: ModelSpec, dtype: torch.dtype = torch.float32) -> nn.Module:
+def fresh_model(base_config, spec: ModelSpec, dtype: torch.dtype = torch.float32, tokenizer=None) -> nn.Module:
     from transformers import AutoModelForCausalLM
 
-    config = fresh_config(base_config, spec)
+    config = fresh_config(base_config, spec, tokenizer)
     generator_state = torch.random.get_rng_state()
     torch.manual_seed(int(spec.params.get("seed", 0)))
     try:

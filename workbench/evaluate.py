@@ -11,6 +11,9 @@ generation speed at batch 1 (tokens/s after the first token), time to first toke
 generating (RSS growth of this process on the CPU, `torch.cuda.max_memory_allocated` growth on a GPU). Students also
 get the compression ratio (teacher parameters / student parameters) and the speedup (student tokens/s / teacher's).
 Validation text is the held-out split of the run's data (`workbench.data.build_splits`), cut to a small budget.
+Bits per byte (cross-entropy in bits per UTF-8 byte of the predicted tokens) compares models whatever their
+tokenizers: a student with another tokenizer reads the same validation text its own way (each sequence's text,
+tokenized by it) and gets perplexity and bits per byte only, since KL and agreement need one vocabulary.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from workbench.errors import UserError
 from workbench.model_pool import ResolvedSpec, default_device, load_resolved, resolve_spec
 from workbench.runs import RunFolder, atomic_write_text
 from workbench.scores import agreement_sums, perplexity
+from workbench.vocab import bits_per_byte, bytes_per_token, row_text, token_bytes
 
 DEFAULT_PROMPT = "Write a short note to a friend about a walk by the sea."
 GEN_COLUMNS = ("gen_rkl", "gen_teacher_nll", "gen_rep4", "gen_empty", "gen_len")
@@ -182,16 +186,21 @@ def validation_ids(splits, data_cfg, settings: EvalSettings) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def score_quality(teacher, students: list, val_ids: torch.Tensor, batch_size: int) -> list[dict[str, float]]:
+def score_quality(teacher, students: list, val_ids: torch.Tensor, batch_size: int,
+                  target_bytes: torch.Tensor | None = None) -> list[dict[str, float]]:
     """Perplexity of the teacher and each student, and each student's KL/top-1/top-5 against the teacher.
 
-    Returns one dict per model, the teacher first. KL is per token, in nats, at temperature 1."""
+    Returns one dict per model, the teacher first. KL is per token, in nats, at temperature 1. With `target_bytes`
+    ([V] bytes of each token id) each dict also has bits per byte."""
     device = next(teacher.parameters()).device
     models = [teacher, *students]
     sums = torch.zeros(len(models), 5, dtype=torch.float64)  # ce, kl, top-1 hits, positions, top-5 hits
+    text_bytes = 0.0
     for start in range(0, val_ids.shape[0], batch_size):
         batch = val_ids[start : start + batch_size].to(device)
         inputs, targets = batch[:, :-1], batch[:, 1:]
+        if target_bytes is not None:
+            text_bytes += float(target_bytes[targets.cpu()].sum())
         teacher_logits = teacher(input_ids=inputs).logits.float()  # [B, L-1, V]
         vocab = teacher_logits.shape[-1]
         teacher_top1 = teacher_logits.argmax(-1)  # [B, L-1]
@@ -208,9 +217,31 @@ def score_quality(teacher, students: list, val_ids: torch.Tensor, batch_size: in
             "top1_agreement": top1 / positions,
             "top5_agreement": top5 / positions,
             "val_tokens": int(positions),
+            **({"val_bpb": bits_per_byte(ce, text_bytes)} if text_bytes else {}),
         }
         for ce, kl, top1, positions, top5 in sums.tolist()
     ]
+
+
+@torch.inference_mode()
+def score_own_tokenizer(model, tokenizer, texts: list[str]) -> dict[str, float | None]:
+    """Perplexity and bits per byte of a model that reads `texts` with its own tokenizer (one sequence per text);
+    it cannot be compared with the teacher token by token, so KL and agreement are None."""
+    device = next(model.parameters()).device
+    target_bytes = bytes_per_token(tokenizer)
+    ce, positions, text_bytes = 0.0, 0, 0.0
+    for text in texts:
+        ids = torch.tensor([tokenizer(text, add_special_tokens=False)["input_ids"]], device=device)
+        if ids.shape[1] < 2:
+            continue
+        logits = model(input_ids=ids[:, :-1]).logits.float()
+        ce += float(torch.nn.functional.cross_entropy(logits[0], ids[0, 1:], reduction="sum"))
+        positions += ids.shape[1] - 1
+        text_bytes += float(target_bytes[ids[0, 1:].cpu()].sum())
+    positions = max(positions, 1)
+    return {"val_ppl": perplexity(ce / positions), "val_ce": ce / positions,
+            "val_bpb": bits_per_byte(ce, text_bytes), "kl_teacher_student": None, "top1_agreement": None,
+            "top5_agreement": None, "val_tokens": positions, "tokenizer": "own"}
 
 
 def _data_config(settings: EvalSettings, data_cfg=None):
@@ -227,7 +258,7 @@ def evaluate_models(
     teacher_spec: str, students: dict[str, str], settings: EvalSettings | None = None, *, data_cfg=None
 ) -> dict[str, Any]:
     """The report card of a teacher and one or more students ({label: spec}); see the module docstring."""
-    from workbench.card import check_tokenizers
+    from workbench.card import compare_tokenizers
 
     settings = settings or EvalSettings()
     if not students:
@@ -235,27 +266,34 @@ def evaluate_models(
     device = settings.device or default_device()
     started = time.time()
     teacher_entry, teacher, teacher_tok = _load_and_measure("teacher", teacher_spec, settings, device)
-    entries, models = [], []
+    entries, models, own = [], [], {}
     for label, spec in students.items():
         entry, model, tokenizer = _load_and_measure(label, spec, settings, device)
-        check_tokenizers(teacher_tok, tokenizer)
+        if compare_tokenizers(teacher_tok, tokenizer)["problem"]:
+            own[label] = (model, tokenizer)  # another tokenizer: scored on the same text, read its own way
+        else:
+            models.append(model)
         entries.append(entry)
-        models.append(model)
     from workbench.data import build_splits
     from workbench.genquality import card_generation
 
     data = _data_config(settings, data_cfg)
     splits = build_splits(data, teacher_tok)
     val_ids = validation_ids(splits, data, settings)
-    quality = score_quality(teacher, models, val_ids, settings.batch_size)
+    quality = score_quality(teacher, models, val_ids, settings.batch_size, bytes_per_token(teacher_tok))
     generation = card_generation(teacher, models, teacher_tok, splits.heldout, data.dataset) \
         if settings.generation else None
     teacher_entry.update(quality[0])
-    if generation is not None:
-        for entry, numbers in zip([teacher_entry, *entries], generation["models"], strict=True):
+    if generation is not None:  # students with their own tokenizer are not sampled here
+        same = [entry for entry in entries if entry["label"] not in own]
+        for entry, numbers in zip([teacher_entry, *same], generation["models"], strict=True):
             entry["generation"] = numbers
             entry.update({k: numbers[k] for k in GEN_COLUMNS})
-    for entry, scores in zip(entries, quality[1:], strict=True):
+    texts = [row_text(row.tolist(), token_bytes(teacher_tok)) for row in val_ids] if own else []
+    same_scores = iter(quality[1:])
+    for entry in entries:
+        label = entry["label"]
+        scores = score_own_tokenizer(*own[label], texts) if label in own else next(same_scores)
         entry.update(scores)
         entry["compression_ratio"] = teacher_entry["params_total"] / max(entry["params_total"], 1)
         entry["size_ratio"] = teacher_entry["size_on_disk_mb"] / max(entry["size_on_disk_mb"], 1e-9)
@@ -316,6 +354,7 @@ REPORT_COLUMNS = (
     ("params_non_embedding", "non-embedding", "{:,.0f}"),
     ("size_on_disk_mb", "size (MB)", "{:.1f}"),
     ("val_ppl", "val perplexity", "{:.2f}"),
+    ("val_bpb", "bits per byte", "{:.4f}"),
     ("kl_teacher_student", "KL(teacher‖student)", "{:.4f}"),
     ("top1_agreement", "top-1 agreement", "{:.3f}"),
     ("top5_agreement", "top-5 agreement", "{:.3f}"),

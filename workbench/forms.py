@@ -26,6 +26,7 @@ FORM_FIELDS: tuple[str, ...] = (
     "data.dataset", "data.text_column", "data.seq_len", "data.val_fraction", "data.max_sequences",
     "loss.kind", "loss.temperature", "loss.beta", "loss.alpha", "loss.t2_scale",
     "loss.ce_weight", "loss.kd_weight", "loss.hidden_weight", "loss.hidden_loss", "loss.attn_weight", "loss.attn_loss",
+    "loss.cross_tokenizer",
     "mapping.preset", "mapping.pairs",
     "lora.enabled", "lora.r", "lora.alpha", "lora.dropout", "lora.target_modules",
     "train.steps", "train.batch_size", "train.grad_accum", "train.lr", "train.warmup_steps", "train.eval_every",

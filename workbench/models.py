@@ -50,6 +50,7 @@ __all__ = [
     "num_layers",
     "load_model",
     "load_tokenizer",
+    "tokenizer_source",
     "load_config",
     "check_weights",
     "builtin_teacher_dir",
@@ -238,7 +239,7 @@ def load_model(
     parsed = spec if isinstance(spec, ModelSpec) else parse_spec(spec)
     config, location, kwargs = _load_base_config(parsed, trust_remote_code)
     if parsed.derivation == "fresh":
-        model = fresh_model(config, parsed, dtype=dtype)
+        model = fresh_model(config, parsed, dtype=dtype, tokenizer=_fresh_tokenizer(parsed, trust_remote_code))
         if attn_implementation:
             model.set_attn_implementation(attn_implementation)
     else:
@@ -257,12 +258,17 @@ def load_model(
     return model.to(device).eval()
 
 
+def _fresh_tokenizer(spec: ModelSpec, trust_remote_code: bool):
+    """The tokenizer a fresh spec names with `tokenizer=`, or None (it keeps its base's)."""
+    return load_tokenizer(spec, trust_remote_code=trust_remote_code) if "tokenizer" in spec.params else None
+
+
 def load_config(spec: str | ModelSpec, *, trust_remote_code: bool = False):
     """The config of the model a spec names, without loading weights (importance uses its cached ranking)."""
     parsed = spec if isinstance(spec, ModelSpec) else parse_spec(spec)
     config, _, _ = _load_base_config(parsed, trust_remote_code)
     if parsed.derivation == "fresh":
-        return fresh_config(config, parsed)
+        return fresh_config(config, parsed, _fresh_tokenizer(parsed, trust_remote_code))
     if parsed.derivation == "prune":
         keep = resolve_layers(parsed, base_layers=config.num_hidden_layers, trust_remote_code=trust_remote_code)
         layer_types = getattr(config, "layer_types", None)
@@ -321,12 +327,33 @@ def resolve_layers(
     return importance_keep(scores, count)
 
 
+def tokenizer_source(spec: str | ModelSpec) -> str:
+    """What a spec's tokenizer is read from: the `tokenizer=` of a fresh spec, else the base model."""
+    parsed = spec if isinstance(spec, ModelSpec) else parse_spec(spec)
+    return parsed.params.get("tokenizer", parsed.base) if parsed.derivation == "fresh" else parsed.base
+
+
 def load_tokenizer(spec: str | ModelSpec, *, trust_remote_code: bool = False):
-    """The tokenizer of the spec's base model (derived models share it), with a pad token set."""
+    """The tokenizer of the spec (a fresh spec's `tokenizer=`, else the base model's), with a pad token set.
+
+    A tokenizer source is a built-in tokenizer (builtin:bpe-8k), a folder of tokenizer files, or a model spec."""
+    from workbench.bpe import builtin_tokenizer_dir, is_builtin_tokenizer
+
+    source = tokenizer_source(spec)
+    if is_builtin_tokenizer(source):
+        return _tokenizer_from(str(builtin_tokenizer_dir(source)), {}, trust_remote_code)
+    folder = Path(source).expanduser()
+    if folder.is_dir() and not (folder / "config.json").exists() and (folder / "tokenizer_config.json").exists():
+        return _tokenizer_from(str(folder.resolve()), {"local_files_only": True}, trust_remote_code)
+    if source != tokenizer_source(parse_spec(source)):
+        raise UserError(f"tokenizer={source!r}: name a tokenizer, a folder or a model, not a derived model spec")
+    location, kwargs = _resolve_base(parse_spec(source).base)
+    return _tokenizer_from(location, kwargs, trust_remote_code)
+
+
+def _tokenizer_from(location: str, kwargs: dict, trust_remote_code: bool):
     from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-    parsed = spec if isinstance(spec, ModelSpec) else parse_spec(spec)
-    location, kwargs = _resolve_base(parsed.base)
     config_file = Path(location) / "tokenizer_config.json"
     tokenizer_class = json.loads(config_file.read_text()).get("tokenizer_class") if config_file.is_file() else None
     if (

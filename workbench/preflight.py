@@ -121,16 +121,15 @@ def _check_positions(cfg: DistillConfig, configs: dict[str, Any]) -> int | None:
 
 
 def _check_tokenizers(cfg: DistillConfig):
-    """The student's tokenizer, after checking that the teacher's is the same."""
-    from workbench.card import compare_tokenizers, tokenizer_mismatch_error
-    from workbench.derive import parse_spec
-    from workbench.models import load_tokenizer
+    """The student's tokenizer, after checking that the terms asked for apply to the two tokenizers."""
+    from workbench.cross_step import check_pairing
+    from workbench.models import load_tokenizer, tokenizer_source
 
     m = cfg.models
     tokenizers = {}
     for role in ("student", "teacher"):
         spec = getattr(m, role)
-        if role == "teacher" and parse_spec(spec).base == parse_spec(m.student).base:
+        if role == "teacher" and tokenizer_source(spec) == tokenizer_source(m.student):
             tokenizers[role] = tokenizers["student"]
             continue
         try:
@@ -140,9 +139,7 @@ def _check_tokenizers(cfg: DistillConfig):
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise UserError(f"models.{role}: cannot load the tokenizer of {spec!r} "
                             f"({_first_line(exc)})") from None
-    problem = compare_tokenizers(tokenizers["teacher"], tokenizers["student"])["problem"]
-    if problem:
-        raise _named("models.student", tokenizer_mismatch_error(problem))
+    check_pairing(cfg, tokenizers["teacher"], tokenizers["student"])
     return tokenizers["student"]
 
 

@@ -40,6 +40,7 @@ from workbench.onpolicy import (
 )
 from workbench.scores import agreement_sums, perplexity
 from workbench.teacher_cache import TeacherCache
+from workbench.vocab import bits_per_byte
 
 TERMS = ("ce", "kd", "hidden", "attn")
 SHOWN_ANSWERS = 3  # held-out answers shown beside the teacher's in each generation eval
@@ -71,6 +72,7 @@ class Setup:
     sampler: torch.Generator | None = None  # draws on-policy samples; its state goes into checkpoints
     last_sample: dict | None = None  # latest on-policy answer with per-token reverse KL (main process)
     teacher_answers: list[list[int]] | None = None  # the teacher's answers to the first held-out prompts
+    pairing: Any = None  # workbench.cross_step.Pairing: padded logits, or two tokenizers
 
 
 def step_indices(cfg: DistillConfig, num_train: int, step: int, micro: int, rank: int, world: int) -> torch.Tensor:
@@ -122,6 +124,9 @@ def _logit_terms(cfg: DistillConfig, s: Setup, batch: MicroBatch, logits: torch.
     common = dict(ce_weight=ce_weight, kd_weight=loss_cfg.kd_weight, kind=loss_cfg.kind,
                   temperature=loss_cfg.temperature, beta=loss_cfg.beta, alpha=loss_cfg.alpha,
                   t2_scale=loss_cfg.t2_scale, chunk_size=loss_cfg.chunk_size, reduction="sum")
+    cross = s.pairing.cross if s.pairing is not None else None
+    if cross is not None:
+        return cross.logit_losses(loss_cfg, s.teacher, logits, input_ids, targets, ce_weight), None
     if s.cache is not None:
         cached = TopKTeacher(*(t.to(device) for t in s.cache.batch("train", batch.indices)))
         return logit_losses(logits, targets, cached, **common), None
@@ -129,6 +134,8 @@ def _logit_terms(cfg: DistillConfig, s: Setup, batch: MicroBatch, logits: torch.
     if loss_cfg.kd_weight > 0 or s.teacher_capture is not None or batch.prompt_lens:
         with torch.inference_mode():
             t_logits = s.teacher(input_ids=input_ids, use_cache=False).logits
+    if s.pairing is not None:
+        logits, t_logits = s.pairing.trim(logits, t_logits)
     return logit_losses(logits, targets, t_logits, **common), t_logits
 
 
@@ -145,8 +152,9 @@ def _answer_ce(cfg: DistillConfig, s: Setup, batch: TokenBatch) -> torch.Tensor:
 def _sample_rkl(logits: torch.Tensor, t_logits: torch.Tensor, targets: torch.Tensor) -> list[float]:
     """Per-token reverse KL(q‖p) at T = 1 on row 0's scored positions, for the live disagreement view."""
     where = (targets[0] != -100).nonzero().squeeze(1)
-    log_q = F.log_softmax(logits[0, where].float(), dim=-1)
-    log_p = F.log_softmax(t_logits[0, where].float(), dim=-1)
+    width = min(logits.shape[-1], t_logits.shape[-1])  # padded vocabularies: the tokenizer's ids are the first ones
+    log_q = F.log_softmax(logits[0, where, :width].float(), dim=-1)
+    log_p = F.log_softmax(t_logits[0, where, :width].float(), dim=-1)
     return (log_q.exp() * (log_q - log_p)).sum(-1).clamp(min=0).tolist()
 
 
@@ -268,11 +276,14 @@ def optimizer_step(cfg: DistillConfig, s: Setup, step: int) -> dict[str, float]:
 
 @torch.no_grad()
 def evaluate(cfg: DistillConfig, s: Setup) -> dict[str, float]:
-    """Student CE / perplexity, KL(teacher‖student) at T=1 and top-1 agreement on the validation split."""
+    """Student CE / perplexity / bits per byte, KL(teacher‖student) at T=1 and top-1 agreement on the validation
+    split. With two tokenizers KL is the aligned divergence per student position, top-1 counts the exactly matched
+    positions whose argmaxes spell the same string, and eval_exact_share is the share of exactly matched positions."""
     acc = s.accelerator
     student = acc.unwrap_model(s.module).student
     student.eval()
-    sums = torch.zeros(4, device=acc.device, dtype=torch.float64)  # ce, kl, top1 hits, tokens
+    sums = torch.zeros(6, device=acc.device, dtype=torch.float64)  # ce, kl, top1 hits, tokens, bytes, top1 count
+    cross = s.pairing.cross if s.pairing is not None else None
     b = cfg.train.batch_size
     batches = min(cfg.train.eval_batches, math.ceil(s.val_ids.shape[0] / b))
     for batch in range(acc.process_index, batches, acc.num_processes):
@@ -281,21 +292,38 @@ def evaluate(cfg: DistillConfig, s: Setup) -> dict[str, float]:
         targets = next_token_targets(input_ids)
         with acc.autocast():
             logits = student(input_ids=input_ids, use_cache=False).logits
-        if s.cache is not None:
-            teacher = dict(teacher_topk=tuple(t.to(acc.device) for t in s.cache.batch("val", indices)))
+        mask = targets != -100
+        compared = float(mask.sum())
+        if cross is not None:
+            ce = F.cross_entropy(logits.float()[mask], targets[mask], reduction="sum")
+            kl, hits, compared = cross.eval_batch(cfg.loss, s.teacher, logits, input_ids)
+            part = torch.tensor([float(ce), kl, hits, float(mask.sum())], dtype=torch.float64)
         else:
-            teacher = dict(teacher_logits=s.teacher(input_ids=input_ids, use_cache=False).logits)
-        sums += agreement_sums(logits, targets, chunk_size=cfg.loss.chunk_size, **teacher)
+            if s.cache is not None:
+                teacher = dict(teacher_topk=tuple(t.to(acc.device) for t in s.cache.batch("val", indices)))
+            else:
+                t_logits = s.teacher(input_ids=input_ids, use_cache=False).logits
+                if s.pairing is not None:
+                    logits, t_logits = s.pairing.trim(logits, t_logits)
+                teacher = dict(teacher_logits=t_logits)
+            part = agreement_sums(logits, targets, chunk_size=cfg.loss.chunk_size, **teacher).cpu()
+        text_bytes = float(s.pairing.target_bytes[targets[mask].cpu()].sum()) if s.pairing is not None else 0.0
+        sums += torch.cat([part, torch.tensor([text_bytes, compared], dtype=torch.float64)]).to(sums.device)
     if acc.num_processes > 1:
         sums = acc.reduce(sums, reduction="sum")
     student.train()
-    ce, kl, hits, count = sums.tolist()
+    ce, kl, hits, count, text_bytes, compared = sums.tolist()
     count = max(count, 1.0)
     rows = min(batches * b, s.val_ids.shape[0])
-    return {"eval_loss": ce / count, "eval_ppl": perplexity(ce / count), "eval_kl": kl / count,
-            "eval_top1": hits / count, "eval_tokens": int(count),
-            "measured_on": f"{rows} held-out rows × {s.val_ids.shape[1]} tokens of {cfg.data.dataset} "
-                           "(teacher-forced, KL at T = 1)"}
+    row = {"eval_loss": ce / count, "eval_ppl": perplexity(ce / count), "eval_kl": kl / count,
+           "eval_top1": hits / max(compared, 1.0), "eval_tokens": int(count),
+           "measured_on": f"{rows} held-out rows × {s.val_ids.shape[1]} tokens of {cfg.data.dataset} "
+                          "(teacher-forced, KL at T = 1)"}
+    if text_bytes > 0:
+        row["eval_bpb"] = bits_per_byte(ce, text_bytes)
+    if cross is not None:
+        row["eval_exact_share"] = compared / count
+    return row
 
 
 def generation_eval(cfg: DistillConfig, s: Setup, step: int) -> tuple[dict, dict] | None:
@@ -307,6 +335,8 @@ def generation_eval(cfg: DistillConfig, s: Setup, step: int) -> tuple[dict, dict
 
     if not cfg.train.gen_eval or not s.heldout or s.teacher is None or not s.accelerator.is_main_process:
         return None
+    if s.pairing is not None and s.pairing.cross is not None:
+        return None  # the teacher scores answers in the student's token ids: it needs one tokenizer
     acc = s.accelerator
     student = acc.unwrap_model(s.module).student
     prompts = [clip_prompt(e.prompt_ids, cfg.onpolicy.max_prompt_tokens) for e in s.heldout]

@@ -60,14 +60,14 @@ def _make_accelerator(cfg: DistillConfig):
 def setup(cfg: DistillConfig, accelerator, sink: Sink, *, heal: bool = True) -> Setup:
     """Load models, tokenizer and data; heal the student's gaps if asked (and `heal`: a resumed full fine-tune
     reads its weights from the checkpoint instead); build the trained module, optimizer and schedule."""
-    from workbench.card import check_tokenizers
+    from workbench.cross_step import tokenizer_pairing
     from workbench.data import build_splits
     from workbench.models import load_model, load_tokenizer, num_layers
 
     m, loss = cfg.models, cfg.loss
     torch.manual_seed(cfg.train.seed)
     student_tok = load_tokenizer(m.student, trust_remote_code=m.trust_remote_code)
-    check_tokenizers(load_tokenizer(m.teacher, trust_remote_code=m.trust_remote_code), student_tok)
+    pairing = tokenizer_pairing(cfg, load_tokenizer(m.teacher, trust_remote_code=m.trust_remote_code), student_tok)
     splits = build_splits(cfg.data, student_tok)
     if splits.train.shape[0] < 1 or splits.val.shape[0] < 1:
         raise UserError(f"data.dataset {cfg.data.dataset!r} gives too little text for seq_len {cfg.data.seq_len}")
@@ -99,6 +99,7 @@ def setup(cfg: DistillConfig, accelerator, sink: Sink, *, heal: bool = True) -> 
     if teacher is not None and pairs:
         teacher_capture = LayerCapture(teacher, [t for _, t in hidden_pairs], [int(t) for _, t in attn_pairs])
         teacher_capture.__enter__()
+    pairing.finish(teacher, student)
     student = _prepare_student(cfg, student)
     t_width = teacher.config.hidden_size if teacher is not None else student.config.hidden_size
     projectors = Projectors(hidden_pairs, student.config.hidden_size, t_width).to(accelerator.device)
@@ -112,7 +113,7 @@ def setup(cfg: DistillConfig, accelerator, sink: Sink, *, heal: bool = True) -> 
     sampler = torch.Generator().manual_seed(cfg.train.seed * 1_000_003 + accelerator.process_index + 1)
     return Setup(accelerator, module, teacher, teacher_capture, cache, student_tok, splits.train, splits.val,
                  optimizer, scheduler, precision, splits.train_mask, splits.val_mask, splits.train_examples,
-                 splits.heldout, sampler)
+                 splits.heldout, sampler, pairing=pairing)
 
 
 def _heal_gaps(cfg: DistillConfig, student, teacher, train_ids: torch.Tensor, load: dict, sink: Sink) -> None:

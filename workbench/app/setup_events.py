@@ -27,17 +27,24 @@ def config_from_args(fields: list[str], preset: str, args: tuple) -> DistillConf
 
 
 def _card(teacher: str, student: str, trust: bool, batch: float, seq_len: float):
-    text, compatible = logic.pair_card_text(teacher, student, int(batch or 1), int(seq_len or 8), trust)
+    text, same_tokenizer = logic.pair_card_text(teacher, student, int(batch or 1), int(seq_len or 8), trust)
     if not (teacher or "").strip() or not (student or "").strip():
         status = ""
-    elif compatible:
+    elif same_tokenizer:
         status = '<span class="kd-badge kd-ok">compatible pair</span> same tokenizer: logit distillation works.'
+    elif same_tokenizer is False:
+        status = ('<span class="kd-badge kd-ok">two tokenizers</span> logit distillation aligns the two '
+                  'tokenizations (see "Across tokenizers" and the alignment below).')
     else:
-        status = ('<span class="kd-badge kd-bad">not distillable as is</span> '
-                  + (text.splitlines()[0] if text.startswith("Cannot") else "")).rstrip()
-        if not text.startswith("Cannot"):
-            status += " The tokenizers differ; see the card."
+        status = f'<span class="kd-badge kd-bad">not distillable as is</span> {text.splitlines()[0]}'
     return text, status
+
+
+def _alignment(teacher: str, student: str, text: str) -> str:
+    try:
+        return logic.tokenizer_alignment(teacher or "", student or "", text)
+    except (ValueError, OSError) as exc:
+        raise gr.Error(f"Tokenizer alignment: {exc}") from None
 
 
 def _heal_choice(teacher: str, student: str, current: bool):
@@ -122,6 +129,8 @@ def wire_setup(ctx, c: dict) -> None:
     gr.on([c["models.teacher"].change, c["models.student"].change, c["models.trust_remote_code"].change,
            c["card_refresh"].click], _card, pair, [c["card"], c["card_status"]], api_name="pair_card", **QUIET)
     c["load_events"] = [(_card, pair, [c["card"], c["card_status"]], "setup_card_on_load")]
+    c["align_btn"].click(_alignment, [c["models.teacher"], c["models.student"], c["align_text"]], c["align_view"],
+                         api_name="tokenizer_alignment")
     c["models.student"].change(_lora_choices, [c["models.student"], c["lora.target_modules"]],
                                c["lora.target_modules"], api_name="lora_targets", **QUIET)
     gr.on([c["models.teacher"].change, c["models.student"].change], _heal_choice,

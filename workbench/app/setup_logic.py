@@ -21,6 +21,7 @@ DERIVED_EXAMPLES = (
     f"{BUILTIN_TEACHER}?prune=importance&layers=20",
     f"{BUILTIN_TEACHER}?prune=even&layers=20",
     f"{BUILTIN_TEACHER}?fresh&layers=4&hidden=256&heads=4&kv_heads=2",
+    f"{BUILTIN_TEACHER}?fresh&layers=4&hidden=256&heads=4&tokenizer=builtin:bpe-8k",
 )
 BUILTIN_DATASETS = ("builtin:chat", "builtin:kjv")
 SAMPLE_PROMPT = "The capital of France is"
@@ -60,17 +61,17 @@ def _card(teacher: str, student: str, batch: int, seq_len: int, trust_remote_cod
     return pair_card(teacher, student, batch, seq_len, trust_remote_code=trust_remote_code)
 
 
-def pair_card_text(teacher: str, student: str, batch: int, seq_len: int, trust: bool) -> tuple[str, bool]:
-    """(card text, compatible). Errors (unknown spec, offline hub id) come back as the text, not compatible."""
+def pair_card_text(teacher: str, student: str, batch: int, seq_len: int, trust: bool) -> tuple[str, bool | None]:
+    """(card text, same tokenizer). Errors (unknown spec, offline hub id) come back as the text, with None."""
     from workbench.card import format_card
 
     teacher, student = (teacher or "").strip(), (student or "").strip()
     if not teacher or not student:
-        return "Choose a teacher and a student to see their compatibility card.", False
+        return "Choose a teacher and a student to see their compatibility card.", None
     try:
         card = _card(teacher, student, int(batch or 1), int(seq_len or 8), bool(trust))
     except (ValueError, OSError) as exc:
-        return f"Cannot read this pair: {exc}", False
+        return f"Cannot read this pair: {exc}", None
     return format_card(card), bool(card["tokenizer"]["identical"])
 
 
@@ -168,3 +169,13 @@ def next_token_logits(ctx, teacher: str, student: str, prompt: str) -> dict[str,
     ctx.preview_cache[key] = entry
     return entry
 
+
+
+def tokenizer_alignment(teacher: str, student: str, text: str) -> str:
+    """HTML of the sample text tokenized by both models, aligned into spans (workbench.alignment_view)."""
+    from workbench.alignment_view import alignment_html, alignment_spans
+
+    if not (text or "").strip():
+        raise UserError("Sample text: type a sentence for both tokenizers to read")
+    view = alignment_spans(load_tokenizer_cached(teacher.strip()), load_tokenizer_cached(student.strip()), text)
+    return alignment_html(view)

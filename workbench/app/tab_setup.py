@@ -10,6 +10,7 @@ from typing import Any
 
 import gradio as gr
 
+from workbench.alignment_view import SAMPLE_TEXT
 from workbench.app import setup_logic as logic
 from workbench.app.setup_events import ALPHA_KINDS, BETA_KINDS, wire_setup
 from workbench.config import DistillConfig, field_choices, field_help, field_slider, load_preset, preset_names
@@ -41,6 +42,12 @@ def _models_section(ctx, c: dict, v: dict) -> None:
     c["card_status"] = gr.Markdown("")
     with gr.Accordion("Compatibility card", open=False):
         c["card"] = gr.Code(value="", label="Compatibility card", language=None, lines=12, interactive=False)
+    with gr.Accordion("Tokenizer alignment", open=False):
+        with gr.Row():
+            c["align_text"] = gr.Textbox(SAMPLE_TEXT, label="Sample text", lines=2, scale=4,
+                                         info="Tokenized by both models; each coloured box is a span both cover.")
+            c["align_btn"] = gr.Button("Show alignment", size="sm", scale=0)
+        c["align_view"] = gr.HTML("", elem_id="tokenizer-alignment")
 
 
 def _data_section(c: dict, v: dict, ctx) -> None:
@@ -93,6 +100,8 @@ def _loss_section(c: dict, v: dict) -> None:
                                             label="Hidden distance", info=_info("loss.hidden_loss"))
         c["loss.attn_loss"] = gr.Dropdown(field_choices("loss.attn_loss"), value=v["loss.attn_loss"],
                                           label="Attention distance", info=_info("loss.attn_loss"))
+    c["loss.cross_tokenizer"] = gr.Radio(field_choices("loss.cross_tokenizer"), value=v["loss.cross_tokenizer"],
+                                         label="Across tokenizers", info=_info("loss.cross_tokenizer"))
 
 
 def _mapping_section(c: dict, v: dict) -> None:

@@ -41,7 +41,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from workbench.card import format_card, model_card, pair_card, tokenizer_mismatch_error
+    from workbench.card import format_card, model_card, pair_card
 
     teacher = args.teacher or BUILTIN_TEACHER
     if args.rank_pruning:
@@ -52,8 +52,6 @@ def run(args: argparse.Namespace) -> int:
         student = args.student or DEFAULT_STUDENT
         card = pair_card(teacher, student, args.batch, args.seq_len, trust_remote_code=args.trust_remote_code)
     print(json.dumps(card, indent=2) if args.json else format_card(card), flush=True)
-    if "tokenizer" in card and not card["tokenizer"]["identical"]:
-        raise tokenizer_mismatch_error(card["tokenizer"]["problem"])
     return 0
 
 
