@@ -1,3 +1,11 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
 # # 05 · Full or LoRA student: parameters, speed, quality, export
 #
@@ -119,6 +127,7 @@ figure.update_layout(height=360, template="plotly_white", showlegend=False, titl
 figure.show()
 
 # %% [markdown]
+#
 # %%
 ratio = speed["lora r=16"] / speed["full"]
 print(f"LoRA steps ran {ratio:.1f}× as fast as full steps here")
