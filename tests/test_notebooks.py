@@ -24,7 +24,8 @@ from workbench.errors import UserError
 from workbench.explain import TOPICS, learn_markdown, topic, topic_markdown
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
-NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
+NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))  # English editions and their Korean ones (*.ko.ipynb)
+ENGLISH = [path for path in NOTEBOOKS if not path.stem.endswith(".ko")]
 SOURCES = sorted((NOTEBOOK_DIR / "src").glob("[0-9][0-9]_*.py"))
 KERNEL_NAME = "kd-workbench-tests"
 NOTEBOOK_LIMIT_S = 180  # each notebook states its runtime on a 2-core CPU; 3 minutes is the ceiling
@@ -42,8 +43,9 @@ def kernel_dir(tmp_path_factory) -> Path:
 
 
 def test_every_notebook_is_listed_and_stored_without_outputs():
-    names = [path.stem for path in NOTEBOOKS]
+    names = [path.stem for path in ENGLISH]
     assert [name[:2] for name in names] == ["01", "02", "03", "04", "05"], names
+    assert sorted(path.stem for path in NOTEBOOKS) == sorted(names + [f"{name}.ko" for name in names])
     for path in NOTEBOOKS:
         notebook = nbformat.read(path, as_version=4)
         code = [cell for cell in notebook.cells if cell.cell_type == "code"]
@@ -64,9 +66,22 @@ def test_stored_notebook_is_the_jupytext_build_of_its_source(source: Path):
     assert built.metadata["kernelspec"]["name"] == "python3"
 
 
+@pytest.mark.parametrize("english", ENGLISH, ids=[path.stem[:2] for path in ENGLISH])
+def test_korean_edition_runs_the_same_code_with_korean_prose(english: Path):
+    korean = nbformat.read(english.with_name(f"{english.stem}.ko.ipynb"), as_version=4)
+    original = nbformat.read(english, as_version=4)
+    assert [c for c in _cells(korean) if c[0] == "code"] == [c for c in _cells(original) if c[0] == "code"]
+    prose = [cell.source for cell in korean.cells if cell.cell_type == "markdown"]
+    assert len(prose) == sum(cell.cell_type == "markdown" for cell in original.cells)
+    for text in prose:  # every prose cell is written in Korean, not left in English
+        hangul = sum("\uac00" <= ch <= "\ud7a3" for ch in text)
+        assert hangul > 0.1 * sum(ch.isalpha() for ch in text), text[:80]
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(NOTEBOOK_LIMIT_S + 60)
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=[path.stem[:2] for path in NOTEBOOKS])
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[path.stem[:2] + path.stem[-3:] * path.stem.endswith(".ko")
+                                                  for path in NOTEBOOKS])
 def test_notebook_runs_top_to_bottom(path: Path, kernel_dir: Path, tmp_path: Path, monkeypatch):
     monkeypatch.setenv("JUPYTER_PATH", os.pathsep.join([str(kernel_dir), os.environ.get("JUPYTER_PATH", "")]))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

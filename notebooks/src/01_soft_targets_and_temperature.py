@@ -20,7 +20,8 @@
 # 3. how the distillation gradient shrinks as T grows (like **1/T²** once T is large), and why the loss is
 #    multiplied by **T²**.
 #
-# Measured runtime: 23 s on a 2-core CPU (shared with other jobs, so a quiet machine is faster). Change the prompt
+# Measured runtime: 23 s on a 2-core CPU (shared with other jobs, so a quiet machine is faster); the last cell
+# prints this run's time. Change the prompt
 # and the temperatures and run it again. Every sentence below that a printed number can check is checked by an
 # `assert` in the cell that prints the number.
 
@@ -117,9 +118,8 @@ figure.show()
 #
 # The hard label of this prompt might be "wine". A student trained on it learns *wine* and nothing else. The
 # teacher also says that water, beer or milk would fit (they are in its top 10 above), and that "car" or "Paris"
-# would not: that is
-# what Hinton et al. called **dark knowledge**. It sits in the probabilities of the non-argmax tokens, which at
-# T = 1 are often too small to move a loss. The temperature brings them up:
+# would not: that is what Hinton et al. called **dark knowledge**. It sits in the probabilities of the
+# non-argmax tokens, which at T = 1 are often too small to move a loss. The temperature brings them up:
 
 # %%
 argmax = int(teacher_logits.argmax())
@@ -179,11 +179,10 @@ assert side_by_side[1.0] > 5 * side_by_side[4.0]
 # %% [markdown]
 # At T = 1 the two differ clearly: the student's most likely token is not the teacher's " wine", and KL is over
 # 1 nat. At T = 4 both are flattened, the bars look alike and KL is several times smaller (the ranking does not
-# change with T, so the student's top tokens stay the same). The trainer multiplies the loss by T² (the value in
-# brackets; see below why). Softening shrinks every
-# logit difference, the student's errors with them: a higher temperature makes teacher and student *look* more
-# alike, and the distillation loss and its gradient shrink accordingly. What remains at high T is the shape of
-# the tail. That shrinking is the subject of the next section.
+# change with T, so the student's top tokens stay the same). Softening shrinks every logit difference, the
+# student's errors with them: a higher temperature makes teacher and student *look* more alike, and the
+# distillation loss and its gradient shrink accordingly. What remains at high T is the shape of the tail. That
+# shrinking is the subject of the next sections; the trainer multiplies the loss by T² (the value in brackets).
 
 # %% [markdown]
 # ## Why the gradient shrinks like 1/T²
@@ -288,17 +287,16 @@ for t, (without, with_t2) in balance.items():
 assert balance[2][0] / balance[16][0] > 100 and balance[2][1] / balance[16][1] < 5
 
 # %% [markdown]
-# Without T² the KD term's share falls by more than two orders of magnitude between T = 2 and T = 16, so changing T would
-# silently turn a KD + CE run into a CE run; with T² the ratio changes by less than 5×. In the app this is
-# the balance of **KD weight** and **CE weight**: with `loss.t2_scale` on, you can change T without re-weighing
-# them.
+# Without T² the KD term's share falls by more than two orders of magnitude between T = 2 and T = 16, so
+# changing T would silently turn a KD + CE run into a CE run; with T² the ratio changes by less than 5×. In the
+# app this is the balance of **KD weight** and **CE weight**: with `loss.t2_scale` on, a change of T leaves that
+# balance roughly where you set it.
 #
 # **Try:** another prompt; T = 8 and T = 0.5 in the first figure; `kind="reverse_kl"` or `kind="jsd"` in
-# `kd_gradient` (the high-T limit holds for them too).
+# `kd_gradient` (does the high-T limit hold for them too?).
 #
 # Next: `02_distil_the_builtin_teacher.ipynb` trains a student with these soft targets.
 
 # %%
 elapsed = time.monotonic() - NOTEBOOK_STARTED
-print(f"this notebook ran in {elapsed:.0f} s")
-assert elapsed < 180
+print(f"this notebook ran in {elapsed:.0f} s")  # the tests hold every notebook to 3 minutes

@@ -18,7 +18,7 @@
 # (its logits are a parabola with a centre μ and a width σ). We fit the student by gradient descent under each
 # divergence of `workbench.losses.divergence`, exactly the function the trainer calls, and look at the result.
 #
-# Measured runtime: 25 s on a 2-core CPU (shared with other jobs); the last cell prints this run's time. Every
+# Measured runtime: 33 s on a 2-core CPU (shared with other jobs); the last cell prints this run's time. Every
 # sentence below that a printed number can check is checked by an `assert` in the cell that prints it.
 
 # %%
@@ -146,7 +146,7 @@ figure.show()
 #   stretches to **cover both modes**, and puts its peak in the valley where the teacher puts almost nothing.
 #   It ends at the same place from every start: the teacher's mean (0.6·35 + 0.4·65 = 47) and spread.
 # - **soft_ce** −Σ p log q is forward KL plus the teacher's entropy, a constant: the same student, a loss higher
-#   by exactly H(p). The trainer logs it when you want the cross-entropy to soft labels as a number.
+#   by exactly H(p). Its gradient is forward KL's; only the logged value differs.
 # - **reverse_kl** KL(q‖p) is large wherever the *student* has mass and the teacher has little, so the student
 #   **picks one mode** and fits it tightly. Which one depends on the start; the larger mode at 35 has the lower
 #   loss.
@@ -209,8 +209,8 @@ assert table["forward_kl"]["reverse_kl"] > 3 * table["reverse_kl"]["reverse_kl"]
 # jsd(β) = β·KL(p‖m) + (1−β)·KL(q‖m) with m = βp + (1−β)q. At the endpoints the workbench computes the plain
 # KL: **exactly KL(p‖q) at β = 0 and KL(q‖p) at β = 1**. Close to an endpoint the formula itself is small:
 # near β = 0, m ≈ q and the loss is ≈ **β·KL(p‖q)**; near β = 1 it is ≈ **(1−β)·KL(q‖p)**. So the loss (and
-# its gradient) jumps at the endpoints, and a β of 0.01 trains like forward KL with a learning rate 100 times
-# smaller. Below, the best student (of the five starts) for each β, and the loss next to β·KL(p‖q) and
+# its gradient) jumps at the endpoints: at β = 0.01 it has forward KL's minimum but a value 100 times smaller
+# (logged losses are not comparable across β; Adam rescales the steps, plain SGD would not). Below, the best student (of the five starts) for each β, and the loss next to β·KL(p‖q) and
 # (1−β)·KL(q‖p) for the covering student.
 
 # %%
@@ -286,5 +286,4 @@ assert all(abs(second_mode - float(teacher_probs[60:71].sum())) < 0.02 for _, se
 
 # %%
 elapsed = time.monotonic() - NOTEBOOK_STARTED
-print(f"this notebook ran in {elapsed:.0f} s")
-assert elapsed < 180
+print(f"this notebook ran in {elapsed:.0f} s")  # the tests hold every notebook to 3 minutes
