@@ -44,7 +44,8 @@ def kernel_dir(tmp_path_factory) -> Path:
 
 def test_every_notebook_is_listed_and_stored_without_outputs():
     names = [path.stem for path in ENGLISH]
-    assert [name[:2] for name in names] == ["01", "02", "03", "04", "05"], names
+    assert [name[:2] for name in names] == [f"{number:02d}" for number in range(1, len(names) + 1)], names
+    assert len(names) >= 5
     assert sorted(path.stem for path in NOTEBOOKS) == sorted(names + [f"{name}.ko" for name in names])
     for path in NOTEBOOKS:
         notebook = nbformat.read(path, as_version=4)

@@ -145,11 +145,11 @@ assert tail_size[1.0] > 100 and tail_size[2.0] > 5_000 and tail_size[4.0] > 20_0
 # %%
 PRESET_T = {name: load_preset(name).loss.temperature for name in ("default", "quick", "thorough")}
 print("loss.temperature of each preset:", PRESET_T)
-assert PRESET_T == {"default": 1.0, "quick": 2.0, "thorough": 2.0}
+assert PRESET_T == {"default": 1.0, "quick": 1.0, "thorough": 2.0}
 
 # %% [markdown]
-# `default` preset은 T = 1로 증류합니다(사람이 쓴 텍스트에서 hard label의 CE Loss와 함께). `quick`과 `thorough`는
-# T = 2로 분포를 부드럽게 합니다.
+# `default`와 `quick` preset은 hard label의 CE Loss와 함께 T = 1로 증류하고, `thorough`는 T = 2로 분포를 부드럽게
+# 합니다.
 #
 # ## Teacher와 student 나란히 보기
 #

@@ -195,10 +195,11 @@ attention_figure(before, pair_index=S_LAYERS - 1).update_layout(title="before: l
 
 # %%
 COMMON = [
-    f"models.student={STUDENT}", "mapping.preset=uniform", "loss.kd_weight=1",
+    f"models.student={STUDENT}", "mapping.preset=uniform", "loss.kd_weight=1", "loss.ce_weight=0",
+    "loss.temperature=2",
     "data.seq_len=32", "data.max_sequences=240",
     "train.steps=30", "train.lr=0.003", "train.warmup_steps=3", "train.eval_every=10", "train.eval_batches=2",
-    "train.save_every=1000", "train.device=cpu",
+    "train.save_every=1000", "train.device=cpu", "train.gen_eval=false",
 ]
 HIDDEN = ["loss.hidden_weight=1", "loss.hidden_loss=ln_mse", "loss.hidden_skip_first=true"]
 runs = {"kd": [], "kd+hidden": HIDDEN, "kd+hidden+attn": HIDDEN + ["loss.attn_weight=1", "loss.attn_loss=kl"]}

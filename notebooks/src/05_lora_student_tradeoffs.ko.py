@@ -53,7 +53,8 @@ WORKDIR = Path(os.environ.get("KD_NOTEBOOK_WORKDIR") or tempfile.mkdtemp(prefix=
 BUDGET = [
     "data.seq_len=32", "data.max_sequences=240",
     "train.steps=12", "train.warmup_steps=2", "train.eval_every=4", "train.eval_batches=2",
-    "train.save_every=1000", "train.device=cpu",
+    "train.save_every=1000", "train.device=cpu", "train.gen_eval=false",
+    "loss.temperature=2", "loss.ce_weight=0", "loss.kd_weight=1",
 ]
 configs = {
     "full": apply_overrides(load_preset("quick"), BUDGET),
