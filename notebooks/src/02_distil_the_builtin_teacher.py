@@ -23,8 +23,11 @@
 # **KL to the teacher** (how close each is to the teacher's whole distribution).
 #
 # The budget is deliberately tiny; the app's quick preset (printed below) trains the same student on the same
-# data at the same learning rate, a little longer and with its own loss weights. Measured runtime: 37 s on a 2-core CPU (shared with other jobs); the last cell prints this run's
-# time. Every sentence below that a printed number can check is checked by an `assert` in the cell that prints it.
+# data at the same learning rate, a little longer and with its own loss weights.
+#
+# Measured runtime on a 2-core CPU: 37 s when nothing else ran, 74 s while other jobs kept it busy, and over 3
+# minutes at load average 14. The last cell prints this run's time. Every sentence below that a printed number
+# can check is checked by an `assert` in the cell that prints it.
 
 # %%
 import os

@@ -17,7 +17,7 @@
 # trainer가 호출하는 바로 그 함수 `workbench.losses.divergence`의 각 divergence로 student를 gradient descent로 맞추고
 # 결과를 봅니다.
 #
-# 측정한 실행 시간: 2코어 CPU에서 33초(다른 작업과 함께 쓰는 머신). 마지막 셀이 이번 실행 시간을 출력합니다. 아래 본문
+# 측정한 실행 시간(2코어 CPU): 다른 작업이 없을 때 33초, load average 14에서 66초. 마지막 셀이 이번 실행 시간을 출력합니다. 아래 본문
 # 중 출력된 숫자로 확인할 수 있는 문장은 모두 그 숫자를 출력하는 셀의 `assert`로 검사합니다.
 
 # %%

@@ -18,7 +18,8 @@
 # (its logits are a parabola with a centre μ and a width σ). We fit the student by gradient descent under each
 # divergence of `workbench.losses.divergence`, exactly the function the trainer calls, and look at the result.
 #
-# Measured runtime: 33 s on a 2-core CPU (shared with other jobs); the last cell prints this run's time. Every
+# Measured runtime on a 2-core CPU: 33 s when nothing else ran, 66 s at load average 14. The last cell prints
+# this run's time. Every
 # sentence below that a printed number can check is checked by an `assert` in the cell that prints it.
 
 # %%

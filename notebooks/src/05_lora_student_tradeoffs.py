@@ -20,7 +20,8 @@
 # student to an ordinary model folder. "Full" here means every weight, the embeddings included (notebook 02
 # froze them with `train.freeze_embeddings=true` to keep its three runs cheap).
 #
-# Measured runtime: 78 s on a 2-core CPU (shared with other jobs); the last cell prints this run's time. Every
+# Measured runtime on a 2-core CPU: 78 s when nothing else ran, 450 s at load average 10 to 14. The last cell
+# prints this run's time. Every
 # sentence below that a printed number can check is checked by an `assert` in the cell that prints it.
 
 # %%
