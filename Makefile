@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 7860
 
-.PHONY: app test setup browser lint bench clean
+.PHONY: app test setup browser lint bench notebooks clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ test: $(STAMP) browser
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check workbench bench tests
+
+# Rebuild notebooks/*.ipynb (no outputs) from their sources notebooks/src/*.py (pairing in notebooks/jupytext.toml).
+notebooks: $(STAMP)
+	cd notebooks && ../$(VENV)/bin/jupytext --sync src/*.py
 
 bench: $(STAMP)
 	$(PY) -m pip install -q -e ".[bench]"

@@ -4,9 +4,12 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from workbench.losses import (
     DIVERGENCE_KINDS,
+    HIDDEN_KINDS,
+    LN_EPS,
     attention_loss,
     ce_and_divergence,
     divergence,
@@ -252,14 +255,16 @@ def _reference_hidden(s, t, kind, mask):
             if mask is not None and not mask[b, i]:
                 continue
             x, y = s[b, i].double(), t[b, i].double()
-            if kind == "mse":
+            if kind == "ln_mse":  # (h − mean) / sqrt(var + eps), the biased variance over the width
+                x, y = ((h - h.mean()) / math.sqrt(float(((h - h.mean()) ** 2).mean()) + LN_EPS) for h in (x, y))
+            if kind in ("mse", "ln_mse"):
                 values.append(float(((x - y) ** 2).sum()) / x.numel())
             else:
                 values.append(1 - float((x * y).sum()) / math.sqrt(float((x * x).sum()) * float((y * y).sum())))
     return sum(values) / len(values) if values else 0.0
 
 
-@pytest.mark.parametrize("kind", ["mse", "cosine"])
+@pytest.mark.parametrize("kind", HIDDEN_KINDS)
 def test_hidden_state_loss(kind):
     gen = torch.Generator().manual_seed(11)
     s, t = torch.randn(2, 6, 8, generator=gen), torch.randn(2, 6, 8, generator=gen)
@@ -274,6 +279,30 @@ def test_hidden_state_loss(kind):
     assert empty.item() == 0.0 and torch.isfinite(s.grad).all()
     with pytest.raises(ValueError):
         hidden_state_loss(s, t, "l1")
+
+
+def test_config_offers_exactly_the_kinds_the_losses_compute():
+    from workbench import config
+
+    assert config.DIVERGENCE_KINDS == DIVERGENCE_KINDS and config.HIDDEN_KINDS == HIDDEN_KINDS
+
+
+def test_ln_mse_ignores_scale_and_offset_and_bounds_every_position():
+    gen = torch.Generator().manual_seed(13)
+    s, t = (torch.randn(2, 5, 16, generator=gen, dtype=torch.float64) for _ in range(2))
+    t_massive = t.clone()
+    t_massive[:, 0] *= 1000.0  # a first position thousands of times larger, as in a decoder's hidden states
+    plain = hidden_state_loss(s, t, "ln_mse").item()  # equal up to the layer norm's eps
+    assert hidden_state_loss(s, t_massive, "ln_mse").item() == pytest.approx(plain, rel=1e-5)
+    assert hidden_state_loss(3.0 * s + 2.0, t, "ln_mse").item() == pytest.approx(plain, rel=1e-5)
+    assert hidden_state_loss(s, t_massive, "mse").item() > 1000 * hidden_state_loss(s, t, "mse").item()
+    assert 0.0 <= hidden_state_loss(s, -t, "ln_mse").item() <= 4.0
+    centred = s - s.mean(-1, keepdim=True), t - t.mean(-1, keepdim=True)
+    correlation = F.cosine_similarity(*centred, dim=-1).mean()
+    assert hidden_state_loss(s, t, "ln_mse").item() == pytest.approx(2 * (1 - correlation.item()), rel=1e-3)
+    s_param = s.clone().requires_grad_(True)
+    hidden_state_loss(s_param, t_massive, "ln_mse").backward()
+    assert torch.isfinite(s_param.grad).all() and s_param.grad.abs().sum() > 0
 
 
 def _attention(batch, heads, length, gen):

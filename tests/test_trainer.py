@@ -133,3 +133,25 @@ def test_warmup_longer_than_the_run_is_clamped_and_logged(tiny_teacher, tiny_stu
     assert any("train.warmup_steps 10 is more than train.steps 2" in message for message in sink.messages)
     # the schedule's multiplier after step 1 is 2/3 of the peak, not 2/11 as a 10-step warmup would give
     assert sink.of_kind("train")[0]["lr"] == pytest.approx(3e-3 * 2 / 3)
+
+
+@pytest.mark.parametrize("skip_first", [False, True])
+def test_hidden_matching_with_ln_mse_can_leave_out_the_first_position(
+    tiny_teacher, tiny_student, tiny_text, tmp_path, monkeypatch, skip_first
+):
+    masks = []
+    real = workbench.train_step.hidden_state_loss
+
+    def recording(student_h, teacher_h, kind, mask=None):
+        masks.append((kind, mask.clone()))
+        return real(student_h, teacher_h, kind, mask=mask)
+
+    monkeypatch.setattr(workbench.train_step, "hidden_state_loss", recording)
+    loss = {"hidden_weight": 1.0, "hidden_loss": "ln_mse", "hidden_skip_first": skip_first}
+    sink = ListSink()
+    train(tiny_config(tiny_teacher, tiny_student, tiny_text, loss=loss, train={"steps": 2}), tmp_path / "run", sink)
+    assert masks and all(kind == "ln_mse" for kind, _ in masks)
+    for _, mask in masks:
+        assert bool(mask[:, 0].any()) is not skip_first
+        assert mask[:, 1:-1].all() and not mask[:, -1].any()
+    assert all(0 < row["hidden"] <= 4 * len(masks) for row in sink.of_kind("train"))

@@ -105,11 +105,16 @@ TOPICS: tuple[Topic, ...] = (
             "- **custom**: your own pairs such as `3:11` or `emb:emb` (the embedding output).\n\n"
             "**Hidden-state matching** (FitNets) pulls each student layer's output towards its teacher layer's; "
             "when the widths differ, a small trained projector maps student width to teacher width first (it is "
-            "not part of the exported student). **Attention transfer** (TinyBERT) makes the student's attention "
-            "maps look like the teacher's, averaged over heads when the head counts differ. Both help most when "
-            "the student starts far from the teacher, for example a freshly initialised one."
+            "not part of the exported student). A decoder puts \"massive activations\" on its first position, "
+            "hundreds of times larger than elsewhere, so plain **mse** is almost all that one position; **ln_mse** "
+            "(mse after a layer norm without parameters) and **cosine** weigh every position the same, and "
+            "**Skip first position** leaves it out. **Attention transfer** makes the student's attention maps "
+            "look like the teacher's, averaged over heads when the head counts differ: **kl** is the KL between "
+            "the attention distributions (MiniLM's loss), **mse** the squared difference of the probabilities "
+            "(TinyBERT used an MSE on the scores before the softmax). Both help most when the student starts far "
+            "from the teacher, for example a freshly initialised one."
         ),
-        fields=("mapping.preset", "mapping.pairs", "loss.hidden_loss", "loss.attn_loss"),
+        fields=("mapping.preset", "mapping.pairs", "loss.hidden_loss", "loss.hidden_skip_first", "loss.attn_loss"),
         notebook="04_layer_mapping.ipynb",
     ),
     Topic(

@@ -28,7 +28,9 @@ import torch.nn.functional as F
 
 from workbench.chunked import RowFn, math_dtype, rowwise_mean, valid_rows
 from workbench.closed_form import closed_kind, closed_rows
-from workbench.config import DIVERGENCE_KINDS
+from workbench.config import DIVERGENCE_KINDS, HIDDEN_KINDS
+
+LN_EPS = 1e-5  # ln_mse: added to the variance, as torch.nn.LayerNorm does
 
 
 def check_divergence_args(kind: str, beta: float, alpha: float, temperature: float) -> None:
@@ -239,7 +241,10 @@ def hidden_state_loss(
     """Distance between hidden states [B, T, D] (the student's already projected to the teacher's width).
 
     mse: mean over valid positions of the mean over D of (s − t)². cosine: mean over valid positions of
-    1 − cos(s, t). mask [B, T] marks valid positions (True / 1).
+    1 − cos(s, t). ln_mse: mse after a layer norm without parameters on each side, (h − mean_D h) / std_D h, so
+    every position weighs the same whatever its scale (a decoder's few "massive activation" positions hold
+    values thousands of times larger than the rest); it lies in [0, 4] and equals 2·(1 − Pearson correlation of
+    s and t over D). mask [B, T] marks valid positions (True / 1).
     """
     if student_h.shape != teacher_h.shape:
         raise ValueError(f"hidden states differ in shape: {tuple(student_h.shape)} vs {tuple(teacher_h.shape)}")
@@ -249,8 +254,11 @@ def hidden_state_loss(
         per_position = (s - t).square().mean(-1)
     elif kind == "cosine":
         per_position = 1.0 - F.cosine_similarity(s, t, dim=-1, eps=1e-8)
+    elif kind == "ln_mse":
+        width = s.shape[-1:]
+        per_position = (F.layer_norm(s, width, eps=LN_EPS) - F.layer_norm(t, width, eps=LN_EPS)).square().mean(-1)
     else:
-        raise ValueError(f"hidden-state kind must be mse or cosine, got {kind!r}")
+        raise ValueError(f"hidden-state kind must be one of {', '.join(HIDDEN_KINDS)}, got {kind!r}")
     return _masked_mean(per_position, mask)
 
 
@@ -263,10 +271,13 @@ def attention_loss(
 ) -> torch.Tensor:
     """Attention transfer between attention maps [B, Hs, T, T] and [B, Ht, T, T] (rows = queries, cols = keys).
 
-    When Hs != Ht both are averaged over heads first and compared as one map. kl: KL(teacher row ‖ student row)
-    summed over keys (TinyBERT); entries where the teacher is 0 (causal or padding zeros) contribute 0 and the
-    student is floored at eps so a student zero stays finite. mse: mean over keys of the squared difference.
-    Either is averaged over heads and valid query rows; mask [B, T] marks valid query positions.
+    The maps are attention probabilities (after the softmax). When Hs != Ht both are averaged over heads first and
+    compared as one map. kl: KL(teacher row ‖ student row) summed over keys, the attention-distribution loss of
+    MiniLM (Wang et al. 2020); entries where the teacher is 0 (causal or padding zeros) contribute 0 and the
+    student is floored at eps so a student zero stays finite. mse: mean over keys of the squared difference of
+    the probabilities (TinyBERT's attention loss is an MSE too, but on the scores before the softmax, which
+    eager attention does not return). Either is averaged over heads and valid query rows; mask [B, T] marks
+    valid query positions.
     """
     if student_attn.dim() != 4 or teacher_attn.dim() != 4:
         raise ValueError("attention maps must be [batch, heads, queries, keys]")

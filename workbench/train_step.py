@@ -183,14 +183,17 @@ def micro_step(cfg: DistillConfig, s: Setup, batch: MicroBatch, scale: float, ce
                          "index": int(batch.indices[0])}
     mask = targets != -100
     share = scale * float(mask.sum())  # this micro-batch's share of the step, for the per-position mean terms
-    for term, pairs, weight, fn, kind, captured in (
-        ("hidden", hidden, loss_cfg.hidden_weight, hidden_state_loss, loss_cfg.hidden_loss, "hidden"),
-        ("attn", attn, loss_cfg.attn_weight, attention_loss, loss_cfg.attn_loss, "attn"),
+    hidden_mask = mask.clone()
+    if loss_cfg.hidden_skip_first:
+        hidden_mask[:, 0] = False
+    for term, pairs, weight, fn, kind, term_mask in (
+        ("hidden", hidden, loss_cfg.hidden_weight, hidden_state_loss, loss_cfg.hidden_loss, hidden_mask),
+        ("attn", attn, loss_cfg.attn_weight, attention_loss, loss_cfg.attn_loss, mask),
     ):
         value = torch.zeros((), device=device)
         for (_, t_layer), student_value in pairs.items():
-            teacher_value = getattr(s.teacher_capture, captured)[t_layer if term == "hidden" else int(t_layer)]
-            value = value + fn(student_value, teacher_value.detach().clone(), kind, mask=mask)
+            teacher_value = getattr(s.teacher_capture, term)[t_layer if term == "hidden" else int(t_layer)]
+            value = value + fn(student_value, teacher_value.detach().clone(), kind, mask=term_mask)
         total = total + weight * value * share
         sums[term] = value.detach() * share
     s.accelerator.backward(total)

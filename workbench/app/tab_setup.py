@@ -98,6 +98,8 @@ def _loss_section(c: dict, v: dict) -> None:
             c[f"loss.{key}"] = _number(f"loss.{key}", label, v[f"loss.{key}"], step=0.1)
         c["loss.hidden_loss"] = gr.Dropdown(field_choices("loss.hidden_loss"), value=v["loss.hidden_loss"],
                                             label="Hidden distance", info=_info("loss.hidden_loss"))
+        c["loss.hidden_skip_first"] = gr.Checkbox(v["loss.hidden_skip_first"], label="Skip first position",
+                                                  info=_info("loss.hidden_skip_first"))
         c["loss.attn_loss"] = gr.Dropdown(field_choices("loss.attn_loss"), value=v["loss.attn_loss"],
                                           label="Attention distance", info=_info("loss.attn_loss"))
     c["loss.cross_tokenizer"] = gr.Radio(field_choices("loss.cross_tokenizer"), value=v["loss.cross_tokenizer"],
