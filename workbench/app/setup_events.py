@@ -84,7 +84,7 @@ def _add_pair(rows: Any, student_layer: str, teacher_layer: str, request: gr.Req
     """Append the typed pair to the custom pairs (and switch the preset to custom)."""
     student_layer, teacher_layer = (student_layer or "").strip(), (teacher_layer or "").strip()
     if not student_layer or not teacher_layer:
-        raise gr.Error(tr("Type a student layer and a teacher layer (numbers from 0, or emb) before adding a pair.",
+        raise user_error(tr("Type a student layer and a teacher layer (numbers from 0, or emb) before adding a pair.",
                           lang_of(request)))
     kept = [[s, t] for s, t in (pair.split(":") for pair in rows_to_pairs(rows))]
     return [*kept, [student_layer, teacher_layer]], "custom", "", ""

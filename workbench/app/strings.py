@@ -45,6 +45,7 @@ KO: dict[str, str] = {
     "Teacher-forced terms on": "Teacher-forced 항을 계산할 토큰",
     "Held-out prompts": "떼어 둔 prompt 수",
     "Generation eval": "생성 평가",
+    "Also report to": "지표를 함께 보낼 곳",
     "Teacher": "교사 모델",
     "Student": "학생 모델",
     "Trust remote code": "원격 코드 신뢰 (trust_remote_code)",
@@ -373,5 +374,6 @@ HELP_KO: dict[str, str] = {
     "onpolicy.max_new_tokens": "샘플링하는 답변의 최대 토큰 수.",
     "onpolicy.temperature": "답변 샘플링의 temperature.",
     "onpolicy.top_p": "Nucleus 샘플링: 누적 확률이 이 값에 이르는 가장 작은 토큰 집합만 남깁니다. 1이면 전부.",
+    "train.report_to": "metrics.jsonl과 함께 지표를 보낼 곳 (TensorBoard 등, 설치된 경우).",
     "run.name": "Run 이름 (영문자, 숫자, '_', '-', '.'); 비우면 시각으로 만듭니다.",
 }

@@ -161,7 +161,7 @@ def disagreement_fn(ctx):
             teacher_model, _ = ctx.pool.get((teacher or "").strip() or ctx.teacher)
             pieces = token_disagreement(student_model, teacher_model, tokenizer, prompt, answer, messages[:-2])
         except UserError as exc:
-            raise gr.Error(str(exc)) from None
+            raise user_error(str(exc)) from None
         mean = sum(p["rkl"] for p in pieces) / max(len(pieces), 1)
         head = tr("Distilled student's last answer · mean reverse KL {mean} nats/token over {count} tokens", lang,
                   mean=f"{mean:.3f}", count=len(pieces))

@@ -153,8 +153,7 @@ def _train_section(c: dict, v: dict) -> None:
 
 def _onpolicy_section(c: dict, v: dict) -> None:
     with gr.Row():
-        c["onpolicy.lmbda"] = gr.Slider(0, 1, value=v["onpolicy.lmbda"], step=0.05, label=t("On-policy share λ"),
-                                        info=_info("onpolicy.lmbda"))
+        c["onpolicy.lmbda"] = _number("onpolicy.lmbda", "On-policy share λ", v["onpolicy.lmbda"], step=0.05)
         c["onpolicy.seq_kd"] = gr.Checkbox(v["onpolicy.seq_kd"], label=t("Teacher writes the answers (seq_kd)"),
                                            info=_info("onpolicy.seq_kd"))
         c["onpolicy.max_new_tokens"] = _number("onpolicy.max_new_tokens", "Sampled tokens",
@@ -163,8 +162,8 @@ def _onpolicy_section(c: dict, v: dict) -> None:
                                             v["onpolicy.temperature"], step=0.05)
         c["onpolicy.top_p"] = _number("onpolicy.top_p", "Sampling top-p", v["onpolicy.top_p"], step=0.05)
     with gr.Row():
-        c["data.loss_on"] = gr.Radio(["all", "answer"], value=v["data.loss_on"], label=t("Teacher-forced terms on"),
-                                     info=_info("data.loss_on"))
+        c["data.loss_on"] = gr.Radio(field_choices("data.loss_on"), value=v["data.loss_on"],
+                                     label=t("Teacher-forced terms on"), info=_info("data.loss_on"))
         c["data.holdout_prompts"] = _number("data.holdout_prompts", "Held-out prompts", v["data.holdout_prompts"],
                                             precision=0)
         c["train.gen_eval"] = gr.Checkbox(v["train.gen_eval"], label=t("Generation eval"),
