@@ -182,7 +182,7 @@ TOPICS: tuple[Topic, ...] = (
             "4-grams), not by perplexity alone."
         ),
         fields=("loss.kind",),
-        notebook="02_distil_the_builtin_teacher.ipynb",
+        notebook="06_on_policy_distillation.ipynb",
     ),
 )
 
