@@ -99,7 +99,8 @@ def test_compare_mapped_pairs_and_figures(tiny_root, pool, teacher_arch, student
     assert teacher_trace.z[0][1] is None and teacher_trace.z[1][0] is not None  # causal mask left blank
     assert fig.layout.plot_bgcolor  # masked cells show the background colour
     all_pairs = attention_figure(comparison, pair_index=None, head=0)
-    assert len(all_pairs.data) == 3 * len(comparison.pairs)
+    assert len(all_pairs.data) == len(comparison.pairs)  # one compact |difference| cell per pair
+    assert all_pairs.layout.height < 500 and "S1↔T3" in all_pairs.layout.annotations[1].text
     summary = summary_figure(comparison)
     assert [list(map(list, t.z)) for t in summary.data][0] == comparison.js.tolist()
     assert list(summary.data[0].y) == ["S0↔T1", "S1↔T3"]

@@ -1,11 +1,14 @@
-"""Export round trip: plain AutoModelForCausalLM reload gives the app's logits; LoRA checkpoints are merged."""
+"""Export round trip: plain AutoModelForCausalLM reload gives the app's logits; LoRA checkpoints are merged; the model
+card's metadata reads back through huggingface_hub's ModelCard parser."""
 
 from __future__ import annotations
 
+import shutil
 import zipfile
 
 import pytest
 import torch
+from huggingface_hub import ModelCard
 from inspect_helpers import make_finished_run
 from transformers import AutoModelForCausalLM
 
@@ -38,6 +41,11 @@ def test_export_round_trip_with_card_and_zip(tmp_path, tiny_teacher, tiny_studen
     for expected in (str(tiny_teacher), str(tiny_text), "## Distillation config", "kd_weight", "top-1 agreement",
                      "distilled student", "library_name: transformers"):
         assert expected in card
+    metadata = ModelCard(card).data  # huggingface_hub's own parser reads the front matter
+    assert metadata.pipeline_tag == "text-generation" and metadata.library_name == "transformers"
+    assert "distillation" in metadata.tags and metadata.datasets == [str(tiny_text)]
+    assert metadata.license == "other" and "check its terms" in card  # a local teacher without a card
+    assert "model.generate(" in card and "apply_chat_template" in card
     with zipfile.ZipFile(result["zip"]) as archive:
         names = archive.namelist()
     assert "run-tiny/model.safetensors" in names and "run-tiny/README.md" in names
@@ -45,6 +53,24 @@ def test_export_round_trip_with_card_and_zip(tmp_path, tiny_teacher, tiny_studen
     with pytest.raises(UserError, match="not empty"):
         export_run(run, folder)
     assert export_run(run, folder, overwrite=True, evaluate=False)["folder"] == str(folder)
+
+
+def test_card_metadata_names_the_teachers_licence_and_origin(tmp_path, tiny_teacher):
+    from workbench.config import BUILTIN_TEACHER, DistillConfig
+    from workbench.model_card import card_metadata
+
+    builtin = card_metadata(DistillConfig())
+    assert builtin.license == "apache-2.0" and builtin.base_model == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert DistillConfig().models.teacher == BUILTIN_TEACHER and builtin.datasets == ["builtin:chat"]
+    carded = tmp_path / "teacher"
+    shutil.copytree(tiny_teacher, carded)
+    (carded / "README.md").write_text("---\nlicense: mit\nbase_model: someone/tiny-base\n---\n# a teacher\n")
+    cfg = DistillConfig()
+    cfg.models.teacher = str(carded)
+    local = card_metadata(cfg)
+    assert local.license == "mit" and local.base_model == "someone/tiny-base"
+    parsed = ModelCard("---\n" + local.to_yaml() + "\n---\n").data
+    assert parsed.license == "mit" and "distillation" in parsed.tags
 
 
 def test_lora_checkpoint_is_merged(tmp_path, tiny_teacher, tiny_student, tiny_text):

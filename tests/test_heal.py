@@ -143,7 +143,8 @@ def test_trainer_heals_with_live_teacher_and_with_a_cache(tiny_teacher, tiny_tex
     (row,) = _heal_rows(tmp_path / "live")  # layer 1 is the student's last: only the gap is fitted
     assert (row["student_layer"], row["teacher_layer"]) == (0, 2) and row["mse_after"] < row["mse_before"]
     assert any(message.startswith("healed the pruned gaps with 1 layer fit(s)") for message in sink.messages)
-    assert sink.messages[0].startswith("healing the pruned gaps on 16 training sequences")
+    healing = [m for m in sink.messages if not m.startswith("stage: ")]  # stage lines come first
+    assert healing[0].startswith("healing the pruned gaps on 16 training sequences")
     cache = cache_teacher(cfg, top_k=8, out_dir=tmp_path / "cache")
     cached = tiny_config(tiny_teacher, student, tiny_text,
                          train={"heal_init": True, "heal_sequences": 16, "teacher_cache": str(cache)})
@@ -196,3 +197,24 @@ def test_healing_the_default_student_lowers_its_perplexity():
                                                                    (16, 27)]
     assert all(f.mse_after < f.mse_before for f in fits)
     assert after < 0.7 * before, (before, after)  # measured: 111.8 -> 38.0 with 64 sequences, on 32
+
+
+def test_healing_reports_its_progress_as_a_run_stage(tiny_teacher, tiny_text, tmp_path, monkeypatch):
+    seen = []
+    original = RunFolder.update_status
+
+    def recording(self, **changes):
+        if "stage" in changes or "stage_progress" in changes:
+            seen.append((changes.get("stage"), changes.get("stage_progress")))
+        return original(self, **changes)
+
+    monkeypatch.setattr(RunFolder, "update_status", recording)
+    student = f"{tiny_teacher}?prune=keep&layers=0,3"
+    cfg = tiny_config(tiny_teacher, student, tiny_text, train={"heal_init": True, "heal_sequences": 16, "steps": 1})
+    sink = ListSink()
+    train(cfg, tmp_path / "run", sink)
+    fits = sink.of_kind("heal")
+    assert [stage for stage, _ in seen if stage] == ["loading data", "loading student", "loading teacher", "healing",
+                                                     "first step"]
+    progress = [done for stage, done in seen if stage is None]
+    assert progress == [f"{i}/{len(fits)}" for i in range(1, len(fits) + 1)] and len(fits) >= 2

@@ -88,13 +88,13 @@ def test_chat_compare_keeps_history(served):
 
 
 def test_evaluate_and_export_endpoints_with_defaults(served):
-    table, plot, card, status = served.client.predict(api_name="/evaluate")
+    table, plot, card, status, samples = served.client.predict(api_name="/evaluate")
     assert card["run"] == "run-tiny" and [s["label"] for s in card["students"]] == [
         "distilled student", "undistilled student"]
     assert json.loads((served.run / "eval.json").read_text())["created"] == card["created"]
     assert table["headers"][1:] == ["teacher", "distilled student", "undistilled student"]
     assert "run-tiny" in status
-    _, _, cached, status = served.client.predict(api_name="/evaluate")
+    _, _, cached, status, _ = served.client.predict(api_name="/evaluate")
     assert cached["created"] == card["created"] and "from eval.json" in status
     message, download = served.client.predict(api_name="/export")
     assert "Reload check" in message and Path(download).name == "run-tiny.zip"

@@ -101,3 +101,20 @@ def test_projectors_identity_when_widths_match():
     assert projectors.is_identity and len(list(projectors.parameters())) == 0
     hidden = torch.randn(1, 3, 16)
     assert projectors(("emb", "emb"), hidden) is hidden
+
+
+def test_source_pairs_each_kept_layer_with_the_teacher_layer_it_was_copied_from():
+    from workbench.config import BUILTIN_TEACHER, DEFAULT_STUDENT
+    from workbench.mapping import is_pruned_from, source_layers
+
+    kept = source_layers(DEFAULT_STUDENT, BUILTIN_TEACHER, 30)
+    assert kept == [0, 1, 2, 6, 7, 8, 9, 10, 11, 18, 19, 20, 21, 22, 23, 24, 27, 28, 29]
+    source = resolve_mapping("source", None, 19, 30, source=kept)
+    uniform = resolve_mapping("uniform", None, 19, 30)
+    assert source[3] == (3, 6) and uniform[3] == (3, 5)  # uniform pairs the copy of layer 6 with layer 5
+    assert sum(a != b for a, b in zip(source, uniform, strict=True)) >= 5
+    assert is_pruned_from(DEFAULT_STUDENT, BUILTIN_TEACHER) and not is_pruned_from(BUILTIN_TEACHER, BUILTIN_TEACHER)
+    with pytest.raises(UserError, match="mapping.preset source"):
+        source_layers(f"{BUILTIN_TEACHER}?fresh&layers=4&hidden=64&heads=4&kv_heads=2", BUILTIN_TEACHER, 30)
+    with pytest.raises(UserError, match="mapping.preset source"):
+        resolve_mapping("source", None, 3, 30, source=None)

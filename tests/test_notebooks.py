@@ -115,12 +115,21 @@ def test_every_explanation_points_to_an_existing_notebook_and_real_fields():
         topic("nope")
 
 
-def test_learn_tab_renders_every_topic_in_the_app(tmp_path):
+def test_learn_tab_renders_every_topic_in_the_app_in_both_languages(tmp_path):
     from workbench.app import build_app
+    from workbench.app.i18n import build_i18n
+    from workbench.explain_ko import KO_TOPICS, topic_markdown_ko
 
     demo = build_app(runs_dir=tmp_path / "runs", exports_dir=tmp_path / "exports")
-    texts = [block.value for block in demo.blocks.values() if type(block).__name__ == "Markdown"]
-    tabs = [block.label for block in demo.blocks.values() if type(block).__name__ == "Tab"]
-    assert "Learn" in tabs
+    texts = [str(block.value) for block in demo.blocks.values() if type(block).__name__ == "Markdown"]
+    tabs = [str(block.label) for block in demo.blocks.values() if type(block).__name__ == "Tab"]
+    assert any('"Learn"' in label for label in tabs)
+    translations = build_i18n().translations_dict
     for item in TOPICS:
-        assert topic_markdown(item.key) in texts, item.key
+        assert any(f'"learn:{item.key}"' in text for text in texts), item.key
+        assert translations["en"][f"learn:{item.key}"] == topic_markdown(item.key)
+        korean = translations["ko"][f"learn:{item.key}"]
+        assert korean == topic_markdown_ko(item.key) and item.notebook in korean
+        assert sum("\uac00" <= ch <= "\ud7a3" for ch in korean) > 100, item.key  # written in Korean
+    assert set(KO_TOPICS) == {item.key for item in TOPICS}
+    assert {"pruning", "metrics", "onpolicy"} <= set(KO_TOPICS)

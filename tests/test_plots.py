@@ -9,6 +9,7 @@ import pytest
 from workbench.plots import (
     downsample,
     entropy,
+    generation_figure,
     mapping_figure,
     overlay_figure,
     softened_distribution,
@@ -24,8 +25,8 @@ def _rows(steps: int, hidden: float = 0.0) -> list[dict]:
         rows.append({"kind": "train", "step": step, "total": 5.0 / step, "ce": 3.0 / step, "kd": 2.0 / step,
                      "hidden": hidden, "attn": 0.0, "lr": 1e-4, "tokens_per_s": 1000.0 + step})
         if step % 10 == 0:
-            rows.append({"kind": "eval", "step": step, "eval_loss": 2.5 / step, "eval_ppl": 12.0, "eval_kl": 0.5,
-                         "eval_top1": 0.3})
+            rows.append({"kind": "eval", "step": step, "eval_loss": 2.5 / step, "eval_ppl": 46.0 - step / 10,
+                         "eval_kl": 0.5, "eval_top1": 0.3, "eval_teacher_ppl": 10.0})
     return rows
 
 
@@ -43,8 +44,10 @@ def test_training_figure_draws_active_terms_and_eval():
     names = [trace.name for trace in figure.data]
     assert "train total" in names and "train CE" in names and "train KD" in names
     assert "train hidden" not in names and "train attention" not in names  # weight-0 terms stay out
-    eval_trace = next(t for t in figure.data if t.name == "eval loss")
+    eval_trace = next(t for t in figure.data if t.name == "eval KL (T = 1)")
     assert eval_trace.line.dash == "dash" and list(eval_trace.x) == [10, 20, 30, 40, 50]
+    total = next(t for t in figure.data if t.name == "train total")
+    assert figure.data[0] is total and total.line.width > 2  # drawn under the terms, wide enough to show
     assert any(t.name == "lr" for t in figure.data) and any(t.name == "tokens/s" for t in figure.data)
     assert "train hidden" in [t.name for t in training_figure(_rows(20, hidden=0.4)).data]
 
@@ -55,6 +58,37 @@ def test_training_figure_downsamples_long_runs_and_skips_non_finite():
     kd = next(t for t in training_figure(rows).data if t.name == "train KD")
     assert len(kd.x) <= 1000
     assert all(math.isfinite(y) for y in kd.y)
+
+
+def test_eval_panel_gives_perplexity_a_log_axis_and_agreement_its_own():
+    loss = {"kind": "forward_kl", "temperature": 2.0, "t2_scale": True, "ce_weight": 0.0, "kd_weight": 1.0,
+            "hidden_weight": 0.4, "attn_weight": 0.0}
+    figure = training_figure(_rows(50, hidden=0.4), loss=loss)
+    by_name = {trace.name: trace for trace in figure.data}
+    ppl, top1 = by_name["student perplexity"], by_name["top-1 agreement"]
+    assert figure.layout[ppl.yaxis.replace("y", "yaxis")].type == "log"
+    assert ppl.yaxis != top1.yaxis  # agreement (0-1) does not share the perplexity axis
+    agreement_axis = figure.layout[top1.yaxis.replace("y", "yaxis")]
+    assert tuple(agreement_axis.range) == (0, 1) and agreement_axis.overlaying
+    teacher = by_name["teacher perplexity"]
+    assert teacher.line.dash == "dot" and set(teacher.y) == {10.0} and teacher.yaxis == ppl.yaxis
+    assert "train KD (forward_kl, T = 2 · ×T²)" in by_name and "eval KL (T = 1)" in by_name
+    assert "train CE" not in by_name  # weight 0 in the config: hidden although the rows carry a value
+    assert "train total" in by_name and "train hidden" in by_name
+    labelled = training_figure(_rows(20), text=lambda label: label.upper())
+    assert "STUDENT PERPLEXITY" in [t.name for t in labelled.data]
+
+
+def test_generation_figure_puts_nats_shares_and_length_on_their_own_panels():
+    rows = [{"kind": "gen_eval", "step": step, "gen_rkl": 1.2 / step, "gen_teacher_nll": 2.0, "gen_rep4": 0.2 / step,
+             "gen_empty": 0.0, "gen_len": 40.0, "measured_on": "3 prompts"} for step in (1, 2, 4)]
+    figure = generation_figure(rows)
+    by_name = {trace.name: trace for trace in figure.data}
+    assert list(by_name["reverse KL to the teacher"].x) == [1, 2, 4]
+    assert by_name["repeated 4-grams"].xaxis != by_name["reverse KL to the teacher"].xaxis
+    shares_axis = figure.layout[by_name["repeated 4-grams"].yaxis.replace("y", "yaxis")]
+    assert tuple(shares_axis.range) == (0, 1)
+    assert by_name["mean length"].xaxis == "x3"
 
 
 def test_overlay_has_one_line_per_run():

@@ -210,13 +210,14 @@ def compare_attention(
     preset: str = "uniform",
     custom_pairs: list[str] | None = None,
     max_tokens: int = DEFAULT_MAX_TOKENS,
+    source: list[int] | None = None,
 ) -> AttentionComparison:
     """Capture both models on the same tokens and compare every mapped layer pair (emb pairs skipped)."""
     token_ids, cap_note = tokenize_capped(teacher_tokenizer, text, max_tokens)
     _same_tokens(teacher_tokenizer, student_tokenizer, token_ids, text)
     teacher_maps = capture_attention(teacher, teacher_tokenizer, token_ids=token_ids)
     student_maps = capture_attention(student, student_tokenizer, token_ids=token_ids)
-    mapping = resolve_mapping(preset, custom_pairs, student_maps.num_layers, teacher_maps.num_layers)
+    mapping = resolve_mapping(preset, custom_pairs, student_maps.num_layers, teacher_maps.num_layers, source)
     pairs = [(int(s), int(t)) for s, t in mapping if s != "emb" and t != "emb"]
     notes = [cap_note] if cap_note else []
     if len(pairs) < len(mapping):

@@ -218,8 +218,10 @@ class LossConfig:
     temperature: float = field(default=2.0, metadata=_help(
         "Softens both distributions: p = softmax(logits / T). 1 leaves them as they are.",
         bounds=Range(0.0, 100.0, low_open=True, slider=(0.1, 10.0, 0.1))))
-    beta: float = field(default=0.5, metadata=_help("JSD mixing weight: 0 is forward KL, 1 is reverse KL.",
-                                                    bounds=Range(0.0, 1.0, slider=(0.0, 1.0, 0.05))))
+    beta: float = field(default=0.5, metadata=_help(
+        "JSD mixing weight: 0 is forward KL, 1 is reverse KL. The value changes steeply near 0 and 1: "
+        "β = 0.05 can give 25× less than β = 0, so move it in small steps there.",
+        bounds=Range(0.0, 1.0, slider=(0.0, 1.0, 0.05))))
     alpha: float = field(default=0.1, metadata=_help(
         "Skew of the skewed KL kinds: how much of the other side to mix in.",
         bounds=Range(0.0, 1.0, slider=(0.0, 1.0, 0.05))))
@@ -271,8 +273,9 @@ class MappingConfig:
     preset: str = field(
         default="uniform",
         metadata=_help(
-            "Which teacher layer each student layer learns from: uniform, last, or custom pairs.",
-            choices=("uniform", "last", "custom"),
+            "Which teacher layer each student layer learns from: uniform, last, source (a pruned student's layer "
+            "and the teacher layer it was copied from), or custom pairs.",
+            choices=("uniform", "last", "source", "custom"),
         ),
     )
     pairs: list[str] = field(

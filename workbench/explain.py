@@ -66,7 +66,9 @@ TOPICS: tuple[Topic, ...] = (
             "does not, so it spreads out to *cover* every plausible token. The classic choice.\n"
             "- **reverse_kl** KL(q‖p): the student is punished for putting mass where the teacher puts none, so "
             "it *seeks* one mode and stays sharp; good for a small student that cannot hold everything.\n"
-            "- **jsd** with β: a mix of the two that never explodes; β = 0 is forward KL, β = 1 reverse KL.\n"
+            "- **jsd** with β: a mix of the two that never explodes; β = 0 is forward KL, β = 1 reverse KL. Its "
+            "value changes steeply near both ends: β = 0.05 can give 25× less than β = 0, so the loss (and the "
+            "learning rate that suits it) shifts a lot for a small move of β there.\n"
             "- **skew_forward_kl / skew_reverse_kl** with α: KL against a mixture that is α of the other side, "
             "which keeps the loss and its gradient finite when one side gives a token almost nothing.\n"
             "- **tvd**: half the summed absolute difference; bounded by 1 and mode-seeking in practice.\n"
@@ -130,6 +132,62 @@ TOPICS: tuple[Topic, ...] = (
         ),
         fields=("lora.enabled", "lora.r", "lora.alpha", "lora.dropout", "lora.target_modules"),
         notebook="05_lora_student_tradeoffs.ipynb",
+    ),
+    Topic(
+        key="pruning",
+        title="Pruning and healing",
+        body=(
+            "The quickest good student is the teacher itself with layers removed: `BASE?prune=keep&layers=0-2,6-11`, "
+            "`prune=drop`, `prune=even` or `prune=importance` (keeps the layers whose removal hurts least). Every "
+            "kept layer starts as an exact copy of a teacher layer, so the student already knows a lot.\n\n"
+            "Each removed block leaves a **gap**: the next kept layer expects the output of layers that are gone. "
+            "**Healing** (`train.heal_init`) closes each gap before training with a least-squares fit of the MLP "
+            "output around it, computed in closed form in seconds on a CPU; the fitted errors are in the run's "
+            "metrics (`heal` rows). Then distillation trains the rest.\n\n"
+            "For hidden-state or attention terms, the **source** mapping pairs each kept layer with the teacher "
+            "layer it was copied from (uniform would pair it with a neighbour). Remove too many layers and the "
+            "student loses more than training can give back: keep an eye on the size ratio on the compatibility "
+            "card."
+        ),
+        fields=("models.student", "train.heal_init", "mapping.preset"),
+        notebook="02_distil_the_builtin_teacher.ipynb",
+    ),
+    Topic(
+        key="metrics",
+        title="Reading the metrics: teacher-forced vs generated",
+        body=(
+            "Most numbers on the Train tab are **teacher-forced**: the student reads the real text and predicts "
+            "only the next token. Train KD is measured at the run's temperature T (times T² when that is on); the "
+            "eval numbers at T = 1 on the held-out validation split: **perplexity** (how surprised the student is "
+            "by the real next token; the teacher's is drawn as a dotted reference line), **KL(teacher‖student)** "
+            "and **top-1 agreement** (how often both pick the same most likely token).\n\n"
+            "They can look good while the student writes nonsense: when it generates, each token it picks becomes "
+            "its own input, and early mistakes pile up (*exposure bias*). **Generated** numbers measure that: the "
+            "student answers held-out prompts, then the teacher reads the answers. **Reverse KL to the teacher** "
+            "(nats per answer token) is 0 when the teacher would have written the same; **teacher NLL** says how "
+            "plausible the teacher finds the answer; **repeated 4-grams** catch loops; **empty answers** catch a "
+            "student that stops at once.\n\n"
+            "Compare numbers measured on the same rows only: every number in the app says what it was measured on."
+        ),
+        fields=("train.eval_every",),
+        notebook="02_distil_the_builtin_teacher.ipynb",
+    ),
+    Topic(
+        key="onpolicy",
+        title="On-policy distillation",
+        body=(
+            "Ordinary (off-policy) distillation only shows the student the dataset's text. **On-policy** "
+            "distillation lets the student write: for a share **λ** of the batches it samples its own answers to "
+            "the batch's prompts, and the teacher grades every sampled token. The divergence is taken on those "
+            "answer tokens only, so the student learns to recover from its own mistakes, the ones it will make "
+            "when it chats. Reverse KL or JSD(β) are the usual choices (GKD, Agarwal et al. 2024; MiniLLM).\n\n"
+            "Sampling costs time: the Train tab shows generation tokens/s and the share of each step spent "
+            "generating. With **seq_kd** the teacher writes the answers instead (sequence-level distillation). "
+            "Judge the result by the generated numbers (reverse KL on the student's own answers, repeated "
+            "4-grams), not by perplexity alone."
+        ),
+        fields=("loss.kind",),
+        notebook="06_on_policy_distillation.ipynb",
     ),
 )
 

@@ -16,13 +16,13 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from workbench.errors import UserError
+from workbench.model_card import model_card_text
 from workbench.model_pool import ResolvedSpec, load_resolved, resolve_spec
 from workbench.runs import RunFolder, run_of
 
@@ -54,69 +54,6 @@ def report_card_for(source: Path, run: RunFolder, resolved: ResolvedSpec, evalua
     cfg = DistillConfig.load(run.config_path)
     students = {f"student ({source.name})": str(source), "undistilled student": cfg.models.student}
     return evaluate_models(cfg.models.teacher, students, data_cfg=cfg.data)
-
-
-def _report_markdown(card: dict | None, run_id: str) -> str:
-    from workbench.evaluate import format_report
-
-    if card is None:
-        return f"Not evaluated. Run `workbench eval runs/{run_id}` and export again to include the report card."
-    return format_report(card)
-
-
-def model_card_text(run: RunFolder, source: Path, card: dict | None, check: dict[str, Any]) -> str:
-    """README.md of the export: front matter, summary, report card, full config, usage."""
-    from workbench.config import DistillConfig
-
-    cfg = DistillConfig.load(run.config_path)
-    status = run.read_status()
-    lines = [
-        "---",
-        "library_name: transformers",
-        "pipeline_tag: text-generation",
-        "tags:",
-        "- knowledge-distillation",
-        "- kd-workbench",
-        "---",
-        "",
-        f"# {run.run_id}: a distilled student",
-        "",
-        f"Distilled with KD Workbench from the teacher `{cfg.models.teacher}`.",
-        "",
-        "| | |",
-        "|---|---|",
-        f"| teacher | `{cfg.models.teacher}` |",
-        f"| student start (undistilled) | `{cfg.models.student}` |",
-        f"| exported weights | {'checkpoint ' + source.name if source != run.path else 'final student'} |",
-        f"| data | `{cfg.data.dataset}` (seq_len {cfg.data.seq_len}, validation fraction {cfg.data.val_fraction}) |",
-        f"| loss | {cfg.loss.kind}, T={cfg.loss.temperature}, kd_weight={cfg.loss.kd_weight}, "
-        f"ce_weight={cfg.loss.ce_weight}, hidden_weight={cfg.loss.hidden_weight}, attn_weight={cfg.loss.attn_weight} |",
-        f"| mapping | {cfg.mapping.preset} {', '.join(cfg.mapping.pairs)} |",
-        f"| LoRA | {'merged (r=' + str(cfg.lora.r) + ')' if cfg.lora.enabled else 'not used'} |",
-        f"| training | {status.get('step', '?')} of {cfg.train.steps} steps, state {status.get('state', '?')} |",
-        f"| exported | {time.strftime('%Y-%m-%d %H:%M:%S')}; reload check max abs logit diff "
-        f"{check['max_abs_logit_diff']:.2e} |",
-        "",
-        "## Report card",
-        "",
-        _report_markdown(card, run.run_id),
-        "",
-        "## Distillation config",
-        "",
-        "```yaml",
-        cfg.to_yaml().rstrip(),
-        "```",
-        "",
-        "## Usage",
-        "",
-        "```python",
-        "from transformers import AutoModelForCausalLM, AutoTokenizer",
-        "model = AutoModelForCausalLM.from_pretrained('PATH/TO/THIS/FOLDER')",
-        "tokenizer = AutoTokenizer.from_pretrained('PATH/TO/THIS/FOLDER')",
-        "```",
-        "",
-    ]
-    return "\n".join(lines)
 
 
 @torch.inference_mode()

@@ -31,6 +31,8 @@ FORM_FIELDS: tuple[str, ...] = (
     "lora.enabled", "lora.r", "lora.alpha", "lora.dropout", "lora.target_modules",
     "train.steps", "train.batch_size", "train.grad_accum", "train.lr", "train.warmup_steps", "train.eval_every",
     "train.save_every", "train.seed", "train.device", "train.precision", "train.heal_init", "train.report_to",
+    "data.loss_on", "data.holdout_prompts", "train.gen_eval",
+    "onpolicy.lmbda", "onpolicy.seq_kd", "onpolicy.max_new_tokens", "onpolicy.temperature", "onpolicy.top_p",
     "run.name",
 )
 OPTIONAL_ZERO_IS_NONE = ("data.max_sequences",)

@@ -228,14 +228,14 @@ def _refit_layer(layer: nn.Module, hidden: list[torch.Tensor], calls: list, targ
 
 @torch.no_grad()
 def heal_student(student: nn.Module, teacher: nn.Module, kept: list[int], batches: list[torch.Tensor],
-                 ridge: float = DEFAULT_RIDGE) -> list[LayerFit]:
+                 ridge: float = DEFAULT_RIDGE, progress=None) -> list[LayerFit]:
     """Heal the gaps of `student` (the teacher's layers `kept`) in place, in order; returns one LayerFit per refitted
     layer (`fit_plan`).
 
     `batches` are LongTensors (B, T) of training text without padding. The student runs once up to the last
     refitted layer to record each layer's call; from the first refitted layer on, the layers are then run one at a
     time on the updated hidden states, so each fit sees the earlier ones folded in. Both models are put in eval
-    mode (no dropout) and left so; the caller sets train mode.
+    mode (no dropout) and left so; the caller sets train mode. `progress(done, total)` is called after each fit.
     """
     layers = decoder_layers(student)
     if len(kept) != len(layers):
@@ -253,16 +253,20 @@ def heal_student(student: nn.Module, teacher: nn.Module, kept: list[int], batche
         if index in plan:
             hidden, before, after = _refit_layer(layers[index], hidden, layer_calls, targets[plan[index]], ridge)
             fits.append(LayerFit(index, plan[index], before, after))
+            if progress is not None:
+                progress(len(fits), len(plan))
         elif index < last:
             hidden = [_run_layer(layers[index], h, call) for h, call in zip(hidden, layer_calls, strict=True)]
     return fits
 
 
-def heal_for_config(cfg, student: nn.Module, teacher: nn.Module, train_ids: torch.Tensor) -> list[LayerFit]:
+def heal_for_config(cfg, student: nn.Module, teacher: nn.Module, train_ids: torch.Tensor,
+                    progress=None) -> list[LayerFit]:
     """`train.heal_init` of a DistillConfig: heal `student` on the first `train.heal_sequences` training rows."""
     from workbench.models import resolve_layers
 
     spec = check_pair(cfg.models.student, cfg.models.teacher)
     kept = resolve_layers(spec, base_layers=len(decoder_layers(teacher)),
                           trust_remote_code=cfg.models.trust_remote_code)
-    return heal_student(student, teacher, kept, list(train_ids[: cfg.train.heal_sequences].split(FIT_BATCH)))
+    return heal_student(student, teacher, kept, list(train_ids[: cfg.train.heal_sequences].split(FIT_BATCH)),
+                        progress=progress)

@@ -3,7 +3,7 @@
 Pure functions from data to `plotly.graph_objects.Figure`, shared by the app and notebooks:
 
     attention_figure(comparison, pair_index=0, head=None)   # teacher | student | |difference| for one pair
-    attention_figure(comparison, pair_index=None)           # every mapped pair, one row each
+    attention_figure(comparison, pair_index=None)           # every mapped pair as a compact grid of |difference|
     summary_figure(comparison)                              # JS divergence and entropy over pairs x heads
     report_figure(card)                                     # report-card metrics as grouped bars
 
@@ -51,9 +51,40 @@ def _right_edge(fig: go.Figure, col: int) -> float:
     return float(fig.get_subplot(1, col).xaxis.domain[1])
 
 
+GRID_COLUMNS = 6
+GRID_CELL_PX = 190
+
+
+def pairs_grid_figure(comparison: AttentionComparison, head: int | None = None) -> go.Figure:
+    """Every mapped pair at a glance: one small |teacher − student| heatmap per pair, six to a row, one colour scale,
+    titled with the pair and its mean JS divergence; pick a pair to see it full size with token labels."""
+    count = len(comparison.pairs)
+    cols = min(GRID_COLUMNS, count)
+    rows = -(-count // cols)
+    js = comparison.js.mean(dim=1).tolist()
+    titles = [f"S{s}↔T{t} · JS {js[i]:.3f}" for i, (s, t) in enumerate(comparison.pairs)]
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.02,
+                        vertical_spacing=min(0.08, 0.3 / rows))
+    diffs = [comparison.pair_maps(index, head)[2] for index in range(count)]
+    peak = max(max(float(d.max()) for d in diffs), 1e-6)
+    for index, diff in enumerate(diffs):
+        fig.add_trace(_heatmap(diff, comparison.tokens, colorscale="Reds", zmax=peak, colorbar_x=1.01,
+                               name="|diff|", showscale=index == 0), row=index // cols + 1, col=index % cols + 1)
+    fig.update_xaxes(showticklabels=False, showgrid=False, type="category")
+    fig.update_yaxes(showticklabels=False, showgrid=False, type="category", autorange="reversed")
+    fig.update_annotations(font_size=10)
+    head_text = "head-averaged" if head is None else f"head {head}"
+    fig.update_layout(title=f"|teacher − student| attention of every mapped pair ({head_text})",
+                      plot_bgcolor=MASK_COLOR, height=GRID_CELL_PX * rows + 90, margin=dict(l=20, r=60, t=80, b=20))
+    return fig
+
+
 def attention_figure(comparison: AttentionComparison, pair_index: int | None = 0, head: int | None = None) -> go.Figure:
-    """Teacher, student and |difference| heatmaps for one mapped pair, or for every pair when `pair_index` is None."""
-    indices = range(len(comparison.pairs)) if pair_index is None else [pair_index]
+    """Teacher, student and |difference| heatmaps for one mapped pair; every pair as a compact grid when
+    `pair_index` is None (`pairs_grid_figure`)."""
+    if pair_index is None:
+        return pairs_grid_figure(comparison, head)
+    indices = [pair_index]
     rows = len(indices)
     head_text = "head-averaged" if head is None else f"head {head}"
     titles = [

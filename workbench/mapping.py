@@ -10,6 +10,8 @@ Presets (README, "Losses"):
   0->1, 1->2, 2->4, 3->5, ... and the last student layer always meets the last teacher layer. When the student is
   deeper than the teacher the index is floored at 0, so several student layers may share a teacher layer.
 - last: the last student layer <-> the last teacher layer.
+- source: for a student made by dropping teacher layers, each student layer <-> the teacher layer it was copied
+  from (`source_layers`); with gaps, uniform pairs a kept layer with a neighbour of its original instead.
 - custom: "s:t" strings such as "3:11" or "emb:emb", validated against both layer counts.
 """
 
@@ -25,7 +27,7 @@ from workbench.errors import UserError
 
 Layer = int | str
 Pair = tuple[Layer, Layer]
-PRESETS = ("uniform", "last", "custom")
+PRESETS = ("uniform", "last", "source", "custom")
 _PAIR_PATTERN = re.compile(r"^\s*(emb|\d+)\s*:\s*(emb|\d+)\s*$")
 
 
@@ -74,9 +76,11 @@ def parse_pairs(pairs: list[str] | str, student_layers: int, teacher_layers: int
 
 
 def resolve_mapping(
-    preset: str, pairs: list[str] | str | None, student_layers: int, teacher_layers: int
+    preset: str, pairs: list[str] | str | None, student_layers: int, teacher_layers: int,
+    source: list[int] | None = None,
 ) -> list[Pair]:
-    """The (student, teacher) layer pairs of a preset; `pairs` is only read for the custom preset."""
+    """The (student, teacher) layer pairs of a preset; `pairs` is only read for the custom preset, `source` (the
+    teacher layer each student layer was copied from) only for the source preset."""
     for name, count in (("student", student_layers), ("teacher", teacher_layers)):
         if int(count) < 1:
             raise UserError(f"mapping needs at least one {name} layer, got {count}")
@@ -86,7 +90,45 @@ def resolve_mapping(
         return [(student_layers - 1, teacher_layers - 1)]
     if preset == "custom":
         return parse_pairs(pairs or [], student_layers, teacher_layers)
+    if preset == "source":
+        if source is None or len(source) != student_layers or not all(0 <= t < teacher_layers for t in source):
+            raise UserError(f"mapping.preset source needs the teacher layer each of the {student_layers} student "
+                            f"layers was copied from, got {source}")
+        return list(enumerate(source))
     raise UserError(f"mapping.preset must be one of {', '.join(PRESETS)}, got {preset!r}")
+
+
+def source_layers(student: str, teacher: str, teacher_layers: int, trust_remote_code: bool = False) -> list[int]:
+    """The teacher layer each layer of `student` was copied from, when the student is `teacher?prune=...`;
+    a UserError naming mapping.preset otherwise."""
+    from workbench.derive import parse_spec
+    from workbench.models import resolve_layers
+
+    student_spec, teacher_spec = parse_spec(student), parse_spec(teacher)
+    if student_spec.derivation != "prune" or teacher_spec.derivation is not None or student_spec.base != teacher_spec.base:
+        raise UserError(f"mapping.preset source needs a student made by dropping teacher layers "
+                        f"('{teacher_spec.base}?prune=...'), got models.student={student!r}; use uniform or custom")
+    return resolve_layers(student_spec, base_layers=teacher_layers, trust_remote_code=trust_remote_code)
+
+
+def is_pruned_from(student: str, teacher: str) -> bool:
+    """True when `student` is `teacher` with layers dropped (so the source preset applies)."""
+    from workbench.derive import parse_spec
+
+    try:
+        student_spec, teacher_spec = parse_spec(student), parse_spec(teacher)
+    except (UserError, ValueError):
+        return False
+    return (student_spec.derivation == "prune" and teacher_spec.derivation is None
+            and student_spec.base == teacher_spec.base)
+
+
+def config_mapping(cfg, student_layers: int, teacher_layers: int) -> list[Pair]:
+    """The pairs of a DistillConfig's `mapping` section for models of these depths."""
+    source = None
+    if cfg.mapping.preset == "source":
+        source = source_layers(cfg.models.student, cfg.models.teacher, teacher_layers, cfg.models.trust_remote_code)
+    return resolve_mapping(cfg.mapping.preset, cfg.mapping.pairs, student_layers, teacher_layers, source)
 
 
 def hidden_state_index(layer: Layer) -> int:

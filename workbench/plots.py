@@ -17,7 +17,8 @@ from plotly.subplots import make_subplots
 
 MAX_POINTS = 1000
 LOSS_TERMS = (("total", "total"), ("ce", "CE"), ("kd", "KD"), ("hidden", "hidden"), ("attn", "attention"))
-EVAL_TERMS = (("eval_loss", "eval loss"), ("eval_kl", "eval KL"))
+EVAL_TERMS = (("eval_kl", "eval KL (T = 1)"),)  # eval CE is the perplexity of the eval panel, on its own axis
+TOTAL_STYLE = dict(color="#111827", width=5)
 COLORS = ("#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777")
 LAYOUT = dict(template="plotly_white", margin=dict(l=50, r=20, t=50, b=40), legend=dict(orientation="h", y=-0.15))
 
@@ -48,45 +49,107 @@ def split_rows(rows: list[dict[str, Any]]) -> tuple[list[dict], list[dict]]:
     return downsample(train), downsample(evals)
 
 
-def _active_terms(train: list[dict]) -> list[tuple[str, str]]:
-    """Loss terms that carry a signal: present, and not zero at every step (a term with weight 0)."""
+def _active_terms(train: list[dict], weights: dict[str, float] | None) -> list[tuple[str, str]]:
+    """Loss terms to draw: the total always; another term when its weight is not 0 (when `weights` are known) and
+    it is not zero at every step."""
     terms = []
     for key, label in LOSS_TERMS:
         _, ys = _series(train, key)
-        if ys and any(y != 0 for y in ys):
+        if key != "total" and (not ys or (weights is not None and not weights.get(key)) or all(y == 0 for y in ys)):
+            continue
+        if ys:
             terms.append((key, label))
     return terms
 
 
-def training_figure(rows: list[dict[str, Any]], title: str = "", log_y: bool = False) -> go.Figure:
-    """2x2 panel: loss terms (train lines, eval dashed), eval metrics, learning rate, tokens/s, all against step."""
+def _kd_label(loss: dict | None) -> str:
+    """Where the train KD curve is measured: at the run's temperature, times T² when t2_scale is on."""
+    if not loss:
+        return "KD"
+    scale = " · ×T²" if loss.get("t2_scale", True) else ""
+    return f"KD ({loss.get('kind', 'kd')}, T = {float(loss.get('temperature', 1.0)):g}{scale})"
+
+
+def training_figure(rows: list[dict[str, Any]], title: str = "", log_y: bool = False, loss: dict | None = None,
+                    text: Callable[[str], str] = str) -> go.Figure:
+    """2x2 panel against step: loss terms (train lines, eval dashed), eval quality (student perplexity on a log
+    axis with the teacher's as a dotted reference, top-1 agreement on its own 0-1 axis), learning rate, tokens/s.
+
+    `loss` is the run's `loss` config section (as a dict): it names the temperature of the KD curve and hides the
+    terms whose weight is 0. `text` translates the labels."""
     train, evals = split_rows(rows)
+    weights = {key: loss.get(f"{key}_weight") for key in ("ce", "kd", "hidden", "attn")} if loss else None
     figure = make_subplots(
-        rows=2, cols=2, subplot_titles=("loss terms (train, eval dashed)", "eval", "learning rate", "tokens / s"),
-        vertical_spacing=0.16, horizontal_spacing=0.08,
+        rows=2, cols=2, specs=[[{}, {"secondary_y": True}], [{}, {}]], vertical_spacing=0.16,
+        horizontal_spacing=0.1,
+        subplot_titles=(text("loss terms (train; eval dashed)"), text("eval on the validation split"),
+                        text("learning rate"), text("tokens / s")),
     )
-    for index, (key, label) in enumerate(_active_terms(train)):
+    labels = {"total": text("total"), "ce": "CE", "kd": _kd_label(loss), "hidden": text("hidden"),
+              "attn": text("attention")}
+    for index, (key, _) in enumerate(_active_terms(train, weights)):
         xs, ys = _series(train, key)
-        figure.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=f"train {label}", legendgroup=key,
-                                    line=dict(color=COLORS[index % len(COLORS)], width=2)), row=1, col=1)
+        # the total is drawn first, wide and translucent, so it stays visible when one term equals it
+        style = TOTAL_STYLE if key == "total" else dict(color=COLORS[index % len(COLORS)], width=2)
+        figure.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=f"{text('train')} {labels[key]}", legendgroup=key,
+                                    line=style, opacity=0.35 if key == "total" else 1.0), row=1, col=1)
     for index, (key, label) in enumerate(EVAL_TERMS):
         xs, ys = _series(evals, key)
         if xs:
-            figure.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=label,
+            figure.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=text(label),
                                         line=dict(color=COLORS[(index + 5) % len(COLORS)], dash="dash")), row=1, col=1)
-    for index, (key, label) in enumerate((("eval_ppl", "student ppl"), ("eval_top1", "top-1 agreement"))):
-        xs, ys = _series(evals, key)
-        if xs:
-            figure.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=label,
-                                        line=dict(color=COLORS[(index + 3) % len(COLORS)])), row=1, col=2)
+    _eval_quality(figure, evals, text)
     xs, ys = _series(train, "lr")
     figure.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name="lr", line=dict(color="#64748b")), row=2, col=1)
     xs, ys = _series(train, "tokens_per_s")
     figure.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name="tokens/s", line=dict(color="#0d9488")), row=2, col=2)
-    figure.update_layout(height=560, title=title or None, **LAYOUT)
+    figure.update_layout(height=600, title=title or None, **LAYOUT)
     figure.update_xaxes(title_text="step", row=2)
     if log_y:
         figure.update_yaxes(type="log", row=1, col=1)
+    return figure
+
+
+def _eval_quality(figure: go.Figure, evals: list[dict], text: Callable[[str], str]) -> None:
+    """Student perplexity (log axis, left), the teacher's as a dotted line, top-1 agreement (0-1, right)."""
+    xs, ys = _series(evals, "eval_ppl")
+    if xs:
+        figure.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=text("student perplexity"),
+                                    line=dict(color=COLORS[3])), row=1, col=2, secondary_y=False)
+    teacher_xs, teacher_ys = _series(evals, "eval_teacher_ppl")
+    if teacher_xs:
+        figure.add_trace(go.Scatter(x=teacher_xs, y=teacher_ys, mode="lines", name=text("teacher perplexity"),
+                                    line=dict(color="#334155", dash="dot")), row=1, col=2, secondary_y=False)
+    xs, ys = _series(evals, "eval_top1")
+    if xs:
+        figure.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=text("top-1 agreement"),
+                                    line=dict(color=COLORS[4])), row=1, col=2, secondary_y=True)
+    figure.update_yaxes(type="log", title_text=text("perplexity (log)"), row=1, col=2, secondary_y=False)
+    figure.update_yaxes(range=[0, 1], title_text=text("top-1 agreement"), row=1, col=2, secondary_y=True,
+                        showgrid=False)
+
+
+GEN_NATS = (("gen_rkl", "reverse KL to the teacher"), ("gen_teacher_nll", "teacher NLL"))
+GEN_SHARES = (("gen_rep4", "repeated 4-grams"), ("gen_empty", "empty answers"))
+
+
+def generation_figure(rows: list[dict[str, Any]], text: Callable[[str], str] = str) -> go.Figure:
+    """Generation quality of `gen_eval` rows against step: nats per answer token (reverse KL to the teacher on the
+    student's own samples, the teacher's NLL of them), shares of answers (0-1), and mean answer length."""
+    evals = downsample([row for row in rows if row.get("kind") == "gen_eval"])
+    figure = make_subplots(rows=1, cols=3, horizontal_spacing=0.08,
+                           subplot_titles=(text("nats per answer token"), text("share of answers"),
+                                           text("answer length (tokens)")))
+    for column, terms in ((1, GEN_NATS), (2, GEN_SHARES), (3, (("gen_len", "mean length"),))):
+        for index, (key, label) in enumerate(terms):
+            xs, ys = _series(evals, key)
+            figure.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=text(label),
+                                        line=dict(color=COLORS[(2 * column + index) % len(COLORS)])),
+                             row=1, col=column)
+    figure.update_yaxes(rangemode="tozero", row=1, col=1)
+    figure.update_yaxes(range=[0, 1], row=1, col=2)
+    figure.update_xaxes(title_text="step")
+    figure.update_layout(height=340, **LAYOUT)
     return figure
 
 
@@ -95,8 +158,11 @@ def overlay_figure(runs: dict[str, list[dict[str, Any]]], metric: str = "kd", lo
     figure = go.Figure()
     for index, (name, rows) in enumerate(runs.items()):
         train, evals = split_rows(rows)
-        xs, ys = _series(evals if metric.startswith("eval_") else train, metric)
-        figure.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers" if metric.startswith("eval_") else "lines",
+        if metric.startswith("gen_"):
+            evals = downsample([row for row in rows if row.get("kind") == "gen_eval"])
+        per_eval = metric.startswith(("eval_", "gen_"))
+        xs, ys = _series(evals if per_eval else train, metric)
+        figure.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers" if per_eval else "lines",
                                     name=name, line=dict(color=COLORS[index % len(COLORS)])))
     figure.update_layout(height=420, title=f"{metric} by run", xaxis_title="step", yaxis_title=metric, **LAYOUT)
     if log_y:

@@ -146,7 +146,7 @@ def _check_tokenizers(cfg: DistillConfig):
 def _check_layers(cfg: DistillConfig, models: dict[str, torch.nn.Module]) -> list:
     """The mapped (student, teacher) pairs when a layer term or a custom mapping is set; [] otherwise."""
     from workbench.capture import attention_module
-    from workbench.mapping import resolve_mapping
+    from workbench.mapping import config_mapping
     from workbench.models import decoder_layers
 
     loss = cfg.loss
@@ -162,7 +162,10 @@ def _check_layers(cfg: DistillConfig, models: dict[str, torch.nn.Module]) -> lis
             blocks[role] = decoder_layers(model)
         except UserError as exc:
             raise _named(f"models.{role}", exc) from None
-    pairs = resolve_mapping(cfg.mapping.preset, cfg.mapping.pairs, len(blocks["student"]), len(blocks["teacher"]))
+    try:
+        pairs = config_mapping(cfg, len(blocks["student"]), len(blocks["teacher"]))
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
     if loss.attn_weight > 0:
         attn_pairs = [(s, t) for s, t in pairs if s != "emb" and t != "emb"]
         if not attn_pairs:

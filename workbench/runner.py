@@ -68,9 +68,12 @@ def _reap(process: subprocess.Popen, run: RunFolder) -> None:
     code = process.wait()
     status = run.read_status()
     changes: dict = {"exit_code": code}
+    # a stop asked for before the trainer installed its signal handler (while importing) ends the process by the
+    # signal itself: that is still a stop, not a failure
+    stopped = not code or (status.get("stop_requested") and -code in (signal.SIGTERM, signal.SIGINT, signal.SIGKILL))
     if status.get("state") in ACTIVE_STATES or status.get("stale"):
-        changes.update(state="failed" if code else "stopped", ended=time.time())
-        if code and not status.get("error"):
+        changes.update(state="stopped" if stopped else "failed", ended=time.time())
+        if not stopped and not status.get("error"):
             changes["error"] = f"the train process exited with code {code}; see run.log"
     if status.get("pid") in (None, process.pid):
         run.update_status(**changes)

@@ -2,7 +2,8 @@
 
     runs/<run-id>/
         config.yaml      resolved DistillConfig
-        status.json      {"state", "pid", "created", "started", "ended", "step", "total_steps", "error", ...}
+        status.json      {"state", "pid", "created", "started", "ended", "step", "total_steps", "error", "stage",
+                         "stage_started", ...}; stage says what a running run is doing before its first step
         metrics.jsonl    one JSON object per line: {"kind": "train"|"eval", "step", <loss terms>, ...}, and with
                          train.heal_init one {"kind": "heal", "step": 0, "student_layer", "teacher_layer", ...} per fit
         run.log          stdout and stderr of the run process
@@ -26,6 +27,18 @@ import psutil
 
 STATES = ("queued", "running", "stopping", "stopped", "failed", "finished")
 ACTIVE_STATES = ("queued", "running", "stopping")
+
+
+STAGES = ("loading data", "loading student", "loading teacher", "healing", "first step")
+
+
+def run_stage(status: dict[str, Any], trained: bool) -> str:
+    """What a run is doing: a loading stage (STAGES) until its first logged step, then "training"; otherwise its
+    state ("queued", "stopping", "stopped", ...)."""
+    state = status.get("state") or "idle"
+    if state == "running":
+        return "training" if trained else (status.get("stage") or "starting")
+    return state
 
 
 def atomic_write_text(path: Path, text: str) -> None:

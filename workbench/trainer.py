@@ -31,7 +31,7 @@ from workbench.errors import UserError
 from workbench.events import JsonlSink, MultiSink, NullSink, Sink
 from workbench.lifecycle import device_lock, stop_on_signals
 from workbench.lora import is_lora, wrap_lora
-from workbench.mapping import Projectors, resolve_mapping
+from workbench.mapping import Projectors, config_mapping
 from workbench.optim import build_optimizer, build_scheduler, clamped_warmup
 from workbench.reporters import report_sinks
 from workbench.runs import RunFolder, read_metrics
@@ -47,6 +47,21 @@ def resolve_precision(cfg: DistillConfig, device: torch.device) -> str:
     return "bf16" if device.type == "cuda" else "fp32"
 
 
+def _stage_reporter(run: RunFolder, sink: Sink, main: bool):
+    """setup()'s `stage` callback: the stage (and how far it got, e.g. "2/5" layer fits) goes to status.json,
+    where the app shows it, and a new stage to the log."""
+    def report(name: str, progress: str | None = None) -> None:
+        if not main:
+            return
+        if progress is not None and run.read_status().get("stage") == name:
+            run.update_status(stage_progress=progress)
+            return
+        run.update_status(stage=name, stage_started=time.time(), stage_progress=progress)
+        sink.log(f"stage: {name}")
+
+    return report
+
+
 def _make_accelerator(cfg: DistillConfig):
     from accelerate import Accelerator
 
@@ -57,15 +72,18 @@ def _make_accelerator(cfg: DistillConfig):
     return Accelerator(cpu=cpu, mixed_precision=mixed)
 
 
-def setup(cfg: DistillConfig, accelerator, sink: Sink, *, heal: bool = True) -> Setup:
+def setup(cfg: DistillConfig, accelerator, sink: Sink, *, heal: bool = True,
+          stage=lambda name, progress=None: None) -> Setup:
     """Load models, tokenizer and data; heal the student's gaps if asked (and `heal`: a resumed full fine-tune
-    reads its weights from the checkpoint instead); build the trained module, optimizer and schedule."""
+    reads its weights from the checkpoint instead); build the trained module, optimizer and schedule. `stage(name)`
+    is told when each part begins (the run's status shows it)."""
     from workbench.cross_step import tokenizer_pairing
     from workbench.data import build_splits
     from workbench.models import load_model, load_tokenizer, num_layers
 
     m, loss = cfg.models, cfg.loss
     torch.manual_seed(cfg.train.seed)
+    stage("loading data")
     student_tok = load_tokenizer(m.student, trust_remote_code=m.trust_remote_code)
     pairing = tokenizer_pairing(cfg, load_tokenizer(m.teacher, trust_remote_code=m.trust_remote_code), student_tok)
     splits = build_splits(cfg.data, student_tok)
@@ -77,6 +95,7 @@ def setup(cfg: DistillConfig, accelerator, sink: Sink, *, heal: bool = True) -> 
     precision = resolve_precision(cfg, accelerator.device)
     attn = "eager" if loss.attn_weight > 0 else None
     load = dict(trust_remote_code=m.trust_remote_code, allow_pickle=m.allow_pickle, device=accelerator.device)
+    stage("loading student")
     student = load_model(m.student, attn_implementation=attn, **load)
     uses_layers = loss.hidden_weight > 0 or loss.attn_weight > 0
     cache, teacher = None, None
@@ -85,14 +104,17 @@ def setup(cfg: DistillConfig, accelerator, sink: Sink, *, heal: bool = True) -> 
             raise UserError("train.teacher_cache keeps only logits; set loss.hidden_weight and loss.attn_weight to 0")
         cache = TeacherCache(cfg.train.teacher_cache, m.teacher, splits.train, splits.val)
     else:
+        stage("loading teacher")
         dtype = torch.bfloat16 if precision == "bf16" else torch.float32
         teacher = load_model(m.teacher, dtype=dtype, attn_implementation=attn or "sdpa", **load)
         teacher.requires_grad_(False).eval()
     if cfg.train.heal_init and heal:
-        _heal_gaps(cfg, student, teacher, splits.train, load, sink)
+        stage("healing")
+        _heal_gaps(cfg, student, teacher, splits.train, load, sink, progress=lambda done, total: stage(
+            "healing", f"{done}/{total}"))
     pairs = []
     if uses_layers:
-        pairs = resolve_mapping(cfg.mapping.preset, cfg.mapping.pairs, num_layers(student), num_layers(teacher))
+        pairs = config_mapping(cfg, num_layers(student), num_layers(teacher))
     hidden_pairs = pairs if loss.hidden_weight > 0 else []
     attn_pairs = [p for p in pairs if p[0] != "emb" and p[1] != "emb"] if loss.attn_weight > 0 else []
     teacher_capture = None
@@ -111,12 +133,14 @@ def setup(cfg: DistillConfig, accelerator, sink: Sink, *, heal: bool = True) -> 
     scheduler = build_scheduler(optimizer, cfg.train.warmup_steps, cfg.train.steps)
     module, optimizer = accelerator.prepare(module, optimizer)
     sampler = torch.Generator().manual_seed(cfg.train.seed * 1_000_003 + accelerator.process_index + 1)
+    stage("first step")
     return Setup(accelerator, module, teacher, teacher_capture, cache, student_tok, splits.train, splits.val,
                  optimizer, scheduler, precision, splits.train_mask, splits.val_mask, splits.train_examples,
                  splits.heldout, sampler, pairing=pairing)
 
 
-def _heal_gaps(cfg: DistillConfig, student, teacher, train_ids: torch.Tensor, load: dict, sink: Sink) -> None:
+def _heal_gaps(cfg: DistillConfig, student, teacher, train_ids: torch.Tensor, load: dict, sink: Sink,
+               progress=None) -> None:
     """`train.heal_init`: fold a least-squares fit across each pruned gap into the student (workbench.heal)."""
     from workbench.heal import check_pair, heal_for_config
     from workbench.models import load_model
@@ -126,7 +150,7 @@ def _heal_gaps(cfg: DistillConfig, student, teacher, train_ids: torch.Tensor, lo
     sink.log(f"healing the pruned gaps on {min(len(train_ids), cfg.train.heal_sequences)} training sequences "
              "(train.heal_init) ...")
     start = time.perf_counter()
-    fits = heal_for_config(cfg, student, source, train_ids)
+    fits = heal_for_config(cfg, student, source, train_ids, progress)
     seconds = time.perf_counter() - start
     for fit in fits:
         sink.emit({"kind": "heal", "step": 0, **fit.to_dict(), "seconds": seconds, "time": time.time()})
@@ -377,7 +401,8 @@ def train(
             if main:
                 run.update_status(state="running", started=time.time(), pid=os.getpid())
             launched = time.perf_counter()  # train.max_minutes counts loading and healing too
-            s = setup(cfg, accelerator, sink, heal=not resume or cfg.lora.enabled)
+            s = setup(cfg, accelerator, sink, heal=not resume or cfg.lora.enabled,
+                      stage=_stage_reporter(run, sink, main))
             state = _loop(cfg, s, run, sink, stop, resume, launched)
         except BaseException as exc:
             if main:

@@ -13,6 +13,7 @@ from pathlib import Path
 import gradio as gr
 
 from workbench.app.context import AppContext
+from workbench.app.i18n import LANGS, LOAD_JS, SWITCH_JS, language_switch, t
 from workbench.config import BUILTIN_TEACHER, DEFAULT_STUDENT
 
 CSS = """
@@ -25,6 +26,10 @@ CSS = """
 .kd-bad { background: #fee2e2; color: #991b1b; }
 .kd-wait { background: #e0e7ff; color: #3730a3; }
 #kd-header h1 { margin-bottom: 0; }
+#lang-switch { max-width: 220px; margin-left: auto; }
+.kd-tokens { line-height: 2; font-family: ui-monospace, monospace; font-size: 0.9em; }
+.kd-tokens span { padding: 1px 2px; border-radius: 3px; white-space: pre-wrap; }
+.kd-legend { font-size: 0.85em; color: #475569; }
 """
 THEME = gr.themes.Soft(primary_hue="blue", neutral_hue="slate")
 
@@ -54,18 +59,24 @@ def build_app(runs_dir: str | Path = "runs", exports_dir: str | Path = "exports"
         ctx.pool = pool
     ctx.initial_config = config
     with gr.Blocks(title="KD Workbench") as demo:
-        gr.Markdown("# KD Workbench\nDistil a teacher language model into a smaller student: set up, train, "
-                    "watch every loss term, compare runs.", elem_id="kd-header")
-        with gr.Tab("Setup", id="setup"):
+        with gr.Row(equal_height=True):
+            gr.Markdown(t("# KD Workbench\nDistil a teacher language model into a smaller student: set up, train, "
+                          "watch every loss term, compare runs."), elem_id="kd-header")
+            switch = language_switch()
+        tabs = {}
+        with gr.Tab(t("Setup"), id="setup") as tabs["Setup"]:
             setup = build_setup_tab(ctx)
-        with gr.Tab("Train", id="train"):
+        with gr.Tab(t("Train"), id="train") as tabs["Train"]:
             train = build_train_tab(ctx, setup)
-        with gr.Tab("Runs", id="runs"):
+        with gr.Tab(t("Runs"), id="runs") as tabs["Runs"]:
             runs = build_runs_tab(ctx)
+        built = {}
         for title, builder in _inspect_tabs():
-            with gr.Tab(title):
-                builder(ctx)
+            with gr.Tab(t(title)) as tabs[title]:
+                built[title] = builder(ctx)
         register_api(ctx)
+        _wire_language(demo, switch, train, tabs)
+        _wire_student_pickers(train, {**built, "Runs": runs})
         for fn, inputs, outputs, api_name in setup["load_events"]:
             demo.load(fn, inputs, outputs, api_name=api_name, show_progress="hidden")
         on_load, outputs = train["on_load"]
@@ -74,3 +85,24 @@ def build_app(runs_dir: str | Path = "runs", exports_dir: str | Path = "exports"
         demo.load(runs_load, None, runs_outputs, api_name="runs_load")
     demo.ctx = ctx
     return demo
+
+
+def _wire_language(demo: gr.Blocks, switch: gr.Radio, train: dict, tabs: dict) -> None:
+    """The switch changes the browser's locale (JS) and the session's language on the server (dynamic text). The tab
+    titles are sent again: the browser translates a title only when it is (re)drawn."""
+    def choose(lang: str, request: gr.Request):
+        return LANGS.choose(request, lang), *[gr.update(label=t(title)) for title in tabs]
+
+    outputs = [switch, *tabs.values()]
+    demo.load(choose, switch, outputs, js=LOAD_JS, api_visibility="private", show_progress="hidden")
+    redraw, outputs_train = train["redraw"]
+    switch.input(choose, switch, outputs, js=SWITCH_JS, api_visibility="private", show_progress="hidden").then(
+        redraw, train["watch"], outputs_train, api_visibility="private", show_progress="hidden")
+
+
+def _wire_student_pickers(train: dict, built: dict) -> None:
+    """When the watched run finishes, the student pickers of the other tabs offer its student without a click."""
+    for tab in built.values():
+        if isinstance(tab, dict) and "refresh_pickers" in tab:
+            refresh, outputs = tab["refresh_pickers"]
+            train["finished"].change(refresh, None, outputs, api_visibility="private", show_progress="hidden")

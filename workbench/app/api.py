@@ -1,11 +1,18 @@
 """The stable scripting API of the app (README, "API endpoints"), served by gradio and called with gradio_client:
 
     /start_run   config YAML text -> run id            (the run trains in its own process, as with the Train button)
-    /run_status  run id -> {"run_id", "state", "step", "total_steps", "latest", "latest_eval", "queue_position",
+    /run_status  run id -> {"run_id", "state", "stage", "stage_progress", "step", "total_steps", "latest",
+                            "latest_eval", "latest_generation", "latest_sample", "measured_on", "queue_position",
                             "exit_code", "error", "log_tail"}
+                 stage: what the run is doing ("loading data", "loading student", "loading teacher", "healing",
+                 "first step", then "training"; otherwise its state); stage_progress: e.g. "2/5" layer fits while
+                 healing. latest_generation: the latest generation eval (reverse KL to the teacher on the student's
+                 own answers, repeated 4-grams, ...); measured_on: {"eval": ..., "generation": ...}, what each kind
+                 of number was measured on.
     /stop_run    run id -> the status after asking the run to stop (graceful: a checkpoint is saved)
-    /list_runs   -> [{"run", "status", "teacher", "student", "step", "total_steps", "best_eval_loss",
-                      "student_ppl", "kd", "exit_code"}, ...] newest first
+    /list_runs   -> [{"run", "status", "started", "duration_s", "teacher", "student", "step", "total_steps",
+                      "best_eval_loss", "student_ppl", "kd", "exit_code", "gen_rkl", "gen_teacher_nll", "gen_rep4",
+                      "gen_empty", "gen_len", "gen_measured_on"}, ...] newest first
 
 Errors (bad YAML, unknown run) come back to the client as a one-line gradio error naming the field.
 """
@@ -24,7 +31,7 @@ from workbench.app.tab_runs import run_summary
 from workbench.config import DistillConfig
 from workbench.errors import UserError
 from workbench.preflight import preflight
-from workbench.runs import MetricsReader, list_runs
+from workbench.runs import MetricsReader, RunFolder, list_runs, run_stage
 
 
 class StatusReaders:
@@ -34,15 +41,27 @@ class StatusReaders:
         self._readers: dict[str, MetricsReader] = {}
         self._lock = threading.Lock()
 
-    def latest(self, run_dir: Path) -> tuple[dict | None, dict | None]:
+    def latest(self, run_dir: Path) -> dict[str, dict | None]:
+        """The newest row of each kind ("train", "eval", "gen_eval", "sample") in the run's metrics."""
         with self._lock:
             reader = self._readers.get(str(run_dir))
             if reader is None or not reader.path.exists() or reader.path.stat().st_size < reader.offset:
                 reader = self._readers[str(run_dir)] = MetricsReader(run_dir / "metrics.jsonl")
             reader.read_new()
-            train = next((r for r in reversed(reader.rows) if r.get("kind", "train") == "train"), None)
-            evals = next((r for r in reversed(reader.rows) if r.get("kind") == "eval"), None)
-            return train, evals
+            return {kind: next((r for r in reversed(reader.rows) if r.get("kind", "train") == kind), None)
+                    for kind in ("train", "eval", "gen_eval", "sample")}
+
+
+def measured_on(run: RunFolder, generation: dict | None) -> dict[str, str | None]:
+    """What a run's eval and generation numbers were measured on, in words."""
+    try:
+        cfg = DistillConfig.load(run.config_path)
+        sequences = cfg.train.eval_batches * cfg.train.batch_size
+        evals = (f"up to {sequences} held-out validation sequences of {cfg.data.dataset} × {cfg.data.seq_len} "
+                 "tokens, teacher-forced (the student reads the real text); KL at T = 1")
+    except (UserError, ValueError, OSError):
+        evals = None
+    return {"eval": evals, "generation": (generation or {}).get("measured_on")}
 
 
 def start_run_from_yaml(runs_dir: str, config_yaml: str) -> str:
@@ -54,15 +73,22 @@ def start_run_from_yaml(runs_dir: str, config_yaml: str) -> str:
 def run_status(runs_dir: str, run_id: str, readers: StatusReaders) -> dict[str, Any]:
     run = runner.find_run(runs_dir, run_id)
     status = run.read_status()
-    latest, latest_eval = readers.latest(run.path)
+    rows = readers.latest(run.path)
+    latest = rows["train"]
     state = status.get("state", "?")
+    stage = run_stage(status, latest is not None)
     return {
         "run_id": run.run_id,
         "state": state,
+        "stage": stage,
+        "stage_progress": status.get("stage_progress") if stage == status.get("stage") else None,
         "step": max(int(status.get("step") or 0), int((latest or {}).get("step") or 0)),
         "total_steps": status.get("total_steps"),
         "latest": latest,
-        "latest_eval": latest_eval,
+        "latest_eval": rows["eval"],
+        "latest_generation": rows["gen_eval"],
+        "latest_sample": rows["sample"],
+        "measured_on": measured_on(run, rows["gen_eval"]),
         "queue_position": runner.queue_position(run.path),
         "exit_code": status.get("exit_code"),
         "error": status.get("error"),

@@ -10,6 +10,7 @@ import gradio as gr
 
 from workbench.app import setup_logic as logic
 from workbench.app.context import user_error
+from workbench.app.i18n import lang_of, tr
 from workbench.config import DistillConfig, load_preset, preset_names
 from workbench.errors import UserError
 from workbench.forms import command_preview, config_to_form, form_to_config, rows_to_pairs
@@ -26,17 +27,19 @@ def config_from_args(fields: list[str], preset: str, args: tuple) -> DistillConf
     return form_to_config(dict(zip(fields, args, strict=True)), base)
 
 
-def _card(teacher: str, student: str, trust: bool, batch: float, seq_len: float):
+def _card(teacher: str, student: str, trust: bool, batch: float, seq_len: float, request: gr.Request = None):
+    lang = lang_of(request)
     text, same_tokenizer = logic.pair_card_text(teacher, student, int(batch or 1), int(seq_len or 8), trust)
     if not (teacher or "").strip() or not (student or "").strip():
         status = ""
     elif same_tokenizer:
-        status = '<span class="kd-badge kd-ok">compatible pair</span> same tokenizer: logit distillation works.'
+        status = (f'<span class="kd-badge kd-ok">{tr("compatible pair", lang)}</span> '
+                  + tr("same tokenizer: logit distillation works.", lang))
     elif same_tokenizer is False:
-        status = ('<span class="kd-badge kd-ok">two tokenizers</span> logit distillation aligns the two '
-                  'tokenizations (see "Across tokenizers" and the alignment below).')
+        status = (f'<span class="kd-badge kd-ok">{tr("two tokenizers", lang)}</span> '
+                  + tr("logit distillation aligns the two tokenizations (see the alignment below).", lang))
     else:
-        status = f'<span class="kd-badge kd-bad">not distillable as is</span> {text.splitlines()[0]}'
+        status = f'<span class="kd-badge kd-bad">{tr("not distillable as is", lang)}</span> {text.splitlines()[0]}'
     return text, status
 
 
@@ -66,32 +69,69 @@ def _lora_choices(student: str, current: list[str]):
     return gr.update(choices=names, value=[m for m in (current or []) if m in names] or defaults)
 
 
-def _mapping(preset: str, rows: Any, student: str, teacher: str):
+def _mapping(preset: str, rows: Any, student: str, teacher: str, request: gr.Request = None):
+    lang = lang_of(request)
     pairs = rows_to_pairs(rows)
     try:
         check = logic.mapping_check(preset, pairs, student, teacher)
     except (ValueError, OSError) as exc:
-        return None, f"Cannot read the models' layer counts: {exc}"
+        return None, tr("Cannot read the models' layer counts: {error}", lang, error=exc)
     figure = mapping_figure(check["pairs"], check["student_layers"], check["teacher_layers"], check["invalid"])
     if check["errors"]:
-        status = '<span class="kd-badge kd-bad">invalid pairs</span> fix before starting:\n\n'
-        status += "\n".join(f"- {error}" for error in check["errors"])
+        status = f'<span class="kd-badge kd-bad">{tr("invalid pairs", lang)}</span> '
+        status += tr("fix before starting:", lang) + "\n\n" + "\n".join(f"- {error}" for error in check["errors"])
     else:
-        status = (f'<span class="kd-badge kd-ok">{len(check["pairs"])} pair(s)</span>'
-                  f" student has {check['student_layers']} layers, teacher {check['teacher_layers']}.")
+        status = (f'<span class="kd-badge kd-ok">{tr("{count} pair(s)", lang, count=len(check["pairs"]))}</span> '
+                  + tr("student has {student} layers, teacher {teacher}.", lang, student=check["student_layers"],
+                       teacher=check["teacher_layers"]))
     return figure, status
 
 
-def _preview(ctx, teacher: str, student: str, prompt: str, temperature: float):
+def _add_pair(rows: Any, student_layer: str, teacher_layer: str, request: gr.Request = None):
+    """Append the typed pair to the custom pairs (and switch the preset to custom)."""
+    student_layer, teacher_layer = (student_layer or "").strip(), (teacher_layer or "").strip()
+    if not student_layer or not teacher_layer:
+        raise user_error(tr("Type a student layer and a teacher layer (numbers from 0, or emb) before adding a pair.",
+                          lang_of(request)))
+    kept = [[s, t] for s, t in (pair.split(":") for pair in rows_to_pairs(rows))]
+    return [*kept, [student_layer, teacher_layer]], "custom", "", ""
+
+
+def _preset_for_student(teacher: str, student: str, current: str):
+    """A student made by dropping teacher layers compares best with the layers it was copied from."""
+    from workbench.mapping import is_pruned_from
+
+    if is_pruned_from((student or "").strip(), (teacher or "").strip()):
+        return gr.update(value="source") if current in ("uniform", "source") else gr.update()
+    return gr.update(value="uniform") if current == "source" else gr.update()
+
+
+def _preview(ctx, teacher: str, student: str, prompt: str, temperature: float, request: gr.Request = None):
+    lang = lang_of(request)
     try:
         entry = logic.next_token_logits(ctx, teacher, student, prompt)
     except (ValueError, OSError) as exc:
-        raise user_error(f"Preview needs both models: {exc}") from None
+        raise user_error(tr("Preview needs both models: {error}", lang, error=exc)) from None
     preview = temperature_preview(entry["decode"], entry["teacher"], entry["student"], float(temperature))
-    text = (f"At **T = {float(temperature):g}**: teacher entropy **{preview['teacher_entropy']:.3f}** nats, "
-            f"student entropy **{preview['student_entropy']:.3f}** nats; teacher top token "
-            f"`{preview['tokens'][0]!r}` at {preview['teacher'][0]:.1%}.")
+    text = tr("At **T = {t}**: teacher entropy **{te}** nats, student entropy **{se}** nats; teacher top token "
+              "`{token}` at {share}.", lang, t=f"{float(temperature):g}", te=f"{preview['teacher_entropy']:.3f}",
+              se=f"{preview['student_entropy']:.3f}", token=repr(preview["tokens"][0]),
+              share=f"{preview['teacher'][0]:.1%}")
     return temperature_figure(preview), text
+
+
+def _check_mapping(cfg: DistillConfig) -> None:
+    """Raise the first problem of the config's layer mapping against both models' depths (when it is used)."""
+    uses_layers = cfg.loss.hidden_weight > 0 or cfg.loss.attn_weight > 0
+    if not uses_layers and cfg.mapping.preset != "custom":
+        return
+    try:
+        check = logic.mapping_check(cfg.mapping.preset, list(cfg.mapping.pairs), cfg.models.student,
+                                    cfg.models.teacher)
+    except (ValueError, OSError):
+        return  # the models cannot be read yet: the card says why
+    if check["errors"]:
+        raise UserError(check["errors"][0])
 
 
 def _form_updates(c: dict, cfg: DistillConfig, keep_models: tuple[str, str] | None = None) -> list:
@@ -133,20 +173,35 @@ def wire_setup(ctx, c: dict) -> None:
                          api_name="tokenizer_alignment")
     c["models.student"].change(_lora_choices, [c["models.student"], c["lora.target_modules"]],
                                c["lora.target_modules"], api_name="lora_targets", **QUIET)
+    c["load_events"].append((_lora_choices, [c["models.student"], c["lora.target_modules"]],
+                             c["lora.target_modules"], "lora_targets_on_load"))
+    gr.on([c["models.teacher"].change, c["models.student"].change], _preset_for_student,
+          [c["models.teacher"], c["models.student"], c["mapping.preset"]], c["mapping.preset"],
+          api_name="mapping_preset_for_student", **QUIET)
+    c["load_events"].append((_preset_for_student, [c["models.teacher"], c["models.student"], c["mapping.preset"]],
+                             c["mapping.preset"], "mapping_preset_on_load"))
+    c["pair_add"].click(_add_pair, [c["mapping.pairs"], c["pair_student"], c["pair_teacher"]],
+                        [c["mapping.pairs"], c["mapping.preset"], c["pair_student"], c["pair_teacher"]],
+                        api_name="mapping_add_pair")
     gr.on([c["models.teacher"].change, c["models.student"].change], _heal_choice,
           [c["models.teacher"], c["models.student"], c["train.heal_init"]], c["train.heal_init"],
           api_name="heal_choice", **QUIET)
     mapping_inputs = [c["mapping.preset"], c["mapping.pairs"], c["models.student"], c["models.teacher"]]
-    gr.on([c["mapping.preset"].change, c["mapping.pairs"].change, c["models.student"].change,
-           c["models.teacher"].change], _mapping, mapping_inputs, [c["mapping_plot"], c["mapping_status"]],
+    gr.on([c["mapping.preset"].change, c["mapping.pairs"].change, c["mapping.pairs"].input,
+           c["models.student"].change, c["models.teacher"].change], _mapping, mapping_inputs,
+          [c["mapping_plot"], c["mapping_status"]],
           api_name="mapping_check", **QUIET)
     c["load_events"].append((_mapping, mapping_inputs, [c["mapping_plot"], c["mapping_status"]], "mapping_on_load"))
     c["loss.kind"].change(lambda kind: (gr.update(visible=kind in BETA_KINDS), gr.update(visible=kind in ALPHA_KINDS)),
                           c["loss.kind"], [c["loss.beta"], c["loss.alpha"]], api_name="loss_kind", queue=False)
     preview_inputs = [c["models.teacher"], c["models.student"], c["sample_prompt"], c["loss.temperature"]]
+    def preview(teacher, student, prompt, temperature, request: gr.Request = None):
+        return _preview(ctx, teacher, student, prompt, temperature, request)
+
     gr.on([c["loss.temperature"].change, c["preview_btn"].click, c["sample_prompt"].submit],
-          lambda *a: _preview(ctx, *a), preview_inputs, [c["preview_plot"], c["preview_text"]],
-          api_name="temperature_preview", **QUIET)
+          preview, preview_inputs, [c["preview_plot"], c["preview_text"]], api_name="temperature_preview", **QUIET)
+    c["load_events"].append((preview, preview_inputs, [c["preview_plot"], c["preview_text"]],
+                             "temperature_preview_on_load"))
     def upload_data(upload):
         stored = logic.store_upload(ctx, upload)
         return gr.update(choices=logic.dataset_choices(ctx, stored), value=stored)
@@ -181,7 +236,9 @@ def wire_setup(ctx, c: dict) -> None:
 
     def preview_command(preset, *args):
         try:
-            return command_preview(config_from_args(fields, preset, args), preset=preset, runs_dir=ctx.runs_dir)
+            cfg = config_from_args(fields, preset, args)
+            _check_mapping(cfg)
+            return command_preview(cfg, preset=preset, runs_dir=ctx.runs_dir)
         except UserError as exc:
             return f"# not valid yet: {exc}"
 

@@ -84,13 +84,17 @@ def layer_count(spec: str) -> int:
 
 def mapping_check(preset: str, pairs: list[str], student: str, teacher: str) -> dict[str, Any]:
     """Resolve a mapping against both models' depths: pairs, invalid items (with reasons) and the layer counts."""
-    from workbench.mapping import parse_pairs, resolve_mapping
+    from workbench.mapping import parse_pairs, resolve_mapping, source_layers
 
     student_layers, teacher_layers = layer_count(student.strip()), layer_count(teacher.strip())
     result: dict[str, Any] = {"student_layers": student_layers, "teacher_layers": teacher_layers,
                               "pairs": [], "invalid": [], "errors": []}
     if preset != "custom":
-        result["pairs"] = resolve_mapping(preset, None, student_layers, teacher_layers)
+        try:
+            source = source_layers(student.strip(), teacher.strip(), teacher_layers) if preset == "source" else None
+            result["pairs"] = resolve_mapping(preset, None, student_layers, teacher_layers, source)
+        except UserError as exc:
+            result["errors"].append(str(exc))
         return result
     if not pairs:
         result["errors"].append("custom mapping needs at least one pair")

@@ -13,6 +13,7 @@ from typing import Any
 import gradio as gr
 
 from workbench.app.context import user_error
+from workbench.app.i18n import localized_choices, t
 from workbench.attention import DEFAULT_MAX_TOKENS, DEFAULT_TEXT, MAX_TOKENS_LIMIT, compare_attention
 from workbench.errors import UserError
 from workbench.inspect_plots import attention_figure, summary_figure
@@ -24,27 +25,36 @@ AVERAGE = "average"
 FROM_RUN = "from run"
 
 
-def _run_mapping(student_spec: str) -> tuple[str, list[str]] | None:
-    """The mapping of the run a student spec belongs to (run folder or checkpoint), if any."""
+def _run_config(student_spec: str):
+    """The config of the run a student spec belongs to (run folder or checkpoint), if any."""
     from workbench.config import DistillConfig
 
     run = run_of(student_spec)
-    if run is None:
-        return None
-    cfg = DistillConfig.load(run.config_path)
-    return cfg.mapping.preset, list(cfg.mapping.pairs)
+    return DistillConfig.load(run.config_path) if run is not None else None
 
 
-def _mapping(preset: str, pairs_text: str, student_spec: str) -> tuple[str, list[str]]:
+def _mapping(preset: str, pairs_text: str, student_spec: str, teacher_spec: str,
+             teacher_layers: int) -> tuple[str, list[str], list[int] | None]:
+    """(preset, custom pairs, source layers). "from run" takes the run's mapping; for a student made by dropping
+    teacher layers (the run's, or the spec itself) it compares each layer with the one it was copied from."""
+    from workbench.mapping import is_pruned_from, source_layers
+
+    pruned_spec = student_spec
     if preset == FROM_RUN:
-        return _run_mapping(student_spec) or ("uniform", [])
-    pairs = [p.strip() for p in (pairs_text or "").split(",") if p.strip()]
-    return preset, pairs
+        cfg = _run_config(student_spec)
+        preset, pairs = (cfg.mapping.preset, list(cfg.mapping.pairs)) if cfg else ("uniform", [])
+        pruned_spec = cfg.models.student if cfg else student_spec
+        if is_pruned_from(pruned_spec, teacher_spec) and preset == "uniform":
+            preset = "source"
+    else:
+        pairs = [p.strip() for p in (pairs_text or "").split(",") if p.strip()]
+    source = source_layers(pruned_spec, teacher_spec, teacher_layers) if preset == "source" else None
+    return preset, pairs, source
 
 
 def _choices(comparison) -> tuple[list[tuple[str, Any]], list[tuple[str, Any]]]:
-    pairs = [("All pairs", ALL_PAIRS)] + [(label, str(i)) for i, label in enumerate(comparison.pair_labels)]
-    heads = [("Head-averaged", AVERAGE)] + [(f"Head {h}", str(h)) for h in range(comparison.aligned_heads)]
+    pairs = [(t("All pairs"), ALL_PAIRS)] + [(label, str(i)) for i, label in enumerate(comparison.pair_labels)]
+    heads = [(t("Head-averaged"), AVERAGE)] + [(f"Head {h}", str(h)) for h in range(comparison.aligned_heads)]
     return pairs, heads
 
 
@@ -60,12 +70,13 @@ def compare_fn(ctx):
             limit_app_threads(ctx.runs_dir)
             teacher_spec = (teacher or "").strip() or ctx.teacher
             student_spec = resolve_choice(student, ctx.runs_dir, ctx.student)
-            mapping_preset, pairs = _mapping(preset, pairs_text, student_spec)
             teacher_model, teacher_tok = ctx.pool.get(teacher_spec, attn_implementation="eager")
             student_model, student_tok = ctx.pool.get(student_spec, attn_implementation="eager")
+            mapping_preset, pairs, source = _mapping(preset, pairs_text, student_spec, teacher_spec,
+                                                     teacher_model.config.num_hidden_layers)
             comparison = compare_attention(
                 teacher_model, teacher_tok, student_model, student_tok, text or DEFAULT_TEXT,
-                preset=mapping_preset, custom_pairs=pairs, max_tokens=int(max_tokens),
+                preset=mapping_preset, custom_pairs=pairs, max_tokens=int(max_tokens), source=source,
             )
         except UserError as exc:
             raise user_error(str(exc)) from None
@@ -89,26 +100,30 @@ def build_attention_tab(ctx) -> dict[str, Any]:
     """Build the attention tab inside the current `gr.Tab`; returns its components by name."""
     state = gr.State(None)
     with gr.Row():
-        text = gr.Textbox(value=DEFAULT_TEXT, lines=3, label="Text", scale=4)
-        max_tokens = gr.Slider(4, MAX_TOKENS_LIMIT, value=DEFAULT_MAX_TOKENS, step=1, label="Token cap",
-                               info="Longer texts are cut (a note says so).", scale=1)
+        text = gr.Textbox(value=DEFAULT_TEXT, lines=3, label=t("Text"), scale=4)
+        max_tokens = gr.Slider(4, MAX_TOKENS_LIMIT, value=DEFAULT_MAX_TOKENS, step=1, label=t("Token cap"),
+                               info=t("Longer texts are cut (a note says so)."), scale=1)
     with gr.Row():
-        teacher = gr.Dropdown(choices=[ctx.teacher], value=ctx.teacher, allow_custom_value=True, label="Teacher")
-        student = gr.Dropdown(choices=student_choices(ctx.runs_dir, ctx.student), value=LATEST,
-                              allow_custom_value=True, label="Student",
-                              info="Undistilled, a run's final student or any checkpoint: before/after in one click.")
-        preset = gr.Dropdown(choices=[FROM_RUN, "uniform", "last", "custom"], value=FROM_RUN, label="Layer mapping",
-                             info="'from run' uses the run's own mapping (uniform for a plain model).")
-        pairs_text = gr.Textbox(value="", label="Custom pairs", placeholder="student:teacher, e.g. 0:1, 3:11",
-                                info="Only for the custom mapping.")
+        teacher = gr.Dropdown(choices=[ctx.teacher], value=ctx.teacher, allow_custom_value=True, label=t("Teacher"))
+        student = gr.Dropdown(choices=localized_choices(student_choices(ctx.runs_dir, ctx.student)),
+                              value=LATEST,
+                              allow_custom_value=True, label=t("Student"),
+                              info=t("Undistilled, a run's final student or any checkpoint: before/after in one "
+                                     "click."))
+        preset = gr.Dropdown(choices=[FROM_RUN, "uniform", "last", "source", "custom"], value=FROM_RUN,
+                             label=t("Layer mapping"),
+                             info=t("'from run' uses the run's own mapping; a student made by dropping teacher "
+                                    "layers is compared with the layers it was copied from (source)."))
+        pairs_text = gr.Textbox(value="", label=t("Custom pairs"), placeholder="student:teacher, e.g. 0:1, 3:11",
+                                info=t("Only for the custom mapping."))
     with gr.Row():
-        compare = gr.Button("Compare attention", variant="primary", scale=2)
-        refresh = gr.Button("↻ Runs", size="sm", scale=0)
-        pair = gr.Dropdown(choices=[("All pairs", ALL_PAIRS)], value=ALL_PAIRS, label="Layer pair", scale=2)
-        head = gr.Dropdown(choices=[("Head-averaged", AVERAGE)], value=AVERAGE, label="Head", scale=1)
-    notes = gr.Markdown("Press **Compare attention** to capture both models' maps (eager attention).")
-    heatmaps = gr.Plot(label="Teacher · student · |difference|")
-    summary = gr.Plot(label="JS divergence and entropy per pair and head")
+        compare = gr.Button(t("Compare attention"), variant="primary", scale=2)
+        refresh = gr.Button(t("↻ Runs"), size="sm", scale=0)
+        pair = gr.Dropdown(choices=[(t("All pairs"), ALL_PAIRS)], value=ALL_PAIRS, label=t("Layer pair"), scale=2)
+        head = gr.Dropdown(choices=[(t("Head-averaged"), AVERAGE)], value=AVERAGE, label=t("Head"), scale=1)
+    notes = gr.Markdown(t("Press **Compare attention** to capture both models' maps (eager attention)."))
+    heatmaps = gr.Plot(label=t("Teacher · student · |difference|"))
+    summary = gr.Plot(label=t("JS divergence and entropy per pair and head"))
     compare.click(
         compare_fn(ctx),
         [text, max_tokens, teacher, student, preset, pairs_text],
@@ -123,8 +138,11 @@ def build_attention_tab(ctx) -> dict[str, Any]:
 
     for control in (pair, head):
         control.input(redraw, [state, pair, head], heatmaps, api_visibility="private")
-    refresh.click(lambda: gr.update(choices=student_choices(ctx.runs_dir, ctx.student)), None, student,
-                  api_visibility="private")
-    return {"text": text, "max_tokens": max_tokens, "teacher": teacher, "student": student, "preset": preset,
+    def refresh_students():
+        return gr.update(choices=localized_choices(student_choices(ctx.runs_dir, ctx.student)))
+
+    refresh.click(refresh_students, None, student, api_visibility="private")
+    return {"refresh_pickers": (refresh_students, [student]),
+            "text": text, "max_tokens": max_tokens, "teacher": teacher, "student": student, "preset": preset,
             "pairs": pairs_text, "compare": compare, "pair": pair, "head": head, "heatmaps": heatmaps,
             "summary": summary, "notes": notes, "state": state}

@@ -17,6 +17,8 @@ from typing import Any
 import gradio as gr
 
 from workbench.app.context import user_error
+from workbench.app.i18n import lang_of, localized_choices, t, tr
+from workbench.app.train_view import token_html
 from workbench.errors import UserError
 from workbench.generation import SamplingSettings, compare_stream
 from workbench.model_pool import LATEST, limit_app_threads, resolve_choice, student_choices
@@ -91,7 +93,7 @@ def chat_compare_fn(ctx, board: StopBoard):
             settings = SamplingSettings(temperature, top_p, int(max_new_tokens), int(seed))
             specs, slots = _columns(ctx, teacher, student, include_base, base)
             if not prompt or not prompt.strip():
-                raise UserError("prompt is empty; type a message")
+                raise UserError(tr("prompt is empty; type a message", lang_of(request)))
         except UserError as exc:
             raise user_error(str(exc)) from None
         stats = ["", "", "*not used*"]
@@ -141,50 +143,91 @@ def _plain_history(history: list) -> list[dict]:
     return plain
 
 
+def disagreement_fn(ctx):
+    """The handler that colours the distilled student's last answer by per-token reverse KL to the teacher."""
+
+    def colour_answer(enabled: bool, teacher: str, student: str, history: list | None,
+                      request: gr.Request = None) -> str:
+        from workbench.genquality import token_disagreement
+
+        lang = lang_of(request)
+        messages = _plain_history(history or [])
+        if not enabled or len(messages) < 2 or messages[-1]["role"] != "assistant":
+            return ""
+        prompt, answer = messages[-2]["content"], messages[-1]["content"]
+        try:
+            limit_app_threads(ctx.runs_dir)
+            student_model, tokenizer = ctx.pool.get(resolve_choice(student, ctx.runs_dir, ctx.student))
+            teacher_model, _ = ctx.pool.get((teacher or "").strip() or ctx.teacher)
+            pieces = token_disagreement(student_model, teacher_model, tokenizer, prompt, answer, messages[:-2])
+        except UserError as exc:
+            raise user_error(str(exc)) from None
+        mean = sum(p["rkl"] for p in pieces) / max(len(pieces), 1)
+        head = tr("Distilled student's last answer · mean reverse KL {mean} nats/token over {count} tokens", lang,
+                  mean=f"{mean:.3f}", count=len(pieces))
+        return f'<div class="kd-legend">{head}</div>' + token_html([p["piece"] for p in pieces],
+                                                                 [p["rkl"] for p in pieces], lang)
+
+    return colour_answer
+
+
 def build_chat_tab(ctx) -> dict[str, Any]:
     """Build the chat tab inside the current `gr.Tab`; returns its components by name."""
     board = StopBoard()
-    gr.Markdown("Same prompt, same sampling, every model streaming at once. Stats under each answer.")
+    gr.Markdown(t("Same prompt, same sampling, every model streaming at once. Stats under each answer."))
     with gr.Row():
-        teacher = gr.Dropdown(choices=[ctx.teacher], value=ctx.teacher, allow_custom_value=True, label="Teacher",
-                              info="Model spec or folder.")
-        student = gr.Dropdown(choices=student_choices(ctx.runs_dir), value=LATEST, allow_custom_value=True,
-                              label="Distilled student", info="A run's final student or any checkpoint.")
-        include_base = gr.Checkbox(value=True, label="Also the undistilled student")
+        teacher = gr.Dropdown(choices=[ctx.teacher], value=ctx.teacher, allow_custom_value=True, label=t("Teacher"),
+                              info=t("Model spec or folder."))
+        student = gr.Dropdown(choices=localized_choices(student_choices(ctx.runs_dir)), value=LATEST,
+                              allow_custom_value=True,
+                              label=t("Distilled student"), info=t("A run's final student or any checkpoint."))
+        include_base = gr.Checkbox(value=True, label=t("Also the undistilled student"))
         base = gr.Dropdown(choices=[ctx.student], value=ctx.student, allow_custom_value=True,
-                           label="Undistilled student", info="The run's starting point (default student).")
-        refresh = gr.Button("↻ Runs", size="sm", scale=0)
+                           label=t("Undistilled student"), info=t("The run's starting point (default student)."))
+        refresh = gr.Button(t("↻ Runs"), size="sm", scale=0)
     with gr.Row():
-        temperature = gr.Slider(0.0, 2.0, value=DEFAULT_SAMPLING.temperature, step=0.05, label="Temperature",
-                                info="0 = greedy")
+        temperature = gr.Slider(0.0, 2.0, value=DEFAULT_SAMPLING.temperature, step=0.05, label=t("Temperature"),
+                                info=t("0 = greedy"))
         top_p = gr.Slider(0.05, 1.0, value=DEFAULT_SAMPLING.top_p, step=0.05, label="Top-p")
-        max_new_tokens = gr.Slider(1, 512, value=DEFAULT_SAMPLING.max_new_tokens, step=1, label="Max new tokens")
-        seed = gr.Number(value=DEFAULT_SAMPLING.seed, precision=0, minimum=0, label="Seed")
+        max_new_tokens = gr.Slider(1, 512, value=DEFAULT_SAMPLING.max_new_tokens, step=1,
+                                   label=t("Max new tokens"))
+        seed = gr.Number(value=DEFAULT_SAMPLING.seed, precision=0, minimum=0, label=t("Seed"))
+        colour = gr.Checkbox(value=False, label=t("Colour the student's answer by disagreement"),
+                             info=t("After each answer, shade every token of the distilled student's answer by the "
+                                    "teacher's disagreement with it (per-token reverse KL)."), elem_id="chat-colour")
     chats, stats = [], []
     with gr.Row(equal_height=True):
         for title in COLUMN_TITLES:
             with gr.Column():
-                chats.append(gr.Chatbot(value=[], label=title, height=380, buttons=["copy"]))
+                chats.append(gr.Chatbot(value=[], label=t(title), height=380, buttons=["copy"]))
                 stats.append(gr.Markdown(""))
+    coloured = gr.HTML("", elem_id="chat-disagreement")
     with gr.Row():
-        prompt = gr.Textbox(placeholder="Ask all models…", label="Prompt", scale=5, lines=2)
+        prompt = gr.Textbox(placeholder=t("Ask all models…"), label=t("Prompt"), scale=5, lines=2)
         with gr.Column(scale=1, min_width=120):
-            send = gr.Button("Send", variant="primary")
-            stop = gr.Button("Stop", variant="stop")
-            clear = gr.Button("Clear history")
+            send = gr.Button(t("Send"), variant="primary")
+            stop = gr.Button(t("Stop"), variant="stop")
+            clear = gr.Button(t("Clear history"))
     inputs = [prompt, teacher, student, include_base, base, temperature, top_p, max_new_tokens, seed, *chats]
     handler = chat_compare_fn(ctx, board)
     send_event = send.click(handler, inputs, [*chats, *stats], api_name="chat_compare")
     submit_event = prompt.submit(handler, inputs, [*chats, *stats], api_visibility="private")
+    colour_fn = disagreement_fn(ctx)
     for event in (send_event, submit_event):
-        event.then(lambda: "", None, prompt, api_visibility="private")
+        event.then(lambda: "", None, prompt, api_visibility="private").then(
+            colour_fn, [colour, teacher, student, chats[1]], coloured, api_visibility="private")
+    colour.change(colour_fn, [colour, teacher, student, chats[1]], coloured, api_name="chat_disagreement")
 
     def stop_all(request: gr.Request) -> None:
         board.stop(_session(request))
 
     stop.click(stop_all, None, None, cancels=[send_event, submit_event], queue=False, api_visibility="private")
-    clear.click(lambda: ([], [], [], "", "", ""), None, [*chats, *stats], api_visibility="private")
-    refresh.click(lambda: gr.update(choices=student_choices(ctx.runs_dir)), None, student, api_visibility="private")
-    return {"prompt": prompt, "send": send, "stop": stop, "clear": clear, "chats": chats, "stats": stats,
+    clear.click(lambda: ([], [], [], "", "", "", ""), None, [*chats, *stats, coloured], api_visibility="private")
+    def refresh_students():
+        return gr.update(choices=localized_choices(student_choices(ctx.runs_dir)))
+
+    refresh.click(refresh_students, None, student, api_visibility="private")
+    return {"coloured": coloured, "colour": colour, "refresh_pickers": (refresh_students, [student]),
+            "prompt": prompt, "send": send, "stop": stop, "clear": clear, "chats": chats, "stats": stats,
             "teacher": teacher, "student": student, "include_base": include_base, "base": base,
             "temperature": temperature, "top_p": top_p, "max_new_tokens": max_new_tokens, "seed": seed}

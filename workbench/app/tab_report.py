@@ -8,21 +8,16 @@ with tokenizer and model card into a folder under the exports folder and offers 
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
 from workbench.app.context import user_error
+from workbench.app.i18n import lang_of, localized_choices, t, tr
 from workbench.errors import UserError
-from workbench.evaluate import (
-    EvalSettings,
-    cached_report,
-    evaluate_models,
-    evaluate_run,
-    format_report,
-    report_table,
-)
+from workbench.evaluate import EvalSettings, cached_report, card_rows, evaluate_models, evaluate_run, report_table
 from workbench.inspect_plots import report_figure
 from workbench.model_pool import LATEST, latest_finished_run, limit_app_threads, student_choices
 from workbench.runs import run_of
@@ -54,6 +49,31 @@ def card_for(ctx, choice: str, recompute: bool, settings: EvalSettings) -> tuple
     return evaluate_models(cfg.models.teacher, students, settings, data_cfg=cfg.data), f"{run.run_id} · {path.name}"
 
 
+def measured_on(card: dict, lang: str) -> str:
+    """What the card's numbers were measured on: the validation rows, and the prompts of the generation numbers."""
+    settings = card.get("settings", {})
+    entries = card_rows(card)
+    rows = settings.get("val_rows") or settings.get("dataset", "?")
+    lines = [tr("Teacher-forced numbers (perplexity, KL, agreement): {rows}, {tokens} tokens.", lang, rows=rows,
+                tokens=entries[0].get("val_tokens", "?") if entries else "?")]
+    if settings.get("generation_on"):
+        lines.append(tr("Generated numbers (reverse KL on own answers, repeated 4-grams, ...): {what}.", lang,
+                        what=settings["generation_on"]))
+    return "  \n".join(lines)
+
+
+def samples_html(card: dict, lang: str) -> str:
+    """The first held-out prompts with every model's answer side by side."""
+    samples = card.get("settings", {}).get("samples") or []
+    if not samples:
+        return ""
+    labels = [entry["label"] for entry in card_rows(card)]
+    head = "".join(f"<th>{html.escape(text)}</th>" for text in [tr("Prompt", lang), *labels])
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(cell))}</td>" for cell in [s["prompt"], *s["answers"]])
+                   + "</tr>" for s in samples)
+    return f'<table class="kd-samples"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
 def _table(card: dict) -> dict:
     header, rows = report_table(card)
     columns = list(zip(*rows, strict=True))  # models as columns, metrics as rows
@@ -61,21 +81,27 @@ def _table(card: dict) -> dict:
 
 
 def evaluate_fn(ctx):
-    def evaluate(run: str = LATEST, recompute: bool = False, sequences: int = 16, gen_tokens: int = 32):
+    def evaluate(run: str = LATEST, recompute: bool = False, sequences: int = 0, gen_tokens: int = 32,
+                 request: gr.Request = None):
+        lang = lang_of(request)
         limit_app_threads(ctx.runs_dir)
         try:
-            settings = EvalSettings(max_sequences=int(sequences), gen_tokens=int(gen_tokens), device=ctx.pool.device)
+            # 0 sequences: a run is scored on the rows its train-time eval reads (the Train tab's numbers)
+            settings = EvalSettings(max_sequences=int(sequences) or None, gen_tokens=int(gen_tokens),
+                                    device=ctx.pool.device)
             card, source = card_for(ctx, run, bool(recompute), settings)
         except UserError as exc:
             raise user_error(str(exc)) from None
-        note = f"**{source}** · evaluated {card.get('created', '?')} in {card.get('elapsed_s', '?')} s"
-        return _table(card), report_figure(card), card, note + "\n\n" + format_report(card).split("\n\n")[-1]
+        note = tr("**{source}** · evaluated {created} in {seconds} s", lang, source=source,
+                  created=card.get("created", "?"), seconds=card.get("elapsed_s", "?"))
+        return (_table(card), report_figure(card), card, note + "\n\n" + measured_on(card, lang),
+                samples_html(card, lang))
 
     return evaluate
 
 
 def export_fn(ctx):
-    def export(source: str, folder: str, make_zip: bool, overwrite: bool):
+    def export(source: str, folder: str, make_zip: bool, overwrite: bool, request: gr.Request = None):
         from workbench.export import export_run
 
         try:
@@ -94,9 +120,9 @@ def export_fn(ctx):
             result = export_run(path, target, make_zip=bool(make_zip), overwrite=bool(overwrite))
         except UserError as exc:
             raise user_error(str(exc)) from None
-        text = (f"Exported `{result['source']}` to `{result['folder']}`  \n"
-                f"Reload check: max |logit diff| {result['max_abs_logit_diff']:.2e}  \n"
-                f"Files: {', '.join(result['files'])}")
+        text = tr("Exported `{source}` to `{folder}`  \nReload check: max |logit diff| {diff}  \nFiles: {files}",
+                  lang_of(request), source=result["source"], folder=result["folder"],
+                  diff=f"{result['max_abs_logit_diff']:.2e}", files=", ".join(result["files"]))
         return text, result["zip"]
 
     return export
@@ -105,39 +131,43 @@ def export_fn(ctx):
 def build_report_tab(ctx) -> dict[str, Any]:
     """Build the report-card and export tab inside the current `gr.Tab`; returns its components by name."""
     with gr.Row():
-        run = gr.Dropdown(choices=student_choices(ctx.runs_dir), value=LATEST, allow_custom_value=True,
-                          label="Student to report", info="A run (with its undistilled start), a checkpoint or a spec.",
-                          scale=3)
-        sequences = gr.Slider(1, 256, value=16, step=1, label="Validation sequences", scale=1)
-        gen_tokens = gr.Slider(2, 256, value=32, step=1, label="Generated tokens (speed)", scale=1)
-        recompute = gr.Checkbox(value=False, label="Recompute", info="Ignore a saved eval.json.", scale=1)
+        run = gr.Dropdown(choices=localized_choices(student_choices(ctx.runs_dir)), value=LATEST, allow_custom_value=True,
+                          label=t("Student to report"),
+                          info=t("A run (with its undistilled start), a checkpoint or a spec."), scale=3)
+        sequences = gr.Slider(0, 256, value=0, step=1, label=t("Validation sequences"),
+                              info=t("0: a run's own eval rows, the same as its Train tab (else 16)."), scale=1)
+        gen_tokens = gr.Slider(2, 256, value=32, step=1, label=t("Generated tokens (speed)"), scale=1)
+        recompute = gr.Checkbox(value=False, label=t("Recompute"), info=t("Ignore a saved eval.json."), scale=1)
     with gr.Row():
-        evaluate = gr.Button("Evaluate", variant="primary")
-        refresh = gr.Button("↻ Runs", size="sm", scale=0)
-    status = gr.Markdown("Press **Evaluate** for the report card (a few seconds to a minute on a CPU).")
-    table = gr.Dataframe(label="Report card", interactive=False, wrap=True)
-    bars = gr.Plot(label="Report card")
+        evaluate = gr.Button(t("Evaluate"), variant="primary")
+        refresh = gr.Button(t("↻ Runs"), size="sm", scale=0)
+    status = gr.Markdown(t("Press **Evaluate** for the report card (a few seconds to a minute on a CPU)."))
+    table = gr.Dataframe(label=t("Report card"), interactive=False, wrap=True, elem_id="report-table")
+    samples = gr.HTML("", elem_id="report-samples")
+    bars = gr.Plot(label=t("Report card"))
     with gr.Accordion("eval.json", open=False):
         card_json = gr.JSON(label="eval.json")
-    evaluate.click(evaluate_fn(ctx), [run, recompute, sequences, gen_tokens], [table, bars, card_json, status],
-                   api_name="evaluate")
-    gr.Markdown("### Export\nThe merged student as safetensors + tokenizer + model card (README.md), checked by "
-                "reloading it with `AutoModelForCausalLM.from_pretrained`.")
+    evaluate.click(evaluate_fn(ctx), [run, recompute, sequences, gen_tokens],
+                   [table, bars, card_json, status, samples], api_name="evaluate")
+    gr.Markdown(t("### Export\nThe merged student as safetensors + tokenizer + model card (README.md), checked by "
+                  "reloading it with `AutoModelForCausalLM.from_pretrained`."))
     with gr.Row():
-        source = gr.Dropdown(choices=student_choices(ctx.runs_dir), value=LATEST, allow_custom_value=True,
-                             label="Run or checkpoint to export", scale=3)
-        folder = gr.Textbox(value="", label="Folder", placeholder=f"{ctx.exports_dir}/<run id>", scale=3)
-        make_zip = gr.Checkbox(value=True, label="Zip for download", scale=1)
-        overwrite = gr.Checkbox(value=False, label="Overwrite", scale=1)
-    export = gr.Button("Export")
+        source = gr.Dropdown(choices=localized_choices(student_choices(ctx.runs_dir)), value=LATEST, allow_custom_value=True,
+                             label=t("Run or checkpoint to export"), scale=3)
+        folder = gr.Textbox(value="", label=t("Folder"), placeholder=f"{ctx.exports_dir}/<run id>", scale=3)
+        make_zip = gr.Checkbox(value=True, label=t("Zip for download"), scale=1)
+        overwrite = gr.Checkbox(value=False, label=t("Overwrite"), scale=1)
+    export = gr.Button(t("Export"))
     export_status = gr.Markdown("")
-    download = gr.File(label="Download", interactive=False)
+    download = gr.File(label=t("Download"), interactive=False)
     export.click(export_fn(ctx), [source, folder, make_zip, overwrite], [export_status, download], api_name="export")
 
     def refresh_choices():
-        return gr.update(choices=student_choices(ctx.runs_dir)), gr.update(choices=student_choices(ctx.runs_dir))
+        choices = localized_choices(student_choices(ctx.runs_dir))
+        return gr.update(choices=choices), gr.update(choices=choices)
 
     refresh.click(refresh_choices, None, [run, source], api_visibility="private")
-    return {"run": run, "evaluate": evaluate, "table": table, "bars": bars, "json": card_json, "status": status,
+    return {"refresh_pickers": (refresh_choices, [run, source]), "run": run, "evaluate": evaluate, "table": table,
+            "bars": bars, "json": card_json, "status": status,
             "source": source, "folder": folder, "zip": make_zip, "export": export, "export_status": export_status,
             "download": download}

@@ -5,14 +5,18 @@
 
 from __future__ import annotations
 
+import html
 import math
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
 from workbench.app.context import user_error
+from workbench.app.i18n import lang_of, t, tr
+from workbench.app.train_view import duration
 from workbench.config import DistillConfig
 from workbench.errors import UserError
 from workbench.forms import config_diff
@@ -20,9 +24,14 @@ from workbench.plots import overlay_figure
 from workbench.runner import find_run
 from workbench.runs import ACTIVE_STATES, RunFolder, list_runs, read_metrics
 
-TABLE_COLUMNS = ["run", "status", "teacher", "student", "steps", "best eval loss", "student ppl", "KD settings"]
-OVERLAY_METRICS = ["kd", "ce", "total", "hidden", "attn", "eval_loss", "eval_ppl", "eval_kl", "eval_top1", "lr",
-                   "tokens_per_s"]
+GEN_KEYS = ("gen_rkl", "gen_teacher_nll", "gen_rep4", "gen_empty", "gen_len")
+
+TABLE_COLUMNS = ["run", "steps", "best eval loss", "student ppl", "generation (rKL · rep4)", "status", "started",
+                 "duration", "teacher", "student", "KD settings"]
+TABLE_TYPES = ["str", "str", "number", "number", "str", "str", "str", "str", "html", "html", "str"]
+OVERLAY_METRICS = ["kd", "ce", "total", "hidden", "attn", "eval_loss", "eval_ppl", "eval_kl", "eval_top1", "gen_rkl",
+                   "gen_teacher_nll", "gen_rep4", "gen_empty", "gen_len", "lr", "tokens_per_s"]
+SPEC_WIDTH = 30
 
 
 def _finite(values: list) -> list[float]:
@@ -38,6 +47,7 @@ def run_summary(run: RunFolder) -> dict[str, Any]:
         cfg = None
     rows = read_metrics(run.metrics_path)
     evals = [row for row in rows if row.get("kind") == "eval"]
+    gen = next((row for row in reversed(rows) if row.get("kind") == "gen_eval"), None)
     train = [row for row in rows if row.get("kind", "train") == "train"]
     losses, ppls = _finite([r.get("eval_loss") for r in evals]), _finite([r.get("eval_ppl") for r in evals])
     step = max(int(status.get("step") or 0), int(train[-1].get("step") or 0) if train else 0)
@@ -47,9 +57,13 @@ def run_summary(run: RunFolder) -> dict[str, Any]:
         kd = f"{loss.kind} T={loss.temperature:g} · ce {loss.ce_weight:g} kd {loss.kd_weight:g}"
         kd += f" hid {loss.hidden_weight:g} att {loss.attn_weight:g}" if loss.hidden_weight or loss.attn_weight else ""
         kd += " · LoRA" if cfg.lora.enabled else ""
+    started = status.get("started") or status.get("created")
+    ended = status.get("ended") if status.get("state") not in ACTIVE_STATES else None
     return {
         "run": run.run_id,
         "status": status.get("state", "?"),
+        "started": started,
+        "duration_s": ((ended or time.time()) - started) if started else None,
         "teacher": cfg.models.teacher if cfg else "?",
         "student": cfg.models.student if cfg else "?",
         "step": step,
@@ -58,23 +72,41 @@ def run_summary(run: RunFolder) -> dict[str, Any]:
         "student_ppl": ppls[-1] if ppls else None,
         "kd": kd,
         "exit_code": status.get("exit_code"),
+        **{key: (gen or {}).get(key) for key in GEN_KEYS},
+        "gen_measured_on": (gen or {}).get("measured_on"),
     }
 
 
-def short_spec(spec: str) -> str:
-    """A model spec for a table cell: local folders by their name (with any derivation query)."""
+def short_spec(spec: str, width: int = SPEC_WIDTH) -> str:
+    """A model spec for a table cell: local folders by their name, "builtin:" dropped, cut to `width` characters."""
     base, sep, query = str(spec).partition("?")
-    return (Path(base).name if base.startswith(("/", "./", "~")) else base) + sep + query
+    base = Path(base).name if base.startswith(("/", "./", "~")) else base.removeprefix("builtin:")
+    text = base + sep + query
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def runs_table(runs_dir: str | Path) -> list[list[Any]]:
+def _spec_cell(spec: str) -> str:
+    """The short spec, with the full one on hover."""
+    return f'<span title="{html.escape(str(spec))}">{html.escape(short_spec(spec))}</span>'
+
+
+def _generation_cell(summary: dict) -> str:
+    if summary.get("gen_rkl") is None:
+        return ""
+    rep4 = summary.get("gen_rep4")
+    return f"{summary['gen_rkl']:.3f}" + (f" · {rep4:.0%}" if isinstance(rep4, (int, float)) else "")
+
+
+def runs_table(runs_dir: str | Path, lang: str = "en") -> list[list[Any]]:
     table = []
     for run in list_runs(runs_dir):
         s = run_summary(run)
+        started = time.strftime("%Y-%m-%d %H:%M", time.localtime(s["started"])) if s["started"] else ""
         table.append([
-            s["run"], s["status"], short_spec(s["teacher"]), short_spec(s["student"]), f"{s['step']} / {s['total_steps']}",
-            "" if s["best_eval_loss"] is None else round(s["best_eval_loss"], 4),
-            "" if s["student_ppl"] is None else round(s["student_ppl"], 2), s["kd"],
+            s["run"], f"{s['step']} / {s['total_steps']}",
+            None if s["best_eval_loss"] is None else round(s["best_eval_loss"], 4),
+            None if s["student_ppl"] is None else round(s["student_ppl"], 2), _generation_cell(s), tr(s["status"], lang),
+            started, duration(s["duration_s"]), _spec_cell(s["teacher"]), _spec_cell(s["student"]), s["kd"],
         ])
     return table
 
@@ -101,28 +133,40 @@ def delete_run(runs_dir: str | Path, run_id: str) -> None:
 def build_runs_tab(ctx) -> dict[str, Any]:
     """Build the runs tab inside the current `gr.Tab`; returns its components by name."""
     with gr.Row():
-        refresh = gr.Button("↻ Refresh", size="sm", scale=0)
-        gr.Markdown("All runs in the runs folder, newest first. Select several to compare.")
-    table = gr.Dataframe(headers=TABLE_COLUMNS, value=[], interactive=False, wrap=True, label="Runs",
-                         elem_id="runs-table")
+        refresh = gr.Button(t("↻ Refresh"), size="sm", scale=0)
+        gr.Markdown(t("All runs in the runs folder, newest first. Select several to compare. Generation: reverse KL "
+                      "to the teacher on the student's own answers (nats per token) · share of repeated 4-grams, "
+                      "from the latest generation eval. Hover a model to see its full spec."))
+    table = gr.Dataframe(headers=TABLE_COLUMNS, datatype=TABLE_TYPES, value=[], interactive=False, wrap=True,
+                         label=t("Runs"), elem_id="runs-table")
     with gr.Row():
-        selected = gr.Dropdown([], multiselect=True, label="Compare runs", scale=3)
-        metric = gr.Dropdown(OVERLAY_METRICS, value="kd", label="Metric", scale=1)
-        log_y = gr.Checkbox(False, label="Log scale", scale=0)
-    overlay = gr.Plot(label="Overlay")
-    diff = gr.Dataframe(value=[], label="Config fields that differ", interactive=False, wrap=True)
+        selected = gr.Dropdown([], multiselect=True, label=t("Compare runs"), scale=3)
+        metric = gr.Dropdown(OVERLAY_METRICS, value="kd", label=t("Metric"), scale=1)
+        log_y = gr.Checkbox(False, label=t("Log scale"), scale=0)
+    overlay = gr.Plot(label=t("Overlay"))
+    diff = gr.Dataframe(value=[], label=t("Config fields that differ"), interactive=False, wrap=True)
     with gr.Row():
-        to_delete = gr.Dropdown([], label="Run to delete", scale=2)
-        delete = gr.Button("Delete…", variant="stop", size="sm", scale=0)
+        to_delete = gr.Dropdown([], label=t("Run to delete"), scale=2)
+        delete = gr.Button(t("Delete…"), variant="stop", size="sm", scale=0)
     with gr.Row(visible=False) as confirm_row:
         confirm_text = gr.Markdown("")
-        confirm = gr.Button("Yes, delete it", variant="stop", size="sm", scale=0)
-        cancel = gr.Button("Cancel", size="sm", scale=0)
+        confirm = gr.Button(t("Yes, delete it"), variant="stop", size="sm", scale=0)
+        cancel = gr.Button(t("Cancel"), size="sm", scale=0)
 
-    def refresh_all(current: list[str] | None = None):
+    def table_update(lang: str):
+        return gr.update(value=runs_table(ctx.runs_dir, lang), headers=[tr(name, lang) for name in TABLE_COLUMNS])
+
+    def refresh_all(current: list[str] | None = None, request: gr.Request = None):
         ids = [run.run_id for run in list_runs(ctx.runs_dir)]
         keep = [run_id for run_id in (current or []) if run_id in ids]
-        return runs_table(ctx.runs_dir), gr.update(choices=ids, value=keep), gr.update(choices=ids, value=None)
+        return table_update(lang_of(request)), gr.update(choices=ids, value=keep), gr.update(choices=ids, value=None)
+
+    def refresh_after_run(request: gr.Request = None):
+        ids = [run.run_id for run in list_runs(ctx.runs_dir)]
+        return table_update(lang_of(request)), gr.update(choices=ids), gr.update(choices=ids)
+
+    def on_load(request: gr.Request = None):
+        return refresh_all([], request)
 
     refresh.click(refresh_all, selected, [table, selected, to_delete], api_name="runs_refresh")
 
@@ -140,22 +184,25 @@ def build_runs_tab(ctx) -> dict[str, Any]:
     gr.on([selected.change, metric.change, log_y.change], compare, [selected, metric, log_y], [overlay, diff],
           api_name="runs_compare")
 
-    def ask(run_id):
+    def ask(run_id, request: gr.Request = None):
+        lang = lang_of(request)
         if not run_id:
-            raise user_error("Choose a run to delete first")
-        return gr.update(visible=True), f"Delete run **{run_id}** and everything in its folder? This cannot be undone."
+            raise user_error(tr("Choose a run to delete first", lang))
+        return gr.update(visible=True), tr("Delete run **{run}** and everything in its folder? This cannot be undone.",
+                                           lang, run=run_id)
 
     delete.click(ask, to_delete, [confirm_row, confirm_text], api_name="runs_delete_ask")
 
-    def do_delete(run_id, current):
+    def do_delete(run_id, current, request: gr.Request = None):
         try:
             delete_run(ctx.runs_dir, run_id)
         except UserError as exc:
             raise user_error(str(exc)) from None
-        return (gr.update(visible=False), *refresh_all(current))
+        return (gr.update(visible=False), *refresh_all(current, request))
 
     confirm.click(do_delete, [to_delete, selected], [confirm_row, table, selected, to_delete], api_name="runs_delete")
     cancel.click(lambda: gr.update(visible=False), None, confirm_row, api_name="runs_delete_cancel")
     return {"table": table, "selected": selected, "metric": metric, "overlay": overlay, "diff": diff,
             "to_delete": to_delete, "delete": delete, "confirm": confirm, "refresh": refresh,
-            "on_load": (lambda: refresh_all([]), [table, selected, to_delete])}
+            "on_load": (on_load, [table, selected, to_delete]),
+            "refresh_pickers": (refresh_after_run, [table, selected, to_delete])}

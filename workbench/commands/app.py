@@ -73,11 +73,12 @@ def launch_options(host: str, port: int, auth: str | None, insecure: bool, runs_
     for folder in (runs_dir, exports_dir):
         Path(folder).mkdir(parents=True, exist_ok=True)
     from workbench.app import CSS, THEME
+    from workbench.app.i18n import build_i18n
 
     return dict(
         server_name=host, server_port=port, share=False, auth=credentials, max_file_size=max_file_size,
         allowed_paths=[str(Path(runs_dir).resolve()), str(Path(exports_dir).resolve())],
-        show_error=True, css=CSS, theme=THEME, footer_links=["api", "settings"],
+        show_error=True, css=CSS, theme=THEME, footer_links=["api", "settings"], i18n=build_i18n(),
     )
 
 

@@ -1,0 +1,71 @@
+"""Run states the app reports truthfully, through gradio_client against a served app: the loading stages of a
+run (in /run_status and its log), and a run stopped while it is still loading ends `stopped`, not failed."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from app_helpers import launched_app, tiny_config, wait_for
+from gradio_client import Client
+
+from workbench.runs import STAGES, RunFolder
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, tiny_teacher, tiny_student):
+    root = tmp_path_factory.mktemp("app-states")
+    with launched_app(root, tiny_teacher, tiny_student) as demo:
+        yield demo
+
+
+def _status(client: Client, run_id: str) -> dict:
+    return client.predict(run_id, api_name="/run_status")
+
+
+def _final(client: Client, run_id: str) -> dict:
+    return wait_for(lambda: (s := _status(client, run_id))["state"] in ("stopped", "failed", "finished") and s,
+                    timeout=120, every=0.3)
+
+
+def test_a_run_reports_its_loading_stages_then_training(served, tiny_teacher, tiny_student, tiny_text):
+    client = Client(served.local_url, verbose=False)
+    run_id = client.predict(tiny_config(tiny_teacher, tiny_student, tiny_text, steps=4).to_yaml(),
+                            api_name="/start_run")
+    seen = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        status = _status(client, run_id)
+        if not seen or seen[-1] != status["stage"]:
+            seen.append(status["stage"])
+        if status["state"] in ("finished", "failed"):
+            break
+        time.sleep(0.05)
+    assert status["state"] == "finished", status
+    assert seen[-1] == "finished" and len(seen) >= 2, seen
+    log = RunFolder(Path(served.ctx.runs_dir) / run_id).log_path.read_text()
+    logged = [line.split("stage: ", 1)[1].strip() for line in log.splitlines() if "stage: " in line]
+    assert logged == ["loading data", "loading student", "loading teacher", "first step"], logged
+    assert all(stage in (*STAGES, "queued", "starting", "training", "finished") for stage in seen), seen
+
+
+def test_stop_while_loading_ends_stopped(served, tiny_teacher, tiny_student, tiny_text):
+    client = Client(served.local_url, verbose=False)
+    cfg = tiny_config(tiny_teacher, tiny_student, tiny_text, steps=100000, eval_every=1000, save_every=100000)
+    # stopped at once: the process is still starting Python and importing torch (no signal handler yet)
+    early = client.predict(cfg.to_yaml(), api_name="/start_run")
+    client.predict(early, api_name="/stop_run")
+    status = _final(client, early)
+    assert status["state"] == "stopped" and status["stage"] == "stopped", status
+    assert not status["error"] and status["step"] == 0
+    # stopped while a loading stage is reported
+    loading = client.predict(cfg.to_yaml(), api_name="/start_run")
+    caught = wait_for(lambda: (s := _status(client, loading))["stage"] in STAGES and s, timeout=120, every=0.05)
+    client.predict(loading, api_name="/stop_run")
+    status = _final(client, loading)
+    assert status["state"] == "stopped", (caught, status)
+    assert status["exit_code"] in (0, -15) and not status["error"], status
+    assert status["step"] < 100000
+    listed = {row["run"]: row["status"] for row in client.predict(api_name="/list_runs")}
+    assert listed[early] == listed[loading] == "stopped"

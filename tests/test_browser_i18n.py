@@ -1,0 +1,124 @@
+"""Every tab in a real browser (Debian's Chromium through Playwright) in both languages: a ko-KR browser gets
+Korean, an en-US browser English, and the switch changes it (kept after a reload). In Korean, a run started from the
+Train tab shows its stages, its eval chart has perplexity on a log axis and agreement on its own, and when it
+finishes the Chat tab's student picker offers it without a refresh. Screenshots go to test-artifacts/."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from app_helpers import launched_app, tiny_config, wait_for
+from inspect_helpers import make_finished_run
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+# (artifact name, tab in English, tab in Korean, a text only the English tab shows, the same in Korean)
+TABS = (
+    ("setup", "Setup", "설정", "Sample prompt for the preview", "미리 보기용 예시 prompt"),
+    ("train", "Train", "학습", "Log scale for the loss terms", "손실 항을 로그 스케일로"),
+    ("runs", "Runs", "실행 기록", "Config fields that differ", "서로 다른 설정 항목"),
+    ("chat", "Chat", "채팅", "Also the undistilled student", "증류 전 학생 모델도 함께"),
+    ("attention", "Attention", "Attention", "Compare attention", "Attention 비교"),
+    ("report", "Report & export", "리포트·내보내기", "Student to report", "평가할 학생 모델"),
+    ("learn", "Learn", "배우기", "Pruning and healing", "Pruning(layer 잘라 내기)과 healing"),
+)
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, tiny_teacher, tiny_student, tiny_text):
+    root = tmp_path_factory.mktemp("browser-i18n")
+    make_finished_run(root / "runs", tiny_teacher, tiny_student, tiny_text)
+    cfg = tiny_config(tiny_teacher, tiny_student, tiny_text, steps=12, eval_every=4, save_every=4)
+    with launched_app(root, tiny_teacher, tiny_student, config=cfg) as demo:
+        yield demo
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def _open(browser, url: str, locale: str):
+    context = browser.new_context(locale=locale, viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.goto(url)
+    page.get_by_text("KD Workbench").first.wait_for()
+    return context, page
+
+
+@pytest.mark.parametrize("locale,lang", [("ko-KR", "ko"), ("en-US", "en")])
+def test_every_tab_speaks_the_browsers_language(served, browser, artifacts_dir, locale, lang):
+    context, page = _open(browser, served.local_url, locale)
+    for name, tab_en, tab_ko, text_en, text_ko in TABS:
+        page.get_by_role("tab", name=tab_ko if lang == "ko" else tab_en, exact=True).click()
+        page.get_by_text(text_ko if lang == "ko" else text_en, exact=True).first.wait_for(timeout=20_000)
+        assert page.get_by_text(text_en if lang == "ko" else text_ko, exact=True).count() == 0, name
+        page.wait_for_timeout(800)
+        page.screenshot(path=str(artifacts_dir / f"app-{name}-{lang}.png"), full_page=True)
+    context.close()
+    for name, *_ in TABS:
+        assert (artifacts_dir / f"app-{name}-{lang}.png").stat().st_size > 10_000
+
+
+def test_the_switch_changes_the_language_and_a_reload_keeps_it(served, browser, artifacts_dir):
+    context, page = _open(browser, served.local_url, "en-US")
+    page.get_by_role("tab", name="Train", exact=True).click()
+    page.get_by_text("Log scale for the loss terms").wait_for()
+    page.locator("#lang-switch").get_by_text("한국어").click()
+    page.get_by_text("손실 항을 로그 스케일로").wait_for(timeout=10_000)
+    wait_for(lambda: "Run" in page.locator("#run-status").inner_text(), timeout=20)
+    page.reload()
+    page.get_by_text("KD Workbench").first.wait_for()
+    page.get_by_role("tab", name="학습", exact=True).click()
+    page.get_by_text("손실 항을 로그 스케일로").wait_for(timeout=10_000)
+    wait_for(lambda: "완료" in page.locator("#run-status").inner_text(), timeout=20)  # server-side text too
+    page.screenshot(path=str(artifacts_dir / "app-switched-to-ko.png"), full_page=True)
+    context.close()
+
+
+def test_a_korean_run_shows_stages_honest_axes_and_refreshes_the_pickers(served, browser, artifacts_dir):
+    context, page = _open(browser, served.local_url, "ko-KR")
+    page.get_by_role("tab", name="학습", exact=True).click()
+    status = page.locator("#run-status")
+
+    def watched() -> str | None:
+        found = re.findall(r"Run (\S+)", status.inner_text())
+        return found[0] if found else None
+
+    before = wait_for(watched, timeout=20)
+    page.locator("#start-btn").click()
+    wait_for(lambda: watched() not in (None, before), timeout=30, every=0.1)
+    assert "대기 중" in status.inner_text() or "실행 중" in status.inner_text()  # the first render is Korean too
+    progress = page.locator("#run-progress .kd-progress")
+    stages = set()
+    wait_for(lambda: (stages.add(progress.get_attribute("data-stage")), progress.get_attribute("data-state"))[1]
+             == "finished", timeout=150, every=0.2)
+    assert stages & {"queued", "starting", "loading data", "loading student", "loading teacher", "first step"}, stages
+    page.wait_for_function("document.querySelector('#train-plot .js-plotly-plot')?.data?.length > 4",
+                           timeout=20_000)
+    layout = page.evaluate("""() => {
+        const plot = document.querySelector('#train-plot .js-plotly-plot');
+        const byName = Object.fromEntries(plot.data.map((trace) => [trace.name, trace.yaxis]));
+        return {layout: plot._fullLayout, byName};
+    }""")
+    ppl_axis = layout["byName"]["학생 모델 perplexity"].replace("y", "yaxis")
+    top1_axis = layout["byName"]["top-1 일치율"].replace("y", "yaxis")
+    assert layout["layout"][ppl_axis]["type"] == "log" and ppl_axis != top1_axis
+    assert layout["layout"][top1_axis]["range"] == [0, 1]
+    run_id = watched()
+    page.screenshot(path=str(artifacts_dir / "app-train-finished-ko.png"), full_page=True)
+    page.get_by_role("tab", name="채팅", exact=True).click()
+    page.get_by_label("증류한 학생 모델").click()  # no refresh pressed: the picker already offers the new run
+    page.get_by_role("option", name=f"{run_id} · final student (finished)").wait_for(timeout=10_000)
+    context.close()

@@ -1,0 +1,153 @@
+"""English and Korean in the app: static text through Gradio's I18n, dynamic text translated on the server.
+
+Static text (labels, help lines, Markdown written at build time) is wrapped in `t("English text")`; the browser
+shows it in its own language (Gradio picks the locale from the browser, and the header's language switch changes
+it). The English text is the key, so a string missing from the Korean table simply stays English.
+
+Text made while the app runs (status lines, errors) cannot be translated in the browser; handlers take a
+`gr.Request` and call `tr("English {x}", lang_of(request), x=...)`. The language of a session is the one its
+switch chose, else the browser's Accept-Language, else English (API clients get English).
+
+To add a string: write it in English where it is used, wrapped in `t()` or `tr()`, and add its Korean to
+`workbench.app.strings.KO` (field help texts: `HELP_KO`, keyed by the field name).
+"""
+
+from __future__ import annotations
+
+import threading
+
+import gradio as gr
+
+from workbench.app.strings import HELP_KO, KO
+from workbench.config import field_help
+from workbench.forms import FORM_FIELDS
+
+LANGUAGES = (("English", "en"), ("한국어", "ko"))
+_HELP_PREFIX = "help:"
+
+
+def _english_help() -> dict[str, str]:
+    return {f"{_HELP_PREFIX}{name}": field_help(*name.split(".")) for name in FORM_FIELDS}
+
+
+def _learn() -> tuple[dict[str, str], dict[str, str]]:
+    """The Learn tab's titles and texts in English and Korean, keyed "learn-title:<key>" and "learn:<key>"."""
+    from workbench.explain import TOPICS, topic_markdown
+    from workbench.explain_ko import KO_TOPICS, topic_markdown_ko
+
+    english, korean = {}, {}
+    for item in TOPICS:
+        english[f"learn-title:{item.key}"], english[f"learn:{item.key}"] = item.title, topic_markdown(item.key)
+        if item.key in KO_TOPICS:
+            korean[f"learn-title:{item.key}"] = KO_TOPICS[item.key][0]
+            korean[f"learn:{item.key}"] = topic_markdown_ko(item.key)
+    return english, korean
+
+
+def build_i18n() -> gr.I18n:
+    """The translations the browser uses: every Korean entry, and English for the keys that are not English text."""
+    learn_en, learn_ko = _learn()
+    static = {key: text for key, text in KO.items() if "{" not in key}  # templates with values are server-side only
+    korean = {**static, **{f"{_HELP_PREFIX}{name}": text for name, text in HELP_KO.items()}, **learn_ko}
+    english = {key: key for key in static}
+    english.update(_english_help())
+    english.update(learn_en)
+    return gr.I18n(en=english, ko=korean)
+
+
+def t(text: str):
+    """Static text shown in the browser's language (the English text is the key)."""
+    return gr.I18n()(text)
+
+
+def help_text(name: str):
+    """The help line of a config field ("section.key") in the browser's language."""
+    return gr.I18n()(f"{_HELP_PREFIX}{name}")
+
+
+def localized_choices(choices: list[tuple[str, str]]) -> list[tuple]:
+    """Picker choices with the fixed labels (the latest-run shortcut) in the browser's language."""
+    from workbench.model_pool import LATEST, LATEST_LABEL
+
+    return [(t(LATEST_LABEL) if value == LATEST else label, value) for label, value in choices]
+
+
+def tr(text: str, lang: str, **values) -> str:
+    """Text made at run time in `lang` ("en" or "ko"), with `str.format` values filled in."""
+    template = KO.get(text, text) if lang == "ko" else text
+    return template.format(**values) if values else template
+
+
+class SessionLanguages:
+    """The language each browser session chose with the switch (session hash -> "en" | "ko")."""
+
+    def __init__(self) -> None:
+        self._chosen: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def choose(self, request: gr.Request | None, lang: str) -> str:
+        lang = lang if lang in dict(LANGUAGES).values() else "en"
+        session = getattr(request, "session_hash", None)
+        if session:
+            with self._lock:
+                self._chosen[session] = lang
+        return lang
+
+    def of(self, request: gr.Request | None) -> str:
+        session = getattr(request, "session_hash", None)
+        with self._lock:
+            if session in self._chosen:
+                return self._chosen[session]
+        return browser_language(request)
+
+
+def browser_language(request: gr.Request | None) -> str:
+    """"ko" when the request's Accept-Language prefers Korean over English, else "en"."""
+    headers = getattr(request, "headers", None) or {}
+    accepted = str(headers.get("accept-language") or "").lower()
+    for part in accepted.split(","):
+        tag = part.split(";")[0].strip()
+        if tag.startswith("ko"):
+            return "ko"
+        if tag.startswith("en"):
+            return "en"
+    return "en"
+
+
+LANGS = SessionLanguages()
+
+
+def lang_of(request: gr.Request | None) -> str:
+    return LANGS.of(request)
+
+
+# Switching language in the browser: Gradio's locale store lives in its `core` module, which exports
+# `changeLocale`; importing the already-loaded module by its URL gives the same store. The choice is kept in
+# localStorage so a reload keeps it.
+SWITCH_JS = """
+async (lang) => {
+  const url = performance.getEntriesByType('resource').map((e) => e.name)
+    .find((name) => /\\/assets\\/core-[^/]*\\.js$/.test(name));
+  if (lang && url) { (await import(url)).changeLocale(lang); }
+  if (lang) { localStorage.setItem('kd-lang', lang); }
+  return lang;
+}
+"""
+LOAD_JS = """
+async () => {
+  const stored = localStorage.getItem('kd-lang');
+  const lang = stored || ((navigator.language || 'en').toLowerCase().startsWith('ko') ? 'ko' : 'en');
+  if (stored) {
+    const url = performance.getEntriesByType('resource').map((e) => e.name)
+      .find((name) => /\\/assets\\/core-[^/]*\\.js$/.test(name));
+    if (url) { (await import(url)).changeLocale(stored); }
+  }
+  return lang;
+}
+"""
+
+
+def language_switch() -> gr.Radio:
+    """The header's language switch (its events are wired in `build_app`)."""
+    return gr.Radio(list(LANGUAGES), value=None, show_label=False, container=False, elem_id="lang-switch",
+                    scale=0, min_width=200)
