@@ -237,6 +237,7 @@ def test_report_card_scores_generation_on_the_runs_heldout_prompts(tiny_teacher,
     # the report card's perplexity is taken on the rows the train-time eval scores
     (last_eval,) = [r for r in sink.of_kind("eval") if r["step"] == 2]
     assert distilled["val_ppl"] == pytest.approx(last_eval["eval_ppl"], rel=1e-4)
+    assert teacher["val_ppl"] == pytest.approx(last_eval["eval_teacher_ppl"], rel=1e-4)  # the Train tab's reference
     text = format_report(card)
     assert "reverse KL on own answers" in text and "Generation quality: 6 held-out prompts" in text
 

@@ -285,7 +285,8 @@ def evaluate(cfg: DistillConfig, s: Setup) -> dict[str, float]:
     acc = s.accelerator
     student = acc.unwrap_model(s.module).student
     student.eval()
-    sums = torch.zeros(6, device=acc.device, dtype=torch.float64)  # ce, kl, top1 hits, tokens, bytes, top1 count
+    sums = torch.zeros(7, device=acc.device, dtype=torch.float64)  # ce, kl, top1 hits, tokens, bytes, top1 count,
+    # and the teacher's own CE on the same tokens (live teacher, one tokenizer): the Train tab's reference line
     cross = s.pairing.cross if s.pairing is not None else None
     b = cfg.train.batch_size
     batches = min(cfg.train.eval_batches, math.ceil(s.val_ids.shape[0] / b))
@@ -296,7 +297,7 @@ def evaluate(cfg: DistillConfig, s: Setup) -> dict[str, float]:
         with acc.autocast():
             logits = student(input_ids=input_ids, use_cache=False).logits
         mask = targets != -100
-        compared = float(mask.sum())
+        compared, teacher_ce = float(mask.sum()), 0.0
         if cross is not None:
             ce = F.cross_entropy(logits.float()[mask], targets[mask], reduction="sum")
             kl, hits, compared = cross.eval_batch(cfg.loss, s.teacher, logits, input_ids)
@@ -309,13 +310,15 @@ def evaluate(cfg: DistillConfig, s: Setup) -> dict[str, float]:
                 if s.pairing is not None:
                     logits, t_logits = s.pairing.trim(logits, t_logits)
                 teacher = dict(teacher_logits=t_logits)
+                teacher_ce = float(F.cross_entropy(t_logits.float()[mask], targets[mask], reduction="sum"))
             part = agreement_sums(logits, targets, chunk_size=cfg.loss.chunk_size, **teacher).cpu()
         text_bytes = float(s.pairing.target_bytes[targets[mask].cpu()].sum()) if s.pairing is not None else 0.0
-        sums += torch.cat([part, torch.tensor([text_bytes, compared], dtype=torch.float64)]).to(sums.device)
+        extra = torch.tensor([text_bytes, compared, teacher_ce], dtype=torch.float64)
+        sums += torch.cat([part, extra]).to(sums.device)
     if acc.num_processes > 1:
         sums = acc.reduce(sums, reduction="sum")
     student.train()
-    ce, kl, hits, count, text_bytes, compared = sums.tolist()
+    ce, kl, hits, count, text_bytes, compared, teacher_ce = sums.tolist()
     count = max(count, 1.0)
     rows = min(batches * b, s.val_ids.shape[0])
     row = {"eval_loss": ce / count, "eval_ppl": perplexity(ce / count), "eval_kl": kl / count,
@@ -324,6 +327,8 @@ def evaluate(cfg: DistillConfig, s: Setup) -> dict[str, float]:
                           "(teacher-forced, KL at T = 1)"}
     if text_bytes > 0:
         row["eval_bpb"] = bits_per_byte(ce, text_bytes)
+    if teacher_ce > 0:
+        row["eval_teacher_ppl"] = perplexity(teacher_ce / count)
     if cross is not None:
         row["eval_exact_share"] = compared / count
     return row

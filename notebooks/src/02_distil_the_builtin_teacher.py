@@ -149,7 +149,6 @@ best_kl = min(configs, key=lambda n: scores[n]["kl_teacher_student"])
 best_agreement = max(configs, key=lambda n: scores[n]["top1_agreement"])
 print(f"lowest validation perplexity: {best_ppl}; closest to the teacher: {best_kl}; "
       f"most often the teacher's top token: {best_agreement}")
-assert best_agreement == "kd"
 change = {}
 for name in configs:
     ppl_change = scores[name]["val_ppl"] / scores["untrained student"]["val_ppl"]
@@ -167,7 +166,7 @@ assert kl["kd+ce"] < 1.15 * kl["kd"] and ppl["kd+ce"] < 1.15 * ppl["ce"]
 #
 # - **KL to the teacher** is what distillation optimises, and `kd` brings it down furthest, by a fifth or more
 #   below `ce` for the same budget: the student learns the teacher's whole distribution, including the dark
-#   knowledge of notebook 01, at every position. It also picks the teacher's top token most often.
+#   knowledge of notebook 01, at every position.
 # - **Perplexity** measures only the one token that the text contains. The answers in the built-in chat data were
 #   sampled from the teacher itself, so `ce` on them is already a form of distillation (on sampled tokens), and
 #   at this tiny budget `ce` and `kd+ce` reach a clearly lower perplexity than `kd`, while `ce` leaves the KL to

@@ -38,7 +38,7 @@ import torch
 from IPython.display import HTML, display
 from plotly.subplots import make_subplots
 
-from workbench.config import apply_overrides, load_preset
+from workbench.config import DEFAULT_STUDENT, apply_overrides, load_preset
 from workbench.data import build_splits
 from workbench.evaluate import score_quality
 from workbench.genquality import generation_quality, protocol_label, token_disagreement
@@ -54,12 +54,13 @@ print("runs are written under", WORKDIR)
 # %% [markdown]
 # ## 학습 전의 student
 #
-# `chat` preset의 student는 내장 teacher의 30개 layer 중 11개를 잘라 낸 모델입니다. 처음 여덟 개의 검증 행으로
+# 기본 student(`DEFAULT_STUDENT`)는 내장 teacher의 30개 layer 중 11개를 잘라 낸 모델입니다. 처음 여덟 개의 검증 행으로
 # (teacher-forced) 점수를 매기고, held-out 프롬프트 여덟 개에 답하게 합니다(workbench 어디서나처럼 T 0.7, top-p 0.9,
 # 최대 64 token으로 샘플링).
 
 # %%
-base = apply_overrides(load_preset("chat"), ["data.holdout_prompts=8", "train.device=cpu"])
+base = apply_overrides(load_preset("chat"), [f"models.student={DEFAULT_STUDENT}", "data.holdout_prompts=8",
+                                           "train.device=cpu"])
 tokenizer = load_tokenizer(base.models.teacher)
 teacher = load_model(base.models.teacher).eval()
 student = load_model(base.models.student).eval()
@@ -92,7 +93,7 @@ assert before.gen_empty >= 0.5  # the prose below says it mostly says nothing at
 # | 1 | 모든 step: teacher가 채점한 student 자신의 답 |
 #
 # 예산은 아주 작습니다(프롬프트 4개씩 8 step, 샘플링하는 답은 최대 32 token). 그래서 이 노트북은 CPU에서 몇 분 안에
-# 끝나며, `chat` preset은 같은 방식으로 8분쯤 학습합니다.
+# 끝나며, `chat` preset은 같은 방식으로(24개 layer student로) 6분쯤 학습합니다.
 
 # %%
 BUDGET = ["train.steps=8", "train.batch_size=4", "train.warmup_steps=1", "train.eval_every=8",
