@@ -45,7 +45,7 @@ def _workbench(site: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess
 def test_wheel_holds_the_package_data_and_not_the_benchmarks(installed):
     (wheel,) = installed.parent.joinpath("dist").glob("*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for preset in ("quick", "default", "thorough"):
+    for preset in ("quick", "default", "thorough", "chat"):
         assert f"workbench/presets/{preset}.yaml" in names
     assert {"workbench/builtin/chat.jsonl", "workbench/builtin/chat_prompts.jsonl"} <= names
     assert not any(name.startswith("bench/") for name in names)
@@ -65,7 +65,7 @@ def test_installed_package_is_the_wheel_and_refuses_bench(installed, tmp_path):
 def test_installed_wheel_trains_one_step_of_the_quick_preset(installed, tmp_path):
     done = _workbench(installed, tmp_path, "train", "--preset", "quick", "run.name=from-wheel", "train.steps=1",
                       "train.warmup_steps=0", "data.seq_len=32", "data.max_sequences=8", "train.batch_size=1",
-                      "train.eval_batches=1")
+                      "train.eval_batches=1", "train.gen_eval=false")
     assert done.returncode == 0, done.stderr[-2000:]
     run = tmp_path / "runs" / "from-wheel"
     assert json.loads((run / "status.json").read_text())["state"] == "finished"
