@@ -350,6 +350,10 @@ HELP_KO: dict[str, str] = {
     "loss.kd_weight": "교사 모델에 대한 logits 발산(KD Loss)의 가중치.",
     "loss.hidden_weight": "매핑된 layer 사이 hidden state 맞추기의 가중치.",
     "loss.hidden_loss": "Hidden state 거리: mse 또는 cosine.",
+    "loss.hidden_skip_first": "Hidden state 맞추기에서 첫 위치를 뺍니다(그 위치의 아주 큰 activation 때문).",
+    "loss.cross_tokenizer": "교사·학생 모델의 tokenizer가 다를 때: aligned(텍스트 offset으로 구간을 맞춤; 정확히 "
+                            "맞는 구간은 공통 문자열 위의 분포를, 나머지 구간은 chain rule 확률을 비교) 또는 "
+                            "uld(맞춘 위치마다 정렬한 확률을 비교).",
     "loss.attn_weight": "매핑된 layer 사이 attention map 전이의 가중치.",
     "loss.attn_loss": "Attention map 거리: kl 또는 mse.",
     "mapping.preset": "학생 모델의 각 layer가 어느 교사 layer에서 배울지: uniform, last, source(잘라 낸 학생 모델의 "
