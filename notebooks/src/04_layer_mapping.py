@@ -24,8 +24,8 @@
 # student for a few steps with KD alone, with hidden-state matching, and with attention transfer as well, and
 # compare all three on held-out text and by their attention maps.
 #
-# Measured runtime on a 2-core CPU: 593 s at load average 10 to 14 (other jobs kept the machine busy the whole
-# time; a notebook with two of these three runs took 21 s on the idle machine). The last cell prints this run's
+# Measured runtime on a 2-core CPU: 33 s when nothing else ran, 593 s at load average 10 to 14 (other jobs kept
+# the machine busy the whole time). The last cell prints this run's
 # wall and CPU time. Every
 # sentence below that a printed number can check is checked by an `assert` in the cell that prints it.
 
