@@ -36,7 +36,6 @@ from workbench.scores import agreement_sums, perplexity
 from workbench.vocab import bits_per_byte, bytes_per_token, row_text, token_bytes
 
 DEFAULT_PROMPT = "Write a short note to a friend about a walk by the sea."
-GEN_COLUMNS = ("gen_rkl", "gen_teacher_nll", "gen_rep4", "gen_empty", "gen_len")
 
 
 @dataclass
@@ -275,7 +274,7 @@ def evaluate_models(
             models.append(model)
         entries.append(entry)
     from workbench.data import build_splits
-    from workbench.genquality import card_generation
+    from workbench.genquality import GEN_KEYS, card_generation
 
     data = _data_config(settings, data_cfg)
     splits = build_splits(data, teacher_tok)
@@ -288,7 +287,7 @@ def evaluate_models(
         same = [entry for entry in entries if entry["label"] not in own]
         for entry, numbers in zip([teacher_entry, *same], generation["models"], strict=True):
             entry["generation"] = numbers
-            entry.update({k: numbers[k] for k in GEN_COLUMNS})
+            entry.update({k: numbers[k] for k in GEN_KEYS})
     texts = [row_text(row.tolist(), token_bytes(teacher_tok)) for row in val_ids] if own else []
     same_scores = iter(quality[1:])
     for entry in entries:

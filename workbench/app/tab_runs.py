@@ -20,11 +20,10 @@ from workbench.app.train_view import duration
 from workbench.config import DistillConfig
 from workbench.errors import UserError
 from workbench.forms import config_diff
+from workbench.genquality import GEN_KEYS
 from workbench.plots import overlay_figure
 from workbench.runner import find_run
 from workbench.runs import ACTIVE_STATES, RunFolder, list_runs, read_metrics
-
-GEN_KEYS = ("gen_rkl", "gen_teacher_nll", "gen_rep4", "gen_empty", "gen_len")
 
 TABLE_COLUMNS = ["run", "steps", "best eval loss", "student ppl", "generation (rKL · rep4)", "status", "started",
                  "duration", "teacher", "student", "KD settings"]
