@@ -98,3 +98,20 @@ def test_left_padding_in_sampling_other_architectures(tiny_root, arch):
     batched = sample_completions(model, prompts, greedy, torch.Generator().manual_seed(0), [3], 1)
     single = [sample_completions(model, [p], greedy, torch.Generator().manual_seed(0), [3], 1)[0] for p in prompts]
     assert batched == single
+
+
+def test_scores_over_the_common_width_of_padded_vocabularies(pair):
+    from tiny import tiny_config
+    from transformers import AutoModelForCausalLM
+
+    student, _, tokenizer = pair
+    torch.manual_seed(3)
+    wide_teacher = AutoModelForCausalLM.from_config(tiny_config("llama", len(tokenizer) + 32)).eval()
+    prompts, answers = [[5, 6, 7]], [[20, 21, 3]]
+    (score,) = score_tokens(student, wide_teacher, completion_batch(prompts, answers, tokenizer.pad_token_id))
+    ids = torch.tensor([prompts[0] + answers[0]])
+    with torch.no_grad():
+        p = F.log_softmax(wide_teacher(input_ids=ids).logits.double()[0, 2:5, : len(tokenizer)], -1)
+    assert torch.allclose(torch.tensor(score["teacher"], dtype=torch.float64), p[torch.arange(3), torch.tensor(answers[0])],
+                          atol=2e-5)
+    assert len(score["rkl"]) == 3 and all(v >= 0 for v in score["rkl"])

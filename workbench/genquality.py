@@ -72,6 +72,19 @@ def strip_stop(tokens: list[int], stop: list[int]) -> list[int]:
     return tokens[:-1] if tokens and tokens[-1] in stop else tokens
 
 
+def common_log_probs(student_rows: torch.Tensor, teacher_rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """float32 log-softmax of [n, V] student and teacher logits over their common width (padded vocabularies: the
+    tokenizer's ids come first), on the student's device."""
+    width = min(student_rows.shape[-1], teacher_rows.shape[-1])
+    log_q = F.log_softmax(student_rows[..., :width].float(), dim=-1)
+    return log_q, F.log_softmax(teacher_rows[..., :width].float(), dim=-1).to(log_q.device)
+
+
+def reverse_kl_rows(log_q: torch.Tensor, log_p: torch.Tensor) -> torch.Tensor:
+    """KL(q‖p) per row of [n, V] log-probabilities: the per-token disagreement shown in the app."""
+    return (log_q.exp() * (log_q - log_p)).sum(-1).clamp(min=0)
+
+
 def _forward_logits(model, input_ids: torch.Tensor) -> torch.Tensor:
     device = next(model.parameters()).device
     return model(input_ids=input_ids.to(device), use_cache=False).logits
@@ -91,13 +104,15 @@ def score_tokens(student, teacher, batch: TokenBatch, autocast=contextlib.nullco
         for row in range(ids.shape[0]):
             where = (targets[row] != -100).nonzero().squeeze(1)
             y = targets[row, where].to(s_logits.device)
-            log_q = F.log_softmax(s_logits[row, where.to(s_logits.device)].float(), dim=-1)  # [n, V]
-            out = {"student": log_q.gather(-1, y[:, None]).squeeze(-1).tolist()}
-            if t_logits is not None:
-                log_p = F.log_softmax(t_logits[row, where.to(t_logits.device)].float(), dim=-1).to(log_q.device)
-                out["teacher"] = log_p.gather(-1, y[:, None]).squeeze(-1).tolist()
-                out["rkl"] = (log_q.exp() * (log_q - log_p)).sum(-1).clamp(min=0).tolist()
-            rows.append(out)
+            student_rows = s_logits[row, where.to(s_logits.device)]  # [n, V]
+            if t_logits is None:
+                log_q = F.log_softmax(student_rows.float(), dim=-1)
+                rows.append({"student": log_q.gather(-1, y[:, None]).squeeze(-1).tolist()})
+                continue
+            log_q, log_p = common_log_probs(student_rows, t_logits[row, where.to(t_logits.device)])
+            rows.append({"student": log_q.gather(-1, y[:, None]).squeeze(-1).tolist(),
+                         "teacher": log_p.gather(-1, y[:, None]).squeeze(-1).tolist(),
+                         "rkl": reverse_kl_rows(log_q, log_p).tolist()})
     return rows
 
 

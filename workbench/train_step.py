@@ -151,11 +151,10 @@ def _answer_ce(cfg: DistillConfig, s: Setup, batch: TokenBatch) -> torch.Tensor:
 @torch.no_grad()
 def _sample_rkl(logits: torch.Tensor, t_logits: torch.Tensor, targets: torch.Tensor) -> list[float]:
     """Per-token reverse KL(q‖p) at T = 1 on row 0's scored positions, for the live disagreement view."""
+    from workbench.genquality import common_log_probs, reverse_kl_rows
+
     where = (targets[0] != -100).nonzero().squeeze(1)
-    width = min(logits.shape[-1], t_logits.shape[-1])  # padded vocabularies: the tokenizer's ids are the first ones
-    log_q = F.log_softmax(logits[0, where, :width].float(), dim=-1)
-    log_p = F.log_softmax(t_logits[0, where, :width].float(), dim=-1)
-    return (log_q.exp() * (log_q - log_p)).sum(-1).clamp(min=0).tolist()
+    return reverse_kl_rows(*common_log_probs(logits[0, where], t_logits[0, where])).tolist()
 
 
 def micro_step(cfg: DistillConfig, s: Setup, batch: MicroBatch, scale: float, ce_scale: float = 0.0
