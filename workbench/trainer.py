@@ -414,6 +414,9 @@ def train(
             raise
         finally:
             sink.close()
+    if accelerator.num_processes > 1:  # every process leaves together; a peer torn down early aborts the others
+        accelerator.wait_for_everyone()
+        accelerator.end_training()
     status = {}
     if main:
         status = run.update_status(state=state, ended=time.time(), exit_code=0)
