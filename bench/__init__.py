@@ -1,11 +1,11 @@
-"""`workbench bench`: the performance comparisons of issue 7, run side by side in one invocation.
+"""`workbench bench`: the performance comparisons, run side by side in one invocation.
 
     workbench bench [--only throughput,cache,...] [--quick] [--out bench-results.json] [--device cpu|cuda]
 
 One module per comparison, each exposing `run(settings) -> dict` with a `targets` list:
 (a) throughput, (b) cache, (c) divergence_memory, (d) effectiveness, (e) inference, (f) app_start, and
-(3) levers, each speed lever of the issue's requirement 3 timed on its own, (8) load, the app's
-responsiveness and the run's metrics while five clients poll and chat (issue 8), (g) onpolicy_throughput, on-policy
+(3) levers, each speed lever of a distillation step timed on its own, (8) load, the app's
+responsiveness and the run's metrics while five clients poll and chat, (g) onpolicy_throughput, on-policy
 steps against TRL's DistillationTrainer, and (h) generation_quality, what students generate after equal minutes of
 on-policy, off-policy and sequence-level training.
 Only ratios measured in one invocation are meaningful; absolute numbers move with the machine's load.

@@ -6,7 +6,7 @@ Three students start from the `chat` preset's student and train for the same num
 * off-policy: the same recipe with `onpolicy.lmbda = 0` (the divergence on the data's teacher answers);
 * sequence-level KD: CE on the teacher's answers only (`kd_weight 0`, `ce_weight 1`, lmbda 0), which on
   builtin:chat, whose answers the teacher wrote, is distillation through the teacher's samples.
-Each run's last `gen_eval` row gives requirement-level numbers on the preset's held-out prompts: sequence-level
+Each run's last `gen_eval` row gives the numbers on the preset's held-out prompts: sequence-level
 reverse KL to the teacher on the student's own samples, the teacher's NLL, repeated 4-grams, empty answers and
 mean length. The students differ in steps (their steps cost differently), not in minutes.
 """

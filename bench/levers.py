@@ -1,4 +1,4 @@
-"""What makes a distillation step fast: each lever of issue 7 part 3 timed on its own, on one fixed batch.
+"""What makes a distillation step fast: each lever timed on its own, on one fixed batch.
 
     workbench bench --only levers
 

@@ -67,7 +67,7 @@ def forward_kl_full(student_logits: torch.Tensor, teacher_logits: torch.Tensor) 
 
 def flops_per_token(model) -> dict[str, Any]:
     """Forward matmul FLOPs per generated token: 2 × (non-embedding weights + output head); attention over the
-    context is left out (short contexts), so it is the ratio of per-token compute the issue names."""
+    context is left out (short contexts), so it is the ratio of per-token compute."""
     config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
     head = config.vocab_size * config.hidden_size
     total = sum(p.numel() for p in model.parameters())

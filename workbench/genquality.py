@@ -126,7 +126,7 @@ def sample_answers(model, tokenizer, prompts: list[list[int]], sampling: Samplin
 
 def quality_of(prompts: list[list[int]], answers: list[list[int]], scores: list[dict], stop: list[int],
                label: str) -> GenQuality:
-    """Requirement-level numbers from sampled answers and their per-token scores."""
+    """The generation-quality numbers from sampled answers and their per-token scores."""
     tokens = sum(len(s["student"]) for s in scores)
     rkl = sum(a - b for s in scores for a, b in zip(s["student"], s["teacher"], strict=True))
     nll = -sum(b for s in scores for b in s["teacher"])

@@ -13,7 +13,7 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "bench",
         help="measure throughput, cache, memory, effectiveness, inference and app start-up side by side",
-        description="Run the issue-7 comparisons in one invocation; prints a table and writes JSON.",
+        description="Run the benchmark comparisons in one invocation; prints a table and writes JSON.",
     )
     parser.add_argument("--only", help="comma-separated comparisons (throughput,cache,divergence_memory,"
                         "effectiveness,inference,app_start,levers,load,onpolicy_throughput,generation_quality) or letters a-h, "
