@@ -250,6 +250,10 @@ def test_padded_vocabularies_are_distilled_over_the_real_ids(tmp_path, tiny_text
     assert all(math.isfinite(r["kd"]) and r["kd"] > 0 for r in sink.of_kind("train"))
     final = sink.of_kind("eval")[-1]
     assert math.isfinite(final["eval_kl"]) and final["eval_kl"] > 0 and 0 < final["eval_bpb"] < 20
+    from workbench.app.tab_runs import TABLE_COLUMNS, runs_table
+
+    row = dict(zip(TABLE_COLUMNS, runs_table(tmp_path)[0], strict=True))  # the Runs table compares any tokenizers
+    assert row["bits per byte"] == round(final["eval_bpb"], 3)
     logits = torch.randn(2, 5, 200), torch.randn(2, 5, 176)
     pairing = Pairing(tokenizer, tokenizer, None, bytes_per_token(tokenizer), width=168)
     assert [x.shape[-1] for x in pairing.trim(*logits)] == [168, 168]

@@ -25,10 +25,10 @@ from workbench.plots import overlay_figure
 from workbench.runner import find_run
 from workbench.runs import ACTIVE_STATES, RunFolder, list_runs, read_metrics
 
-TABLE_COLUMNS = ["run", "steps", "best eval loss", "student ppl", "generation (rKL · rep4)", "status", "started",
-                 "duration", "teacher", "student", "KD settings"]
-TABLE_TYPES = ["str", "str", "number", "number", "str", "str", "str", "str", "html", "html", "str"]
-OVERLAY_METRICS = ["kd", "ce", "total", "hidden", "attn", "eval_loss", "eval_ppl", "eval_kl", "eval_top1", "gen_rkl",
+TABLE_COLUMNS = ["run", "steps", "best eval loss", "student ppl", "bits per byte", "generation (rKL · rep4)", "status",
+                 "started", "duration", "teacher", "student", "KD settings"]
+TABLE_TYPES = ["str", "str", "number", "number", "number", "str", "str", "str", "str", "html", "html", "str"]
+OVERLAY_METRICS = ["kd", "ce", "total", "hidden", "attn", "eval_loss", "eval_ppl", "eval_bpb", "eval_kl", "eval_top1", "gen_rkl",
                    "gen_teacher_nll", "gen_rep4", "gen_empty", "gen_len", "lr", "tokens_per_s"]
 SPEC_WIDTH = 30
 
@@ -49,6 +49,7 @@ def run_summary(run: RunFolder) -> dict[str, Any]:
     gen = next((row for row in reversed(rows) if row.get("kind") == "gen_eval"), None)
     train = [row for row in rows if row.get("kind", "train") == "train"]
     losses, ppls = _finite([r.get("eval_loss") for r in evals]), _finite([r.get("eval_ppl") for r in evals])
+    bpbs = _finite([r.get("eval_bpb") for r in evals])  # comparable across tokenizers, unlike perplexity
     step = max(int(status.get("step") or 0), int(train[-1].get("step") or 0) if train else 0)
     kd = ""
     if cfg:
@@ -69,6 +70,7 @@ def run_summary(run: RunFolder) -> dict[str, Any]:
         "total_steps": int(status.get("total_steps") or (cfg.train.steps if cfg else 0)),
         "best_eval_loss": min(losses) if losses else None,
         "student_ppl": ppls[-1] if ppls else None,
+        "student_bpb": bpbs[-1] if bpbs else None,
         "kd": kd,
         "exit_code": status.get("exit_code"),
         **{key: (gen or {}).get(key) for key in GEN_KEYS},
@@ -104,7 +106,8 @@ def runs_table(runs_dir: str | Path, lang: str = "en") -> list[list[Any]]:
         table.append([
             s["run"], f"{s['step']} / {s['total_steps']}",
             None if s["best_eval_loss"] is None else round(s["best_eval_loss"], 4),
-            None if s["student_ppl"] is None else round(s["student_ppl"], 2), _generation_cell(s), tr(s["status"], lang),
+            None if s["student_ppl"] is None else round(s["student_ppl"], 2),
+            None if s["student_bpb"] is None else round(s["student_bpb"], 3), _generation_cell(s), tr(s["status"], lang),
             started, duration(s["duration_s"]), _spec_cell(s["teacher"]), _spec_cell(s["student"]), s["kd"],
         ])
     return table
