@@ -35,13 +35,20 @@ def _first(output):
 
 
 class LayerCapture:
-    """Context manager: while active, `hidden[layer]` and `attn[layer]` hold the latest forward's tensors."""
+    """Forward hooks on the chosen layers: after each forward, `hidden[layer]` and `attn[layer]` hold its tensors.
+
+    The hooks are on from construction until `close()` (idempotent); `contextlib.closing(LayerCapture(...))` scopes
+    them to a block, an `ExitStack` to a training run."""
 
     def __init__(self, model: nn.Module, hidden_layers: list[Layer], attn_layers: list[int]) -> None:
         self.model, self.hidden_layers, self.attn_layers = model, list(hidden_layers), list(attn_layers)
         self.hidden: dict[Layer, torch.Tensor] = {}
         self.attn: dict[int, torch.Tensor] = {}
-        self.handles: list = []
+        blocks = decoder_layers(model)
+        self.handles = [
+            (model.get_input_embeddings() if layer == "emb" else blocks[int(layer)]).register_forward_hook(
+                self._store_hidden(layer)) for layer in self.hidden_layers
+        ] + [attention_module(blocks[layer]).register_forward_hook(self._store_attn(layer)) for layer in attn_layers]
 
     def _store_hidden(self, layer: Layer):
         def hook(_module, _inputs, output):
@@ -58,16 +65,7 @@ class LayerCapture:
 
         return hook
 
-    def __enter__(self) -> LayerCapture:
-        blocks = decoder_layers(self.model)
-        for layer in self.hidden_layers:
-            module = self.model.get_input_embeddings() if layer == "emb" else blocks[int(layer)]
-            self.handles.append(module.register_forward_hook(self._store_hidden(layer)))
-        for layer in self.attn_layers:
-            self.handles.append(attention_module(blocks[layer]).register_forward_hook(self._store_attn(layer)))
-        return self
-
-    def __exit__(self, *exc) -> None:
+    def close(self) -> None:
         for handle in self.handles:
             handle.remove()
         self.handles.clear()
@@ -88,7 +86,6 @@ class DistillStudent(nn.Module):
         self.student, self.projectors = student, projectors
         self.hidden_pairs, self.attn_pairs = list(hidden_pairs), list(attn_pairs)
         self.capture = LayerCapture(student, [s for s, _ in hidden_pairs], [int(s) for s, _ in attn_pairs])
-        self.capture.__enter__()
 
     def forward(self, input_ids: torch.Tensor):
         self.capture.clear()

@@ -74,6 +74,12 @@ class Setup:
     teacher_answers: list[list[int]] | None = None  # the teacher's answers to the first held-out prompts
     pairing: Any = None  # workbench.cross_step.Pairing: padded logits, or two tokenizers
 
+    def close(self) -> None:
+        """Take the layer hooks off the teacher and the student (idempotent)."""
+        if self.teacher_capture is not None:
+            self.teacher_capture.close()
+        self.accelerator.unwrap_model(self.module).capture.close()
+
 
 def step_indices(cfg: DistillConfig, num_train: int, step: int, micro: int, rank: int, world: int) -> torch.Tensor:
     """Row indices of one process's micro-batch: position step·G + micro·(B·P) + rank·B in the seeded order."""

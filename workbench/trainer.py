@@ -120,7 +120,6 @@ def setup(cfg: DistillConfig, accelerator, sink: Sink, *, heal: bool = True,
     teacher_capture = None
     if teacher is not None and pairs:
         teacher_capture = LayerCapture(teacher, [t for _, t in hidden_pairs], [int(t) for _, t in attn_pairs])
-        teacher_capture.__enter__()
     pairing.finish(teacher, student)
     student = _prepare_student(cfg, student)
     t_width = teacher.config.hidden_size if teacher is not None else student.config.hidden_size
@@ -227,7 +226,7 @@ def _save_outputs(cfg: DistillConfig, s: Setup, run: RunFolder) -> None:
     from safetensors.torch import save_file
 
     inner = s.accelerator.unwrap_model(s.module)
-    inner.capture.__exit__()
+    inner.capture.close()  # no hooks on the saved (or merged) student
     student = inner.student
     if is_lora(student):
         student.save_pretrained(run.path / "adapter")
@@ -403,7 +402,8 @@ def train(
             launched = time.perf_counter()  # train.max_minutes counts loading and healing too
             s = setup(cfg, accelerator, sink, heal=not resume or cfg.lora.enabled,
                       stage=_stage_reporter(run, sink, main))
-            state = _loop(cfg, s, run, sink, stop, resume, launched)
+            with contextlib.closing(s):
+                state = _loop(cfg, s, run, sink, stop, resume, launched)
         except BaseException as exc:
             if main:
                 latest = run.latest_checkpoint()
