@@ -13,6 +13,8 @@ causal attention: they are left empty and show the grey plot background, so the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
@@ -171,12 +173,13 @@ REPORT_BARS = (
 BAR_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b")
 
 
-def report_figure(card: dict) -> go.Figure:
-    """One small bar chart per report-card metric, with a bar per model (teacher first)."""
+def report_figure(card: dict, text: Callable[[str], str] = str) -> go.Figure:
+    """One small bar chart per report-card metric, with a bar per model (teacher first); `text` translates the
+    titles."""
     entries = [card["teacher"], *card["students"]]
     cols = 3
     rows = -(-len(REPORT_BARS) // cols)
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[title for _, title, _ in REPORT_BARS],
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[text(title) for _, title, _ in REPORT_BARS],
                         vertical_spacing=0.12, horizontal_spacing=0.08)
     for index, (key, title, scale) in enumerate(REPORT_BARS):
         row, col = index // cols + 1, index % cols + 1
@@ -190,11 +193,11 @@ def report_figure(card: dict) -> go.Figure:
                     marker_color=BAR_COLORS[model_index % len(BAR_COLORS)],
                     showlegend=index == 0,
                     legendgroup=entry["label"],
-                    hovertemplate=entry["label"] + "<br>" + title + " %{y:.4g}<extra></extra>",
+                    hovertemplate=entry["label"] + "<br>" + text(title) + " %{y:.4g}<extra></extra>",
                 ),
                 row=row,
                 col=col,
             )
     fig.update_xaxes(showticklabels=False)
-    fig.update_layout(title="Report card", height=260 * rows, barmode="group", margin=dict(l=40, r=20, t=80, b=30))
+    fig.update_layout(title=text("Report card"), height=260 * rows, barmode="group", margin=dict(l=40, r=20, t=80, b=30))
     return fig

@@ -13,11 +13,11 @@ from typing import Any
 import gradio as gr
 
 from workbench.app.context import user_error
-from workbench.app.i18n import localized_choices, t
+from workbench.app.i18n import lang_of, student_picker, t, tr
 from workbench.attention import DEFAULT_MAX_TOKENS, DEFAULT_TEXT, MAX_TOKENS_LIMIT, compare_attention
 from workbench.errors import UserError
 from workbench.inspect_plots import attention_figure, summary_figure
-from workbench.model_pool import LATEST, limit_app_threads, resolve_choice, student_choices
+from workbench.model_pool import LATEST, limit_app_threads, resolve_choice
 from workbench.runs import run_of
 
 ALL_PAIRS = "all"
@@ -52,9 +52,10 @@ def _mapping(preset: str, pairs_text: str, student_spec: str, teacher_spec: str,
     return preset, pairs, source
 
 
-def _choices(comparison) -> tuple[list[tuple[str, Any]], list[tuple[str, Any]]]:
+def _choices(comparison, lang: str) -> tuple[list[tuple[str, Any]], list[tuple[str, Any]]]:
     pairs = [(t("All pairs"), ALL_PAIRS)] + [(label, str(i)) for i, label in enumerate(comparison.pair_labels)]
-    heads = [(t("Head-averaged"), AVERAGE)] + [(f"Head {h}", str(h)) for h in range(comparison.aligned_heads)]
+    heads = [(t("Head-averaged"), AVERAGE)] + [(tr("Head {head}", lang, head=h), str(h))
+                                              for h in range(comparison.aligned_heads)]
     return pairs, heads
 
 
@@ -65,7 +66,9 @@ def _figure(comparison, pair: str, head: str):
 
 
 def compare_fn(ctx):
-    def compare(text: str, max_tokens: int, teacher: str, student: str, preset: str, pairs_text: str):
+    def compare(text: str, max_tokens: int, teacher: str, student: str, preset: str, pairs_text: str,
+                request: gr.Request = None):
+        lang = lang_of(request)
         try:
             limit_app_threads(ctx.runs_dir)
             teacher_spec = (teacher or "").strip() or ctx.teacher
@@ -79,11 +82,12 @@ def compare_fn(ctx):
                 preset=mapping_preset, custom_pairs=pairs, max_tokens=int(max_tokens), source=source,
             )
         except UserError as exc:
-            raise user_error(str(exc)) from None
-        pair_choices, head_choices = _choices(comparison)
+            raise user_error(exc, lang) from None
+        pair_choices, head_choices = _choices(comparison, lang)
         first_pair = pair_choices[-1][1]  # the last mapped pair: closest to the logits
-        notes = [f"Teacher `{teacher_spec}` · student `{student_spec}` · mapping {mapping_preset} "
-                 f"({len(comparison.pairs)} pairs) · {len(comparison.tokens)} tokens", *comparison.notes]
+        notes = [tr("Teacher `{teacher}` · student `{student}` · mapping {preset} ({pairs} pairs) · {tokens} tokens",
+                    lang, teacher=teacher_spec, student=student_spec, preset=mapping_preset,
+                    pairs=len(comparison.pairs), tokens=len(comparison.tokens)), *comparison.notes]
         return (
             comparison,
             _figure(comparison, first_pair, AVERAGE),
@@ -105,12 +109,12 @@ def build_attention_tab(ctx) -> dict[str, Any]:
                                info=t("Longer texts are cut (a note says so)."), scale=1)
     with gr.Row():
         teacher = gr.Dropdown(choices=[ctx.teacher], value=ctx.teacher, allow_custom_value=True, label=t("Teacher"))
-        student = gr.Dropdown(choices=localized_choices(student_choices(ctx.runs_dir, ctx.student)),
+        student = gr.Dropdown(choices=student_picker(ctx.runs_dir, ctx.student),
                               value=LATEST,
                               allow_custom_value=True, label=t("Student"),
                               info=t("Undistilled, a run's final student or any checkpoint: before/after in one "
                                      "click."))
-        preset = gr.Dropdown(choices=[FROM_RUN, "uniform", "last", "source", "custom"], value=FROM_RUN,
+        preset = gr.Dropdown(choices=[(t("from run"), FROM_RUN), "uniform", "last", "source", "custom"], value=FROM_RUN,
                              label=t("Layer mapping"),
                              info=t("'from run' uses the run's own mapping; a student made by dropping teacher "
                                     "layers is compared with the layers it was copied from (source)."))
@@ -139,7 +143,7 @@ def build_attention_tab(ctx) -> dict[str, Any]:
     for control in (pair, head):
         control.input(redraw, [state, pair, head], heatmaps, api_visibility="private")
     def refresh_students():
-        return gr.update(choices=localized_choices(student_choices(ctx.runs_dir, ctx.student)))
+        return gr.update(choices=student_picker(ctx.runs_dir, ctx.student))
 
     refresh.click(refresh_students, None, student, api_visibility="private")
     return {"refresh_pickers": (refresh_students, [student]),

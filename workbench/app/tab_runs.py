@@ -169,7 +169,7 @@ def build_runs_tab(ctx) -> dict[str, Any]:
 
     refresh.click(refresh_all, selected, [table, selected, to_delete], api_name="runs_refresh")
 
-    def compare(run_ids: list[str], metric_name: str, log_scale: bool):
+    def compare(run_ids: list[str], metric_name: str, log_scale: bool, request: gr.Request = None):
         run_ids = run_ids or []
         try:
             rows = {run_id: read_metrics(find_run(ctx.runs_dir, run_id).metrics_path) for run_id in run_ids}
@@ -178,7 +178,7 @@ def build_runs_tab(ctx) -> dict[str, Any]:
             return (overlay_figure(rows, metric=metric_name, log_y=log_scale),
                     gr.update(value=diff_rows or [["(select two or more runs)"]], headers=headers))
         except UserError as exc:
-            raise user_error(str(exc)) from None
+            raise user_error(exc, lang_of(request)) from None
 
     gr.on([selected.change, metric.change, log_y.change], compare, [selected, metric, log_y], [overlay, diff],
           api_name="runs_compare")
@@ -196,7 +196,7 @@ def build_runs_tab(ctx) -> dict[str, Any]:
         try:
             delete_run(ctx.runs_dir, run_id)
         except UserError as exc:
-            raise user_error(str(exc)) from None
+            raise user_error(exc, lang_of(request)) from None
         return (gr.update(visible=False), *refresh_all(current, request))
 
     confirm.click(do_delete, [to_delete, selected], [confirm_row, table, selected, to_delete], api_name="runs_delete")
