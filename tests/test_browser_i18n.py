@@ -120,5 +120,5 @@ def test_a_korean_run_shows_stages_honest_axes_and_refreshes_the_pickers(served,
     page.screenshot(path=str(artifacts_dir / "app-train-finished-ko.png"), full_page=True)
     page.get_by_role("tab", name="채팅", exact=True).click()
     page.get_by_label("증류한 학생 모델").click()  # no refresh pressed: the picker already offers the new run
-    page.get_by_role("option", name=f"{run_id} · final student (finished)").wait_for(timeout=10_000)
+    page.get_by_role("option", name=f"{run_id} · 최종 학생 모델 (완료)").wait_for(timeout=10_000)
     context.close()

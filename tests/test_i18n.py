@@ -93,12 +93,12 @@ def _shown_words() -> set[str]:
     from workbench.app.train_view import GEN_SUMMARY
     from workbench.card import MEMORY_ROWS
     from workbench.evaluate import REPORT_COLUMNS
-    from workbench.inspect_plots import REPORT_BARS
+    from workbench.inspect_plots import PANEL_TITLES, REPORT_BARS
     from workbench.model_pool import LATEST_LABEL
     from workbench.runs import STATES
 
     words = {title for _, title, _ in (*REPORT_COLUMNS, *REPORT_BARS, *GEN_SUMMARY)}
-    words |= {label for _, label in MEMORY_ROWS} | set(STATES) | {f"final student ({state})" for state in STATES}
+    words |= {label for _, label in MEMORY_ROWS} | set(PANEL_TITLES) | set(STATES) | {f"final student ({state})" for state in STATES}
     return words | {"metric", "teacher", "student", "distilled student", "undistilled student", "Report card",
                     LATEST_LABEL, "undistilled:"}
 

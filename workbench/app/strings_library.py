@@ -30,6 +30,17 @@ LIBRARY_KO: dict[str, str] = {
     "parameters (M)": "파라미터 수 (M)",
     "size on disk (MB)": "디스크 크기 (MB)",
     "validation perplexity": "검증 perplexity",
+    # attention figures (workbench.inspect_plots)
+    "head-averaged": "head 평균",
+    "head {head}": "head {head}",
+    "|teacher − student| attention of every mapped pair ({head})": "매핑된 모든 쌍의 |교사 − 학생| attention ({head})",
+    "Attention ({head}); grey cells are masked by causal attention":
+        "Attention ({head}); 회색 칸은 causal attention에서 가려진 자리",
+    "|teacher − student|": "|교사 − 학생|",
+    "JS divergence (bits)": "JS divergence (bit)",
+    "teacher entropy (bits)": "교사 모델 엔트로피 (bit)",
+    "student entropy (bits)": "학생 모델 엔트로피 (bit)",
+    "Per pair and head": "쌍·head별",
     # report card: model labels
     "distilled student": "증류한 학생 모델",
     "undistilled student": "증류 전 학생 모델",

@@ -13,7 +13,7 @@ from typing import Any
 import gradio as gr
 
 from workbench.app.context import user_error
-from workbench.app.i18n import lang_of, student_picker, t, tr
+from workbench.app.i18n import lang_of, student_picker, t, tr, translator
 from workbench.attention import DEFAULT_MAX_TOKENS, DEFAULT_TEXT, MAX_TOKENS_LIMIT, compare_attention
 from workbench.errors import UserError
 from workbench.inspect_plots import attention_figure, summary_figure
@@ -59,10 +59,10 @@ def _choices(comparison, lang: str) -> tuple[list[tuple[str, Any]], list[tuple[s
     return pairs, heads
 
 
-def _figure(comparison, pair: str, head: str):
+def _figure(comparison, pair: str, head: str, lang: str):
     pair_index = None if pair in (None, ALL_PAIRS) else int(pair)
     head_index = None if head in (None, AVERAGE) else int(head)
-    return attention_figure(comparison, pair_index=pair_index, head=head_index)
+    return attention_figure(comparison, pair_index=pair_index, head=head_index, text=translator(lang))
 
 
 def compare_fn(ctx):
@@ -90,8 +90,8 @@ def compare_fn(ctx):
                     pairs=len(comparison.pairs), tokens=len(comparison.tokens)), *comparison.notes]
         return (
             comparison,
-            _figure(comparison, first_pair, AVERAGE),
-            summary_figure(comparison),
+            _figure(comparison, first_pair, AVERAGE, lang),
+            summary_figure(comparison, text=translator(lang)),
             "  \n".join(notes),
             gr.update(choices=pair_choices, value=first_pair),
             gr.update(choices=head_choices, value=AVERAGE),
@@ -135,10 +135,10 @@ def build_attention_tab(ctx) -> dict[str, Any]:
         api_name="attention",
     )
 
-    def redraw(comparison, pair_value, head_value):
+    def redraw(comparison, pair_value, head_value, request: gr.Request = None):
         if comparison is None:
             return gr.update()
-        return _figure(comparison, pair_value, head_value)
+        return _figure(comparison, pair_value, head_value, lang_of(request))
 
     for control in (pair, head):
         control.input(redraw, [state, pair, head], heatmaps, api_visibility="private")
