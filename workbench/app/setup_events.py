@@ -10,7 +10,7 @@ import gradio as gr
 
 from workbench.app import setup_logic as logic
 from workbench.app.context import user_error
-from workbench.app.i18n import lang_of, localize, tr
+from workbench.app.i18n import lang_of, localize, tr, translator
 from workbench.config import DistillConfig, load_preset, preset_names
 from workbench.errors import UserError
 from workbench.forms import command_preview, config_to_form, form_to_config, rows_to_pairs
@@ -76,7 +76,8 @@ def _mapping(preset: str, rows: Any, student: str, teacher: str, request: gr.Req
         check = logic.mapping_check(preset, pairs, student, teacher)
     except (ValueError, OSError) as exc:
         return None, tr("Cannot read the models' layer counts: {error}", lang, error=exc)
-    figure = mapping_figure(check["pairs"], check["student_layers"], check["teacher_layers"], check["invalid"])
+    figure = mapping_figure(check["pairs"], check["student_layers"], check["teacher_layers"], check["invalid"],
+                            text=translator(lang))
     if check["errors"]:
         status = f'<span class="kd-badge kd-bad">{tr("invalid pairs", lang)}</span> '
         status += tr("fix before starting:", lang) + "\n\n" + "\n".join(f"- {localize(error, lang)}"
@@ -118,7 +119,7 @@ def _preview(ctx, teacher: str, student: str, prompt: str, temperature: float, r
               "`{token}` at {share}.", lang, t=f"{float(temperature):g}", te=f"{preview['teacher_entropy']:.3f}",
               se=f"{preview['student_entropy']:.3f}", token=repr(preview["tokens"][0]),
               share=f"{preview['teacher'][0]:.1%}")
-    return temperature_figure(preview), text
+    return temperature_figure(preview, translator(lang)), text
 
 
 def _check_mapping(cfg: DistillConfig) -> None:

@@ -30,6 +30,17 @@ LIBRARY_KO: dict[str, str] = {
     "parameters (M)": "파라미터 수 (M)",
     "size on disk (MB)": "디스크 크기 (MB)",
     "validation perplexity": "검증 perplexity",
+    # figures (workbench.plots)
+    "step": "단계",
+    "{metric} by run": "run별 {metric}",
+    "student {student} → teacher {teacher}": "학생 {student} → 교사 {teacher}",
+    "invalid {pair}": "잘못된 쌍 {pair}",
+    "{count} mapped pair(s)": "매핑된 쌍 {count}개",
+    " · invalid: {pairs}": " · 잘못된 쌍: {pairs}",
+    "teacher (entropy {entropy} nats)": "교사 모델 (엔트로피 {entropy} nats)",
+    "student (entropy {entropy} nats)": "학생 모델 (엔트로피 {entropy} nats)",
+    "next-token distribution at T = {t}": "T = {t}에서의 다음 토큰 분포",
+    "probability": "확률",
     # attention figures (workbench.inspect_plots)
     "head-averaged": "head 평균",
     "head {head}": "head {head}",
