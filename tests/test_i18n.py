@@ -18,12 +18,12 @@ from workbench.forms import FORM_FIELDS
 APP = Path(__file__).resolve().parent.parent / "workbench" / "app"
 
 
-def _wrapped_strings() -> set[str]:
-    """Literal first arguments of t(...) and tr(...) calls in the app's modules."""
+def _wrapped_strings(functions: tuple[str, ...] = ("t", "tr")) -> set[str]:
+    """Literal first arguments of t(...) and tr(...) calls (or of `functions`) in the app's modules."""
     found = set()
     for path in APP.glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("t", "tr")
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in functions
                     and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
                 found.add(node.args[0].value)
     return found
@@ -36,7 +36,8 @@ def _fields(template: str) -> set[str]:
 def test_every_wrapped_string_has_korean_with_the_same_fields():
     wrapped = {text for text in _wrapped_strings() if not text.startswith("learn")}
     assert len(wrapped) > 150
-    missing = sorted(text for text in wrapped if text not in KO)
+    in_browser = _wrapped_strings(("t",))  # translated by the browser: only KO reaches it
+    missing = sorted(text for text in wrapped if text not in KO and (text in in_browser or text not in LIBRARY_KO))
     assert not missing, missing
     for english, korean in KO.items():
         assert _fields(english) == _fields(korean), english

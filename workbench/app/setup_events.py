@@ -215,7 +215,8 @@ def wire_setup(ctx, c: dict) -> None:
             rows = logic.dataset_preview(dataset, column, seq_len, student)
         except (ValueError, OSError, ImportError) as exc:
             raise user_error(tr("Dataset preview failed: {error}", lang_of(request), error=exc)) from None
-        return gr.update(value=rows, visible=True)
+        headers = ["#", *[tr(name, lang_of(request)) for name in ("tokens", "text")]]
+        return gr.update(value=rows, headers=headers, visible=True)
 
     c["data_preview_btn"].click(preview_data, [c["data.dataset"], c["data.text_column"], c["data.seq_len"],
                                                c["models.student"]], c["data_preview"], api_name="data_preview")

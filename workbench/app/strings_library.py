@@ -122,6 +122,7 @@ LIBRARY_KO: dict[str, str] = {
     "an integer": "정수",
     "a number": "숫자",
     "text": "텍스트",
+    "tokens": "토큰 수",
     "a list": "목록",
     "a mapping of fields": "필드 목록 (key: value)",
     "unknown key {key} in {section}; accepted: {keys}": "{section}에 없는 key입니다: {key}. 쓸 수 있는 key: {keys}",
