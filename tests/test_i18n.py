@@ -4,6 +4,7 @@ field help exists in both, and a request's language comes from the session's swi
 from __future__ import annotations
 
 import ast
+import re
 import string
 from pathlib import Path
 from types import SimpleNamespace
@@ -99,6 +100,7 @@ def _shown_words() -> set[str]:
     from workbench.runs import STATES
 
     words = {title for _, title, _ in (*REPORT_COLUMNS, *REPORT_BARS, *GEN_SUMMARY)}
+    words |= {unit for _, _, unit in GEN_SUMMARY if re.sub(r"{[^}]*}", "", unit).strip(" %")}  # "{:.1f} tokens"
     words |= {label for _, label in MEMORY_ROWS} | set(PANEL_TITLES) | set(STATES) | {f"final student ({state})" for state in STATES}
     return words | {"metric", "teacher", "student", "distilled student", "undistilled student", "Report card",
                     LATEST_LABEL, "undistilled:"}

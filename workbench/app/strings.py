@@ -337,6 +337,8 @@ KO: dict[str, str] = {
         "교사 모델 `{teacher}` · 학생 모델 `{student}` · 매핑 {preset} ({pairs}쌍) · 토큰 {tokens}개",
     "Head {head}": "Head {head}",
     "metric": "지표",
+    "{:.3f} nats/token": "{:.3f} nats/토큰",
+    "{:.1f} tokens": "{:.1f} 토큰",
     "field": "설정 항목",
     "(select two or more runs)": "(run을 두 개 이상 고르세요)",
     "run {run!r} is still active; stop it before deleting": "run {run!r}: 아직 실행 중입니다. 지우기 전에 중지하세요",
