@@ -95,13 +95,14 @@ def _shown_words() -> set[str]:
     from workbench.app.train_view import GEN_SUMMARY
     from workbench.card import MEMORY_ROWS
     from workbench.evaluate import REPORT_COLUMNS
+    from workbench.forms import PAIR_COLUMNS
     from workbench.inspect_plots import PANEL_TITLES, REPORT_BARS
     from workbench.model_pool import LATEST_LABEL
     from workbench.runs import STATES
 
     words = {title for _, title, _ in (*REPORT_COLUMNS, *REPORT_BARS, *GEN_SUMMARY)}
     words |= {unit for _, _, unit in GEN_SUMMARY if re.sub(r"{[^}]*}", "", unit).strip(" %")}  # "{:.1f} tokens"
-    words |= {label for _, label in MEMORY_ROWS} | set(PANEL_TITLES) | set(STATES) | {f"final student ({state})" for state in STATES}
+    words |= {label for _, label in MEMORY_ROWS} | set(PANEL_TITLES) | set(PAIR_COLUMNS) | set(STATES) | {f"final student ({state})" for state in STATES}
     return words | {"metric", "teacher", "student", "distilled student", "undistilled student", "Report card",
                     LATEST_LABEL, "undistilled:"}
 

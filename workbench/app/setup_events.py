@@ -13,7 +13,7 @@ from workbench.app.context import user_error
 from workbench.app.i18n import lang_of, localize, tr, translator
 from workbench.config import DistillConfig, load_preset, preset_names
 from workbench.errors import UserError
-from workbench.forms import command_preview, config_to_form, form_to_config, rows_to_pairs
+from workbench.forms import PAIR_COLUMNS, command_preview, config_to_form, form_to_config, rows_to_pairs
 from workbench.plots import mapping_figure, temperature_figure, temperature_preview
 
 BETA_KINDS = ("jsd",)
@@ -97,6 +97,13 @@ def _add_pair(rows: Any, student_layer: str, teacher_layer: str, request: gr.Req
                           lang_of(request)))
     kept = [[s, t] for s, t in (pair.split(":") for pair in rows_to_pairs(rows))]
     return [*kept, [student_layer, teacher_layer]], "custom", "", ""
+
+
+def _pair_headers(rows: Any, request: gr.Request = None):
+    """The custom-pairs table with its column names in the session's language (to gradio a table's headers are part
+    of its value)."""
+    lang = lang_of(request)
+    return rows.set_axis([tr(name, lang) for name in PAIR_COLUMNS], axis=1)
 
 
 def _preset_for_student(teacher: str, student: str, current: str):
@@ -194,6 +201,7 @@ def wire_setup(ctx, c: dict) -> None:
           [c["mapping_plot"], c["mapping_status"]],
           api_name="mapping_check", **QUIET)
     c["load_events"].append((_mapping, mapping_inputs, [c["mapping_plot"], c["mapping_status"]], "mapping_on_load"))
+    c["load_events"].append((_pair_headers, c["mapping.pairs"], c["mapping.pairs"], "mapping_headers_on_load"))
     c["loss.kind"].change(lambda kind: (gr.update(visible=kind in BETA_KINDS), gr.update(visible=kind in ALPHA_KINDS)),
                           c["loss.kind"], [c["loss.beta"], c["loss.alpha"]], api_name="loss_kind", queue=False)
     preview_inputs = [c["models.teacher"], c["models.student"], c["sample_prompt"], c["loss.temperature"]]

@@ -337,6 +337,12 @@ KO: dict[str, str] = {
         "교사 모델 `{teacher}` · 학생 모델 `{student}` · 매핑 {preset} ({pairs}쌍) · 토큰 {tokens}개",
     "Head {head}": "Head {head}",
     "metric": "지표",
+    "student layer": "학생 layer",
+    "teacher layer": "교사 layer",
+    "Double-click a cell (or select it and press Enter) before typing: a key pressed on a cell that is only selected "
+    "is lost. The boxes below add a whole pair.":
+        "칸을 더블클릭하거나(또는 고른 뒤 Enter) 입력하세요. 고르기만 한 칸에 누른 첫 키는 사라집니다. 아래 칸으로 "
+        "쌍 하나를 한 번에 추가할 수도 있습니다.",
     "{:.3f} nats/token": "{:.3f} nats/토큰",
     "{:.1f} tokens": "{:.1f} 토큰",
     "field": "설정 항목",

@@ -117,6 +117,8 @@ def _mapping_section(c: dict, v: dict) -> None:
                                               datatype=["str", "str"], column_count=2,
                                               label=t("Custom pairs (student layer, teacher layer; 'emb' = embeddings)"),
                                               interactive=True, elem_id="mapping-pairs")
+            gr.Markdown(t("Double-click a cell (or select it and press Enter) before typing: a key pressed on a cell "
+                          "that is only selected is lost. The boxes below add a whole pair."), elem_classes="kd-legend")
             with gr.Row(equal_height=True):
                 c["pair_student"] = gr.Textbox("", label=t("Student layer"), placeholder="3", min_width=80,
                                                elem_id="pair-student")
