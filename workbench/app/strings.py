@@ -337,6 +337,8 @@ KO: dict[str, str] = {
         "교사 모델 `{teacher}` · 학생 모델 `{student}` · 매핑 {preset} ({pairs}쌍) · 토큰 {tokens}개",
     "Head {head}": "Head {head}",
     "metric": "지표",
+    "student {student} ↔ teacher {teacher}": "학생 {student} ↔ 교사 {teacher}",
+    "student:teacher, e.g. 0:1, 3:11": "학생:교사, 예: 0:1, 3:11",
     "student layer": "학생 layer",
     "teacher layer": "교사 layer",
     "Double-click a cell (or select it and press Enter) before typing: a key pressed on a cell that is only selected "

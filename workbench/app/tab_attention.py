@@ -53,7 +53,8 @@ def _mapping(preset: str, pairs_text: str, student_spec: str, teacher_spec: str,
 
 
 def _choices(comparison, lang: str) -> tuple[list[tuple[str, Any]], list[tuple[str, Any]]]:
-    pairs = [(t("All pairs"), ALL_PAIRS)] + [(label, str(i)) for i, label in enumerate(comparison.pair_labels)]
+    pairs = [(t("All pairs"), ALL_PAIRS)] + [(tr("student {student} ↔ teacher {teacher}", lang, student=s, teacher=t_),
+                                               str(i)) for i, (s, t_) in enumerate(comparison.pairs)]
     heads = [(t("Head-averaged"), AVERAGE)] + [(tr("Head {head}", lang, head=h), str(h))
                                               for h in range(comparison.aligned_heads)]
     return pairs, heads
@@ -118,7 +119,7 @@ def build_attention_tab(ctx) -> dict[str, Any]:
                              label=t("Layer mapping"),
                              info=t("'from run' uses the run's own mapping; a student made by dropping teacher "
                                     "layers is compared with the layers it was copied from (source)."))
-        pairs_text = gr.Textbox(value="", label=t("Custom pairs"), placeholder="student:teacher, e.g. 0:1, 3:11",
+        pairs_text = gr.Textbox(value="", label=t("Custom pairs"), placeholder=t("student:teacher, e.g. 0:1, 3:11"),
                                 info=t("Only for the custom mapping."))
     with gr.Row():
         compare = gr.Button(t("Compare attention"), variant="primary", scale=2)
