@@ -1,7 +1,9 @@
 """Every tab in a real browser (Debian's Chromium through Playwright) in both languages: a ko-KR browser gets
 Korean, an en-US browser English, and the switch changes it (kept after a reload). In Korean, a run started from the
 Train tab shows its stages, its eval chart has perplexity on a log axis and agreement on its own, and when it
-finishes the Chat tab's student picker offers it without a refresh. Screenshots go to test-artifacts/."""
+finishes the Chat tab's student picker offers it (its label in Korean) without a refresh. The library's text (the
+compatibility card, a config error, the report card's metric names) reads Korean too. Screenshots go to
+test-artifacts/."""
 
 from __future__ import annotations
 
@@ -120,5 +122,30 @@ def test_a_korean_run_shows_stages_honest_axes_and_refreshes_the_pickers(served,
     page.screenshot(path=str(artifacts_dir / "app-train-finished-ko.png"), full_page=True)
     page.get_by_role("tab", name="채팅", exact=True).click()
     page.get_by_label("증류한 학생 모델").click()  # no refresh pressed: the picker already offers the new run
-    page.get_by_role("option", name=f"{run_id} · final student (finished)").wait_for(timeout=10_000)
+    page.get_by_role("option", name=f"{run_id} · 최종 학생 모델 (완료)").wait_for(timeout=10_000)
+    context.close()
+
+
+def test_korean_setup_and_report_show_the_librarys_text_in_korean(served, browser, artifacts_dir):
+    """The compatibility card, a config error (command preview and gr.Error) and the report card's metric names."""
+    context, page = _open(browser, served.local_url, "ko-KR")
+    card = page.locator("#pair-card")
+    wait_for(lambda: "구조" in card.inner_text(), timeout=30)
+    assert "architecture" not in card.inner_text() and "학습 메모리" in card.inner_text()
+    box = page.get_by_label("최대 시퀀스 수 (0 = 전부)")
+    box.fill("1")
+    box.press("Enter")
+    expected = "data.max_sequences 값이 맞지 않습니다: 1. 받는 값: 정수, >= 2"
+    wait_for(lambda: expected in page.locator("#command-preview").inner_text(), timeout=20)
+    page.get_by_role("button", name="YAML 저장").click()
+    page.locator(".toast-body", has_text=expected).first.wait_for(timeout=10_000)  # the gr.Error, in Korean
+    page.screenshot(path=str(artifacts_dir / "app-setup-error-ko.png"))
+    box.fill("0")
+    box.press("Enter")
+    page.get_by_role("tab", name="리포트·내보내기", exact=True).click()
+    page.get_by_role("button", name="평가", exact=True).click()
+    table = page.locator("#report-table")
+    wait_for(lambda: "검증 perplexity" in table.inner_text(), timeout=120)
+    assert "지표" in table.inner_text() and "교사 모델" in table.inner_text() and "val perplexity" not in table.inner_text()
+    page.screenshot(path=str(artifacts_dir / "app-report-ko.png"), full_page=True)
     context.close()

@@ -4,23 +4,27 @@ field help exists in both, and a request's language comes from the session's swi
 from __future__ import annotations
 
 import ast
+import re
 import string
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
+
 from workbench.app.i18n import SessionLanguages, browser_language, build_i18n, tr
-from workbench.app.strings import HELP_KO, KO
+from workbench.app.strings import KO
+from workbench.app.strings_library import HELP_KO, LIBRARY_KO
 from workbench.forms import FORM_FIELDS
 
 APP = Path(__file__).resolve().parent.parent / "workbench" / "app"
 
 
-def _wrapped_strings() -> set[str]:
-    """Literal first arguments of t(...) and tr(...) calls in the app's modules."""
+def _wrapped_strings(functions: tuple[str, ...] = ("t", "tr")) -> set[str]:
+    """Literal first arguments of t(...) and tr(...) calls (or of `functions`) in the app's modules."""
     found = set()
     for path in APP.glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("t", "tr")
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in functions
                     and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
                 found.add(node.args[0].value)
     return found
@@ -33,7 +37,8 @@ def _fields(template: str) -> set[str]:
 def test_every_wrapped_string_has_korean_with_the_same_fields():
     wrapped = {text for text in _wrapped_strings() if not text.startswith("learn")}
     assert len(wrapped) > 150
-    missing = sorted(text for text in wrapped if text not in KO)
+    in_browser = _wrapped_strings(("t",))  # translated by the browser: only KO reaches it
+    missing = sorted(text for text in wrapped if text not in KO and (text in in_browser or text not in LIBRARY_KO))
     assert not missing, missing
     for english, korean in KO.items():
         assert _fields(english) == _fields(korean), english
@@ -64,3 +69,104 @@ def test_server_side_text_follows_the_session_language():
     languages.choose(english_browser, "ko")
     assert languages.of(english_browser) == "ko"
     assert languages.choose(english_browser, "xx") == "en"
+
+
+WORKBENCH = APP.parent
+
+
+def _library_strings() -> set[str]:
+    """What the library hands the app to translate: literal templates of Message(...) and text(...) calls, and the
+    labels of the compatibility card's rows (_row(text, "label", ...))."""
+    found = set()
+    for path in WORKBENCH.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
+                continue
+            literals = [arg.value for arg in node.args if isinstance(arg, ast.Constant) and isinstance(arg.value, str)]
+            if node.func.id in ("Message", "text") and node.args and literals[:1] == [getattr(node.args[0], "value", 0)]:
+                found.add(literals[0])
+            if node.func.id == "_row" and literals:
+                found.add(literals[0])
+    return found
+
+
+def _shown_words() -> set[str]:
+    """Words from library tables the app translates at display time (metric names, model labels, picker words)."""
+    from workbench.app.train_view import GEN_SUMMARY
+    from workbench.card import MEMORY_ROWS
+    from workbench.evaluate import REPORT_COLUMNS
+    from workbench.forms import PAIR_COLUMNS
+    from workbench.inspect_plots import PANEL_TITLES, REPORT_BARS
+    from workbench.model_pool import LATEST_LABEL
+    from workbench.runs import STATES
+
+    words = {title for _, title, _ in (*REPORT_COLUMNS, *REPORT_BARS, *GEN_SUMMARY)}
+    words |= {unit for _, _, unit in GEN_SUMMARY if re.sub(r"{[^}]*}", "", unit).strip(" %")}  # "{:.1f} tokens"
+    words |= {label for _, label in MEMORY_ROWS} | set(PANEL_TITLES) | set(PAIR_COLUMNS) | set(STATES) | {f"final student ({state})" for state in STATES}
+    return words | {"metric", "teacher", "student", "distilled student", "undistilled student", "Report card",
+                    LATEST_LABEL, "undistilled:"}
+
+
+def test_every_library_string_the_app_shows_has_korean_with_the_same_fields():
+    library = _library_strings() | _shown_words()
+    assert len(library) > 100
+    missing = sorted(text for text in library if text not in KO and text not in LIBRARY_KO)
+    assert not missing, missing
+    for english, korean in LIBRARY_KO.items():
+        assert _fields(english) == _fields(korean), english
+        assert korean.strip()
+    assert not set(KO) & set(LIBRARY_KO)  # one translation per text
+    browser = build_i18n().translations_dict["ko"]
+    assert not set(LIBRARY_KO) & set(browser)  # "text", "model"...: never swapped in the browser
+
+
+def test_config_errors_read_in_the_readers_language():
+    from workbench.app.i18n import localize
+    from workbench.errors import UserError
+    from workbench.forms import form_to_config
+    from workbench.mapping import parse_pairs
+
+    with pytest.raises(UserError) as bad_temperature:
+        form_to_config({"loss.temperature": -1.0})
+    english, korean = localize(bad_temperature.value, "en"), localize(bad_temperature.value, "ko")
+    assert english == str(bad_temperature.value) == "loss.temperature must be > 0 and <= 100, got -1.0"
+    assert korean == "loss.temperature 값이 맞지 않습니다: -1.0. 받는 값: > 0 이고 <= 100"
+    with pytest.raises(UserError) as bad_kind:
+        form_to_config({"loss.kind": "cosine"})
+    assert localize(bad_kind.value, "ko").endswith("중 하나") and "forward_kl" in localize(bad_kind.value, "ko")
+    with pytest.raises(UserError) as empty:
+        form_to_config({"data.dataset": None})
+    assert "값이 비어 있습니다" in localize(empty.value, "ko") and HELP_KO["data.dataset"] in localize(empty.value, "ko")
+    with pytest.raises(UserError) as out_of_range:
+        parse_pairs(["9:1"], 4, 8)
+    shown = localize(out_of_range.value, "ko")
+    assert shown.startswith("mapping.pairs: 학생 모델 layer 9: 범위 밖입니다") and "0..3" in shown and "0..7" in shown
+    assert tr("Preview needs both models: {error}", "ko", error=out_of_range.value).endswith(shown)
+    assert localize(ValueError("plain"), "ko") == "plain"
+
+
+def test_compatibility_card_and_report_card_in_korean(tiny_teacher, tiny_student):
+    from workbench.app.i18n import translator
+    from workbench.app.tab_report import _table, shown_card
+    from workbench.card import format_card, pair_card
+
+    card = pair_card(str(tiny_teacher), str(tiny_student), batch=2, seq_len=32)
+    english, korean = format_card(card), format_card(card, translator("ko"))
+    assert "architecture" in english and "구조" in korean and "architecture" not in korean
+    assert len(english.splitlines()) == len(korean.splitlines())
+
+    card_labels = {node.args[1].value for node in ast.walk(ast.parse((WORKBENCH / "card.py").read_text()))
+                   if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "_row"
+                   and isinstance(node.args[1], ast.Constant)}
+    for label in card_labels:  # values line up: every label fits the 18-column label field (Hangul counts two)
+        assert sum(2 if "가" <= char <= "힣" else 1 for char in translator("ko")(label)) < 18, label
+    shown = next(line for line in korean.splitlines() if line.startswith("  최대 위치 수"))
+    assert sum(2 if "가" <= char <= "힣" else 1 for char in shown[:shown.index("512")]) == 20
+    assert next(line for line in english.splitlines() if "max positions" in line).index("512") == 20
+    entry = {"label": "teacher", "val_ppl": 12.5, "top1_agreement": 1.0}
+    report = {"teacher": entry, "students": [{**entry, "label": "student (checkpoint-20)"},
+                                             {**entry, "label": "undistilled student"}]}
+    table = _table(shown_card(report, "ko"), "ko")
+    assert table["headers"] == ["지표", "교사 모델", "학생 모델 (checkpoint-20)", "증류 전 학생 모델"]
+    assert ["검증 perplexity", "12.50", "12.50", "12.50"] in table["data"]
+    assert _table(shown_card(report, "en"), "en")["headers"][:2] == ["metric", "teacher"]

@@ -7,6 +7,9 @@ ratio and a training-memory estimate; `format_card` renders either card as text 
 
 from __future__ import annotations
 
+import unicodedata
+from collections.abc import Callable
+
 import torch
 
 from workbench.cross_step import cross_tokenizer_summary
@@ -169,70 +172,79 @@ def _gib(nbytes: int) -> str:
     return f"{nbytes / 2**30:.2f} GiB"
 
 
-def _format_model(title: str, card: dict) -> list[str]:
+def _row(text: Callable[[str], str], label: str, value: str, indent: int = 2) -> str:
+    """One aligned line of the card: the label (translated) padded to 18 columns, wide characters counting two."""
+    shown = text(label)
+    width = sum(2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in shown)
+    return " " * indent + shown + " " * max(18 - width, 1) + value
+
+
+def _format_model(title: str, card: dict, text: Callable[[str], str]) -> list[str]:
     params = card["params"]
     layers = str(card["layers"])
     if card.get("kept_layers"):
-        layers += f" (keeps {card['kept_layers']} of {card['base_layers']})"
+        layers += text(" (keeps {kept} of {base})").format(kept=card["kept_layers"], base=card["base_layers"])
     return [
-        f"{title}: {card['spec']}",
-        f"  architecture      {card['architecture']} ({card['model_type']})",
-        f"  parameters        {_human(params['total'])} total, {_human(params['trainable'])} trainable, "
-        f"{_human(params['non_embedding'])} non-embedding",
-        f"  layers            {layers}",
-        f"  hidden            {card['hidden']} (MLP {card['intermediate']})",
-        f"  attention heads   {card['heads']} query, {card['kv_heads']} key/value (head dim {card['head_dim']})",
-        f"  vocabulary        {card['vocab']}",
-        f"  max positions     {card['max_positions']}",
+        f"{text(title)}: {card['spec']}",
+        _row(text, "architecture", f"{card['architecture']} ({card['model_type']})"),
+        _row(text, "parameters", text("{total} total, {trainable} trainable, {non_embedding} non-embedding").format(
+            total=_human(params["total"]), trainable=_human(params["trainable"]),
+            non_embedding=_human(params["non_embedding"]))),
+        _row(text, "layers", layers),
+        _row(text, "hidden", f"{card['hidden']} (MLP {card['intermediate']})"),
+        _row(text, "attention heads", text("{query} query, {kv} key/value (head dim {dim})").format(
+            query=card["heads"], kv=card["kv_heads"], dim=card["head_dim"])),
+        _row(text, "vocabulary", str(card["vocab"])),
+        _row(text, "max positions", str(card["max_positions"])),
     ]
 
 
-def _tokenizer_notes(tok: dict) -> list[str]:
+def _tokenizer_notes(tok: dict, text: Callable[[str], str]) -> list[str]:
     if "padded" in tok:
         padded = tok["padded"]
-        return [f"  logits widths     differ (teacher {padded['teacher']}, student {padded['student']}): distilled "
-                f"over the tokenizer's {padded['real_ids']} real ids, the padding rows are left out"]
+        return [_row(text, "logits widths", text(
+            "differ (teacher {teacher}, student {student}): distilled over the tokenizer's {real} real ids, the "
+            "padding rows are left out").format(teacher=padded["teacher"], student=padded["student"],
+                                                real=padded["real_ids"]))]
     if "cross" not in tok:
         return []
     cross = tok["cross"]
     return [
-        f"  shared vocabulary {cross['shared']} strings: {cross['student_share']:.1%} of the student's, "
-        f"{cross['teacher_share']:.1%} of the teacher's",
-        f"  token ratio       {cross['teacher_per_student']:.2f} teacher tokens per student token on the probe "
-        f"texts; {cross['exact_share']:.1%} of student tokens matched by one teacher token",
-        "  methods           logit KD across tokenizers (loss.cross_tokenizer: aligned, the default, or uld) "
-        "and CE apply;",
-        "                    hidden-state and attention terms and the teacher cache need one tokenizer",
+        _row(text, "shared vocabulary", text("{shared} strings: {student_share} of the student's, {teacher_share} of "
+                                             "the teacher's").format(shared=cross["shared"],
+                                                                     student_share=f"{cross['student_share']:.1%}",
+                                                                     teacher_share=f"{cross['teacher_share']:.1%}")),
+        _row(text, "token ratio", text("{ratio} teacher tokens per student token on the probe texts; {exact} of "
+                                       "student tokens matched by one teacher token").format(
+            ratio=f"{cross['teacher_per_student']:.2f}", exact=f"{cross['exact_share']:.1%}")),
+        _row(text, "methods", text("logit KD across tokenizers (loss.cross_tokenizer: aligned, the default, or uld) "
+                                   "and CE apply;")),
+        " " * 20 + text("hidden-state and attention terms and the teacher cache need one tokenizer"),
     ]
 
 
-def format_card(card: dict) -> str:
-    """Text rendering of a `model_card` or a `pair_card`."""
+MEMORY_ROWS = (("student_weights", "student weights"), ("student_grads", "student grads"),
+               ("optimizer_states", "optimizer states"), ("teacher_weights", "teacher weights"),
+               ("activations", "activations"), ("logits", "logits"))
+
+
+def format_card(card: dict, text: Callable[[str], str] = str) -> str:
+    """Text rendering of a `model_card` or a `pair_card`; `text` translates its words (the app's Korean)."""
     if "teacher" not in card:
-        return "\n".join(_format_model("model", card))
-    lines = _format_model("teacher", card["teacher"]) + [""] + _format_model("student", card["student"]) + [""]
+        return "\n".join(_format_model("model", card, text))
+    lines = _format_model("teacher", card["teacher"], text) + [""]
+    lines += _format_model("student", card["student"], text) + ["", text("pair")]
     tok = card["tokenizer"]
-    lines.append("pair")
-    lines.append(
-        "  tokenizers        "
-        + (
-            "identical (same vocabulary, same ids for probe texts)"
-            if tok["identical"]
-            else f"DIFFERENT: {tok['problem']}"
-        )
-    )
-    lines += _tokenizer_notes(tok)
-    lines.append(
-        f"  parameter ratio   {card['param_ratio']:.3f} total, {card['non_embedding_ratio']:.3f} non-embedding "
-        "(student / teacher)"
-    )
+    same = text("identical (same vocabulary, same ids for probe texts)")
+    lines.append(_row(text, "tokenizers", same if tok["identical"] else text("DIFFERENT: {problem}").format(
+        problem=tok["problem"])))
+    lines += _tokenizer_notes(tok, text)
+    lines.append(_row(text, "parameter ratio", text("{total} total, {non_embedding} non-embedding (student / teacher)")
+                      .format(total=f"{card['param_ratio']:.3f}", non_embedding=f"{card['non_embedding_ratio']:.3f}")))
     memory = card["memory"]
-    lines.append(
-        f"  training memory   ~{_gib(memory['total'])} for batch {card['batch']} x {card['seq_len']} tokens "
-        "(fp32, AdamW)"
-    )
-    for key in ("student_weights", "student_grads", "optimizer_states", "teacher_weights", "activations", "logits"):
-        lines.append(f"    {key.replace('_', ' '):<18}{_gib(memory[key])}")
+    lines.append(_row(text, "training memory", text("~{total} for batch {batch} x {seq_len} tokens (fp32, AdamW)")
+                      .format(total=_gib(memory["total"]), batch=card["batch"], seq_len=card["seq_len"])))
+    lines += [_row(text, label, _gib(memory[key]), indent=4) for key, label in MEMORY_ROWS]
     return "\n".join(lines)
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from workbench.errors import UserError
+from workbench.errors import Message, UserError
 
 BUILTIN_TEACHER = "builtin:smollm2-135m-instruct"
 # Chosen by measurement (README, "Choosing the default student"): the 19 of the teacher's 30 layers that
@@ -89,14 +89,15 @@ class Range:
         below = self.high is None or (value < self.high if self.high_open else value <= self.high)
         return above and below
 
-    def describe(self, integer: bool) -> str:
+    def describe(self, integer: bool) -> Message:
         """'an integer in [1, 1024]', '> 0 and <= 100', '>= 0': the accepted values in words."""
         low, high = (None if x is None else f"{x:g}" if x != int(x) else str(int(x)) for x in (self.low, self.high))
         if integer and low is not None and high is not None and not (self.low_open or self.high_open):
-            return f"an integer in [{low}, {high}]"
-        words = [f"{'>' if self.low_open else '>='} {low}"] * (low is not None)
-        words += [f"{'<' if self.high_open else '<='} {high}"] * (high is not None)
-        return ("an integer " if integer else "") + " and ".join(words)
+            return Message("an integer in [{low}, {high}]", low=low, high=high)
+        ends = [f"{'>' if self.low_open else '>='} {low}"] * (low is not None)
+        ends += [f"{'<' if self.high_open else '<='} {high}"] * (high is not None)
+        bounds = Message("{low} and {high}", low=ends[0], high=ends[1]) if len(ends) == 2 else ends[0]
+        return Message("an integer {bounds}", bounds=bounds) if integer else Message("{bounds}", bounds=bounds)
 
 
 WEIGHT = Range(0.0, 1000.0)
@@ -110,12 +111,12 @@ def _help(text: str, *, choices: tuple[str, ...] | None = None, bounds: Range | 
     return {"help": text, "choices": choices, "bounds": bounds, "also": also}
 
 
-def accepted(f: dataclasses.Field, integer: bool = False) -> str:
+def accepted(f: dataclasses.Field, integer: bool = False) -> Message | str:
     """The values a field accepts, in words ('' when its type says it all)."""
     choices, bounds, also = f.metadata.get("choices"), f.metadata.get("bounds"), f.metadata.get("also")
     if choices:
-        words = [*choices, *([also[0]] if also else [])]
-        return ("any of " if str(f.type).startswith("list") else "one of ") + ", ".join(words)
+        words = ", ".join([*choices, *([also[0]] if also else [])])
+        return Message("any of {choices}" if str(f.type).startswith("list") else "one of {choices}", choices=words)
     return bounds.describe(integer) if bounds else ""
 
 
@@ -134,9 +135,13 @@ def _check_declared(section: Any) -> None:
             _require(bounds.accepts(value), f"{name}.{f.name}", bounds.describe(isinstance(value, int)), value)
 
 
-def _require(condition: bool, name: str, accepted: str, value: Any) -> None:
+def _invalid(name: str | Message, accepted: Message, value: Any) -> ConfigError:
+    return ConfigError(Message("{name} must be {accepted}, got {value!r}", name=name, accepted=accepted, value=value))
+
+
+def _require(condition: bool, name: str | Message, accepted: Message, value: Any) -> None:
     if not condition:
-        raise ConfigError(f"{name} must be {accepted}, got {value!r}")
+        raise _invalid(name, accepted, value)
 
 
 @dataclass
@@ -161,8 +166,8 @@ class ModelsConfig:
     )
 
     def __post_init__(self) -> None:
-        _require(bool(self.teacher and self.teacher.strip()), "models.teacher", "a non-empty model spec", self.teacher)
-        _require(bool(self.student and self.student.strip()), "models.student", "a non-empty model spec", self.student)
+        _require(bool(self.teacher and self.teacher.strip()), "models.teacher", Message("a non-empty model spec"), self.teacher)
+        _require(bool(self.student and self.student.strip()), "models.student", Message("a non-empty model spec"), self.student)
 
 
 @dataclass
@@ -203,7 +208,7 @@ class DataConfig:
     )
 
     def __post_init__(self) -> None:
-        _require(bool(self.dataset and self.dataset.strip()), "data.dataset", "a non-empty dataset spec", self.dataset)
+        _require(bool(self.dataset and self.dataset.strip()), "data.dataset", Message("a non-empty dataset spec"), self.dataset)
         if self.max_sequences == 0:
             self.max_sequences = None
         _check_declared(self)
@@ -265,7 +270,7 @@ class LossConfig:
     def __post_init__(self) -> None:
         _check_declared(self)
         total = self.ce_weight + self.kd_weight + self.hidden_weight + self.attn_weight
-        _require(total > 0, "loss weights", "not all zero (set loss.kd_weight or loss.ce_weight > 0)", total)
+        _require(total > 0, Message("loss weights"), Message("not all zero (set loss.kd_weight or loss.ce_weight > 0)"), total)
 
 
 @dataclass
@@ -289,11 +294,11 @@ class MappingConfig:
             self.pairs = [p.strip() for p in self.pairs.split(",") if p.strip()]
         pair_re = re.compile(r"^(emb|\d+):(emb|\d+)$")
         for pair in self.pairs:
-            _require(bool(pair_re.match(str(pair))), "mapping.pairs", "items like '3:11' or 'emb:emb'", pair)
+            _require(bool(pair_re.match(str(pair))), "mapping.pairs", Message("items like '3:11' or 'emb:emb'"), pair)
         _require(
             self.preset != "custom" or bool(self.pairs),
             "mapping.pairs",
-            "at least one pair when mapping.preset is custom",
+            Message("at least one pair when mapping.preset is custom"),
             self.pairs,
         )
 
@@ -424,7 +429,7 @@ class RunConfig:
         _require(
             self.name is None or bool(RUN_NAME_PATTERN.match(self.name)),
             "run.name",
-            "1-64 letters, digits, '_', '-' or '.', starting with a letter or digit (no path separators)",
+            Message("1-64 letters, digits, '_', '-' or '.', starting with a letter or digit (no path separators)"),
             self.name,
         )
 
@@ -444,14 +449,14 @@ class DistillConfig:
         _require(
             not (self.train.teacher_cache and self.onpolicy.lmbda > 0),
             "onpolicy.lmbda",
-            "0 when train.teacher_cache is set (a cache holds the teacher's logits on the data, not on samples)",
+            Message("0 when train.teacher_cache is set (a cache holds the teacher's logits on the data, not on samples)"),
             self.onpolicy.lmbda,
         )
         uses_layers = self.loss.hidden_weight > 0 or self.loss.attn_weight > 0
         _require(
             not (uses_layers and self.mapping.preset == "custom" and not self.mapping.pairs),
             "mapping.pairs",
-            "at least one pair when a hidden or attention weight is set",
+            Message("at least one pair when a hidden or attention weight is set"),
             self.mapping.pairs,
         )
 
@@ -474,10 +479,12 @@ class DistillConfig:
             data = parse_yaml(text)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            raise ConfigError(f"config YAML could not be parsed{where}: {getattr(exc, 'problem', exc)}") from None
+            where = Message(" at line {line}, column {column}", line=mark.line + 1, column=mark.column + 1) if mark else ""
+            raise ConfigError(Message("config YAML could not be parsed{where}: {problem}", where=where,
+                                      problem=getattr(exc, "problem", exc))) from None
         if data is not None and not isinstance(data, dict):
-            raise ConfigError(f"config YAML must be a mapping of sections, got {type(data).__name__}")
+            raise ConfigError(Message("config YAML must be a mapping of sections, got {kind}",
+                                      kind=type(data).__name__))
         return cls.from_dict(data)
 
     @classmethod
@@ -506,17 +513,17 @@ def _coerce(value: Any, tp: Any, name: str) -> Any:
         if isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
         if not isinstance(value, list):
-            raise ConfigError(f"{name} must be a list, got {value!r}")
+            raise _invalid(name, Message("a list"), value)
         return [_coerce(v, args[0], name) if args else v for v in value]
     if tp is bool:
         if isinstance(value, bool):
             return value
         if isinstance(value, str) and value.strip().lower() in ("true", "yes", "on", "1", "false", "no", "off", "0"):
             return value.strip().lower() in ("true", "yes", "on", "1")
-        raise ConfigError(f"{name} must be true or false, got {value!r}")
+        raise _invalid(name, Message("true or false"), value)
     if tp is int:
         if isinstance(value, bool):
-            raise ConfigError(f"{name} must be an integer, got {value!r}")
+            raise _invalid(name, Message("an integer"), value)
         if isinstance(value, int):
             return value
         if isinstance(value, float) and value.is_integer():
@@ -526,10 +533,10 @@ def _coerce(value: Any, tp: Any, name: str) -> Any:
                 return int(value.strip())
             except ValueError:
                 pass
-        raise ConfigError(f"{name} must be an integer, got {value!r}")
+        raise _invalid(name, Message("an integer"), value)
     if tp is float:
         if isinstance(value, bool):
-            raise ConfigError(f"{name} must be a number, got {value!r}")
+            raise _invalid(name, Message("a number"), value)
         if isinstance(value, (int, float)):
             return float(value)
         if isinstance(value, str):
@@ -537,14 +544,14 @@ def _coerce(value: Any, tp: Any, name: str) -> Any:
                 return float(value.strip())
             except ValueError:
                 pass
-        raise ConfigError(f"{name} must be a number, got {value!r}")
+        raise _invalid(name, Message("a number"), value)
     if tp is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
-        raise ConfigError(f"{name} must be text, got {value!r}")
+        raise _invalid(name, Message("text"), value)
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
-            raise ConfigError(f"{name} must be a mapping of fields, got {value!r}")
+            raise _invalid(name, Message("a mapping of fields"), value)
         return _build(tp, value, prefix=name + ".")
     raise ConfigError(f"{name}: unsupported type {_type_name(tp)}")
 
@@ -555,9 +562,8 @@ def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
     unknown = sorted(set(data) - known)
     if unknown:
         section = prefix.rstrip(".") or "config"
-        raise ConfigError(
-            f"unknown key {prefix}{unknown[0]} in {section}; accepted: {', '.join(sorted(known))}"
-        )
+        raise ConfigError(Message("unknown key {key} in {section}; accepted: {keys}", key=prefix + unknown[0],
+                                  section=section, keys=", ".join(sorted(known))))
     kwargs = {key: _coerce(value, hints[key], prefix + key) for key, value in data.items()}
     return cls(**kwargs)
 

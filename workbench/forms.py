@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from workbench.config import DistillConfig, load_preset
-from workbench.errors import UserError
+from workbench.errors import Message, UserError
 
 FORM_FIELDS: tuple[str, ...] = (
     "models.teacher", "models.student", "models.trust_remote_code",
@@ -101,7 +101,8 @@ def form_to_config(values: dict[str, Any], base: DistillConfig | None = None) ->
         elif isinstance(value, str):
             value = value.strip()
         if value is None and name not in OPTIONAL_ZERO_IS_NONE and name != "run.name":
-            raise UserError(f"{name} is empty; give a value ({field_label(name)})")
+            raise UserError(Message("{name} is empty; give a value ({help})", name=name,
+                                    help=Message(field_label(name))))
         data[section][key] = value
     return DistillConfig.from_dict(data)
 

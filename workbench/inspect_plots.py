@@ -13,6 +13,8 @@ causal attention: they are left empty and show the grey plot background, so the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
@@ -55,9 +57,15 @@ GRID_COLUMNS = 6
 GRID_CELL_PX = 190
 
 
-def pairs_grid_figure(comparison: AttentionComparison, head: int | None = None) -> go.Figure:
+def _head_text(head: int | None, text: Callable[[str], str]) -> str:
+    return text("head-averaged") if head is None else text("head {head}").format(head=head)
+
+
+def pairs_grid_figure(comparison: AttentionComparison, head: int | None = None,
+                      text: Callable[[str], str] = str) -> go.Figure:
     """Every mapped pair at a glance: one small |teacher − student| heatmap per pair, six to a row, one colour scale,
-    titled with the pair and its mean JS divergence; pick a pair to see it full size with token labels."""
+    titled with the pair and its mean JS divergence; pick a pair to see it full size with token labels. `text`
+    translates the titles."""
     count = len(comparison.pairs)
     cols = min(GRID_COLUMNS, count)
     rows = -(-count // cols)
@@ -73,23 +81,22 @@ def pairs_grid_figure(comparison: AttentionComparison, head: int | None = None) 
     fig.update_xaxes(showticklabels=False, showgrid=False, type="category")
     fig.update_yaxes(showticklabels=False, showgrid=False, type="category", autorange="reversed")
     fig.update_annotations(font_size=10)
-    head_text = "head-averaged" if head is None else f"head {head}"
-    fig.update_layout(title=f"|teacher − student| attention of every mapped pair ({head_text})",
+    fig.update_layout(title=text("|teacher − student| attention of every mapped pair ({head})").format(
+                          head=_head_text(head, text)),
                       plot_bgcolor=MASK_COLOR, height=GRID_CELL_PX * rows + 90, margin=dict(l=20, r=60, t=80, b=20))
     return fig
 
 
-def attention_figure(comparison: AttentionComparison, pair_index: int | None = 0, head: int | None = None) -> go.Figure:
+def attention_figure(comparison: AttentionComparison, pair_index: int | None = 0, head: int | None = None,
+                     text: Callable[[str], str] = str) -> go.Figure:
     """Teacher, student and |difference| heatmaps for one mapped pair; every pair as a compact grid when
-    `pair_index` is None (`pairs_grid_figure`)."""
+    `pair_index` is None (`pairs_grid_figure`). `text` translates the titles."""
     if pair_index is None:
-        return pairs_grid_figure(comparison, head)
+        return pairs_grid_figure(comparison, head, text)
     indices = [pair_index]
     rows = len(indices)
-    head_text = "head-averaged" if head is None else f"head {head}"
-    titles = [
-        f"{panel} · S{comparison.pairs[i][0]}↔T{comparison.pairs[i][1]}" for i in indices for panel in PANEL_TITLES
-    ]
+    titles = [f"{text(panel)} · S{comparison.pairs[i][0]}↔T{comparison.pairs[i][1]}" for i in indices
+              for panel in PANEL_TITLES]
     fig = make_subplots(rows=rows, cols=3, subplot_titles=titles, horizontal_spacing=0.09,
                         vertical_spacing=min(0.12, 0.5 / rows))
     weight_bar_x, diff_bar_x = _right_edge(fig, 2) + 0.005, _right_edge(fig, 3) + 0.005
@@ -111,7 +118,7 @@ def attention_figure(comparison: AttentionComparison, pair_index: int | None = 0
     fig.update_yaxes(autorange="reversed", tickfont=axis_font, showgrid=False, type="category", **ticks)
     row_height = max(380, 9 * len(tokens) + 160)
     fig.update_layout(
-        title=f"Attention ({head_text}); grey cells are masked by causal attention",
+        title=text("Attention ({head}); grey cells are masked by causal attention").format(head=_head_text(head, text)),
         plot_bgcolor=MASK_COLOR,
         height=row_height * rows,
         margin=dict(l=40, r=40, t=80, b=40),
@@ -119,13 +126,14 @@ def attention_figure(comparison: AttentionComparison, pair_index: int | None = 0
     return fig
 
 
-def summary_figure(comparison: AttentionComparison) -> go.Figure:
-    """Grids over mapped pairs × heads: JS divergence (bits) and the teacher's and student's attention entropy."""
+def summary_figure(comparison: AttentionComparison, text: Callable[[str], str] = str) -> go.Figure:
+    """Grids over mapped pairs × heads: JS divergence (bits) and the teacher's and student's attention entropy;
+    `text` translates the titles."""
     labels = [f"S{s}↔T{t}" for s, t in comparison.pairs]
     panels = (
-        ("JS divergence (bits)", comparison.js, "Reds"),
-        ("teacher entropy (bits)", comparison.teacher_entropy, "Viridis"),
-        ("student entropy (bits)", comparison.student_entropy, "Viridis"),
+        (text("JS divergence (bits)"), comparison.js, "Reds"),
+        (text("teacher entropy (bits)"), comparison.teacher_entropy, "Viridis"),
+        (text("student entropy (bits)"), comparison.student_entropy, "Viridis"),
     )
     fig = make_subplots(rows=1, cols=3, subplot_titles=[p[0] for p in panels], horizontal_spacing=0.12)
     entropy_max = float(max(comparison.teacher_entropy.max(), comparison.student_entropy.max(), 1e-6))
@@ -150,7 +158,7 @@ def summary_figure(comparison: AttentionComparison) -> go.Figure:
     fig.update_xaxes(type="category")
     notes = "; ".join(comparison.notes)
     fig.update_layout(
-        title="Per pair and head" + (f" ({notes})" if notes else ""),
+        title=text("Per pair and head") + (f" ({notes})" if notes else ""),
         height=max(320, 70 + 26 * len(labels)),
         margin=dict(l=40, r=40, t=80, b=40),
     )
@@ -171,12 +179,13 @@ REPORT_BARS = (
 BAR_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b")
 
 
-def report_figure(card: dict) -> go.Figure:
-    """One small bar chart per report-card metric, with a bar per model (teacher first)."""
+def report_figure(card: dict, text: Callable[[str], str] = str) -> go.Figure:
+    """One small bar chart per report-card metric, with a bar per model (teacher first); `text` translates the
+    titles."""
     entries = [card["teacher"], *card["students"]]
     cols = 3
     rows = -(-len(REPORT_BARS) // cols)
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[title for _, title, _ in REPORT_BARS],
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[text(title) for _, title, _ in REPORT_BARS],
                         vertical_spacing=0.12, horizontal_spacing=0.08)
     for index, (key, title, scale) in enumerate(REPORT_BARS):
         row, col = index // cols + 1, index % cols + 1
@@ -190,11 +199,11 @@ def report_figure(card: dict) -> go.Figure:
                     marker_color=BAR_COLORS[model_index % len(BAR_COLORS)],
                     showlegend=index == 0,
                     legendgroup=entry["label"],
-                    hovertemplate=entry["label"] + "<br>" + title + " %{y:.4g}<extra></extra>",
+                    hovertemplate=entry["label"] + "<br>" + text(title) + " %{y:.4g}<extra></extra>",
                 ),
                 row=row,
                 col=col,
             )
     fig.update_xaxes(showticklabels=False)
-    fig.update_layout(title="Report card", height=260 * rows, barmode="group", margin=dict(l=40, r=20, t=80, b=30))
+    fig.update_layout(title=text("Report card"), height=260 * rows, barmode="group", margin=dict(l=40, r=20, t=80, b=30))
     return fig

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from workbench.errors import UserError
+from workbench.errors import Message, UserError
 
 Layer = int | str
 Pair = tuple[Layer, Layer]
@@ -41,11 +41,10 @@ def _parse_side(text: str) -> Layer:
     return "emb" if text == "emb" else int(text)
 
 
-def _allowed(student_layers: int, teacher_layers: int) -> str:
-    return (
-        f"'student:teacher' with student in emb or 0..{student_layers - 1} and teacher in emb or "
-        f"0..{teacher_layers - 1}, emb only paired with emb, each student layer at most once"
-    )
+def _allowed(student_layers: int, teacher_layers: int) -> Message:
+    return Message("'student:teacher' with student in emb or 0..{student_last} and teacher in emb or "
+                   "0..{teacher_last}, emb only paired with emb, each student layer at most once",
+                   student_last=student_layers - 1, teacher_last=teacher_layers - 1)
 
 
 def parse_pairs(pairs: list[str] | str, student_layers: int, teacher_layers: int) -> list[Pair]:
@@ -54,22 +53,26 @@ def parse_pairs(pairs: list[str] | str, student_layers: int, teacher_layers: int
         pairs = [item for item in pairs.split(",") if item.strip()]
     allowed = _allowed(student_layers, teacher_layers)
     if not pairs:
-        raise UserError(f"mapping.pairs must list at least one pair {allowed}, got none")
+        raise UserError(Message("mapping.pairs must list at least one pair {allowed}, got none", allowed=allowed))
     resolved: list[Pair] = []
     seen: set[Layer] = set()
     for raw in pairs:
         match = _PAIR_PATTERN.match(str(raw))
         if not match:
-            raise UserError(f"mapping.pairs items must be {allowed}, got {raw!r}")
+            raise UserError(Message("mapping.pairs items must be {allowed}, got {raw!r}", allowed=allowed, raw=raw))
         student, teacher = _parse_side(match.group(1)), _parse_side(match.group(2))
         if (student == "emb") != (teacher == "emb"):
-            raise UserError(f"mapping.pairs: emb can only be paired with emb ({allowed}), got {raw!r}")
+            raise UserError(Message("mapping.pairs: emb can only be paired with emb ({allowed}), got {raw!r}",
+                                    allowed=allowed, raw=raw))
         if student != "emb" and not 0 <= student < student_layers:
-            raise UserError(f"mapping.pairs: student layer {student} is out of range ({allowed}), got {raw!r}")
+            raise UserError(Message("mapping.pairs: student layer {layer} is out of range ({allowed}), got {raw!r}",
+                                    layer=student, allowed=allowed, raw=raw))
         if teacher != "emb" and not 0 <= teacher < teacher_layers:
-            raise UserError(f"mapping.pairs: teacher layer {teacher} is out of range ({allowed}), got {raw!r}")
+            raise UserError(Message("mapping.pairs: teacher layer {layer} is out of range ({allowed}), got {raw!r}",
+                                    layer=teacher, allowed=allowed, raw=raw))
         if student in seen:
-            raise UserError(f"mapping.pairs: student layer {student} appears twice ({allowed}), got {raw!r}")
+            raise UserError(Message("mapping.pairs: student layer {layer} appears twice ({allowed}), got {raw!r}",
+                                    layer=student, allowed=allowed, raw=raw))
         seen.add(student)
         resolved.append((student, teacher))
     return resolved
@@ -106,8 +109,9 @@ def source_layers(student: str, teacher: str, teacher_layers: int, trust_remote_
 
     student_spec, teacher_spec = parse_spec(student), parse_spec(teacher)
     if student_spec.derivation != "prune" or teacher_spec.derivation is not None or student_spec.base != teacher_spec.base:
-        raise UserError(f"mapping.preset source needs a student made by dropping teacher layers "
-                        f"('{teacher_spec.base}?prune=...'), got models.student={student!r}; use uniform or custom")
+        raise UserError(Message("mapping.preset source needs a student made by dropping teacher layers "
+                                "('{base}?prune=...'), got models.student={student!r}; use uniform or custom",
+                                base=teacher_spec.base, student=student))
     return resolve_layers(student_spec, base_layers=teacher_layers, trust_remote_code=trust_remote_code)
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -241,18 +242,20 @@ def resolve_choice(value: str | None, runs_dir: str | Path, default_student: str
     return value
 
 
-def student_choices(runs_dir: str | Path, undistilled: str | None = None) -> list[tuple[str, str]]:
+def student_choices(runs_dir: str | Path, undistilled: str | None = None,
+                    text: Callable[[str], Any] = str) -> list[tuple[str, str]]:
     """(label, spec) pairs for pickers: the latest-run shortcut, the undistilled student, every run's final student
-    and each of its complete checkpoints, newest run first."""
+    and each of its complete checkpoints, newest run first. `text` translates the words of a label (the app's
+    browser-side translation); run, checkpoint and model names stay as they are."""
     from workbench.runs import list_runs
 
-    choices = [(LATEST_LABEL, LATEST)]
+    choices = [(text(LATEST_LABEL), LATEST)]
     if undistilled:
-        choices.append((f"undistilled: {undistilled}", undistilled))
+        choices.append((text("undistilled:") + f" {undistilled}", undistilled))
     for run in list_runs(runs_dir):
         state = run.read_status().get("state", "?")
         if run.student_dir.is_dir() and _has_model(run.student_dir):
-            choices.append((f"{run.run_id} · final student ({state})", str(run.path)))
+            choices.append((f"{run.run_id} · " + text(f"final student ({state})"), str(run.path)))
         for checkpoint in reversed(run.checkpoints()):
             choices.append((f"{run.run_id} · {checkpoint.name}", str(checkpoint)))
     return choices

@@ -104,7 +104,7 @@ def training_figure(rows: list[dict[str, Any]], title: str = "", log_y: bool = F
     xs, ys = _series(train, "tokens_per_s")
     figure.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name="tokens/s", line=dict(color="#0d9488")), row=2, col=2)
     figure.update_layout(height=600, title=title or None, **LAYOUT)
-    figure.update_xaxes(title_text="step", row=2)
+    figure.update_xaxes(title_text=text("step"), row=2)
     if log_y:
         figure.update_yaxes(type="log", row=1, col=1)
     return figure
@@ -148,13 +148,15 @@ def generation_figure(rows: list[dict[str, Any]], text: Callable[[str], str] = s
                              row=1, col=column)
     figure.update_yaxes(rangemode="tozero", row=1, col=1)
     figure.update_yaxes(range=[0, 1], row=1, col=2)
-    figure.update_xaxes(title_text="step")
+    figure.update_xaxes(title_text=text("step"))
     figure.update_layout(height=340, **LAYOUT)
     return figure
 
 
-def overlay_figure(runs: dict[str, list[dict[str, Any]]], metric: str = "kd", log_y: bool = False) -> go.Figure:
-    """One line per run for `metric` (a train term like 'kd' or an eval field like 'eval_loss')."""
+def overlay_figure(runs: dict[str, list[dict[str, Any]]], metric: str = "kd", log_y: bool = False,
+                   text: Callable[[str], str] = str) -> go.Figure:
+    """One line per run for `metric` (a train term like 'kd' or an eval field like 'eval_loss'); `text` translates
+    the titles."""
     figure = go.Figure()
     for index, (name, rows) in enumerate(runs.items()):
         train, evals = split_rows(rows)
@@ -164,7 +166,8 @@ def overlay_figure(runs: dict[str, list[dict[str, Any]]], metric: str = "kd", lo
         xs, ys = _series(evals if per_eval else train, metric)
         figure.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers" if per_eval else "lines",
                                     name=name, line=dict(color=COLORS[index % len(COLORS)])))
-    figure.update_layout(height=420, title=f"{metric} by run", xaxis_title="step", yaxis_title=metric, **LAYOUT)
+    figure.update_layout(height=420, title=text("{metric} by run").format(metric=metric), xaxis_title=text("step"),
+                         yaxis_title=metric, **LAYOUT)
     if log_y:
         figure.update_yaxes(type="log")
     return figure
@@ -177,14 +180,16 @@ def _layer_y(layer: int | str, count: int) -> float:
 
 def mapping_figure(
     pairs: list[tuple[int | str, int | str]], student_layers: int, teacher_layers: int,
-    invalid: list[tuple[Any, Any]] | None = None,
+    invalid: list[tuple[Any, Any]] | None = None, text: Callable[[str], str] = str,
 ) -> go.Figure:
     """Two layer stacks (student left, teacher right, embedding at the bottom) with a line per mapped pair;
-    invalid pairs are drawn red and dotted where they can be placed, and listed in the title."""
+    invalid pairs are drawn red and dotted where they can be placed, and listed in the title. `text` translates
+    the words."""
     figure = go.Figure()
     scale_t = 1.0
     scale_s = max(teacher_layers - 1, 1) / max(student_layers - 1, 1) if student_layers > 1 else 1.0
-    for x, count, scale, name in ((0, student_layers, scale_s, "student"), (1, teacher_layers, scale_t, "teacher")):
+    for x, count, scale, name in ((0, student_layers, scale_s, text("student")),
+                                  (1, teacher_layers, scale_t, text("teacher"))):
         ys = [-1.0] + [i * scale for i in range(count)]
         labels = ["emb"] + [str(i) for i in range(count)]
         figure.add_trace(go.Scatter(x=[x] * len(ys), y=ys, mode="markers+text", text=labels,
@@ -195,7 +200,8 @@ def mapping_figure(
         y_s = _layer_y(student, student_layers) * (scale_s if student != "emb" else 1)
         y_t = _layer_y(teacher, teacher_layers) * (scale_t if teacher != "emb" else 1)
         figure.add_trace(go.Scatter(x=[0, 1], y=[y_s, y_t], mode="lines", line=dict(color="#2563eb", width=2),
-                                    showlegend=False, hoverinfo="text", hovertext=f"student {student} → teacher {teacher}"))
+                                    showlegend=False, hoverinfo="text", hovertext=text("student {student} → teacher {teacher}").format(
+                                        student=student, teacher=teacher)))
     bad = []
     for student, teacher in invalid or []:
         bad.append(f"{student}:{teacher}")
@@ -205,11 +211,13 @@ def mapping_figure(
         except (TypeError, ValueError):
             continue
         figure.add_trace(go.Scatter(x=[0, 1], y=[y_s, y_t], mode="lines", line=dict(color="#dc2626", dash="dot"),
-                                    showlegend=False, hoverinfo="text", hovertext=f"invalid {student}:{teacher}"))
-    title = f"{len(pairs)} mapped pair(s)" + (f" · invalid: {', '.join(bad)}" if bad else "")
+                                    showlegend=False, hoverinfo="text", hovertext=text("invalid {pair}").format(
+                                        pair=f"{student}:{teacher}")))
+    title = text("{count} mapped pair(s)").format(count=len(pairs))
+    title += text(" · invalid: {pairs}").format(pairs=", ".join(bad)) if bad else ""
     figure.update_layout(
         height=max(260, 16 * teacher_layers + 120), title=title, showlegend=False,
-        xaxis=dict(range=[-0.5, 1.5], tickvals=[0, 1], ticktext=["student", "teacher"], showgrid=False),
+        xaxis=dict(range=[-0.5, 1.5], tickvals=[0, 1], ticktext=[text("student"), text("teacher")], showgrid=False),
         yaxis=dict(showticklabels=False, showgrid=False, zeroline=False),
         template="plotly_white", margin=dict(l=20, r=20, t=50, b=30),
     )
@@ -248,16 +256,20 @@ def temperature_preview(
     }
 
 
-def temperature_figure(preview: dict[str, Any]) -> go.Figure:
-    """Grouped bars of teacher and student next-token probabilities at T, entropies in the legend."""
+def temperature_figure(preview: dict[str, Any], text: Callable[[str], str] = str) -> go.Figure:
+    """Grouped bars of teacher and student next-token probabilities at T, entropies in the legend; `text`
+    translates the words."""
     figure = go.Figure()
     labels = [repr(token)[1:-1] or "␣" for token in preview["tokens"]]
     figure.add_trace(go.Bar(x=labels, y=preview["teacher"], marker_color=COLORS[0],
-                            name=f"teacher (entropy {preview['teacher_entropy']:.2f} nats)"))
+                            name=text("teacher (entropy {entropy} nats)").format(
+                                entropy=f"{preview['teacher_entropy']:.2f}")))
     figure.add_trace(go.Bar(x=labels, y=preview["student"], marker_color=COLORS[2],
-                            name=f"student (entropy {preview['student_entropy']:.2f} nats)"))
+                            name=text("student (entropy {entropy} nats)").format(
+                                entropy=f"{preview['student_entropy']:.2f}")))
     figure.update_layout(
-        barmode="group", height=320, title=f"next-token distribution at T = {preview['temperature']:g}",
-        yaxis=dict(title="probability", rangemode="tozero"), **LAYOUT,
+        barmode="group", height=320,
+        title=text("next-token distribution at T = {t}").format(t=f"{preview['temperature']:g}"),
+        yaxis=dict(title=text("probability"), rangemode="tozero"), **LAYOUT,
     )
     return figure

@@ -8,15 +8,15 @@ from typing import Any
 
 import gradio as gr
 
+from workbench.app.i18n import localize
 from workbench.config import BUILTIN_TEACHER, DEFAULT_STUDENT
 
 
-def user_error(message: object) -> gr.Error:
-    """The error to raise for something the user can fix: shown in the page, and one line in the app's log
-    instead of gradio's traceback."""
-    text = str(message)
-    print(f"workbench app: {(text.splitlines() or ['error'])[0]}", file=sys.stderr, flush=True)
-    return gr.Error(text, print_exception=False)
+def user_error(message: object, lang: str = "en") -> gr.Error:
+    """The error to raise for something the user can fix: shown in the page in `lang` (for a library error that
+    carries a translatable Message), and one line in English in the app's log instead of gradio's traceback."""
+    print(f"workbench app: {(str(message).splitlines() or ['error'])[0]}", file=sys.stderr, flush=True)
+    return gr.Error(localize(message, lang), print_exception=False)
 
 
 def _new_pool() -> Any:

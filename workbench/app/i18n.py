@@ -9,17 +9,23 @@ Text made while the app runs (status lines, errors) cannot be translated in the 
 switch chose, else the browser's Accept-Language, else English (API clients get English).
 
 To add a string: write it in English where it is used, wrapped in `t()` or `tr()`, and add its Korean to
-`workbench.app.strings.KO` (field help texts: `HELP_KO`, keyed by the field name).
+`workbench.app.strings.KO` (field help texts: `strings_library.HELP_KO`, keyed by the field name). Errors and text
+from the library reach the app in English; a `workbench.errors.Message` (what config validation raises) is shown
+translated by `localize`, from `strings_library.LIBRARY_KO`.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from functools import lru_cache
 
 import gradio as gr
 
-from workbench.app.strings import HELP_KO, KO
+from workbench.app.strings import KO
+from workbench.app.strings_library import HELP_KO, LIBRARY_KO
 from workbench.config import field_help
+from workbench.errors import Message, UserError
 from workbench.forms import FORM_FIELDS
 
 LANGUAGES = (("English", "en"), ("한국어", "ko"))
@@ -65,17 +71,40 @@ def help_text(name: str):
     return gr.I18n()(f"{_HELP_PREFIX}{name}")
 
 
-def localized_choices(choices: list[tuple[str, str]]) -> list[tuple]:
-    """Picker choices with the fixed labels (the latest-run shortcut) in the browser's language."""
-    from workbench.model_pool import LATEST, LATEST_LABEL
+def student_picker(runs_dir: str, undistilled: str | None = None) -> list[tuple]:
+    """The student pickers' choices with their words in the browser's language (run names stay as they are)."""
+    from workbench.model_pool import student_choices
 
-    return [(t(LATEST_LABEL) if value == LATEST else label, value) for label, value in choices]
+    return student_choices(runs_dir, undistilled, text=t)
 
 
 def tr(text: str, lang: str, **values) -> str:
-    """Text made at run time in `lang` ("en" or "ko"), with `str.format` values filled in."""
-    template = KO.get(text, text) if lang == "ko" else text
-    return template.format(**values) if values else template
+    """Text made at run time in `lang` ("en" or "ko"), with `str.format` values filled in (errors and Messages
+    among them in `lang` too)."""
+    template = translator(lang)(text)
+    shown = {key: localize(value, lang) if isinstance(value, (Message, UserError)) else value
+             for key, value in values.items()}
+    return template.format(**shown) if values else template
+
+
+@lru_cache(maxsize=1)
+def _help_by_english() -> dict[str, str]:
+    """English field help -> Korean (a library message may quote a field's help)."""
+    return {field_help(*name.split(".")): HELP_KO[name] for name in FORM_FIELDS if name in HELP_KO}
+
+
+def translator(lang: str) -> Callable[[str], str]:
+    """English text -> the same text in `lang` (English where no translation exists)."""
+    if lang != "ko":
+        return str
+    return lambda text: KO.get(text) or LIBRARY_KO.get(text) or _help_by_english().get(text) or text
+
+
+def localize(value: object, lang: str) -> str:
+    """An error or message from the library as text in `lang`: a `Message` (also the one a UserError carries) is
+    rendered from its translated template; anything else is shown as it is."""
+    message = value.message if isinstance(value, UserError) else value
+    return message.render(translator(lang)) if isinstance(message, Message) else str(value)
 
 
 class SessionLanguages:

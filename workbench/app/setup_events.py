@@ -10,10 +10,10 @@ import gradio as gr
 
 from workbench.app import setup_logic as logic
 from workbench.app.context import user_error
-from workbench.app.i18n import lang_of, tr
+from workbench.app.i18n import lang_of, localize, tr, translator
 from workbench.config import DistillConfig, load_preset, preset_names
 from workbench.errors import UserError
-from workbench.forms import command_preview, config_to_form, form_to_config, rows_to_pairs
+from workbench.forms import PAIR_COLUMNS, command_preview, config_to_form, form_to_config, rows_to_pairs
 from workbench.plots import mapping_figure, temperature_figure, temperature_preview
 
 BETA_KINDS = ("jsd",)
@@ -29,7 +29,7 @@ def config_from_args(fields: list[str], preset: str, args: tuple) -> DistillConf
 
 def _card(teacher: str, student: str, trust: bool, batch: float, seq_len: float, request: gr.Request = None):
     lang = lang_of(request)
-    text, same_tokenizer = logic.pair_card_text(teacher, student, int(batch or 1), int(seq_len or 8), trust)
+    text, same_tokenizer = logic.pair_card_text(teacher, student, int(batch or 1), int(seq_len or 8), trust, lang)
     if not (teacher or "").strip() or not (student or "").strip():
         status = ""
     elif same_tokenizer:
@@ -43,11 +43,11 @@ def _card(teacher: str, student: str, trust: bool, batch: float, seq_len: float,
     return text, status
 
 
-def _alignment(teacher: str, student: str, text: str) -> str:
+def _alignment(teacher: str, student: str, text: str, request: gr.Request = None) -> str:
     try:
         return logic.tokenizer_alignment(teacher or "", student or "", text)
     except (ValueError, OSError) as exc:
-        raise gr.Error(f"Tokenizer alignment: {exc}") from None
+        raise user_error(tr("Tokenizer alignment: {error}", lang_of(request), error=exc)) from None
 
 
 def _heal_choice(teacher: str, student: str, current: bool):
@@ -76,10 +76,12 @@ def _mapping(preset: str, rows: Any, student: str, teacher: str, request: gr.Req
         check = logic.mapping_check(preset, pairs, student, teacher)
     except (ValueError, OSError) as exc:
         return None, tr("Cannot read the models' layer counts: {error}", lang, error=exc)
-    figure = mapping_figure(check["pairs"], check["student_layers"], check["teacher_layers"], check["invalid"])
+    figure = mapping_figure(check["pairs"], check["student_layers"], check["teacher_layers"], check["invalid"],
+                            text=translator(lang))
     if check["errors"]:
         status = f'<span class="kd-badge kd-bad">{tr("invalid pairs", lang)}</span> '
-        status += tr("fix before starting:", lang) + "\n\n" + "\n".join(f"- {error}" for error in check["errors"])
+        status += tr("fix before starting:", lang) + "\n\n" + "\n".join(f"- {localize(error, lang)}"
+                                                                        for error in check["errors"])
     else:
         status = (f'<span class="kd-badge kd-ok">{tr("{count} pair(s)", lang, count=len(check["pairs"]))}</span> '
                   + tr("student has {student} layers, teacher {teacher}.", lang, student=check["student_layers"],
@@ -95,6 +97,13 @@ def _add_pair(rows: Any, student_layer: str, teacher_layer: str, request: gr.Req
                           lang_of(request)))
     kept = [[s, t] for s, t in (pair.split(":") for pair in rows_to_pairs(rows))]
     return [*kept, [student_layer, teacher_layer]], "custom", "", ""
+
+
+def _pair_headers(rows: Any, request: gr.Request = None):
+    """The custom-pairs table with its column names in the session's language (to gradio a table's headers are part
+    of its value)."""
+    lang = lang_of(request)
+    return rows.set_axis([tr(name, lang) for name in PAIR_COLUMNS], axis=1)
 
 
 def _preset_for_student(teacher: str, student: str, current: str):
@@ -117,7 +126,7 @@ def _preview(ctx, teacher: str, student: str, prompt: str, temperature: float, r
               "`{token}` at {share}.", lang, t=f"{float(temperature):g}", te=f"{preview['teacher_entropy']:.3f}",
               se=f"{preview['student_entropy']:.3f}", token=repr(preview["tokens"][0]),
               share=f"{preview['teacher'][0]:.1%}")
-    return temperature_figure(preview), text
+    return temperature_figure(preview, translator(lang)), text
 
 
 def _check_mapping(cfg: DistillConfig) -> None:
@@ -150,11 +159,11 @@ def _form_updates(c: dict, cfg: DistillConfig, keep_models: tuple[str, str] | No
     return updates
 
 
-def _save_yaml(fields, preset, *args) -> str:
+def _save_yaml(fields, lang: str, preset, *args) -> str:
     try:
         cfg = config_from_args(fields, preset, args)
     except UserError as exc:
-        raise user_error(str(exc)) from None
+        raise user_error(exc, lang) from None
     name = cfg.run.name or "kd-config"
     path = Path(tempfile.mkdtemp(prefix="kd-config-")) / f"{name}.yaml"
     cfg.save(path)
@@ -192,6 +201,7 @@ def wire_setup(ctx, c: dict) -> None:
           [c["mapping_plot"], c["mapping_status"]],
           api_name="mapping_check", **QUIET)
     c["load_events"].append((_mapping, mapping_inputs, [c["mapping_plot"], c["mapping_status"]], "mapping_on_load"))
+    c["load_events"].append((_pair_headers, c["mapping.pairs"], c["mapping.pairs"], "mapping_headers_on_load"))
     c["loss.kind"].change(lambda kind: (gr.update(visible=kind in BETA_KINDS), gr.update(visible=kind in ALPHA_KINDS)),
                           c["loss.kind"], [c["loss.beta"], c["loss.alpha"]], api_name="loss_kind", queue=False)
     preview_inputs = [c["models.teacher"], c["models.student"], c["sample_prompt"], c["loss.temperature"]]
@@ -208,12 +218,13 @@ def wire_setup(ctx, c: dict) -> None:
 
     c["data_upload"].upload(upload_data, c["data_upload"], c["data.dataset"], api_name="upload_data")
 
-    def preview_data(dataset, column, seq_len, student):
+    def preview_data(dataset, column, seq_len, student, request: gr.Request = None):
         try:
             rows = logic.dataset_preview(dataset, column, seq_len, student)
         except (ValueError, OSError, ImportError) as exc:
-            raise user_error(f"Dataset preview failed: {exc}") from None
-        return gr.update(value=rows, visible=True)
+            raise user_error(tr("Dataset preview failed: {error}", lang_of(request), error=exc)) from None
+        headers = ["#", *[tr(name, lang_of(request)) for name in ("tokens", "text")]]
+        return gr.update(value=rows, headers=headers, visible=True)
 
     c["data_preview_btn"].click(preview_data, [c["data.dataset"], c["data.text_column"], c["data.seq_len"],
                                                c["models.student"]], c["data_preview"], api_name="data_preview")
@@ -224,23 +235,25 @@ def wire_setup(ctx, c: dict) -> None:
     c["preset"].change(apply_preset, [c["preset"], c["models.teacher"], c["models.student"]], inputs,
                        api_name="apply_preset")
 
-    def load_yaml(path):
+    def load_yaml(path, request: gr.Request = None):
         try:
             return _form_updates(c, DistillConfig.load(path))
         except UserError as exc:
-            raise user_error(str(exc)) from None
+            raise user_error(exc, lang_of(request)) from None
+
+    def save_yaml(request: gr.Request, preset, *args):  # request first: gradio fills only positional parameters
+        return _save_yaml(fields, lang_of(request), preset, *args)
 
     c["yaml_upload"].upload(load_yaml, c["yaml_upload"], inputs, api_name="load_yaml")
-    c["yaml_download"].click(lambda preset, *a: _save_yaml(fields, preset, *a), [c["preset"], *inputs],
-                             c["yaml_file"], api_name="save_yaml")
+    c["yaml_download"].click(save_yaml, [c["preset"], *inputs], c["yaml_file"], api_name="save_yaml")
 
-    def preview_command(preset, *args):
+    def preview_command(request: gr.Request, preset, *args):
         try:
             cfg = config_from_args(fields, preset, args)
             _check_mapping(cfg)
             return command_preview(cfg, preset=preset, runs_dir=ctx.runs_dir)
         except UserError as exc:
-            return f"# not valid yet: {exc}"
+            return tr("# not valid yet: {error}", lang_of(request), error=exc)
 
     gr.on([comp.change for comp in inputs] + [c["preset"].change], preview_command, [c["preset"], *inputs],
           c["command"], api_name="command_preview", **QUIET)

@@ -11,8 +11,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from workbench.app.i18n import tr, translator
 from workbench.config import BUILTIN_TEACHER, DEFAULT_STUDENT
-from workbench.errors import UserError
+from workbench.errors import Message, UserError
 from workbench.runs import list_runs
 
 DERIVED_EXAMPLES = (
@@ -61,18 +62,20 @@ def _card(teacher: str, student: str, batch: int, seq_len: int, trust_remote_cod
     return pair_card(teacher, student, batch, seq_len, trust_remote_code=trust_remote_code)
 
 
-def pair_card_text(teacher: str, student: str, batch: int, seq_len: int, trust: bool) -> tuple[str, bool | None]:
-    """(card text, same tokenizer). Errors (unknown spec, offline hub id) come back as the text, with None."""
+def pair_card_text(teacher: str, student: str, batch: int, seq_len: int, trust: bool,
+                   lang: str = "en") -> tuple[str, bool | None]:
+    """(card text in `lang`, same tokenizer). Errors (unknown spec, offline hub id) come back as the text, with
+    None."""
     from workbench.card import format_card
 
     teacher, student = (teacher or "").strip(), (student or "").strip()
     if not teacher or not student:
-        return "Choose a teacher and a student to see their compatibility card.", None
+        return tr("Choose a teacher and a student to see their compatibility card.", lang), None
     try:
         card = _card(teacher, student, int(batch or 1), int(seq_len or 8), bool(trust))
     except (ValueError, OSError) as exc:
-        return f"Cannot read this pair: {exc}", None
-    return format_card(card), bool(card["tokenizer"]["identical"])
+        return tr("Cannot read this pair: {error}", lang, error=exc), None
+    return format_card(card, translator(lang)), bool(card["tokenizer"]["identical"])
 
 
 @lru_cache(maxsize=64)
@@ -83,7 +86,8 @@ def layer_count(spec: str) -> int:
 
 
 def mapping_check(preset: str, pairs: list[str], student: str, teacher: str) -> dict[str, Any]:
-    """Resolve a mapping against both models' depths: pairs, invalid items (with reasons) and the layer counts."""
+    """Resolve a mapping against both models' depths: pairs, invalid items, their reasons (Messages) and the layer
+    counts."""
     from workbench.mapping import parse_pairs, resolve_mapping, source_layers
 
     student_layers, teacher_layers = layer_count(student.strip()), layer_count(teacher.strip())
@@ -94,10 +98,10 @@ def mapping_check(preset: str, pairs: list[str], student: str, teacher: str) -> 
             source = source_layers(student.strip(), teacher.strip(), teacher_layers) if preset == "source" else None
             result["pairs"] = resolve_mapping(preset, None, student_layers, teacher_layers, source)
         except UserError as exc:
-            result["errors"].append(str(exc))
+            result["errors"].append(exc.message)
         return result
     if not pairs:
-        result["errors"].append("custom mapping needs at least one pair")
+        result["errors"].append(Message("custom mapping needs at least one pair"))
     for item in pairs:
         try:
             result["pairs"] += parse_pairs([*[f"{s}:{t}" for s, t in result["pairs"]], item], student_layers,
@@ -105,7 +109,7 @@ def mapping_check(preset: str, pairs: list[str], student: str, teacher: str) -> 
         except UserError as exc:
             student_side, _, teacher_side = item.partition(":")
             result["invalid"].append((student_side, teacher_side))
-            result["errors"].append(str(exc))
+            result["errors"].append(exc.message)
     return result
 
 

@@ -13,11 +13,11 @@ from typing import Any
 import gradio as gr
 
 from workbench.app.context import user_error
-from workbench.app.i18n import localized_choices, t
+from workbench.app.i18n import lang_of, student_picker, t, tr, translator
 from workbench.attention import DEFAULT_MAX_TOKENS, DEFAULT_TEXT, MAX_TOKENS_LIMIT, compare_attention
 from workbench.errors import UserError
 from workbench.inspect_plots import attention_figure, summary_figure
-from workbench.model_pool import LATEST, limit_app_threads, resolve_choice, student_choices
+from workbench.model_pool import LATEST, limit_app_threads, resolve_choice
 from workbench.runs import run_of
 
 ALL_PAIRS = "all"
@@ -52,20 +52,24 @@ def _mapping(preset: str, pairs_text: str, student_spec: str, teacher_spec: str,
     return preset, pairs, source
 
 
-def _choices(comparison) -> tuple[list[tuple[str, Any]], list[tuple[str, Any]]]:
-    pairs = [(t("All pairs"), ALL_PAIRS)] + [(label, str(i)) for i, label in enumerate(comparison.pair_labels)]
-    heads = [(t("Head-averaged"), AVERAGE)] + [(f"Head {h}", str(h)) for h in range(comparison.aligned_heads)]
+def _choices(comparison, lang: str) -> tuple[list[tuple[str, Any]], list[tuple[str, Any]]]:
+    pairs = [(t("All pairs"), ALL_PAIRS)] + [(tr("student {student} ↔ teacher {teacher}", lang, student=s, teacher=t_),
+                                               str(i)) for i, (s, t_) in enumerate(comparison.pairs)]
+    heads = [(t("Head-averaged"), AVERAGE)] + [(tr("Head {head}", lang, head=h), str(h))
+                                              for h in range(comparison.aligned_heads)]
     return pairs, heads
 
 
-def _figure(comparison, pair: str, head: str):
+def _figure(comparison, pair: str, head: str, lang: str):
     pair_index = None if pair in (None, ALL_PAIRS) else int(pair)
     head_index = None if head in (None, AVERAGE) else int(head)
-    return attention_figure(comparison, pair_index=pair_index, head=head_index)
+    return attention_figure(comparison, pair_index=pair_index, head=head_index, text=translator(lang))
 
 
 def compare_fn(ctx):
-    def compare(text: str, max_tokens: int, teacher: str, student: str, preset: str, pairs_text: str):
+    def compare(text: str, max_tokens: int, teacher: str, student: str, preset: str, pairs_text: str,
+                request: gr.Request = None):
+        lang = lang_of(request)
         try:
             limit_app_threads(ctx.runs_dir)
             teacher_spec = (teacher or "").strip() or ctx.teacher
@@ -79,15 +83,16 @@ def compare_fn(ctx):
                 preset=mapping_preset, custom_pairs=pairs, max_tokens=int(max_tokens), source=source,
             )
         except UserError as exc:
-            raise user_error(str(exc)) from None
-        pair_choices, head_choices = _choices(comparison)
+            raise user_error(exc, lang) from None
+        pair_choices, head_choices = _choices(comparison, lang)
         first_pair = pair_choices[-1][1]  # the last mapped pair: closest to the logits
-        notes = [f"Teacher `{teacher_spec}` · student `{student_spec}` · mapping {mapping_preset} "
-                 f"({len(comparison.pairs)} pairs) · {len(comparison.tokens)} tokens", *comparison.notes]
+        notes = [tr("Teacher `{teacher}` · student `{student}` · mapping {preset} ({pairs} pairs) · {tokens} tokens",
+                    lang, teacher=teacher_spec, student=student_spec, preset=mapping_preset,
+                    pairs=len(comparison.pairs), tokens=len(comparison.tokens)), *comparison.notes]
         return (
             comparison,
-            _figure(comparison, first_pair, AVERAGE),
-            summary_figure(comparison),
+            _figure(comparison, first_pair, AVERAGE, lang),
+            summary_figure(comparison, text=translator(lang)),
             "  \n".join(notes),
             gr.update(choices=pair_choices, value=first_pair),
             gr.update(choices=head_choices, value=AVERAGE),
@@ -105,16 +110,16 @@ def build_attention_tab(ctx) -> dict[str, Any]:
                                info=t("Longer texts are cut (a note says so)."), scale=1)
     with gr.Row():
         teacher = gr.Dropdown(choices=[ctx.teacher], value=ctx.teacher, allow_custom_value=True, label=t("Teacher"))
-        student = gr.Dropdown(choices=localized_choices(student_choices(ctx.runs_dir, ctx.student)),
+        student = gr.Dropdown(choices=student_picker(ctx.runs_dir, ctx.student),
                               value=LATEST,
                               allow_custom_value=True, label=t("Student"),
                               info=t("Undistilled, a run's final student or any checkpoint: before/after in one "
                                      "click."))
-        preset = gr.Dropdown(choices=[FROM_RUN, "uniform", "last", "source", "custom"], value=FROM_RUN,
+        preset = gr.Dropdown(choices=[(t("from run"), FROM_RUN), "uniform", "last", "source", "custom"], value=FROM_RUN,
                              label=t("Layer mapping"),
                              info=t("'from run' uses the run's own mapping; a student made by dropping teacher "
                                     "layers is compared with the layers it was copied from (source)."))
-        pairs_text = gr.Textbox(value="", label=t("Custom pairs"), placeholder="student:teacher, e.g. 0:1, 3:11",
+        pairs_text = gr.Textbox(value="", label=t("Custom pairs"), placeholder=t("student:teacher, e.g. 0:1, 3:11"),
                                 info=t("Only for the custom mapping."))
     with gr.Row():
         compare = gr.Button(t("Compare attention"), variant="primary", scale=2)
@@ -131,15 +136,15 @@ def build_attention_tab(ctx) -> dict[str, Any]:
         api_name="attention",
     )
 
-    def redraw(comparison, pair_value, head_value):
+    def redraw(comparison, pair_value, head_value, request: gr.Request = None):
         if comparison is None:
             return gr.update()
-        return _figure(comparison, pair_value, head_value)
+        return _figure(comparison, pair_value, head_value, lang_of(request))
 
     for control in (pair, head):
         control.input(redraw, [state, pair, head], heatmaps, api_visibility="private")
     def refresh_students():
-        return gr.update(choices=localized_choices(student_choices(ctx.runs_dir, ctx.student)))
+        return gr.update(choices=student_picker(ctx.runs_dir, ctx.student))
 
     refresh.click(refresh_students, None, student, api_visibility="private")
     return {"refresh_pickers": (refresh_students, [student]),

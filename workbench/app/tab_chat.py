@@ -17,11 +17,11 @@ from typing import Any
 import gradio as gr
 
 from workbench.app.context import user_error
-from workbench.app.i18n import lang_of, localized_choices, t, tr
+from workbench.app.i18n import lang_of, student_picker, t, tr
 from workbench.app.train_view import token_html
 from workbench.errors import UserError
 from workbench.generation import SamplingSettings, compare_stream
-from workbench.model_pool import LATEST, limit_app_threads, resolve_choice, student_choices
+from workbench.model_pool import LATEST, limit_app_threads, resolve_choice
 
 DEFAULT_SAMPLING = SamplingSettings(temperature=0.7, top_p=0.9, max_new_tokens=64, seed=0)
 MIN_UPDATE_INTERVAL_S = 0.03
@@ -95,7 +95,7 @@ def chat_compare_fn(ctx, board: StopBoard):
             if not prompt or not prompt.strip():
                 raise UserError(tr("prompt is empty; type a message", lang_of(request)))
         except UserError as exc:
-            raise user_error(str(exc)) from None
+            raise user_error(exc, lang_of(request)) from None
         stats = ["", "", "*not used*"]
         default_note = ""
         if (student or LATEST) == LATEST and specs[1] == ctx.student:
@@ -161,7 +161,7 @@ def disagreement_fn(ctx):
             teacher_model, _ = ctx.pool.get((teacher or "").strip() or ctx.teacher)
             pieces = token_disagreement(student_model, teacher_model, tokenizer, prompt, answer, messages[:-2])
         except UserError as exc:
-            raise user_error(str(exc)) from None
+            raise user_error(exc, lang) from None
         mean = sum(p["rkl"] for p in pieces) / max(len(pieces), 1)
         head = tr("Distilled student's last answer · mean reverse KL {mean} nats/token over {count} tokens", lang,
                   mean=f"{mean:.3f}", count=len(pieces))
@@ -178,7 +178,7 @@ def build_chat_tab(ctx) -> dict[str, Any]:
     with gr.Row():
         teacher = gr.Dropdown(choices=[ctx.teacher], value=ctx.teacher, allow_custom_value=True, label=t("Teacher"),
                               info=t("Model spec or folder."))
-        student = gr.Dropdown(choices=localized_choices(student_choices(ctx.runs_dir)), value=LATEST,
+        student = gr.Dropdown(choices=student_picker(ctx.runs_dir), value=LATEST,
                               allow_custom_value=True,
                               label=t("Distilled student"), info=t("A run's final student or any checkpoint."))
         include_base = gr.Checkbox(value=True, label=t("Also the undistilled student"))
@@ -224,7 +224,7 @@ def build_chat_tab(ctx) -> dict[str, Any]:
     stop.click(stop_all, None, None, cancels=[send_event, submit_event], queue=False, api_visibility="private")
     clear.click(lambda: ([], [], [], "", "", "", ""), None, [*chats, *stats, coloured], api_visibility="private")
     def refresh_students():
-        return gr.update(choices=localized_choices(student_choices(ctx.runs_dir)))
+        return gr.update(choices=student_picker(ctx.runs_dir))
 
     refresh.click(refresh_students, None, student, api_visibility="private")
     return {"coloured": coloured, "colour": colour, "refresh_pickers": (refresh_students, [student]),

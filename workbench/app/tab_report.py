@@ -15,16 +15,17 @@ from typing import Any
 import gradio as gr
 
 from workbench.app.context import user_error
-from workbench.app.i18n import lang_of, localized_choices, t, tr
+from workbench.app.i18n import lang_of, student_picker, t, tr, translator
 from workbench.errors import UserError
 from workbench.evaluate import EvalSettings, cached_report, card_rows, evaluate_models, evaluate_run, report_table
 from workbench.inspect_plots import report_figure
-from workbench.model_pool import LATEST, latest_finished_run, limit_app_threads, student_choices
+from workbench.model_pool import LATEST, latest_finished_run, limit_app_threads
 from workbench.runs import run_of
 
 
-def card_for(ctx, choice: str, recompute: bool, settings: EvalSettings) -> tuple[dict, str]:
-    """(report card, where it came from) for a picker value: latest run, a run folder, a checkpoint or a spec."""
+def card_for(ctx, choice: str, recompute: bool, settings: EvalSettings, lang: str = "en") -> tuple[dict, str]:
+    """(report card, where it came from in `lang`) for a picker value: latest run, a run folder, a checkpoint or a
+    spec."""
     from workbench.config import DistillConfig
 
     choice = (choice or "").strip() or LATEST
@@ -32,18 +33,19 @@ def card_for(ctx, choice: str, recompute: bool, settings: EvalSettings) -> tuple
         run = latest_finished_run(ctx.runs_dir)
         if run is None:
             card = evaluate_models(ctx.teacher, {"undistilled student": ctx.student}, settings)
-            return card, "no finished run yet: the default pair"
+            return card, tr("no finished run yet: the default pair", lang)
         choice = str(run.path)
     path = Path(choice)
     run = run_of(path) if path.is_dir() else None
     if run is None:
-        return evaluate_models(ctx.teacher, {"student": choice}, settings), f"teacher vs `{choice}`"
+        return evaluate_models(ctx.teacher, {"student": choice}, settings), tr("teacher vs `{spec}`", lang, spec=choice)
     if path.resolve() == run.path.resolve():
         cached = None if recompute else cached_report(run)
         if cached is not None:
-            return cached, f"run {run.run_id} (from eval.json)"
+            return cached, tr("run {run} (from eval.json)", lang, run=run.run_id)
         run_settings = EvalSettings(**{**settings.__dict__, "dataset": DistillConfig.load(run.config_path).data.dataset})
-        return evaluate_run(run.path, run_settings), f"run {run.run_id} (evaluated now; eval.json written)"
+        return evaluate_run(run.path, run_settings), tr("run {run} (evaluated now; eval.json written)", lang,
+                                                        run=run.run_id)
     cfg = DistillConfig.load(run.config_path)
     students = {f"student ({path.name})": str(path), "undistilled student": cfg.models.student}
     return evaluate_models(cfg.models.teacher, students, settings, data_cfg=cfg.data), f"{run.run_id} · {path.name}"
@@ -62,8 +64,18 @@ def measured_on(card: dict, lang: str) -> str:
     return "  \n".join(lines)
 
 
+def shown_card(card: dict, lang: str) -> dict:
+    """A copy of the card with its model labels in `lang` ("teacher", "student (checkpoint-20)": names in
+    parentheses stay), for the table, the bars and the samples; eval.json keeps the English."""
+    def label(entry: dict) -> dict:
+        word, _, rest = entry["label"].partition(" (")
+        return {**entry, "label": tr(word, lang) + (f" ({rest}" if rest else "")}
+
+    return {**card, "teacher": label(card["teacher"]), "students": [label(entry) for entry in card["students"]]}
+
+
 def samples_html(card: dict, lang: str) -> str:
-    """The first held-out prompts with every model's answer side by side."""
+    """The first held-out prompts with every model's answer side by side (`card` as `shown_card` gives it)."""
     samples = card.get("settings", {}).get("samples") or []
     if not samples:
         return ""
@@ -74,10 +86,12 @@ def samples_html(card: dict, lang: str) -> str:
     return f'<table class="kd-samples"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
-def _table(card: dict) -> dict:
+def _table(card: dict, lang: str) -> dict:
+    """Models as columns, metrics as rows, the metric names in `lang` (`card` as `shown_card` gives it)."""
     header, rows = report_table(card)
-    columns = list(zip(*rows, strict=True))  # models as columns, metrics as rows
-    return {"headers": ["metric", *columns[0]], "data": [[header[i], *columns[i]] for i in range(1, len(header))]}
+    columns = list(zip(*rows, strict=True))
+    return {"headers": [tr("metric", lang), *columns[0]],
+            "data": [[tr(header[i], lang), *columns[i]] for i in range(1, len(header))]}
 
 
 def evaluate_fn(ctx):
@@ -89,13 +103,14 @@ def evaluate_fn(ctx):
             # 0 sequences: a run is scored on the rows its train-time eval reads (the Train tab's numbers)
             settings = EvalSettings(max_sequences=int(sequences) or None, gen_tokens=int(gen_tokens),
                                     device=ctx.pool.device)
-            card, source = card_for(ctx, run, bool(recompute), settings)
+            card, source = card_for(ctx, run, bool(recompute), settings, lang)
         except UserError as exc:
-            raise user_error(str(exc)) from None
+            raise user_error(exc, lang) from None
         note = tr("**{source}** · evaluated {created} in {seconds} s", lang, source=source,
                   created=card.get("created", "?"), seconds=card.get("elapsed_s", "?"))
-        return (_table(card), report_figure(card), card, note + "\n\n" + measured_on(card, lang),
-                samples_html(card, lang))
+        shown = shown_card(card, lang)
+        return (_table(shown, lang), report_figure(shown, text=translator(lang)), card,
+                note + "\n\n" + measured_on(card, lang), samples_html(shown, lang))
 
     return evaluate
 
@@ -104,24 +119,25 @@ def export_fn(ctx):
     def export(source: str, folder: str, make_zip: bool, overwrite: bool, request: gr.Request = None):
         from workbench.export import export_run
 
+        lang = lang_of(request)
         try:
             spec = source if source and source != LATEST else None
             if spec is None:
                 run = latest_finished_run(ctx.runs_dir)
                 if run is None:
-                    raise UserError("export needs a run: no finished run yet; pick a run or checkpoint")
+                    raise UserError(tr("export needs a run: no finished run yet; pick a run or checkpoint", lang))
                 spec = str(run.path)
             path = Path(spec)
             run = run_of(path)
             if run is None:
-                raise UserError(f"export source must be a run folder or checkpoint, got {spec!r}")
+                raise UserError(tr("export source must be a run folder or checkpoint, got {spec!r}", lang, spec=spec))
             default_name = run.run_id if path.resolve() == run.path.resolve() else f"{run.run_id}-{path.name}"
             target = Path(folder.strip()) if folder and folder.strip() else Path(ctx.exports_dir) / default_name
             result = export_run(path, target, make_zip=bool(make_zip), overwrite=bool(overwrite))
         except UserError as exc:
-            raise user_error(str(exc)) from None
+            raise user_error(exc, lang) from None
         text = tr("Exported `{source}` to `{folder}`  \nReload check: max |logit diff| {diff}  \nFiles: {files}",
-                  lang_of(request), source=result["source"], folder=result["folder"],
+                  lang, source=result["source"], folder=result["folder"],
                   diff=f"{result['max_abs_logit_diff']:.2e}", files=", ".join(result["files"]))
         return text, result["zip"]
 
@@ -131,7 +147,7 @@ def export_fn(ctx):
 def build_report_tab(ctx) -> dict[str, Any]:
     """Build the report-card and export tab inside the current `gr.Tab`; returns its components by name."""
     with gr.Row():
-        run = gr.Dropdown(choices=localized_choices(student_choices(ctx.runs_dir)), value=LATEST, allow_custom_value=True,
+        run = gr.Dropdown(choices=student_picker(ctx.runs_dir), value=LATEST, allow_custom_value=True,
                           label=t("Student to report"),
                           info=t("A run (with its undistilled start), a checkpoint or a spec."), scale=3)
         sequences = gr.Slider(0, 256, value=0, step=1, label=t("Validation sequences"),
@@ -152,7 +168,7 @@ def build_report_tab(ctx) -> dict[str, Any]:
     gr.Markdown(t("### Export\nThe merged student as safetensors + tokenizer + model card (README.md), checked by "
                   "reloading it with `AutoModelForCausalLM.from_pretrained`."))
     with gr.Row():
-        source = gr.Dropdown(choices=localized_choices(student_choices(ctx.runs_dir)), value=LATEST, allow_custom_value=True,
+        source = gr.Dropdown(choices=student_picker(ctx.runs_dir), value=LATEST, allow_custom_value=True,
                              label=t("Run or checkpoint to export"), scale=3)
         folder = gr.Textbox(value="", label=t("Folder"), placeholder=f"{ctx.exports_dir}/<run id>", scale=3)
         make_zip = gr.Checkbox(value=True, label=t("Zip for download"), scale=1)
@@ -163,7 +179,7 @@ def build_report_tab(ctx) -> dict[str, Any]:
     export.click(export_fn(ctx), [source, folder, make_zip, overwrite], [export_status, download], api_name="export")
 
     def refresh_choices():
-        choices = localized_choices(student_choices(ctx.runs_dir))
+        choices = student_picker(ctx.runs_dir)
         return gr.update(choices=choices), gr.update(choices=choices)
 
     refresh.click(refresh_choices, None, [run, source], api_visibility="private")

@@ -15,10 +15,10 @@ from typing import Any
 import gradio as gr
 
 from workbench.app.context import user_error
-from workbench.app.i18n import lang_of, t, tr
+from workbench.app.i18n import lang_of, t, tr, translator
 from workbench.app.train_view import duration
 from workbench.config import DistillConfig
-from workbench.errors import UserError
+from workbench.errors import Message, UserError
 from workbench.forms import config_diff
 from workbench.genquality import GEN_KEYS
 from workbench.plots import overlay_figure
@@ -128,7 +128,7 @@ def diff_table(runs_dir: str | Path, run_ids: list[str]) -> list[list[Any]]:
 def delete_run(runs_dir: str | Path, run_id: str) -> None:
     run = find_run(runs_dir, run_id)
     if run.read_status().get("state") in ACTIVE_STATES:
-        raise UserError(f"run {run_id!r} is still active; stop it before deleting")
+        raise UserError(Message("run {run!r} is still active; stop it before deleting", run=run_id))
     shutil.rmtree(run.path)
 
 
@@ -172,16 +172,17 @@ def build_runs_tab(ctx) -> dict[str, Any]:
 
     refresh.click(refresh_all, selected, [table, selected, to_delete], api_name="runs_refresh")
 
-    def compare(run_ids: list[str], metric_name: str, log_scale: bool):
+    def compare(run_ids: list[str], metric_name: str, log_scale: bool, request: gr.Request = None):
         run_ids = run_ids or []
         try:
             rows = {run_id: read_metrics(find_run(ctx.runs_dir, run_id).metrics_path) for run_id in run_ids}
             diff_rows = diff_table(ctx.runs_dir, run_ids)
-            headers = ["field", *run_ids] if diff_rows else ["field"]
-            return (overlay_figure(rows, metric=metric_name, log_y=log_scale),
-                    gr.update(value=diff_rows or [["(select two or more runs)"]], headers=headers))
+            lang = lang_of(request)
+            headers = [tr("field", lang), *run_ids] if diff_rows else [tr("field", lang)]
+            return (overlay_figure(rows, metric=metric_name, log_y=log_scale, text=translator(lang)),
+                    gr.update(value=diff_rows or [[tr("(select two or more runs)", lang)]], headers=headers))
         except UserError as exc:
-            raise user_error(str(exc)) from None
+            raise user_error(exc, lang_of(request)) from None
 
     gr.on([selected.change, metric.change, log_y.change], compare, [selected, metric, log_y], [overlay, diff],
           api_name="runs_compare")
@@ -199,7 +200,7 @@ def build_runs_tab(ctx) -> dict[str, Any]:
         try:
             delete_run(ctx.runs_dir, run_id)
         except UserError as exc:
-            raise user_error(str(exc)) from None
+            raise user_error(exc, lang_of(request)) from None
         return (gr.update(visible=False), *refresh_all(current, request))
 
     confirm.click(do_delete, [to_delete, selected], [confirm_row, table, selected, to_delete], api_name="runs_delete")

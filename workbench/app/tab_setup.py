@@ -41,7 +41,8 @@ def _models_section(ctx, c: dict, v: dict) -> None:
         c["card_refresh"] = gr.Button(t("Check pair"), size="sm", scale=0)
     c["card_status"] = gr.Markdown("")
     with gr.Accordion(t("Compatibility card"), open=True):
-        c["card"] = gr.Code(value="", label=t("Compatibility card"), language=None, lines=12, interactive=False)
+        c["card"] = gr.Code(value="", label=t("Compatibility card"), language=None, lines=12, interactive=False,
+                            elem_id="pair-card")
     with gr.Accordion(t("Tokenizer alignment"), open=False):
         with gr.Row():
             c["align_text"] = gr.Textbox(SAMPLE_TEXT, label=t("Sample text"), lines=2, scale=4,
@@ -116,6 +117,8 @@ def _mapping_section(c: dict, v: dict) -> None:
                                               datatype=["str", "str"], column_count=2,
                                               label=t("Custom pairs (student layer, teacher layer; 'emb' = embeddings)"),
                                               interactive=True, elem_id="mapping-pairs")
+            gr.Markdown(t("Double-click a cell (or select it and press Enter) before typing: a key pressed on a cell "
+                          "that is only selected is lost. The boxes below add a whole pair."), elem_classes="kd-legend")
             with gr.Row(equal_height=True):
                 c["pair_student"] = gr.Textbox("", label=t("Student layer"), placeholder="3", min_width=80,
                                                elem_id="pair-student")
@@ -209,7 +212,7 @@ def build_setup_tab(ctx) -> dict[str, Any]:
     with gr.Accordion(t("6 · On-policy distillation and generation quality (prompt/answer data)"), open=False):
         _onpolicy_section(c, values)
     c["command"] = gr.Code(label=t("Command the Train button runs (as a shell command)"), language="shell",
-                           interactive=False, lines=3)
+                           interactive=False, lines=3, elem_id="command-preview")
     gr.Markdown(t("Ready? Open the **Train** tab and press **Start training**; this form is what it runs."))
     c["fields"] = list(FORM_FIELDS)
     wire_setup(ctx, c)

@@ -126,7 +126,7 @@ def build_train_tab(ctx, setup: dict) -> dict[str, Any]:
             preflight(cfg, ctx.runs_dir)
             run_id = runner.start_run(cfg, ctx.runs_dir)
         except UserError as exc:
-            raise user_error(str(exc)) from None
+            raise user_error(exc, lang) from None
         time.sleep(0.3)
         fresh = new_watch(ctx.runs_dir, run_id)
         return (*render(ctx.runs_dir, fresh, True, lang),
@@ -146,7 +146,7 @@ def build_train_tab(ctx, setup: dict) -> dict[str, Any]:
         try:
             runner.resume_run(Path(ctx.runs_dir) / current["run_id"])
         except UserError as exc:
-            raise user_error(str(exc)) from None
+            raise user_error(exc, lang_of(request)) from None
         time.sleep(0.3)
         return render(ctx.runs_dir, current, True, lang_of(request))
 

@@ -140,7 +140,7 @@ def gen_summary_markdown(row: dict | None, lang: str = "en") -> str:
     if not row:
         return tr("No generation eval yet. With generation eval on, the student answers held-out prompts every "
                   "eval and these numbers say how it talks (teacher-forced numbers above do not).", lang)
-    parts = [f"{tr(label, lang)} **{fmt.format(row[key])}**" for key, label, fmt in GEN_SUMMARY
+    parts = [f"{tr(label, lang)} **{tr(fmt, lang).format(row[key])}**" for key, label, fmt in GEN_SUMMARY
              if isinstance(row.get(key), (int, float))]
     measured = row.get("measured_on") or ""
     return (tr("Step {step}", lang, step=row.get("step")) + ": " + " · ".join(parts)

@@ -1,0 +1,219 @@
+"""Korean for the words the library writes and the app shows: report-card metrics and model labels, the
+compatibility card, the messages of errors users meet in the Setup form (config and layer-mapping checks), and the
+config fields' help lines.
+
+LIBRARY_KO is translated on the server only (`workbench.app.i18n.translator`), never handed to the browser: short
+English words such as "text" would otherwise be swapped wherever a value happens to equal them. Its keys are the
+library's English (its `Message` templates, `REPORT_COLUMNS` titles, `format_card` labels) and keep its `{fields}`;
+a missing entry shows the English. HELP_KO is keyed by the config field ("section.key").
+"""
+
+from __future__ import annotations
+
+LIBRARY_KO: dict[str, str] = {
+    # report card: metric names (workbench.evaluate.REPORT_COLUMNS, workbench.inspect_plots.REPORT_BARS)
+    "parameters": "파라미터 수",
+    "non-embedding": "임베딩 제외 파라미터 수",
+    "size (MB)": "크기 (MB)",
+    "val perplexity": "검증 perplexity",
+    "bits per byte": "바이트당 비트 (bits per byte)",
+    "KL(teacher‖student)": "KL(교사‖학생)",
+    "top-5 agreement": "top-5 일치율",
+    "reverse KL on own answers (nats/token)": "자기 답변의 reverse KL (nats/토큰)",
+    "teacher NLL of answers (nats/token)": "답변의 교사 모델 NLL (nats/토큰)",
+    "mean answer length (tokens)": "평균 답변 길이 (토큰)",
+    "tokens/s (batch 1)": "초당 토큰 (batch 1)",
+    "time to first token (s)": "첫 토큰까지 시간 (초)",
+    "peak memory (MB)": "최대 메모리 (MB)",
+    "compression ×": "압축 배율 ×",
+    "speedup ×": "속도 향상 ×",
+    "parameters (M)": "파라미터 수 (M)",
+    "size on disk (MB)": "디스크 크기 (MB)",
+    "validation perplexity": "검증 perplexity",
+    # figures (workbench.plots)
+    "step": "단계",
+    "{metric} by run": "run별 {metric}",
+    "student {student} → teacher {teacher}": "학생 {student} → 교사 {teacher}",
+    "invalid {pair}": "잘못된 쌍 {pair}",
+    "{count} mapped pair(s)": "매핑된 쌍 {count}개",
+    " · invalid: {pairs}": " · 잘못된 쌍: {pairs}",
+    "teacher (entropy {entropy} nats)": "교사 모델 (엔트로피 {entropy} nats)",
+    "student (entropy {entropy} nats)": "학생 모델 (엔트로피 {entropy} nats)",
+    "next-token distribution at T = {t}": "T = {t}에서의 다음 토큰 분포",
+    "probability": "확률",
+    # attention figures (workbench.inspect_plots)
+    "head-averaged": "head 평균",
+    "head {head}": "head {head}",
+    "|teacher − student| attention of every mapped pair ({head})": "매핑된 모든 쌍의 |교사 − 학생| attention ({head})",
+    "Attention ({head}); grey cells are masked by causal attention":
+        "Attention ({head}); 회색 칸은 causal attention에서 가려진 자리",
+    "|teacher − student|": "|교사 − 학생|",
+    "JS divergence (bits)": "JS divergence (bit)",
+    "teacher entropy (bits)": "교사 모델 엔트로피 (bit)",
+    "student entropy (bits)": "학생 모델 엔트로피 (bit)",
+    "Per pair and head": "쌍·head별",
+    # report card: model labels
+    "distilled student": "증류한 학생 모델",
+    "undistilled student": "증류 전 학생 모델",
+    # compatibility card (workbench.card.format_card)
+    "model": "모델",
+    "pair": "두 모델",
+    "architecture": "구조",
+    "layers": "layer 수",
+    "attention heads": "attention head",
+    "vocabulary": "어휘 크기",
+    "max positions": "최대 위치 수",
+    " (keeps {kept} of {base})": " ({base}개 중 {kept} 유지)",
+    "{total} total, {trainable} trainable, {non_embedding} non-embedding":
+        "전체 {total}, 학습 가능 {trainable}, 임베딩 제외 {non_embedding}",
+    "{query} query, {kv} key/value (head dim {dim})": "query {query}개, key/value {kv}개 (head 차원 {dim})",
+    "tokenizers": "tokenizer",
+    "identical (same vocabulary, same ids for probe texts)": "동일 (같은 어휘, 예시 텍스트의 토큰 id도 같음)",
+    "DIFFERENT: {problem}": "다름: {problem}",
+    "logits widths": "logits 너비",
+    "differ (teacher {teacher}, student {student}): distilled over the tokenizer's {real} real ids, the padding rows "
+    "are left out": "다름 (교사 {teacher}, 학생 {student}): tokenizer의 실제 id {real}개로만 증류하고 padding 행은 "
+                    "뺍니다",
+    "shared vocabulary": "공유 어휘",
+    "{shared} strings: {student_share} of the student's, {teacher_share} of the teacher's":
+        "문자열 {shared}개: 학생 어휘의 {student_share}, 교사 어휘의 {teacher_share}",
+    "token ratio": "토큰 비율",
+    "{ratio} teacher tokens per student token on the probe texts; {exact} of student tokens matched by one teacher "
+    "token": "예시 텍스트에서 학생 토큰 하나에 교사 토큰 {ratio}개; 학생 토큰의 {exact}가 교사 토큰 하나와 정확히 "
+             "맞음",
+    "methods": "쓸 수 있는 방법",
+    "logit KD across tokenizers (loss.cross_tokenizer: aligned, the default, or uld) and CE apply;":
+        "tokenizer가 달라도 logit KD(loss.cross_tokenizer: 기본값 aligned 또는 uld)와 CE는 됩니다;",
+    "hidden-state and attention terms and the teacher cache need one tokenizer":
+        "hidden state·attention 항과 teacher cache는 tokenizer가 같아야 합니다",
+    "parameter ratio": "파라미터 비율",
+    "{total} total, {non_embedding} non-embedding (student / teacher)":
+        "전체 {total}, 임베딩 제외 {non_embedding} (학생 / 교사)",
+    "training memory": "학습 메모리",
+    "~{total} for batch {batch} x {seq_len} tokens (fp32, AdamW)":
+        "batch {batch} x {seq_len} 토큰에 약 {total} (fp32, AdamW)",
+    "student weights": "학생 가중치",
+    "student grads": "학생 gradient",
+    "optimizer states": "optimizer 상태",
+    "teacher weights": "교사 가중치",
+    "activations": "activation",
+    "logits": "logits",
+    # config validation (workbench.config): "{name} must be {accepted}" and the accepted values in words
+    "{name} must be {accepted}, got {value!r}": "{name} 값이 맞지 않습니다: {value!r}. 받는 값: {accepted}",
+    "an integer in [{low}, {high}]": "[{low}, {high}] 범위의 정수",
+    "{low} and {high}": "{low} 이고 {high}",
+    "an integer {bounds}": "정수, {bounds}",
+    "{bounds}": "{bounds}",
+    "one of {choices}": "{choices} 중 하나",
+    "any of {choices}": "{choices} 중 원하는 것 (여러 개 가능)",
+    "a non-empty model spec": "비어 있지 않은 모델 spec",
+    "a non-empty dataset spec": "비어 있지 않은 데이터셋 spec",
+    "loss weights": "손실 가중치",
+    "not all zero (set loss.kd_weight or loss.ce_weight > 0)":
+        "전부 0은 안 됩니다 (loss.kd_weight나 loss.ce_weight를 0보다 크게)",
+    "items like '3:11' or 'emb:emb'": "'3:11'이나 'emb:emb' 같은 항목",
+    "at least one pair when mapping.preset is custom": "mapping.preset이 custom이면 쌍 하나 이상",
+    "1-64 letters, digits, '_', '-' or '.', starting with a letter or digit (no path separators)":
+        "영문자·숫자·'_'·'-'·'.' 1~64자, 영문자나 숫자로 시작 (경로 구분자 없이)",
+    "0 when train.teacher_cache is set (a cache holds the teacher's logits on the data, not on samples)":
+        "train.teacher_cache를 쓰면 0 (캐시에는 샘플이 아니라 데이터에 대한 교사 모델의 logits가 있습니다)",
+    "at least one pair when a hidden or attention weight is set": "hidden이나 attention 가중치를 쓰면 쌍 하나 이상",
+    "true or false": "true 또는 false",
+    "an integer": "정수",
+    "a number": "숫자",
+    "text": "텍스트",
+    "tokens": "토큰 수",
+    "a list": "목록",
+    "a mapping of fields": "필드 목록 (key: value)",
+    "unknown key {key} in {section}; accepted: {keys}": "{section}에 없는 key입니다: {key}. 쓸 수 있는 key: {keys}",
+    "config YAML could not be parsed{where}: {problem}": "설정 YAML을 읽을 수 없습니다{where}: {problem}",
+    " at line {line}, column {column}": " ({line}번째 줄, {column}번째 칸)",
+    "config YAML must be a mapping of sections, got {kind}": "설정 YAML은 section별 값이어야 합니다. 읽은 형식: {kind}",
+    "{name} is empty; give a value ({help})": "{name} 값이 비어 있습니다. 값을 넣어 주세요 ({help})",
+    # layer mapping (workbench.mapping, workbench.app.setup_logic.mapping_check)
+    "'student:teacher' with student in emb or 0..{student_last} and teacher in emb or 0..{teacher_last}, emb only "
+    "paired with emb, each student layer at most once":
+        "'학생:교사' 형식, 학생은 emb 또는 0..{student_last}, 교사는 emb 또는 0..{teacher_last}; emb는 emb와만 짝짓고, "
+        "학생 layer마다 한 번만",
+    "mapping.pairs must list at least one pair {allowed}, got none":
+        "mapping.pairs에 쌍이 하나 이상 있어야 합니다 ({allowed}). 지금은 없습니다",
+    "mapping.pairs items must be {allowed}, got {raw!r}": "mapping.pairs 항목이 맞지 않습니다: {raw!r}. 받는 값: {allowed}",
+    "mapping.pairs: emb can only be paired with emb ({allowed}), got {raw!r}":
+        "mapping.pairs: emb는 emb와만 짝지을 수 있습니다 ({allowed}). 입력: {raw!r}",
+    "mapping.pairs: student layer {layer} is out of range ({allowed}), got {raw!r}":
+        "mapping.pairs: 학생 모델 layer {layer}: 범위 밖입니다 ({allowed}). 입력: {raw!r}",
+    "mapping.pairs: teacher layer {layer} is out of range ({allowed}), got {raw!r}":
+        "mapping.pairs: 교사 모델 layer {layer}: 범위 밖입니다 ({allowed}). 입력: {raw!r}",
+    "mapping.pairs: student layer {layer} appears twice ({allowed}), got {raw!r}":
+        "mapping.pairs: 학생 모델 layer {layer}: 두 번 나옵니다 ({allowed}). 입력: {raw!r}",
+    "mapping.preset source needs a student made by dropping teacher layers ('{base}?prune=...'), got "
+    "models.student={student!r}; use uniform or custom":
+        "mapping.preset source는 교사 모델의 layer를 덜어 낸 학생 모델('{base}?prune=...')에만 쓸 수 있습니다. "
+        "지금은 models.student={student!r}; uniform이나 custom을 쓰세요",
+    "custom mapping needs at least one pair": "custom 매핑에는 쌍이 하나 이상 필요합니다",
+}
+
+# the help line under each Setup control (`workbench.config` field help), keyed by the field
+HELP_KO: dict[str, str] = {
+    "models.teacher": "교사 모델 spec: builtin:이름, Hugging Face hub id, 또는 로컬 폴더.",
+    "models.student": "학생 모델 spec: 교사 모델과 같은 형식에 BASE?prune=even&layers=10이나 "
+                      "BASE?fresh&layers=4&hidden=256 같은 변형을 붙일 수 있습니다 (README 'Model specs' 참고). "
+                      "교사 모델과의 크기 비율이 너무 작으면 과도한 압축으로 성능이 떨어집니다.",
+    "models.trust_remote_code": "hub 저장소에 들어 있는 모델 코드를 실행합니다. 믿을 수 있는 저장소가 아니면 끄세요.",
+    "data.dataset": "학습 텍스트: builtin:chat, builtin:kjv, 로컬 .txt/.jsonl/.csv/.parquet 파일이나 폴더, 또는 "
+                    "datasets hub id. 데이터가 다양할수록 학생 모델이 교사 모델을 더 넓게 배웁니다.",
+    "data.text_column": "JSONL/CSV/parquet 데이터에서 텍스트가 든 열.",
+    "data.seq_len": "묶인 학습 시퀀스 하나의 토큰 수.",
+    "data.val_fraction": "검증용으로 떼어 두는 시퀀스 비율.",
+    "data.max_sequences": "묶인 시퀀스 수 상한(학습 + 검증); 0이면 전부.",
+    "loss.kind": "교사 모델과 학생 모델의 logits 사이 발산.",
+    "loss.temperature": "두 분포를 부드럽게 만듭니다: p = softmax(logits / T). 1이면 그대로입니다.",
+    "loss.beta": "JSD 혼합 가중치: 0은 forward KL, 1은 reverse KL. 0과 1 근처에서 값이 가파르게 변합니다: "
+                 "β = 0.05만 되어도 β = 0보다 25배 작아질 수 있으니 그 근처에서는 조금씩 움직이세요.",
+    "loss.alpha": "skew KL 종류의 치우침: 상대 분포를 얼마나 섞을지.",
+    "loss.t2_scale": "발산에 T²를 곱해 T가 커져도 gradient 크기를 유지합니다.",
+    "loss.ce_weight": "데이터 정답에 대한 cross-entropy(CE Loss)의 가중치.",
+    "loss.kd_weight": "교사 모델에 대한 logits 발산(KD Loss)의 가중치.",
+    "loss.hidden_weight": "매핑된 layer 사이 hidden state 맞추기의 가중치.",
+    "loss.hidden_loss": "Hidden state 거리: mse 또는 cosine.",
+    "loss.hidden_skip_first": "Hidden state 맞추기에서 첫 위치를 뺍니다(그 위치의 아주 큰 activation 때문).",
+    "loss.cross_tokenizer": "교사·학생 모델의 tokenizer가 다를 때: aligned(텍스트 offset으로 구간을 맞춤; 정확히 "
+                            "맞는 구간은 공통 문자열 위의 분포를, 나머지 구간은 chain rule 확률을 비교) 또는 "
+                            "uld(맞춘 위치마다 정렬한 확률을 비교).",
+    "loss.attn_weight": "매핑된 layer 사이 attention map 전이의 가중치.",
+    "loss.attn_loss": "Attention map 거리: kl 또는 mse.",
+    "mapping.preset": "학생 모델의 각 layer가 어느 교사 layer에서 배울지: uniform, last, source(잘라 낸 학생 모델의 "
+                      "layer와 그것이 복사되어 온 교사 layer), 또는 custom.",
+    "mapping.pairs": "직접 지정한 쌍 '학생:교사' (0부터 세는 layer, 임베딩 출력은 'emb').",
+    "lora.enabled": "학생 모델 전체 대신 LoRA adapter를 학습합니다.",
+    "lora.r": "LoRA rank: low-rank 업데이트의 크기.",
+    "lora.alpha": "LoRA 스케일 분자: 업데이트에 alpha / r를 곱합니다.",
+    "lora.dropout": "LoRA 입력의 dropout.",
+    "lora.target_modules": "적용할 모듈 이름(예: q_proj, v_proj). 학생 모델에서 채워지며, 비워 두면 아키텍처 기본값을 "
+                           "씁니다.",
+    "train.steps": "Optimizer 단계 수.",
+    "train.batch_size": "프로세스마다 micro-batch 하나의 시퀀스 수.",
+    "train.grad_accum": "Optimizer 단계마다 누적할 micro-batch 수.",
+    "train.lr": "AdamW의 최대 학습률.",
+    "train.warmup_steps": "Cosine 감소 전의 선형 warmup 단계 수.",
+    "train.eval_every": "N 단계마다 검증 데이터로 평가합니다.",
+    "train.save_every": "N 단계마다 checkpoint를 씁니다 (중지할 때는 항상).",
+    "train.seed": "초기화, dropout, 데이터 순서의 seed.",
+    "train.device": "auto, cpu, cuda 또는 cuda:N.",
+    "train.precision": "fp32, bf16, 또는 auto (GPU에서는 bf16, CPU에서는 fp32).",
+    "train.heal_init": "학습 전에, 교사 모델의 layer를 잘라 만든 학생 모델의 각 틈 주변 layer를 교사 모델의 hidden "
+                       "state 쪽으로 최소제곱 맞춤합니다 (학생 모델이 '<teacher>?prune=...'여야 합니다).",
+    "data.loss_on": "Teacher-forced 항을 계산할 토큰: all(전부) 또는 answer(prompt 토큰은 가림; prompt/answer 데이터만).",
+    "data.holdout_prompts": "학습에서 빼 두는 prompt/answer 데이터의 prompt 수. 학생 모델이 생성한 답의 품질을 재는 데 "
+                            "씁니다. 0이면 빼 두지 않습니다.",
+    "train.gen_eval": "평가할 때마다 떼어 둔 prompt에 대한 답을 샘플링해 교사 모델과 비교합니다(생성 품질; "
+                      "prompt/answer 데이터만).",
+    "onpolicy.lmbda": "완성 답변을 데이터에서 읽지 않고 샘플링(on-policy)하는 학습 단계의 비율. 0이면 데이터만"
+                      "(off-policy), 1이면 샘플만 씁니다.",
+    "onpolicy.seq_kd": "답변을 학생 모델 대신 교사 모델에서 샘플링합니다 (sequence-level KD).",
+    "onpolicy.max_new_tokens": "샘플링하는 답변의 최대 토큰 수.",
+    "onpolicy.temperature": "답변 샘플링의 temperature.",
+    "onpolicy.top_p": "Nucleus 샘플링: 누적 확률이 이 값에 이르는 가장 작은 토큰 집합만 남깁니다. 1이면 전부.",
+    "train.report_to": "metrics.jsonl과 함께 지표를 보낼 곳 (TensorBoard 등, 설치된 경우).",
+    "run.name": "Run 이름 (영문자, 숫자, '_', '-', '.'); 비우면 시각으로 만듭니다.",
+}
