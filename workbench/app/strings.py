@@ -227,7 +227,6 @@ KO: dict[str, str] = {
     "steps": "단계",
     "best eval loss": "최저 평가 손실",
     "student ppl": "학생 모델 ppl",
-    "bits per byte": "바이트당 비트(bits per byte)",
     "generation (rKL · rep4)": "생성 (rKL · rep4)",
     "status": "상태",
     "started": "시작",
