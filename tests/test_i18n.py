@@ -170,3 +170,35 @@ def test_compatibility_card_and_report_card_in_korean(tiny_teacher, tiny_student
     assert table["headers"] == ["지표", "교사 모델", "학생 모델 (checkpoint-20)", "증류 전 학생 모델"]
     assert ["검증 perplexity", "12.50", "12.50", "12.50"] in table["data"]
     assert _table(shown_card(report, "en"), "en")["headers"][:2] == ["metric", "teacher"]
+
+
+def _latin_words(text: str, *names: str) -> list[str]:
+    for name in names:
+        text = text.replace(name, "")
+    return re.findall(r"[A-Za-z]{2,}", text)
+
+
+def test_preflight_refusals_read_in_korean(tiny_teacher, tiny_student, tmp_path):
+    from engine_helpers import tiny_config
+    from tiny import WORDS
+
+    from workbench.app.context import user_error
+    from workbench.app.i18n import localize
+    from workbench.errors import UserError
+    from workbench.preflight import preflight
+
+    few = tmp_path / "few.txt"
+    few.write_text(" ".join(WORDS[:5]), encoding="utf-8")
+    too_long = tiny_config(tiny_teacher, tiny_student, few, data={"seq_len": 1024})
+    with pytest.raises(UserError) as refused:
+        preflight(too_long, tmp_path / "runs")
+    assert str(refused.value) == "data.seq_len must be <= 512 (the teacher's max_position_embeddings), got 1024"
+    korean = localize(refused.value, "ko")
+    assert korean == "data.seq_len은 512 이하여야 합니다 (교사 모델의 max_position_embeddings). 입력: 1024"
+    assert user_error(refused.value, "ko").message == korean
+    with pytest.raises(UserError) as too_little:
+        preflight(tiny_config(tiny_teacher, tiny_student, few, data={"seq_len": 64}), tmp_path / "runs")
+    korean = localize(too_little.value, "ko")
+    assert korean.startswith(f"data.dataset: {str(few)!r}에서 토큰 ") and korean.endswith("텍스트를 더 넣으세요")
+    assert not _latin_words(korean, repr(str(few)), "data.dataset", "data.seq_len"), korean
+    assert str(too_little.value).startswith(f"data.dataset: {str(few)!r} gives ")

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from workbench.config import DistillConfig
-from workbench.errors import UserError
+from workbench.errors import Message, UserError
 
 MODEL_SPEC_FORMS = "builtin:smollm2-135m-instruct (optionally derived, e.g. ?prune=even&layers=10), a local folder " \
     "with config.json, or a cached hub id"
@@ -32,7 +32,10 @@ def _first_line(exc: Exception, limit: int = 200) -> str:
 def _named(field: str, exc: Exception) -> UserError:
     """`exc` as a UserError whose message starts with the field it is about."""
     message = _first_line(exc, 2000)
-    return UserError(message if message.startswith(field) else f"{field}: {message}")
+    if isinstance(exc, UserError) and isinstance(exc.message, Message) and str(exc.message) == message:
+        message = exc.message
+    return UserError(message if str(message).startswith(field) else Message("{field}: {message}", field=field,
+                                                                            message=message))
 
 
 def _check_runs_dir(runs_dir: str | Path, name: str | None, new_run: bool) -> None:
@@ -41,13 +44,16 @@ def _check_runs_dir(runs_dir: str | Path, name: str | None, new_run: bool) -> No
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():
-        where = "is a file" if existing == path else f"cannot be created: {existing} is a file"
-        raise UserError(f"run.runs_dir {str(runs_dir)!r} {where}; accepted: a folder you can write to")
+        where = Message("is a file") if existing == path else Message("cannot be created: {existing} is a file",
+                                                                       existing=existing)
+        raise UserError(Message("run.runs_dir {runs_dir!r} {where}; accepted: a folder you can write to",
+                                runs_dir=str(runs_dir), where=where))
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise UserError(f"run.runs_dir {str(runs_dir)!r} is not writable ({existing}); accepted: a folder you can "
-                        "write to")
+        raise UserError(Message("run.runs_dir {runs_dir!r} is not writable ({existing}); accepted: a folder you can "
+                                "write to", runs_dir=str(runs_dir), existing=existing))
     if new_run and name and (path / name).exists():
-        raise UserError(f"run.name {name!r} is taken in {str(runs_dir)!r}; choose another name or leave it empty")
+        raise UserError(Message("run.name {name!r} is taken in {runs_dir!r}; choose another name or leave it empty",
+                                name=name, runs_dir=str(runs_dir)))
 
 
 def _check_device(device: str) -> None:
@@ -56,9 +62,10 @@ def _check_device(device: str) -> None:
     count = torch.cuda.device_count()
     index = int(device.partition(":")[2] or 0)
     if index >= count:
-        found = f"{count} CUDA device(s)" if count else "no CUDA device"
-        raise UserError(f"train.device={device} but this machine has {found}; accepted here: auto, cpu"
-                        + "".join(f", cuda:{i}" for i in range(count)))
+        found = Message("{count} CUDA device(s)", count=count) if count else Message("no CUDA device")
+        raise UserError(Message("train.device={device} but this machine has {found}; accepted here: {accepted}",
+                                device=device, found=found,
+                                accepted="auto, cpu" + "".join(f", cuda:{i}" for i in range(count))))
 
 
 def _is_causal_lm(config) -> bool:
@@ -88,14 +95,16 @@ def _read_model(cfg: DistillConfig, role: str):
         raise _named(field, exc) from None
     except (OSError, ValueError, KeyError, TypeError) as exc:
         if "trust_remote_code" in str(exc):
-            raise UserError(f"{field}: {spec!r} needs code shipped with the model to load; set "
-                            "models.trust_remote_code=true only if you trust its source") from None
-        raise UserError(f"{field}: cannot read the model config of {spec!r} ({_first_line(exc)}); "
-                        f"accepted: {MODEL_SPEC_FORMS}") from None
+            raise UserError(Message("{field}: {spec!r} needs code shipped with the model to load; set "
+                                    "models.trust_remote_code=true only if you trust its source",
+                                    field=field, spec=spec)) from None
+        raise UserError(Message("{field}: cannot read the model config of {spec!r} ({problem}); accepted: {forms}",
+                                field=field, spec=spec, problem=_first_line(exc), forms=Message(MODEL_SPEC_FORMS))) from None
     if not _is_causal_lm(config):
         kind = (getattr(config, "architectures", None) or [config.model_type])[0]
-        raise UserError(f"{field}: {spec!r} is a {kind}, not a causal (next-token) language model; accepted: a "
-                        "decoder model such as Llama, Qwen2, GPT-2 or GPT-NeoX (…ForCausalLM)")
+        raise UserError(Message("{field}: {spec!r} is a {kind}, not a causal (next-token) language model; accepted: "
+                                "a decoder model such as Llama, Qwen2, GPT-2 or GPT-NeoX (…ForCausalLM)",
+                                field=field, spec=spec, kind=kind))
     try:
         check_weights(spec, allow_pickle=cfg.models.allow_pickle)
     except UserError as exc:
@@ -106,7 +115,8 @@ def _read_model(cfg: DistillConfig, role: str):
             model = AutoModelForCausalLM.from_config(config, trust_remote_code=trust, attn_implementation=attn)
     except (ValueError, ImportError) as exc:
         where = "loss.attn_weight" if attn else field
-        raise UserError(f"{where}: cannot build {spec!r} ({_first_line(exc)})") from None
+        raise UserError(Message("{where}: cannot build {spec!r} ({problem})", where=where, spec=spec,
+                                problem=_first_line(exc))) from None
     return config, model
 
 
@@ -114,8 +124,8 @@ def _check_positions(cfg: DistillConfig, configs: dict[str, Any]) -> int | None:
     limits = {role: getattr(config, "max_position_embeddings", None) for role, config in configs.items()}
     for role, limit in limits.items():
         if limit and cfg.data.seq_len > limit:
-            raise UserError(f"data.seq_len must be <= {limit} (the {role}'s max_position_embeddings), "
-                            f"got {cfg.data.seq_len}")
+            raise UserError(Message("data.seq_len must be <= {limit} (the {role}'s max_position_embeddings), "
+                                    "got {seq_len}", limit=limit, role=Message(role), seq_len=cfg.data.seq_len))
     known = [limit for limit in limits.values() if limit]
     return min(known) if known else None
 
@@ -137,8 +147,8 @@ def _check_tokenizers(cfg: DistillConfig):
         except UserError as exc:
             raise _named(f"models.{role}", exc) from None
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise UserError(f"models.{role}: cannot load the tokenizer of {spec!r} "
-                            f"({_first_line(exc)})") from None
+            raise UserError(Message("models.{role}: cannot load the tokenizer of {spec!r} ({problem})",
+                                    role=role, spec=spec, problem=_first_line(exc))) from None
     check_pairing(cfg, tokenizers["teacher"], tokenizers["student"])
     return tokenizers["student"]
 
@@ -152,8 +162,8 @@ def _check_layers(cfg: DistillConfig, models: dict[str, torch.nn.Module]) -> lis
     loss = cfg.loss
     uses_layers = loss.hidden_weight > 0 or loss.attn_weight > 0
     if uses_layers and cfg.train.teacher_cache:
-        raise UserError("train.teacher_cache keeps only the teacher's logits; set loss.hidden_weight and "
-                        "loss.attn_weight to 0, or leave train.teacher_cache empty")
+        raise UserError(Message("train.teacher_cache keeps only the teacher's logits; set loss.hidden_weight and "
+                                "loss.attn_weight to 0, or leave train.teacher_cache empty"))
     if not uses_layers and cfg.mapping.preset != "custom":
         return []
     blocks = {}
@@ -165,19 +175,21 @@ def _check_layers(cfg: DistillConfig, models: dict[str, torch.nn.Module]) -> lis
     try:
         pairs = config_mapping(cfg, len(blocks["student"]), len(blocks["teacher"]))
     except ValueError as exc:
-        raise UserError(str(exc)) from None
+        raise UserError(exc.message if isinstance(exc, UserError) else str(exc)) from None
     if loss.attn_weight > 0:
         attn_pairs = [(s, t) for s, t in pairs if s != "emb" and t != "emb"]
         if not attn_pairs:
-            raise UserError(f"mapping.pairs: loss.attn_weight needs at least one pair of decoder layers ('emb' has "
-                            f"no attention map), got {cfg.mapping.pairs}")
+            raise UserError(Message("mapping.pairs: loss.attn_weight needs at least one pair of decoder layers ('emb' "
+                                    "has no attention map), got {pairs}", pairs=cfg.mapping.pairs))
         for role, side in (("student", 0), ("teacher", 1)):
             for pair in attn_pairs:
                 try:
                     attention_module(blocks[role][int(pair[side])])
                 except ValueError:
-                    raise UserError(f"loss.attn_weight: the {role} ({type(models[role]).__name__}) has no attention "
-                                    "maps to transfer; set loss.attn_weight=0 or pick attention-based models") from None
+                    raise UserError(Message(
+                        "loss.attn_weight: the {role} ({kind}) has no attention maps to transfer; set "
+                        "loss.attn_weight=0 or pick attention-based models",
+                        role=Message(role), kind=type(models[role]).__name__)) from None
     return pairs
 
 
@@ -195,14 +207,17 @@ def _check_data(cfg: DistillConfig, tokenizer) -> None:
         read_chat_rows()
         return
     if spec.startswith("builtin:"):
-        raise UserError(f"data.dataset: unknown built-in {spec!r}; built-ins are {', '.join(BUILTINS)}")
+        raise UserError(Message("data.dataset: unknown built-in {spec!r}; built-ins are {builtins}", spec=spec,
+                                builtins=", ".join(BUILTINS)))
     texts = load_texts(spec, text_column=data.text_column, tokenizer=tokenizer)
     needed = 2 * data.seq_len
     ids, _ = token_stream(texts, tokenizer, limit=needed)
     if len(ids) < needed:
-        fix = f"add text or lower data.seq_len to at most {len(ids) // 2}" if len(ids) >= 16 else "add text"
-        raise UserError(f"data.dataset: {spec!r} gives {len(ids)} tokens, too little for two sequences (train and "
-                        f"validation) at data.seq_len={data.seq_len}; {fix}")
+        fix = Message("add text or lower data.seq_len to at most {most}", most=len(ids) // 2) if len(ids) >= 16 \
+            else Message("add text")
+        raise UserError(Message("data.dataset: {spec!r} gives {count} tokens, too little for two sequences (train "
+                                "and validation) at data.seq_len={seq_len}; {fix}", spec=spec, count=len(ids),
+                                seq_len=data.seq_len, fix=fix))
 
 
 def preflight(cfg: DistillConfig, runs_dir: str | Path | None = None, *, new_run: bool = True) -> dict[str, Any]:
@@ -217,8 +232,8 @@ def preflight(cfg: DistillConfig, runs_dir: str | Path | None = None, *, new_run
     _check_device(cfg.train.device)
     check_reporters(cfg.train.report_to)
     if cfg.train.teacher_cache and not Path(cfg.train.teacher_cache).is_dir():
-        raise UserError(f"train.teacher_cache: no cache folder at {cfg.train.teacher_cache!r}; create one with "
-                        "`workbench cache-teacher` or leave it empty")
+        raise UserError(Message("train.teacher_cache: no cache folder at {path!r}; create one with "
+                                "`workbench cache-teacher` or leave it empty", path=cfg.train.teacher_cache))
     if cfg.train.heal_init:
         from workbench.heal import check_pair
 

@@ -151,6 +151,61 @@ LIBRARY_KO: dict[str, str] = {
         "mapping.preset source는 교사 모델의 layer를 덜어 낸 학생 모델('{base}?prune=...')에만 쓸 수 있습니다. "
         "지금은 models.student={student!r}; uniform이나 custom을 쓰세요",
     "custom mapping needs at least one pair": "custom 매핑에는 쌍이 하나 이상 필요합니다",
+    # checks before a run starts (workbench.preflight)
+    "{field}: {message}": "{field}: {message}",
+    "is a file": "파일입니다",
+    "cannot be created: {existing} is a file": "만들 수 없습니다: {existing}이(가) 파일입니다",
+    "run.runs_dir {runs_dir!r} {where}; accepted: a folder you can write to":
+        "run.runs_dir {runs_dir!r}: {where}. 받는 값: 쓰기 권한이 있는 폴더",
+    "run.runs_dir {runs_dir!r} is not writable ({existing}); accepted: a folder you can write to":
+        "run.runs_dir {runs_dir!r}에 쓸 수 없습니다 ({existing}). 받는 값: 쓰기 권한이 있는 폴더",
+    "run.name {name!r} is taken in {runs_dir!r}; choose another name or leave it empty":
+        "run.name {name!r}은(는) {runs_dir!r}에 이미 있습니다. 다른 이름을 쓰거나 비워 두세요",
+    "{count} CUDA device(s)": "CUDA 장치 {count}개",
+    "no CUDA device": "CUDA 장치 없음",
+    "train.device={device} but this machine has {found}; accepted here: {accepted}":
+        "train.device={device}이지만 이 컴퓨터에는 {found}. 여기서 받는 값: {accepted}",
+    "{field}: {spec!r} needs code shipped with the model to load; set models.trust_remote_code=true only if you "
+    "trust its source":
+        "{field}: {spec!r}을(를) 불러오려면 모델과 함께 배포된 코드를 실행해야 합니다. 출처를 믿을 수 있을 때만 "
+        "models.trust_remote_code=true로 설정하세요",
+    "{field}: cannot read the model config of {spec!r} ({problem}); accepted: {forms}":
+        "{field}: {spec!r}의 모델 설정(config)을 읽을 수 없습니다 ({problem}). 받는 값: {forms}",
+    "builtin:smollm2-135m-instruct (optionally derived, e.g. ?prune=even&layers=10), a local folder with "
+    "config.json, or a cached hub id":
+        "builtin:smollm2-135m-instruct (파생 모델도 가능, 예: ?prune=even&layers=10), config.json이 있는 로컬 폴더, "
+        "또는 캐시에 있는 hub id",
+    "{field}: {spec!r} is a {kind}, not a causal (next-token) language model; accepted: a decoder model such as "
+    "Llama, Qwen2, GPT-2 or GPT-NeoX (…ForCausalLM)":
+        "{field}: {spec!r}은(는) {kind} 모델로, causal(다음 토큰 예측) 언어 모델이 아닙니다. 받는 값: Llama, Qwen2, "
+        "GPT-2, GPT-NeoX 같은 decoder 모델 (…ForCausalLM)",
+    "{where}: cannot build {spec!r} ({problem})": "{where}: {spec!r}을(를) 만들 수 없습니다 ({problem})",
+    "data.seq_len must be <= {limit} (the {role}'s max_position_embeddings), got {seq_len}":
+        "data.seq_len은 {limit} 이하여야 합니다 ({role}의 max_position_embeddings). 입력: {seq_len}",
+    "models.{role}: cannot load the tokenizer of {spec!r} ({problem})":
+        "models.{role}: {spec!r}의 토크나이저를 불러올 수 없습니다 ({problem})",
+    "train.teacher_cache keeps only the teacher's logits; set loss.hidden_weight and loss.attn_weight to 0, or "
+    "leave train.teacher_cache empty":
+        "train.teacher_cache에는 교사 모델의 logits만 저장됩니다. loss.hidden_weight와 loss.attn_weight를 0으로 "
+        "하거나 train.teacher_cache를 비워 두세요",
+    "mapping.pairs: loss.attn_weight needs at least one pair of decoder layers ('emb' has no attention map), got "
+    "{pairs}":
+        "mapping.pairs: loss.attn_weight에는 decoder layer 쌍이 하나 이상 필요합니다 ('emb'에는 attention map이 "
+        "없습니다). 입력: {pairs}",
+    "loss.attn_weight: the {role} ({kind}) has no attention maps to transfer; set loss.attn_weight=0 or pick "
+    "attention-based models":
+        "loss.attn_weight: {role} ({kind})에는 전이할 attention map이 없습니다. loss.attn_weight=0으로 하거나 "
+        "attention을 쓰는 모델을 고르세요",
+    "data.dataset: unknown built-in {spec!r}; built-ins are {builtins}":
+        "data.dataset: 없는 내장 데이터셋입니다: {spec!r}. 내장 데이터셋: {builtins}",
+    "add text or lower data.seq_len to at most {most}": "텍스트를 더 넣거나 data.seq_len을 {most} 이하로 낮추세요",
+    "add text": "텍스트를 더 넣으세요",
+    "data.dataset: {spec!r} gives {count} tokens, too little for two sequences (train and validation) at "
+    "data.seq_len={seq_len}; {fix}":
+        "data.dataset: {spec!r}에서 토큰 {count}개가 나옵니다. data.seq_len={seq_len}에서 시퀀스 두 개(학습, 검증)에 "
+        "모자랍니다. {fix}",
+    "train.teacher_cache: no cache folder at {path!r}; create one with `workbench cache-teacher` or leave it empty":
+        "train.teacher_cache: {path!r}에 캐시 폴더가 없습니다. `workbench cache-teacher`로 만들거나 비워 두세요",
 }
 
 # the help line under each Setup control (`workbench.config` field help), keyed by the field
