@@ -202,3 +202,8 @@ def test_preflight_refusals_read_in_korean(tiny_teacher, tiny_student, tmp_path)
     assert korean.startswith(f"data.dataset: {str(few)!r}에서 토큰 ") and korean.endswith("텍스트를 더 넣으세요")
     assert not _latin_words(korean, repr(str(few)), "data.dataset", "data.seq_len"), korean
     assert str(too_little.value).startswith(f"data.dataset: {str(few)!r} gives ")
+    bad_spec = tiny_config(tiny_teacher, f"{tiny_student}?prune=even&layers=0", few)
+    with pytest.raises(UserError) as refused_spec:
+        preflight(bad_spec, tmp_path / "runs")
+    assert "layers는 양의 정수여야 합니다. 입력: '0'. 받는 형식: BASE" in localize(refused_spec.value, "ko")
+    assert localize(refused_spec.value, "ko").startswith(f"models.student: 모델 spec '{tiny_student}?prune=even")

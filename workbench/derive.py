@@ -24,7 +24,7 @@ from urllib.parse import parse_qsl
 import torch
 from torch import nn
 
-from workbench.errors import UserError
+from workbench.errors import Message, UserError
 
 SPEC_FORMS = (
     "BASE, BASE?prune=even&layers=N, BASE?prune=drop&block=A-B, BASE?prune=importance&layers=N, "
@@ -72,8 +72,10 @@ class ModelSpec:
         return self.base.startswith("builtin:")
 
 
-def _spec_error(spec: str, problem: str) -> UserError:
-    return UserError(f"model spec {spec!r}: {problem}; accepted forms: {SPEC_FORMS}")
+def _spec_error(spec: str, problem: str | Message) -> UserError:
+    problem = Message(problem) if isinstance(problem, str) else problem
+    return UserError(Message("model spec {spec!r}: {problem}; accepted forms: {forms}", spec=spec, problem=problem,
+                             forms=Message(SPEC_FORMS)))
 
 
 def parse_spec(spec: str) -> ModelSpec:
@@ -88,22 +90,23 @@ def parse_spec(spec: str) -> ModelSpec:
     if not query:
         return ModelSpec(text=text, base=base)
     if any(not part.partition("=")[0] for part in query.split("&")):
-        raise _spec_error(spec, f"cannot parse the query {query!r}")
+        raise _spec_error(spec, Message("cannot parse the query {query!r}", query=query))
     pairs = parse_qsl(query, keep_blank_values=True)
     params: dict[str, str] = {}
     for key, value in pairs:
         if key in params:
-            raise _spec_error(spec, f"key {key!r} given twice")
+            raise _spec_error(spec, Message("key {key!r} given twice", key=key))
         params[key] = value.strip()
     if "fresh" in params:
         if params.pop("fresh"):
             raise _spec_error(spec, "'fresh' takes no value")
         unknown = sorted(set(params) - set(FRESH_KEYS))
         if unknown:
-            raise _spec_error(spec, f"unknown key(s) {unknown} for fresh (known: {', '.join(FRESH_KEYS)})")
+            raise _spec_error(spec, Message("unknown key(s) {unknown} for fresh (known: {known})", unknown=unknown,
+                                              known=", ".join(FRESH_KEYS)))
         for key in ("layers", "hidden", "heads"):
             if key not in params:
-                raise _spec_error(spec, f"fresh needs {key}=")
+                raise _spec_error(spec, Message("fresh needs {key}=", key=key))
         for key, value in params.items():
             if key == "tokenizer":
                 if not value:
@@ -115,10 +118,12 @@ def parse_spec(spec: str) -> ModelSpec:
         return ModelSpec(text=text, base=base, derivation="fresh", params=params)
     method = params.pop("prune", None)
     if method not in PRUNE_KINDS:
-        raise _spec_error(spec, f"expected prune=one of {', '.join(PRUNE_KINDS)} or fresh, got {method!r}")
+        raise _spec_error(spec, Message("expected prune=one of {kinds} or fresh, got {method!r}",
+                                          kinds=", ".join(PRUNE_KINDS), method=method))
     needed = "block" if method == "drop" else "layers"
     if set(params) != {needed}:
-        raise _spec_error(spec, f"prune={method} takes exactly {needed}=, got keys {sorted(params)}")
+        raise _spec_error(spec, Message("prune={method} takes exactly {needed}=, got keys {keys}", method=method,
+                                          needed=needed, keys=sorted(params)))
     if method in ("even", "importance"):
         _positive_int(spec, "layers", params["layers"])
     else:
@@ -128,13 +133,14 @@ def parse_spec(spec: str) -> ModelSpec:
 
 def _positive_int(spec: str, key: str, value: str) -> int:
     if not value.isdigit() or int(value) < 1:
-        raise _spec_error(spec, f"{key} must be a positive integer, got {value!r}")
+        raise _spec_error(spec, Message("{key} must be a positive integer, got {value!r}", key=key, value=value))
     return int(value)
 
 
 def _non_negative_int(spec: str, key: str, value: str) -> int:
     if not value.isdigit():
-        raise _spec_error(spec, f"{key} must be a non-negative integer, got {value!r}")
+        raise _spec_error(spec, Message("{key} must be a non-negative integer, got {value!r}", key=key,
+                                                value=value))
     return int(value)
 
 
@@ -144,10 +150,10 @@ def _parse_index_list(spec: str, value: str) -> list[int]:
     for part in value.split(","):
         start, dash, end = part.strip().partition("-")
         if not start.isdigit() or (dash and not end.isdigit()):
-            raise _spec_error(spec, f"layer list {value!r} must look like 0-3,8,29")
+            raise _spec_error(spec, Message("layer list {value!r} must look like 0-3,8,29", value=value))
         lo, hi = int(start), int(end) if dash else int(start)
         if hi < lo:
-            raise _spec_error(spec, f"range {part!r} runs backwards")
+            raise _spec_error(spec, Message("range {part!r} runs backwards", part=part))
         indices.update(range(lo, hi + 1))
     return sorted(indices)
 
@@ -172,14 +178,16 @@ def kept_layers(spec: ModelSpec, base_layers: int) -> list[int] | None:
     if spec.method == "even":
         count = int(spec.params["layers"])
         if count > base_layers:
-            raise _spec_error(spec.text, f"layers={count} but the base model has only {base_layers} layers")
+            raise _spec_error(spec.text, Message("layers={count} but the base model has only {base_layers} layers",
+                                                   count=count, base_layers=base_layers))
         if count == 1:
             return [base_layers - 1]
         return sorted({round(i * (base_layers - 1) / (count - 1)) for i in range(count)})
     indices = _parse_index_list(spec.text, spec.params["block" if spec.method == "drop" else "layers"])
     if indices[-1] >= base_layers:
         raise _spec_error(
-            spec.text, f"layer {indices[-1]} is out of range; the base model has layers 0-{base_layers - 1}"
+            spec.text, Message("layer {index} is out of range; the base model has layers 0-{last}", index=indices[-1],
+                               last=base_layers - 1)
         )
     if spec.method == "drop":
         indices = [i for i in range(base_layers) if i not in set(indices)]
@@ -241,7 +249,8 @@ def fresh_config(base_config, spec: ModelSpec, tokenizer=None):
     params = {k: int(v) for k, v in spec.params.items() if k != "tokenizer"}
     hidden, heads = params["hidden"], params["heads"]
     if hidden % heads:
-        raise _spec_error(spec.text, f"hidden={hidden} must be divisible by heads={heads}")
+        raise _spec_error(spec.text, Message("hidden={hidden} must be divisible by heads={heads}", hidden=hidden,
+                                                   heads=heads))
     config = copy.deepcopy(base_config)
     old_hidden = config.hidden_size
     config.num_hidden_layers = params["layers"]
@@ -252,10 +261,12 @@ def fresh_config(base_config, spec: ModelSpec, tokenizer=None):
     kv_heads = params.get("kv_heads", heads)
     if hasattr(config, "num_key_value_heads"):
         if heads % kv_heads:
-            raise _spec_error(spec.text, f"heads={heads} must be a multiple of kv_heads={kv_heads}")
+            raise _spec_error(spec.text, Message("heads={heads} must be a multiple of kv_heads={kv_heads}",
+                                                       heads=heads, kv_heads=kv_heads))
         config.num_key_value_heads = kv_heads
     elif kv_heads != heads:
-        raise _spec_error(spec.text, f"{config.model_type} has no grouped key/value heads; drop kv_heads")
+        raise _spec_error(spec.text, Message("{model_type} has no grouped key/value heads; drop kv_heads",
+                                                   model_type=config.model_type))
     inter_key = "n_inner" if config.model_type == "gpt2" else "intermediate_size"
     old_inter = getattr(config, inter_key, None) or 4 * old_hidden
     setattr(config, inter_key, params.get("intermediate", max(1, round(old_inter * hidden / old_hidden))))
@@ -329,7 +340,8 @@ def calibration_batches(tokenizer, max_tokens: int = 128) -> list[torch.Tensor]:
 def importance_keep(scores: list[float], count: int) -> list[int]:
     """Indices of the `count` most important layers (highest block influence), in model order."""
     if not 1 <= count <= len(scores):
-        raise UserError(f"prune=importance layers must be in 1-{len(scores)}, got {count}")
+        raise UserError(Message("prune=importance layers must be in 1-{most}, got {count}", most=len(scores),
+                                count=count))
     ranked = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
     return sorted(ranked[:count])
 

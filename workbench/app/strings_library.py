@@ -228,6 +228,42 @@ LIBRARY_KO: dict[str, str] = {
         "safetensors로 변환하거나, 출처를 믿을 수 있으면 models.allow_pickle=true로 설정하세요",
     "model folder {location!r} holds no weights (expected model.safetensors next to config.json)":
         "모델 폴더 {location!r}에 가중치가 없습니다 (config.json 옆에 model.safetensors가 있어야 합니다)",
+    # model spec syntax and derived models (workbench.derive)
+    "model spec {spec!r}: {problem}; accepted forms: {forms}": "모델 spec {spec!r}: {problem}. 받는 형식: {forms}",
+    "BASE, BASE?prune=even&layers=N, BASE?prune=drop&block=A-B, BASE?prune=importance&layers=N, "
+    "BASE?prune=keep&layers=0-3,8,29, BASE?fresh&layers=N&hidden=H&heads=A[&kv_heads=K&intermediate=I&seed=S"
+    "&tokenizer=SPEC] (BASE = builtin:smollm2-135m-instruct, a hub id or a local folder)":
+        "BASE, BASE?prune=even&layers=N, BASE?prune=drop&block=A-B, BASE?prune=importance&layers=N, "
+        "BASE?prune=keep&layers=0-3,8,29, BASE?fresh&layers=N&hidden=H&heads=A[&kv_heads=K&intermediate=I&seed=S"
+        "&tokenizer=SPEC] (BASE = builtin:smollm2-135m-instruct, hub id 또는 로컬 폴더)",
+    "empty spec": "비어 있습니다",
+    "missing base model before '?'": "'?' 앞에 기본 모델이 없습니다",
+    "cannot parse the query {query!r}": "query {query!r}를 읽을 수 없습니다",
+    "key {key!r} given twice": "key {key!r}가 두 번 나옵니다",
+    "'fresh' takes no value": "'fresh'에는 값을 붙이지 않습니다",
+    "unknown key(s) {unknown} for fresh (known: {known})": "fresh에 없는 key입니다: {unknown} (쓸 수 있는 key: {known})",
+    "fresh needs {key}=": "fresh에는 {key}=가 필요합니다",
+    "tokenizer= needs a tokenizer: builtin:bpe-8k, a folder or a hub id":
+        "tokenizer=에 토크나이저를 넣어 주세요: builtin:bpe-8k, 폴더 또는 hub id",
+    "expected prune=one of {kinds} or fresh, got {method!r}":
+        "prune={kinds} 중 하나 또는 fresh여야 합니다. 입력: {method!r}",
+    "prune={method} takes exactly {needed}=, got keys {keys}":
+        "prune={method}에는 {needed}= 하나만 씁니다. 입력된 key: {keys}",
+    "{key} must be a positive integer, got {value!r}": "{key}는 양의 정수여야 합니다. 입력: {value!r}",
+    "{key} must be a non-negative integer, got {value!r}": "{key}는 0 이상의 정수여야 합니다. 입력: {value!r}",
+    "layer list {value!r} must look like 0-3,8,29": "layer 목록 {value!r}은(는) 0-3,8,29 같은 형식이어야 합니다",
+    "range {part!r} runs backwards": "범위 {part!r}가 거꾸로입니다",
+    "layers={count} but the base model has only {base_layers} layers":
+        "layers={count}이지만 기본 모델의 layer는 {base_layers}개뿐입니다",
+    "layer {index} is out of range; the base model has layers 0-{last}":
+        "layer {index}: 범위 밖입니다. 기본 모델의 layer는 0-{last}입니다",
+    "dropping that block leaves no layers": "그 구간을 빼면 남는 layer가 없습니다",
+    "hidden={hidden} must be divisible by heads={heads}": "hidden={hidden}은(는) heads={heads}로 나누어떨어져야 합니다",
+    "heads={heads} must be a multiple of kv_heads={kv_heads}": "heads={heads}는 kv_heads={kv_heads}의 배수여야 합니다",
+    "{model_type} has no grouped key/value heads; drop kv_heads":
+        "{model_type}에는 grouped key/value head가 없습니다. kv_heads를 빼세요",
+    "prune=importance layers must be in 1-{most}, got {count}":
+        "prune=importance의 layers는 1-{most} 사이여야 합니다. 입력: {count}",
 }
 
 # the help line under each Setup control (`workbench.config` field help), keyed by the field
