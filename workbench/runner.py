@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from workbench.config import DistillConfig
-from workbench.errors import UserError
+from workbench.errors import Message, UserError
 from workbench.runs import ACTIVE_STATES, RunFolder, list_runs, new_run_id, pid_alive
 
 STOP_TIMEOUT_S = 60.0
@@ -32,7 +32,8 @@ FINAL_STATES = ("stopped", "failed", "finished")
 def _unique_run_id(cfg: DistillConfig, runs_dir: Path) -> str:
     if cfg.run.name:
         if (runs_dir / cfg.run.name).exists():
-            raise UserError(f"run.name {cfg.run.name!r} is taken in {str(runs_dir)!r}; choose another name or leave it empty")
+            raise UserError(Message("run.name {name!r} is taken in {runs_dir!r}; choose another name or leave it empty",
+                                    name=cfg.run.name, runs_dir=str(runs_dir)))
         return cfg.run.name
     base = new_run_id(None)
     run_id, counter = base, 1
@@ -48,9 +49,11 @@ def prepare_run(cfg: DistillConfig, runs_dir: str | Path) -> RunFolder:
     try:
         runs_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise UserError(f"run.runs_dir {str(runs_dir)!r} cannot be created: {exc.strerror}") from None
+        raise UserError(Message("run.runs_dir {runs_dir!r} cannot be created: {problem}", runs_dir=str(runs_dir),
+                                problem=exc.strerror)) from None
     if not os.access(runs_dir, os.W_OK):
-        raise UserError(f"run.runs_dir {str(runs_dir)!r} is not writable; choose a folder you can write to")
+        raise UserError(Message("run.runs_dir {runs_dir!r} is not writable; choose a folder you can write to",
+                                runs_dir=str(runs_dir)))
     run_id = _unique_run_id(cfg, runs_dir)
     data = cfg.to_dict()
     data["run"]["name"] = run_id
@@ -105,10 +108,10 @@ def find_run(runs_dir: str | Path, run_id: str) -> RunFolder:
     """The run folder of `run_id`, refusing ids that are not plain folder names."""
     run_id = (run_id or "").strip()
     if not run_id or "/" in run_id or "\\" in run_id or run_id in (".", "..") or run_id.startswith("."):
-        raise UserError(f"run id must be the name of a run folder, got {run_id!r}")
+        raise UserError(Message("run id must be the name of a run folder, got {run_id!r}", run_id=run_id))
     run = RunFolder(Path(runs_dir) / run_id)
     if not run.config_path.is_file():
-        raise UserError(f"run {run_id!r} does not exist in {str(runs_dir)!r}")
+        raise UserError(Message("run {run_id!r} does not exist in {runs_dir!r}", run_id=run_id, runs_dir=str(runs_dir)))
     return run
 
 
@@ -161,9 +164,10 @@ def resume_run(run_dir: str | Path) -> int:
     run = RunFolder(Path(run_dir))
     status = run.read_status()
     if status.get("state") in ACTIVE_STATES:
-        raise UserError(f"run {run.run_id!r} is {status['state']}; stop it before resuming")
+        raise UserError(Message("run {run_id!r} is {state}; stop it before resuming", run_id=run.run_id,
+                                state=Message(status["state"])))
     if status.get("state") == "finished":
-        raise UserError(f"run {run.run_id!r} has finished; start a new run to train further")
+        raise UserError(Message("run {run_id!r} has finished; start a new run to train further", run_id=run.run_id))
     run.update_status(state="queued", error=None, ended=None, stale=None, stop_requested=None, resumed=time.time())
     return _spawn(run, ["--resume", str(run.path.resolve())])
 

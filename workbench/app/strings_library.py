@@ -307,6 +307,15 @@ LIBRARY_KO: dict[str, str] = {
         "data.dataset: {where}: messages는 {{role, content}} 객체의 목록이어야 합니다",
     "data.dataset: {spec} holds no prompt/answer pairs with text in both":
         "data.dataset: {spec}에 질문과 답이 모두 있는 쌍이 없습니다",
+    # starting and resuming runs (workbench.runner)
+    "run.runs_dir {runs_dir!r} cannot be created: {problem}": "run.runs_dir {runs_dir!r}을(를) 만들 수 없습니다: {problem}",
+    "run.runs_dir {runs_dir!r} is not writable; choose a folder you can write to":
+        "run.runs_dir {runs_dir!r}에 쓸 수 없습니다. 쓰기 권한이 있는 폴더를 고르세요",
+    "run id must be the name of a run folder, got {run_id!r}": "run id는 run 폴더 이름이어야 합니다. 입력: {run_id!r}",
+    "run {run_id!r} does not exist in {runs_dir!r}": "{runs_dir!r}에 run {run_id!r}이(가) 없습니다",
+    "run {run_id!r} is {state}; stop it before resuming": "run {run_id!r}은(는) {state} 상태입니다. 멈춘 뒤 이어서 학습하세요",
+    "run {run_id!r} has finished; start a new run to train further":
+        "run {run_id!r}은(는) 끝났습니다. 더 학습하려면 새 run을 시작하세요",
 }
 
 # the help line under each Setup control (`workbench.config` field help), keyed by the field
