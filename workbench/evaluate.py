@@ -29,7 +29,7 @@ import psutil
 import torch
 from transformers.generation.streamers import BaseStreamer
 
-from workbench.errors import UserError
+from workbench.errors import Message, UserError
 from workbench.model_pool import ResolvedSpec, default_device, load_resolved, resolve_spec
 from workbench.runs import RunFolder, atomic_write_text
 from workbench.scores import agreement_sums, perplexity
@@ -57,7 +57,8 @@ class EvalSettings:
             if value is None and name in ("seq_len", "max_sequences"):
                 continue
             if not isinstance(value, int) or not low <= value <= high:
-                raise UserError(f"eval {name} must be an integer in [{low}, {high}], got {value!r}")
+                raise UserError(Message("eval {name} must be an integer in [{low}, {high}], got {value!r}", name=name,
+                                        low=low, high=high, value=value))
 
 
 class _TokenClock(BaseStreamer):
@@ -180,7 +181,8 @@ def _load_and_measure(label: str, spec: str, settings: EvalSettings, device: str
 def validation_ids(splits, data_cfg, settings: EvalSettings) -> torch.Tensor:
     """Held-out token ids [N, L] of the data's splits, cut to the settings' sequence budget."""
     if splits.val.numel() == 0:
-        raise UserError(f"data.dataset {data_cfg.dataset!r} has no validation sequences to evaluate on")
+        raise UserError(Message("data.dataset {dataset!r} has no validation sequences to evaluate on",
+                                dataset=data_cfg.dataset))
     return splits.val[: settings.max_sequences or 16, : settings.seq_len or 128]
 
 
@@ -261,7 +263,7 @@ def evaluate_models(
 
     settings = settings or EvalSettings()
     if not students:
-        raise UserError("evaluation needs at least one student spec")
+        raise UserError(Message("evaluation needs at least one student spec"))
     device = settings.device or default_device()
     started = time.time()
     teacher_entry, teacher, teacher_tok = _load_and_measure("teacher", teacher_spec, settings, device)
@@ -327,7 +329,8 @@ def evaluate_run(run_dir: str | Path, settings: EvalSettings | None = None, *, i
 
     run = RunFolder(Path(run_dir))
     if not run.config_path.is_file():
-        raise UserError(f"run folder {str(run_dir)!r} has no config.yaml; give a folder under runs/")
+        raise UserError(Message("run folder {run_dir!r} has no config.yaml; give a folder under runs/",
+                                run_dir=str(run_dir)))
     cfg = DistillConfig.load(run.config_path)
     settings = settings or EvalSettings(dataset=cfg.data.dataset, text_column=cfg.data.text_column)
     if settings.seq_len is None and settings.max_sequences is None:  # the rows the run's train-time eval scores

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from workbench.errors import UserError
+from workbench.errors import Message, UserError
 from workbench.model_card import model_card_text
 from workbench.model_pool import ResolvedSpec, load_resolved, resolve_spec
 from workbench.runs import RunFolder, run_of
@@ -33,7 +33,8 @@ LOGIT_TOLERANCE = 1e-4
 def _run_of(source: Path) -> RunFolder:
     run = run_of(source)
     if run is None:
-        raise UserError(f"export source {str(source)!r} is not a run folder or a checkpoint folder inside one")
+        raise UserError(Message("export source {source!r} is not a run folder or a checkpoint folder inside one",
+                                source=str(source)))
     return run
 
 
@@ -73,7 +74,8 @@ def reload_check(model, tokenizer, folder: Path) -> dict[str, Any]:
 
 def _prepare_target(out_dir: Path, overwrite: bool) -> None:
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
-        raise UserError(f"export folder {str(out_dir)!r} exists and is not empty; pick another folder or overwrite")
+        raise UserError(Message("export folder {out_dir!r} exists and is not empty; pick another folder or overwrite",
+                                out_dir=str(out_dir)))
     out_dir.parent.mkdir(parents=True, exist_ok=True)
 
 

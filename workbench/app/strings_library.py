@@ -316,6 +316,18 @@ LIBRARY_KO: dict[str, str] = {
     "run {run_id!r} is {state}; stop it before resuming": "run {run_id!r}은(는) {state} 상태입니다. 멈춘 뒤 이어서 학습하세요",
     "run {run_id!r} has finished; start a new run to train further":
         "run {run_id!r}은(는) 끝났습니다. 더 학습하려면 새 run을 시작하세요",
+    # export and evaluation (workbench.export, workbench.evaluate)
+    "export source {source!r} is not a run folder or a checkpoint folder inside one":
+        "내보낼 대상 {source!r}은(는) run 폴더도, 그 안의 checkpoint 폴더도 아닙니다",
+    "export folder {out_dir!r} exists and is not empty; pick another folder or overwrite":
+        "내보낼 폴더 {out_dir!r}이(가) 이미 있고 비어 있지 않습니다. 다른 폴더를 고르거나 덮어쓰세요",
+    "eval {name} must be an integer in [{low}, {high}], got {value!r}":
+        "eval {name}은(는) [{low}, {high}] 범위의 정수여야 합니다. 입력: {value!r}",
+    "data.dataset {dataset!r} has no validation sequences to evaluate on":
+        "data.dataset {dataset!r}에 평가할 검증 시퀀스가 없습니다",
+    "evaluation needs at least one student spec": "평가에는 학생 모델 spec이 하나 이상 필요합니다",
+    "run folder {run_dir!r} has no config.yaml; give a folder under runs/":
+        "run 폴더 {run_dir!r}에 config.yaml이 없습니다. runs/ 아래의 폴더를 넣어 주세요",
 }
 
 # the help line under each Setup control (`workbench.config` field help), keyed by the field
