@@ -10,7 +10,7 @@ from __future__ import annotations
 from torch import nn
 
 from workbench.config import LoraConfig
-from workbench.errors import UserError
+from workbench.errors import Message, UserError
 from workbench.models import decoder_layers
 
 
@@ -27,7 +27,8 @@ def default_target_modules(model: nn.Module) -> list[str]:
     """What an empty lora.target_modules adapts, in the library and the app alike: every linear of the decoder."""
     names = linear_names(decoder_layers(model))
     if not names:
-        raise UserError(f"lora.target_modules: found no linear layers in the decoder of {type(model).__name__}")
+        raise UserError(Message("lora.target_modules: found no linear layers in the decoder of {kind}",
+                                kind=type(model).__name__))
     return names
 
 
@@ -39,10 +40,8 @@ def resolve_targets(model: nn.Module, cfg: LoraConfig) -> list[str]:
     targets = list(cfg.target_modules) or default_target_modules(model)
     missing = sorted(set(targets) - set(available))
     if missing:
-        raise UserError(
-            f"lora.target_modules: {', '.join(missing)} not found in the student; "
-            f"accepted: {', '.join(available)}"
-        )
+        raise UserError(Message("lora.target_modules: {missing} not found in the student; accepted: {available}",
+                                missing=", ".join(missing), available=", ".join(available)))
     return targets
 
 

@@ -14,7 +14,7 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
-from workbench.errors import UserError
+from workbench.errors import Message, UserError
 from workbench.events import Row, Sink
 
 _NOT_SCALARS = ("step", "time", "kind")
@@ -31,8 +31,8 @@ def check_reporters(names: list[str]) -> None:
     """Refuse a tracker whose package is not installed, before anything runs (each package has its tracker's name)."""
     for name in names:
         if importlib.util.find_spec(name) is None:
-            raise UserError(f"train.report_to: {name} is not installed; pip install {name} or remove it from "
-                            "train.report_to")
+            raise UserError(Message("train.report_to: {name} is not installed; pip install {name} or remove it "
+                                    "from train.report_to", name=name))
 
 
 class TensorBoardSink(Sink):

@@ -87,8 +87,7 @@ LIBRARY_KO: dict[str, str] = {
     "hidden-state and attention terms and the teacher cache need one tokenizer":
         "hidden state·attention 항과 teacher cache는 tokenizer가 같아야 합니다",
     "parameter ratio": "파라미터 비율",
-    "{total} total, {non_embedding} non-embedding (student / teacher)":
-        "전체 {total}, 임베딩 제외 {non_embedding} (학생 / 교사)",
+    "{total} total, {non_embedding} non-embedding (student / teacher)": "전체 {total}, 임베딩 제외 {non_embedding} (학생 / 교사)",
     "training memory": "학습 메모리",
     "~{total} for batch {batch} x {seq_len} tokens (fp32, AdamW)":
         "batch {batch} x {seq_len} 토큰에 약 {total} (fp32, AdamW)",
@@ -109,8 +108,7 @@ LIBRARY_KO: dict[str, str] = {
     "a non-empty model spec": "비어 있지 않은 모델 spec",
     "a non-empty dataset spec": "비어 있지 않은 데이터셋 spec",
     "loss weights": "손실 가중치",
-    "not all zero (set loss.kd_weight or loss.ce_weight > 0)":
-        "전부 0은 안 됩니다 (loss.kd_weight나 loss.ce_weight를 0보다 크게)",
+    "not all zero (set loss.kd_weight or loss.ce_weight > 0)": "전부 0은 안 됩니다 (loss.kd_weight나 loss.ce_weight를 0보다 크게)",
     "items like '3:11' or 'emb:emb'": "'3:11'이나 'emb:emb' 같은 항목",
     "at least one pair when mapping.preset is custom": "mapping.preset이 custom이면 쌍 하나 이상",
     "1-64 letters, digits, '_', '-' or '.', starting with a letter or digit (no path separators)":
@@ -166,8 +164,7 @@ LIBRARY_KO: dict[str, str] = {
     "train.device={device} but this machine has {found}; accepted here: {accepted}":
         "train.device={device}이지만 이 컴퓨터에는 {found}. 여기서 받는 값: {accepted}",
     "{field}: {spec!r} needs code shipped with the model to load; set models.trust_remote_code=true only if you "
-    "trust its source":
-        "{field}: {spec!r}을(를) 불러오려면 모델과 함께 배포된 코드를 실행해야 합니다. 출처를 믿을 수 있을 때만 "
+    "trust its source": "{field}: {spec!r}을(를) 불러오려면 모델과 함께 배포된 코드를 실행해야 합니다. 출처를 믿을 수 있을 때만 "
         "models.trust_remote_code=true로 설정하세요",
     "{field}: cannot read the model config of {spec!r} ({problem}); accepted: {forms}":
         "{field}: {spec!r}의 모델 설정(config)을 읽을 수 없습니다 ({problem}). 받는 값: {forms}",
@@ -189,12 +186,10 @@ LIBRARY_KO: dict[str, str] = {
         "train.teacher_cache에는 교사 모델의 logits만 저장됩니다. loss.hidden_weight와 loss.attn_weight를 0으로 "
         "하거나 train.teacher_cache를 비워 두세요",
     "mapping.pairs: loss.attn_weight needs at least one pair of decoder layers ('emb' has no attention map), got "
-    "{pairs}":
-        "mapping.pairs: loss.attn_weight에는 decoder layer 쌍이 하나 이상 필요합니다 ('emb'에는 attention map이 "
+    "{pairs}": "mapping.pairs: loss.attn_weight에는 decoder layer 쌍이 하나 이상 필요합니다 ('emb'에는 attention map이 "
         "없습니다). 입력: {pairs}",
     "loss.attn_weight: the {role} ({kind}) has no attention maps to transfer; set loss.attn_weight=0 or pick "
-    "attention-based models":
-        "loss.attn_weight: {role} ({kind})에는 전이할 attention map이 없습니다. loss.attn_weight=0으로 하거나 "
+    "attention-based models": "loss.attn_weight: {role} ({kind})에는 전이할 attention map이 없습니다. loss.attn_weight=0으로 하거나 "
         "attention을 쓰는 모델을 고르세요",
     "data.dataset: unknown built-in {spec!r}; built-ins are {builtins}":
         "data.dataset: 없는 내장 데이터셋입니다: {spec!r}. 내장 데이터셋: {builtins}",
@@ -220,14 +215,19 @@ LIBRARY_KO: dict[str, str] = {
         "네트워크가 되는 컴퓨터에서 `huggingface-cli download {repo_id} --local-dir DIR`을 실행하고, DIR을 이곳에 "
         "복사한 뒤 그 경로를 모델 spec으로 넣으세요",
     "model spec {base!r}: no model folder there (expected a folder with config.json), and it is not a hub id like "
-    "org/name":
-        "모델 spec {base!r}: 그 위치에 모델 폴더(config.json이 있는 폴더)가 없고, org/name 같은 hub id도 아닙니다",
+    "org/name": "모델 spec {base!r}: 그 위치에 모델 폴더(config.json이 있는 폴더)가 없고, org/name 같은 hub id도 아닙니다",
     "model folder {location!r} has only pickle weights (.bin/.pt), which can run code when loaded; convert them to "
     "safetensors or set models.allow_pickle=true if you trust the source":
         "모델 폴더 {location!r}에는 pickle 가중치(.bin/.pt)만 있습니다. 불러올 때 코드가 실행될 수 있습니다. "
         "safetensors로 변환하거나, 출처를 믿을 수 있으면 models.allow_pickle=true로 설정하세요",
     "model folder {location!r} holds no weights (expected model.safetensors next to config.json)":
         "모델 폴더 {location!r}에 가중치가 없습니다 (config.json 옆에 model.safetensors가 있어야 합니다)",
+    "lora.target_modules: found no linear layers in the decoder of {kind}":
+        "lora.target_modules: {kind}의 decoder에 linear layer가 없습니다",
+    "lora.target_modules: {missing} not found in the student; accepted: {available}":
+        "lora.target_modules: 학생 모델에 {missing}이(가) 없습니다. 받는 값: {available}",
+    "train.report_to: {name} is not installed; pip install {name} or remove it from train.report_to":
+        "train.report_to: {name}이(가) 설치되어 있지 않습니다. pip install {name}으로 설치하거나 train.report_to에서 빼세요",
     # model spec syntax and derived models (workbench.derive)
     "model spec {spec!r}: {problem}; accepted forms: {forms}": "모델 spec {spec!r}: {problem}. 받는 형식: {forms}",
     "BASE, BASE?prune=even&layers=N, BASE?prune=drop&block=A-B, BASE?prune=importance&layers=N, "
