@@ -1,6 +1,6 @@
 """Korean for the words the library writes and the app shows: report-card metrics and model labels, the
-compatibility card, the messages of errors users meet in the Setup form (config and layer-mapping checks), and the
-config fields' help lines.
+compatibility card, the messages of errors users meet in the Setup form and at Start training (config and
+layer-mapping checks, preflight, model specs, datasets, runs, export, evaluation), and the config fields' help lines.
 
 LIBRARY_KO is translated on the server only (`workbench.app.i18n.translator`), never handed to the browser: short
 English words such as "text" would otherwise be swapped wherever a value happens to equal them. Its keys are the
