@@ -9,7 +9,8 @@ An off-policy step reads packed rows of the data (valid tokens: all, or the answ
 An on-policy step (a share `onpolicy.lmbda` of the steps, `workbench.onpolicy`) first samples a completion for each
 prompt of each micro-batch (from the student, or from the teacher with `onpolicy.seq_kd`), then takes the
 divergence and the layer terms on the completion tokens only; CE, when weighted, is taken on the data's answers to
-the same prompts, normalised by their own token count.
+the same prompts, normalised by their own token count. There the output heads of both models run on the scored
+positions only (`head_positions`), so no prompt or padding position gets a row of logits.
 """
 
 from __future__ import annotations
