@@ -163,6 +163,39 @@ def test_ragged_completions_give_finite_losses(tiny_teacher, tiny_student, tiny_
     assert all(torch.isfinite(p.grad).all() for p in student.parameters() if p.grad is not None)
 
 
+def test_heads_score_the_completion_tokens_only_with_the_same_loss_and_gradient(tiny_teacher, tiny_student,
+                                                                               tiny_pairs, monkeypatch):
+    cfg = onpolicy_config(tiny_teacher, tiny_student, tiny_pairs, train={"batch_size": 3},
+                          loss={"ce_weight": 0.5, "hidden_weight": 0.5, "kind": "jsd"})
+    s = _setup(cfg)
+    (batch,), _ = sampled_batches(cfg, s, step=0)
+    student = s.accelerator.unwrap_model(s.module).student
+    shapes = []
+    handles = [m.get_output_embeddings().register_forward_hook(lambda _m, _a, out: shapes.append(tuple(out.shape)))
+               for m in (student, s.teacher)]
+
+    def step():
+        shapes.clear()
+        student.zero_grad(set_to_none=True)
+        sums = micro_step(cfg, s, batch, scale=1 / batch.scored.tokens, ce_scale=1 / batch.ce.tokens)
+        grads = {name: p.grad.clone() for name, p in student.named_parameters() if p.grad is not None}
+        return sums, grads, s.last_sample["rkl"]
+
+    lean = step()
+    vocab = shapes[0][-1]
+    # student and teacher on the sampled completions, then the student on the data's answers: no other position
+    assert shapes == [(1, batch.scored.tokens, vocab)] * 2 + [(1, batch.ce.tokens, vocab)]
+    monkeypatch.setattr(workbench.train_step, "head_positions", lambda *args: None)
+    full = step()
+    assert shapes[0] == (*batch.scored.input_ids.shape, vocab)  # every position, as before
+    for handle in handles:
+        handle.remove()
+    assert all(math.isclose(float(lean[0][k]), float(full[0][k]), rel_tol=1e-5) for k in ("ce", "kd", "hidden"))
+    assert lean[1].keys() == full[1].keys() and lean[1]
+    assert all(torch.allclose(lean[1][k], full[1][k], rtol=1e-4, atol=1e-7) for k in lean[1])
+    assert lean[2] == pytest.approx(full[2], rel=1e-5, abs=1e-7)
+
+
 def test_left_padded_batch_samples_like_single_prompts(tiny_student):
     from workbench.models import load_model, load_tokenizer
 

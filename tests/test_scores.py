@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from workbench.scores import agreement_sums, perplexity
+from workbench.scores import agreement_sums, ce_sum, perplexity
 
 
 def _logits(seed: int, shape=(2, 7, 11)) -> torch.Tensor:
@@ -25,6 +25,16 @@ def test_agreement_sums_match_a_float64_reference_and_skip_ignored_positions():
     assert ce == pytest.approx(float(-s.gather(-1, targets[mask][:, None]).sum()), rel=1e-5)
     assert kl == pytest.approx(float((t.exp() * (t - s)).sum()), rel=1e-5)
     assert hits == float((s.argmax(-1) == t.argmax(-1)).sum())
+
+
+@pytest.mark.parametrize("chunk_size", [None, 1, 4])
+def test_ce_sum_matches_a_float64_reference_in_any_chunking(chunk_size):
+    logits = _logits(6).bfloat16()  # a bf16 teacher's logits, as the trainer's eval gets them
+    targets = torch.randint(0, 11, (2, 7), generator=torch.Generator().manual_seed(7))
+    targets[1, 4:] = -100
+    mask = targets != -100
+    reference = -torch.log_softmax(logits.double(), -1)[mask].gather(-1, targets[mask][:, None]).sum()
+    assert ce_sum(logits, targets, chunk_size) == pytest.approx(float(reference), rel=1e-6)
 
 
 def test_top_k_cache_missing_one_token_equals_the_dense_teacher():

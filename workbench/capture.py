@@ -13,6 +13,8 @@ model's final norm, the same way for teacher and student.
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch import nn
 
@@ -75,10 +77,30 @@ class LayerCapture:
         self.attn.clear()
 
 
+@contextlib.contextmanager
+def scored_head(model: nn.Module, keep: torch.Tensor | None):
+    """While active, `model`'s output head sees only the positions where `keep` [B, T] is True, so its logits come
+    out [1, N, V] (N = keep.sum(), in row-major order) and the others' logits are never built: an on-policy batch
+    scores its completions, not its prompts or padding. `keep` None leaves the head alone."""
+    if keep is None:
+        yield
+        return
+
+    def gather(_module, args):
+        return (args[0][keep].unsqueeze(0), *args[1:])
+
+    handle = model.get_output_embeddings().register_forward_pre_hook(gather)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
 class DistillStudent(nn.Module):
     """The trained module: the student plus its projectors, so one wrapper (DDP) syncs both.
 
-    forward(input_ids) -> (logits [B, T, V], {pair: projected hidden [B, T, Dt]}, {pair: attention [B, H, T, T]}).
+    forward(input_ids) -> (logits [B, T, V], {pair: projected hidden [B, T, Dt]}, {pair: attention [B, H, T, T]});
+    forward(input_ids, keep) gives the logits of the positions where keep [B, T] is True only, [1, N, V].
     """
 
     def __init__(self, student: nn.Module, projectors: Projectors, hidden_pairs: list[Pair], attn_pairs: list[Pair]):
@@ -87,9 +109,10 @@ class DistillStudent(nn.Module):
         self.hidden_pairs, self.attn_pairs = list(hidden_pairs), list(attn_pairs)
         self.capture = LayerCapture(student, [s for s, _ in hidden_pairs], [int(s) for s, _ in attn_pairs])
 
-    def forward(self, input_ids: torch.Tensor):
+    def forward(self, input_ids: torch.Tensor, keep: torch.Tensor | None = None):
         self.capture.clear()
-        logits = self.student(input_ids=input_ids, use_cache=False).logits
+        with scored_head(self.student, keep):
+            logits = self.student(input_ids=input_ids, use_cache=False).logits
         hidden = {pair: self.projectors(pair, self.capture.hidden[pair[0]]) for pair in self.hidden_pairs}
         attn = {pair: self.capture.attn[int(pair[0])] for pair in self.attn_pairs}
         self.capture.clear()

@@ -22,6 +22,14 @@ def perplexity(mean_ce: float) -> float:
 
 
 @torch.no_grad()
+def ce_sum(logits: torch.Tensor, targets: torch.Tensor, chunk_size: int | None = None) -> float:
+    """Next-token CE of `logits` [B, T, V] at `targets` [B, T], summed over the positions whose target is not
+    -100, in chunks of `chunk_size` positions (no float32 copy of all the logits at once)."""
+    return float(logit_losses(logits, targets, None, ce_weight=1.0, kd_weight=0.0, reduction="sum",
+                              chunk_size=chunk_size).ce)
+
+
+@torch.no_grad()
 def agreement_sums(
     student_logits: torch.Tensor,
     targets: torch.Tensor,

@@ -9,7 +9,8 @@ An off-policy step reads packed rows of the data (valid tokens: all, or the answ
 An on-policy step (a share `onpolicy.lmbda` of the steps, `workbench.onpolicy`) first samples a completion for each
 prompt of each micro-batch (from the student, or from the teacher with `onpolicy.seq_kd`), then takes the
 divergence and the layer terms on the completion tokens only; CE, when weighted, is taken on the data's answers to
-the same prompts, normalised by their own token count.
+the same prompts, normalised by their own token count. There the output heads of both models run on the scored
+positions only (`head_positions`), so no prompt or padding position gets a row of logits.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from workbench.capture import LayerCapture
+from workbench.capture import LayerCapture, scored_head
 from workbench.config import DistillConfig
 from workbench.data import Example
 from workbench.logit_loss import TopKTeacher, logit_losses
@@ -38,7 +39,7 @@ from workbench.onpolicy import (
     pad_id,
     sample_completions,
 )
-from workbench.scores import agreement_sums, perplexity
+from workbench.scores import agreement_sums, ce_sum, perplexity
 from workbench.teacher_cache import TeacherCache
 from workbench.vocab import bits_per_byte
 
@@ -123,10 +124,22 @@ def packed_batch(s: Setup, indices: torch.Tensor) -> MicroBatch:
     return MicroBatch(TokenBatch(input_ids, next_token_targets(input_ids, mask)), indices)
 
 
-def _logit_terms(cfg: DistillConfig, s: Setup, batch: MicroBatch, logits: torch.Tensor, ce_weight: float):
-    """(LogitLosses with sums, teacher logits or None) of the scored rows."""
+def head_positions(s: Setup, batch: MicroBatch, targets: torch.Tensor) -> torch.Tensor | None:
+    """Where the output heads run: on an on-policy micro-batch with a live teacher, the completion tokens only
+    ([B, T] bool; the logits then come out [1, N, V]); None (every position) otherwise."""
+    if not batch.prompt_lens or s.cache is not None or (s.pairing is not None and s.pairing.cross is not None):
+        return None
+    return targets != -100
+
+
+def _logit_terms(cfg: DistillConfig, s: Setup, batch: MicroBatch, logits: torch.Tensor, ce_weight: float,
+                 keep: torch.Tensor | None = None):
+    """(LogitLosses with sums, teacher logits or None) of the scored rows; `keep` as in `head_positions`, where
+    `logits` are the student's at those positions only."""
     loss_cfg, device = cfg.loss, s.accelerator.device
     input_ids, targets = batch.scored.input_ids.to(device), batch.scored.targets.to(device)
+    if keep is not None:
+        targets = targets[keep].unsqueeze(0)
     common = dict(ce_weight=ce_weight, kd_weight=loss_cfg.kd_weight, kind=loss_cfg.kind,
                   temperature=loss_cfg.temperature, beta=loss_cfg.beta, alpha=loss_cfg.alpha,
                   t2_scale=loss_cfg.t2_scale, chunk_size=loss_cfg.chunk_size, reduction="sum")
@@ -138,7 +151,7 @@ def _logit_terms(cfg: DistillConfig, s: Setup, batch: MicroBatch, logits: torch.
         return logit_losses(logits, targets, cached, **common), None
     t_logits = None
     if loss_cfg.kd_weight > 0 or s.teacher_capture is not None or batch.prompt_lens:
-        with torch.inference_mode():
+        with torch.inference_mode(), scored_head(s.teacher, keep):
             t_logits = s.teacher(input_ids=input_ids, use_cache=False).logits
     if s.pairing is not None:
         logits, t_logits = s.pairing.trim(logits, t_logits)
@@ -148,18 +161,24 @@ def _logit_terms(cfg: DistillConfig, s: Setup, batch: MicroBatch, logits: torch.
 def _answer_ce(cfg: DistillConfig, s: Setup, batch: TokenBatch) -> torch.Tensor:
     """Summed CE of the student on the data's answers (on-policy steps with a CE weight)."""
     student = s.accelerator.unwrap_model(s.module).student
-    with s.accelerator.autocast():
+    targets = batch.targets.to(s.accelerator.device)
+    keep = targets != -100  # the answer tokens: the head runs on those positions only
+    with s.accelerator.autocast(), scored_head(student, keep):
         logits = student(input_ids=batch.input_ids.to(s.accelerator.device), use_cache=False).logits
-    return logit_losses(logits, batch.targets.to(logits.device), None, ce_weight=1.0, kd_weight=0.0,
+    return logit_losses(logits, targets[keep].unsqueeze(0), None, ce_weight=1.0, kd_weight=0.0,
                         chunk_size=cfg.loss.chunk_size, reduction="sum").total
 
 
 @torch.no_grad()
-def _sample_rkl(logits: torch.Tensor, t_logits: torch.Tensor, targets: torch.Tensor) -> list[float]:
-    """Per-token reverse KL(q‖p) at T = 1 on row 0's scored positions, for the live disagreement view."""
+def _sample_rkl(logits: torch.Tensor, t_logits: torch.Tensor, targets: torch.Tensor,
+                keep: torch.Tensor | None) -> list[float]:
+    """Per-token reverse KL(q‖p) at T = 1 on row 0's scored positions, for the live disagreement view. With `keep`
+    the logits hold the scored positions only, row 0's first."""
     from workbench.genquality import common_log_probs, reverse_kl_rows
 
     where = (targets[0] != -100).nonzero().squeeze(1)
+    if keep is not None:
+        where = torch.arange(where.numel(), device=where.device)
     return reverse_kl_rows(*common_log_probs(logits[0, where], t_logits[0, where])).tolist()
 
 
@@ -171,10 +190,11 @@ def micro_step(cfg: DistillConfig, s: Setup, batch: MicroBatch, scale: float, ce
     a separate CE batch (on-policy steps)."""
     loss_cfg, device = cfg.loss, s.accelerator.device
     targets = batch.scored.targets.to(device)
+    keep = head_positions(s, batch, targets)
     with s.accelerator.autocast():
-        logits, hidden, attn = s.module(batch.scored.input_ids.to(device))
+        logits, hidden, attn = s.module(batch.scored.input_ids.to(device), keep)
     fused_ce = loss_cfg.ce_weight if batch.ce is None else 0.0
-    logit, t_logits = _logit_terms(cfg, s, batch, logits, fused_ce)
+    logit, t_logits = _logit_terms(cfg, s, batch, logits, fused_ce, keep)
     total = logit.total * scale
     sums = {"ce": logit.ce * scale, "kd": logit.kd * scale}
     if batch.ce is not None:
@@ -184,7 +204,7 @@ def micro_step(cfg: DistillConfig, s: Setup, batch: MicroBatch, scale: float, ce
     if batch.prompt_lens and t_logits is not None and s.accelerator.is_main_process:
         start = batch.prompt_lens[0]
         completion = batch.scored.input_ids[0, start:start + int((batch.scored.targets[0] != -100).sum())]
-        s.last_sample = {"tokens": completion.tolist(), "rkl": _sample_rkl(logits, t_logits, targets),
+        s.last_sample = {"tokens": completion.tolist(), "rkl": _sample_rkl(logits, t_logits, targets, keep),
                          "index": int(batch.indices[0])}
     mask = targets != -100
     share = scale * float(mask.sum())  # this micro-batch's share of the step, for the per-position mean terms
@@ -315,7 +335,7 @@ def evaluate(cfg: DistillConfig, s: Setup) -> dict[str, float]:
                 if s.pairing is not None:
                     logits, t_logits = s.pairing.trim(logits, t_logits)
                 teacher = dict(teacher_logits=t_logits)
-                teacher_ce = float(F.cross_entropy(t_logits.float()[mask], targets[mask], reduction="sum"))
+                teacher_ce = ce_sum(t_logits, targets, cfg.loss.chunk_size)
             part = agreement_sums(logits, targets, chunk_size=cfg.loss.chunk_size, **teacher).cpu()
         text_bytes = float(s.pairing.target_bytes[targets[mask].cpu()].sum()) if s.pairing is not None else 0.0
         extra = torch.tensor([text_bytes, compared, teacher_ce], dtype=torch.float64)
