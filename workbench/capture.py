@@ -39,8 +39,8 @@ def _first(output):
 class LayerCapture:
     """Forward hooks on the chosen layers: after each forward, `hidden[layer]` and `attn[layer]` hold its tensors.
 
-    The hooks are on from construction until `close()` (idempotent); `contextlib.closing(LayerCapture(...))` scopes
-    them to a block, an `ExitStack` to a training run."""
+    The hooks are on from construction until `close()` (idempotent); `with LayerCapture(...) as capture:` scopes
+    them to a block."""
 
     def __init__(self, model: nn.Module, hidden_layers: list[Layer], attn_layers: list[int]) -> None:
         self.model, self.hidden_layers, self.attn_layers = model, list(hidden_layers), list(attn_layers)
@@ -66,6 +66,12 @@ class LayerCapture:
             self.attn[layer] = weights
 
         return hook
+
+    def __enter__(self) -> LayerCapture:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def close(self) -> None:
         for handle in self.handles:
