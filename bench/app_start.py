@@ -1,6 +1,6 @@
 """Comparison (f): seconds from Start to the first metric point on the `quick` preset.
 
-Start is what the app's Start button calls: `workbench.runner.start_run(cfg, runs_dir)`, which prepares the run
+Start is what the app's Start button calls: `workbench.runs.process.start_run(cfg, runs_dir)`, which prepares the run
 folder and spawns `python -m workbench train --run-dir ...`. The clock stops when the first `train` row appears
 in `metrics.jsonl` (what the app's timer would plot). The run is then stopped: only the start-up is measured.
 Stages (process start, model load, data, first step) are read from `run.log` / `status.json` when present.
@@ -17,8 +17,8 @@ from bench.common import BenchSettings, target
 
 def measure(settings: BenchSettings, timeout: float = 300.0) -> dict[str, Any]:
     from workbench.config import apply_overrides, load_preset
-    from workbench.runner import start_run, stop_run
-    from workbench.runs import MetricsReader, RunFolder
+    from workbench.runs.folder import MetricsReader, RunFolder
+    from workbench.runs.process import start_run, stop_run
 
     runs_dir = Path(settings.work_dir) / "app-runs"
     runs_dir.mkdir(parents=True, exist_ok=True)

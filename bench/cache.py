@@ -1,10 +1,10 @@
 """Comparison (b): training from the teacher top-k cache vs the live teacher, same pair, data, batch and steps.
 
-Each pair of runs uses `workbench.trainer.train` with the throughput workload (forward KL at T=1, no CE) on a
+Each pair of runs uses `workbench.engine.trainer.train` with the throughput workload (forward KL at T=1, no CE) on a
 data split limited to the sequences the steps read, so the cache covers exactly what training uses. Two pairs: at
 the trainer's default settings and at the fastest settings of (a); the target is read at whichever of the two
 trains faster live, the settings a person tuning for speed would pick. The cache is built once
-by `workbench.teacher_cache.build_cache` (its cost is reported, not counted in the step rate: it is paid once per
+by `workbench.engine.teacher_cache.build_cache` (its cost is reported, not counted in the step rate: it is paid once per
 dataset and teacher, then every run that trains on the data reads it).
 """
 
@@ -29,9 +29,9 @@ def data_options(cfg: BenchSettings) -> dict[str, Any]:
 
 def build(settings: dict[str, Any], top_k: int) -> dict[str, Any]:
     """Write the cache for the workload's data; returns its folder, size and the seconds it took."""
-    from workbench.data import build_splits
-    from workbench.models import load_model, load_tokenizer
-    from workbench.teacher_cache import build_cache
+    from workbench.data.splits import build_splits
+    from workbench.engine.teacher_cache import build_cache
+    from workbench.models.loading import load_model, load_tokenizer
 
     cfg = BenchSettings.from_dict(settings)
     config = workbench_config(cfg, "fp32", {"data": data_options(cfg)}, str(Path(cfg.work_dir) / "runs"))

@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 
 from workbench.config import BUILTIN_TEACHER, DistillConfig
-from workbench.events import ListSink
-from workbench.trainer import train
+from workbench.engine.trainer import train
+from workbench.runs.sinks import ListSink
 
 FRESH = "?fresh&layers=4&hidden=256&heads=4"
 STUDENT = f"{BUILTIN_TEACHER}{FRESH}&tokenizer=builtin:bpe-8k"

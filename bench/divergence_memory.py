@@ -32,7 +32,7 @@ KIND = "forward_kl"
 
 
 def _loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, chunk_size: int | None) -> torch.Tensor:
-    from workbench.losses import divergence
+    from workbench.engine.losses import divergence
 
     return divergence(student_logits, teacher_logits, kind=KIND, temperature=2.0, chunk_size=chunk_size)
 

@@ -22,7 +22,7 @@ import torch
 from bench.common import BenchSettings, isolated, target, torch_dtype
 from workbench.config import load_preset
 from workbench.errors import UserError
-from workbench.heal import check_pair
+from workbench.models.heal import check_pair
 
 
 def _base_config(cfg: BenchSettings, precision: str, runs_dir: str) -> dict[str, Any]:
@@ -51,8 +51,8 @@ def train_student(settings: dict[str, Any], precision: str, ce_only: bool, heal:
     """Train one student with the workbench trainer (`heal`: keep the preset's train.heal_init); returns its
     folder."""
     from workbench.config import DistillConfig
-    from workbench.runs import read_metrics
-    from workbench.trainer import train
+    from workbench.engine.trainer import train
+    from workbench.runs.folder import read_metrics
 
     cfg = BenchSettings.from_dict(settings)
     runs_dir = Path(cfg.work_dir) / "runs"
@@ -78,9 +78,9 @@ def perplexities(settings: dict[str, Any], models: dict[str, str], precision: st
     split the students trained with (the same data settings, so the same held-out rows). The spec `healed` is the
     pruned student after the preset's closed-form healing, before any training."""
     from workbench.config import DistillConfig
-    from workbench.data import build_splits
-    from workbench.heal import heal_for_config
-    from workbench.models import load_model, load_tokenizer
+    from workbench.data.splits import build_splits
+    from workbench.models.heal import heal_for_config
+    from workbench.models.loading import load_model, load_tokenizer
 
     cfg = BenchSettings.from_dict(settings)
     tokenizer = load_tokenizer(cfg.teacher)

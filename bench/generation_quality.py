@@ -31,7 +31,7 @@ NUMBERS = ("gen_rkl", "gen_teacher_nll", "gen_rep4", "gen_empty", "gen_len")
 
 def train_recipe(settings: dict[str, Any], overrides: list[str], minutes: float) -> dict[str, Any]:
     from workbench.config import apply_overrides, load_preset
-    from workbench.trainer import train
+    from workbench.engine.trainer import train
 
     cfg = BenchSettings.from_dict(settings)
     runs_dir = Path(cfg.work_dir) / "runs"

@@ -44,7 +44,7 @@ def _time_generation(model, input_ids: torch.Tensor, new_tokens: int, device: st
 
 def measure(settings: dict[str, Any], batch_sizes: list[int]) -> dict[str, Any]:
     """Load both models once and time them alternately at each batch size."""
-    from workbench.models import load_model, load_tokenizer
+    from workbench.models.loading import load_model, load_tokenizer
 
     cfg = BenchSettings.from_dict(settings)
     dtype = torch_dtype("bf16" if cfg.precision == "bf16" else "fp32")

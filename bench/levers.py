@@ -36,7 +36,7 @@ def _median_seconds(fn: Callable[[], Any], repeats: int, device: str) -> float:
 
 
 def teacher_levers(teacher, student, input_ids: torch.Tensor, repeats: int, device: str) -> dict[str, float]:
-    from workbench.models import decoder_layers
+    from workbench.models.loading import decoder_layers
 
     layers = decoder_layers(teacher)
     mapped = [round((i + 1) * len(layers) / len(decoder_layers(student))) - 1
@@ -80,7 +80,7 @@ def _student_step(student, input_ids, teacher_logits, loss_fn, autocast: bool):
 
 def student_levers(student, input_ids, teacher_logits, repeats: int, device: str, bf16_fast: bool,
                    compile_model: bool) -> dict[str, Any]:
-    from workbench.losses import divergence
+    from workbench.engine.losses import divergence
 
     def chunked(s, t, closed_form=True):
         return divergence(s[:, :-1], t[:, :-1], kind="forward_kl", temperature=1.0, chunk_size=1024,
@@ -122,7 +122,7 @@ def student_levers(student, input_ids, teacher_logits, repeats: int, device: str
 
 def packing_waste(settings: BenchSettings, tokenizer) -> dict[str, Any]:
     """Padding share if each document were padded to seq_len alone instead of packed with EOS separators."""
-    from workbench.data import load_texts
+    from workbench.data.splits import load_texts
 
     texts = load_texts(settings.dataset, tokenizer=tokenizer)[:2000]
     lengths = [min(len(tokenizer(t)["input_ids"]) + 1, settings.seq_len) for t in texts]

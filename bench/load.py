@@ -174,7 +174,7 @@ def _rate(rows: list[dict]) -> float | None:
 def measure(settings: BenchSettings) -> dict[str, Any]:
     from gradio_client import Client
 
-    from workbench.runs import RunFolder, read_metrics
+    from workbench.runs.folder import RunFolder, read_metrics
 
     root = Path(settings.work_dir) / f"load-{time.strftime('%Y%m%d-%H%M%S')}"
     root.mkdir(parents=True, exist_ok=True)

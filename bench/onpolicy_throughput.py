@@ -35,15 +35,15 @@ BATCH = 8  # prompts per step on both sides
 
 def prompt_dataset(cfg: BenchSettings) -> str:
     """The bench's dataset when it holds prompts, else builtin:chat."""
-    from workbench.sources import read_pairs
+    from workbench.data.sources import read_pairs
 
     return cfg.dataset if read_pairs(cfg.dataset) is not None else "builtin:chat"
 
 
 def _prompts(cfg: BenchSettings, tokenizer, count: int) -> list:
     """TRL's prompt column: chat messages when the tokenizer has a chat template, else the formatted text."""
-    from workbench.chat_format import has_template, prompt_text
-    from workbench.sources import read_pairs
+    from workbench.data.chat_format import has_template, prompt_text
+    from workbench.data.sources import read_pairs
 
     users = [p["messages"][-1]["content"] for p in read_pairs(prompt_dataset(cfg))[:count]]
     if has_template(tokenizer):
@@ -106,9 +106,9 @@ def trl_run(settings: dict[str, Any], precision: str) -> dict[str, Any]:
 
 
 def workbench_run(settings: dict[str, Any], precision: str) -> dict[str, Any]:
-    """`workbench.trainer.train` with onpolicy.lmbda = 1 on the same prompts, batch, length and precision."""
+    """`workbench.engine.trainer.train` with onpolicy.lmbda = 1 on the same prompts, batch, length and precision."""
     from workbench.config import DistillConfig
-    from workbench.trainer import train
+    from workbench.engine.trainer import train
 
     cfg = BenchSettings.from_dict(settings)
     runs_dir = Path(cfg.work_dir) / "runs"

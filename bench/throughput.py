@@ -2,7 +2,7 @@
 
 * plain: the reference loop (teacher forward every step, full-vocabulary float32 KL, AdamW), written here;
 * trl: TRL's `GKDTrainer` (trl.experimental.gkd in TRL 1.x) off-policy with forward KL (lmbda=0, beta=0);
-* workbench: `workbench.trainer.train` on the same pair, data, batch, sequence length, steps and schedule.
+* workbench: `workbench.engine.trainer.train` on the same pair, data, batch, sequence length, steps and schedule.
 
 Each variant runs in its own process (peak RSS / CUDA max allocated belong to it alone). Tokens/s are student
 tokens over the steps after the first `warmup_steps` (timing warm-up; the LR schedule has none). The loss curves
@@ -139,8 +139,8 @@ def workbench_config(cfg: BenchSettings, precision: str, options: dict[str, Any]
 
 
 def workbench_run(settings: dict[str, Any], precision: str, options: dict[str, Any]) -> dict[str, Any]:
-    """`workbench.trainer.train` on the shared workload; step times come from the metrics rows' `elapsed`."""
-    from workbench.trainer import train
+    """`workbench.engine.trainer.train` on the shared workload; step times come from the metrics rows' `elapsed`."""
+    from workbench.engine.trainer import train
 
     cfg = BenchSettings.from_dict(settings)
     runs_dir = Path(cfg.work_dir) / "runs"

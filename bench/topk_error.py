@@ -16,11 +16,11 @@ from functools import partial
 import torch
 
 from workbench.config import BUILTIN_TEACHER, DEFAULT_STUDENT, DataConfig
-from workbench.data import build_splits
-from workbench.losses import divergence
-from workbench.models import load_model, load_tokenizer
-from workbench.sparse_losses import topk_divergence
-from workbench.teacher_cache import topk_from_logits
+from workbench.data.splits import build_splits
+from workbench.engine.losses import divergence
+from workbench.engine.teacher_cache import topk_from_logits
+from workbench.engine.topk_losses import topk_divergence
+from workbench.models.loading import load_model, load_tokenizer
 
 KINDS = ("forward_kl", "reverse_kl", "jsd", "tvd")
 

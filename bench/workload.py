@@ -18,7 +18,7 @@ from bench.common import BenchSettings
 
 def load_pair(settings: BenchSettings, dtype: torch.dtype = torch.float32, attn: str | None = "sdpa"):
     """(teacher, student, tokenizer): the teacher frozen in eval mode, the student in train mode."""
-    from workbench.models import load_model, load_tokenizer
+    from workbench.models.loading import load_model, load_tokenizer
 
     teacher = load_model(settings.teacher, dtype=dtype, device=settings.device, attn_implementation=attn)
     student = load_model(settings.student, dtype=dtype, device=settings.device, attn_implementation=attn)
@@ -36,8 +36,8 @@ def data_config(settings: BenchSettings, seq_len: int | None = None, sequences: 
 def train_rows(settings: BenchSettings, tokenizer, count: int) -> torch.Tensor:
     """The `count` packed training sequences [count, seq_len] the workbench trainer reads first, in its order
     (seed 0, one process, no accumulation), so every tool sees the same batches at the same steps."""
-    from workbench.data import build_splits
-    from workbench.train_step import step_indices
+    from workbench.data.splits import build_splits
+    from workbench.engine.step import step_indices
 
     rows = build_splits(data_config(settings), tokenizer).train
     order = SimpleNamespace(train=SimpleNamespace(batch_size=settings.batch_size, grad_accum=1, seed=0))

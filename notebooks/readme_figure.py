@@ -20,8 +20,8 @@ def draw_readme_figure(path: Path = FIGURE_PATH) -> Path:
     import torch
 
     from workbench.config import BUILTIN_TEACHER
-    from workbench.models import load_model, load_tokenizer
-    from workbench.plots import softened_distribution
+    from workbench.models.loading import load_model, load_tokenizer
+    from workbench.analysis.plots import softened_distribution
 
     prompt = "She opened the fridge and took out a bottle of"
     teacher, tokenizer = load_model(BUILTIN_TEACHER), load_tokenizer(BUILTIN_TEACHER)

@@ -28,14 +28,14 @@ def snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 class LoadRecorder:
-    """Wraps workbench.models.load_model to keep every model the trainer loads, by spec, with its initial weights."""
+    """Wraps workbench.models.loading.load_model to keep every model the trainer loads, by spec, with its initial weights."""
 
     def __init__(self, monkeypatch) -> None:
-        import workbench.models
+        import workbench.models.loading
 
         self.loaded: dict[str, torch.nn.Module] = {}
         self.initial: dict[str, dict[str, torch.Tensor]] = {}
-        original = workbench.models.load_model
+        original = workbench.models.loading.load_model
 
         def recording(spec, **kwargs):
             model = original(spec, **kwargs)
@@ -43,7 +43,7 @@ class LoadRecorder:
             self.initial[str(spec)] = snapshot(model)
             return model
 
-        monkeypatch.setattr(workbench.models, "load_model", recording)
+        monkeypatch.setattr(workbench.models.loading, "load_model", recording)
 
 
 def changed(before: dict[str, torch.Tensor], after: dict[str, torch.Tensor]) -> set[str]:

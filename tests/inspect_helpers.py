@@ -14,7 +14,7 @@ def make_finished_run(root: Path, teacher: Path, student: Path, text: Path, *, n
     """runs/<name>/ with config.yaml, a finished status, student/ (a tiny llama of another seed standing in for the
     distilled student) and complete trainer checkpoints (state.pt) holding the undistilled weights."""
     from workbench.config import DistillConfig
-    from workbench.models import load_model
+    from workbench.models.loading import load_model
 
     run = Path(root) / name
     run.mkdir(parents=True, exist_ok=True)
@@ -36,8 +36,8 @@ def make_finished_run(root: Path, teacher: Path, student: Path, text: Path, *, n
 
 
 def save_student_checkpoint(run: Path, step: int, student, *, lora: bool) -> Path:
-    """A checkpoint as the trainer writes it (state.pt via workbench.checkpoint); only the weights matter here."""
-    from workbench.checkpoint import save_checkpoint, trained_state
+    """A checkpoint as the trainer writes it (state.pt via workbench.engine.checkpoint); only the weights matter here."""
+    from workbench.engine.checkpoint import save_checkpoint, trained_state
 
     return save_checkpoint(run / "checkpoints", step, {"model": trained_state(student, only_trainable=lora),
                                                        "step": step})

@@ -13,11 +13,11 @@ import pytest
 from app_helpers import launched_app, tiny_config, wait_for
 from gradio_client import Client
 
-from workbench import runner
 from workbench.app.tab_train import status_markdown
 from workbench.commands.app import launch_options
 from workbench.errors import UserError
-from workbench.runs import RunFolder
+from workbench.runs import process as runner
+from workbench.runs.folder import RunFolder
 
 
 @pytest.fixture(scope="module")

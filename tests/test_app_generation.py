@@ -13,9 +13,9 @@ import pytest
 from app_helpers import launched_app, tiny_config, wait_for
 from gradio_client import Client
 
+from workbench.analysis.genquality import GEN_KEYS, token_disagreement
 from workbench.app.tab_train import new_watch, render
-from workbench.genquality import GEN_KEYS, token_disagreement
-from workbench.model_pool import ModelPool
+from workbench.models.pool import ModelPool
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import pytest
 from app_helpers import launched_app, tiny_config, wait_for
 from gradio_client import Client
 
-from workbench.runs import STAGES, RunFolder
+from workbench.runs.folder import STAGES, RunFolder
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import pytest
 import torch
 from tiny import ARCHITECTURES, tiny_model_dir
 
-from workbench.attention import (
+from workbench.analysis.attention import (
     DEFAULT_TEXT,
     align_heads,
     capture_attention,
@@ -15,9 +15,9 @@ from workbench.attention import (
     js_divergence,
     uniform_entropy_bits,
 )
+from workbench.analysis.inspect_plots import attention_figure, summary_figure
 from workbench.errors import UserError
-from workbench.inspect_plots import attention_figure, summary_figure
-from workbench.model_pool import ModelPool
+from workbench.models.pool import ModelPool
 
 
 @pytest.fixture(scope="module")

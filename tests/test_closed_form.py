@@ -1,13 +1,13 @@
-"""The closed-form chunked path (workbench.closed_form) against autograd through the plain formulas, in float64."""
+"""The closed-form chunked path (workbench.engine.closed_form) against autograd through the plain formulas, in float64."""
 
 import pytest
 import torch
 
-import workbench.closed_form as closed_form
-import workbench.sparse_losses as sparse_losses
-from workbench.closed_form import block_rows, closed_kind
-from workbench.losses import ce_and_divergence, divergence
-from workbench.sparse_losses import ce_and_topk_divergence
+import workbench.engine.closed_form as closed_form
+import workbench.engine.topk_losses as sparse_losses
+from workbench.engine.closed_form import block_rows, closed_kind
+from workbench.engine.losses import ce_and_divergence, divergence
+from workbench.engine.topk_losses import ce_and_topk_divergence
 
 # (kind, beta, alpha) that have a closed form: the three kinds and the jsd / skew end points equal to them
 CLOSED = [

@@ -14,12 +14,10 @@ from engine_helpers import LoadRecorder, changed, snapshot, tiny_config
 from tiny import tiny_bpe_model_dir, tiny_tokenizer
 from transformers import AutoModelForCausalLM, Qwen2Config
 
-from workbench.bpe import builtin_tokenizer_dir
-from workbench.card import format_card, pair_card
 from workbench.cli import main
 from workbench.config import DistillConfig
-from workbench.cross_step import Pairing, tokenizer_pairing
-from workbench.cross_tokenizer import (
+from workbench.engine.cross_step import Pairing, tokenizer_pairing
+from workbench.engine.cross_tokenizer import (
     RowAlignment,
     align_ends,
     align_row,
@@ -28,12 +26,14 @@ from workbench.cross_tokenizer import (
     span_log_probs,
     uld_distance,
 )
+from workbench.engine.losses import divergence
+from workbench.engine.trainer import train
 from workbench.errors import UserError
-from workbench.events import ListSink
-from workbench.losses import divergence
-from workbench.models import load_config, load_tokenizer
-from workbench.trainer import train
-from workbench.vocab import bits_per_byte, bytes_per_token, shared_vocab, token_bytes
+from workbench.models.bpe import builtin_tokenizer_dir
+from workbench.models.compatibility import compatibility_card, format_compatibility
+from workbench.models.loading import load_config, load_tokenizer
+from workbench.models.vocab import bits_per_byte, bytes_per_token, shared_vocab, token_bytes
+from workbench.runs.sinks import ListSink
 
 BPE_8K = "builtin:bpe-8k"
 
@@ -240,7 +240,7 @@ def test_padded_vocabularies_are_distilled_over_the_real_ids(tmp_path, tiny_text
                                                             num_hidden_layers=2, **common), tokenizer)
     student = _save_model(tmp_path / "student", Qwen2Config(vocab_size=176, hidden_size=32, intermediate_size=64,
                                                             num_hidden_layers=1, **common), tokenizer, seed=1)
-    text = format_card(pair_card(str(teacher), str(student)))
+    text = format_compatibility(compatibility_card(str(teacher), str(student)))
     assert "logits widths     differ (teacher 200, student 176)" in text and "168 real ids" in text
     cfg = tiny_config(teacher, student, tiny_text)
     pairing = tokenizer_pairing(cfg, tokenizer, tokenizer)
@@ -290,9 +290,9 @@ def test_training_across_tokenizers(bpe_pair, tiny_text, tmp_path, monkeypatch, 
     assert 0 < final["eval_exact_share"] <= 1 and math.isfinite(final["eval_kl"]) and 0 < final["eval_bpb"] < 20
     assert changed(recorder.initial[str(student)], snapshot(recorder.loaded[str(student)]))
     assert not changed(recorder.initial[str(teacher)], snapshot(recorder.loaded[str(teacher)]))
-    card = pair_card(str(teacher), str(student))
+    card = compatibility_card(str(teacher), str(student))
     assert not card["tokenizer"]["identical"] and card["tokenizer"]["cross"]["shared"] > 256
-    assert "loss.cross_tokenizer" in format_card(card)
+    assert "loss.cross_tokenizer" in format_compatibility(card)
 
 
 @pytest.mark.parametrize("change, field", [
@@ -324,8 +324,8 @@ def test_bits_per_byte_counts_the_bytes_of_the_predicted_tokens(bpe_8k):
 
 
 def test_report_card_scores_a_student_with_another_tokenizer(bpe_pair, tiny_text):
-    from workbench.evaluate import EvalSettings, evaluate_models, format_report
-    from workbench.inspect_plots import report_figure
+    from workbench.analysis.inspect_plots import report_figure
+    from workbench.analysis.report_card import EvalSettings, evaluate_models, format_report
 
     teacher, student = bpe_pair
     settings = EvalSettings(dataset=str(tiny_text), seq_len=32, max_sequences=6, batch_size=3, gen_tokens=8,

@@ -11,15 +11,21 @@ import torch
 from engine_helpers import tiny_config
 from test_cross_tokenizer import _tokens_of, reference_aligned, reference_uld
 
-from workbench.card import format_card, pair_card
 from workbench.config import BUILTIN_TEACHER, DataConfig
-from workbench.cross_step import CrossTokenizer, tokenizer_pairing
-from workbench.cross_tokenizer import align_row, aligned_divergence, batch_alignment, span_log_probs, uld_distance
-from workbench.data import build_splits
+from workbench.data.splits import build_splits
+from workbench.engine.cross_step import CrossTokenizer, tokenizer_pairing
+from workbench.engine.cross_tokenizer import (
+    align_row,
+    aligned_divergence,
+    batch_alignment,
+    span_log_probs,
+    uld_distance,
+)
+from workbench.engine.trainer import train
 from workbench.errors import UserError
-from workbench.events import ListSink
-from workbench.models import load_tokenizer
-from workbench.trainer import train
+from workbench.models.compatibility import compatibility_card, format_compatibility
+from workbench.models.loading import load_tokenizer
+from workbench.runs.sinks import ListSink
 
 pytestmark = pytest.mark.slow
 STUDENT = f"{BUILTIN_TEACHER}?fresh&layers=1&hidden=32&heads=2&tokenizer=builtin:bpe-8k"
@@ -94,12 +100,12 @@ def test_losses_match_the_float64_references(cross, rows):
 
 
 def test_card_of_the_built_in_teacher_and_a_bpe_8k_student():
-    card = pair_card(BUILTIN_TEACHER, STUDENT)
+    card = compatibility_card(BUILTIN_TEACHER, STUDENT)
     cross = card["tokenizer"]["cross"]
     assert not card["tokenizer"]["identical"] and card["student"]["vocab"] == 8192
     assert 0.5 < cross["student_share"] < 1 and 0 < cross["teacher_share"] < 0.2
     assert 0.5 < cross["teacher_per_student"] < 1.5 and 0.3 < cross["exact_share"] <= 1
-    assert "teacher tokens per student token" in format_card(card)
+    assert "teacher tokens per student token" in format_compatibility(card)
 
 
 def test_train_the_built_in_teacher_into_a_bpe_8k_student(tmp_path):

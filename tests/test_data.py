@@ -1,4 +1,4 @@
-"""Data loading, packing and splitting (workbench.data / workbench.sources) with the tiny tokenizer."""
+"""Data loading, packing and splitting (workbench.data.splits / workbench.data.sources) with the tiny tokenizer."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import torch
 from tiny import tiny_tokenizer
 
 from workbench.config import DataConfig
-from workbench.data import build_splits, load_texts, preview, token_stream
+from workbench.data.sources import read_chat_rows
+from workbench.data.splits import build_splits, load_texts, preview, token_stream
 from workbench.errors import UserError
-from workbench.sources import read_chat_rows
 
 SIMPLE_TEMPLATE = (
     "{% for m in messages %}<s> {{ m['role'] }} {{ m['content'] }} </s>{% endfor %}"
@@ -159,7 +159,7 @@ def test_builtin_chat_has_300_rows_and_uses_chat_template(tok):
 
 @pytest.mark.slow
 def test_builtin_chat_with_real_chat_template():
-    from workbench.models import load_tokenizer
+    from workbench.models.loading import load_tokenizer
 
     real = load_tokenizer("builtin:smollm2-135m-instruct")
     text = load_texts("builtin:chat", tokenizer=real)[0]
@@ -180,7 +180,7 @@ def test_builtin_kjv_starts_with_genesis(tok):
 def test_prompt_answer_files_and_messages(tmp_path, tok):
     import json
 
-    from workbench.sources import read_pairs
+    from workbench.data.sources import read_pairs
 
     rows = [{"prompt": "the king", "answer": "the lord of the land"}, {"prompt": "a man", "answer": "one son"}]
     (tmp_path / "p.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))

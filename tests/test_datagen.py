@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import shutil
 
-from workbench.chat_format import prompt_text as chat_prompt
 from workbench.cli import main
-from workbench.datagen import read_prompts
-from workbench.models import load_tokenizer
+from workbench.data.chat_format import prompt_text as chat_prompt
+from workbench.data.datagen import read_prompts
+from workbench.models.loading import load_tokenizer
 
 PROMPTS = ["the king said", "water and land", "what is the lord", "one old man", "the house of the son"]
 

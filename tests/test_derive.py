@@ -6,9 +6,9 @@ import pytest
 import torch
 from tiny import ARCHITECTURES, tiny_model_dir
 
-from workbench.derive import format_index_list, importance_keep, kept_layers, layer_importance, parse_spec
 from workbench.errors import UserError
-from workbench.models import count_parameters, decoder_layers, load_model, load_tokenizer, num_layers
+from workbench.models.derive import format_index_list, importance_keep, kept_layers, layer_importance, parse_spec
+from workbench.models.loading import count_parameters, decoder_layers, load_model, load_tokenizer, num_layers
 
 IDS = torch.tensor([[4, 17, 60, 100, 23, 8, 150, 41, 9, 77, 12, 5]])
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from engine_helpers import tiny_config
 
-from workbench.runs import RunFolder, read_metrics
+from workbench.runs.folder import RunFolder, read_metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -66,7 +66,7 @@ def test_two_processes_each_sample_their_share_on_policy(tiny_teacher, tiny_stud
     assert run.read_status()["state"] == "finished"
     assert [r["onpolicy"] for r in rows if r["kind"] == "train"] == [1, 1]
     assert [r["gen_prompts"] for r in rows if r["kind"] == "gen_eval"] == [6]
-    from workbench.checkpoint import load_checkpoint
+    from workbench.engine.checkpoint import load_checkpoint
 
     samplers = load_checkpoint(run.checkpoints()[-1])["sampler"]
     assert len(samplers) == 2 and not torch.equal(samplers[0], samplers[1])  # each process draws its own samples

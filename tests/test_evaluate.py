@@ -8,10 +8,10 @@ import math
 import pytest
 from inspect_helpers import make_finished_run
 
+from workbench.analysis.inspect_plots import report_figure
+from workbench.analysis.report_card import EvalSettings, evaluate_models, evaluate_run, format_report, score_quality
 from workbench.cli import main as cli_main
 from workbench.errors import UserError
-from workbench.evaluate import EvalSettings, evaluate_models, evaluate_run, format_report, score_quality
-from workbench.inspect_plots import report_figure
 
 SETTINGS = EvalSettings(seq_len=32, max_sequences=6, batch_size=3, gen_tokens=8, device="cpu")
 
@@ -52,7 +52,7 @@ def test_smaller_student_differs_and_is_smaller(tiny_teacher, tiny_student, tiny
 def test_score_quality_against_manual_kl(tiny_teacher, tiny_student):
     import torch
 
-    from workbench.models import load_model
+    from workbench.models.loading import load_model
 
     teacher, student = load_model(str(tiny_teacher)), load_model(str(tiny_student))
     ids = torch.randint(4, 160, (2, 12), generator=torch.Generator().manual_seed(0))

@@ -12,10 +12,10 @@ from huggingface_hub import ModelCard
 from inspect_helpers import make_finished_run
 from transformers import AutoModelForCausalLM
 
+from workbench.analysis.export import CHECK_TEXT, export_run
 from workbench.cli import main as cli_main
 from workbench.errors import UserError
-from workbench.export import CHECK_TEXT, export_run
-from workbench.model_pool import ModelPool
+from workbench.models.pool import ModelPool
 
 
 def _logits(model, ids):
@@ -56,8 +56,8 @@ def test_export_round_trip_with_card_and_zip(tmp_path, tiny_teacher, tiny_studen
 
 
 def test_card_metadata_names_the_teachers_licence_and_origin(tmp_path, tiny_teacher):
+    from workbench.analysis.exported_card import card_metadata
     from workbench.config import BUILTIN_TEACHER, DistillConfig
-    from workbench.model_card import card_metadata
 
     builtin = card_metadata(DistillConfig())
     assert builtin.license == "apache-2.0" and builtin.base_model == "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -77,8 +77,8 @@ def test_lora_checkpoint_is_merged(tmp_path, tiny_teacher, tiny_student, tiny_te
     from inspect_helpers import save_student_checkpoint
 
     from workbench.config import DistillConfig
-    from workbench.lora import wrap_lora
-    from workbench.models import load_model
+    from workbench.models.loading import load_model
+    from workbench.models.lora import wrap_lora
 
     run = make_finished_run(tmp_path / "runs", tiny_teacher, tiny_student, tiny_text, checkpoint_steps=())
     cfg = DistillConfig.load(run / "config.yaml")

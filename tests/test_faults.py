@@ -23,11 +23,11 @@ from app_helpers import free_port, launched_app, wait_for
 from app_helpers import tiny_config as app_tiny_config
 from engine_helpers import tiny_config
 
-from workbench.checkpoint import load_checkpoint
 from workbench.config import DistillConfig
-from workbench.events import ListSink
-from workbench.runs import MetricsReader, RunFolder, pid_alive, read_metrics
-from workbench.trainer import train
+from workbench.engine.checkpoint import load_checkpoint
+from workbench.engine.trainer import train
+from workbench.runs.folder import MetricsReader, RunFolder, pid_alive, read_metrics
+from workbench.runs.sinks import ListSink
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "hf_faultTestSecretToken0123456789"

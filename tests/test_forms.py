@@ -120,7 +120,7 @@ def test_zero_max_sequences_means_all_in_the_cli_too():
 
 
 def test_warmup_longer_than_the_run_is_accepted_and_clamped():
-    from workbench.optim import clamped_warmup, warmup_cosine
+    from workbench.engine.optim import clamped_warmup, warmup_cosine
 
     cfg = apply_overrides(DistillConfig(), ["train.steps=2"])
     assert cfg.train.warmup_steps == 10

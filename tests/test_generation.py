@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from workbench.chat_format import exchange_text
-from workbench.chat_format import prompt_text as format_prompt
+from workbench.analysis.generation import SamplingSettings, SeededSampler, compare_stream, stream_generate
+from workbench.data.chat_format import exchange_text
+from workbench.data.chat_format import prompt_text as format_prompt
 from workbench.errors import UserError
-from workbench.generation import SamplingSettings, SeededSampler, compare_stream, stream_generate
-from workbench.model_pool import ModelPool, resolve_spec
+from workbench.models.pool import ModelPool, resolve_spec
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +108,7 @@ def test_pool_resolves_runs_and_checkpoints(tmp_path, tiny_student):
     from inspect_helpers import save_student_checkpoint
 
     from workbench.config import DistillConfig
-    from workbench.models import load_model
+    from workbench.models.loading import load_model
 
     run = tmp_path / "run-a"
     run.mkdir()
@@ -137,7 +137,7 @@ def test_pool_resolves_runs_and_checkpoints(tmp_path, tiny_student):
 
 @pytest.mark.slow
 def test_default_pair_streams_side_by_side_with_chat_template():
-    from workbench.attention import DEFAULT_TEXT, compare_attention
+    from workbench.analysis.attention import DEFAULT_TEXT, compare_attention
     from workbench.config import BUILTIN_TEACHER, DEFAULT_STUDENT
 
     pool = ModelPool(max_models=4, device="cpu")

@@ -9,15 +9,15 @@ import torch
 import torch.nn.functional as F
 from tiny import tiny_model_dir
 
-from workbench.genquality import (
+from workbench.analysis.genquality import (
     generation_quality,
     quality_of,
     repeated_ngram_share,
     score_tokens,
     token_disagreement,
 )
-from workbench.models import load_model, load_tokenizer
-from workbench.onpolicy import Sampling, completion_batch, sample_completions
+from workbench.engine.onpolicy import Sampling, completion_batch, sample_completions
+from workbench.models.loading import load_model, load_tokenizer
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Closed-form gap healing (workbench.heal): the fit equals an independent float64 least-squares solution, the fold
+"""Closed-form gap healing (workbench.models.heal): the fit equals an independent float64 least-squares solution, the fold
 reproduces the predicted layer output in every tiny architecture, each fit lowers its error, and the trainer runs
 it (live teacher, teacher cache, resume) and refuses students that are not pruned teachers."""
 
@@ -11,14 +11,14 @@ import torch
 from engine_helpers import tiny_config
 from tiny import ARCHITECTURES, tiny_model_dir
 
-from workbench.derive import decoder_layers, prune_layers
+from workbench.engine.teacher_cache import cache_teacher
+from workbench.engine.trainer import train
 from workbench.errors import UserError
-from workbench.events import ListSink
-from workbench.heal import check_pair, fit_plan, gaps, heal_student
-from workbench.models import load_model
-from workbench.runs import RunFolder, read_metrics
-from workbench.teacher_cache import cache_teacher
-from workbench.trainer import train
+from workbench.models.derive import decoder_layers, prune_layers
+from workbench.models.heal import check_pair, fit_plan, gaps, heal_student
+from workbench.models.loading import load_model
+from workbench.runs.folder import RunFolder, read_metrics
+from workbench.runs.sinks import ListSink
 
 
 def test_gaps_name_the_teacher_layer_across_each_gap():
@@ -153,11 +153,11 @@ def test_trainer_heals_with_live_teacher_and_with_a_cache(tiny_teacher, tiny_tex
 
 
 def test_resumed_full_run_does_not_heal_again(tiny_teacher, tiny_text, tmp_path, monkeypatch):
-    import workbench.heal
+    import workbench.models.heal
 
     calls = []
-    original = workbench.heal.heal_student
-    monkeypatch.setattr(workbench.heal, "heal_student", lambda *a, **k: calls.append(1) or original(*a, **k))
+    original = workbench.models.heal.heal_student
+    monkeypatch.setattr(workbench.models.heal, "heal_student", lambda *a, **k: calls.append(1) or original(*a, **k))
     cfg = tiny_config(tiny_teacher, f"{tiny_teacher}?prune=keep&layers=0,3", tiny_text,
                       train={"heal_init": True, "steps": 4, "save_every": 2})
     stop = threading.Event()
@@ -182,10 +182,10 @@ def test_trainer_refuses_a_student_that_is_not_a_pruned_teacher(tiny_teacher, ti
 @pytest.mark.slow
 def test_healing_the_default_student_lowers_its_perplexity():
     from workbench.config import load_preset
-    from workbench.data import build_splits
-    from workbench.derive import perplexity
-    from workbench.heal import heal_for_config
-    from workbench.models import load_tokenizer
+    from workbench.data.splits import build_splits
+    from workbench.models.derive import perplexity
+    from workbench.models.heal import heal_for_config
+    from workbench.models.loading import load_tokenizer
 
     cfg = load_preset("default")
     splits = build_splits(cfg.data, load_tokenizer(cfg.models.teacher))

@@ -92,13 +92,13 @@ def _library_strings() -> set[str]:
 
 def _shown_words() -> set[str]:
     """Words from library tables the app translates at display time (metric names, model labels, picker words)."""
+    from workbench.analysis.inspect_plots import PANEL_TITLES, REPORT_BARS
+    from workbench.analysis.report_card import REPORT_COLUMNS
     from workbench.app.train_view import GEN_SUMMARY
-    from workbench.card import MEMORY_ROWS
-    from workbench.evaluate import REPORT_COLUMNS
     from workbench.forms import PAIR_COLUMNS
-    from workbench.inspect_plots import PANEL_TITLES, REPORT_BARS
-    from workbench.model_pool import LATEST_LABEL
-    from workbench.runs import STATES
+    from workbench.models.compatibility import MEMORY_ROWS
+    from workbench.models.pool import LATEST_LABEL
+    from workbench.runs.folder import STATES
 
     words = {title for _, title, _ in (*REPORT_COLUMNS, *REPORT_BARS, *GEN_SUMMARY)}
     words |= {unit for _, _, unit in GEN_SUMMARY if re.sub(r"{[^}]*}", "", unit).strip(" %")}  # "{:.1f} tokens"
@@ -122,9 +122,9 @@ def test_every_library_string_the_app_shows_has_korean_with_the_same_fields():
 
 def test_config_errors_read_in_the_readers_language():
     from workbench.app.i18n import localize
+    from workbench.engine.mapping import parse_pairs
     from workbench.errors import UserError
     from workbench.forms import form_to_config
-    from workbench.mapping import parse_pairs
 
     with pytest.raises(UserError) as bad_temperature:
         form_to_config({"loss.temperature": -1.0})
@@ -148,14 +148,14 @@ def test_config_errors_read_in_the_readers_language():
 def test_compatibility_card_and_report_card_in_korean(tiny_teacher, tiny_student):
     from workbench.app.i18n import translator
     from workbench.app.tab_report import _table, shown_card
-    from workbench.card import format_card, pair_card
+    from workbench.models.compatibility import compatibility_card, format_compatibility
 
-    card = pair_card(str(tiny_teacher), str(tiny_student), batch=2, seq_len=32)
-    english, korean = format_card(card), format_card(card, translator("ko"))
+    card = compatibility_card(str(tiny_teacher), str(tiny_student), batch=2, seq_len=32)
+    english, korean = format_compatibility(card), format_compatibility(card, translator("ko"))
     assert "architecture" in english and "구조" in korean and "architecture" not in korean
     assert len(english.splitlines()) == len(korean.splitlines())
 
-    card_labels = {node.args[1].value for node in ast.walk(ast.parse((WORKBENCH / "card.py").read_text()))
+    card_labels = {node.args[1].value for node in ast.walk(ast.parse((WORKBENCH / "models" / "compatibility.py").read_text()))
                    if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "_row"
                    and isinstance(node.args[1], ast.Constant)}
     for label in card_labels:  # values line up: every label fits the 18-column label field (Hangul counts two)
@@ -185,7 +185,7 @@ def test_preflight_refusals_read_in_korean(tiny_teacher, tiny_student, tmp_path)
     from workbench.app.context import user_error
     from workbench.app.i18n import localize
     from workbench.errors import UserError
-    from workbench.preflight import preflight
+    from workbench.runs.preflight import preflight
 
     few = tmp_path / "few.txt"
     few.write_text(" ".join(WORDS[:5]), encoding="utf-8")

@@ -19,7 +19,7 @@ from inspect_helpers import make_finished_run
 from workbench.app.tab_attention import build_attention_tab
 from workbench.app.tab_chat import build_chat_tab
 from workbench.app.tab_report import build_report_tab
-from workbench.model_pool import ModelPool
+from workbench.models.pool import ModelPool
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

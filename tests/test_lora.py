@@ -9,13 +9,13 @@ from engine_helpers import changed, snapshot, tiny_config
 from safetensors.torch import load_file
 from tiny import tiny_model_dir
 
-import workbench.trainer
+import workbench.engine.trainer
 from workbench.config import LoraConfig
+from workbench.engine.mapping import Projectors
+from workbench.engine.trainer import train
 from workbench.errors import UserError
-from workbench.lora import default_target_modules, wrap_lora
-from workbench.mapping import Projectors
-from workbench.models import load_model
-from workbench.trainer import train
+from workbench.models.loading import load_model
+from workbench.models.lora import default_target_modules, wrap_lora
 
 EXPECTED = {
     "llama": {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"},
@@ -41,7 +41,7 @@ def test_unknown_target_module_names_field(tiny_student):
 
 def test_lora_trains_only_adapter_and_projectors(tiny_teacher, tiny_student, tiny_text, tmp_path, monkeypatch):
     wrapped, projectors = [], []
-    original_wrap = workbench.trainer.wrap_lora
+    original_wrap = workbench.engine.trainer.wrap_lora
 
     def recording_wrap(model, cfg):
         peft_model = original_wrap(model, cfg)
@@ -54,15 +54,15 @@ def test_lora_trains_only_adapter_and_projectors(tiny_teacher, tiny_student, tin
             projectors.append((self, snapshot(self)))
 
     final = {}
-    original_save = workbench.trainer._save_outputs
+    original_save = workbench.engine.trainer._save_outputs
 
     def recording_save(cfg, setup, run):
         final.update(snapshot(wrapped[0][0]))  # before merge_and_unload folds the adapter into the base weights
         return original_save(cfg, setup, run)
 
-    monkeypatch.setattr(workbench.trainer, "_save_outputs", recording_save)
-    monkeypatch.setattr(workbench.trainer, "wrap_lora", recording_wrap)
-    monkeypatch.setattr(workbench.trainer, "Projectors", RecordingProjectors)
+    monkeypatch.setattr(workbench.engine.trainer, "_save_outputs", recording_save)
+    monkeypatch.setattr(workbench.engine.trainer, "wrap_lora", recording_wrap)
+    monkeypatch.setattr(workbench.engine.trainer, "Projectors", RecordingProjectors)
     cfg = tiny_config(tiny_teacher, tiny_student, tiny_text, lora={"enabled": True, "r": 4, "dropout": 0.0},
                       loss={"hidden_weight": 1.0}, train={"steps": 3})
     train(cfg, tmp_path / "run")

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from workbench.losses import (
+from workbench.engine.losses import (
     DIVERGENCE_KINDS,
     HIDDEN_KINDS,
     LN_EPS,

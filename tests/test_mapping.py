@@ -5,14 +5,14 @@ import math
 import pytest
 import torch
 
-from workbench.errors import UserError
-from workbench.mapping import (
+from workbench.engine.mapping import (
     Projectors,
     describe_mapping,
     hidden_state_index,
     resolve_mapping,
     uniform_teacher_layer,
 )
+from workbench.errors import UserError
 
 
 @pytest.mark.parametrize("student_layers,teacher_layers", [(2, 4), (20, 30), (10, 30), (3, 7), (5, 5), (6, 4), (5, 2)])
@@ -105,7 +105,7 @@ def test_projectors_identity_when_widths_match():
 
 def test_source_pairs_each_kept_layer_with_the_teacher_layer_it_was_copied_from():
     from workbench.config import BUILTIN_TEACHER, DEFAULT_STUDENT
-    from workbench.mapping import is_pruned_from, source_layers
+    from workbench.engine.mapping import is_pruned_from, source_layers
 
     kept = source_layers(DEFAULT_STUDENT, BUILTIN_TEACHER, 30)
     assert kept == [0, 1, 2, 6, 7, 8, 9, 10, 11, 18, 19, 20, 21, 22, 23, 24, 27, 28, 29]

@@ -11,7 +11,7 @@ import torch
 from tiny import ARCHITECTURES, tiny_model_dir, tiny_tokenizer
 
 from workbench.errors import UserError
-from workbench.models import count_parameters, load_config, load_model, load_tokenizer, num_layers
+from workbench.models.loading import count_parameters, load_config, load_model, load_tokenizer, num_layers
 
 TEXT = "the king said to the people that the light was good ."
 
@@ -114,7 +114,7 @@ def test_remote_code_is_not_run_unless_trusted(tiny_root, tmp_path):
 def test_builtin_conversion_runs_once_and_lands_atomically(tiny_root, tmp_path, monkeypatch):
     import threading
 
-    import workbench.models as models
+    import workbench.models.loading as models
 
     monkeypatch.setenv("KD_WORKBENCH_HOME", str(tmp_path))
     calls = []

@@ -13,14 +13,14 @@ from engine_helpers import LoadRecorder, snapshot, tiny_config
 from safetensors.torch import load_file
 from test_resume import StopAt
 
-import workbench.onpolicy
-import workbench.train_step
+import workbench.engine.onpolicy
+import workbench.engine.step
+from workbench.engine.onpolicy import completion_batch, cut_at_eos, is_onpolicy_step, left_pad, sample_completions
+from workbench.engine.step import MicroBatch, micro_step, sampled_batches
+from workbench.engine.trainer import _make_accelerator, setup, train
 from workbench.errors import UserError
-from workbench.events import ListSink
-from workbench.onpolicy import completion_batch, cut_at_eos, is_onpolicy_step, left_pad, sample_completions
-from workbench.runs import RunFolder, read_metrics
-from workbench.train_step import MicroBatch, micro_step, sampled_batches
-from workbench.trainer import _make_accelerator, setup, train
+from workbench.runs.folder import RunFolder, read_metrics
+from workbench.runs.sinks import ListSink
 
 
 def onpolicy_config(teacher, student, pairs, **sections):
@@ -40,7 +40,7 @@ def test_lmbda_zero_is_the_off_policy_path(tiny_teacher, tiny_student, tiny_pair
     tuned = onpolicy_config(tiny_teacher, tiny_student, tiny_pairs,
                             onpolicy={"lmbda": 0.0, "temperature": 0.3, "top_p": 0.5, "max_new_tokens": 3})
     train(plain, tmp_path / "a", ListSink())
-    monkeypatch.setattr(workbench.train_step, "sample_completions", refuse)
+    monkeypatch.setattr(workbench.engine.step, "sample_completions", refuse)
     sink = ListSink()
     train(tuned, tmp_path / "b", sink)
     assert all(row["onpolicy"] == 0 for row in sink.of_kind("train"))
@@ -99,14 +99,14 @@ def test_divergence_is_taken_on_completion_tokens_only(tiny_teacher, tiny_studen
     sums = micro_step(cfg, s, batch, scale=1.0)
     assert math.isclose(float(sums["kd"]), expected, rel_tol=1e-4)
     # scoring every position instead would give another value: the prompts are really left out
-    everywhere = workbench.onpolicy.TokenBatch(batch.scored.input_ids, torch.zeros_like(batch.scored.targets))
+    everywhere = workbench.engine.onpolicy.TokenBatch(batch.scored.input_ids, torch.zeros_like(batch.scored.targets))
     assert _reference_reverse_kl(student.eval(), s.teacher, everywhere) > expected * 1.5
 
 
 def test_no_gradient_reaches_teacher_or_flows_through_sampling(tiny_teacher, tiny_student, tiny_pairs, monkeypatch):
     cfg = onpolicy_config(tiny_teacher, tiny_student, tiny_pairs, loss={"ce_weight": 0.5})
     grad_modes = []
-    original = workbench.train_step.sample_completions
+    original = workbench.engine.step.sample_completions
 
     def recording(model, *args, **kwargs):
         grad_modes.append(torch.is_grad_enabled())
@@ -114,15 +114,15 @@ def test_no_gradient_reaches_teacher_or_flows_through_sampling(tiny_teacher, tin
         grad_modes.append(torch.is_grad_enabled())
         return out
 
-    monkeypatch.setattr(workbench.train_step, "sample_completions", recording)
+    monkeypatch.setattr(workbench.engine.step, "sample_completions", recording)
     s = _setup(cfg)
     before = snapshot(s.teacher)
-    workbench.train_step.optimizer_step(cfg, s, 0)
+    workbench.engine.step.optimizer_step(cfg, s, 0)
     assert grad_modes and all(mode is True for mode in grad_modes)  # the caller's mode is restored ...
     student = s.accelerator.unwrap_model(s.module).student
     prompts = [e.prompt_ids for e in s.train_examples[:2]]
     with torch.enable_grad():  # ... while sampling itself runs without gradient, so samples are plain ids
-        ids = sample_completions(student, prompts, workbench.onpolicy.Sampling(4, 1.0, 1.0),
+        ids = sample_completions(student, prompts, workbench.engine.onpolicy.Sampling(4, 1.0, 1.0),
                                  torch.Generator().manual_seed(0), [3], 1)
     assert all(isinstance(t, int) for row in ids for t in row)
     assert all(p.grad is None and not p.requires_grad for p in s.teacher.parameters())
@@ -185,7 +185,7 @@ def test_heads_score_the_completion_tokens_only_with_the_same_loss_and_gradient(
     vocab = shapes[0][-1]
     # student and teacher on the sampled completions, then the student on the data's answers: no other position
     assert shapes == [(1, batch.scored.tokens, vocab)] * 2 + [(1, batch.ce.tokens, vocab)]
-    monkeypatch.setattr(workbench.train_step, "head_positions", lambda *args: None)
+    monkeypatch.setattr(workbench.engine.step, "head_positions", lambda *args: None)
     full = step()
     assert shapes[0] == (*batch.scored.input_ids.shape, vocab)  # every position, as before
     for handle in handles:
@@ -197,12 +197,12 @@ def test_heads_score_the_completion_tokens_only_with_the_same_loss_and_gradient(
 
 
 def test_left_padded_batch_samples_like_single_prompts(tiny_student):
-    from workbench.models import load_model, load_tokenizer
+    from workbench.models.loading import load_model, load_tokenizer
 
     model = load_model(str(tiny_student)).eval()
     tokenizer = load_tokenizer(str(tiny_student))
     prompts = [[5, 6, 7, 8, 9, 10], [11], [12, 13, 14]]
-    greedy = workbench.onpolicy.Sampling(8, 1e-4, 1.0)  # near-zero temperature: the argmax, whatever the draw
+    greedy = workbench.engine.onpolicy.Sampling(8, 1e-4, 1.0)  # near-zero temperature: the argmax, whatever the draw
     batched = sample_completions(model, prompts, greedy, torch.Generator().manual_seed(0), [3], tokenizer.pad_token_id)
     single = [sample_completions(model, [p], greedy, torch.Generator().manual_seed(0), [3], tokenizer.pad_token_id)[0]
               for p in prompts]
@@ -257,7 +257,7 @@ def test_onpolicy_needs_prompts_and_a_live_teacher(tiny_teacher, tiny_student, t
 
 
 def test_report_card_scores_generation_on_the_runs_heldout_prompts(tiny_teacher, tiny_student, tiny_pairs, tmp_path):
-    from workbench.evaluate import EvalSettings, evaluate_run, format_report
+    from workbench.analysis.report_card import EvalSettings, evaluate_run, format_report
 
     cfg = onpolicy_config(tiny_teacher, tiny_student, tiny_pairs, train={"steps": 2, "eval_every": 2})
     sink = ListSink()
@@ -276,7 +276,7 @@ def test_report_card_scores_generation_on_the_runs_heldout_prompts(tiny_teacher,
 
 
 def test_onpolicy_with_lora_trains_the_adapter_only(tiny_teacher, tiny_student, tiny_pairs, tmp_path):
-    from workbench.checkpoint import load_checkpoint
+    from workbench.engine.checkpoint import load_checkpoint
 
     cfg = onpolicy_config(tiny_teacher, tiny_student, tiny_pairs, lora={"enabled": True, "r": 4},
                           train={"steps": 2, "eval_every": 2, "save_every": 1})

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from workbench.plots import (
+from workbench.analysis.plots import (
     downsample,
     entropy,
     generation_figure,

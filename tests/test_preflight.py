@@ -23,7 +23,7 @@ from tiny import WORDS, tiny_tokenizer
 from workbench.cli import main
 from workbench.config import DistillConfig
 from workbench.errors import UserError
-from workbench.preflight import preflight
+from workbench.runs.preflight import preflight
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -269,7 +269,7 @@ def small_upload_app(tmp_path_factory, tiny_teacher, tiny_student):
     """The whole app with an upload limit of 64 kB, served on loopback."""
     from workbench.app import build_app
     from workbench.commands.app import launch_options
-    from workbench.model_pool import ModelPool
+    from workbench.models.pool import ModelPool
 
     root = tmp_path_factory.mktemp("preflight-app")
     runs, exports = root / "runs", root / "exports"

@@ -9,9 +9,9 @@ from engine_helpers import tiny_config
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from workbench.config import ConfigError, DistillConfig, apply_overrides
+from workbench.engine.trainer import train
 from workbench.errors import UserError
-from workbench.reporters import check_reporters, scalars
-from workbench.trainer import train
+from workbench.runs.reporters import check_reporters, scalars
 
 
 def test_tensorboard_gets_every_metric_of_metrics_jsonl(tiny_teacher, tiny_student, tiny_text, tmp_path):

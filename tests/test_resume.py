@@ -9,9 +9,9 @@ import torch
 from engine_helpers import tiny_config
 from safetensors.torch import load_file
 
-from workbench.events import ListSink
-from workbench.runs import RunFolder, read_metrics
-from workbench.trainer import train
+from workbench.engine.trainer import train
+from workbench.runs.folder import RunFolder, read_metrics
+from workbench.runs.sinks import ListSink
 
 
 class StopAt(ListSink):

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from workbench import runner
 from workbench.config import DistillConfig
 from workbench.errors import UserError
-from workbench.runs import RunFolder, pid_alive, terminal_lines
+from workbench.runs import process as runner
+from workbench.runs.folder import RunFolder, pid_alive, terminal_lines
 
 
 def _tiny_cfg(teacher: Path, student: Path, data: Path, **train) -> DistillConfig:

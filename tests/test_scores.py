@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from workbench.scores import agreement_sums, ce_sum, perplexity
+from workbench.engine.scores import agreement_sums, ce_sum, perplexity
 
 
 def _logits(seed: int, shape=(2, 7, 11)) -> torch.Tensor:

@@ -13,7 +13,7 @@ from workbench.cli import build_parser, main
 from workbench.commands.app import launch_options
 from workbench.config import DistillConfig
 from workbench.errors import UserError
-from workbench.runs import RunFolder
+from workbench.runs.folder import RunFolder
 
 PACKAGE = Path(__file__).resolve().parent.parent / "workbench"
 
@@ -75,7 +75,7 @@ def test_hub_token_never_reaches_the_run_folder(tiny_teacher, tiny_student, tiny
     """A run started as the app starts it, with a hub token in the environment, writes the token nowhere."""
     import time
 
-    from workbench import runner
+    from workbench.runs import process as runner
 
     secret = "hf_SecretTokenThatMustNotLeak1234567890"
     monkeypatch.setenv("HF_TOKEN", secret)

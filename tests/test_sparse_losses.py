@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
+from workbench.engine.losses import DIVERGENCE_KINDS, divergence
+from workbench.engine.topk_losses import tail_mass_from_log_probs, topk_divergence
 from workbench.errors import UserError
-from workbench.losses import DIVERGENCE_KINDS, divergence
-from workbench.sparse_losses import tail_mass_from_log_probs, topk_divergence
 
 KINDS = [k for k in DIVERGENCE_KINDS if k != "mse"]
 
@@ -213,7 +213,7 @@ def test_identical_distributions_give_zero_and_mse_is_refused():
 
 @pytest.mark.parametrize("chunk_size", [None, 3])
 def test_ce_and_topk_divergence_fused(chunk_size):
-    from workbench.sparse_losses import ce_and_topk_divergence
+    from workbench.engine.topk_losses import ce_and_topk_divergence
 
     student, teacher = _logits(seed=7)
     ids, log_probs, tail = _cache(teacher, k=5)

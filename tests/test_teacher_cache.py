@@ -10,12 +10,12 @@ import torch
 from engine_helpers import LoadRecorder, tiny_config
 from safetensors.torch import load_file
 
-from workbench.data import build_splits
+from workbench.data.splits import build_splits
+from workbench.engine.teacher_cache import cache_teacher
+from workbench.engine.trainer import train
 from workbench.errors import UserError
-from workbench.events import ListSink
-from workbench.models import load_model, load_tokenizer
-from workbench.teacher_cache import cache_teacher
-from workbench.trainer import train
+from workbench.models.loading import load_model, load_tokenizer
+from workbench.runs.sinks import ListSink
 
 VOCAB = 168
 

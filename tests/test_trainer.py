@@ -10,13 +10,13 @@ import pytest
 import torch
 from engine_helpers import LoadRecorder, changed, snapshot, tiny_config
 
-import workbench.train_step
-import workbench.trainer
-from workbench.events import ListSink
-from workbench.mapping import Projectors
-from workbench.runs import RunFolder, read_metrics
-from workbench.train_step import NonFiniteLoss
-from workbench.trainer import train
+import workbench.engine.step
+import workbench.engine.trainer
+from workbench.engine.mapping import Projectors
+from workbench.engine.step import NonFiniteLoss
+from workbench.engine.trainer import train
+from workbench.runs.folder import RunFolder, read_metrics
+from workbench.runs.sinks import ListSink
 
 
 def test_train_smoke_all_terms(tiny_teacher, tiny_student, tiny_text, tmp_path, monkeypatch):
@@ -29,7 +29,7 @@ def test_train_smoke_all_terms(tiny_teacher, tiny_student, tiny_text, tmp_path, 
             made.append(self)
             self.initial = snapshot(self)
 
-    monkeypatch.setattr(workbench.trainer, "Projectors", RecordingProjectors)
+    monkeypatch.setattr(workbench.engine.trainer, "Projectors", RecordingProjectors)
     cfg = tiny_config(tiny_teacher, tiny_student, tiny_text, loss={"hidden_weight": 1.0, "attn_weight": 1.0})
     sink = ListSink()
     result = train(cfg, tmp_path / "run", sink)
@@ -93,7 +93,7 @@ def test_stop_event_checkpoints_and_stops(tiny_teacher, tiny_student, tiny_text,
 
 
 def test_nan_loss_fails_and_keeps_last_good_checkpoint(tiny_teacher, tiny_student, tiny_text, tmp_path, monkeypatch):
-    original = workbench.train_step.logit_losses
+    original = workbench.engine.step.logit_losses
     calls = {"n": 0}
 
     def poisoned(*args, **kwargs):
@@ -103,7 +103,7 @@ def test_nan_loss_fails_and_keeps_last_good_checkpoint(tiny_teacher, tiny_studen
             return losses._replace(total=losses.total * float("nan"), kd=losses.kd * float("nan"))
         return losses
 
-    monkeypatch.setattr(workbench.train_step, "logit_losses", poisoned)
+    monkeypatch.setattr(workbench.engine.step, "logit_losses", poisoned)
     cfg = tiny_config(tiny_teacher, tiny_student, tiny_text, train={"steps": 6, "save_every": 2})
     with pytest.raises(NonFiniteLoss, match="not finite at step 4"):
         train(cfg, tmp_path / "run", ListSink())
@@ -140,13 +140,13 @@ def test_hidden_matching_with_ln_mse_can_leave_out_the_first_position(
     tiny_teacher, tiny_student, tiny_text, tmp_path, monkeypatch, skip_first
 ):
     masks = []
-    real = workbench.train_step.hidden_state_loss
+    real = workbench.engine.step.hidden_state_loss
 
     def recording(student_h, teacher_h, kind, mask=None):
         masks.append((kind, mask.clone()))
         return real(student_h, teacher_h, kind, mask=mask)
 
-    monkeypatch.setattr(workbench.train_step, "hidden_state_loss", recording)
+    monkeypatch.setattr(workbench.engine.step, "hidden_state_loss", recording)
     loss = {"hidden_weight": 1.0, "hidden_loss": "ln_mse", "hidden_skip_first": skip_first}
     sink = ListSink()
     train(tiny_config(tiny_teacher, tiny_student, tiny_text, loss=loss, train={"steps": 2}), tmp_path / "run", sink)

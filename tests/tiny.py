@@ -110,8 +110,8 @@ def tiny_pairs_file(root: Path, count: int = 60, seed: int = 0) -> Path:
 def tiny_bpe_model_dir(root: Path, text: Path, name: str, vocab_size: int, hidden: int = 32, seed: int = 0) -> Path:
     """A tiny Llama with its own byte-level BPE of `vocab_size` tokens trained on `text`: two of these with
     different sizes form a teacher/student pair whose tokenizers differ."""
-    from workbench.bpe import train_bpe
-    from workbench.models import load_tokenizer
+    from workbench.models.bpe import train_bpe
+    from workbench.models.loading import load_tokenizer
 
     folder = Path(root) / f"{name}-bpe{vocab_size}-{hidden}-s{seed}"
     if (folder / "config.json").exists():

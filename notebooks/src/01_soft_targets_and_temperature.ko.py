@@ -35,9 +35,9 @@ import plotly.graph_objects as go
 import torch
 
 from workbench.config import BUILTIN_TEACHER, load_preset
-from workbench.losses import divergence
-from workbench.models import load_model, load_tokenizer, num_layers
-from workbench.plots import temperature_figure, temperature_preview
+from workbench.engine.losses import divergence
+from workbench.models.loading import load_model, load_tokenizer, num_layers
+from workbench.analysis.plots import temperature_figure, temperature_preview
 
 torch.manual_seed(0)
 teacher = load_model(BUILTIN_TEACHER)
@@ -196,7 +196,7 @@ assert side_by_side[1.0] > 5 * side_by_side[4.0]
 # 이고, gradient는 **1/T²**처럼 줄어듭니다. 이것은 극한에서의 법칙이지 작은 T에서의 규칙이 아닙니다. T = 1에서 4
 # 사이에서 gradient가 얼마나 줄어드는지는 q_T − p_T가 얼마나 줄어드느냐에 달려 있고, 그것은 두 분포에 따라 다릅니다.
 #
-# trainer가 실제로 쓰는 함수 `workbench.losses.divergence`에 autograd를 적용해, 위의 실제 student와 teacher logits로
+# trainer가 실제로 쓰는 함수 `workbench.engine.losses.divergence`에 autograd를 적용해, 위의 실제 student와 teacher logits로
 # 숫자를 확인해 봅니다.
 
 # %%

@@ -36,9 +36,9 @@ import plotly.graph_objects as go
 import torch
 
 from workbench.config import BUILTIN_TEACHER, load_preset
-from workbench.losses import divergence
-from workbench.models import load_model, load_tokenizer, num_layers
-from workbench.plots import temperature_figure, temperature_preview
+from workbench.engine.losses import divergence
+from workbench.models.loading import load_model, load_tokenizer, num_layers
+from workbench.analysis.plots import temperature_figure, temperature_preview
 
 torch.manual_seed(0)
 teacher = load_model(BUILTIN_TEACHER)
@@ -197,7 +197,7 @@ assert side_by_side[1.0] > 5 * side_by_side[4.0]
 # gradient falls like **1/T²**. That is a limit, not a rule for small T: between T = 1 and T = 4 the gradient
 # falls by however much q_T − p_T happens to shrink, which depends on the two distributions.
 #
-# We check this numerically with autograd on `workbench.losses.divergence`, the very function the trainer uses,
+# We check this numerically with autograd on `workbench.engine.losses.divergence`, the very function the trainer uses,
 # with the real student and teacher logits from above:
 
 # %%

@@ -43,12 +43,12 @@ import torch
 from plotly.subplots import make_subplots
 
 from workbench.config import apply_overrides, load_preset
-from workbench.data import build_splits
-from workbench.evaluate import score_quality
-from workbench.models import load_model, load_tokenizer
-from workbench.plots import overlay_figure
-from workbench.runs import RunFolder, read_metrics
-from workbench.trainer import train
+from workbench.data.splits import build_splits
+from workbench.analysis.report_card import score_quality
+from workbench.models.loading import load_model, load_tokenizer
+from workbench.analysis.plots import overlay_figure
+from workbench.runs.folder import RunFolder, read_metrics
+from workbench.engine.trainer import train
 
 torch.manual_seed(0)
 WORKDIR = Path(os.environ.get("KD_NOTEBOOK_WORKDIR") or tempfile.mkdtemp(prefix="kd-notebook-02-"))
@@ -88,7 +88,7 @@ assert base.data.dataset == quick.data.dataset and base.models == quick.models a
 # %% [markdown]
 # ## 학습
 #
-# `workbench.trainer.train`은 앱과 `workbench train`이 돌리는 것과 같은 학습 루프입니다. run 폴더(config, status,
+# `workbench.engine.trainer.train`은 앱과 `workbench train`이 돌리는 것과 같은 학습 루프입니다. run 폴더(config, status,
 # metrics.jsonl, 학습된 student)를 쓰며, 이 폴더는 앱에서도 열 수 있습니다.
 
 # %%
@@ -102,7 +102,7 @@ metrics = {name: read_metrics(RunFolder(WORKDIR / name).metrics_path) for name i
 # %% [markdown]
 # ## 학습 곡선
 #
-# 각 run의 `metrics.jsonl`에 있는 검증 행을 `workbench.plots.overlay_figure`로 그렸습니다(앱의 Runs 탭에서 run을
+# 각 run의 `metrics.jsonl`에 있는 검증 행을 `workbench.analysis.plots.overlay_figure`로 그렸습니다(앱의 Runs 탭에서 run을
 # 비교할 때 보이는 그림). held-out 텍스트에서의 perplexity와 teacher에서 student로의 KL입니다.
 
 # %%
@@ -112,7 +112,7 @@ overlay_figure(metrics, "eval_kl").update_layout(title="validation KL(teacher �
 # %% [markdown]
 # ## Held-out 텍스트에서 나란히 비교
 #
-# 비교 기준으로 teacher와 학습 *전*의 student도 같은 데이터의 검증 분할에서 `workbench.evaluate.score_quality`(report
+# 비교 기준으로 teacher와 학습 *전*의 student도 같은 데이터의 검증 분할에서 `workbench.analysis.report_card.score_quality`(report
 # card의 품질 열)로 잽니다.
 
 # %%

@@ -44,12 +44,12 @@ import torch
 from plotly.subplots import make_subplots
 
 from workbench.config import apply_overrides, load_preset
-from workbench.data import build_splits
-from workbench.evaluate import score_quality
-from workbench.models import load_model, load_tokenizer
-from workbench.plots import overlay_figure
-from workbench.runs import RunFolder, read_metrics
-from workbench.trainer import train
+from workbench.data.splits import build_splits
+from workbench.analysis.report_card import score_quality
+from workbench.models.loading import load_model, load_tokenizer
+from workbench.analysis.plots import overlay_figure
+from workbench.runs.folder import RunFolder, read_metrics
+from workbench.engine.trainer import train
 
 torch.manual_seed(0)
 WORKDIR = Path(os.environ.get("KD_NOTEBOOK_WORKDIR") or tempfile.mkdtemp(prefix="kd-notebook-02-"))
@@ -89,7 +89,7 @@ assert base.data.dataset == quick.data.dataset and base.models == quick.models a
 # %% [markdown]
 # ## Train
 #
-# `workbench.trainer.train` is the same loop the app and `workbench train` run; it writes a run folder
+# `workbench.engine.trainer.train` is the same loop the app and `workbench train` run; it writes a run folder
 # (config, status, metrics.jsonl, the trained student) that the app can also open.
 
 # %%
@@ -103,7 +103,7 @@ metrics = {name: read_metrics(RunFolder(WORKDIR / name).metrics_path) for name i
 # %% [markdown]
 # ## Curves
 #
-# The validation rows of each run's `metrics.jsonl`, drawn with `workbench.plots.overlay_figure` (the figure the
+# The validation rows of each run's `metrics.jsonl`, drawn with `workbench.analysis.plots.overlay_figure` (the figure the
 # app's Runs tab shows when you compare runs): perplexity on the held-out text, and KL from teacher to student.
 
 # %%
@@ -113,7 +113,7 @@ overlay_figure(metrics, "eval_kl").update_layout(title="validation KL(teacher â€
 # %% [markdown]
 # ## Side by side on held-out text
 #
-# For reference we also score the teacher and the student *before* training, with `workbench.evaluate.score_quality`
+# For reference we also score the teacher and the student *before* training, with `workbench.analysis.report_card.score_quality`
 # (the report card's quality columns) on the validation split of the same data.
 
 # %%

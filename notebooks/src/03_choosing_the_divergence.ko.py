@@ -14,7 +14,7 @@
 #
 # 여기서 "vocabulary"는 한 줄로 늘어선 100개 token이고, teacher는 **서로 떨어진 두 무리**의 token에 확률을 나눠 줍니다
 # (bimodal 분포). student는 **봉우리 하나**만 만들 수 있는 categorical 분포입니다(logits가 중심 μ, 폭 σ인 포물선).
-# trainer가 호출하는 바로 그 함수 `workbench.losses.divergence`의 각 divergence로 student를 gradient descent로 맞추고
+# trainer가 호출하는 바로 그 함수 `workbench.engine.losses.divergence`의 각 divergence로 student를 gradient descent로 맞추고
 # 결과를 봅니다.
 #
 # 측정한 실행 시간(2코어 CPU): 다른 작업이 없을 때 33초, load average 14에서 66초. 마지막 셀이 이번 실행 시간을 출력합니다. 아래 본문
@@ -29,7 +29,7 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
-from workbench.losses import divergence
+from workbench.engine.losses import divergence
 
 torch.manual_seed(0)
 V = 100

@@ -16,7 +16,7 @@
 # Here the "vocabulary" is 100 tokens on a line, the teacher puts its mass on **two separate groups** of tokens
 # (a bimodal distribution), and the student is a categorical distribution that can only make **one bump**
 # (its logits are a parabola with a centre μ and a width σ). We fit the student by gradient descent under each
-# divergence of `workbench.losses.divergence`, exactly the function the trainer calls, and look at the result.
+# divergence of `workbench.engine.losses.divergence`, exactly the function the trainer calls, and look at the result.
 #
 # Measured runtime on a 2-core CPU: 33 s when nothing else ran, 66 s at load average 14. The last cell prints
 # this run's time. Every
@@ -31,7 +31,7 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
-from workbench.losses import divergence
+from workbench.engine.losses import divergence
 
 torch.manual_seed(0)
 V = 100

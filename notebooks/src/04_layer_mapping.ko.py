@@ -40,19 +40,19 @@ from pathlib import Path
 import plotly.graph_objects as go
 import torch
 
-from workbench.attention import compare_attention, uniform_entropy_bits
-from workbench.capture import LayerCapture
+from workbench.analysis.attention import compare_attention, uniform_entropy_bits
+from workbench.engine.capture import LayerCapture
 from workbench.config import BUILTIN_TEACHER, apply_overrides, load_preset
-from workbench.data import build_splits
+from workbench.data.splits import build_splits
 from workbench.errors import UserError
-from workbench.evaluate import score_quality
-from workbench.inspect_plots import attention_figure
-from workbench.losses import hidden_state_loss
-from workbench.mapping import Projectors, describe_mapping, resolve_mapping
-from workbench.models import count_parameters, load_model, load_tokenizer, num_layers
-from workbench.plots import mapping_figure, overlay_figure
-from workbench.runs import RunFolder, read_metrics
-from workbench.trainer import train
+from workbench.analysis.report_card import score_quality
+from workbench.analysis.inspect_plots import attention_figure
+from workbench.engine.losses import hidden_state_loss
+from workbench.engine.mapping import Projectors, describe_mapping, resolve_mapping
+from workbench.models.loading import count_parameters, load_model, load_tokenizer, num_layers
+from workbench.analysis.plots import mapping_figure, overlay_figure
+from workbench.runs.folder import RunFolder, read_metrics
+from workbench.engine.trainer import train
 
 torch.manual_seed(0)
 WORKDIR = Path(os.environ.get("KD_NOTEBOOK_WORKDIR") or tempfile.mkdtemp(prefix="kd-notebook-04-"))
@@ -69,7 +69,7 @@ for name, model in (("teacher", teacher), ("student", student)):
 # %% [markdown]
 # ## Mapping preset
 #
-# `workbench.mapping.resolve_mapping(preset, pairs, student_layers, teacher_layers)`는 preset을 (student layer, teacher
+# `workbench.engine.mapping.resolve_mapping(preset, pairs, student_layers, teacher_layers)`는 preset을 (student layer, teacher
 # layer) 쌍으로 바꿉니다. `"emb"`는 embedding 출력입니다.
 #
 # - **uniform**: student layer i ↔ teacher layer round((i + 1) · L_t / L_s) − 1, 같은 상대 깊이
@@ -101,9 +101,9 @@ except UserError as error:
 # %% [markdown]
 # ## Hidden state 거리가 재는 것
 #
-# student의 폭은 288, teacher는 576이어서 hidden state를 바로 비교할 수 없습니다. `workbench.mapping.Projectors`는
+# student의 폭은 288, teacher는 576이어서 hidden state를 바로 비교할 수 없습니다. `workbench.engine.mapping.Projectors`는
 # 매핑된 쌍마다 `Linear(288 → 576)`을 하나씩 가지고 있으며, student와 함께 학습되고 내보낼 때 버려집니다. 아래는
-# trainer가 보는 그대로의 hidden state입니다. 매핑된 각 block의 출력을 `workbench.capture.LayerCapture`로 잡았고(두
+# trainer가 보는 그대로의 hidden state입니다. 매핑된 각 block의 출력을 `workbench.engine.capture.LayerCapture`로 잡았고(두
 # 모델 모두 마지막 norm 이전), student의 것은 (학습 전) projector를 거쳤습니다. 쌍마다 `loss.hidden_loss`의 세 가지
 # 거리, 첫 위치를 뺀 mse, 첫 위치 하나가 mse에서 차지하는 몫, 그리고 teacher의 hidden state가 첫 위치에서 다른 위치보다
 # 몇 배 큰지를 보여 줍니다.
@@ -156,7 +156,7 @@ assert sum(row["mse"] for row in distances.values()) > 10_000
 #
 # ## 학습 전 attention map
 #
-# `workbench.attention.compare_attention`은 두 모델을 같은 token으로 돌려 매핑된 layer 쌍을 head별로 비교합니다(여기서는
+# `workbench.analysis.attention.compare_attention`은 두 모델을 같은 token으로 돌려 매핑된 layer 쌍을 head별로 비교합니다(여기서는
 # 둘 다 head가 9개입니다. head 수가 다르면 attention 손실과 마찬가지로 먼저 head 평균을 냅니다). JS는 두 map의 행
 # 사이의 Jensen–Shannon divergence(bit 단위)로, 0이면 같고 1이면 완전히 다릅니다.
 
@@ -216,7 +216,7 @@ overlay_figure(metrics, "eval_kl").update_layout(title="validation KL(teacher �
 #
 # ## 각 student는 얼마나 좋은가?
 #
-# held-out 분할에서 `workbench.evaluate.score_quality`(report card의 품질 열)로 잽니다. teacher와의 KL, perplexity,
+# held-out 분할에서 `workbench.analysis.report_card.score_quality`(report card의 품질 열)로 잽니다. teacher와의 KL, perplexity,
 # 그리고 student의 1등 token이 teacher의 것과 같은 비율입니다.
 
 # %%

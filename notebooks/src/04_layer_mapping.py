@@ -42,19 +42,19 @@ from pathlib import Path
 import plotly.graph_objects as go
 import torch
 
-from workbench.attention import compare_attention, uniform_entropy_bits
-from workbench.capture import LayerCapture
+from workbench.analysis.attention import compare_attention, uniform_entropy_bits
+from workbench.engine.capture import LayerCapture
 from workbench.config import BUILTIN_TEACHER, apply_overrides, load_preset
-from workbench.data import build_splits
+from workbench.data.splits import build_splits
 from workbench.errors import UserError
-from workbench.evaluate import score_quality
-from workbench.inspect_plots import attention_figure
-from workbench.losses import hidden_state_loss
-from workbench.mapping import Projectors, describe_mapping, resolve_mapping
-from workbench.models import count_parameters, load_model, load_tokenizer, num_layers
-from workbench.plots import mapping_figure, overlay_figure
-from workbench.runs import RunFolder, read_metrics
-from workbench.trainer import train
+from workbench.analysis.report_card import score_quality
+from workbench.analysis.inspect_plots import attention_figure
+from workbench.engine.losses import hidden_state_loss
+from workbench.engine.mapping import Projectors, describe_mapping, resolve_mapping
+from workbench.models.loading import count_parameters, load_model, load_tokenizer, num_layers
+from workbench.analysis.plots import mapping_figure, overlay_figure
+from workbench.runs.folder import RunFolder, read_metrics
+from workbench.engine.trainer import train
 
 torch.manual_seed(0)
 WORKDIR = Path(os.environ.get("KD_NOTEBOOK_WORKDIR") or tempfile.mkdtemp(prefix="kd-notebook-04-"))
@@ -71,7 +71,7 @@ for name, model in (("teacher", teacher), ("student", student)):
 # %% [markdown]
 # ## Mapping presets
 #
-# `workbench.mapping.resolve_mapping(preset, pairs, student_layers, teacher_layers)` turns a preset into
+# `workbench.engine.mapping.resolve_mapping(preset, pairs, student_layers, teacher_layers)` turns a preset into
 # (student layer, teacher layer) pairs; `"emb"` is the embedding output.
 #
 # - **uniform**: student layer i ↔ teacher layer round((i + 1) · L_t / L_s) − 1, the same relative depth;
@@ -104,9 +104,9 @@ except UserError as error:
 # ## What the hidden-state distances measure
 #
 # The student is 288 wide, the teacher 576, so their hidden states cannot be compared directly.
-# `workbench.mapping.Projectors` holds one `Linear(288 → 576)` per mapped pair; it is trained with the student
+# `workbench.engine.mapping.Projectors` holds one `Linear(288 → 576)` per mapped pair; it is trained with the student
 # and thrown away at export. Below, the hidden states exactly as the trainer sees them: each mapped block's
-# output captured with `workbench.capture.LayerCapture` (before the model's final norm, for both models), the
+# output captured with `workbench.engine.capture.LayerCapture` (before the model's final norm, for both models), the
 # student's passed through its (untrained) projector. For each pair: the three distances of `loss.hidden_loss`,
 # the mse without the first position, the share of the mse that comes from the first position alone, and how
 # much larger the teacher's state is at the first position than elsewhere.
@@ -162,7 +162,7 @@ assert sum(row["mse"] for row in distances.values()) > 10_000
 #
 # ## Attention maps before training
 #
-# `workbench.attention.compare_attention` runs both models on the same tokens and compares each mapped pair of
+# `workbench.analysis.attention.compare_attention` runs both models on the same tokens and compares each mapped pair of
 # layers, head by head (both have 9 heads here; with different head counts the maps are averaged over heads
 # first, as the attention loss does). JS is the Jensen–Shannon divergence between the rows of the two maps, in
 # bits: 0 means identical, 1 completely different.
@@ -226,7 +226,7 @@ overlay_figure(metrics, "eval_kl").update_layout(title="validation KL(teacher �
 #
 # ## How good is each student?
 #
-# Scored on the held-out split with `workbench.evaluate.score_quality` (the report card's quality columns):
+# Scored on the held-out split with `workbench.analysis.report_card.score_quality` (the report card's quality columns):
 # KL from the teacher, perplexity, and how often the student's top token is the teacher's.
 
 # %%

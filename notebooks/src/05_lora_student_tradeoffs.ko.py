@@ -38,14 +38,14 @@ import torch
 from plotly.subplots import make_subplots
 
 from workbench.config import apply_overrides, load_preset
-from workbench.data import build_splits
-from workbench.evaluate import score_quality
-from workbench.export import export_run
-from workbench.lora import default_target_modules, wrap_lora
-from workbench.models import count_parameters, load_model, load_tokenizer
-from workbench.plots import overlay_figure
-from workbench.runs import RunFolder, read_metrics
-from workbench.trainer import train
+from workbench.data.splits import build_splits
+from workbench.analysis.report_card import score_quality
+from workbench.analysis.export import export_run
+from workbench.models.lora import default_target_modules, wrap_lora
+from workbench.models.loading import count_parameters, load_model, load_tokenizer
+from workbench.analysis.plots import overlay_figure
+from workbench.runs.folder import RunFolder, read_metrics
+from workbench.engine.trainer import train
 
 torch.manual_seed(0)
 WORKDIR = Path(os.environ.get("KD_NOTEBOOK_WORKDIR") or tempfile.mkdtemp(prefix="kd-notebook-05-"))
@@ -69,7 +69,7 @@ assert not configs["full"].train.freeze_embeddings
 # %% [markdown]
 # ## 학습하는 파라미터 수
 #
-# `workbench.lora.wrap_lora`는 `lora.enabled`가 켜져 있을 때 trainer가 부르는 함수입니다. `lora.target_modules`를 주지
+# `workbench.models.lora.wrap_lora`는 `lora.enabled`가 켜져 있을 때 trainer가 부르는 함수입니다. `lora.target_modules`를 주지
 # 않으면 decoder block 안의 모든 linear layer에 adapter를 붙이고, embedding과 출력 head는 고정된 채로 둡니다.
 
 # %%
@@ -108,7 +108,7 @@ overlay_figure(metrics, "kd").update_layout(title="training KD loss").show()
 # ## 속도와 품질
 #
 # step 속도는 run 전체의 초당 token 수 중앙값입니다(워밍업하는 첫 step은 뺐습니다). 품질은 held-out 분할에서
-# `workbench.evaluate.score_quality`로 잽니다. student의 perplexity와 teacher와의 KL입니다.
+# `workbench.analysis.report_card.score_quality`로 잽니다. student의 perplexity와 teacher와의 KL입니다.
 
 # %%
 speed = {name: statistics.median(r["tokens_per_s"] for r in rows if r["kind"] == "train" and r["step"] > 1)
@@ -154,7 +154,7 @@ assert all(quality[n]["kl_teacher_student"] < quality["untrained"]["kl_teacher_s
 #
 # ## 내보내기
 #
-# `workbench.export.export_run`(앱의 **Export** 버튼, 명령줄의 `workbench export`)은 adapter를 가중치에 합치고,
+# `workbench.analysis.export.export_run`(앱의 **Export** 버튼, 명령줄의 `workbench export`)은 adapter를 가중치에 합치고,
 # safetensors + tokenizer + model card를 쓴 뒤, 폴더를 다시 읽어 같은 logits가 나오는지 확인합니다.
 
 # %%

@@ -40,14 +40,14 @@ import torch
 from plotly.subplots import make_subplots
 
 from workbench.config import apply_overrides, load_preset
-from workbench.data import build_splits
-from workbench.evaluate import score_quality
-from workbench.export import export_run
-from workbench.lora import default_target_modules, wrap_lora
-from workbench.models import count_parameters, load_model, load_tokenizer
-from workbench.plots import overlay_figure
-from workbench.runs import RunFolder, read_metrics
-from workbench.trainer import train
+from workbench.data.splits import build_splits
+from workbench.analysis.report_card import score_quality
+from workbench.analysis.export import export_run
+from workbench.models.lora import default_target_modules, wrap_lora
+from workbench.models.loading import count_parameters, load_model, load_tokenizer
+from workbench.analysis.plots import overlay_figure
+from workbench.runs.folder import RunFolder, read_metrics
+from workbench.engine.trainer import train
 
 torch.manual_seed(0)
 WORKDIR = Path(os.environ.get("KD_NOTEBOOK_WORKDIR") or tempfile.mkdtemp(prefix="kd-notebook-05-"))
@@ -71,7 +71,7 @@ assert not configs["full"].train.freeze_embeddings
 # %% [markdown]
 # ## Trainable parameters
 #
-# `workbench.lora.wrap_lora` is what the trainer calls when `lora.enabled` is on. With no `lora.target_modules`
+# `workbench.models.lora.wrap_lora` is what the trainer calls when `lora.enabled` is on. With no `lora.target_modules`
 # it adapts every linear layer inside the decoder blocks; the embeddings and the output head stay frozen.
 
 # %%
@@ -110,7 +110,7 @@ overlay_figure(metrics, "kd").update_layout(title="training KD loss").show()
 # ## Speed and quality
 #
 # Step speed is the median tokens per second over the run (the first step, which warms up, is left out).
-# Quality is measured on the held-out split with `workbench.evaluate.score_quality`: the student's perplexity
+# Quality is measured on the held-out split with `workbench.analysis.report_card.score_quality`: the student's perplexity
 # and its KL to the teacher.
 
 # %%
@@ -158,7 +158,7 @@ assert all(quality[n]["kl_teacher_student"] < quality["untrained"]["kl_teacher_s
 #
 # ## Export
 #
-# `workbench.export.export_run` (the app's **Export** button, `workbench export` on the command line) merges
+# `workbench.analysis.export.export_run` (the app's **Export** button, `workbench export` on the command line) merges
 # the adapters into the weights, writes safetensors + tokenizer + a model card, reloads the folder and checks
 # that it gives the same logits.
 

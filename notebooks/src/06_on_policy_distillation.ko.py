@@ -39,12 +39,12 @@ from IPython.display import HTML, display
 from plotly.subplots import make_subplots
 
 from workbench.config import DEFAULT_STUDENT, apply_overrides, load_preset
-from workbench.data import build_splits
-from workbench.evaluate import score_quality
-from workbench.genquality import generation_quality, protocol_label, token_disagreement
-from workbench.models import load_model, load_tokenizer
-from workbench.runs import read_metrics
-from workbench.trainer import train
+from workbench.data.splits import build_splits
+from workbench.analysis.report_card import score_quality
+from workbench.analysis.genquality import generation_quality, protocol_label, token_disagreement
+from workbench.models.loading import load_model, load_tokenizer
+from workbench.runs.folder import read_metrics
+from workbench.engine.trainer import train
 
 torch.manual_seed(0)
 STARTED = time.perf_counter()

@@ -20,7 +20,7 @@ def user_error(message: object, lang: str = "en") -> gr.Error:
 
 
 def _new_pool() -> Any:
-    from workbench.model_pool import ModelPool
+    from workbench.models.pool import ModelPool
 
     return ModelPool(max_models=4)
 

@@ -8,13 +8,13 @@ from typing import Any
 
 import gradio as gr
 
+from workbench.analysis.plots import mapping_figure, temperature_figure, temperature_preview
 from workbench.app import setup_logic as logic
 from workbench.app.context import user_error
 from workbench.app.i18n import lang_of, localize, tr, translator
 from workbench.config import DistillConfig, load_preset, preset_names
 from workbench.errors import UserError
 from workbench.forms import PAIR_COLUMNS, command_preview, config_to_form, form_to_config, rows_to_pairs
-from workbench.plots import mapping_figure, temperature_figure, temperature_preview
 
 BETA_KINDS = ("jsd",)
 ALPHA_KINDS = ("skew_forward_kl", "skew_reverse_kl")
@@ -52,7 +52,7 @@ def _alignment(teacher: str, student: str, text: str, request: gr.Request = None
 
 def _heal_choice(teacher: str, student: str, current: bool):
     """Untick train.heal_init when the student is not the teacher with layers dropped (the fit would be refused)."""
-    from workbench.heal import check_pair
+    from workbench.models.heal import check_pair
 
     try:
         check_pair(student, teacher)
@@ -108,7 +108,7 @@ def _pair_headers(rows: Any, request: gr.Request = None):
 
 def _preset_for_student(teacher: str, student: str, current: str):
     """A student made by dropping teacher layers compares best with the layers it was copied from."""
-    from workbench.mapping import is_pruned_from
+    from workbench.engine.mapping import is_pruned_from
 
     if is_pruned_from((student or "").strip(), (teacher or "").strip()):
         return gr.update(value="source") if current in ("uniform", "source") else gr.update()
@@ -176,7 +176,7 @@ def wire_setup(ctx, c: dict) -> None:
     pair = [c["models.teacher"], c["models.student"], c["models.trust_remote_code"], c["train.batch_size"],
             c["data.seq_len"]]
     gr.on([c["models.teacher"].change, c["models.student"].change, c["models.trust_remote_code"].change,
-           c["card_refresh"].click], _card, pair, [c["card"], c["card_status"]], api_name="pair_card", **QUIET)
+           c["card_refresh"].click], _card, pair, [c["card"], c["card_status"]], api_name="compatibility_card", **QUIET)
     c["load_events"] = [(_card, pair, [c["card"], c["card_status"]], "setup_card_on_load")]
     c["align_btn"].click(_alignment, [c["models.teacher"], c["models.student"], c["align_text"]], c["align_view"],
                          api_name="tokenizer_alignment")

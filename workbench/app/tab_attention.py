@@ -12,13 +12,13 @@ from typing import Any
 
 import gradio as gr
 
+from workbench.analysis.attention import DEFAULT_MAX_TOKENS, DEFAULT_TEXT, MAX_TOKENS_LIMIT, compare_attention
+from workbench.analysis.inspect_plots import attention_figure, summary_figure
 from workbench.app.context import user_error
 from workbench.app.i18n import lang_of, student_picker, t, tr, translator
-from workbench.attention import DEFAULT_MAX_TOKENS, DEFAULT_TEXT, MAX_TOKENS_LIMIT, compare_attention
 from workbench.errors import UserError
-from workbench.inspect_plots import attention_figure, summary_figure
-from workbench.model_pool import LATEST, limit_app_threads, resolve_choice
-from workbench.runs import run_of
+from workbench.models.pool import LATEST, limit_app_threads, resolve_choice
+from workbench.runs.folder import run_of
 
 ALL_PAIRS = "all"
 AVERAGE = "average"
@@ -37,7 +37,7 @@ def _mapping(preset: str, pairs_text: str, student_spec: str, teacher_spec: str,
              teacher_layers: int) -> tuple[str, list[str], list[int] | None]:
     """(preset, custom pairs, source layers). "from run" takes the run's mapping; for a student made by dropping
     teacher layers (the run's, or the spec itself) it compares each layer with the one it was copied from."""
-    from workbench.mapping import is_pruned_from, source_layers
+    from workbench.engine.mapping import is_pruned_from, source_layers
 
     pruned_spec = student_spec
     if preset == FROM_RUN:

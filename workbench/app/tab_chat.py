@@ -16,12 +16,12 @@ from typing import Any
 
 import gradio as gr
 
+from workbench.analysis.generation import SamplingSettings, compare_stream
 from workbench.app.context import user_error
 from workbench.app.i18n import lang_of, student_picker, t, tr
 from workbench.app.train_view import token_html
 from workbench.errors import UserError
-from workbench.generation import SamplingSettings, compare_stream
-from workbench.model_pool import LATEST, limit_app_threads, resolve_choice
+from workbench.models.pool import LATEST, limit_app_threads, resolve_choice
 
 DEFAULT_SAMPLING = SamplingSettings(temperature=0.7, top_p=0.9, max_new_tokens=64, seed=0)
 MIN_UPDATE_INTERVAL_S = 0.03
@@ -148,7 +148,7 @@ def disagreement_fn(ctx):
 
     def colour_answer(enabled: bool, teacher: str, student: str, history: list | None,
                       request: gr.Request = None) -> str:
-        from workbench.genquality import token_disagreement
+        from workbench.analysis.genquality import token_disagreement
 
         lang = lang_of(request)
         messages = _plain_history(history or [])

@@ -14,13 +14,20 @@ from typing import Any
 
 import gradio as gr
 
+from workbench.analysis.inspect_plots import report_figure
+from workbench.analysis.report_card import (
+    EvalSettings,
+    cached_report,
+    evaluate_models,
+    evaluate_run,
+    report_rows,
+    report_table,
+)
 from workbench.app.context import user_error
 from workbench.app.i18n import lang_of, student_picker, t, tr, translator
 from workbench.errors import UserError
-from workbench.evaluate import EvalSettings, cached_report, card_rows, evaluate_models, evaluate_run, report_table
-from workbench.inspect_plots import report_figure
-from workbench.model_pool import LATEST, latest_finished_run, limit_app_threads
-from workbench.runs import run_of
+from workbench.models.pool import LATEST, latest_finished_run, limit_app_threads
+from workbench.runs.folder import run_of
 
 
 def card_for(ctx, choice: str, recompute: bool, settings: EvalSettings, lang: str = "en") -> tuple[dict, str]:
@@ -54,7 +61,7 @@ def card_for(ctx, choice: str, recompute: bool, settings: EvalSettings, lang: st
 def measured_on(card: dict, lang: str) -> str:
     """What the card's numbers were measured on: the validation rows, and the prompts of the generation numbers."""
     settings = card.get("settings", {})
-    entries = card_rows(card)
+    entries = report_rows(card)
     rows = settings.get("val_rows") or settings.get("dataset", "?")
     lines = [tr("Teacher-forced numbers (perplexity, KL, agreement): {rows}, {tokens} tokens.", lang, rows=rows,
                 tokens=entries[0].get("val_tokens", "?") if entries else "?")]
@@ -79,7 +86,7 @@ def samples_html(card: dict, lang: str) -> str:
     samples = card.get("settings", {}).get("samples") or []
     if not samples:
         return ""
-    labels = [entry["label"] for entry in card_rows(card)]
+    labels = [entry["label"] for entry in report_rows(card)]
     head = "".join(f"<th>{html.escape(text)}</th>" for text in [tr("Prompt", lang), *labels])
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(cell))}</td>" for cell in [s["prompt"], *s["answers"]])
                    + "</tr>" for s in samples)
@@ -117,7 +124,7 @@ def evaluate_fn(ctx):
 
 def export_fn(ctx):
     def export(source: str, folder: str, make_zip: bool, overwrite: bool, request: gr.Request = None):
-        from workbench.export import export_run
+        from workbench.analysis.export import export_run
 
         lang = lang_of(request)
         try:

@@ -14,16 +14,16 @@ from typing import Any
 
 import gradio as gr
 
+from workbench.analysis.genquality import GEN_KEYS
+from workbench.analysis.plots import overlay_figure
 from workbench.app.context import user_error
 from workbench.app.i18n import lang_of, t, tr, translator
 from workbench.app.train_view import duration
 from workbench.config import DistillConfig
 from workbench.errors import Message, UserError
 from workbench.forms import config_diff
-from workbench.genquality import GEN_KEYS
-from workbench.plots import overlay_figure
-from workbench.runner import find_run
-from workbench.runs import ACTIVE_STATES, RunFolder, list_runs, read_metrics
+from workbench.runs.folder import ACTIVE_STATES, RunFolder, list_runs, read_metrics
+from workbench.runs.process import find_run
 
 TABLE_COLUMNS = ["run", "steps", "best eval loss", "student ppl", "bits per byte", "generation (rKL · rep4)", "status",
                  "started", "duration", "teacher", "student", "KD settings"]

@@ -10,12 +10,12 @@ from typing import Any
 
 import gradio as gr
 
-from workbench.alignment_view import SAMPLE_TEXT
 from workbench.app import setup_logic as logic
 from workbench.app.i18n import help_text, t
 from workbench.app.setup_events import ALPHA_KINDS, BETA_KINDS, wire_setup
 from workbench.config import DistillConfig, field_choices, field_slider, load_preset, preset_names
 from workbench.forms import FORM_FIELDS, PAIR_COLUMNS, config_to_form
+from workbench.models.alignment_view import SAMPLE_TEXT
 
 DEFAULT_PRESET = "quick"
 

@@ -14,16 +14,16 @@ from typing import Any
 
 import gradio as gr
 
-from workbench import runner
+from workbench.analysis.plots import generation_figure, training_figure
 from workbench.app.context import user_error
 from workbench.app.i18n import lang_of, t, tr
 from workbench.app.setup_events import config_from_args
 from workbench.app.train_view import gen_summary_markdown, progress_html, sample_html, samples_html, status_markdown
 from workbench.config import DistillConfig
 from workbench.errors import UserError
-from workbench.plots import generation_figure, training_figure
-from workbench.preflight import preflight
-from workbench.runs import ACTIVE_STATES, MetricsReader, RunFolder, list_runs
+from workbench.runs import process as runner
+from workbench.runs.folder import ACTIVE_STATES, MetricsReader, RunFolder, list_runs
+from workbench.runs.preflight import preflight
 
 TICK_SECONDS = 2.0
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 import html
 import time
 
-from workbench import runner
 from workbench.app.i18n import tr
-from workbench.runs import ACTIVE_STATES, RunFolder, run_stage
+from workbench.runs import process as runner
+from workbench.runs.folder import ACTIVE_STATES, RunFolder, run_stage
 
 STATE_COLORS = {"failed": "#dc2626", "finished": "#16a34a", "stopped": "#ca8a04"}
 RKL_FULL_RED = 2.0  # nats: a token at or above this disagreement is drawn fully red

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 
 from workbench.commands.train import resolve_config
-from workbench.teacher_cache import cache_teacher
+from workbench.engine.teacher_cache import cache_teacher
 
 
 def register(subparsers) -> None:

@@ -44,7 +44,7 @@ def register(subparsers) -> None:
 
 
 def _settings(args: argparse.Namespace, dataset: str):
-    from workbench.evaluate import EvalSettings
+    from workbench.analysis.report_card import EvalSettings
 
     return EvalSettings(
         dataset=dataset, text_column=args.text_column, seq_len=args.seq_len, max_sequences=args.sequences,
@@ -55,7 +55,7 @@ def _settings(args: argparse.Namespace, dataset: str):
 def _run_config(path: str | None):
     """The DistillConfig of a run folder or of the run holding a checkpoint folder, else None."""
     from workbench.config import DistillConfig
-    from workbench.runs import run_of
+    from workbench.runs.folder import run_of
 
     run = run_of(path) if path else None
     return DistillConfig.load(run.config_path) if run is not None else None
@@ -64,8 +64,8 @@ def _run_config(path: str | None):
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from workbench.analysis.report_card import evaluate_models, evaluate_run, format_report
     from workbench.errors import UserError
-    from workbench.evaluate import evaluate_models, evaluate_run, format_report
 
     cfg = _run_config(args.run_dir)
     is_run_folder = cfg is not None and (Path(args.run_dir) / "config.yaml").is_file()

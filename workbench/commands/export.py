@@ -28,7 +28,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from workbench.export import export_run
+    from workbench.analysis.export import export_run
 
     result = export_run(args.run, args.dir, make_zip=args.zip, overwrite=args.overwrite, evaluate=not args.no_eval)
     print(f"exported {result['source']} -> {result['folder']}")

@@ -41,25 +41,25 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from workbench.card import format_card, model_card, pair_card
+    from workbench.models.compatibility import compatibility_card, format_compatibility, model_summary
 
     teacher = args.teacher or BUILTIN_TEACHER
     if args.rank_pruning:
         return _rank(args, teacher)
     if args.teacher and not args.student:
-        card = model_card(teacher, trust_remote_code=args.trust_remote_code)
+        card = model_summary(teacher, trust_remote_code=args.trust_remote_code)
     else:
         student = args.student or DEFAULT_STUDENT
-        card = pair_card(teacher, student, args.batch, args.seq_len, trust_remote_code=args.trust_remote_code)
-    print(json.dumps(card, indent=2) if args.json else format_card(card), flush=True)
+        card = compatibility_card(teacher, student, args.batch, args.seq_len, trust_remote_code=args.trust_remote_code)
+    print(json.dumps(card, indent=2) if args.json else format_compatibility(card), flush=True)
     return 0
 
 
 def _rank(args: argparse.Namespace, teacher: str) -> int:
-    from workbench.card import format_ranking, pruning_candidates, rank_pruning
     from workbench.config import DataConfig
-    from workbench.data import build_splits
-    from workbench.models import load_config, load_tokenizer
+    from workbench.data.splits import build_splits
+    from workbench.models.compatibility import format_ranking, pruning_candidates, rank_pruning
+    from workbench.models.loading import load_config, load_tokenizer
 
     tokenizer = load_tokenizer(teacher, trust_remote_code=args.trust_remote_code)
     data_cfg = DataConfig(dataset=args.dataset, seq_len=args.seq_len)

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from workbench.config import DistillConfig, apply_overrides, field_reference, load_preset, preset_names
 from workbench.errors import UserError
-from workbench.events import ProgressSink
-from workbench.runs import RunFolder, checkpoint_step, new_run_id
+from workbench.runs.folder import RunFolder, checkpoint_step, new_run_id
+from workbench.runs.sinks import ProgressSink
 
 
 def register(subparsers) -> None:
@@ -72,9 +72,9 @@ def _stdout_is(path: Path) -> bool:
 
 
 def run(args) -> int:
-    from workbench.preflight import preflight
-    from workbench.train_step import NonFiniteLoss
-    from workbench.trainer import train
+    from workbench.engine.step import NonFiniteLoss
+    from workbench.engine.trainer import train
+    from workbench.runs.preflight import preflight
 
     chosen = [name for name in ("run_dir", "resume") if getattr(args, name)]
     if len(chosen) > 1 or (chosen and (args.config or args.preset)):

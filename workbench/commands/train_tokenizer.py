@@ -27,7 +27,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from workbench.bpe import train_bpe
+    from workbench.models.bpe import train_bpe
 
     words = ["workbench", "train-tokenizer", *[f"--data={d}" for d in args.data], f"--vocab-size={args.vocab_size}",
              f"--min-frequency={args.min_frequency}", f"--out={args.out}"]

@@ -1,0 +1,298 @@
+"""Distillation losses as pure tensor functions: logit divergences, hidden-state and attention matching.
+
+Nothing here knows about configs or models. Every function takes tensors, does its math in float32 (float64 when
+given float64), excludes masked positions and returns a scalar that is 0, not NaN, when nothing is left.
+
+    kd = divergence(student_logits, teacher_logits, labels, kind="forward_kl", temperature=2.0, chunk_size=1024)
+
+With p = softmax(teacher / T) and q = softmax(student / T), the kinds are (README, "Losses"):
+forward_kl KL(p‖q), reverse_kl KL(q‖p), jsd β·KL(p‖m) + (1−β)·KL(q‖m) with m = βp + (1−β)q (exactly KL(p‖q) at
+β=0 and KL(q‖p) at β=1), skew_forward_kl KL(p‖αp + (1−α)q), skew_reverse_kl KL(q‖(1−α)p + αq), tvd ½Σ|p−q|,
+soft_ce −Σ p log q, and mse: the mean over the vocabulary of (student − teacher)² on raw logits. With t2_scale
+every kind but mse is multiplied by T².
+
+`chunk_size` walks the positions in chunks inside a custom autograd Function (`workbench.engine.chunked`): the forward computes
+each chunk's value and its gradient, writes the gradient into one buffer the size of the logits, and frees the
+chunk, so neither the forward nor the backward ever holds [B, T, V] float32 probabilities at once. Pass the full
+logits and mark the last position with ignore_index instead of slicing logits[:, :-1]: a slice would be copied.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+
+from workbench.config import DIVERGENCE_KINDS, HIDDEN_KINDS
+from workbench.engine.chunked import RowFn, math_dtype, rowwise_mean, valid_rows
+from workbench.engine.closed_form import closed_kind, closed_rows
+
+LN_EPS = 1e-5  # ln_mse: added to the variance, as torch.nn.LayerNorm does
+
+
+def check_divergence_args(kind: str, beta: float, alpha: float, temperature: float) -> None:
+    if kind not in DIVERGENCE_KINDS:
+        raise ValueError(f"kind must be one of {', '.join(DIVERGENCE_KINDS)}, got {kind!r}")
+    if not 0.0 <= beta <= 1.0:
+        raise ValueError(f"beta must be in [0, 1], got {beta}")
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    if not temperature > 0.0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+
+
+def _kl(log_a: torch.Tensor, log_b: torch.Tensor) -> torch.Tensor:
+    """KL(a‖b) per row from log-probabilities [n, K] -> [n]; terms with a = 0 contribute 0 (no 0·inf)."""
+    a = log_a.exp()
+    return torch.where(a > 0, a * (log_a - log_b), 0.0).sum(-1)
+
+
+def _log_mix(log_a: torch.Tensor, log_b: torch.Tensor, weight_a: float) -> torch.Tensor:
+    """log(w·a + (1−w)·b) computed as a logsumexp, for 0 < w < 1."""
+    return torch.logaddexp(log_a + math.log(weight_a), log_b + math.log1p(-weight_a))
+
+
+def divergence_from_log_probs(
+    log_p: torch.Tensor, log_q: torch.Tensor, kind: str, beta: float = 0.5, alpha: float = 0.1
+) -> torch.Tensor:
+    """Per-row divergence between teacher log-probs `log_p` and student log-probs `log_q`, both [n, K] -> [n].
+
+    Shared by the dense path (K = vocabulary) and the top-k path (K = k + 1 buckets). Has no temperature and no T²:
+    the callers apply both. `mse` is not a divergence of probabilities and is handled by the callers.
+    """
+    same_as = closed_kind(kind, beta, alpha)  # forward / reverse KL, and the jsd / skew end points equal to them
+    if same_as in ("forward_kl", "reverse_kl"):
+        return _kl(log_p, log_q) if same_as == "forward_kl" else _kl(log_q, log_p)
+    if kind == "jsd":
+        log_m = _log_mix(log_p, log_q, beta)
+        return beta * _kl(log_p, log_m) + (1.0 - beta) * _kl(log_q, log_m)
+    if kind == "skew_forward_kl":
+        if alpha == 1.0:
+            return log_p.new_zeros(log_p.shape[:-1]) + 0.0 * log_q.sum(-1)
+        return _kl(log_p, _log_mix(log_p, log_q, alpha))
+    if kind == "skew_reverse_kl":
+        if alpha == 1.0:
+            return log_q.new_zeros(log_q.shape[:-1]) + 0.0 * log_q.sum(-1)
+        return _kl(log_q, _log_mix(log_p, log_q, 1.0 - alpha))
+    if kind == "tvd":
+        return 0.5 * (log_p.exp() - log_q.exp()).abs().sum(-1)
+    if kind == "soft_ce":
+        p = log_p.exp()
+        return -torch.where(p > 0, p * log_q, 0.0).sum(-1)
+    raise ValueError(f"kind {kind!r} is not a divergence of probabilities")
+
+
+def dense_rows(
+    student: torch.Tensor, teacher: torch.Tensor, *, kind: str, temperature: float, beta: float, alpha: float
+) -> torch.Tensor:
+    """Per-position loss for rows of logits [n, V] (already in the math dtype) -> [n]."""
+    if kind == "mse":
+        return (student - teacher).square().mean(-1)
+    log_q = F.log_softmax(student / temperature, dim=-1)
+    log_p = F.log_softmax(teacher / temperature, dim=-1)
+    return divergence_from_log_probs(log_p, log_q, kind, beta, alpha)
+
+
+def t2_factor(kind: str, temperature: float, t2_scale: bool) -> float:
+    return temperature**2 if t2_scale and kind != "mse" else 1.0
+
+
+def divergence(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    labels: torch.Tensor | None = None,
+    *,
+    kind: str,
+    temperature: float = 1.0,
+    beta: float = 0.5,
+    alpha: float = 0.1,
+    t2_scale: bool = True,
+    ignore_index: int = -100,
+    chunk_size: int | None = None,
+    reduction: str = "mean",
+    closed_form: bool = True,
+) -> torch.Tensor:
+    """Logit divergence between student and teacher, averaged over the positions whose label != ignore_index.
+
+    student_logits, teacher_logits: [B, T, V] (any leading shape works; the last dim is the vocabulary).
+    labels: [B, T] aligned with the logits' positions (no shifting here) or None for every position.
+    reduction: "mean" over valid positions, or "sum" (for normalising by a global token count across
+    gradient-accumulation steps and processes). closed_form: when chunked, use the closed-form gradient of
+    forward_kl / reverse_kl / soft_ce (`workbench.engine.closed_form`) instead of autograd; same value and gradient.
+    Returns a float32 (float64 for float64 inputs) scalar.
+    """
+    check_divergence_args(kind, beta, alpha, temperature)
+    if student_logits.shape != teacher_logits.shape:
+        raise ValueError(f"student and teacher logits differ in shape: {student_logits.shape} vs {teacher_logits.shape}")
+    row_fn = partial(dense_rows, kind=kind, temperature=temperature, beta=beta, alpha=alpha)
+    vocab = student_logits.shape[-1]
+    rows = valid_rows(student_logits.shape[:-1], labels, ignore_index, student_logits.device)
+    total, _ = rowwise_mean(
+        row_fn,
+        student_logits.reshape(-1, vocab),
+        (teacher_logits.reshape(-1, vocab),),
+        rows,
+        chunk_size=chunk_size,
+        reduction=reduction,
+        closed=closed_rows(kind, beta, alpha, temperature, ce_weight=0.0, kd_weight=1.0, with_targets=False)
+        if closed_form else None,
+    )
+    return total * t2_factor(kind, temperature, t2_scale)
+
+
+class LogitLosses(NamedTuple):
+    """`total` carries the gradient (ce_weight·ce + kd_weight·kd); `ce` and `kd` are detached, for logging."""
+
+    total: torch.Tensor
+    ce: torch.Tensor
+    kd: torch.Tensor
+
+
+def fused_ce_rows(
+    student: torch.Tensor,
+    targets: torch.Tensor,
+    *teacher: torch.Tensor,
+    ce_weight: float,
+    kd_weight: float,
+    kd_rows: RowFn,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Per-row ce_weight·CE(targets) + kd_weight·kd_rows(student, *teacher), with both terms as parts."""
+    with torch.set_grad_enabled(torch.is_grad_enabled() and ce_weight != 0.0):  # CE logged only: no backward
+        log_q1 = F.log_softmax(student, dim=-1)
+        ce = -log_q1.gather(-1, targets.long().unsqueeze(-1)).squeeze(-1)
+    if kd_weight == 0.0:
+        return ce_weight * ce, {"ce": ce.detach(), "kd": torch.zeros_like(ce).detach()}
+    kd = kd_rows(student, *teacher)
+    return ce_weight * ce + kd_weight * kd, {"ce": ce.detach(), "kd": kd.detach()}
+
+
+def ce_and_divergence(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor | None,
+    targets: torch.Tensor,
+    *,
+    ce_weight: float,
+    kd_weight: float,
+    kind: str = "forward_kl",
+    temperature: float = 1.0,
+    beta: float = 0.5,
+    alpha: float = 0.1,
+    t2_scale: bool = True,
+    ignore_index: int = -100,
+    chunk_size: int | None = None,
+    reduction: str = "mean",
+    closed_form: bool = True,
+) -> LogitLosses:
+    """Hard-label cross-entropy and the logit divergence in one pass over the same (chunked) student logits.
+
+    targets: [B, T] next-token ids aligned with the logits' positions (already shifted by the caller); positions
+    equal to ignore_index are excluded from both terms. teacher_logits may be None when kd_weight is 0.
+    Same kd value as `divergence(...)` over the same positions; ce is the usual mean token cross-entropy.
+    closed_form as in `divergence`.
+    """
+    check_divergence_args(kind, beta, alpha, temperature)
+    if teacher_logits is None and kd_weight != 0.0:
+        raise ValueError("teacher_logits is required when kd_weight is not 0")
+    vocab = student_logits.shape[-1]
+    scale = t2_factor(kind, temperature, t2_scale)
+    kd_rows = partial(dense_rows, kind=kind, temperature=temperature, beta=beta, alpha=alpha)
+    row_fn = partial(
+        fused_ce_rows,
+        ce_weight=ce_weight,
+        kd_weight=kd_weight * scale,
+        kd_rows=kd_rows,
+    )
+    rows = valid_rows(student_logits.shape[:-1], targets, ignore_index, student_logits.device)
+    safe_targets = targets.reshape(-1).clamp(min=0)
+    extras = (safe_targets,) if teacher_logits is None or kd_weight == 0.0 else (
+        safe_targets,
+        teacher_logits.reshape(-1, vocab),
+    )
+    total, parts = rowwise_mean(
+        row_fn,
+        student_logits.reshape(-1, vocab),
+        extras,
+        rows,
+        chunk_size=chunk_size,
+        reduction=reduction,
+        part_names=("ce", "kd"),
+        closed=closed_rows(kind, beta, alpha, temperature, ce_weight=ce_weight, kd_weight=kd_weight * scale)
+        if closed_form else None,
+    )
+    return LogitLosses(total, parts["ce"], parts["kd"] * scale)
+
+
+def _masked_mean(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean of per-position values [B, T] over mask [B, T] (True = keep); 0 with a gradient when none is kept."""
+    if mask is None:
+        return values.mean() if values.numel() else values.sum()
+    keep = mask.to(device=values.device, dtype=torch.bool)
+    if keep.shape != values.shape:
+        raise ValueError(f"mask shape {tuple(mask.shape)} does not match positions {tuple(values.shape)}")
+    return torch.where(keep, values, 0.0).sum() / keep.sum().clamp(min=1)
+
+
+def hidden_state_loss(
+    student_h: torch.Tensor, teacher_h: torch.Tensor, kind: str = "mse", mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Distance between hidden states [B, T, D] (the student's already projected to the teacher's width).
+
+    mse: mean over valid positions of the mean over D of (s − t)². cosine: mean over valid positions of
+    1 − cos(s, t). ln_mse: mse after a layer norm without parameters on each side, (h − mean_D h) / std_D h, so
+    every position weighs the same whatever its scale (a decoder's few "massive activation" positions hold
+    values thousands of times larger than the rest); it lies in [0, 4] and equals 2·(1 − Pearson correlation of
+    s and t over D). mask [B, T] marks valid positions (True / 1).
+    """
+    if student_h.shape != teacher_h.shape:
+        raise ValueError(f"hidden states differ in shape: {tuple(student_h.shape)} vs {tuple(teacher_h.shape)}")
+    dtype = math_dtype(student_h.dtype)
+    s, t = student_h.to(dtype), teacher_h.to(dtype)
+    if kind == "mse":
+        per_position = (s - t).square().mean(-1)
+    elif kind == "cosine":
+        per_position = 1.0 - F.cosine_similarity(s, t, dim=-1, eps=1e-8)
+    elif kind == "ln_mse":
+        width = s.shape[-1:]
+        per_position = (F.layer_norm(s, width, eps=LN_EPS) - F.layer_norm(t, width, eps=LN_EPS)).square().mean(-1)
+    else:
+        raise ValueError(f"hidden-state kind must be one of {', '.join(HIDDEN_KINDS)}, got {kind!r}")
+    return _masked_mean(per_position, mask)
+
+
+def attention_loss(
+    student_attn: torch.Tensor,
+    teacher_attn: torch.Tensor,
+    kind: str = "kl",
+    mask: torch.Tensor | None = None,
+    eps: float = 1e-12,
+) -> torch.Tensor:
+    """Attention transfer between attention maps [B, Hs, T, T] and [B, Ht, T, T] (rows = queries, cols = keys).
+
+    The maps are attention probabilities (after the softmax). When Hs != Ht both are averaged over heads first and
+    compared as one map. kl: KL(teacher row ‖ student row) summed over keys, the attention-distribution loss of
+    MiniLM (Wang et al. 2020); entries where the teacher is 0 (causal or padding zeros) contribute 0 and the
+    student is floored at eps so a student zero stays finite. mse: mean over keys of the squared difference of
+    the probabilities (TinyBERT's attention loss is an MSE too, but on the scores before the softmax, which
+    eager attention does not return). Either is averaged over heads and valid query rows; mask [B, T] marks
+    valid query positions.
+    """
+    if student_attn.dim() != 4 or teacher_attn.dim() != 4:
+        raise ValueError("attention maps must be [batch, heads, queries, keys]")
+    if student_attn.shape[0] != teacher_attn.shape[0] or student_attn.shape[2:] != teacher_attn.shape[2:]:
+        raise ValueError(f"attention maps differ in shape: {tuple(student_attn.shape)} vs {tuple(teacher_attn.shape)}")
+    dtype = math_dtype(student_attn.dtype)
+    s, t = student_attn.to(dtype), teacher_attn.to(dtype)
+    if s.shape[1] != t.shape[1]:
+        s, t = s.mean(1, keepdim=True), t.mean(1, keepdim=True)
+    if kind == "kl":
+        log_ratio = torch.log(t.clamp(min=eps)) - torch.log(s.clamp(min=eps))
+        per_row = torch.where(t > 0, t * log_ratio, 0.0).sum(-1)
+    elif kind == "mse":
+        per_row = (s - t).square().mean(-1)
+    else:
+        raise ValueError(f"attention kind must be kl or mse, got {kind!r}")
+    per_position = per_row.mean(1)  # [B, T]: average over heads
+    return _masked_mean(per_position, mask)

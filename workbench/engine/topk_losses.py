@@ -1,0 +1,201 @@
+"""Divergences against a cached teacher that kept only its top-k log-probabilities and the remaining (tail) mass.
+
+The teacher cache stores, per position, the ids and log-probabilities (at temperature 1) of the teacher's k most
+likely tokens and the probability mass r of everything else. The rest of the teacher's distribution is gone, so it
+is estimated (README, "Teacher cache: top-k + tail"):
+
+- the teacher's full distribution at T = 1 is rebuilt as its exact k cached probabilities plus the tail mass r
+  spread over the other tokens in the shape of the student's own distribution over them (detached: the estimate is
+  a fixed target, like a teacher, not something the student moves by changing its tail);
+- both sides are then tempered and compared over the whole vocabulary by the same row function as the dense path
+  (`workbench.engine.losses.divergence`), times T² when t2_scale is set.
+
+At T = 1 this equals the divergence between the two models merged into k + 1 buckets (the k tokens and the tail),
+value and gradient, and the only error is the models' disagreement inside the tail, which the cache cannot see.
+At T > 1 the tail carries more of the tempered mass; the student-shaped estimate keeps the gradient's direction
+close to the full-vocabulary one where tempering the tail as a single token would not (README has the measured
+errors). `mse` needs raw teacher logits, which the cache does not keep, so it is refused.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import torch
+
+from workbench.engine.chunked import rowwise_mean, valid_rows
+from workbench.engine.closed_form import closed_kind, closed_rows, topk_forward_kl_rows
+from workbench.engine.losses import LogitLosses, check_divergence_args, dense_rows, fused_ce_rows, t2_factor
+from workbench.errors import UserError
+
+# Smallest tail mass used in logs: a teacher that put (numerically) everything on its top k still gets finite
+# reverse divergences.
+MIN_TAIL = 1e-12
+
+
+def teacher_estimate_log_probs(student: torch.Tensor, topk_ids: torch.Tensor, topk_log_probs: torch.Tensor,
+                               tail_mass: torch.Tensor) -> torch.Tensor:
+    """Teacher log-probabilities at T = 1 over the vocabulary, rebuilt from its cache: [n, V], [n, k], [n, k], [n].
+
+    Exact at the k cached ids; elsewhere the tail mass spread in the shape of the (detached) student's distribution.
+    """
+    rest = torch.log_softmax(student.detach().scatter(-1, topk_ids, float("-inf")), dim=-1)
+    log_tail = torch.log(tail_mass.clamp(min=MIN_TAIL)).unsqueeze(-1)
+    return (rest + log_tail).scatter(-1, topk_ids, topk_log_probs.to(rest.dtype))
+
+
+def _topk_rows(
+    student: torch.Tensor,
+    topk_ids: torch.Tensor,
+    topk_log_probs: torch.Tensor,
+    tail_mass: torch.Tensor,
+    *,
+    kind: str,
+    temperature: float,
+    beta: float,
+    alpha: float,
+) -> torch.Tensor:
+    teacher = teacher_estimate_log_probs(student, topk_ids.long(), topk_log_probs, tail_mass)
+    return dense_rows(student, teacher, kind=kind, temperature=temperature, beta=beta, alpha=alpha)
+
+
+def _closed_topk(kind: str, beta: float, alpha: float, temperature: float, *, ce_weight: float, kd_weight: float,
+                 with_targets: bool = True):
+    """The closed-form rows of the top-k loss: forward KL at T = 1 without a dense teacher estimate, other kinds
+    with closed forms on the dense estimate, None for the rest (autograd)."""
+    if closed_kind(kind, beta, alpha) != "forward_kl" or temperature != 1.0:
+        return closed_rows(kind, beta, alpha, temperature, ce_weight=ce_weight, kd_weight=kd_weight,
+                           with_targets=with_targets, teacher_rows=_estimate)
+
+    def rows(student, *extras, row_scale, need_grad):
+        targets, cache = (extras[0].long(), extras[1:]) if with_targets else (None, extras)
+        safe = targets if targets is not None else torch.zeros(student.shape[0], dtype=torch.long,
+                                                                device=student.device)
+        ce, kd, grad = topk_forward_kl_rows(student, safe, cache[0].long(), cache[1], cache[2], row_scale,
+                                            ce_weight=ce_weight if with_targets else 0.0, kd_weight=kd_weight,
+                                            min_tail=MIN_TAIL, need_grad=need_grad)
+        return ce_weight * ce + kd_weight * kd, {"ce": ce, "kd": kd}, grad
+
+    return rows
+
+
+def _estimate(student: torch.Tensor, topk_ids: torch.Tensor, topk_log_probs: torch.Tensor,
+              tail_mass: torch.Tensor) -> torch.Tensor:
+    return teacher_estimate_log_probs(student, topk_ids.long(), topk_log_probs, tail_mass)
+
+
+def tail_mass_from_log_probs(topk_log_probs: torch.Tensor) -> torch.Tensor:
+    """Remaining probability 1 − Σ exp(top-k log-probs), clamped to [0, 1]: [..., k] -> [...]."""
+    return (1.0 - topk_log_probs.float().exp().sum(-1)).clamp(0.0, 1.0)
+
+
+def topk_divergence(
+    student_logits: torch.Tensor,
+    topk_ids: torch.Tensor,
+    topk_log_probs: torch.Tensor,
+    tail_mass: torch.Tensor | None = None,
+    labels: torch.Tensor | None = None,
+    *,
+    kind: str,
+    temperature: float = 1.0,
+    beta: float = 0.5,
+    alpha: float = 0.1,
+    t2_scale: bool = True,
+    ignore_index: int = -100,
+    chunk_size: int | None = None,
+    reduction: str = "mean",
+    closed_form: bool = True,
+) -> torch.Tensor:
+    """Divergence of the student from a cached top-k teacher, averaged over positions whose label != ignore_index.
+
+    student_logits: [B, T, V]; topk_ids: [B, T, k] (any integer dtype); topk_log_probs: [B, T, k] teacher
+    log-probabilities at temperature 1; tail_mass: [B, T] probability outside the top k (None: 1 − Σ exp(top-k)).
+    labels, kinds, temperature, T², chunking and closed_form mean what they mean in `workbench.engine.losses.divergence`.
+    """
+    _refuse_mse(kind)
+    check_divergence_args(kind, beta, alpha, temperature)
+    rows = valid_rows(student_logits.shape[:-1], labels, ignore_index, student_logits.device)
+    extras = _cache_rows(student_logits, topk_ids, topk_log_probs, tail_mass)
+    row_fn = partial(_topk_rows, kind=kind, temperature=temperature, beta=beta, alpha=alpha)
+    closed = _closed_topk(kind, beta, alpha, temperature, ce_weight=0.0, kd_weight=1.0, with_targets=False) \
+        if closed_form else None
+    total, _ = rowwise_mean(
+        row_fn, student_logits.reshape(-1, student_logits.shape[-1]), extras, rows, chunk_size=chunk_size,
+        reduction=reduction, closed=closed,
+    )
+    return total * t2_factor(kind, temperature, t2_scale)
+
+
+def _refuse_mse(kind: str) -> None:
+    if kind == "mse":
+        raise UserError(
+            "loss.kind=mse needs the teacher's raw logits, which the teacher cache does not keep; "
+            "use a divergence kind (forward_kl, reverse_kl, jsd, skew_forward_kl, skew_reverse_kl, tvd, soft_ce)"
+        )
+
+
+def _cache_rows(
+    student_logits: torch.Tensor, topk_ids: torch.Tensor, topk_log_probs: torch.Tensor, tail_mass: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Validate the cache tensors against the student logits and flatten them to rows: [N, k], [N, k], [N]."""
+    positions, vocab, k = student_logits.shape[:-1], student_logits.shape[-1], topk_ids.shape[-1]
+    if topk_ids.shape[:-1] != positions or topk_log_probs.shape != topk_ids.shape:
+        raise ValueError(
+            f"top-k ids {tuple(topk_ids.shape)} and log-probs {tuple(topk_log_probs.shape)} must be "
+            f"[*positions, k] with positions {tuple(positions)}"
+        )
+    if not 1 <= k < vocab:
+        raise ValueError(f"k must be in [1, vocab - 1] = [1, {vocab - 1}], got {k}")
+    if tail_mass is None:
+        tail_mass = tail_mass_from_log_probs(topk_log_probs)
+    if tail_mass.shape != positions:
+        raise ValueError(f"tail_mass shape {tuple(tail_mass.shape)} does not match positions {tuple(positions)}")
+    device = student_logits.device
+    return (
+        topk_ids.reshape(-1, k).to(device),
+        topk_log_probs.reshape(-1, k).to(device),
+        tail_mass.reshape(-1).to(device),
+    )
+
+
+def ce_and_topk_divergence(
+    student_logits: torch.Tensor,
+    topk_ids: torch.Tensor,
+    topk_log_probs: torch.Tensor,
+    tail_mass: torch.Tensor | None,
+    targets: torch.Tensor,
+    *,
+    ce_weight: float,
+    kd_weight: float,
+    kind: str = "forward_kl",
+    temperature: float = 1.0,
+    beta: float = 0.5,
+    alpha: float = 0.1,
+    t2_scale: bool = True,
+    ignore_index: int = -100,
+    chunk_size: int | None = None,
+    reduction: str = "mean",
+    closed_form: bool = True,
+) -> LogitLosses:
+    """`workbench.engine.losses.ce_and_divergence` for a cached teacher: CE on `targets` and the top-k divergence in one pass."""
+    _refuse_mse(kind)
+    check_divergence_args(kind, beta, alpha, temperature)
+    scale = t2_factor(kind, temperature, t2_scale)
+    kd_rows = partial(_topk_rows, kind=kind, temperature=temperature, beta=beta, alpha=alpha)
+    row_fn = partial(
+        fused_ce_rows, ce_weight=ce_weight, kd_weight=kd_weight * scale, kd_rows=kd_rows
+    )
+    rows = valid_rows(student_logits.shape[:-1], targets, ignore_index, student_logits.device)
+    extras = (targets.reshape(-1).clamp(min=0), *_cache_rows(student_logits, topk_ids, topk_log_probs, tail_mass))
+    total, parts = rowwise_mean(
+        row_fn,
+        student_logits.reshape(-1, student_logits.shape[-1]),
+        extras,
+        rows,
+        chunk_size=chunk_size,
+        reduction=reduction,
+        part_names=("ce", "kd"),
+        closed=_closed_topk(kind, beta, alpha, temperature, ce_weight=ce_weight, kd_weight=kd_weight * scale)
+        if closed_form else None,
+    )
+    return LogitLosses(total, parts["ce"], parts["kd"] * scale)

@@ -1,0 +1,423 @@
+"""The distillation training loop on accelerate: setup, loss step, optimizer step, eval, checkpoint.
+
+    result = train(cfg, Path("runs/my-run"), sink=ListSink())          # or: workbench train --config x.yaml
+
+One optimizer step consumes a global batch of batch_size × grad_accum × processes sequences, in a fixed order
+derived from the seed (so a resumed run and a run on more processes read the same data). The loss of a step is
+
+    w_ce·CE + w_kd·divergence + w_hidden·Σ hidden + w_attn·Σ attention
+
+where CE and the divergence are summed over valid tokens and divided by the global count of valid tokens of the
+whole step (all micro-batches, all processes), so 1×8 and 8×1 give the same gradient. The teacher runs frozen under
+inference_mode, or not at all when `train.teacher_cache` names a cache from `workbench cache-teacher`.
+Metrics leave only through the sink; the run folder contract is in `workbench.runs.folder`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from workbench.config import DistillConfig
+from workbench.engine.capture import DistillStudent, LayerCapture
+from workbench.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state, trained_state
+from workbench.engine.mapping import Projectors, config_mapping
+from workbench.engine.optim import build_optimizer, build_scheduler, clamped_warmup
+from workbench.engine.step import TERMS, Setup, evaluate, generation_eval, optimizer_step
+from workbench.engine.teacher_cache import TeacherCache
+from workbench.errors import UserError
+from workbench.models.lora import is_lora, wrap_lora
+from workbench.runs.folder import RunFolder, read_metrics
+from workbench.runs.lifecycle import device_lock, stop_on_signals
+from workbench.runs.reporters import report_sinks
+from workbench.runs.sinks import JsonlSink, MultiSink, NullSink, Sink
+
+STATUS_EVERY_S = 1.0
+
+
+def resolve_precision(cfg: DistillConfig, device: torch.device) -> str:
+    if cfg.train.precision != "auto":
+        return cfg.train.precision
+    return "bf16" if device.type == "cuda" else "fp32"
+
+
+def _stage_reporter(run: RunFolder, sink: Sink, main: bool):
+    """setup()'s `stage` callback: the stage (and how far it got, e.g. "2/5" layer fits) goes to status.json,
+    where the app shows it, and a new stage to the log."""
+    def report(name: str, progress: str | None = None) -> None:
+        if not main:
+            return
+        if progress is not None and run.read_status().get("stage") == name:
+            run.update_status(stage_progress=progress)
+            return
+        run.update_status(stage=name, stage_started=time.time(), stage_progress=progress)
+        sink.log(f"stage: {name}")
+
+    return report
+
+
+def _make_accelerator(cfg: DistillConfig):
+    from accelerate import Accelerator
+
+    cpu = cfg.train.device == "cpu" or (cfg.train.device == "auto" and not torch.cuda.is_available())
+    if not cpu and not torch.cuda.is_available():
+        raise UserError(f"train.device={cfg.train.device} but no CUDA device is available; use auto or cpu")
+    mixed = "bf16" if cfg.train.precision == "bf16" or (cfg.train.precision == "auto" and not cpu) else "no"
+    return Accelerator(cpu=cpu, mixed_precision=mixed)
+
+
+def setup(cfg: DistillConfig, accelerator, sink: Sink, *, heal: bool = True,
+          stage=lambda name, progress=None: None) -> Setup:
+    """Load models, tokenizer and data; heal the student's gaps if asked (and `heal`: a resumed full fine-tune
+    reads its weights from the checkpoint instead); build the trained module, optimizer and schedule. `stage(name)`
+    is told when each part begins (the run's status shows it)."""
+    from workbench.data.splits import build_splits
+    from workbench.engine.cross_step import tokenizer_pairing
+    from workbench.models.loading import load_model, load_tokenizer, num_layers
+
+    m, loss = cfg.models, cfg.loss
+    torch.manual_seed(cfg.train.seed)
+    stage("loading data")
+    student_tok = load_tokenizer(m.student, trust_remote_code=m.trust_remote_code)
+    pairing = tokenizer_pairing(cfg, load_tokenizer(m.teacher, trust_remote_code=m.trust_remote_code), student_tok)
+    splits = build_splits(cfg.data, student_tok)
+    if splits.train.shape[0] < 1 or splits.val.shape[0] < 1:
+        raise UserError(f"data.dataset {cfg.data.dataset!r} gives too little text for seq_len {cfg.data.seq_len}")
+    if cfg.onpolicy.lmbda > 0 and not splits.train_examples:
+        raise UserError(f"onpolicy.lmbda: on-policy steps need prompts, and {cfg.data.dataset!r} is plain text; use "
+                        "builtin:chat or a file with prompt and answer columns (or a messages column), or set 0")
+    precision = resolve_precision(cfg, accelerator.device)
+    attn = "eager" if loss.attn_weight > 0 else None
+    load = dict(trust_remote_code=m.trust_remote_code, allow_pickle=m.allow_pickle, device=accelerator.device)
+    stage("loading student")
+    student = load_model(m.student, attn_implementation=attn, **load)
+    uses_layers = loss.hidden_weight > 0 or loss.attn_weight > 0
+    cache, teacher = None, None
+    if cfg.train.teacher_cache:
+        if uses_layers:
+            raise UserError("train.teacher_cache keeps only logits; set loss.hidden_weight and loss.attn_weight to 0")
+        cache = TeacherCache(cfg.train.teacher_cache, m.teacher, splits.train, splits.val)
+    else:
+        stage("loading teacher")
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+        teacher = load_model(m.teacher, dtype=dtype, attn_implementation=attn or "sdpa", **load)
+        teacher.requires_grad_(False).eval()
+    if cfg.train.heal_init and heal:
+        stage("healing")
+        _heal_gaps(cfg, student, teacher, splits.train, load, sink, progress=lambda done, total: stage(
+            "healing", f"{done}/{total}"))
+    pairs = []
+    if uses_layers:
+        pairs = config_mapping(cfg, num_layers(student), num_layers(teacher))
+    hidden_pairs = pairs if loss.hidden_weight > 0 else []
+    attn_pairs = [p for p in pairs if p[0] != "emb" and p[1] != "emb"] if loss.attn_weight > 0 else []
+    teacher_capture = None
+    if teacher is not None and pairs:
+        teacher_capture = LayerCapture(teacher, [t for _, t in hidden_pairs], [int(t) for _, t in attn_pairs])
+    pairing.finish(teacher, student)
+    student = _prepare_student(cfg, student)
+    t_width = teacher.config.hidden_size if teacher is not None else student.config.hidden_size
+    projectors = Projectors(hidden_pairs, student.config.hidden_size, t_width).to(accelerator.device)
+    module = DistillStudent(student, projectors, hidden_pairs, attn_pairs)
+    optimizer = build_optimizer(module, cfg.train.lr, cfg.train.weight_decay)
+    if clamped_warmup(cfg.train.warmup_steps, cfg.train.steps) < cfg.train.warmup_steps:
+        sink.log(f"train.warmup_steps {cfg.train.warmup_steps} is more than train.steps {cfg.train.steps}: "
+                 f"warming up over all {cfg.train.steps} steps")
+    scheduler = build_scheduler(optimizer, cfg.train.warmup_steps, cfg.train.steps)
+    module, optimizer = accelerator.prepare(module, optimizer)
+    sampler = torch.Generator().manual_seed(cfg.train.seed * 1_000_003 + accelerator.process_index + 1)
+    stage("first step")
+    return Setup(accelerator, module, teacher, teacher_capture, cache, student_tok, splits.train, splits.val,
+                 optimizer, scheduler, precision, splits.train_mask, splits.val_mask, splits.train_examples,
+                 splits.heldout, sampler, pairing=pairing)
+
+
+def _heal_gaps(cfg: DistillConfig, student, teacher, train_ids: torch.Tensor, load: dict, sink: Sink,
+               progress=None) -> None:
+    """`train.heal_init`: fold a least-squares fit across each pruned gap into the student (workbench.models.heal)."""
+    from workbench.models.heal import check_pair, heal_for_config
+    from workbench.models.loading import load_model
+
+    check_pair(cfg.models.student, cfg.models.teacher)
+    source = teacher if teacher is not None else load_model(cfg.models.teacher, attn_implementation="sdpa", **load)
+    sink.log(f"healing the pruned gaps on {min(len(train_ids), cfg.train.heal_sequences)} training sequences "
+             "(train.heal_init) ...")
+    start = time.perf_counter()
+    fits = heal_for_config(cfg, student, source, train_ids, progress)
+    seconds = time.perf_counter() - start
+    for fit in fits:
+        sink.emit({"kind": "heal", "step": 0, **fit.to_dict(), "seconds": seconds, "time": time.time()})
+    summary = ", ".join(f"{f.student_layer}→t{f.teacher_layer} mse {f.mse_before:.3g}→{f.mse_after:.3g}" for f in fits)
+    sink.log(f"healed the pruned gaps with {len(fits)} layer fit(s) in {seconds:.1f}s on "
+             f"{min(len(train_ids), cfg.train.heal_sequences)} sequences: {summary or 'the student has no gaps'}")
+
+
+def _prepare_student(cfg: DistillConfig, student):
+    if cfg.train.freeze_embeddings:
+        student.get_input_embeddings().requires_grad_(False)
+        student.get_output_embeddings().requires_grad_(False)
+    if cfg.train.gradient_checkpointing:
+        student.gradient_checkpointing_enable()
+        if cfg.lora.enabled:
+            student.enable_input_require_grads()
+    if cfg.lora.enabled:
+        student = wrap_lora(student, cfg.lora)
+    if cfg.train.compile:
+        student.compile()
+    return student.train()
+
+
+def _sampler_states(s: Setup) -> list[torch.Tensor]:
+    """Every process's on-policy sampling RNG state, in process order (a collective call)."""
+    from accelerate.utils import gather_object
+
+    state = s.sampler.get_state()
+    return gather_object([state]) if s.accelerator.num_processes > 1 else [state]
+
+
+def _checkpoint_payload(cfg: DistillConfig, s: Setup, step: int, tokens: int, elapsed: float,
+                        samplers: list[torch.Tensor]) -> dict[str, Any]:
+    inner = s.accelerator.unwrap_model(s.module)
+    return {
+        "model": trained_state(inner.student, only_trainable=cfg.lora.enabled),
+        "projectors": trained_state(inner.projectors, only_trainable=False),
+        "optimizer": s.optimizer.state_dict(),
+        "scheduler": s.scheduler.state_dict(),
+        "rng": rng_state(),
+        "sampler": samplers,
+        "step": step,
+        "tokens": tokens,
+        "elapsed": elapsed,
+    }
+
+
+def _restore(cfg: DistillConfig, s: Setup, run: RunFolder) -> tuple[int, int, float]:
+    """Load the latest complete checkpoint; returns (step, tokens, elapsed). Metrics past it are dropped."""
+    latest = run.latest_checkpoint()
+    if latest is None:
+        raise UserError(f"--resume: {run.path} has no complete checkpoint to resume from")
+    state = load_checkpoint(latest)
+    inner = s.accelerator.unwrap_model(s.module)
+    inner.student.load_state_dict(state["model"], strict=not cfg.lora.enabled)
+    inner.projectors.load_state_dict(state["projectors"])
+    s.optimizer.load_state_dict(state["optimizer"])
+    s.scheduler.load_state_dict(state["scheduler"])
+    set_rng_state(state["rng"])
+    samplers = state.get("sampler") or []
+    if len(samplers) == s.accelerator.num_processes:
+        s.sampler.set_state(samplers[s.accelerator.process_index])
+    step = int(state["step"])
+    if s.accelerator.is_main_process and run.metrics_path.exists():
+        import json
+
+        kept = [row for row in read_metrics(run.metrics_path) if int(row.get("step", 0)) <= step]
+        run.metrics_path.write_text("".join(json.dumps(row) + "\n" for row in kept))
+    return step, int(state["tokens"]), float(state["elapsed"])
+
+
+def _save_outputs(cfg: DistillConfig, s: Setup, run: RunFolder) -> None:
+    """student/ (merged when LoRA) with the tokenizer, adapter/ for LoRA, projectors.safetensors at run level."""
+    from safetensors.torch import save_file
+
+    inner = s.accelerator.unwrap_model(s.module)
+    inner.capture.close()  # no hooks on the saved (or merged) student
+    student = inner.student
+    if is_lora(student):
+        student.save_pretrained(run.path / "adapter")
+        student = student.merge_and_unload()
+    student.save_pretrained(run.student_dir)
+    s.tokenizer.save_pretrained(run.student_dir)
+    save_file({k: v.contiguous() for k, v in trained_state(inner.projectors, False).items()},
+              str(run.path / "projectors.safetensors"))
+
+
+def _loop(cfg: DistillConfig, s: Setup, run: RunFolder, sink: Sink, stop: threading.Event, resume: bool,
+          launched: float) -> str:
+    """The training loop proper; returns the final state (finished or stopped)."""
+    acc, main, total_steps = s.accelerator, s.accelerator.is_main_process, cfg.train.steps
+    step, tokens, elapsed_before = _restore(cfg, s, run) if resume else (0, 0, 0.0)
+    tokens_per_step = cfg.train.batch_size * cfg.train.grad_accum * acc.num_processes * s.train_ids.shape[1]
+    start, start_step, start_tokens, last_status = time.perf_counter(), step, tokens, 0.0
+    if main:
+        run.update_status(state="running", step=step, total_steps=total_steps)
+        onpolicy = cfg.onpolicy
+        mode = "off-policy" if onpolicy.lmbda == 0 else (
+            f"{'sequence-level KD' if onpolicy.seq_kd else 'on-policy'} on {onpolicy.lmbda:.0%} of the steps, "
+            f"{onpolicy.max_new_tokens} sampled tokens at T {onpolicy.temperature:g}")
+        sink.log(f"training {total_steps} steps from step {step} on {acc.device} ({acc.num_processes} process(es), "
+                 f"{s.precision}, {'teacher cache' if s.cache else 'live teacher'}, {mode})")
+    last = False
+    while not last:
+        if _stop_requested(stop, acc):
+            break
+        step_started = time.perf_counter()
+        terms = optimizer_step(cfg, s, step)
+        step_seconds = time.perf_counter() - step_started
+        step += 1
+        tokens += int(terms.get("step_tokens", tokens_per_step))
+        session = time.perf_counter() - start
+        last = step >= total_steps or _out_of_time(cfg, acc, elapsed_before + time.perf_counter() - launched)
+        if main and (step % cfg.train.log_every == 0 or last):
+            rate = (tokens - start_tokens) / max(session, 1e-9)
+            eta = (total_steps - step) * session / (step - start_step)
+            sink.emit({"kind": "train", "step": step, **{k: terms[k] for k in ("total", *TERMS)},
+                       "lr": s.scheduler.get_last_lr()[0], "tokens": tokens, "tokens_per_s": rate,
+                       "elapsed": elapsed_before + session, "eta": eta, "time": time.time(),
+                       **_generation_stats(terms, step_seconds)})
+            _emit_sample(s, sink, step)
+            if time.monotonic() - last_status >= STATUS_EVERY_S or last:
+                run.update_status(step=step)  # throttled: each write is an fsync
+                last_status = time.monotonic()
+        _evaluate(cfg, s, sink, step, last)
+        if step % cfg.train.save_every == 0 and not last:
+            _save(cfg, s, run, sink, step, tokens, elapsed_before + session)
+    if not last:
+        _save(cfg, s, run, sink, step, tokens, elapsed_before + time.perf_counter() - start)
+        return "stopped"
+    if main:
+        if step < total_steps:
+            sink.log(f"train.max_minutes reached: training ends at step {step} of {total_steps}")
+            run.update_status(total_steps=step)
+        _save_outputs(cfg, s, run)
+        sink.log(f"finished: student saved to {run.student_dir}")
+    return "finished"
+
+
+def _out_of_time(cfg: DistillConfig, acc, elapsed: float) -> bool:
+    """Whether `train.max_minutes` have passed since the run (or this resumed session) started, loading and healing
+    included (every process agrees: any one that is out of time ends the run)."""
+    if cfg.train.max_minutes is None:
+        return False
+    flag = torch.tensor([1.0 if elapsed >= cfg.train.max_minutes * 60 else 0.0], device=acc.device)
+    if acc.num_processes > 1:
+        flag = acc.reduce(flag, reduction="max")
+    return bool(flag.item() > 0)
+
+
+def _evaluate(cfg: DistillConfig, s: Setup, sink: Sink, step: int, last: bool) -> None:
+    """The teacher-forced eval every train.eval_every steps, generation quality every train.gen_eval_every."""
+    main = s.accelerator.is_main_process
+    if step % cfg.train.eval_every == 0 or last:
+        row = evaluate(cfg, s)
+        if main:
+            sink.emit({"kind": "eval", "step": step, **row, "time": time.time()})
+    if step % (cfg.train.gen_eval_every or cfg.train.eval_every) == 0 or last:
+        if main:
+            _generation_eval(cfg, s, sink, step)
+        s.accelerator.wait_for_everyone()
+
+
+def _generation_stats(terms: dict[str, Any], step_seconds: float) -> dict[str, Any]:
+    """On-policy fields of a train row: sampling speed, its share of the step's time, mean completion length."""
+    if not terms.get("onpolicy"):
+        return {"onpolicy": 0}
+    seconds = terms["gen_seconds"]
+    return {"onpolicy": 1, "gen_tokens_per_s": terms["gen_tokens"] / max(seconds, 1e-9),
+            "gen_share": seconds / max(step_seconds, 1e-9), "completion_len": terms["completion_len"]}
+
+
+def _emit_sample(s: Setup, sink: Sink, step: int) -> None:
+    """The latest on-policy answer, each token with its reverse KL to the teacher (`sample` row)."""
+    from workbench.analysis.genquality import sample_row
+
+    if s.last_sample is None:
+        return
+    example = s.train_examples[s.last_sample["index"]]
+    sink.emit({**sample_row(s.tokenizer, example.prompt, s.last_sample["tokens"], s.last_sample, step,
+                            "onpolicy"), "time": time.time()})
+    s.last_sample = None
+
+
+def _generation_eval(cfg: DistillConfig, s: Setup, sink: Sink, step: int) -> None:
+    """Score what the student generates on the held-out prompts (`gen_eval` and `sample` rows)."""
+    started = time.perf_counter()
+    result = generation_eval(cfg, s, step)
+    if result is None:
+        return
+    row, sample = result
+    sink.emit({**row, "seconds": time.perf_counter() - started, "time": time.time()})
+    sink.emit({**sample, "time": time.time()})
+    sink.log(f"step {step}: on {row['measured_on']}: reverse KL {row['gen_rkl']:.3f} nats/token, teacher NLL "
+             f"{row['gen_teacher_nll']:.3f}, repeated 4-grams {row['gen_rep4']:.1%}, empty {row['gen_empty']:.0%}, "
+             f"mean length {row['gen_len']:.1f} tokens")
+
+
+def _stop_requested(stop: threading.Event, acc) -> bool:
+    if acc.num_processes == 1:
+        return stop.is_set()
+    flag = torch.tensor([1.0 if stop.is_set() else 0.0], device=acc.device)
+    return bool(acc.reduce(flag, reduction="sum").item() > 0)
+
+
+def _save(cfg: DistillConfig, s: Setup, run: RunFolder, sink: Sink, step: int, tokens: int, elapsed: float) -> None:
+    samplers = _sampler_states(s)
+    if s.accelerator.is_main_process:
+        path = save_checkpoint(run.checkpoints_dir, step, _checkpoint_payload(cfg, s, step, tokens, elapsed, samplers))
+        run.update_status(step=step)
+        sink.log(f"checkpoint saved: {path}")
+    s.accelerator.wait_for_everyone()
+
+
+def train(
+    cfg: DistillConfig,
+    run_dir: Path,
+    sink: Sink | None = None,
+    *,
+    resume: bool = False,
+    stop: threading.Event | None = None,
+) -> dict[str, Any]:
+    """Train a student by distillation into the run folder `run_dir`; returns {"state", "step", "run_dir", ...}.
+
+    `stop` (set it from another thread, or by SIGINT/SIGTERM) ends the run after the current step with a
+    checkpoint. Raises on failure after recording it in status.json (state failed, error, exit_code 1).
+    """
+    run = RunFolder(Path(run_dir))
+    run.path.mkdir(parents=True, exist_ok=True)
+    stop = stop or threading.Event()
+    accelerator = _make_accelerator(cfg)
+    main = accelerator.is_main_process
+    trackers = report_sinks(cfg.train.report_to, run.path, cfg.to_dict()) if main else []
+    sink = MultiSink(JsonlSink(run.metrics_path), *trackers, sink) if main else NullSink()
+    if main:
+        if not run.config_path.exists():
+            cfg.save(run.config_path)
+        status = run.read_status() if run.status_path.exists() else {}
+        run.update_status(state="queued", pid=os.getpid(), created=status.get("created") or time.time(),
+                          error=None, exit_code=None, total_steps=cfg.train.steps)
+    device = str(accelerator.device) if accelerator.device.type != "cuda" else f"cuda{accelerator.device.index or 0}"
+    lock = device_lock(run.path.parent, device, stop) if main else contextlib.nullcontext(True)
+    with stop_on_signals(stop, run if main else None), lock as locked:
+        if not locked:
+            run.update_status(state="stopped", ended=time.time(), exit_code=0)
+            return {"state": "stopped", "step": 0, "run_dir": str(run.path)}
+        try:
+            if main:
+                run.update_status(state="running", started=time.time(), pid=os.getpid())
+            launched = time.perf_counter()  # train.max_minutes counts loading and healing too
+            s = setup(cfg, accelerator, sink, heal=not resume or cfg.lora.enabled,
+                      stage=_stage_reporter(run, sink, main))
+            with contextlib.closing(s):
+                state = _loop(cfg, s, run, sink, stop, resume, launched)
+        except BaseException as exc:
+            if main:
+                latest = run.latest_checkpoint()
+                keep = f"; last good checkpoint: {latest}" if latest else ""
+                message = (str(exc).splitlines() or [type(exc).__name__])[0] + keep
+                run.update_status(state="failed", error=message, ended=time.time(), exit_code=1)
+                sink.log(f"failed: {message}")
+            raise
+        finally:
+            sink.close()
+    if accelerator.num_processes > 1:  # every process leaves together; a peer torn down early aborts the others
+        accelerator.wait_for_everyone()
+        accelerator.end_training()
+    status = {}
+    if main:
+        status = run.update_status(state=state, ended=time.time(), exit_code=0)
+    return {"state": state, "step": status.get("step"), "run_dir": str(run.path)}

@@ -1,0 +1,272 @@
+"""Closed-form healing of a depth-pruned student before training (linear block replacement, as in ReplaceMe).
+
+A student made by dropping teacher layers has gaps: student layer i feeds layer i+1, whose teacher original expected
+the output of the teacher layer just before it, several dropped layers later. For each student layer i that sits
+before a gap, with MLP output M (N, H), rest of its output R = Y − M, and the teacher's hidden state Z (N, H) at the
+far end of the gap (the output of teacher layer kept[i+1] − 1), a ridge fit toward the identity
+
+    X = argmin ‖M X + R − Z‖² + λ‖X − I‖²  =  (MᵀM + λI)⁻¹ (Mᵀ(Z − R) + λI),   λ = ridge · tr(MᵀM) / H
+
+is folded into the MLP's output projection (W ← Xᵀ W for nn.Linear), so the student's shape does not change. The
+kept layer right after each gap gets the same fit toward its own teacher original (`fit_plan`). Fits are made in
+model order on the student's own activations, each after the earlier ones are folded in. Only the MLP is refitted:
+in a sequential block the MLP reads the attention output, so a transform of that would not stay linear. The error
+before and after each fit comes from the same sums: ‖M X − D‖² = tr(XᵀAX) − 2 tr(XᵀB) + ‖D‖² with A = MᵀM,
+B = MᵀD, D = Z − R.
+
+    fits = heal_student(student, teacher, kept=[0, 1, 2, 6, ...], batches=list(train_ids[:64].split(4)))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from workbench.errors import UserError
+from workbench.models.derive import ModelSpec, decoder_layers, parse_spec
+
+DEFAULT_RIDGE = 1e-3
+FIT_BATCH = 4  # sequences per forward of the fit
+
+
+@dataclass
+class LayerFit:
+    """One refitted layer: student layer `student_layer` now aims at the output of teacher layer `teacher_layer`."""
+
+    student_layer: int
+    teacher_layer: int
+    mse_before: float
+    mse_after: float
+
+    def to_dict(self) -> dict[str, float | int]:
+        return {"student_layer": self.student_layer, "teacher_layer": self.teacher_layer,
+                "mse_before": self.mse_before, "mse_after": self.mse_after}
+
+
+def check_pair(student: str, teacher: str) -> ModelSpec:
+    """The student's prune spec, when the student is the teacher with layers dropped; else a UserError."""
+    student_spec, teacher_spec = parse_spec(student), parse_spec(teacher)
+    if student_spec.derivation != "prune" or teacher_spec.derivation is not None or student_spec.base != teacher_spec.base:
+        raise UserError(f"train.heal_init needs a student that is the teacher with layers dropped "
+                        f"('{teacher_spec.base}?prune=...'), got models.student={student!r}; set train.heal_init=false")
+    return student_spec
+
+
+def gaps(kept: list[int], teacher_layers: int) -> list[tuple[int, int]]:
+    """(student layer, teacher layer whose output it should reproduce) for each student layer before a gap."""
+    result = []
+    for i, source in enumerate(kept):
+        following = kept[i + 1] if i + 1 < len(kept) else teacher_layers
+        if following - source > 1:
+            result.append((i, following - 1))
+    return result
+
+
+def fit_plan(kept: list[int], teacher_layers: int) -> list[tuple[int, int]]:
+    """The fits, in model order: each layer before a gap aims across it (`gaps`), and the kept layer right after the
+    gap aims at its own teacher original, taking up what the first fit left. The student's last layer is refitted
+    only across a trailing gap: fitting it to the teacher's last output raised perplexity (README, "Healing the
+    gaps")."""
+    plan = set(gaps(kept, teacher_layers))
+    plan |= {(i + 1, kept[i + 1]) for i, _ in gaps(kept, teacher_layers) if i + 1 < len(kept) - 1}
+    return sorted(plan)
+
+
+def mlp_branch(layer: nn.Module) -> nn.Module:
+    """The layer's MLP, whose output is the last term added to its residual stream (attention output cannot be
+    refitted linearly: in a sequential block the MLP reads it)."""
+    names = {name for name, _ in layer.named_children()}
+    mlp = getattr(layer, "mlp", None)
+    if mlp is None or names & {"pre_feedforward_layernorm", "post_feedforward_layernorm"}:
+        raise UserError(f"train.heal_init supports decoder layers that add a plain `mlp` output to the residual; "
+                        f"{type(layer).__name__} has none or normalises it; set train.heal_init=false")
+    return mlp
+
+
+def output_projection(branch: nn.Module, width: int) -> nn.Module:
+    """The last projection of width `width` in a branch (down_proj, o_proj, c_proj, dense_4h_to_h ...)."""
+    projections = [m for m in branch.modules() if _out_features(m) == width]
+    if not projections:
+        raise UserError(f"train.heal_init: no output projection of width {width} in {type(branch).__name__}")
+    return projections[-1]
+
+
+def _out_features(module: nn.Module) -> int | None:
+    if isinstance(module, nn.Linear):
+        return module.out_features
+    if type(module).__name__ == "Conv1D":  # GPT-2: weight (in, out), y = x W + b
+        return module.weight.shape[1]
+    return None
+
+
+@torch.no_grad()
+def fold(projection: nn.Module, transform: torch.Tensor) -> None:
+    """Make `projection`'s output y become y @ transform (transform: (H, H))."""
+    weight = projection.weight
+    t = transform.to(device=weight.device, dtype=torch.float64)
+    if isinstance(projection, nn.Linear):  # weight (H, I): y = x Wᵀ → y X = x (Xᵀ W)ᵀ
+        weight.copy_((t.T @ weight.double()).to(weight.dtype))
+    else:  # Conv1D weight (I, H): y = x W → y X = x (W X)
+        weight.copy_((weight.double() @ t).to(weight.dtype))
+    if getattr(projection, "bias", None) is not None:
+        projection.bias.copy_((projection.bias.double() @ t).to(projection.bias.dtype))
+
+
+class _StopForward(Exception):
+    """Raised by a hook once the layer of interest has run: the rest of the forward is not needed."""
+
+
+def _layer_output(output) -> torch.Tensor:
+    return output[0] if isinstance(output, tuple) else output
+
+
+def _run_hooked(model: nn.Module, handles: list, batches: list[torch.Tensor]) -> None:
+    """Run `model` on each batch (a hook may end a forward early with _StopForward), then remove the hooks."""
+    try:
+        for ids in batches:
+            try:
+                model(input_ids=ids.to(model.device), use_cache=False)
+            except _StopForward:
+                pass
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@torch.no_grad()
+def teacher_targets(teacher: nn.Module, teacher_layers: list[int], batches: list[torch.Tensor]) -> dict[int, list]:
+    """Outputs (B, T, H) of the given teacher layers for every batch, as float32 on the CPU."""
+    layers, wanted, last = decoder_layers(teacher), sorted(set(teacher_layers)), max(teacher_layers)
+    store: dict[int, list] = {t: [] for t in wanted}
+
+    def hook_for(index: int):
+        def hook(module, args, output):
+            store[index].append(_layer_output(output).float().cpu())
+            if index == last:
+                raise _StopForward
+        return hook
+
+    handles = [layers[t].register_forward_hook(hook_for(t)) for t in wanted]
+    _run_hooked(teacher, handles, batches)
+    return store
+
+
+@torch.no_grad()
+def _layer_calls(student: nn.Module, batches: list[torch.Tensor], first: int, last: int) -> tuple[list, list]:
+    """One forward per batch up to layer `last`: the hidden input of layer `first` per batch, and per layer
+    first..last and batch the other arguments the model passed it (masks, position embeddings), to call it again."""
+    layers = decoder_layers(student)
+    hidden: list[torch.Tensor] = []
+    calls: list[list] = [[] for _ in range(first, last + 1)]
+
+    def pre_hook(index: int):
+        def hook(module, args, kwargs):
+            hidden_in = args[0] if args else kwargs["hidden_states"]
+            if index == first:
+                hidden.append(hidden_in)
+            calls[index - first].append((bool(args), args[1:], {k: v for k, v in kwargs.items()
+                                                                 if k != "hidden_states"}))
+            if index == last:
+                raise _StopForward
+        return hook
+
+    handles = [layers[i].register_forward_pre_hook(pre_hook(i), with_kwargs=True) for i in range(first, last + 1)]
+    _run_hooked(student, handles, batches)
+    return hidden, calls
+
+
+def _run_layer(layer: nn.Module, hidden: torch.Tensor, call: tuple) -> torch.Tensor:
+    positional, args, kwargs = call
+    output = layer(hidden, *args, **kwargs) if positional else layer(hidden_states=hidden, **kwargs)
+    return _layer_output(output)
+
+
+def _solve(a: torch.Tensor, b: torch.Tensor, dd: float, count: int, ridge: float) -> tuple[torch.Tensor, float, float]:
+    """The ridge fit toward the identity from the sums A = MᵀM, B = MᵀD, ‖D‖²; returns (X, mse before, after)."""
+    width = a.shape[0]
+    eye = torch.eye(width, dtype=torch.float64)
+    lam = ridge * float(torch.trace(a)) / width
+    transform = torch.linalg.solve(a + lam * eye, b + lam * eye)
+
+    def error(x: torch.Tensor) -> float:
+        return (float(torch.trace(x.T @ a @ x)) - 2 * float(torch.trace(x.T @ b)) + dd) / (count * width)
+
+    return transform, error(eye), error(transform)
+
+
+@torch.no_grad()
+def _refit_layer(layer: nn.Module, hidden: list[torch.Tensor], calls: list, targets: list[torch.Tensor],
+                 ridge: float) -> tuple[list[torch.Tensor], float, float]:
+    """Fit and fold one layer from its inputs; returns its new outputs (Y + M(X − I), what the folded layer
+    gives) with the mse before and after."""
+    width = targets[0].shape[-1]
+    seen: dict[str, torch.Tensor] = {}
+    handle = mlp_branch(layer).register_forward_hook(lambda m, a, out: seen.__setitem__("mlp", _layer_output(out)))
+    a = torch.zeros(width, width, dtype=torch.float64)
+    b = torch.zeros(width, width, dtype=torch.float64)
+    dd, count, pieces = 0.0, 0, []
+    try:
+        for h, call, target in zip(hidden, calls, targets, strict=True):
+            out = _run_layer(layer, h, call)
+            m = seen["mlp"].double().cpu().reshape(-1, width)  # (N, H)
+            d = target.double().reshape(-1, width) - (out.double().cpu().reshape(-1, width) - m)
+            a += m.T @ m
+            b += m.T @ d
+            dd += float((d * d).sum())
+            count += m.shape[0]
+            pieces.append((out, seen["mlp"]))
+    finally:
+        handle.remove()
+    transform, before, after = _solve(a, b, dd, count, ridge)
+    fold(output_projection(mlp_branch(layer), width), transform)
+    shift = (transform - torch.eye(width, dtype=torch.float64)).to(hidden[0].device)
+    outputs = [(out.double() + m.double() @ shift).to(out.dtype) for out, m in pieces]
+    return outputs, before, after
+
+
+@torch.no_grad()
+def heal_student(student: nn.Module, teacher: nn.Module, kept: list[int], batches: list[torch.Tensor],
+                 ridge: float = DEFAULT_RIDGE, progress=None) -> list[LayerFit]:
+    """Heal the gaps of `student` (the teacher's layers `kept`) in place, in order; returns one LayerFit per refitted
+    layer (`fit_plan`).
+
+    `batches` are LongTensors (B, T) of training text without padding. The student runs once up to the last
+    refitted layer to record each layer's call; from the first refitted layer on, the layers are then run one at a
+    time on the updated hidden states, so each fit sees the earlier ones folded in. Both models are put in eval
+    mode (no dropout) and left so; the caller sets train mode. `progress(done, total)` is called after each fit.
+    """
+    layers = decoder_layers(student)
+    if len(kept) != len(layers):
+        raise UserError(f"train.heal_init: the student has {len(layers)} layers but its prune spec keeps {len(kept)}")
+    plan = dict(fit_plan(kept, len(decoder_layers(teacher))))
+    if not plan or not batches:
+        return []
+    student.eval(), teacher.eval()
+    targets = teacher_targets(teacher, list(plan.values()), batches)
+    first, last = min(plan), max(plan)
+    hidden, calls = _layer_calls(student, batches, first, last)
+    fits = []
+    for index in range(first, last + 1):
+        layer_calls = calls[index - first]
+        if index in plan:
+            hidden, before, after = _refit_layer(layers[index], hidden, layer_calls, targets[plan[index]], ridge)
+            fits.append(LayerFit(index, plan[index], before, after))
+            if progress is not None:
+                progress(len(fits), len(plan))
+        elif index < last:
+            hidden = [_run_layer(layers[index], h, call) for h, call in zip(hidden, layer_calls, strict=True)]
+    return fits
+
+
+def heal_for_config(cfg, student: nn.Module, teacher: nn.Module, train_ids: torch.Tensor,
+                    progress=None) -> list[LayerFit]:
+    """`train.heal_init` of a DistillConfig: heal `student` on the first `train.heal_sequences` training rows."""
+    from workbench.models.loading import resolve_layers
+
+    spec = check_pair(cfg.models.student, cfg.models.teacher)
+    kept = resolve_layers(spec, base_layers=len(decoder_layers(teacher)),
+                          trust_remote_code=cfg.models.trust_remote_code)
+    return heal_student(student, teacher, kept, list(train_ids[: cfg.train.heal_sequences].split(FIT_BATCH)),
+                        progress=progress)
