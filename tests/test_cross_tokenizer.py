@@ -33,7 +33,7 @@ from workbench.events import ListSink
 from workbench.losses import divergence
 from workbench.models import load_config, load_tokenizer
 from workbench.trainer import train
-from workbench.vocab import bits_per_byte, bytes_per_token, prefix_groups, shared_vocab, token_bytes
+from workbench.vocab import bits_per_byte, bytes_per_token, shared_vocab, token_bytes
 
 BPE_8K = "builtin:bpe-8k"
 
@@ -45,27 +45,25 @@ def _kl(p: torch.Tensor, q: torch.Tensor) -> float:
     return float(sum(pi * math.log(pi / qi) for pi, qi in zip(p.tolist(), q.tolist(), strict=True) if pi > 0))
 
 
-def _grouped(logits: torch.Tensor, group: torch.Tensor, count: int) -> torch.Tensor:
-    sums = [0.0] * count
-    for prob, k in zip(torch.softmax(logits.double(), -1).tolist(), group.tolist(), strict=True):
-        sums[k] += prob
-    return torch.tensor(sums, dtype=torch.float64)
+def _buckets(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    probs = torch.softmax(logits.double(), -1)
+    return torch.cat([probs[ids], (1 - probs[ids].sum()).clamp(min=0).reshape(1)])
 
 
 def _tokens_of(span_ids: np.ndarray, k: int) -> list[int]:
     return [i for i, span in enumerate(span_ids.tolist()) if span == k]
 
 
-def reference_aligned(s_logits, t_logits, s_ids, rows, groups, kind="forward_kl") -> float:
-    total, count = 0.0, int(max(groups[0].max(), groups[1].max())) + 1
+def reference_aligned(s_logits, t_logits, s_ids, rows, shared, kind="forward_kl") -> float:
+    total = 0.0
     for b, row in enumerate(rows):
         for k in range(1, row.spans):
             si, ti = _tokens_of(row.student_span, k), _tokens_of(row.teacher_span, k)
             if not si or not ti or si[0] == 0 or ti[0] == 0:
                 continue
             if len(si) == 1 and len(ti) == 1:
-                p = _grouped(t_logits[b, ti[0] - 1], groups[1], count)
-                q = _grouped(s_logits[b, si[0] - 1], groups[0], count)
+                p = _buckets(t_logits[b, ti[0] - 1], shared[1])
+                q = _buckets(s_logits[b, si[0] - 1], shared[0])
             else:
                 lq = sum(float(torch.log_softmax(s_logits[b, i - 1].double(), -1)[s_ids[b, i]]) for i in si)
                 lp = sum(float(torch.log_softmax(t_logits[b, j - 1].double(), -1)[row.teacher_ids[j]]) for j in ti)
@@ -107,9 +105,8 @@ def _synthetic(seed: int = 0):
     s_ids = torch.randint(11, (2, 7), generator=gen)
     s_logits = torch.randn(2, 7, 11, generator=gen, dtype=torch.float64) * 2
     t_logits = torch.randn(2, 6, 13, generator=gen, dtype=torch.float64) * 2
-    # five shared strings (student ids 0 3 4 7 9 = teacher ids 5 0 12 7 2) and group 5 for texts no shared one starts
-    groups = (torch.tensor([0, 5, 2, 1, 2, 4, 5, 3, 0, 4, 1]), torch.tensor([1, 0, 4, 5, 3, 0, 2, 3, 5, 1, 4, 5, 2]))
-    return rows, s_ids, s_logits, t_logits, groups
+    shared = (torch.tensor([0, 3, 4, 7, 9]), torch.tensor([5, 0, 12, 7, 2]))
+    return rows, s_ids, s_logits, t_logits, shared
 
 
 def test_align_ends_tiles_the_text_in_order():
@@ -120,26 +117,26 @@ def test_align_ends_tiles_the_text_in_order():
 
 @pytest.mark.parametrize("kind", ["forward_kl", "reverse_kl"])
 def test_aligned_divergence_matches_a_float64_reference(kind):
-    rows, s_ids, s_logits, t_logits, groups = _synthetic()
+    rows, s_ids, s_logits, t_logits, shared = _synthetic()
     batch = batch_alignment(rows, pad_id=0)
     assert batch.exact.tolist() == [False, False, False, True, True, True, False, True]
-    value, parts = aligned_divergence(s_logits, t_logits, s_ids, batch, groups, kind=kind, t2_scale=False)
+    value, parts = aligned_divergence(s_logits, t_logits, s_ids, batch, shared, kind=kind, t2_scale=False)
     assert value.dtype == torch.float64
-    assert float(value) == pytest.approx(reference_aligned(s_logits, t_logits, s_ids, rows, groups, kind), rel=1e-9)
+    assert float(value) == pytest.approx(reference_aligned(s_logits, t_logits, s_ids, rows, shared, kind), rel=1e-9)
     assert float(parts["spans"]) == 8 and 0 < float(parts["exact"]) < float(value)
-    hot, _ = aligned_divergence(s_logits, t_logits, s_ids, batch, groups, kind=kind, temperature=2.0)
+    hot, _ = aligned_divergence(s_logits, t_logits, s_ids, batch, shared, kind=kind, temperature=2.0)
     cooled = s_logits / 2, t_logits / 2
-    expected = 4 * reference_aligned(*cooled, s_ids, rows, groups, kind)
+    expected = 4 * reference_aligned(*cooled, s_ids, rows, shared, kind)
     assert float(hot) == pytest.approx(expected, rel=1e-9)
 
 
 def test_aligned_divergence_gradient_is_finite_and_matches_finite_differences():
-    rows, s_ids, s_logits, t_logits, groups = _synthetic(seed=3)
+    rows, s_ids, s_logits, t_logits, shared = _synthetic(seed=3)
     batch = batch_alignment(rows, pad_id=0)
     student = s_logits.clone().requires_grad_(True)
 
     def loss(x):
-        return aligned_divergence(x, t_logits, s_ids, batch, groups, kind="jsd", t2_scale=False)[0]
+        return aligned_divergence(x, t_logits, s_ids, batch, shared, kind="jsd", t2_scale=False)[0]
 
     assert torch.autograd.gradcheck(loss, (student,), eps=1e-6, atol=1e-6)
     loss(student).backward()
@@ -200,28 +197,17 @@ def test_aligned_equals_the_ordinary_divergence_with_one_tokenizer(bpe_8k):
     assert [a.teacher_ids for a in aligned] == rows.tolist()  # the teacher re-reads the same tokens
     batch = batch_alignment(aligned, pad_id=0)
     assert batch.exact.all() and batch.exact_share == 1.0
-    groups = prefix_groups(table, table, shared_vocab(table, table))
+    shared = shared_vocab(table, table)
     gen = torch.Generator().manual_seed(0)
     student, teacher = (torch.randn(2, 10, len(table), generator=gen) for _ in range(2))
     targets = rows.roll(-1, 1)
     targets[:, -1] = -100
     for kind in ("forward_kl", "reverse_kl", "jsd", "tvd"):
-        value, _ = aligned_divergence(student, teacher, rows, batch, groups, kind=kind, temperature=2.0)
+        value, _ = aligned_divergence(student, teacher, rows, batch, shared, kind=kind, temperature=2.0)
         ordinary = divergence(student, teacher, targets, kind=kind, temperature=2.0, reduction="sum")
         assert float(value) == pytest.approx(float(ordinary), rel=1e-5), kind
-    zero, _ = aligned_divergence(student, student, rows, batch, groups)
+    zero, _ = aligned_divergence(student, student, rows, batch, shared)
     assert float(zero) == pytest.approx(0.0, abs=1e-4)
-
-
-def test_each_token_counts_at_the_longest_shared_string_that_starts_it():
-    student = [b"a", b"ab", b"abc", b"x", b"", b"ab"]
-    teacher = [b"ab", b"abcd", b"a", b"q", b"", b"b"]
-    shared = shared_vocab(student, teacher)
-    assert shared[0].tolist() == [0, 1] and shared[1].tolist() == [2, 0]  # "a", "ab"; a repeated string counts once
-    s_group, t_group = prefix_groups(student, teacher, shared)
-    assert s_group.tolist() == [0, 1, 1, 2, 2, 1]  # "abc" -> "ab"; "x" and "" start with no shared string
-    assert t_group.tolist() == [1, 1, 0, 2, 2, 2]  # "abcd" -> "ab"
-    assert [g.tolist() for g in prefix_groups(student, student, shared_vocab(student, student))] == [list(range(6))] * 2
 
 
 def test_a_fresh_student_takes_another_tokenizer(tiny_teacher):

@@ -20,11 +20,11 @@ from workbench.config import DistillConfig, LossConfig
 from workbench.cross_tokenizer import align_row, aligned_divergence, batch_alignment, exact_spans, uld_distance
 from workbench.errors import UserError
 from workbench.losses import LogitLosses, ce_and_divergence
-from workbench.vocab import bytes_per_token, logits_width, padded_width, prefix_groups, shared_vocab, token_bytes
+from workbench.vocab import bytes_per_token, logits_width, padded_width, shared_vocab, token_bytes
 
 
 class CrossTokenizer:
-    """The two vocabularies as byte strings, their exact id map and prefix groups, and the alignment of student rows."""
+    """The two vocabularies as byte strings, their exact id map, and the alignment of student rows."""
 
     def __init__(self, teacher_tokenizer, student_tokenizer):
         self.teacher_tokenizer = teacher_tokenizer
@@ -32,7 +32,6 @@ class CrossTokenizer:
         self.student_lengths = np.array([len(t) for t in self.student_table], dtype=np.int64)
         self.teacher_lengths = np.array([len(t) for t in self.teacher_table], dtype=np.int64)
         self.shared = shared_vocab(self.student_table, self.teacher_table)
-        self.groups = prefix_groups(self.student_table, self.teacher_table, self.shared)
         pad = teacher_tokenizer.pad_token_id
         self.pad_id = int(pad if pad is not None else teacher_tokenizer.eos_token_id or 0)
         self.student_to_teacher = torch.full((len(self.student_table),), -1, dtype=torch.long)
@@ -74,7 +73,7 @@ class CrossTokenizer:
             kd, _ = uld_distance(logits, teacher_logits, batch, temperature=loss_cfg.temperature,
                                  t2_scale=loss_cfg.t2_scale)
         else:
-            kd, _ = aligned_divergence(logits, teacher_logits, input_ids, batch, self.groups, kind=loss_cfg.kind,
+            kd, _ = aligned_divergence(logits, teacher_logits, input_ids, batch, self.shared, kind=loss_cfg.kind,
                                        temperature=loss_cfg.temperature, beta=loss_cfg.beta, alpha=loss_cfg.alpha,
                                        t2_scale=loss_cfg.t2_scale)
         return LogitLosses(ce.total + loss_cfg.kd_weight * kd, ce.ce, kd.detach())
@@ -84,7 +83,7 @@ class CrossTokenizer:
         """(aligned forward KL summed at T=1, exact positions where both argmaxes spell the same string, exact count)."""
         batch = self.align(input_ids)
         teacher_logits = self.teacher_logits(teacher, batch)
-        kl, _ = aligned_divergence(logits, teacher_logits, input_ids, batch, self.groups, kind="forward_kl",
+        kl, _ = aligned_divergence(logits, teacher_logits, input_ids, batch, self.shared, kind="forward_kl",
                                    temperature=1.0, t2_scale=False)
         exact = batch.exact
         s_top = logits.flatten(0, 1)[batch.student_pos[exact].to(logits.device)].argmax(-1).cpu()

@@ -2,15 +2,15 @@
 
     rows = [align_row(ids, student_lengths, student_table, teacher_tokenizer, teacher_lengths) for ids in rows]
     batch = batch_alignment(rows, pad_id)               # spans, exact matches, positions as flat index tensors
-    kd, parts = aligned_divergence(student_logits, teacher_logits, student_ids, batch, groups, kind="forward_kl")
+    kd, parts = aligned_divergence(student_logits, teacher_logits, student_ids, batch, shared, kind="forward_kl")
     kd, parts = uld_distance(student_logits, teacher_logits, batch, temperature=1.0)
 
 Alignment is by byte offsets into the common text (character offsets, counted in UTF-8 bytes): a span ends wherever
 both tokenizations end a token, so every span covers exactly the same text on both sides and the spans tile the text
 in order. A span that is one token on each side (an exact match) compares the two next-token distributions over the
-strings both vocabularies hold (the exact id map; every token counts at the longest shared string its text starts
-with, `workbench.vocab.prefix_groups`); any other span compares the probability of its whole text, built by the
-chain rule from each side's conditionals (p = Π p(token | prefix)), as the two-outcome distribution {span, not span}. The first span of a row has no context on either side and is skipped.
+strings both vocabularies hold (the exact id map, plus one bucket for all other strings); any other span compares the
+probability of its whole text, built by the chain rule from each side's conditionals (p = Π p(token | prefix)), as
+the two-outcome distribution {span, not span}. The first span of a row has no context on either side and is skipped.
 `uld_distance` is Universal Logit Distillation: the L1 distance between the two sorted probability vectors (the
 shorter padded with zeros) at the first token of each span. Losses are summed over spans; callers normalise.
 """
@@ -28,7 +28,7 @@ from workbench.chunked import math_dtype
 from workbench.losses import divergence_from_log_probs, t2_factor
 from workbench.vocab import utf8_window
 
-_FILL = -1e30  # log 0 for an empty group, finite so that no 0·inf appears
+_FILL = -1e30  # log 0 for an empty bucket, finite so that no 0·inf appears
 
 
 @dataclass
@@ -165,23 +165,28 @@ def _log1mexp(log_p: torch.Tensor) -> torch.Tensor:
     return torch.where(x > -math.log(2.0), torch.log(-torch.expm1(x)), torch.log1p(-torch.exp(x)))
 
 
-def _group_log_probs(log_probs: torch.Tensor, group: torch.Tensor, count: int) -> torch.Tensor:
-    """[n, V] -> [n, count]: log of each group's total probability (a logsumexp per group; log 0 = _FILL if empty)."""
-    n = log_probs.shape[0]
-    top = log_probs.new_full((n, count), _FILL).scatter_reduce(1, group.expand(n, -1), log_probs.detach(), "amax")
-    sums = log_probs.new_zeros(n, count).index_add(1, group, (log_probs - top[:, group]).exp())
-    return top + sums.clamp(min=1.0).log()  # a non-empty group holds its maximum, so its sum is at least 1
+def _bucket_log_probs(log_probs: torch.Tensor, shared: torch.Tensor, others: torch.Tensor) -> torch.Tensor:
+    """[n, V] -> [n, K + 1]: the shared ids in map order, then all other ids as one bucket (log 0 if none)."""
+    rest = log_probs[:, others].logsumexp(-1, keepdim=True) if others.numel() else log_probs[:, :1] * 0 + _FILL
+    return torch.cat([log_probs[:, shared], rest], dim=-1)
+
+
+def _others(size: int, ids: torch.Tensor) -> torch.Tensor:
+    """The ids in [0, size) that are not in `ids`."""
+    mask = torch.ones(size, dtype=torch.bool, device=ids.device)
+    mask[ids] = False
+    return mask.nonzero().squeeze(1)
 
 
 def aligned_divergence(student_logits: torch.Tensor, teacher_logits: torch.Tensor, student_ids: torch.Tensor,
-                       batch: BatchAlignment, groups: tuple[torch.Tensor, torch.Tensor], *, kind: str = "forward_kl",
+                       batch: BatchAlignment, shared: tuple[torch.Tensor, torch.Tensor], *, kind: str = "forward_kl",
                        temperature: float = 1.0, beta: float = 0.5, alpha: float = 0.1,
                        t2_scale: bool = True) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Sum over scored spans of the divergence (kind as in `workbench.losses`) between teacher and student.
 
-    student_logits [B, Ts, Vs], teacher_logits [B, Tt, Vt], student_ids [B, Ts]; groups = (student [Vs], teacher
-    [Vt]) group of each id in [0, G) (`workbench.vocab.prefix_groups`). Exact spans compare the two distributions
-    over the G groups at the positions predicting them, the others the two-outcome span distributions. Returns (sum, {"exact": sum over exact spans, "spans": count}).
+    student_logits [B, Ts, Vs], teacher_logits [B, Tt, Vt], student_ids [B, Ts]; shared = (student ids, teacher
+    ids) [K] of the exact id map. Exact spans compare [K + 1]-bucket distributions at the positions predicting them,
+    the others the two-outcome span distributions. Returns (sum, {"exact": sum over exact spans, "spans": count}).
     """
     if kind == "mse":
         raise ValueError("kind mse compares raw logits over one vocabulary; it has no cross-tokenizer form")
@@ -192,13 +197,13 @@ def aligned_divergence(student_logits: torch.Tensor, teacher_logits: torch.Tenso
     with torch.no_grad():  # log-softmax of the teacher rows only where needed: its vocabulary is the large one
         teacher = teacher_logits.to(dtype) / temperature
         teacher_norm = teacher.logsumexp(-1)  # [B, Tt]
-    s_group, t_group = (ids.to(device) for ids in groups)
-    count = int(max(s_group.max(), t_group.max())) + 1
+    s_shared, t_shared = (ids.to(device) for ids in shared)
     exact = batch.exact.to(device)
     s_pos, t_pos = batch.student_pos.to(device)[exact], batch.teacher_pos.to(device)[exact]
     q_rows = student.flatten(0, 1)[s_pos] - student_norm.flatten()[s_pos].unsqueeze(-1)
     p_rows = teacher.flatten(0, 1)[t_pos] - teacher_norm.flatten()[t_pos].unsqueeze(-1)
-    q_rows, p_rows = _group_log_probs(q_rows, s_group, count), _group_log_probs(p_rows, t_group, count)
+    q_rows = _bucket_log_probs(q_rows, s_shared, _others(student.shape[-1], s_shared))
+    p_rows = _bucket_log_probs(p_rows, t_shared, _others(teacher.shape[-1], t_shared))
     exact_sum = divergence_from_log_probs(p_rows, q_rows, kind, beta, alpha).sum()
     span_q = span_log_probs(student, student_norm, student_ids, batch.student_span.to(device), batch.num_spans)
     span_p = span_log_probs(teacher, teacher_norm, batch.teacher_ids.to(device), batch.teacher_span.to(device),

@@ -2,7 +2,6 @@
 
     table = token_bytes(tokenizer)          # list[bytes]: table[id] is the text of token `id` as UTF-8 bytes
     student_ids, teacher_ids = shared_vocab(student_table, teacher_table)    # the exact id map (same bytes)
-    student_group, teacher_group = prefix_groups(student_table, teacher_table, (student_ids, teacher_ids))
     width = padded_width(teacher_tok, student_tok, teacher_width, student_width)   # the tokenizer's real ids
 
 Byte strings make two tokenizers comparable whatever their conventions (byte-level BPE's `Ġ`, SentencePiece's `▁`
@@ -82,31 +81,6 @@ def shared_vocab(student_table: list[bytes], teacher_table: list[bytes]) -> tupl
             student_ids.append(index)
             teacher_ids.append(teacher_index[text])
     return torch.tensor(student_ids, dtype=torch.long), torch.tensor(teacher_ids, dtype=torch.long)
-
-
-def prefix_groups(student_table: list[bytes], teacher_table: list[bytes], shared: tuple[torch.Tensor, torch.Tensor]
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Group of each student id [Vs] and each teacher id [Vt]: k < K for the k-th string of the exact id map `shared`
-    that begins the token's text longest (a shared string is its own group), K when none begins it (empty texts).
-
-    Grouping both sides alike turns each next-token distribution into one over the K shared strings read as "the
-    next text starts with this string and with no longer shared one": a student token the teacher lacks
-    (" tabernacle") counts with " tab", the token the teacher starts that text with, instead of in one bucket with
-    every unrelated string. Identical tables give every id its own group."""
-    if student_table == teacher_table:
-        every = torch.arange(len(student_table))
-        return every, every.clone()
-    index = {student_table[int(i)]: k for k, i in enumerate(shared[0])}
-    longest = max((len(text) for text in index), default=0)
-
-    def group(text: bytes) -> int:
-        for end in range(min(len(text), longest), 0, -1):
-            if (k := index.get(text[:end])) is not None:
-                return k
-        return len(index)
-
-    return (torch.tensor([group(text) for text in student_table], dtype=torch.long),
-            torch.tensor([group(text) for text in teacher_table], dtype=torch.long))
 
 
 def logits_width(model) -> int:
