@@ -13,7 +13,8 @@ import pytest
 
 from workbench.app.i18n import SessionLanguages, browser_language, build_i18n, tr
 from workbench.app.strings import KO
-from workbench.app.strings_library import HELP_KO, LIBRARY_KO
+from workbench.app.strings_help import HELP_KO
+from workbench.app.strings_library import LIBRARY_KO
 from workbench.forms import FORM_FIELDS
 
 APP = Path(__file__).resolve().parent.parent / "workbench" / "app"
@@ -207,3 +208,25 @@ def test_preflight_refusals_read_in_korean(tiny_teacher, tiny_student, tmp_path)
         preflight(bad_spec, tmp_path / "runs")
     assert "layers는 양의 정수여야 합니다. 입력: '0'. 받는 형식: BASE" in localize(refused_spec.value, "ko")
     assert localize(refused_spec.value, "ko").startswith(f"models.student: 모델 spec '{tiny_student}?prune=even")
+
+
+def test_mapping_and_cross_tokenizer_refusals_read_in_korean(tiny_teacher, tiny_student, tiny_text):
+    from engine_helpers import tiny_config
+
+    from workbench.app.i18n import localize
+    from workbench.engine.cross_step import _refuse_across_tokenizers
+    from workbench.engine.mapping import resolve_mapping
+    from workbench.errors import UserError
+
+    with pytest.raises(UserError) as no_layers:
+        resolve_mapping("uniform", None, 0, 4)
+    assert str(no_layers.value) == "mapping needs at least one student layer, got 0"
+    assert localize(no_layers.value, "ko") == "매핑에는 학생 모델 층이 하나 이상 필요합니다. 입력: 0"
+    cfg = tiny_config(tiny_teacher, tiny_student, tiny_text, loss={"hidden_weight": 0.5})
+    with pytest.raises(UserError) as crossed:
+        _refuse_across_tokenizers(cfg, "vocabularies differ")
+    assert str(crossed.value).startswith("loss.hidden_weight must be 0: hidden states are compared position by "
+                                         "position, and the teacher and student tokenizers differ")
+    korean = localize(crossed.value, "ko")
+    assert not _latin_words(korean, "vocabularies differ", "loss.hidden_weight", "loss.cross_tokenizer=aligned",
+                            "hidden state", "logit"), korean

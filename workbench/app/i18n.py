@@ -9,7 +9,7 @@ Text made while the app runs (status lines, errors) cannot be translated in the 
 switch chose, else the browser's Accept-Language, else English (API clients get English).
 
 To add a string: write it in English where it is used, wrapped in `t()` or `tr()`, and add its Korean to
-`workbench.app.strings.KO` (field help texts: `strings_library.HELP_KO`, keyed by the field name). Errors and text
+`workbench.app.strings.KO` (field help texts: `strings_help.HELP_KO`, keyed by the field name). Errors and text
 from the library reach the app in English; a `workbench.errors.Message` (what config validation raises) is shown
 translated by `localize`, from `strings_library.LIBRARY_KO`.
 """
@@ -23,7 +23,8 @@ from functools import lru_cache
 import gradio as gr
 
 from workbench.app.strings import KO
-from workbench.app.strings_library import HELP_KO, LIBRARY_KO
+from workbench.app.strings_help import HELP_KO
+from workbench.app.strings_library import LIBRARY_KO
 from workbench.config import field_help
 from workbench.errors import Message, UserError
 from workbench.forms import FORM_FIELDS

@@ -19,7 +19,7 @@ import torch
 from workbench.config import DistillConfig, LossConfig
 from workbench.engine.cross_tokenizer import align_row, aligned_divergence, batch_alignment, exact_spans, uld_distance
 from workbench.engine.losses import LogitLosses, ce_and_divergence
-from workbench.errors import UserError
+from workbench.errors import Message, UserError
 from workbench.models.vocab import bytes_per_token, logits_width, padded_width, shared_vocab, token_bytes
 
 
@@ -116,7 +116,7 @@ class Pairing:
 
 
 def _refuse_across_tokenizers(cfg: DistillConfig, problem: str) -> None:
-    loss, reason = cfg.loss, f"the teacher and student tokenizers differ ({problem})"
+    loss = cfg.loss
     for bad, message in (
         (loss.hidden_weight > 0, "loss.hidden_weight must be 0: hidden states are compared position by position"),
         (loss.attn_weight > 0, "loss.attn_weight must be 0: attention maps are compared position by position"),
@@ -128,8 +128,9 @@ def _refuse_across_tokenizers(cfg: DistillConfig, problem: str) -> None:
          "vocabulary; pick a divergence of probabilities such as forward_kl"),
     ):
         if bad:
-            raise UserError(f"{message}, and {reason}. Cross-tokenizer distillation "
-                            f"(loss.cross_tokenizer={loss.cross_tokenizer}) uses the logits only")
+            raise UserError(Message("{message}, and the teacher and student tokenizers differ ({problem}). "
+                                    "Cross-tokenizer distillation (loss.cross_tokenizer={method}) uses the logits only",
+                                    message=Message(message), problem=problem, method=loss.cross_tokenizer))
 
 
 def check_pairing(cfg: DistillConfig, teacher_tokenizer, student_tokenizer) -> str | None:

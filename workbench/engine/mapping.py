@@ -86,7 +86,8 @@ def resolve_mapping(
     teacher layer each student layer was copied from) only for the source preset."""
     for name, count in (("student", student_layers), ("teacher", teacher_layers)):
         if int(count) < 1:
-            raise UserError(f"mapping needs at least one {name} layer, got {count}")
+            raise UserError(Message("mapping needs at least one {role} layer, got {count}", role=Message(name),
+                                    count=count))
     if preset == "uniform":
         return [(i, uniform_teacher_layer(i, student_layers, teacher_layers)) for i in range(student_layers)]
     if preset == "last":
@@ -95,10 +96,11 @@ def resolve_mapping(
         return parse_pairs(pairs or [], student_layers, teacher_layers)
     if preset == "source":
         if source is None or len(source) != student_layers or not all(0 <= t < teacher_layers for t in source):
-            raise UserError(f"mapping.preset source needs the teacher layer each of the {student_layers} student "
-                            f"layers was copied from, got {source}")
+            raise UserError(Message("mapping.preset source needs the teacher layer each of the {layers} student "
+                                    "layers was copied from, got {source}", layers=student_layers, source=source))
         return list(enumerate(source))
-    raise UserError(f"mapping.preset must be one of {', '.join(PRESETS)}, got {preset!r}")
+    raise UserError(Message("mapping.preset must be one of {choices}, got {preset!r}", choices=", ".join(PRESETS),
+                            preset=preset))
 
 
 def source_layers(student: str, teacher: str, teacher_layers: int, trust_remote_code: bool = False) -> list[int]:

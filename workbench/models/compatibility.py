@@ -13,7 +13,7 @@ from collections.abc import Callable
 import torch
 
 from workbench.engine.cross_step import cross_tokenizer_summary
-from workbench.errors import UserError
+from workbench.errors import Message, UserError
 from workbench.models.derive import format_index_list, parse_spec
 from workbench.models.loading import count_parameters, load_config, load_tokenizer, resolve_layers, tokenizer_source
 
@@ -94,11 +94,11 @@ def compare_tokenizers(teacher_tokenizer, student_tokenizer) -> dict:
 
 def tokenizer_mismatch_error(problem: str) -> UserError:
     """The error of the teacher cache, which needs one tokenizer, for a pair whose tokenizers differ."""
-    return UserError(
-        f"teacher and student tokenizers are not the same: {problem}. The teacher cache stores the teacher's "
+    return UserError(Message(
+        "teacher and student tokenizers are not the same: {problem}. The teacher cache stores the teacher's "
         "predictions over the student's tokens, so it needs one tokenizer; distil this pair with the live teacher "
-        "(leave train.teacher_cache empty), which aligns the two tokenizations (loss.cross_tokenizer)"
-    )
+        "(leave train.teacher_cache empty), which aligns the two tokenizations (loss.cross_tokenizer)",
+        problem=problem))
 
 
 def check_tokenizers(teacher_tokenizer, student_tokenizer) -> None:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from workbench.errors import UserError
+from workbench.errors import Message, UserError
 from workbench.models.derive import ModelSpec, decoder_layers, parse_spec
 
 DEFAULT_RIDGE = 1e-3
@@ -49,8 +49,9 @@ def check_pair(student: str, teacher: str) -> ModelSpec:
     """The student's prune spec, when the student is the teacher with layers dropped; else a UserError."""
     student_spec, teacher_spec = parse_spec(student), parse_spec(teacher)
     if student_spec.derivation != "prune" or teacher_spec.derivation is not None or student_spec.base != teacher_spec.base:
-        raise UserError(f"train.heal_init needs a student that is the teacher with layers dropped "
-                        f"('{teacher_spec.base}?prune=...'), got models.student={student!r}; set train.heal_init=false")
+        raise UserError(Message("train.heal_init needs a student that is the teacher with layers dropped "
+                                "('{base}?prune=...'), got models.student={student!r}; set train.heal_init=false",
+                                base=teacher_spec.base, student=student))
     return student_spec
 
 
@@ -239,7 +240,8 @@ def heal_student(student: nn.Module, teacher: nn.Module, kept: list[int], batche
     """
     layers = decoder_layers(student)
     if len(kept) != len(layers):
-        raise UserError(f"train.heal_init: the student has {len(layers)} layers but its prune spec keeps {len(kept)}")
+        raise UserError(Message("train.heal_init: the student has {layers} layers but its prune spec keeps {kept}",
+                                layers=len(layers), kept=len(kept)))
     plan = dict(fit_plan(kept, len(decoder_layers(teacher))))
     if not plan or not batches:
         return []
