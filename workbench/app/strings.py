@@ -2,8 +2,8 @@
 
 Technical terms keep their usual form (KL, LoRA, temperature T, checkpoint, logits); the words are the ones Korean
 distillation write-ups use (지식 증류, 교사 모델 / 학생 모델, 경량화). `{name}` fields are `str.format` values of
-text made at run time. Words the library writes (report card, compatibility card, error messages, field help) are
-in `strings_library`.
+text made at run time. Words the library writes (report card, compatibility card, error messages) are in
+`strings_library`, the config fields' help lines in `strings_help`.
 """
 
 from __future__ import annotations
