@@ -34,10 +34,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import plotly.graph_objects as go
 import torch
 
+from workbench.analysis.plots import temperature_figure, temperature_preview
 from workbench.config import BUILTIN_TEACHER, load_preset
 from workbench.engine.losses import divergence
 from workbench.models.loading import load_model, load_tokenizer, num_layers
-from workbench.analysis.plots import temperature_figure, temperature_preview
 
 torch.manual_seed(0)
 teacher = load_model(BUILTIN_TEACHER)

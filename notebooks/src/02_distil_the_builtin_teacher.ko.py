@@ -42,13 +42,13 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
+from workbench.analysis.plots import overlay_figure
+from workbench.analysis.report_card import score_quality
 from workbench.config import apply_overrides, load_preset
 from workbench.data.splits import build_splits
-from workbench.analysis.report_card import score_quality
-from workbench.models.loading import load_model, load_tokenizer
-from workbench.analysis.plots import overlay_figure
-from workbench.runs.folder import RunFolder, read_metrics
 from workbench.engine.trainer import train
+from workbench.models.loading import load_model, load_tokenizer
+from workbench.runs.folder import RunFolder, read_metrics
 
 torch.manual_seed(0)
 WORKDIR = Path(os.environ.get("KD_NOTEBOOK_WORKDIR") or tempfile.mkdtemp(prefix="kd-notebook-02-"))

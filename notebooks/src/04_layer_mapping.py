@@ -43,18 +43,18 @@ import plotly.graph_objects as go
 import torch
 
 from workbench.analysis.attention import compare_attention, uniform_entropy_bits
-from workbench.engine.capture import LayerCapture
+from workbench.analysis.inspect_plots import attention_figure
+from workbench.analysis.plots import mapping_figure, overlay_figure
+from workbench.analysis.report_card import score_quality
 from workbench.config import BUILTIN_TEACHER, apply_overrides, load_preset
 from workbench.data.splits import build_splits
-from workbench.errors import UserError
-from workbench.analysis.report_card import score_quality
-from workbench.analysis.inspect_plots import attention_figure
+from workbench.engine.capture import LayerCapture
 from workbench.engine.losses import hidden_state_loss
 from workbench.engine.mapping import Projectors, describe_mapping, resolve_mapping
-from workbench.models.loading import count_parameters, load_model, load_tokenizer, num_layers
-from workbench.analysis.plots import mapping_figure, overlay_figure
-from workbench.runs.folder import RunFolder, read_metrics
 from workbench.engine.trainer import train
+from workbench.errors import UserError
+from workbench.models.loading import count_parameters, load_model, load_tokenizer, num_layers
+from workbench.runs.folder import RunFolder, read_metrics
 
 torch.manual_seed(0)
 WORKDIR = Path(os.environ.get("KD_NOTEBOOK_WORKDIR") or tempfile.mkdtemp(prefix="kd-notebook-04-"))

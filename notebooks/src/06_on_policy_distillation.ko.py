@@ -38,13 +38,13 @@ import torch
 from IPython.display import HTML, display
 from plotly.subplots import make_subplots
 
+from workbench.analysis.genquality import generation_quality, protocol_label, token_disagreement
+from workbench.analysis.report_card import score_quality
 from workbench.config import DEFAULT_STUDENT, apply_overrides, load_preset
 from workbench.data.splits import build_splits
-from workbench.analysis.report_card import score_quality
-from workbench.analysis.genquality import generation_quality, protocol_label, token_disagreement
+from workbench.engine.trainer import train
 from workbench.models.loading import load_model, load_tokenizer
 from workbench.runs.folder import read_metrics
-from workbench.engine.trainer import train
 
 torch.manual_seed(0)
 STARTED = time.perf_counter()
