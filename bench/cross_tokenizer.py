@@ -7,7 +7,7 @@ the same size on the teacher's own tokenizer with ordinary KD, gives the same-to
 step is the median of the logged steps after the first two (first seed). `--jobs` trains that many students at
 once, each in its own process with `--threads` threads. Prints a Markdown table and writes JSON.
 
-    python bench/cross_tokenizer.py [--steps 1000] [--seeds 0,1,2] [--jobs 2] [--out assets/bench/cross-tokenizer.json]
+    python bench/cross_tokenizer.py [--steps 600] [--seeds 0,1,2] [--jobs 2] [--out assets/bench/cross-tokenizer.json]
 """
 
 from __future__ import annotations
@@ -49,7 +49,8 @@ def run_variant(name: str, cfg: DistillConfig, work: Path, threads: int = 1) -> 
     torch.set_num_threads(threads)
     sink = ListSink()
     started = time.perf_counter()
-    train(cfg, work / f"{name}-{cfg.train.seed}", sink)
+    # each run in a folder of its own: runs in one folder wait for each other (its device lock)
+    train(cfg, work / f"{name}-{cfg.train.seed}" / "run", sink)
     elapsed = [row["elapsed"] for row in sink.of_kind("train")]
     step_s = statistics.median(b - a for a, b in zip(elapsed[2:], elapsed[3:], strict=False))
     final = sink.of_kind("eval")[-1]
@@ -84,7 +85,7 @@ def table(rows: list[dict], seeds: list[int]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated train.seed values, one run of each student "
                         "per seed")
     parser.add_argument("--timing-steps", type=int, default=12, help="steps of the same-tokenizer timing run")
