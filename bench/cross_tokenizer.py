@@ -30,6 +30,7 @@ from workbench.runs.sinks import ListSink
 FRESH = "?fresh&layers=4&hidden=256&heads=4"
 STUDENT = f"{BUILTIN_TEACHER}{FRESH}&tokenizer=builtin:bpe-8k"
 SAME_TOKENIZER_STUDENT = f"{BUILTIN_TEACHER}{FRESH}"
+TIMING = "same-tokenizer KD (timing)"
 
 
 def config(student: str, loss: dict, args: argparse.Namespace, steps: int, seed: int, run_dir: Path
@@ -67,12 +68,12 @@ def table(rows: list[dict], seeds: list[int]) -> str:
     for row in rows:
         by_name.setdefault(row["variant"], []).append(row)
     ce = {row["seed"]: row["eval_bpb"] for row in by_name["CE only"]}
-    same_step = by_name["same-tokenizer KD (timing)"][0]["step_s"]
+    same_step = by_name[TIMING][0]["step_s"]
     lines = [f"| student | bits per byte, mean of {len(seeds)} seeds | vs CE only, mean | per seed | s/step | "
              "vs same-tokenizer KD |", "|---|---|---|---|---|---|"]
     for name, group in by_name.items():
         step = f"{group[0]['step_s']:.2f} | {group[0]['step_s'] / same_step:.2f}×"
-        if name == "same-tokenizer KD (timing)":
+        if name == TIMING:
             lines.append(f"| {name} | – | – | – | {step} |")
             continue
         mean = statistics.fmean(row["eval_bpb"] for row in group)
@@ -112,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         jobs = [(name, config(student, loss, args, args.steps, seed, work), work, args.threads)
                 for name, student, loss in variants for seed in seeds]
         same = config(SAME_TOKENIZER_STUDENT, {"kd_weight": args.kd_weight}, args, args.timing_steps, seeds[0], work)
-        jobs.append(("same-tokenizer KD (timing)", same, work, args.threads))
+        jobs.append((TIMING, same, work, args.threads))
         with multiprocessing.get_context("spawn").Pool(args.jobs, maxtasksperchild=1) as pool:
             rows = pool.starmap(run_variant, jobs, chunksize=1)
     text = table(rows, seeds)
