@@ -231,10 +231,14 @@ LIBRARY_KO: dict[str, str] = {
     # model spec syntax and derived models (workbench.models.derive)
     "model spec {spec!r}: {problem}; accepted forms: {forms}": "모델 spec {spec!r}: {problem}. 받는 형식: {forms}",
     "BASE, BASE?prune=even&layers=N, BASE?prune=drop&block=A-B, BASE?prune=importance&layers=N, "
-    "BASE?prune=keep&layers=0-3,8,29, BASE?fresh&layers=N&hidden=H&heads=A[&kv_heads=K&intermediate=I&seed=S"
+    "BASE?prune=keep&layers=0-3,8,29, BASE?prune=importance&layers=N&mlp=M&heads=A&hidden=H (width keys on any prune "
+    "form; prune=importance&mlp=M alone prunes width only), "
+    "BASE?fresh&layers=N&hidden=H&heads=A[&kv_heads=K&intermediate=I&seed=S"
     "&tokenizer=SPEC] (BASE = builtin:smollm2-135m-instruct, a hub id or a local folder)":
         "BASE, BASE?prune=even&layers=N, BASE?prune=drop&block=A-B, BASE?prune=importance&layers=N, "
-        "BASE?prune=keep&layers=0-3,8,29, BASE?fresh&layers=N&hidden=H&heads=A[&kv_heads=K&intermediate=I&seed=S"
+        "BASE?prune=keep&layers=0-3,8,29, BASE?prune=importance&layers=N&mlp=M&heads=A&hidden=H (너비 key는 모든 "
+        "prune 형식에 붙일 수 있고, prune=importance&mlp=M만 쓰면 너비만 가지치기합니다), "
+        "BASE?fresh&layers=N&hidden=H&heads=A[&kv_heads=K&intermediate=I&seed=S"
         "&tokenizer=SPEC] (BASE = builtin:smollm2-135m-instruct, hub id 또는 로컬 폴더)",
     "empty spec": "비어 있습니다",
     "missing base model before '?'": "'?' 앞에 기본 모델이 없습니다",
@@ -247,8 +251,21 @@ LIBRARY_KO: dict[str, str] = {
         "tokenizer=에 토크나이저를 넣어 주세요: builtin:bpe-8k, 폴더 또는 hub id",
     "expected prune=one of {kinds} or fresh, got {method!r}":
         "prune={kinds} 중 하나 또는 fresh여야 합니다. 입력: {method!r}",
-    "prune={method} takes exactly {needed}=, got keys {keys}":
-        "prune={method}에는 {needed}= 하나만 씁니다. 입력된 key: {keys}",
+    "prune={method} takes {needed}= (and optionally {width}), got keys {keys}":
+        "prune={method}에는 {needed}=를 씁니다({width}는 덧붙일 수 있습니다). 입력된 key: {keys}",
+    "model spec {spec!r}: {key}={value} is more than the base model's {base}":
+        "모델 spec {spec!r}: {key}={value}는 기본 모델의 {base}보다 큽니다",
+    "model spec {spec!r}: heads={heads} must keep whole key/value groups of {group} query heads; choose one of "
+    "{choices}":
+        "모델 spec {spec!r}: heads={heads}는 query head {group}개로 된 key/value 그룹을 통째로 남겨야 합니다. "
+        "{choices} 중에서 고르세요",
+    "model spec {spec!r}: hidden={hidden} must be a multiple of the {heads} attention heads (for example {lower} or "
+    "{upper})":
+        "모델 spec {spec!r}: hidden={hidden}는 attention head 수 {heads}의 배수여야 합니다(예: {lower} 또는 {upper})",
+    "width pruning (mlp=, heads=, hidden=) supports the {families} families; {arch} ({model_type}) is not one of "
+    "them: prune its depth only (layers=)":
+        "너비 가지치기(mlp=, heads=, hidden=)는 {families} 계열만 지원합니다. {arch}({model_type})는 여기에 들지 "
+        "않으니 깊이만 가지치기하세요(layers=)",
     "{key} must be a positive integer, got {value!r}": "{key}는 양의 정수여야 합니다. 입력: {value!r}",
     "{key} must be a non-negative integer, got {value!r}": "{key}는 0 이상의 정수여야 합니다. 입력: {value!r}",
     "layer list {value!r} must look like 0-3,8,29": "layer 목록 {value!r}은(는) 0-3,8,29 같은 형식이어야 합니다",

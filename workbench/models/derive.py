@@ -6,6 +6,10 @@ A spec is a base (`builtin:NAME`, a hub id or a local folder) optionally followe
     BASE?prune=drop&block=A-B         drop the contiguous layers A..B (inclusive)
     BASE?prune=importance&layers=N    keep the N layers that change the hidden state most (ShortGPT-style)
     BASE?prune=keep&layers=0-3,8,29   keep exactly these layers
+    BASE?prune=KIND&...&mlp=M&heads=A&hidden=H
+                                      any of the above, and width pruning: M MLP channels and A query heads per
+                                      layer (whole key/value groups), H hidden channels; `prune=importance` without
+                                      layers= prunes width only (see `workbench.models.width`)
     BASE?fresh&layers=4&hidden=256&heads=4&kv_heads=2[&intermediate=1024][&seed=0][&tokenizer=SPEC]
                                       a new randomly initialised model of the same family; its tokenizer is the
                                       base's, or SPEC's (builtin:bpe-8k, a folder or a hub id)
@@ -25,10 +29,12 @@ import torch
 from torch import nn
 
 from workbench.errors import Message, UserError
+from workbench.models.width import WIDTH_KEYS, WidthTarget
 
 SPEC_FORMS = (
     "BASE, BASE?prune=even&layers=N, BASE?prune=drop&block=A-B, BASE?prune=importance&layers=N, "
-    "BASE?prune=keep&layers=0-3,8,29, "
+    "BASE?prune=keep&layers=0-3,8,29, BASE?prune=importance&layers=N&mlp=M&heads=A&hidden=H (width keys on any prune "
+    "form; prune=importance&mlp=M alone prunes width only), "
     "BASE?fresh&layers=N&hidden=H&heads=A[&kv_heads=K&intermediate=I&seed=S&tokenizer=SPEC] "
     "(BASE = builtin:smollm2-135m-instruct, a hub id or a local folder)"
 )
@@ -70,6 +76,11 @@ class ModelSpec:
     @property
     def is_builtin(self) -> bool:
         return self.base.startswith("builtin:")
+
+    @property
+    def width(self) -> WidthTarget:
+        """The widths a prune spec asks for (empty when it prunes depth only)."""
+        return WidthTarget.from_params(self.params) if self.derivation == "prune" else WidthTarget()
 
 
 def _spec_error(spec: str, problem: str | Message) -> UserError:
@@ -121,11 +132,17 @@ def parse_spec(spec: str) -> ModelSpec:
         raise _spec_error(spec, Message("expected prune=one of {kinds} or fresh, got {method!r}",
                                           kinds=", ".join(PRUNE_KINDS), method=method))
     needed = "block" if method == "drop" else "layers"
-    if set(params) != {needed}:
-        raise _spec_error(spec, Message("prune={method} takes exactly {needed}=, got keys {keys}", method=method,
-                                          needed=needed, keys=sorted(params)))
+    width = set(params) & set(WIDTH_KEYS)
+    depth = set(params) - width
+    if depth != {needed} and not (method == "importance" and width and not depth):
+        raise _spec_error(spec, Message("prune={method} takes {needed}= (and optionally {width}), got keys {keys}",
+                                          method=method, needed=needed, width="=, ".join(WIDTH_KEYS) + "=",
+                                          keys=sorted(params)))
+    for key in width:
+        _positive_int(spec, key, params[key])
     if method in ("even", "importance"):
-        _positive_int(spec, "layers", params["layers"])
+        if "layers" in params:
+            _positive_int(spec, "layers", params["layers"])
     else:
         _parse_index_list(spec, params[needed])
     return ModelSpec(text=text, base=base, derivation="prune", method=method, params=params)
@@ -173,8 +190,10 @@ def format_index_list(indices: list[int]) -> str:
 
 def kept_layers(spec: ModelSpec, base_layers: int) -> list[int] | None:
     """The base layer indices a prune spec keeps, or None for importance (needs the model) and non-prune specs."""
-    if spec.derivation != "prune" or spec.method == "importance":
+    if spec.derivation != "prune":
         return None
+    if spec.method == "importance":
+        return None if "layers" in spec.params else list(range(base_layers))
     if spec.method == "even":
         count = int(spec.params["layers"])
         if count > base_layers:

@@ -26,6 +26,7 @@ from urllib.parse import urlparse
 
 import torch
 from filelock import FileLock
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from workbench.errors import Message, UserError
@@ -42,6 +43,7 @@ from workbench.models.derive import (
     parse_spec,
     prune_layers,
 )
+from workbench.models.width import WidthPlan, check_target, plan_width, prune_width, pruned_config, width_importance
 
 __all__ = [
     "ModelSpec",
@@ -56,6 +58,7 @@ __all__ = [
     "builtin_teacher_dir",
     "count_parameters",
     "resolve_layers",
+    "resolve_width",
     "workbench_home",
 ]
 
@@ -256,7 +259,10 @@ def load_model(
         )
         if parsed.derivation == "prune":
             keep = resolve_layers(parsed, model=model, trust_remote_code=trust_remote_code)
+            plan = resolve_width(parsed, keep, model=model) if parsed.width else None
             prune_layers(model, keep)
+            if plan is not None:
+                prune_width(model, plan, parsed.width)
     return model.to(device).eval()
 
 
@@ -277,6 +283,9 @@ def load_config(spec: str | ModelSpec, *, trust_remote_code: bool = False):
         config.num_hidden_layers = len(keep)
         if layer_types is not None:
             config.layer_types = [layer_types[i] for i in keep]
+        if parsed.width:
+            check_target(config, parsed.width, parsed.text)
+            pruned_config(config, parsed.width)
     return config
 
 
@@ -327,6 +336,26 @@ def resolve_layers(
         tmp.write_text(json.dumps({"base": spec.base, "location": location, "scores": scores}, indent=1))
         os.replace(tmp, cache)
     return importance_keep(scores, count)
+
+
+def resolve_width(spec: ModelSpec, kept: list[int], *, model: nn.Module | None = None,
+                  trust_remote_code: bool = False) -> WidthPlan:
+    """The channels a width-pruning spec keeps in each of the base layers `kept`. The activation importance of the
+    base model (`workbench.models.width`) is cached per base, keyed by its weights; with `model` (the loaded,
+    still unpruned base) missing scores are computed on it, else the base is loaded once."""
+    config = model.config if model is not None else load_config(spec.base, trust_remote_code=trust_remote_code)
+    check_target(config, spec.width, spec.text)
+    location, _ = _resolve_base(spec.base)
+    cache = _importance_cache_path(spec.base, location).with_suffix(".width.safetensors")
+    scores = load_file(cache) if cache.exists() else None
+    if scores is None or scores["mlp"].shape[0] != config.num_hidden_layers:
+        base_model = model if model is not None else load_model(spec.base, trust_remote_code=trust_remote_code)
+        scores = width_importance(base_model, calibration_batches(load_tokenizer(spec.base)))
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(f".tmp{os.getpid()}")
+        save_file({k: v.contiguous() for k, v in scores.items()}, str(tmp))
+        os.replace(tmp, cache)
+    return plan_width(scores, config, kept, spec.width)
 
 
 def tokenizer_source(spec: str | ModelSpec) -> str:
