@@ -218,3 +218,60 @@ def test_healing_reports_its_progress_as_a_run_stage(tiny_teacher, tiny_text, tm
                                                      "first step"]
     progress = [done for stage, done in seen if stage is None]
     assert progress == [f"{i}/{len(fits)}" for i in range(1, len(fits) + 1)] and len(fits) >= 1
+
+
+def _down_input(model, index: int, ids: torch.Tensor) -> torch.Tensor:
+    seen = []
+    handle = decoder_layers(model)[index].mlp.down_proj.register_forward_pre_hook(
+        lambda m, a: seen.append(a[0].double()))
+    try:
+        with torch.no_grad():
+            model(input_ids=ids, use_cache=False)
+    finally:
+        handle.remove()
+    return seen[0]
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen2"])
+def test_width_fit_solves_the_down_projection_in_float64(tiny_root, arch, tmp_path, monkeypatch):
+    """A width-pruned student: every layer but the last gets its down projection solved against the teacher output
+    restricted to the kept hidden channels, equal to an independent float64 ridge least squares."""
+    from workbench.models.derive import parse_spec
+    from workbench.models.loading import resolve_layers, resolve_width
+
+    monkeypatch.setenv("KD_WORKBENCH_HOME", str(tmp_path))
+    teacher_dir = tiny_model_dir(tiny_root, arch, layers=6, hidden=32, seed=3)
+    spec = parse_spec(f"{teacher_dir}?prune=keep&layers=0,1,4,5&mlp=40&hidden=28")
+    teacher, student = load_model(str(teacher_dir)).eval(), load_model(spec).eval()
+    kept = resolve_layers(spec, base_layers=6)
+    channels = resolve_width(spec, kept).hidden
+    generator = torch.Generator().manual_seed(0)
+    batches = [torch.randint(4, 100, (2, 24), generator=generator) for _ in range(6)]
+    ids, ridge = torch.cat(batches), 1e-2
+    act = _down_input(student, 0, ids).reshape(-1, 40)
+    old = decoder_layers(student)[0].mlp.down_proj.weight.double().T  # (40, 28)
+    rest = _layer_outputs(student, ids)[0].reshape(-1, 28) - act @ old
+    target = _layer_outputs(teacher, ids)[0][..., channels].reshape(-1, 28)
+    lam = ridge * float((act * act).sum()) / 40
+    reference = torch.linalg.lstsq(torch.cat([act, lam**0.5 * torch.eye(40, dtype=torch.float64)]),
+                                   torch.cat([target - rest, lam**0.5 * old])).solution
+
+    fits = heal_student(student, teacher, kept, batches, ridge=ridge, width=True, channels=channels)
+
+    assert [(f.student_layer, f.teacher_layer) for f in fits] == [(0, 0), (1, 3), (2, 4)]
+    solved = decoder_layers(student)[0].mlp.down_proj.weight.detach().double().T
+    assert torch.allclose(solved, reference, atol=1e-4 * float(reference.abs().max())), arch
+    assert all(f.mse_after < f.mse_before for f in fits)
+    healed = _layer_outputs(student, ids)
+    wanted = _layer_outputs(teacher, ids)
+    for fit in fits:  # the predicted errors are the errors of the healed model
+        actual = float(((healed[fit.student_layer] - wanted[fit.teacher_layer][..., channels]) ** 2).mean())
+        assert actual == pytest.approx(fit.mse_after, rel=1e-3)
+
+
+def test_trainer_heals_a_width_pruned_student(tiny_teacher, tiny_text, tmp_path):
+    student = f"{tiny_teacher}?prune=importance&layers=3&mlp=64&heads=2"
+    cfg = tiny_config(tiny_teacher, student, tiny_text, train={"heal_init": True, "heal_sequences": 16})
+    assert train(cfg, tmp_path / "run", ListSink())["state"] == "finished"
+    rows = _heal_rows(tmp_path / "run")
+    assert [row["student_layer"] for row in rows] == [0, 1] and all(r["mse_after"] < r["mse_before"] for r in rows)

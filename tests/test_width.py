@@ -196,3 +196,14 @@ def test_depth_and_width_compose(bases):
     assert model.get_output_embeddings().weight.data_ptr() == model.get_input_embeddings().weight.data_ptr()
     assert params["non_embedding"] < count_parameters(load_model(str(bases["llama"])))["non_embedding"] / 3
     assert torch.isfinite(logits(model)).all()
+
+
+def test_compatibility_card_shows_what_was_pruned(bases):
+    from workbench.models.compatibility import format_compatibility, model_summary
+
+    card = model_summary(f"{bases['llama']}?prune=keep&layers=0,2&mlp=32&heads=2&hidden=24")
+    assert card["pruned"] == [("layers", 3, 2), ("MLP", 64, 32), ("heads", 4, 2), ("hidden", 32, 24)]
+    text = format_compatibility(card)
+    share = card["params"]["non_embedding"] / card["base_non_embedding"]
+    assert "layers 3 → 2, MLP 64 → 32, heads 4 → 2, hidden 32 → 24; non-embedding" in text
+    assert f"({share:.3f} of the base)" in text and 0.1 < share < 0.4

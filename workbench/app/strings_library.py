@@ -64,6 +64,11 @@ LIBRARY_KO: dict[str, str] = {
     "vocabulary": "어휘 크기",
     "max positions": "최대 위치 수",
     " (keeps {kept} of {base})": " ({base}개 중 {kept} 유지)",
+    "pruned": "가지치기",
+    "MLP": "MLP",
+    "heads": "head 수",
+    "{axes}; non-embedding {before} → {after} ({share} of the base)":
+        "{axes}; 임베딩 제외 {before} → {after} (기본 모델의 {share})",
     "{total} total, {trainable} trainable, {non_embedding} non-embedding":
         "전체 {total}, 학습 가능 {trainable}, 임베딩 제외 {non_embedding}",
     "{query} query, {kv} key/value (head dim {dim})": "query {query}개, key/value {kv}개 (head 차원 {dim})",

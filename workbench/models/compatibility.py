@@ -59,7 +59,20 @@ def model_summary(spec: str, *, trust_remote_code: bool = False) -> dict:
         keep = resolve_layers(parsed, base_layers=base.num_hidden_layers, trust_remote_code=trust_remote_code)
         card["kept_layers"] = format_index_list(keep)
         card["base_layers"] = base.num_hidden_layers
+        card["pruned"] = _pruned_axes(base, config)
+        with torch.device("meta"):
+            base_model = AutoModelForCausalLM.from_config(base, trust_remote_code=trust_remote_code)
+        card["base_non_embedding"] = count_parameters(base_model)["non_embedding"]
     return card
+
+
+def _pruned_axes(base, config) -> list[tuple[str, int, int]]:
+    """(axis, base size, pruned size) for each axis a prune spec made smaller."""
+    axes = [("layers", base.num_hidden_layers, config.num_hidden_layers)]
+    for axis, key in (("MLP", "intermediate_size"), ("heads", "num_attention_heads"), ("hidden", "hidden_size")):
+        if getattr(base, key, None) is not None:
+            axes.append((axis, getattr(base, key), getattr(config, key)))
+    return [axis for axis in axes if axis[1] != axis[2]]
 
 
 def compare_tokenizers(teacher_tokenizer, student_tokenizer) -> dict:
@@ -191,12 +204,23 @@ def _format_model(title: str, card: dict, text: Callable[[str], str]) -> list[st
             total=_human(params["total"]), trainable=_human(params["trainable"]),
             non_embedding=_human(params["non_embedding"]))),
         _row(text, "layers", layers),
+        *_pruned_line(card, text),
         _row(text, "hidden", f"{card['hidden']} (MLP {card['intermediate']})"),
         _row(text, "attention heads", text("{query} query, {kv} key/value (head dim {dim})").format(
             query=card["heads"], kv=card["kv_heads"], dim=card["head_dim"])),
         _row(text, "vocabulary", str(card["vocab"])),
         _row(text, "max positions", str(card["max_positions"])),
     ]
+
+
+def _pruned_line(card: dict, text: Callable[[str], str]) -> list[str]:
+    if not card.get("pruned"):
+        return []
+    axes = ", ".join(f"{text(axis)} {before} → {after}" for axis, before, after in card["pruned"])
+    share = card["params"]["non_embedding"] / card["base_non_embedding"]
+    return [_row(text, "pruned", text("{axes}; non-embedding {before} → {after} ({share} of the base)").format(
+        axes=axes, before=_human(card["base_non_embedding"]), after=_human(card["params"]["non_embedding"]),
+        share=f"{share:.3f}"))]
 
 
 def _tokenizer_notes(tok: dict, text: Callable[[str], str]) -> list[str]:

@@ -15,6 +15,17 @@ before and after each fit comes from the same sums: ‖M X − D‖² = tr(XᵀA
 B = MᵀD, D = Z − R.
 
     fits = heal_student(student, teacher, kept=[0, 1, 2, 6, ...], batches=list(train_ids[:64].split(4)))
+
+A width-pruned student (MLP channels, heads or hidden channels cut, `workbench.models.width`) lost part of every
+layer, so every layer but the last is refitted (`width_fit_plan`), and the fit is richer: the MLP's down projection
+itself is solved, from the kept channels' activations A (N, I') to the teacher's output at the far end of the layer
+(or of its gap), restricted to the student's hidden channels, with a ridge toward the pruned weights W₀:
+
+    Wᵀ = (AᵀA + λI)⁻¹ (Aᵀ(Z − R) + λW₀ᵀ),   λ = ridge · tr(AᵀA) / I'
+
+This is closed form for the MLP; it does not apply to the attention heads (their output passes through a softmax of
+the hidden state, so cutting heads is mended by the MLP that follows and by training) nor to the norms (the hidden
+channel cut is mended by rescaling them at pruning time).
 """
 
 from __future__ import annotations
@@ -26,6 +37,7 @@ from torch import nn
 
 from workbench.errors import Message, UserError
 from workbench.models.derive import ModelSpec, decoder_layers, parse_spec
+from workbench.models.loading import resolve_layers, resolve_width
 
 DEFAULT_RIDGE = 1e-3
 FIT_BATCH = 4  # sequences per forward of the fit
@@ -73,6 +85,12 @@ def fit_plan(kept: list[int], teacher_layers: int) -> list[tuple[int, int]]:
     plan = set(gaps(kept, teacher_layers))
     plan |= {(i + 1, kept[i + 1]) for i, _ in gaps(kept, teacher_layers) if i + 1 < len(kept) - 1}
     return sorted(plan)
+
+
+def width_fit_plan(kept: list[int]) -> list[tuple[int, int]]:
+    """Every layer but the last aims at the teacher's output just before the next kept layer: its own original's
+    output where no layer follows a gap, the far end of the gap otherwise."""
+    return [(i, kept[i + 1] - 1) for i in range(len(kept) - 1)]
 
 
 def mlp_branch(layer: nn.Module) -> nn.Module:
@@ -228,8 +246,49 @@ def _refit_layer(layer: nn.Module, hidden: list[torch.Tensor], calls: list, targ
 
 
 @torch.no_grad()
+def _refit_down_projection(layer: nn.Module, hidden: list[torch.Tensor], calls: list, targets: list[torch.Tensor],
+                           ridge: float) -> tuple[list[torch.Tensor], float, float]:
+    """Solve a width-pruned layer's MLP down projection (see the module doc); returns the layer's new outputs with the
+    mse before and after."""
+    down = mlp_branch(layer).down_proj
+    seen: dict[str, torch.Tensor] = {}
+    handle = down.register_forward_hook(lambda m, a, out: seen.update(act=a[0], out=out))
+    inner, width = down.in_features, down.out_features
+    gram = torch.zeros(inner, inner, dtype=torch.float32)
+    cross = torch.zeros(inner, width, dtype=torch.float64)
+    dd, count, pieces = 0.0, 0, []
+    try:
+        for h, call, target in zip(hidden, calls, targets, strict=True):
+            out = _run_layer(layer, h, call)
+            act = seen["act"].float().cpu().reshape(-1, inner)  # (N, I')
+            rest = out.double().cpu().reshape(-1, width) - seen["out"].double().cpu().reshape(-1, width)
+            d = target.double().reshape(-1, width) - rest  # what the MLP should add: (N, H')
+            gram += act.T @ act
+            cross += act.double().T @ d
+            dd += float((d * d).sum())
+            count += act.shape[0]
+            pieces.append((rest.reshape(out.shape), act.reshape(*out.shape[:-1], inner)))
+    finally:
+        handle.remove()
+    a = gram.double()
+    w0 = down.weight.detach().double().cpu().T  # (I', H')
+    lam = ridge * float(torch.trace(a)) / inner
+    solution = torch.linalg.solve(a + lam * torch.eye(inner, dtype=torch.float64), cross + lam * w0)
+
+    def error(x: torch.Tensor) -> float:
+        return (float((x * (a @ x)).sum()) - 2 * float((x * cross).sum()) + dd) / (count * width)
+
+    down.weight.copy_(solution.T.to(down.weight.dtype))
+    weight = down.weight.detach().float()
+    outputs = [(rest + (act.float() @ weight.T.cpu()).double()).to(h.dtype).to(h.device) for (rest, act), h
+               in zip(pieces, hidden, strict=True)]
+    return outputs, error(w0), error(solution)
+
+
+@torch.no_grad()
 def heal_student(student: nn.Module, teacher: nn.Module, kept: list[int], batches: list[torch.Tensor],
-                 ridge: float = DEFAULT_RIDGE, progress=None) -> list[LayerFit]:
+                 ridge: float = DEFAULT_RIDGE, progress=None, width: bool = False,
+                 channels: torch.Tensor | None = None) -> list[LayerFit]:
     """Heal the gaps of `student` (the teacher's layers `kept`) in place, in order; returns one LayerFit per refitted
     layer (`fit_plan`).
 
@@ -237,23 +296,28 @@ def heal_student(student: nn.Module, teacher: nn.Module, kept: list[int], batche
     refitted layer to record each layer's call; from the first refitted layer on, the layers are then run one at a
     time on the updated hidden states, so each fit sees the earlier ones folded in. Both models are put in eval
     mode (no dropout) and left so; the caller sets train mode. `progress(done, total)` is called after each fit.
+    With `width` the student is width-pruned: every layer's down projection is solved (`width_fit_plan`), against
+    the teacher's hidden `channels` that the student kept (None: all of them).
     """
     layers = decoder_layers(student)
     if len(kept) != len(layers):
         raise UserError(Message("train.heal_init: the student has {layers} layers but its prune spec keeps {kept}",
                                 layers=len(layers), kept=len(kept)))
-    plan = dict(fit_plan(kept, len(decoder_layers(teacher))))
+    plan = dict(width_fit_plan(kept) if width else fit_plan(kept, len(decoder_layers(teacher))))
     if not plan or not batches:
         return []
     student.eval(), teacher.eval()
     targets = teacher_targets(teacher, list(plan.values()), batches)
+    if channels is not None:
+        targets = {layer: [t[..., channels] for t in outputs] for layer, outputs in targets.items()}
     first, last = min(plan), max(plan)
     hidden, calls = _layer_calls(student, batches, first, last)
     fits = []
     for index in range(first, last + 1):
         layer_calls = calls[index - first]
         if index in plan:
-            hidden, before, after = _refit_layer(layers[index], hidden, layer_calls, targets[plan[index]], ridge)
+            refit = _refit_down_projection if width else _refit_layer
+            hidden, before, after = refit(layers[index], hidden, layer_calls, targets[plan[index]], ridge)
             fits.append(LayerFit(index, plan[index], before, after))
             if progress is not None:
                 progress(len(fits), len(plan))
@@ -265,10 +329,12 @@ def heal_student(student: nn.Module, teacher: nn.Module, kept: list[int], batche
 def heal_for_config(cfg, student: nn.Module, teacher: nn.Module, train_ids: torch.Tensor,
                     progress=None) -> list[LayerFit]:
     """`train.heal_init` of a DistillConfig: heal `student` on the first `train.heal_sequences` training rows."""
-    from workbench.models.loading import resolve_layers
 
     spec = check_pair(cfg.models.student, cfg.models.teacher)
     kept = resolve_layers(spec, base_layers=len(decoder_layers(teacher)),
                           trust_remote_code=cfg.models.trust_remote_code)
+    channels = None
+    if spec.width.hidden is not None:
+        channels = resolve_width(spec, kept, trust_remote_code=cfg.models.trust_remote_code).hidden
     return heal_student(student, teacher, kept, list(train_ids[: cfg.train.heal_sequences].split(FIT_BATCH)),
-                        progress=progress)
+                        progress=progress, width=bool(spec.width), channels=channels)
