@@ -11,7 +11,8 @@ import importlib
 import os
 import sys
 
-COMMANDS = ("inspect", "train", "eval", "cache_teacher", "generate_data", "train_tokenizer", "export", "app", "bench")
+COMMANDS = ("inspect", "train", "eval", "cache_teacher", "generate_data", "train_tokenizer", "export", "app", "bench",
+            "sweep")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,6 +8,7 @@ checkpoint and ends as "stopped".
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -19,7 +20,10 @@ from workbench.runs.folder import RunFolder
 
 
 def lock_name(device: str) -> str:
-    return ".lock-" + device.replace(":", "")
+    """The device lock's file name; a sweep training several students at once gives each a slot of its own
+    (KD_WORKBENCH_DEVICE_SLOT), so that they share the device on purpose instead of queueing."""
+    slot = os.environ.get("KD_WORKBENCH_DEVICE_SLOT", "")
+    return ".lock-" + device.replace(":", "") + (f"-slot{slot}" if slot else "")
 
 
 @contextlib.contextmanager

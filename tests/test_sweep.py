@@ -1,0 +1,129 @@
+"""The compression sweep on tiny models: students trained as run folders, a killed student resumed, finished ones
+reused, every model scored alike, the Pareto marks and the computed sentences, and the CLI."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from engine_helpers import tiny_config
+
+from workbench.analysis.frontier import format_frontier, frontier_figure, mark_pareto, score_sweep, summary_line
+from workbench.errors import UserError
+from workbench.runs.folder import RunFolder, read_metrics
+from workbench.runs.sweep import create_sweep, student_slug, student_state, train_sweep
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _recipe(tiny_teacher, tiny_pairs, runs_dir, steps=6):
+    return tiny_config(tiny_teacher, tiny_teacher, tiny_pairs,
+                       data={"seq_len": 32, "holdout_prompts": 4},
+                       train={"steps": steps, "eval_every": steps, "save_every": 2, "gen_eval": False},
+                       run={"runs_dir": str(runs_dir)})
+
+
+def _students(teacher):
+    return [f"{teacher}?prune=importance&layers=2", f"{teacher}?prune=importance&mlp=64&heads=2"]
+
+
+def test_slugs_say_what_a_student_keeps():
+    assert student_slug("b?prune=importance&layers=24&mlp=760") == "layers24-mlp760"
+    assert student_slug("b?prune=keep&layers=0-2,6") == "keep-layers0-2_6"
+    assert student_slug("b?fresh&layers=4&hidden=256&heads=4") == "fresh-layers4-hidden256-heads4"
+
+
+def test_a_sweep_with_other_students_under_the_same_name_is_refused(tiny_teacher, tiny_pairs, tmp_path):
+    recipe = _recipe(tiny_teacher, tiny_pairs, tmp_path)
+    create_sweep(tmp_path, "s", recipe, _students(tiny_teacher))
+    create_sweep(tmp_path, "s", recipe, _students(tiny_teacher))  # the same again: found, not refused
+    with pytest.raises(UserError, match="exists with another recipe or other students"):
+        create_sweep(tmp_path, "s", recipe, _students(tiny_teacher)[:1])
+
+
+def _wait_for(predicate, timeout=120.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
+
+
+def test_sweep_resumes_a_killed_student_reuses_finished_ones_and_scores_all(tiny_teacher, tiny_pairs, tmp_path):
+    plan = create_sweep(tmp_path, "tiny", _recipe(tiny_teacher, tiny_pairs, tmp_path, steps=40),
+                        _students(tiny_teacher))
+    first, second = plan.students
+    # train the first student in a process of its own and SIGKILL it after its first checkpoint
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen([sys.executable, "-c", "from workbench.runs.sweep import train_sweep; "
+                                f"train_sweep({str(plan.path)!r})"], env=env, cwd=ROOT, start_new_session=True)
+    run = RunFolder(plan.run_dir(first))
+    _wait_for(lambda: run.latest_checkpoint() is not None)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    trainer = run.read_status().get("pid")  # the train process has a session of its own: kill it too
+    if trainer:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(trainer, signal.SIGKILL)
+    _wait_for(lambda: student_state(plan, first) == "resumable")
+    killed_at = run.read_status()["step"]
+    assert 0 < killed_at < 40 and student_state(plan, second) == "missing"
+
+    lines = []
+    states = train_sweep(plan.path, log=lines.append)
+    assert states == {first.slug: "finished", second.slug: "finished"}
+    assert any(f"training {first.slug}" in line and "resumed" in line for line in lines)
+    steps = [row["step"] for row in read_metrics(run.metrics_path) if row["kind"] == "train"]
+    assert steps[-1] == 40 and len(steps) == len(set(steps))  # resumed from the checkpoint: no step twice
+
+    lines.clear()
+    train_sweep(plan.path, log=lines.append)  # everything finished: nothing trains again
+    assert lines == [f"sweep tiny: {s.slug} finished before; reused" for s in plan.students]
+
+    frontier = score_sweep(plan.path, log=lines.append)
+    assert json.loads((plan.path / "frontier.json").read_text())["sweep"] == "tiny"
+    teacher = frontier["teacher"]
+    for entry in frontier["students"]:
+        assert entry["params_total"] < teacher["params_total"]
+        assert entry["undistilled"]["spec"] == entry["student_spec"]
+        for key in ("gen_rkl", "gen_rep4", "gen_empty", "val_bpb", "size_on_disk_mb", "gen_tokens_per_s",
+                    "tokens_per_s_batch8"):
+            assert entry[key] is not None and entry["undistilled"][key] is not None, key
+        assert entry["line"].startswith(f"{1 - entry['params_total'] / teacher['params_total']:.0%} fewer parameters")
+    text = format_frontier(frontier)
+    assert "| teacher |" in text and f"undistilled {first.slug}" in text
+    figure = frontier_figure(frontier)
+    assert {trace.name for trace in figure.data} >= {"teacher", "distilled student", "undistilled start"}
+
+
+def _entry(params, rkl, speed):
+    return {"params_total": params, "gen_rkl": rkl, "gen_tokens_per_s": speed}
+
+
+def test_pareto_marks_students_no_other_model_beats_on_both_axes():
+    teacher = _entry(100, 0.0, 10)
+    students = [_entry(50, 0.5, 20), _entry(60, 0.6, 15), _entry(40, 0.9, 30), _entry(50, 0.4, 19)]
+    mark_pareto(teacher, students)
+    assert [s["pareto_params"] for s in students] == [False, False, True, True]  # (60, 0.6) loses to (50, 0.4)
+    assert [s["pareto_speed"] for s in students] == [True, False, True, True]
+
+
+def test_summary_line_is_computed_from_the_numbers():
+    teacher = _entry(100, 0.0, 10.0)
+    student = {**_entry(40, 0.3, 25.0), "undistilled": {"gen_rkl": 1.2}}
+    assert summary_line(student, teacher) == ("60% fewer parameters, 2.50× the teacher's decode speed, reverse KL "
+                                              "0.300 nats/token, 75% of the undistilled student's gap to the "
+                                              "teacher closed (from 1.200)")
+
+
+def test_cli_sweep_refuses_bad_input_in_one_line(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "workbench", "sweep", "--builtin", "depth", "--students", "x",
+                             f"run.runs_dir={tmp_path}"], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "workbench sweep: error: sweep: give either --builtin KIND or --students SPEC ..."
