@@ -55,15 +55,15 @@ def _wait_for(predicate, timeout=120.0):
         time.sleep(0.2)
 
 
-def test_sweep_resumes_a_killed_student_reuses_finished_ones_and_scores_all(tiny_teacher, tiny_pairs, tmp_path):
+def test_sweep_resumes_a_killed_student_and_reuses_finished_ones(tiny_teacher, tiny_pairs, tmp_path):
     plan = create_sweep(tmp_path, "tiny", _recipe(tiny_teacher, tiny_pairs, tmp_path, steps=40),
-                        _students(tiny_teacher))
-    first, second = plan.students
-    # train the first student in a process of its own and SIGKILL it after its first checkpoint
+                        _students(tiny_teacher)[:1])
+    (student,) = plan.students
+    # train in a process of its own and SIGKILL it (and its train process) after the first checkpoint
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     process = subprocess.Popen([sys.executable, "-c", "from workbench.runs.sweep import train_sweep; "
                                 f"train_sweep({str(plan.path)!r})"], env=env, cwd=ROOT, start_new_session=True)
-    run = RunFolder(plan.run_dir(first))
+    run = RunFolder(plan.run_dir(student))
     _wait_for(lambda: run.latest_checkpoint() is not None)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
@@ -71,22 +71,30 @@ def test_sweep_resumes_a_killed_student_reuses_finished_ones_and_scores_all(tiny
     if trainer:
         with contextlib.suppress(ProcessLookupError):
             os.kill(trainer, signal.SIGKILL)
-    _wait_for(lambda: student_state(plan, first) == "resumable")
-    killed_at = run.read_status()["step"]
-    assert 0 < killed_at < 40 and student_state(plan, second) == "missing"
+    _wait_for(lambda: student_state(plan, student) == "resumable")
+    assert 0 < run.read_status()["step"] < 40
 
     lines = []
-    states = train_sweep(plan.path, log=lines.append)
-    assert states == {first.slug: "finished", second.slug: "finished"}
-    assert any(f"training {first.slug}" in line and "resumed" in line for line in lines)
+    assert train_sweep(plan.path, log=lines.append) == {student.slug: "finished"}
+    assert any(f"training {student.slug}" in line and "resumed" in line for line in lines)
     steps = [row["step"] for row in read_metrics(run.metrics_path) if row["kind"] == "train"]
     assert steps[-1] == 40 and len(steps) == len(set(steps))  # resumed from the checkpoint: no step twice
 
     lines.clear()
     train_sweep(plan.path, log=lines.append)  # everything finished: nothing trains again
-    assert lines == [f"sweep tiny: {s.slug} finished before; reused" for s in plan.students]
+    assert lines == [f"sweep tiny: {student.slug} finished before; reused"]
 
-    frontier = score_sweep(plan.path, log=lines.append)
+
+@pytest.fixture(scope="module")
+def scored(tiny_teacher, tiny_pairs, tmp_path_factory):
+    runs = tmp_path_factory.mktemp("sweep-app") / "runs"
+    plan = create_sweep(runs, "tiny", _recipe(tiny_teacher, tiny_pairs, runs, steps=4), _students(tiny_teacher))
+    assert set(train_sweep(plan.path, log=lambda line: None).values()) == {"finished"}
+    return plan, score_sweep(plan.path, log=lambda line: None)
+
+
+def test_every_model_is_scored_alike_with_a_computed_sentence(scored):
+    plan, frontier = scored
     assert json.loads((plan.path / "frontier.json").read_text())["sweep"] == "tiny"
     teacher = frontier["teacher"]
     for entry in frontier["students"]:
@@ -97,9 +105,26 @@ def test_sweep_resumes_a_killed_student_reuses_finished_ones_and_scores_all(tiny
             assert entry[key] is not None and entry["undistilled"][key] is not None, key
         assert entry["line"].startswith(f"{1 - entry['params_total'] / teacher['params_total']:.0%} fewer parameters")
     text = format_frontier(frontier)
-    assert "| teacher |" in text and f"undistilled {first.slug}" in text
+    assert "| teacher |" in text and f"undistilled {plan.students[0].slug}" in text
     figure = frontier_figure(frontier)
     assert {trace.name for trace in figure.data} >= {"teacher", "distilled student", "undistilled start"}
+
+
+def test_frontier_view_through_gradio_client(scored, tiny_teacher):
+    from app_helpers import launched_app
+    from gradio_client import Client
+
+    plan, frontier = scored
+    with launched_app(plan.path.parent.parent, tiny_teacher, tiny_teacher) as demo:
+        client = Client(demo.local_url, verbose=False)
+        students, plot, table, lines = client.predict("tiny", api_name="/sweep_view")
+    assert [row[0] for row in students["data"]] == [s.slug for s in plan.students]
+    assert all(row[2] == "finished" for row in students["data"])
+    assert [row[0] for row in table["data"]][:2] == ["teacher", plan.students[0].slug]
+    assert plot is not None and "reverse KL" in json.dumps(plot)
+    for entry in frontier["students"]:
+        assert entry["line"] in lines
+    assert "gap closed = 1 − reverse KL of the student" in lines
 
 
 def _entry(params, rkl, speed):

@@ -35,14 +35,15 @@ THEME = gr.themes.Soft(primary_hue="blue", neutral_hue="slate")
 
 
 def _inspect_tabs() -> list[tuple[str, object]]:
-    """The inspect tabs after Setup, Train and Runs: chat, attention, report and export, learn."""
+    """The inspect tabs after Setup, Train and Runs: chat, attention, report and export, sweeps, learn."""
     from workbench.app.tab_attention import build_attention_tab
     from workbench.app.tab_chat import build_chat_tab
     from workbench.app.tab_learn import build_learn_tab
     from workbench.app.tab_report import build_report_tab
+    from workbench.app.tab_sweeps import build_sweeps_tab
 
     return [("Chat", build_chat_tab), ("Attention", build_attention_tab), ("Report & export", build_report_tab),
-            ("Learn", build_learn_tab)]
+            ("Sweeps", build_sweeps_tab), ("Learn", build_learn_tab)]
 
 
 def build_app(runs_dir: str | Path = "runs", exports_dir: str | Path = "exports", teacher: str = BUILTIN_TEACHER,

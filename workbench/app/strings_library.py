@@ -280,6 +280,21 @@ LIBRARY_KO: dict[str, str] = {
     "layer {index} is out of range; the base model has layers 0-{last}":
         "layer {index}: 범위 밖입니다. 기본 모델의 layer는 0-{last}입니다",
     "dropping that block leaves no layers": "그 구간을 빼면 남는 layer가 없습니다",
+    # compression sweeps (workbench.runs.sweep, workbench.analysis.frontier)
+    "a sweep needs at least one student spec": "압축 비교에는 학생 모델 spec이 하나 이상 필요합니다",
+    "sweep --builtin must be one of {kinds}, got {kind!r}": "sweep --builtin은 {kinds} 중 하나여야 합니다. 입력: {kind!r}",
+    "sweep --jobs must be at least 1, got {jobs}": "sweep --jobs는 1 이상이어야 합니다. 입력: {jobs}",
+    "sweep --name must be a plain folder name, got {name!r}": "sweep --name은 평범한 폴더 이름이어야 합니다. 입력: {name!r}",
+    "sweep students must differ; got {students}": "압축 비교의 학생 모델은 서로 달라야 합니다. 입력: {students}",
+    "sweep {name}: no student has finished training yet; run `workbench sweep` first":
+        "압축 비교 {name}: 학습을 마친 학생 모델이 아직 없습니다. 먼저 `workbench sweep`을 실행하세요",
+    "sweep {name}: {slug} is training in another process; wait for it or stop it":
+        "압축 비교 {name}: {slug}가 다른 프로세스에서 학습 중입니다. 끝나기를 기다리거나 멈추세요",
+    "sweep {path!r} exists with another recipe or other students; choose another --name, or rerun it with the same "
+    "settings to resume it":
+        "압축 비교 {path!r}가 다른 레시피나 다른 학생 모델로 이미 있습니다. 다른 --name을 고르거나, 같은 설정으로 다시 "
+        "실행해 이어서 학습하세요",
+    "{path!r} is not a sweep folder (no sweep.json)": "{path!r}는 압축 비교 폴더가 아닙니다 (sweep.json 없음)",
     "hidden={hidden} must be divisible by heads={heads}": "hidden={hidden}은(는) heads={heads}로 나누어떨어져야 합니다",
     "heads={heads} must be a multiple of kv_heads={kv_heads}": "heads={heads}는 kv_heads={kv_heads}의 배수여야 합니다",
     "{model_type} has no grouped key/value heads; drop kv_heads":
