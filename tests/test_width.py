@@ -207,3 +207,29 @@ def test_compatibility_card_shows_what_was_pruned(bases):
     share = card["params"]["non_embedding"] / card["base_non_embedding"]
     assert "layers 3 → 2, MLP 64 → 32, heads 4 → 2, hidden 32 → 24; non-embedding" in text
     assert f"({share:.3f} of the base)" in text and 0.1 < share < 0.4
+
+
+@pytest.mark.parametrize("lora", [False, True])
+def test_width_pruned_student_trains_with_lora_and_exports(tiny_teacher, tiny_text, tmp_path, lora):
+    """A width-pruned student distilled (with LoRA merged on export, or fully) reloads with plain transformers and
+    gives the app's logits, and differs from the untrained pruned student."""
+    from engine_helpers import tiny_config
+
+    from workbench.analysis.export import export_run
+    from workbench.engine.trainer import train
+    from workbench.models.pool import ModelPool
+    from workbench.runs.sinks import ListSink
+
+    student = f"{tiny_teacher}?prune=importance&layers=3&mlp=96&heads=2&hidden=48"
+    cfg = tiny_config(tiny_teacher, student, tiny_text, train={"heal_init": True, "heal_sequences": 8},
+                      lora={"enabled": lora, "target_modules": ["q_proj", "v_proj"]})
+    assert train(cfg, tmp_path / "run", ListSink())["state"] == "finished"
+    result = export_run(tmp_path / "run", tmp_path / "export", evaluate=False)
+    reloaded = AutoModelForCausalLM.from_pretrained(result["folder"]).eval()
+    assert not any("lora" in key for key in reloaded.state_dict())
+    assert (reloaded.config.intermediate_size, reloaded.config.num_attention_heads, reloaded.config.hidden_size,
+            reloaded.config.num_hidden_layers) == (96, 2, 48, 3)
+    app_model, _ = ModelPool(device="cpu").get(str(tmp_path / "run"))
+    ids = IDS[:1]
+    assert torch.allclose(logits(reloaded, ids), logits(app_model, ids).float(), atol=1e-5)
+    assert not torch.allclose(logits(reloaded, ids), logits(load_model(student), ids), atol=1e-4)  # it trained
