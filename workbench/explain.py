@@ -153,6 +153,31 @@ TOPICS: tuple[Topic, ...] = (
         notebook="02_distil_the_builtin_teacher.ipynb",
     ),
     Topic(
+        key="width",
+        title="How small can it go: width against depth, and reading the frontier",
+        body=(
+            "A student can lose **depth** (whole layers) or **width** (inside every layer: MLP channels, attention "
+            "heads by key/value group, hidden channels). The spec says which: `BASE?prune=importance&layers=24` "
+            "cuts depth, `BASE?prune=importance&mlp=510` cuts width, `...&layers=24&mlp=760` both. Width channels "
+            "are ranked by how strongly they fire on calibration text (the activation importance of Minitron, "
+            "Muralidharan et al. 2024), so the quiet ones go first; healing then solves each layer's MLP output "
+            "projection in closed form so the narrower layer reproduces its teacher layer's output.\n\n"
+            "At the same number of parameters a width-pruned student usually starts much closer to the teacher "
+            "(every layer keeps its place in the computation), while a depth-pruned one decodes faster (fewer "
+            "layers to run one after another per token). Which matters more depends on what you need, so "
+            "measure it: the **Sweeps** tab (`workbench sweep`) trains several students with one recipe and one "
+            "budget and draws the **frontier**.\n\n"
+            "Reading it: each blue point is a distilled student, its hollow grey twin the same student before "
+            "distillation, the star the teacher (reverse KL 0). Lower is closer to the teacher; left is smaller "
+            "(right plot: right is faster). A ringed point is **Pareto-optimal**: no other model is both smaller "
+            "(or faster) and closer. Pick among the ringed points the smallest one whose reverse KL and repeated "
+            "4-grams you can accept. The sentence under each student gives its numbers; each says what it was "
+            "measured on."
+        ),
+        fields=("models.student", "train.heal_init"),
+        notebook="02_distil_the_builtin_teacher.ipynb",
+    ),
+    Topic(
         key="metrics",
         title="Reading the metrics: teacher-forced vs generated",
         body=(
