@@ -94,6 +94,17 @@ def _load_rows(data: dict[str, Any]) -> list[tuple[str, str, str]]:
     ]
 
 
+def _width_depth_rows(data: dict[str, Any]) -> list[tuple[str, str, str]]:
+    rows = []
+    for size, runs in data.get("sizes", {}).items():
+        for run in runs:
+            for kind in ("width", "depth"):
+                numbers = run[kind]
+                rows.append((f"(i) {size}× {kind} ({numbers['spec'].partition('?')[2]}), seed {run['seed']}",
+                             "reverse KL | bits per byte", f"{_fmt(numbers['gen_rkl'])} | {_fmt(numbers['val_bpb'])}"))
+    return rows
+
+
 ROWS = {
     "throughput": _throughput_rows,
     "cache": _cache_rows,
@@ -103,6 +114,7 @@ ROWS = {
     "app_start": _app_rows,
     "levers": _lever_rows,
     "load": _load_rows,
+    "width_depth": _width_depth_rows,
 }
 
 

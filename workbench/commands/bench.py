@@ -16,7 +16,8 @@ def register(subparsers) -> None:
         description="Run the benchmark comparisons in one invocation; prints a table and writes JSON.",
     )
     parser.add_argument("--only", help="comma-separated comparisons (throughput,cache,divergence_memory,"
-                        "effectiveness,inference,app_start,levers,load,onpolicy_throughput,generation_quality) or letters a-h, "
+                        "effectiveness,inference,app_start,levers,load,onpolicy_throughput,generation_quality,width_depth) or "
+                        "letters a-i, "
                         "3 (levers), 8 (load)")
     parser.add_argument("--quick", action="store_true", help="fewer steps and tokens: minutes instead of an hour")
     parser.add_argument("--out", default="bench-results.json", help="where to write the JSON results")
