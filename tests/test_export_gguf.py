@@ -19,6 +19,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, Qwen2
 from workbench.analysis.export import CHECK_TEXT, export_run
 from workbench.analysis.export_formats import GGUF_FORMATS
 from workbench.analysis.export_gguf import GGUF_TOLERANCE, LAYOUT_TOLERANCE, rounded_copy, write_gguf
+from workbench.analysis.export_onnx import ONNX_TOLERANCE
+from workbench.analysis.onnx_runtime import OnnxDecoder
 from workbench.cli import main as cli_main
 
 PROMPT = "the king said to his son that the light of the land is good ."
@@ -129,7 +131,7 @@ def test_export_cli_writes_each_gguf_type(tmp_path, bpe_llama, tiny_text, capsys
         assert type(reloaded).__name__ == "LlamaForCausalLM"
 
 
-def test_lora_checkpoint_is_merged_before_gguf(tmp_path, bpe_llama, tiny_text):
+def test_lora_checkpoint_is_merged_before_gguf_and_onnx(tmp_path, bpe_llama, tiny_text):
     from inspect_helpers import make_finished_run, save_student_checkpoint
 
     from workbench.config import DistillConfig
@@ -158,6 +160,10 @@ def test_lora_checkpoint_is_merged_before_gguf(tmp_path, bpe_llama, tiny_text):
     assert float((actual - expected).norm() / expected.norm()) <= GGUF_TOLERANCE["gguf-f16"]
     assert float((base - expected).norm() / expected.norm()) > 10 * GGUF_TOLERANCE["gguf-f16"]
     assert result["relative_logit_error"] <= GGUF_TOLERANCE["gguf-f16"]
+
+    onnx = export_run(checkpoint, tmp_path / "lora-onnx", fmt="onnx", evaluate=False)  # the same merge for ONNX
+    onnx_logits = torch.from_numpy(OnnxDecoder(Path(onnx["folder"]) / onnx["file"]).logits(ids.numpy()))
+    assert float((onnx_logits - expected).norm() / expected.norm()) <= ONNX_TOLERANCE["onnx"]
 
 
 def _error_lines(stderr: str) -> list[str]:

@@ -5,7 +5,9 @@
     export_run("runs/run-1", "exports/run-1-q8", fmt="gguf-q8_0")   # exports/run-1-q8/student-q8_0.gguf
 
 Formats: `safetensors` (below), `gguf-f16`, `gguf-q8_0`, `gguf-q4_0` (workbench.analysis.export_gguf: Llama and
-Qwen2, tokenizer and chat template inside; the folder also holds export.json with the file's size and reload check).
+Qwen2, tokenizer and chat template inside), `onnx`, `onnx-int8` (workbench.analysis.export_onnx: a decoder step with
+KV cache for ONNX Runtime, with the tokenizer beside it). Every folder holds export.json: format, file, size on disk
+and the reload check.
 
 The student (final, or a checkpoint when its folder is given; LoRA weights merged) is written with
 `save_pretrained` as safetensors, with its tokenizer, the run's `config.yaml` and `eval.json`, and a README.md model
@@ -25,8 +27,9 @@ from typing import Any
 
 import torch
 
-from workbench.analysis.export_formats import EXPORT_FORMATS, GGUF_FORMATS
+from workbench.analysis.export_formats import EXPORT_FORMATS, GGUF_FORMATS, ONNX_FORMATS
 from workbench.analysis.export_gguf import check_gguf_exportable, gguf_reload_check, write_gguf
+from workbench.analysis.export_onnx import check_onnx_exportable, onnx_reload_check, write_onnx
 from workbench.analysis.exported_card import model_card_text
 from workbench.errors import Message, UserError
 from workbench.models.pool import ResolvedSpec, load_resolved, resolve_spec
@@ -104,6 +107,10 @@ def _write_artefact(fmt: str, model, tokenizer, staging: Path, run: RunFolder, s
         check = reload_check(model, tokenizer, staging)
         (staging / "README.md").write_text(model_card_text(run, source, card, check))
         return check
+    if fmt in ONNX_FORMATS:
+        info = write_onnx(model, staging, fmt)
+        tokenizer.save_pretrained(staging)  # the folder is all a runtime needs: graph, tokenizer, chat template
+        return {**info, **onnx_reload_check(model, tokenizer, staging, info["file"], fmt, CHECK_TEXT)}
     filename = gguf_filename(fmt)
     info = write_gguf(model, tokenizer, staging / filename, fmt, name=f"{run.run_id} distilled student")
     return {**info, "file": filename, **gguf_reload_check(model, tokenizer, staging, filename, fmt, CHECK_TEXT)}
@@ -122,6 +129,8 @@ def export_run(
     model, tokenizer = load_resolved(resolved, device="cpu", dtype=torch.float32, attn_implementation=None)
     if fmt in GGUF_FORMATS:
         check_gguf_exportable(model, tokenizer)  # refuse before the (slow) evaluation
+    if fmt in ONNX_FORMATS:
+        check_onnx_exportable(model)
     card = report_card_for(source, run, resolved, evaluate)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
     try:
