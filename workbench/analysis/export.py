@@ -32,6 +32,7 @@ from workbench.analysis.export_gguf import check_gguf_exportable, gguf_reload_ch
 from workbench.analysis.export_onnx import check_onnx_exportable, onnx_reload_check, write_onnx
 from workbench.analysis.exported_card import model_card_text
 from workbench.errors import Message, UserError
+from workbench.models.loading import count_parameters
 from workbench.models.pool import ResolvedSpec, load_resolved, resolve_spec
 from workbench.runs.folder import RunFolder, run_of
 
@@ -138,8 +139,10 @@ def export_run(
         shutil.copyfile(run.config_path, staging / "distill_config.yaml")
         if card is not None:
             (staging / "eval.json").write_text(json.dumps(card, indent=1))
-        (staging / "export.json").write_text(json.dumps({"format": fmt, "source": resolved.stamp_path, **check},
-                                                        indent=1))
+        params = count_parameters(model)
+        meta = {"format": fmt, "source": resolved.stamp_path, "params_total": params["total"],
+                "params_non_embedding": params["non_embedding"], **check}
+        (staging / "export.json").write_text(json.dumps(meta, indent=1))
         if out_dir.exists():
             shutil.rmtree(out_dir)
         staging.rename(out_dir)
