@@ -101,6 +101,26 @@ def test_evaluate_and_export_endpoints_with_defaults(served):
     assert (Path(served.ctx.exports_dir) / "run-tiny" / "model.safetensors").is_file()
 
 
+def test_export_formats_and_artefact_rows_through_gradio_client(served):
+    from gradio_client.exceptions import AppError
+
+    message, download = served.client.predict(str(served.run), "", False, False, "onnx-int8", api_name="/export")
+    folder = Path(served.ctx.exports_dir) / "run-tiny-onnx-int8"
+    size_mb = (folder / "model-int8.onnx").stat().st_size / 2**20
+    assert f"model-int8.onnx, {size_mb:.2f} MB on disk" in message and "onnxruntime" in message and download is None
+    with pytest.raises(AppError, match="WordLevel"):  # the tiny tokenizer has no GGUF vocabulary: one line, no file
+        served.client.predict(str(served.run), "", False, False, "gguf-q8_0", api_name="/export")
+    assert not (Path(served.ctx.exports_dir) / "run-tiny-gguf-q8_0").exists()
+
+    table, _, card, status, _ = served.client.predict(str(served.run), False, 4, 8, [str(folder)],
+                                                      api_name="/evaluate")
+    (row,) = [entry for entry in card["students"] if entry.get("format") == "onnx-int8"]
+    assert row["runtime"].startswith("onnxruntime") and row["size_on_disk_mb"] == round(size_mb, 3)
+    assert row["gen_rkl"] is not None and row["gen_tokens_per_s"] > 0
+    assert table["headers"][-1] == row["label"]
+    assert "measured in onnxruntime" in status and "of the teacher's size on disk" in status
+
+
 @pytest.mark.browser
 def test_browser_opens_each_tab_and_saves_screenshots(served, artifacts_dir):
     from playwright.sync_api import sync_playwright
