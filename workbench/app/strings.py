@@ -327,8 +327,9 @@ KO: dict[str, str] = {
         "또는 다른 런타임용 파일로: llama.cpp / Ollama용 GGUF(f16, q8_0, q4_0), ONNX Runtime용 ONNX(float32, "
         "int8). Llama와 Qwen2 학생 모델을 지원합니다. 디스크 크기와 다시 불러 확인한 결과는 내보낸 뒤에 보입니다.",
     "Format": "형식",
-    "{fmt}: {file}, {size} MB on disk; relative logit error {error} (bound {bound}), read back with {loader}":
-        "{fmt}: {file}, 디스크에서 {size} MB; 상대 logit 오차 {error}(한계 {bound}), {loader}로 다시 읽음",
+    "{fmt}: {file}, {size} MB on disk; relative logit error {error} (tiny-model test bound {bound}), read back "
+    "with {loader}":
+        "{fmt}: {file}, 디스크에서 {size} MB; 상대 logit 오차 {error}(작은 모델 테스트 한계 {bound}), {loader}로 다시 읽음",
     "Exported artefacts": "내보낸 아티팩트",
     "GGUF / ONNX exports to score beside the student, each in its own runtime.":
         "학생 모델 옆에서 채점할 GGUF / ONNX 내보내기. 각각 자기 런타임에서 잽니다.",

@@ -164,8 +164,8 @@ def export_fn(ctx):
                   lang, source=result["source"], folder=result["folder"],
                   diff=f"{result['max_abs_logit_diff']:.2e}", files=", ".join(result["files"]))
         if "size_bytes" in result:
-            text += "  \n" + tr("{fmt}: {file}, {size} MB on disk; relative logit error {error} (bound {bound}), "
-                                "read back with {loader}", lang, fmt=fmt, file=result["file"],
+            text += "  \n" + tr("{fmt}: {file}, {size} MB on disk; relative logit error {error} (tiny-model test "
+                                "bound {bound}), read back with {loader}", lang, fmt=fmt, file=result["file"],
                                 size=f"{result['size_bytes'] / 2**20:.2f}", error=f"{result['relative_logit_error']:.2e}",
                                 bound=f"{result['tolerance']:g}", loader=result["loader"])
         return text, result["zip"]

@@ -48,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
     if "relative_logit_error" in result:
         types = f", tensor types {result['tensor_types']}" if "tensor_types" in result else ""
         print(f"{result['file']}: {result['size_bytes'] / 1e6:.2f} MB{types}, relative logit error "
-              f"{result['relative_logit_error']:.2e} (bound for this type {result['tolerance']:g}), {result['loader']}")
+              f"{result['relative_logit_error']:.2e} (the tests hold tiny models to {result['tolerance']:g}), "
+              f"read back with {result['loader']}")
     if "greedy_tokens" in result:
         print(f"greedy decoding in onnxruntime: first {result['greedy_tokens_equal']} of {result['greedy_tokens']} "
               "tokens equal to PyTorch's")
