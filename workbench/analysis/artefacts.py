@@ -39,6 +39,13 @@ def is_artefact(spec: str) -> bool:
     return meta is not None and meta.get("format") in (*GGUF_FORMATS, *ONNX_FORMATS)
 
 
+def artefact_folders(exports_dir: str | Path) -> list[str]:
+    """The GGUF and ONNX export folders directly under `exports_dir`, sorted by name."""
+    root = Path(exports_dir)
+    folders = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    return [str(p) for p in folders if is_artefact(str(p))]
+
+
 def artefact_bytes(folder: Path, filename: str) -> int:
     """Size on disk of the artefact's weights: the file and any external-data file beside it."""
     return sum(p.stat().st_size for p in folder.glob(filename + "*") if p.is_file())

@@ -81,7 +81,8 @@ class OnnxDecoder:
 class OnnxCausalLM(nn.Module):
     """An ONNX Runtime decoder behind the two calls the workbench makes of a causal LM: `model(input_ids=...)`
     (teacher-forced logits of right-padded rows) and `model.generate(...)` (left-padded prompts, greedy or a
-    `logits_processor` that leaves one finite score, `min_new_tokens`, a streamer), on the CPU."""
+    `logits_processor` that leaves one finite score, `min_new_tokens`, `stopping_criteria`, a streamer), on the
+    CPU."""
 
     def __init__(self, decoder: OnnxDecoder):
         super().__init__()
@@ -95,7 +96,7 @@ class OnnxCausalLM(nn.Module):
 
     @torch.no_grad()
     def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, generation_config=None,
-                 logits_processor=None, streamer=None, **kwargs) -> torch.Tensor:
+                 logits_processor=None, stopping_criteria=None, streamer=None, **kwargs) -> torch.Tensor:
         settings = {**(generation_config.to_dict() if generation_config is not None else {}), **kwargs}
         max_new = int(settings.get("max_new_tokens") or 20)
         min_new = int(settings.get("min_new_tokens") or 0)
@@ -124,7 +125,7 @@ class OnnxCausalLM(nn.Module):
             if streamer is not None:
                 streamer.put(tokens)
             done |= torch.isin(tokens, torch.tensor(stop, dtype=torch.long)) if stop else done
-            if bool(done.all()):
+            if bool(done.all()) or any(bool(criterion(sequences, scores).all()) for criterion in stopping_criteria or []):
                 break
             step_ids = tokens[:, None].numpy()
             mask = np.concatenate([mask, np.ones((batch, 1), dtype=np.int64)], axis=1)

@@ -256,7 +256,8 @@ KO: dict[str, str] = {
     "A run's final student or any checkpoint.": "run의 최종 학생 모델 또는 checkpoint.",
     "Also the undistilled student": "증류 전 학생 모델도 함께",
     "Undistilled student": "증류 전 학생 모델",
-    "The run's starting point (default student).": "run의 출발점 (기본 학생 모델).",
+    "The run's starting point (default student), or an exported GGUF / ONNX folder run in its own runtime.":
+        "run의 출발점 (기본 학생 모델), 또는 자기 런타임에서 돌아가는 내보낸 GGUF / ONNX 폴더.",
     "↻ Runs": "↻ Run 목록",
     "Temperature": "Temperature",
     "0 = greedy": "0 = greedy",

@@ -16,7 +16,7 @@ from typing import Any
 
 import gradio as gr
 
-from workbench.analysis.artefacts import artefact_lines, export_labels, is_artefact
+from workbench.analysis.artefacts import artefact_folders, artefact_lines, export_labels
 from workbench.analysis.export_formats import EXPORT_FORMATS
 from workbench.analysis.inspect_plots import report_figure
 from workbench.analysis.report_card import (
@@ -32,13 +32,6 @@ from workbench.app.i18n import lang_of, student_picker, t, tr, translator
 from workbench.errors import UserError
 from workbench.models.pool import LATEST, latest_finished_run, limit_app_threads
 from workbench.runs.folder import run_of
-
-
-def artefact_choices(exports_dir: str) -> list[str]:
-    """The GGUF and ONNX export folders under the exports folder, for the report card's artefact rows."""
-    root = Path(exports_dir)
-    folders = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
-    return [str(p) for p in folders if is_artefact(str(p))]
 
 
 def card_for(ctx, choice: str, recompute: bool, settings: EvalSettings, lang: str = "en",
@@ -183,7 +176,7 @@ def build_report_tab(ctx) -> dict[str, Any]:
                               info=t("0: a run's own eval rows, the same as its Train tab (else 16)."), scale=1)
         gen_tokens = gr.Slider(2, 256, value=32, step=1, label=t("Generated tokens (speed)"), scale=1)
         recompute = gr.Checkbox(value=False, label=t("Recompute"), info=t("Ignore a saved eval.json."), scale=1)
-    exports = gr.Dropdown(choices=artefact_choices(ctx.exports_dir), value=[], multiselect=True,
+    exports = gr.Dropdown(choices=artefact_folders(ctx.exports_dir), value=[], multiselect=True,
                           allow_custom_value=True, label=t("Exported artefacts"),
                           info=t("GGUF / ONNX exports to score beside the student, each in its own runtime."))
     with gr.Row():
@@ -217,7 +210,7 @@ def build_report_tab(ctx) -> dict[str, Any]:
 
     def refresh_choices():
         choices = student_picker(ctx.runs_dir)
-        return gr.update(choices=choices), gr.update(choices=choices), gr.update(choices=artefact_choices(
+        return gr.update(choices=choices), gr.update(choices=choices), gr.update(choices=artefact_folders(
             ctx.exports_dir))
 
     refresh.click(refresh_choices, None, [run, source, exports], api_visibility="private")
