@@ -13,6 +13,7 @@ from tiny import tiny_bpe_model_dir, tiny_text_file
 
 from workbench.analysis.artefacts import artefact_sentence
 from workbench.analysis.export import export_run
+from workbench.analysis.llama_cpp_runtime import llama_cpp_available
 from workbench.cli import main as cli_main
 
 
@@ -51,4 +52,7 @@ def test_exported_artefacts_get_rows_and_a_sentence(tmp_path, capsys):
         assert f"unquantized student {distilled['gen_rkl']:.3f})" in sentence
         assert sentence in printed
     assert rows["onnx-int8"]["runtime"].startswith("onnxruntime")
-    assert "transformers GGUF loader" in rows["gguf-q8_0"]["runtime"] and "llama-cpp-python is not used" in printed
+    if llama_cpp_available():
+        assert rows["gguf-q8_0"]["runtime"].startswith("llama.cpp")
+    else:
+        assert "transformers GGUF loader" in rows["gguf-q8_0"]["runtime"] and "llama-cpp-python is not installed" in printed

@@ -187,3 +187,28 @@ def test_refusals_are_one_line(tmp_path, bpe_llama, tiny_text, tiny_teacher, tin
     (err,) = _error_lines(capsys.readouterr().err)
     assert "'gpt2'" in err and "no GGUF mapping" in err
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize("kind", ["llama-tied", "qwen2", "llama-pruned"])
+def test_llama_cpp_runs_the_file(tmp_path, bpe_llama, kind):
+    """With the `llama` extra installed, llama.cpp itself loads each file: same token ids for the text, logits within
+    the type's bound, greedy generation through its KV cache equal to PyTorch's for f16."""
+    pytest.importorskip("llama_cpp")
+    from workbench.analysis.llama_cpp_runtime import LlamaCppCausalLM
+
+    model = _model(bpe_llama, kind)
+    tokenizer = AutoTokenizer.from_pretrained(bpe_llama)
+    ids = tokenizer(PROMPT, return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        source = model(ids).logits
+    for fmt in GGUF_FORMATS:
+        write_gguf(model, tokenizer, tmp_path / f"{fmt}.gguf", fmt)
+        runner = LlamaCppCausalLM(tmp_path / f"{fmt}.gguf", threads=1, context=256)
+        assert runner.llm.tokenize(PROMPT.encode(), add_bos=False, special=False) == ids[0].tolist()
+        actual = runner(input_ids=ids).logits[..., : source.shape[-1]]
+        assert float((actual - source).norm() / source.norm()) <= GGUF_TOLERANCE[fmt], fmt
+        if fmt == "gguf-f16":
+            prompt = ids[:, :6]
+            expected = model.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=6,
+                                      min_new_tokens=6, do_sample=False, pad_token_id=0)
+            assert runner.generate(prompt, max_new_tokens=6, min_new_tokens=6).tolist() == expected.tolist()

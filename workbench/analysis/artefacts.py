@@ -4,10 +4,10 @@
     model, tokenizer, facts = load_artefact("exports/run-1-int8")
     artefact_sentence(card, entry)                          # "31% of the teacher's size on disk, 2.4× ..."
 
-Each artefact runs where it is meant to run, as far as this machine allows: ONNX files in ONNX Runtime (CPU). GGUF
-files would run in llama.cpp through llama-cpp-python; this exporter's tests and report card read them with
-transformers' GGUF loader instead, which dequantizes every tensor to float32 and runs in PyTorch, so the quality
-numbers are those of the quantized weights but speed and memory are PyTorch's, and the row says so.
+Each artefact runs where it is meant to run, as far as this machine allows: ONNX files in ONNX Runtime (CPU), GGUF
+files in llama.cpp through llama-cpp-python when it is installed (`pip install -e ".[llama]"`, a source build).
+Without it a GGUF file is read with transformers' GGUF loader, which dequantizes every tensor to float32 and runs in
+PyTorch: the quality numbers are those of the quantized weights, speed and memory are PyTorch's, and the row says so.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.analysis.export_formats import GGUF_FORMATS, ONNX_FORMATS
+from workbench.analysis.llama_cpp_runtime import LlamaCppCausalLM, llama_cpp_available
 from workbench.errors import Message, UserError
 
 EXPORT_META = "export.json"
@@ -70,11 +71,17 @@ def load_artefact(spec: str):
         model = OnnxCausalLM(OnnxDecoder(folder / filename))
         tokenizer = AutoTokenizer.from_pretrained(folder)
         runtime, short = f"onnxruntime {onnxruntime.__version__} (CPUExecutionProvider)", "in onnxruntime"
+    elif llama_cpp_available():
+        import llama_cpp
+
+        model = LlamaCppCausalLM(folder / filename)
+        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=filename)  # the prompts' ids, read from the file
+        runtime, short = f"llama.cpp through llama-cpp-python {llama_cpp.__version__} (CPU)", "in llama.cpp"
     else:
         model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=filename, dtype=torch.float32).eval()
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=filename)
-        runtime = ("transformers GGUF loader: dequantized to float32, run in PyTorch (llama-cpp-python is not used; "
-                   "speed and memory are PyTorch's, not llama.cpp's)")
+        runtime = ("transformers GGUF loader: dequantized to float32, run in PyTorch (llama-cpp-python is not "
+                   "installed; speed and memory are PyTorch's, not llama.cpp's)")
         short = "dequantized in PyTorch, not llama.cpp"
     facts = {"format": fmt, "file": filename, "runtime": runtime, "runtime_short": short, "size_bytes": artefact_bytes(folder, filename),
              "params_total": meta.get("params_total"), "params_non_embedding": meta.get("params_non_embedding")}

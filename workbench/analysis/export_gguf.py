@@ -45,7 +45,8 @@ ARCHITECTURES = {"llama": gguf.MODEL_ARCH.LLAMA, "qwen2": gguf.MODEL_ARCH.QWEN2}
 WIDE_IN_4BIT = ("token_embd.weight", "output.weight")
 
 # llama.cpp names a BPE pre-tokenizer by the token ids its tokenizer gives this text (convert_hf_to_gguf.py);
-# the hashes below are the ones it lists for the tokenizers the workbench's teachers use.
+# the hashes below are the ones it lists for the tokenizers the workbench's teachers use. A tokenizer trained here
+# has its own ids, so no hash knows it: its plain GPT-2 byte-level split is named by its shape instead.
 PRE_TOKENIZER_CHECK_TEXT = (
     "\n \n\n \n\n\n \t \t\t \t\n  \n   \n    \n     \n🚀 (normal) 😶\u200d🌫️ (multiple emojis concatenated) ✅ 🦙🦙 3 33 333 "
     "3333 33333 333333 3333333 33333333 3.3 3..3 3...3 កាន់តែពិសេសអាច😁 ?我想在apple工作1314151天～ ------======= "
@@ -173,10 +174,21 @@ def _vocabulary(tokenizer, vocab_size: int) -> dict[str, Any]:
             tokens.append(token)
             types.append(gguf.TokenType.NORMAL)
     merges = [pair if isinstance(pair, str) else " ".join(pair) for pair in model_spec.get("merges", [])]
-    check_ids = tokenizer.encode(PRE_TOKENIZER_CHECK_TEXT, add_special_tokens=False)
-    pre_name = KNOWN_PRE_TOKENIZERS.get(sha256(str(check_ids).encode()).hexdigest(), "default")
     adds_bos = tokenizer.bos_token_id is not None and tokenizer("a")["input_ids"][:1] == [tokenizer.bos_token_id]
-    return {"tokens": tokens, "types": types, "merges": merges, "pre": pre_name, "add_bos": adds_bos}
+    return {"tokens": tokens, "types": types, "merges": merges, "pre": _pre_tokenizer_name(tokenizer, spec),
+            "add_bos": adds_bos}
+
+
+def _pre_tokenizer_name(tokenizer, spec: dict) -> str:
+    """llama.cpp's name for the pre-tokenizer: a known tokenizer by its hash; else a plain byte-level split with
+    GPT-2's regex (what `workbench train-tokenizer` writes) is "gpt-2"; else "default"."""
+    check_ids = tokenizer.encode(PRE_TOKENIZER_CHECK_TEXT, add_special_tokens=False)
+    known = KNOWN_PRE_TOKENIZERS.get(sha256(str(check_ids).encode()).hexdigest())
+    if known is not None:
+        return known
+    pre = spec.get("pre_tokenizer") or {}
+    plain_gpt2 = pre.get("type") == "ByteLevel" and pre.get("use_regex", True) and not spec.get("normalizer")
+    return "gpt-2" if plain_gpt2 else "default"
 
 
 def _write_tokenizer(writer: gguf.GGUFWriter, tokenizer, vocab_size: int) -> str:
