@@ -225,7 +225,9 @@ def score_quality(teacher, students: list, val_ids: torch.Tensor, batch_size: in
         vocab = teacher_logits.shape[-1]
         teacher_top1 = teacher_logits.argmax(-1)  # [B, L-1]
         for index, model in enumerate(models):
-            logits = teacher_logits if index == 0 else model(input_ids=inputs).logits.float()[..., :vocab]
+            # an exported artefact answers on the CPU whatever the teacher's device
+            logits = teacher_logits if index == 0 else model(input_ids=inputs).logits.float()[..., :vocab].to(
+                teacher_logits.device)
             sums[index, :4] += agreement_sums(logits, targets, teacher_logits=teacher_logits).cpu()
             top5 = logits.topk(min(5, vocab), dim=-1).indices
             sums[index, 4] += float((top5 == teacher_top1.unsqueeze(-1)).any(-1).sum())
