@@ -1,4 +1,5 @@
-"""`workbench export RUN DIR [--format F]`: write a run's merged student as a Hugging Face folder or a GGUF file.
+"""`workbench export RUN DIR [--format F]`: write a run's merged student as a Hugging Face folder, a GGUF file or
+an ONNX model.
 
 workbench export runs/run-1 exports/run-1               # folder: safetensors, tokenizer, README.md, config
 workbench export runs/run-1 exports/run-1 --zip         # also exports/run-1.zip
@@ -22,7 +23,7 @@ from workbench.analysis.export_formats import EXPORT_FORMATS
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "export",
-        help="Export a run's student (LoRA merged) as safetensors + tokenizer + model card, as a folder or zip.",
+        help="Export a run's student (LoRA merged): safetensors + tokenizer + model card, GGUF or ONNX; folder or zip.",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
