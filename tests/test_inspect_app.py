@@ -16,10 +16,10 @@ import pytest
 from gradio_client import Client
 from inspect_helpers import make_finished_run
 
+from workbench.app.context import new_model_pool
 from workbench.app.tab_attention import build_attention_tab
 from workbench.app.tab_chat import build_chat_tab
 from workbench.app.tab_report import build_report_tab
-from workbench.models.pool import ModelPool
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -42,7 +42,7 @@ def served(tmp_path_factory, tiny_teacher, tiny_student, tiny_text):
     root = tmp_path_factory.mktemp("inspect-app")
     run = make_finished_run(root / "runs", tiny_teacher, tiny_student, tiny_text)
     ctx = SimpleNamespace(runs_dir=str(root / "runs"), exports_dir=str(root / "exports"), teacher=str(tiny_teacher),
-                          student=str(tiny_student), pool=ModelPool(max_models=4, device="cpu"))
+                          student=str(tiny_student), pool=new_model_pool(device="cpu"))
     demo = build_inspect_app(ctx)
     demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
     try:
@@ -99,6 +99,31 @@ def test_evaluate_and_export_endpoints_with_defaults(served):
     message, download = served.client.predict(api_name="/export")
     assert "Reload check" in message and Path(download).name == "run-tiny.zip"
     assert (Path(served.ctx.exports_dir) / "run-tiny" / "model.safetensors").is_file()
+
+
+def test_export_formats_and_artefact_rows_through_gradio_client(served):
+    from gradio_client.exceptions import AppError
+
+    message, download = served.client.predict(str(served.run), "", False, False, "onnx-int8", api_name="/export")
+    folder = Path(served.ctx.exports_dir) / "run-tiny-onnx-int8"
+    size_mb = (folder / "model-int8.onnx").stat().st_size / 2**20
+    assert f"model-int8.onnx, {size_mb:.2f} MB on disk" in message and "onnxruntime" in message and download is None
+    with pytest.raises(AppError, match="WordLevel"):  # the tiny tokenizer has no GGUF vocabulary: one line, no file
+        served.client.predict(str(served.run), "", False, False, "gguf-q8_0", api_name="/export")
+    assert not (Path(served.ctx.exports_dir) / "run-tiny-gguf-q8_0").exists()
+
+    table, _, card, status, _ = served.client.predict(str(served.run), False, 4, 8, [str(folder)],
+                                                      api_name="/evaluate")
+    (row,) = [entry for entry in card["students"] if entry.get("format") == "onnx-int8"]
+    assert row["runtime"].startswith("onnxruntime") and row["size_on_disk_mb"] == round(size_mb, 3)
+    assert row["gen_rkl"] is not None and row["gen_tokens_per_s"] > 0
+    assert table["headers"][-1] == row["label"]
+    assert "measured in onnxruntime" in status and "of the teacher's size on disk" in status
+
+    # the int8 export as the chat's third column, streaming beside the teacher and the distilled student
+    result = served.client.predict("the king said", "", str(served.run), True, str(folder), 0.0, 1.0, 6, 0,
+                                   api_name="/chat_compare")
+    assert str(folder) in result[5] and "tok/s" in result[5] and _text(result[2][-1]).strip()
 
 
 @pytest.mark.browser

@@ -29,6 +29,7 @@ import psutil
 import torch
 from transformers.generation.streamers import BaseStreamer
 
+from workbench.analysis.artefacts import artefact_lines, export_labels, is_artefact
 from workbench.engine.scores import agreement_sums, perplexity
 from workbench.errors import Message, UserError
 from workbench.models.pool import ResolvedSpec, default_device, load_resolved, resolve_spec
@@ -156,9 +157,27 @@ def _size_on_disk(resolved: ResolvedSpec, model) -> tuple[float, str]:
     return sum(t.numel() * t.element_size() for t in tensors.values()) / 2**20, "estimated"
 
 
+def _load_and_measure_artefact(label: str, spec: str, settings: EvalSettings) -> tuple[dict[str, Any], Any, Any]:
+    """An exported GGUF / ONNX folder, loaded and timed in its runtime on the CPU (see workbench.analysis.artefacts)."""
+    from workbench.analysis.artefacts import load_artefact
+
+    with PeakMemory("cpu") as memory:
+        model, tokenizer, facts = load_artefact(spec)
+        speed = measure_generation(model, tokenizer, settings.prompt, settings.gen_tokens)
+    entry = {
+        "label": label, "spec": spec, "params_total": facts["params_total"],
+        "params_non_embedding": facts["params_non_embedding"], "size_on_disk_mb": round(facts["size_bytes"] / 2**20, 3),
+        "size_source": f"file {facts['file']}", **speed, "peak_memory_mb": round(memory.peak_mb, 1),
+        "format": facts["format"], "runtime": facts["runtime"], "runtime_short": facts["runtime_short"],
+    }
+    return entry, model, tokenizer
+
+
 def _load_and_measure(label: str, spec: str, settings: EvalSettings, device: str) -> tuple[dict[str, Any], Any, Any]:
     from workbench.models.loading import count_parameters
 
+    if is_artefact(spec):
+        return _load_and_measure_artefact(label, spec, settings)
     resolved = resolve_spec(spec)
     with PeakMemory(device) as memory:
         model, tokenizer = load_resolved(resolved, device=device, dtype=torch.float32, attn_implementation=None)
@@ -206,7 +225,9 @@ def score_quality(teacher, students: list, val_ids: torch.Tensor, batch_size: in
         vocab = teacher_logits.shape[-1]
         teacher_top1 = teacher_logits.argmax(-1)  # [B, L-1]
         for index, model in enumerate(models):
-            logits = teacher_logits if index == 0 else model(input_ids=inputs).logits.float()[..., :vocab]
+            # an exported artefact answers on the CPU whatever the teacher's device
+            logits = teacher_logits if index == 0 else model(input_ids=inputs).logits.float()[..., :vocab].to(
+                teacher_logits.device)
             sums[index, :4] += agreement_sums(logits, targets, teacher_logits=teacher_logits).cpu()
             top5 = logits.topk(min(5, vocab), dim=-1).indices
             sums[index, 4] += float((top5 == teacher_top1.unsqueeze(-1)).any(-1).sum())
@@ -296,7 +317,7 @@ def evaluate_models(
         label = entry["label"]
         scores = score_own_tokenizer(*own[label], texts) if label in own else next(same_scores)
         entry.update(scores)
-        entry["compression_ratio"] = teacher_entry["params_total"] / max(entry["params_total"], 1)
+        entry["compression_ratio"] = teacher_entry["params_total"] / max(entry["params_total"] or 0, 1)
         entry["size_ratio"] = teacher_entry["size_on_disk_mb"] / max(entry["size_on_disk_mb"], 1e-9)
         teacher_speed, speed = teacher_entry.get("gen_tokens_per_s"), entry.get("gen_tokens_per_s")
         entry["speedup"] = speed / teacher_speed if speed and teacher_speed else None
@@ -323,8 +344,10 @@ def cached_report(run: RunFolder) -> dict | None:
     return json.loads(eval_path.read_text()) if fresh else None
 
 
-def evaluate_run(run_dir: str | Path, settings: EvalSettings | None = None, *, include_base: bool = True) -> dict:
-    """Evaluate a run's student (final, else its latest checkpoint) against its teacher; writes `eval.json`."""
+def evaluate_run(run_dir: str | Path, settings: EvalSettings | None = None, *, include_base: bool = True,
+                 exports: list[str] | tuple[str, ...] = ()) -> dict:
+    """Evaluate a run's student (final, else its latest checkpoint) against its teacher; writes `eval.json`.
+    `exports`: GGUF / ONNX export folders of the student, each a row measured in its own runtime."""
     from workbench.config import DistillConfig
 
     run = RunFolder(Path(run_dir))
@@ -339,6 +362,7 @@ def evaluate_run(run_dir: str | Path, settings: EvalSettings | None = None, *, i
     students = {"distilled student": str(run.path)}
     if include_base:
         students["undistilled student"] = cfg.models.student
+    students.update(export_labels(exports))
     card = evaluate_models(cfg.models.teacher, students, settings, data_cfg=cfg.data)
     card["run"] = run.run_id
     card["student_source"] = resolve_spec(str(run.path)).load_spec
@@ -398,4 +422,6 @@ def format_report(card: dict) -> str:
     )
     if s.get("generation_on"):
         lines.append(f"Generation quality: {s['generation_on']}.")
+    lines.extend(artefact_lines(card))  # exported GGUF / ONNX rows: runtime and one sentence each
     return "\n".join(lines)
+

@@ -19,10 +19,14 @@ def user_error(message: object, lang: str = "en") -> gr.Error:
     return gr.Error(localize(message, lang), print_exception=False)
 
 
-def _new_pool() -> Any:
+def new_model_pool(device: str | None = None) -> Any:
+    """The app's model pool; exported GGUF / ONNX folders load in their own runtime, so a chat column can hold the
+    model a phone would run."""
+    from workbench.analysis.artefacts import is_artefact, load_artefact
     from workbench.models.pool import ModelPool
 
-    return ModelPool(max_models=4)
+    return ModelPool(max_models=4, device=device, is_artefact=is_artefact,
+                     load_artefact=lambda spec: load_artefact(spec)[:2])
 
 
 @dataclass
@@ -33,6 +37,6 @@ class AppContext:
     exports_dir: str = "exports"
     teacher: str = BUILTIN_TEACHER
     student: str = DEFAULT_STUDENT
-    pool: Any = field(default_factory=_new_pool)
+    pool: Any = field(default_factory=new_model_pool)
     preview_cache: dict = field(default_factory=dict)
     initial_config: Any = None

@@ -306,7 +306,8 @@ KO: dict[str, str] = {
     "A run's final student or any checkpoint.": "run의 최종 학생 모델 또는 checkpoint.",
     "Also the undistilled student": "증류 전 학생 모델도 함께",
     "Undistilled student": "증류 전 학생 모델",
-    "The run's starting point (default student).": "run의 출발점 (기본 학생 모델).",
+    "The run's starting point (default student), or an exported GGUF / ONNX folder run in its own runtime.":
+        "run의 출발점 (기본 학생 모델), 또는 자기 런타임에서 돌아가는 내보낸 GGUF / ONNX 폴더.",
     "↻ Runs": "↻ Run 목록",
     "Temperature": "Temperature",
     "0 = greedy": "0 = greedy",
@@ -372,6 +373,17 @@ KO: dict[str, str] = {
     "Download": "내려받기",
     "Exported `{source}` to `{folder}`  \nReload check: max |logit diff| {diff}  \nFiles: {files}":
         "`{source}`를 `{folder}`로 내보냈습니다  \n다시 불러 확인: 최대 |logit 차이| {diff}  \n파일: {files}",
+    "Or as a file for another runtime: GGUF (f16, q8_0, q4_0) for llama.cpp / Ollama, ONNX (float32, int8) for ONNX "
+    "Runtime; Llama and Qwen2 students. The size on disk and the reload check are shown after the export.":
+        "또는 다른 런타임용 파일로: llama.cpp / Ollama용 GGUF(f16, q8_0, q4_0), ONNX Runtime용 ONNX(float32, "
+        "int8). Llama와 Qwen2 학생 모델을 지원합니다. 디스크 크기와 다시 불러 확인한 결과는 내보낸 뒤에 보입니다.",
+    "Format": "형식",
+    "{fmt}: {file}, {size} MB on disk; relative logit error {error} (tiny-model test bound {bound}), read back "
+    "with {loader}":
+        "{fmt}: {file}, 디스크에서 {size} MB; 상대 logit 오차 {error}(작은 모델 테스트 한계 {bound}), {loader}로 다시 읽음",
+    "Exported artefacts": "내보낸 아티팩트",
+    "GGUF / ONNX exports to score beside the student, each in its own runtime.":
+        "학생 모델 옆에서 채점할 GGUF / ONNX 내보내기. 각각 자기 런타임에서 잽니다.",
     # learn tab
     "New to distillation? Read these in order. Every control on the Setup tab also has a one-line explanation under "
     "it, and each topic below names a notebook in `notebooks/` that runs the idea.":

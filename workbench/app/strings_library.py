@@ -398,4 +398,36 @@ LIBRARY_KO: dict[str, str] = {
         "교사 모델과 학생 모델의 토크나이저가 같지 않습니다: {problem}. 교사 캐시는 학생 모델 토큰에 대한 교사 "
         "모델의 예측을 저장하므로 토크나이저가 하나여야 합니다. 이 쌍은 실시간 교사 모델로 증류하세요"
         "(train.teacher_cache를 비워 두기). 그러면 두 토큰화를 정렬합니다(loss.cross_tokenizer)",
+    # export formats (workbench.analysis.export_gguf, export_onnx, export, artefacts)
+    "GGUF export: Llama with {flag}=true is not supported": "GGUF 내보내기: {flag}=true인 Llama는 지원하지 않습니다",
+    "GGUF export: architecture {model_type!r} has no GGUF mapping here (supported: {supported}); export it as "
+    "safetensors or onnx":
+        "GGUF 내보내기: 아키텍처 {model_type!r}에는 여기서 GGUF 대응이 없습니다(지원: {supported}). safetensors나 "
+        "onnx로 내보내세요",
+    "GGUF export: format {fmt!r} unknown; choose one of {choices}":
+        "GGUF 내보내기: 형식 {fmt!r}을(를) 알 수 없습니다. 다음 중에서 고르세요: {choices}",
+    "GGUF export: rope_parameters.rope_type={rope_type!r} is not written by this exporter (default rope only)":
+        "GGUF 내보내기: rope_parameters.rope_type={rope_type!r}은(는) 이 내보내기가 쓰지 않습니다(기본 rope만)",
+    "GGUF export: tokenizer has id {top} but the model's vocab_size is {vocab_size}":
+        "GGUF 내보내기: 토크나이저에 id {top}이(가) 있지만 모델의 vocab_size는 {vocab_size}입니다",
+    "GGUF export: tokenizer model {kind!r} is not a byte-level BPE; the GGUF exporter writes byte-level BPE (GPT-2 "
+    "style) vocabularies only":
+        "GGUF 내보내기: 토크나이저 모델 {kind!r}은(는) byte-level BPE가 아닙니다. GGUF 내보내기는 byte-level "
+        "BPE(GPT-2 방식) 어휘만 씁니다",
+    "GGUF export: weight {key!r} of a {arch} model has no GGUF name":
+        "GGUF 내보내기: {arch} 모델의 가중치 {key!r}에 GGUF 이름이 없습니다",
+    "GGUF export: {key} has {rows} rows, not heads x head_dim = {heads} x {head_dim}; layers of different widths are "
+    "not supported":
+        "GGUF 내보내기: {key}의 행은 {rows}개로, heads x head_dim = {heads} x {head_dim}이 아닙니다. 층마다 폭이 "
+        "다른 모델은 지원하지 않습니다",
+    "ONNX export: architecture {model_type!r} is not supported here (supported: {supported}); export it as "
+    "safetensors":
+        "ONNX 내보내기: 아키텍처 {model_type!r}은(는) 여기서 지원하지 않습니다(지원: {supported}). safetensors로 "
+        "내보내세요",
+    "ONNX export: format {fmt!r} unknown; choose one of {choices}":
+        "ONNX 내보내기: 형식 {fmt!r}을(를) 알 수 없습니다. 다음 중에서 고르세요: {choices}",
+    "export format {fmt!r} unknown; choose one of {choices}":
+        "내보내기 형식 {fmt!r}을(를) 알 수 없습니다. 다음 중에서 고르세요: {choices}",
+    "{spec!r} is not a GGUF or ONNX export folder (no export.json naming one)":
+        "{spec!r}은(는) GGUF나 ONNX 내보내기 폴더가 아닙니다(그 형식을 적은 export.json이 없습니다)",
 }

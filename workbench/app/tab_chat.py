@@ -16,6 +16,7 @@ from typing import Any
 
 import gradio as gr
 
+from workbench.analysis.artefacts import artefact_folders
 from workbench.analysis.generation import SamplingSettings, compare_stream
 from workbench.app.context import user_error
 from workbench.app.i18n import lang_of, student_picker, t, tr
@@ -182,8 +183,10 @@ def build_chat_tab(ctx) -> dict[str, Any]:
                               allow_custom_value=True,
                               label=t("Distilled student"), info=t("A run's final student or any checkpoint."))
         include_base = gr.Checkbox(value=True, label=t("Also the undistilled student"))
-        base = gr.Dropdown(choices=[ctx.student], value=ctx.student, allow_custom_value=True,
-                           label=t("Undistilled student"), info=t("The run's starting point (default student)."))
+        base = gr.Dropdown(choices=[ctx.student, *artefact_folders(ctx.exports_dir)], value=ctx.student,
+                           allow_custom_value=True, label=t("Undistilled student"),
+                           info=t("The run's starting point (default student), or an exported GGUF / ONNX folder "
+                                  "run in its own runtime."))
         refresh = gr.Button(t("↻ Runs"), size="sm", scale=0)
     with gr.Row():
         temperature = gr.Slider(0.0, 2.0, value=DEFAULT_SAMPLING.temperature, step=0.05, label=t("Temperature"),
@@ -224,10 +227,11 @@ def build_chat_tab(ctx) -> dict[str, Any]:
     stop.click(stop_all, None, None, cancels=[send_event, submit_event], queue=False, api_visibility="private")
     clear.click(lambda: ([], [], [], "", "", "", ""), None, [*chats, *stats, coloured], api_visibility="private")
     def refresh_students():
-        return gr.update(choices=student_picker(ctx.runs_dir))
+        return gr.update(choices=student_picker(ctx.runs_dir)), gr.update(
+            choices=[ctx.student, *artefact_folders(ctx.exports_dir)])
 
-    refresh.click(refresh_students, None, student, api_visibility="private")
-    return {"coloured": coloured, "colour": colour, "refresh_pickers": (refresh_students, [student]),
+    refresh.click(refresh_students, None, [student, base], api_visibility="private")
+    return {"coloured": coloured, "colour": colour, "refresh_pickers": (refresh_students, [student, base]),
             "prompt": prompt, "send": send, "stop": stop, "clear": clear, "chats": chats, "stats": stats,
             "teacher": teacher, "student": student, "include_base": include_base, "base": base,
             "temperature": temperature, "top_p": top_p, "max_new_tokens": max_new_tokens, "seed": seed}

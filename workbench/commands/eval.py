@@ -2,6 +2,8 @@
 
 workbench eval runs/run-1                         # teacher vs the run's student and its undistilled start
 workbench eval runs/run-1 --no-base --json        # only the distilled student; print JSON
+workbench eval runs/run-1 --export exports/run-1-q8 --export exports/run-1-int8   # + exported artefacts, each
+                                                  # measured in its runtime (ONNX Runtime; GGUF dequantized)
 workbench eval --model "builtin:smollm2-135m-instruct?prune=even&layers=10" --teacher builtin:smollm2-135m-instruct \
     --dataset builtin:chat
 
@@ -39,6 +41,9 @@ def register(subparsers) -> None:
     parser.add_argument("--gen-tokens", type=int, default=32, help="Greedy tokens generated for the speed numbers.")
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available).")
     parser.add_argument("--no-base", action="store_true", help="Skip the undistilled student of a run.")
+    parser.add_argument("--export", action="append", default=[], metavar="DIR",
+                        help="A GGUF or ONNX export folder of the run's student (repeatable): one more row, measured "
+                             "in its own runtime, with its one-line summary.")
     parser.add_argument("--json", action="store_true", help="Print the card as JSON instead of a table.")
     parser.set_defaults(func=run)
 
@@ -64,6 +69,7 @@ def _run_config(path: str | None):
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from workbench.analysis.artefacts import export_labels
     from workbench.analysis.report_card import evaluate_models, evaluate_run, format_report
     from workbench.errors import UserError
 
@@ -71,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     is_run_folder = cfg is not None and (Path(args.run_dir) / "config.yaml").is_file()
     if is_run_folder and not args.model and not args.teacher:
         settings = _settings(args, args.dataset or cfg.data.dataset)
-        card = evaluate_run(args.run_dir, settings, include_base=not args.no_base)
+        card = evaluate_run(args.run_dir, settings, include_base=not args.no_base, exports=args.export)
         print(f"wrote {Path(args.run_dir) / 'eval.json'}")
     else:
         students = list(args.model or [])
@@ -80,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
         if not students:
             raise UserError("eval needs a run folder or at least one --model SPEC")
         labels = {f"student {i + 1}" if len(students) > 1 else "student": spec for i, spec in enumerate(students)}
+        labels.update(export_labels(args.export))
         teacher = args.teacher or (cfg.models.teacher if cfg else BUILTIN_TEACHER)
         dataset = args.dataset or (cfg.data.dataset if cfg else "builtin:chat")
         data_cfg = cfg.data if cfg and not args.dataset else None

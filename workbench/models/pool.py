@@ -148,12 +148,18 @@ def _apply_checkpoint_state(model, resolved: ResolvedSpec):
 class ModelPool:
     """Thread-safe LRU of (model, tokenizer) pairs; at most `max_models` stay loaded."""
 
-    def __init__(self, max_models: int = 4, *, device: str | None = None, dtype: torch.dtype | None = None):
+    def __init__(self, max_models: int = 4, *, device: str | None = None, dtype: torch.dtype | None = None,
+                 is_artefact: Callable[[str], bool] | None = None,
+                 load_artefact: Callable[[str], tuple[Any, Any]] | None = None):
+        """`is_artefact` / `load_artefact`: how to recognise and load specs this layer knows nothing about (the
+        app passes the exported GGUF / ONNX folders of workbench.analysis.artefacts); they run on their runtime's
+        device, whatever `device` says."""
         if max_models < 1:
             raise UserError(f"max_models must be >= 1, got {max_models}")
         self.max_models = max_models
         self.device = device or default_device()
         self.dtype = dtype or torch.float32
+        self.is_artefact, self.load_artefact = is_artefact, load_artefact
         self._entries: OrderedDict[tuple, tuple[Any, Any]] = OrderedDict()
         self._loading: dict[tuple, threading.Lock] = {}
         self._lock = threading.Lock()
@@ -164,8 +170,15 @@ class ModelPool:
 
     def get(self, spec: str, *, attn_implementation: str | None = None) -> tuple[Any, Any]:
         """The loaded (model, tokenizer) for `spec`, loading it (once, even when asked from several threads)."""
+        if self.is_artefact is not None and self.load_artefact is not None and self.is_artefact(spec):
+            folder = str(Path(spec).expanduser().resolve())
+            stamp = max((p.stat().st_mtime for p in Path(folder).iterdir()), default=0.0)  # a re-export reloads
+            return self._cached((folder, None, stamp, None, "artefact"), lambda: self.load_artefact(folder))
         resolved = resolve_spec(spec)
-        key = self._key(resolved, attn_implementation)
+        return self._cached(self._key(resolved, attn_implementation), lambda: load_resolved(
+            resolved, device=self.device, dtype=self.dtype, attn_implementation=attn_implementation))
+
+    def _cached(self, key: tuple, load: Callable[[], tuple[Any, Any]]) -> tuple[Any, Any]:
         with self._lock:
             if key in self._entries:
                 self._entries.move_to_end(key)
@@ -176,9 +189,7 @@ class ModelPool:
                 if key in self._entries:
                     self._entries.move_to_end(key)
                     return self._entries[key]
-            loaded = load_resolved(
-                resolved, device=self.device, dtype=self.dtype, attn_implementation=attn_implementation
-            )
+            loaded = load()
             with self._lock:
                 self._entries[key] = loaded
                 self._loading.pop(key, None)
@@ -189,7 +200,8 @@ class ModelPool:
     def loaded(self) -> list[str]:
         """Labels of the models held now, least recently used first."""
         with self._lock:
-            return [f"{k[1] or k[0]} ({k[3] or 'default'} attention)" for k in self._entries]
+            return [f"{k[0]} (exported artefact)" if k[-1] == "artefact" else
+                    f"{k[1] or k[0]} ({k[3] or 'default'} attention)" for k in self._entries]
 
     def clear(self) -> None:
         with self._lock:
