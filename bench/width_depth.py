@@ -2,7 +2,7 @@
 
 At two parameter counts (about 0.63 and 0.5 of the teacher's non-embedding parameters) the best width-and-depth
 student of the built-in sweeps and the depth-only student of the same size (the layers ShortGPT-style importance
-keeps) train with the `chat-small` recipe for the same number of minutes (`train.max_minutes`, `train.steps` left
+keeps) train with the `chat` preset's recipe for the same number of minutes (`train.max_minutes`, `train.steps` left
 open), each as a sweep of `workbench.runs.sweep`, and are scored alike by `workbench.analysis.frontier`: reverse KL on
 their own answers to the held-out prompts and bits per byte on the held-out rows. A second and third seed run where
 the two differ by less than `CLOSE_NATS` in reverse KL (the noise of 24 prompts × ~60 tokens is about 0.05).
@@ -31,7 +31,7 @@ def train_and_score(settings: dict[str, Any], size: str, seed: int, minutes: flo
 
     cfg = BenchSettings.from_dict(settings)
     runs_dir = Path(cfg.work_dir) / "width-depth"
-    recipe = apply_overrides(load_preset("chat-small"), [
+    recipe = apply_overrides(load_preset("chat"), [
         f"train.max_minutes={minutes}", "train.steps=100000", f"train.seed={seed}", f"train.device={cfg.device}",
         f"run.runs_dir={runs_dir}"])
     students = [f"{TEACHER}?{query}" for query in PAIRS[size]]
