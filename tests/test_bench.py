@@ -26,6 +26,7 @@ def settings(tiny_teacher, tiny_student, tiny_text, tmp_path) -> BenchSettings:
 def test_parse_only_accepts_names_and_letters():
     assert parse_only("a,cache,3") == ["throughput", "cache", "levers"]
     assert parse_only(None)[0] == "throughput"
+    assert parse_only("i") == ["width_depth"]
     with pytest.raises(UserError, match="accepted"):
         parse_only("speed")
     with pytest.raises(UserError, match="precision"):
@@ -180,3 +181,13 @@ def test_onpolicy_throughput_runs_trl_and_workbench(settings, tiny_pairs):
         assert variant["steps_per_s"] > 0 and len(variant["step_seconds"]) == settings.steps
         assert 1 <= variant["completion_len"] <= onpolicy_throughput.MAX_NEW_TOKENS
     assert result["speedup"] > 0 and {t["target"][:3] for t in result["targets"]} == {"(g)"}
+
+
+def test_width_depth_table_names_both_students_of_each_size():
+    from bench.report import format_table
+
+    run = {"seed": 0, "width": {"spec": "t?prune=importance&layers=24&mlp=760", "gen_rkl": 0.7, "val_bpb": 1.1},
+           "depth": {"spec": "t?prune=importance&layers=15", "gen_rkl": 0.9, "val_bpb": 1.3}}
+    table = format_table({"comparisons": {"width_depth": {"sizes": {"0.50": [run]}, "targets": []}}})
+    assert "(i) 0.50× width (prune=importance&layers=24&mlp=760), seed 0" in table
+    assert "(i) 0.50× depth (prune=importance&layers=15), seed 0" in table and "0.9 | 1.3" in table
