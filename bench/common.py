@@ -99,7 +99,7 @@ def machine_info(device: str) -> dict[str, Any]:
     return info
 
 
-def bf16_matmul_probe(device: str = "cpu", size: int = 1024, repeats: int = 5) -> dict[str, float]:
+def bf16_matmul_probe(device: str = "cpu", size: int = 2048, repeats: int = 5) -> dict[str, float]:
     """GFLOP/s of a square matmul in fp32 and bf16, each the best of `repeats` timings after two warm-up calls
     (the first bf16 call on a CPU builds its kernel): tells whether bf16 pays on this device."""
     speeds = {}
@@ -118,6 +118,26 @@ def bf16_matmul_probe(device: str = "cpu", size: int = 1024, repeats: int = 5) -
         speeds[f"{name}_gflops"] = round(2 * size**3 / max(best, 1e-9) / 1e9, 2)
     speeds["bf16_over_fp32"] = round(speeds["bf16_gflops"] / speeds["fp32_gflops"], 3)
     return speeds
+
+
+def training_flops_per_token(teacher: str, student: str) -> dict[str, float]:
+    """Matmul FLOPs an off-policy distillation step spends per token, from the two configs (no weights read):
+    the student's forward and backward, 6 · (its non-embedding parameters + its output head), and the teacher's
+    forward, 2 · (the same for the teacher). Attention's T² terms and the elementwise work are left out, so the
+    share of peak computed from it is a lower bound."""
+    from transformers import AutoModelForCausalLM
+
+    from workbench.models.loading import count_parameters, load_config
+
+    def matmul_params(spec: str) -> int:
+        config = load_config(spec)
+        with torch.device("meta"):
+            params = count_parameters(AutoModelForCausalLM.from_config(config))
+        return params["non_embedding"] + config.vocab_size * config.hidden_size
+
+    student_params, teacher_params = matmul_params(student), matmul_params(teacher)
+    return {"student_matmul_params": student_params, "teacher_matmul_params": teacher_params,
+            "flops_per_token": 6 * student_params + 2 * teacher_params}
 
 
 def best_precisions(settings: BenchSettings, probe: dict[str, float]) -> list[str]:

@@ -27,6 +27,8 @@ def _throughput_rows(data: dict[str, Any]) -> list[tuple[str, str, str]]:
             continue
         rows.append((f"(a) {label}", "tokens/s | peak MiB",
                      f"{_fmt(variant.get('tokens_per_s'))} | {_fmt(variant.get('peak_mem_mb'))}"))
+    rows += [(f"(a) {label}", "share of the matmul peak", _fmt(share))
+             for label, share in data.get("roofline", {}).items()]
     return rows
 
 

@@ -29,6 +29,7 @@ from bench.common import (
     reset_peak_memory,
     steady_rate,
     target,
+    training_flops_per_token,
 )
 from bench.workload import cosine_lambda, forward_kl_full, load_pair, train_rows
 
@@ -226,8 +227,17 @@ def run(settings: BenchSettings) -> dict[str, Any]:
         results[label] = isolated(settings, __name__, function, settings=settings.to_dict(), **kwargs)
         results[label]["wall_seconds"] = round(time.perf_counter() - started, 1)
         results[label].setdefault("tool", label.split()[0])
+    flops = training_flops_per_token(settings.teacher, settings.student)
+    roofline = {label: float(f"{v['tokens_per_s'] * flops['flops_per_token'] / 1e9 / probe[v['precision'] + '_gflops']:.4g}")
+                for label, v in results.items() if v.get("tokens_per_s") and v.get("precision") in ("fp32", "bf16")}
     skipped = [] if "bf16" in precisions else [
         f"bf16 variants skipped: bf16 matmul runs at {probe['bf16_over_fp32']}x fp32 on this {settings.device}"
     ]
+    summary = summarize(results)
+    best_bf16 = max((share for label, share in roofline.items() if label.startswith("workbench bf16")), default=None)
+    summary["targets"].append(target(
+        "(a) workbench bf16 off-policy step / bf16 matmul peak (roofline)", best_bf16, 0.5,
+        why="the step, not the matmul, is the limit: norms, softmax, the divergence and the optimizer run outside "
+            "the matmuls; FLOPs counted from the configs (a lower bound)"))
     return {"bf16_probe": probe, "precisions": precisions, "skipped": skipped, "variants": results,
-            **summarize(results)}
+            "flops": flops, "roofline": roofline, **summary}

@@ -48,6 +48,11 @@ def test_throughput_runs_three_tools_on_the_same_batches(settings):
         assert result["loss_curves"][pair]["max_rel_diff"] <= 1e-3, (pair, result["loss_curves"][pair])
     assert {t["target"][:3] for t in result["targets"]} == {"(a)"}
     assert "(a)" in format_table({"comparisons": {"throughput": result}})
+    # the roofline: a share of the measured matmul peak for each variant, from FLOPs counted on the configs
+    assert set(result["roofline"]) == set(variants) and all(0 < share for share in result["roofline"].values())
+    assert result["flops"]["flops_per_token"] == (6 * result["flops"]["student_matmul_params"]
+                                                  + 2 * result["flops"]["teacher_matmul_params"])
+    assert "share of the matmul peak" in format_table({"comparisons": {"throughput": result}})
 
 
 def test_cache_trains_from_the_cache_without_the_teacher(settings):
