@@ -24,7 +24,7 @@ from pathlib import Path
 from workbench.config import DistillConfig
 from workbench.errors import Message, UserError
 from workbench.models.derive import parse_spec
-from workbench.runs.folder import RunFolder, atomic_write_text
+from workbench.runs.folder import RunFolder, atomic_write_text, pid_alive
 
 SWEEP_FILE = "sweep.json"
 RECIPE_FILE = "recipe.yaml"
@@ -138,8 +138,6 @@ def student_state(plan: SweepPlan, student: SweepStudent) -> str:
 
 
 def _alive(run: RunFolder) -> bool:
-    from workbench.runs.folder import pid_alive
-
     return pid_alive(run.read_status().get("pid"))
 
 
