@@ -28,6 +28,7 @@ from transformers import GenerationConfig, LogitsProcessor, StoppingCriteria, Te
 
 from workbench.data.chat_format import prompt_text
 from workbench.errors import UserError
+from workbench.timing import rate
 
 
 @dataclass
@@ -116,7 +117,7 @@ def _stats(streamer: _TimedStreamer, started: float, finished: bool, stopped: bo
     if times:
         stats.ttft_s = times[0] - started
         span = times[-1] - times[0]
-        stats.tokens_per_s = (len(times) - 1) / span if len(times) > 1 and span > 0 else None
+        stats.tokens_per_s = rate(len(times) - 1, span)
     return stats
 
 

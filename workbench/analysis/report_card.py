@@ -34,6 +34,7 @@ from workbench.errors import Message, UserError
 from workbench.models.pool import ResolvedSpec, default_device, load_resolved, resolve_spec
 from workbench.models.vocab import bits_per_byte, bytes_per_token, row_text, token_bytes
 from workbench.runs.folder import RunFolder, atomic_write_text
+from workbench.timing import rate
 
 DEFAULT_PROMPT = "Write a short note to a friend about a walk by the sea."
 
@@ -137,7 +138,7 @@ def measure_generation(model, tokenizer, prompt: str, new_tokens: int) -> dict[s
     span = times[-1] - times[0] if len(times) > 1 else 0.0
     return {
         "ttft_s": times[0] - started if times else None,
-        "gen_tokens_per_s": (len(times) - 1) / span if span > 0 else None,
+        "gen_tokens_per_s": rate(len(times) - 1, span),
         "gen_tokens": len(times),
     }
 
