@@ -15,11 +15,12 @@ import gradio as gr
 import pytest
 from gradio_client import Client
 from inspect_helpers import make_finished_run
+from tiny import tiny_model_dir
 
 from workbench.app.tab_attention import build_attention_tab
 from workbench.app.tab_chat import build_chat_tab
 from workbench.app.tab_report import build_report_tab
-from workbench.models.pool import ModelPool
+from workbench.models.pool import ModelPool, starting_student
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -85,6 +86,18 @@ def test_chat_compare_keeps_history(served):
                                    api_name="/chat_compare")
     assert [_text(m) for m in second[0] if m["role"] == "user"] == ["the king", "the land"]
     assert second[2] == [] and "not used" in second[5]
+
+
+def test_undistilled_column_is_the_picked_runs_starting_point(served, tmp_path, tiny_teacher, tiny_text):
+    """A run that started from another student than the app's default: its starting point answers in the third
+    column (it used to be the app's default student), for the run, its student/ folder and a checkpoint."""
+    other_start = tiny_model_dir(tmp_path / "models", "llama", layers=3, hidden=32, heads=4, kv_heads=2, seed=4)
+    run = make_finished_run(tmp_path / "elsewhere", tiny_teacher, other_start, tiny_text, name="run-other-start")
+    for picked in (run, run / "student", run / "checkpoints" / "step-5"):
+        final = served.client.predict("the king", "", str(picked), True, api_name="/chat_compare")
+        assert f"`{other_start}`" in final[5] and served.ctx.student not in final[5], (picked, final[5])
+        assert final[2][-1]["role"] == "assistant"
+    assert starting_student(served.ctx.student, "fallback") == "fallback"
 
 
 def test_evaluate_and_export_endpoints_with_defaults(served):

@@ -256,7 +256,9 @@ KO: dict[str, str] = {
     "A run's final student or any checkpoint.": "run의 최종 학생 모델 또는 checkpoint.",
     "Also the undistilled student": "증류 전 학생 모델도 함께",
     "Undistilled student": "증류 전 학생 모델",
-    "The run's starting point (default student).": "run의 출발점 (기본 학생 모델).",
+    "The picked run's starting point": "고른 run의 출발점",
+    "By default the model the picked run started from (its config's models.student); or any model spec.":
+        "기본값은 고른 run이 출발한 모델(그 설정의 models.student)입니다. 다른 모델 spec도 쓸 수 있습니다.",
     "↻ Runs": "↻ Run 목록",
     "Temperature": "Temperature",
     "0 = greedy": "0 = greedy",

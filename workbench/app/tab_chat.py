@@ -3,7 +3,8 @@
 All columns stream at once with the same sampling settings; under each answer: time to first token, tokens/s and
 token count. Stop ends every column; Clear empties the histories. The event is the API endpoint `/chat_compare`:
 the prompt is its first input and every other input has a default (teacher and student from the app's default
-pair, the student being the latest finished run's when there is one), so `client.submit("Hello", api_name=
+pair, the student being the latest finished run's when there is one, the undistilled column the picked run's own
+starting student, from its config.yaml), so `client.submit("Hello", api_name=
 "/chat_compare")` streams all three columns. Generation runs in this process on loaded models from the shared pool;
 a training run is another process, so chatting slows it down but never disturbs it.
 """
@@ -21,11 +22,12 @@ from workbench.app.context import user_error
 from workbench.app.i18n import lang_of, student_picker, t, tr
 from workbench.app.train_view import token_html
 from workbench.errors import UserError
-from workbench.models.pool import LATEST, limit_app_threads, resolve_choice
+from workbench.models.pool import LATEST, limit_app_threads, resolve_choice, starting_student
 
 DEFAULT_SAMPLING = SamplingSettings(temperature=0.7, top_p=0.9, max_new_tokens=64, seed=0)
 MIN_UPDATE_INTERVAL_S = 0.03
 COLUMN_TITLES = ("Teacher", "Distilled student", "Undistilled student")
+RUN_START = "run-start"  # the undistilled picker's default: the picked run's own starting student
 
 
 class StopBoard:
@@ -58,12 +60,16 @@ def _session(request: gr.Request | None) -> str:
 
 
 def _columns(ctx, teacher: str, student: str, include_base: bool, base: str) -> tuple[list[str], list[int]]:
-    """Specs to run and which of the three UI columns each fills."""
+    """Specs to run and which of the three UI columns each fills; the undistilled column runs, unless another
+    spec is given, the picked run's starting point (its config's models.student)."""
     teacher_spec = (teacher or "").strip() or ctx.teacher
     student_spec = resolve_choice(student, ctx.runs_dir, ctx.student)
     specs, slots = [teacher_spec, student_spec], [0, 1]
-    base_spec = resolve_choice(base, ctx.runs_dir, ctx.student) if base == LATEST else (base or "").strip()
-    base_spec = base_spec or ctx.student
+    base = (base or "").strip()
+    if base in ("", RUN_START):
+        base_spec = starting_student(student_spec, ctx.student)
+    else:
+        base_spec = resolve_choice(base, ctx.runs_dir, ctx.student) if base == LATEST else base
     if include_base and base_spec != student_spec:
         specs.append(base_spec)
         slots.append(2)
@@ -78,7 +84,7 @@ def chat_compare_fn(ctx, board: StopBoard):
         teacher: str = "",
         student: str = LATEST,
         include_base: bool = True,
-        base: str = "",
+        base: str = RUN_START,
         temperature: float = DEFAULT_SAMPLING.temperature,
         top_p: float = DEFAULT_SAMPLING.top_p,
         max_new_tokens: int = DEFAULT_SAMPLING.max_new_tokens,
@@ -182,8 +188,10 @@ def build_chat_tab(ctx) -> dict[str, Any]:
                               allow_custom_value=True,
                               label=t("Distilled student"), info=t("A run's final student or any checkpoint."))
         include_base = gr.Checkbox(value=True, label=t("Also the undistilled student"))
-        base = gr.Dropdown(choices=[ctx.student], value=ctx.student, allow_custom_value=True,
-                           label=t("Undistilled student"), info=t("The run's starting point (default student)."))
+        base = gr.Dropdown(choices=[(t("The picked run's starting point"), RUN_START), ctx.student], value=RUN_START,
+                           allow_custom_value=True, label=t("Undistilled student"),
+                           info=t("By default the model the picked run started from (its config's models.student); "
+                                  "or any model spec."))
         refresh = gr.Button(t("↻ Runs"), size="sm", scale=0)
     with gr.Row():
         temperature = gr.Slider(0.0, 2.0, value=DEFAULT_SAMPLING.temperature, step=0.05, label=t("Temperature"),
