@@ -114,6 +114,22 @@ def test_evaluate_and_export_endpoints_with_defaults(served):
     assert (Path(served.ctx.exports_dir) / "run-tiny" / "model.safetensors").is_file()
 
 
+def test_export_exports_the_run_picked_for_the_report_and_names_it(served, tmp_path, tiny_teacher, tiny_student,
+                                                                     tiny_text):
+    """Export's default is the report's pick (it used to be the latest finished run, silently another run)."""
+    picked = make_finished_run(tmp_path / "elsewhere", tiny_teacher, tiny_student, tiny_text, name="run-picked")
+    message, download = served.client.predict("reported", "", True, False, str(picked), api_name="/export")
+    assert "run **run-picked**" in message and "the student picked for the report" in message
+    assert Path(download).name == "run-picked.zip" and (Path(served.ctx.exports_dir) / "run-picked").is_dir()
+    checkpoint = picked / "checkpoints" / "step-5"
+    message, _ = served.client.predict("reported", "", False, False, str(checkpoint), api_name="/export")
+    assert "run **run-picked**, checkpoint **step-5**" in message
+    message, _ = served.client.predict("reported", "", False, True, "latest", api_name="/export")
+    assert "run **run-tiny**" in message and "the latest finished run" in message
+    with pytest.raises(Exception, match="Run or checkpoint to export"):
+        served.client.predict("reported", "", False, False, str(tiny_student), api_name="/export")
+
+
 @pytest.mark.browser
 def test_browser_opens_each_tab_and_saves_screenshots(served, artifacts_dir):
     from playwright.sync_api import sync_playwright

@@ -322,8 +322,17 @@ KO: dict[str, str] = {
     "Overwrite": "덮어쓰기",
     "Export": "내보내기",
     "Download": "내려받기",
-    "Exported `{source}` to `{folder}`  \nReload check: max |logit diff| {diff}  \nFiles: {files}":
-        "`{source}`를 `{folder}`로 내보냈습니다  \n다시 불러 확인: 최대 |logit 차이| {diff}  \n파일: {files}",
+    "Exported {what}{how} from `{source}` to `{folder}`  \nReload check: max |logit diff| {diff}  \nFiles: {files}":
+        "{what}{how}을(를) `{source}`에서 `{folder}`로 내보냈습니다  \n다시 불러 확인: 최대 |logit 차이| {diff}  \n"
+        "파일: {files}",
+    "run **{run}**": "run **{run}**",
+    "run **{run}**, checkpoint **{checkpoint}**": "run **{run}**, checkpoint **{checkpoint}**",
+    "the student picked for the report": "리포트에서 고른 학생 모델",
+    "the latest finished run": "가장 최근에 완료된 run",
+    "By default the student picked for the report above.": "기본값은 위 리포트에서 고른 학생 모델입니다.",
+    "The student picked for the report above": "위 리포트에서 고른 학생 모델",
+    "Run or checkpoint to export: {spec!r} is not a run folder or a checkpoint inside one":
+        "내보낼 run 또는 checkpoint: {spec!r}은(는) run 폴더도, run 안의 checkpoint도 아닙니다",
     # learn tab
     "New to distillation? Read these in order. Every control on the Setup tab also has a one-line explanation under "
     "it, and each topic below names a notebook in `notebooks/` that runs the idea.":
@@ -359,8 +368,6 @@ KO: dict[str, str] = {
     "run {run} (evaluated now; eval.json written)": "run {run} (지금 평가함; eval.json 저장)",
     "export needs a run: no finished run yet; pick a run or checkpoint":
         "내보낼 run이 없습니다: 완료된 run이 아직 없으니 run이나 checkpoint를 고르세요",
-    "export source must be a run folder or checkpoint, got {spec!r}":
-        "내보낼 대상은 run 폴더나 checkpoint여야 합니다. 입력: {spec!r}",
     "undistilled:": "증류 전:",
     "final student (queued)": "최종 학생 모델 (대기 중)",
     "final student (running)": "최종 학생 모델 (실행 중)",

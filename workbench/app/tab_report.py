@@ -3,7 +3,8 @@
 Evaluate is the API endpoint `/evaluate`; with no arguments it reports the latest finished run (teacher, its
 distilled student and its undistilled start) or, with no finished run, the app's default pair. A run's card is
 written to its `eval.json` and reused while it is newer than the student's weights. Export writes the merged student
-with tokenizer and model card into a folder under the exports folder and offers the zip for download.
+with tokenizer and model card into a folder under the exports folder and offers the zip for download; by default it
+exports the student picked for the report, and its message names the run (and checkpoint) it exported.
 """
 
 from __future__ import annotations
@@ -122,33 +123,54 @@ def evaluate_fn(ctx):
     return evaluate
 
 
+REPORTED = "reported"  # the export picker's default: whatever the report's picker holds
+
+
+def export_source(ctx, source: str, reported: str, lang: str) -> tuple[Path, str]:
+    """(folder to export, how it was chosen in `lang`): the export picker's run or checkpoint, or by default the
+    student picked for the report, with "latest" resolved to the latest finished run by name."""
+    choice = (source or "").strip() or REPORTED
+    how = ""
+    if choice == REPORTED:
+        choice, how = (reported or "").strip() or LATEST, tr("the student picked for the report", lang)
+    if choice == LATEST:
+        run = latest_finished_run(ctx.runs_dir)
+        if run is None:
+            raise UserError(tr("export needs a run: no finished run yet; pick a run or checkpoint", lang))
+        choice, how = str(run.path), tr("the latest finished run", lang)
+    return Path(choice), how
+
+
 def export_fn(ctx):
-    def export(source: str, folder: str, make_zip: bool, overwrite: bool, request: gr.Request = None):
+    def export(source: str = REPORTED, folder: str = "", make_zip: bool = True, overwrite: bool = False,
+               reported: str = LATEST, request: gr.Request = None):
         from workbench.analysis.export import export_run
 
         lang = lang_of(request)
         try:
-            spec = source if source and source != LATEST else None
-            if spec is None:
-                run = latest_finished_run(ctx.runs_dir)
-                if run is None:
-                    raise UserError(tr("export needs a run: no finished run yet; pick a run or checkpoint", lang))
-                spec = str(run.path)
-            path = Path(spec)
+            path, how = export_source(ctx, source, reported, lang)
             run = run_of(path)
             if run is None:
-                raise UserError(tr("export source must be a run folder or checkpoint, got {spec!r}", lang, spec=spec))
-            default_name = run.run_id if path.resolve() == run.path.resolve() else f"{run.run_id}-{path.name}"
+                raise UserError(tr("Run or checkpoint to export: {spec!r} is not a run folder or a checkpoint inside "
+                                   "one", lang, spec=str(path)))
+            whole_run = path.resolve() == run.path.resolve()
+            default_name = run.run_id if whole_run else f"{run.run_id}-{path.name}"
             target = Path(folder.strip()) if folder and folder.strip() else Path(ctx.exports_dir) / default_name
             result = export_run(path, target, make_zip=bool(make_zip), overwrite=bool(overwrite))
         except UserError as exc:
             raise user_error(exc, lang) from None
-        text = tr("Exported `{source}` to `{folder}`  \nReload check: max |logit diff| {diff}  \nFiles: {files}",
-                  lang, source=result["source"], folder=result["folder"],
-                  diff=f"{result['max_abs_logit_diff']:.2e}", files=", ".join(result["files"]))
+        what = tr("run **{run}**", lang, run=run.run_id) if whole_run else tr(
+            "run **{run}**, checkpoint **{checkpoint}**", lang, run=run.run_id, checkpoint=path.name)
+        text = tr("Exported {what}{how} from `{source}` to `{folder}`  \nReload check: max |logit diff| {diff}  \n"
+                  "Files: {files}", lang, what=what, how=f" ({how})" if how else "", source=result["source"],
+                  folder=result["folder"], diff=f"{result['max_abs_logit_diff']:.2e}", files=", ".join(result["files"]))
         return text, result["zip"]
 
     return export
+
+
+def _export_choices(ctx) -> list[tuple]:
+    return [(t("The student picked for the report above"), REPORTED), *student_picker(ctx.runs_dir)]
 
 
 def build_report_tab(ctx) -> dict[str, Any]:
@@ -175,19 +197,20 @@ def build_report_tab(ctx) -> dict[str, Any]:
     gr.Markdown(t("### Export\nThe merged student as safetensors + tokenizer + model card (README.md), checked by "
                   "reloading it with `AutoModelForCausalLM.from_pretrained`."))
     with gr.Row():
-        source = gr.Dropdown(choices=student_picker(ctx.runs_dir), value=LATEST, allow_custom_value=True,
-                             label=t("Run or checkpoint to export"), scale=3)
+        source = gr.Dropdown(choices=_export_choices(ctx), value=REPORTED, allow_custom_value=True,
+                             label=t("Run or checkpoint to export"),
+                             info=t("By default the student picked for the report above."), scale=3)
         folder = gr.Textbox(value="", label=t("Folder"), placeholder=f"{ctx.exports_dir}/<run id>", scale=3)
         make_zip = gr.Checkbox(value=True, label=t("Zip for download"), scale=1)
         overwrite = gr.Checkbox(value=False, label=t("Overwrite"), scale=1)
     export = gr.Button(t("Export"))
     export_status = gr.Markdown("")
     download = gr.File(label=t("Download"), interactive=False)
-    export.click(export_fn(ctx), [source, folder, make_zip, overwrite], [export_status, download], api_name="export")
+    export.click(export_fn(ctx), [source, folder, make_zip, overwrite, run], [export_status, download],
+                 api_name="export")
 
     def refresh_choices():
-        choices = student_picker(ctx.runs_dir)
-        return gr.update(choices=choices), gr.update(choices=choices)
+        return gr.update(choices=student_picker(ctx.runs_dir)), gr.update(choices=_export_choices(ctx))
 
     refresh.click(refresh_choices, None, [run, source], api_visibility="private")
     return {"refresh_pickers": (refresh_choices, [run, source]), "run": run, "evaluate": evaluate, "table": table,
