@@ -175,6 +175,39 @@ def test_browser_opens_each_tab_and_saves_screenshots(served, artifacts_dir):
         assert (artifacts_dir / f"inspect-{name}.png").stat().st_size > 10_000
 
 
+@pytest.mark.browser
+def test_browser_chat_stop_leaves_no_column_generating(served, artifacts_dir):
+    """Stop in the page: every column ends `stopped` (or finished), none stays "generating" (a cancelled stream used
+    to leave its last "generating" line in every column for good)."""
+    import time
+
+    from playwright.sync_api import sync_playwright
+
+    teacher, _ = served.ctx.pool.get(served.ctx.teacher)  # the pool's own copy: a slow step, as a real model's
+    slow = teacher.register_forward_pre_hook(lambda *_: time.sleep(0.4))
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1500, "height": 1100})
+            page.goto(served.url)
+            page.get_by_role("tab", name="Chat").click()
+            for name, value in (("Max new tokens", "512"), ("Temperature", "1.5")):
+                page.get_by_role("spinbutton", name=name).fill(value)
+                page.get_by_role("spinbutton", name=name).press("Enter")
+            page.get_by_placeholder("Ask all models…").fill("the king")
+            page.get_by_role("button", name="Send").click()
+            page.get_by_text("generating").first.wait_for(timeout=30_000)
+            page.get_by_role("button", name="Stop").click()
+            page.wait_for_timeout(3000)
+            text = page.locator("body").inner_text()
+            page.screenshot(path=str(artifacts_dir / "inspect-chat-stop.png"), full_page=True)
+            browser.close()
+    finally:
+        slow.remove()
+    assert "generating" not in text and "stopped" in text
+    assert text.count("tok/s") >= 3
+
+
 def test_stop_ends_every_column(served):
     from workbench.app.tab_chat import StopBoard, chat_compare_fn
 

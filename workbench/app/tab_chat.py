@@ -1,7 +1,7 @@
 """Chat tab: one prompt, the teacher, a distilled student and the undistilled student answering side by side.
 
 All columns stream at once with the same sampling settings; under each answer: time to first token, tokens/s and
-token count. Stop ends every column; Clear empties the histories. The event is the API endpoint `/chat_compare`:
+token count. Stop ends every column (each then shows "stopped"); Clear empties the histories. The event is the API endpoint `/chat_compare`:
 the prompt is its first input and every other input has a default (teacher and student from the app's default
 pair, the student being the latest finished run's when there is one, the undistilled column the picked run's own
 starting student, from its config.yaml), so `client.submit("Hello", api_name=
@@ -229,7 +229,9 @@ def build_chat_tab(ctx) -> dict[str, Any]:
     def stop_all(request: gr.Request) -> None:
         board.stop(_session(request))
 
-    stop.click(stop_all, None, None, cancels=[send_event, submit_event], queue=False, api_visibility="private")
+    # Stop only signals the streams: each ends its generation at the next token and sends its final "stopped"
+    # state. Cancelling the event instead would drop that last update and leave every column "generating".
+    stop.click(stop_all, None, None, queue=False, api_visibility="private")
     clear.click(lambda: ([], [], [], "", "", "", ""), None, [*chats, *stats, coloured], api_visibility="private")
     def refresh_students():
         return gr.update(choices=student_picker(ctx.runs_dir))
