@@ -27,6 +27,24 @@ PROBE_TEXTS = (
 FLOAT32_BYTES = 4
 
 
+def _tie_as_configured(model, config) -> None:
+    """Tie the output head to the input embedding where the config says so, as loading does.
+
+    `from_config` normally ties them, but transformers' loading contexts (`no_init_weights`, `no_tie_weights`) patch
+    `PreTrainedModel` for the whole process: a model loading in another thread (the app's model pool) can leave this
+    meta model untied, and its embedding would be counted twice (162.8 M instead of 134.5 M for the built-in
+    teacher). Assigning the parameter does not go through the patched methods.
+    """
+    text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    if not getattr(text_config, "tie_word_embeddings", False):
+        return
+    head, embedding = model.get_output_embeddings(), model.get_input_embeddings()
+    if head is None or embedding is None or head.weight is embedding.weight:
+        return
+    if head.weight.shape == embedding.weight.shape:
+        head.weight = embedding.weight
+
+
 def model_summary(spec: str, *, trust_remote_code: bool = False) -> dict:
     """Architecture and sizes of the model a spec names, from its config (no weights are read)."""
     from transformers import AutoModelForCausalLM
@@ -35,6 +53,7 @@ def model_summary(spec: str, *, trust_remote_code: bool = False) -> dict:
     config = load_config(parsed, trust_remote_code=trust_remote_code)
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
+    _tie_as_configured(model, config)
     heads = config.num_attention_heads
     card = {
         "spec": parsed.text,
