@@ -95,7 +95,7 @@ def test_a_korean_run_shows_stages_honest_axes_and_refreshes_the_pickers(served,
     status = page.locator("#run-status")
 
     def watched() -> str | None:
-        found = re.findall(r"Run (\S+)", status.inner_text())
+        found = re.findall(r"실행 (\S+)", status.inner_text())  # "Run NAME" used to stay English
         return found[0] if found else None
 
     before = wait_for(watched, timeout=20)
@@ -139,6 +139,9 @@ def test_korean_setup_and_report_show_the_librarys_text_in_korean(served, browse
     wait_for(lambda: expected in page.locator("#command-preview").inner_text(), timeout=20)
     page.get_by_role("button", name="YAML 저장").click()
     page.locator(".toast-body", has_text=expected).first.wait_for(timeout=10_000)  # the gr.Error, in Korean
+    title = page.locator(".toast-body", has_text=expected).first.locator(".toast-title")
+    shown = title.evaluate("(node) => getComputedStyle(node, '::before').content + ' ' + getComputedStyle(node).fontSize")
+    assert shown == '"오류" 0px', shown  # the toast's title used to read "Error"; CSS writes the Korean over it
     page.screenshot(path=str(artifacts_dir / "app-setup-error-ko.png"))
     box.fill("0")
     box.press("Enter")
@@ -147,5 +150,24 @@ def test_korean_setup_and_report_show_the_librarys_text_in_korean(served, browse
     table = page.locator("#report-table")
     wait_for(lambda: "검증 perplexity" in table.inner_text(), timeout=120)
     assert "지표" in table.inner_text() and "교사 모델" in table.inner_text() and "val perplexity" not in table.inner_text()
+    report = page.locator("#report-status").inner_text()
+    assert re.search(r"\d{4}년 \d+월 \d+일", report) and not re.search(r"\d{4}-\d\d-\d\dT\d", report), report
+    assert "held-out 시퀀스" in report and " sequences " not in report, report  # the "measured on" line
     page.screenshot(path=str(artifacts_dir / "app-report-ko.png"), full_page=True)
+    context.close()
+
+
+def test_korean_chat_reads_korean_and_says_the_models_answer_in_english(served, browser, artifacts_dir):
+    context, page = _open(browser, served.local_url, "ko-KR")
+    page.get_by_role("tab", name="채팅", exact=True).click()
+    wait_for(lambda: "내장 모델은 영어만 배웠습니다" in page.locator("body").inner_text(), timeout=20)
+    prompt = page.get_by_label("프롬프트")
+    prompt.fill("the king said")
+    page.get_by_role("button", name="보내기", exact=True).click()
+    wait_for(lambda: page.locator("body").inner_text().count("tok/s") >= 3, timeout=60)
+    page.wait_for_timeout(1000)
+    text = page.locator("body").inner_text()
+    assert "토큰" in text and not re.search(r"\d tokens", text) and "Prompt" not in text
+    assert "0 = greedy (" in text and "not used" not in text
+    page.screenshot(path=str(artifacts_dir / "app-chat-ko.png"), full_page=True)
     context.close()

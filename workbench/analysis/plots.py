@@ -100,9 +100,11 @@ def training_figure(rows: list[dict[str, Any]], title: str = "", log_y: bool = F
                                         line=dict(color=COLORS[(index + 5) % len(COLORS)], dash="dash")), row=1, col=1)
     _eval_quality(figure, evals, text)
     xs, ys = _series(train, "lr")
-    figure.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name="lr", line=dict(color="#64748b")), row=2, col=1)
+    figure.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=text("learning rate"), line=dict(color="#64748b")),
+                     row=2, col=1)
     xs, ys = _series(train, "tokens_per_s")
-    figure.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name="tokens/s", line=dict(color="#0d9488")), row=2, col=2)
+    figure.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=text("training tokens/s"),
+                                line=dict(color="#0d9488")), row=2, col=2)
     figure.update_layout(height=600, title=title or None, **LAYOUT)
     figure.update_xaxes(title_text=text("step"), row=2)
     if log_y:

@@ -31,6 +31,7 @@ from transformers.generation.streamers import BaseStreamer
 
 from workbench.engine.scores import agreement_sums, perplexity
 from workbench.errors import Message, UserError
+from workbench.measured import REPORT_ROWS, measured
 from workbench.models.pool import ResolvedSpec, default_device, load_resolved, resolve_spec
 from workbench.models.vocab import bits_per_byte, bytes_per_token, row_text, token_bytes
 from workbench.runs.folder import RunFolder, atomic_write_text
@@ -305,7 +306,8 @@ def evaluate_models(
         "teacher": teacher_entry,
         "students": entries,
         "settings": {**asdict(settings), "device": device, "dataset": data.dataset,
-                     "val_rows": f"{val_ids.shape[0]} held-out sequences × {val_ids.shape[1]} tokens of {data.dataset}",
+                     "val_rows": measured(REPORT_ROWS, rows=val_ids.shape[0], tokens=val_ids.shape[1],
+                                          source=data.dataset),
                      "generation_on": generation["measured_on"] if generation else None,
                      "samples": generation["samples"] if generation else []},
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),

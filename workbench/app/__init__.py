@@ -13,7 +13,7 @@ from pathlib import Path
 import gradio as gr
 
 from workbench.app.context import AppContext
-from workbench.app.i18n import LANGS, LOAD_JS, SWITCH_JS, language_switch, t
+from workbench.app.i18n import LANGS, LOAD_JS, SWITCH_JS, language_switch, t, toast_css
 from workbench.config import BUILTIN_TEACHER, DEFAULT_STUDENT
 
 CSS = """
@@ -30,7 +30,7 @@ CSS = """
 .kd-tokens { line-height: 2; font-family: ui-monospace, monospace; font-size: 0.9em; }
 .kd-tokens span { padding: 1px 2px; border-radius: 3px; white-space: pre-wrap; }
 .kd-legend { font-size: 0.85em; color: #475569; }
-"""
+""" + toast_css()
 THEME = gr.themes.Soft(primary_hue="blue", neutral_hue="slate")
 
 

@@ -97,7 +97,7 @@ KO: dict[str, str] = {
     "Warmup steps": "Warmup 단계",
     "Eval every": "평가 주기",
     "Checkpoint every": "Checkpoint 주기",
-    "Seed": "Seed",
+    "Seed": "시드(seed)",
     "Device": "장치",
     "Precision": "정밀도",
     "Run name (optional)": "Run 이름 (선택)",
@@ -152,7 +152,7 @@ KO: dict[str, str] = {
     "No run yet. Set up on the **Setup** tab, then press **Start training**.":
         "아직 run이 없습니다. **설정** 탭에서 준비한 뒤 **학습 시작**을 누르세요.",
     "step {step} / {total} · {fraction}": "단계 {step} / {total} · {fraction}",
-    "Run **{run}**": "Run **{run}**",
+    "Run **{run}**": "실행 **{run}**",
     "sampling {share} of the step at {speed} tokens/s, completions of {length} tokens":
         "단계 시간의 {share}를 샘플링에 씀, {speed} tokens/s, 답변 길이 {length} 토큰",
     "this run executes code shipped with its models.": "이 run은 모델과 함께 배포된 코드를 실행합니다.",
@@ -186,7 +186,7 @@ KO: dict[str, str] = {
     "generation eval": "생성 평가",
     "Step {step} · {source} · mean reverse KL {mean} nats/token":
         "단계 {step} · {source} · 평균 reverse KL {mean} nats/토큰",
-    "Prompt": "Prompt",
+    "Prompt": "프롬프트",
     "No generation eval yet. With generation eval on, the student answers held-out prompts every eval and these "
     "numbers say how it talks (teacher-forced numbers above do not).":
         "아직 생성 평가가 없습니다. 생성 평가를 켜면 평가 때마다 학생 모델이 학습에 쓰지 않은 prompt에 답하고, "
@@ -194,7 +194,7 @@ KO: dict[str, str] = {
     "Step {step}": "단계 {step}",
     "Measured on": "측정 대상",
     "reverse KL to the teacher": "교사 모델에 대한 reverse KL",
-    "teacher NLL": "teacher NLL",
+    "teacher NLL": "교사 모델 NLL",
     "repeated 4-grams": "반복된 4-gram",
     "empty answers": "빈 답변",
     "mean length": "평균 길이",
@@ -261,7 +261,14 @@ KO: dict[str, str] = {
         "기본값은 고른 run이 출발한 모델(그 설정의 models.student)입니다. 다른 모델 spec도 쓸 수 있습니다.",
     "↻ Runs": "↻ Run 목록",
     "Temperature": "Temperature",
-    "0 = greedy": "0 = greedy",
+    "0 = greedy": "0 = greedy (늘 가장 확률 높은 토큰)",
+    "not used": "사용 안 함",
+    "(no text: the model ended its answer at once)": "(텍스트 없음: 모델이 바로 답을 끝냈습니다)",
+    "(no finished run yet: the undistilled default student)": "(완료된 run이 아직 없어 증류 전 기본 학생 모델)",
+    "Error": "오류",
+    "The built-in models learned English only: they answer in English, and a prompt in another language (Korean too) "
+    "gets a garbled answer.":
+        "내장 모델은 영어만 배웠습니다. 답은 영어로 하고, 다른 언어(한국어 포함)로 쓴 prompt에는 뒤섞인 답을 냅니다.",
     "Max new tokens": "최대 생성 토큰 수",
     "Colour the student's answer by disagreement": "학생 모델 답변을 불일치 정도로 색칠",
     "After each answer, shade every token of the distilled student's answer by the teacher's disagreement with it "
@@ -325,8 +332,8 @@ KO: dict[str, str] = {
     "Exported {what}{how} from `{source}` to `{folder}`  \nReload check: max |logit diff| {diff}  \nFiles: {files}":
         "{what}{how}을(를) `{source}`에서 `{folder}`로 내보냈습니다  \n다시 불러 확인: 최대 |logit 차이| {diff}  \n"
         "파일: {files}",
-    "run **{run}**": "run **{run}**",
-    "run **{run}**, checkpoint **{checkpoint}**": "run **{run}**, checkpoint **{checkpoint}**",
+    "run **{run}**": "실행 **{run}**",
+    "run **{run}**, checkpoint **{checkpoint}**": "실행 **{run}**, checkpoint **{checkpoint}**",
     "the student picked for the report": "리포트에서 고른 학생 모델",
     "the latest finished run": "가장 최근에 완료된 run",
     "By default the student picked for the report above.": "기본값은 위 리포트에서 고른 학생 모델입니다.",

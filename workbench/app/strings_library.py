@@ -361,4 +361,14 @@ LIBRARY_KO: dict[str, str] = {
         "교사 모델과 학생 모델의 토크나이저가 같지 않습니다: {problem}. 교사 캐시는 학생 모델 토큰에 대한 교사 "
         "모델의 예측을 저장하므로 토크나이저가 하나여야 합니다. 이 쌍은 실시간 교사 모델로 증류하세요"
         "(train.teacher_cache를 비워 두기). 그러면 두 토큰화를 정렬합니다(loss.cross_tokenizer)",
+    # chat stats line, training plot legends
+    "generating": "생성 중",
+    "{count} tokens": "토큰 {count}개",
+    "training tokens/s": "학습 토큰/초",
+    # what numbers were measured on (workbench.measured; the values stay as written)
+    "{rows} held-out rows × {tokens} tokens of {source} (teacher-forced, KL at T = 1)":
+        "{source}의 held-out {rows}행 × {tokens} 토큰 (teacher-forced, KL은 T = 1)",
+    "{rows} held-out sequences × {tokens} tokens of {source}": "{source}의 held-out 시퀀스 {rows}개 × {tokens} 토큰",
+    "{count} held-out prompts of {source} · sampled at T {temperature}, top-p {top_p}, up to {new_tokens} new tokens":
+        "{source}의 held-out prompt {count}개 · T {temperature}, top-p {top_p}로 샘플링, 새 토큰 최대 {new_tokens}개",
 }

@@ -18,8 +18,8 @@ from typing import Any
 import gradio as gr
 
 from workbench.analysis.generation import SamplingSettings, compare_stream
-from workbench.app.context import user_error
-from workbench.app.i18n import lang_of, student_picker, t, tr
+from workbench.app.context import ENGLISH_ONLY, user_error
+from workbench.app.i18n import lang_of, student_picker, t, tr, translator
 from workbench.app.train_view import token_html
 from workbench.errors import UserError
 from workbench.models.pool import LATEST, limit_app_threads, resolve_choice, starting_student
@@ -102,10 +102,11 @@ def chat_compare_fn(ctx, board: StopBoard):
                 raise UserError(tr("prompt is empty; type a message", lang_of(request)))
         except UserError as exc:
             raise user_error(exc, lang_of(request)) from None
-        stats = ["", "", "*not used*"]
+        lang = lang_of(request)
+        stats = ["", "", "*" + tr("not used", lang) + "*"]
         default_note = ""
         if (student or LATEST) == LATEST and specs[1] == ctx.student:
-            default_note = " (no finished run yet: the undistilled default student)"
+            default_note = " " + tr("(no finished run yet: the undistilled default student)", lang)
         limit_app_threads(ctx.runs_dir)
         session = _session(request)
         stop_event = board.start(session)
@@ -122,10 +123,11 @@ def chat_compare_fn(ctx, board: StopBoard):
                 for column, slot in zip(columns, slots, strict=True):
                     answer = column.text if not column.error else f"⚠️ {column.error}"
                     if column.done and not column.error and not column.text.strip():
-                        answer = "*(no text: the model ended its answer at once)*"
+                        answer = "*" + tr("(no text: the model ended its answer at once)", lang) + "*"
                     outputs[slot][-1] = {"role": "assistant", "content": answer}
                     note = default_note if slot == 1 else ""
-                    stats[slot] = f"`{column.spec}`{note}  \n{column.stats.line()}" if not column.error else "failed"
+                    line = column.stats.line(translator(lang))
+                    stats[slot] = f"`{column.spec}`{note}  \n{line}" if not column.error else tr("failed", lang)
                 # coalesce bursts (fast models, several columns) so the page keeps up; the final state always goes
                 if time.perf_counter() - last_yield >= MIN_UPDATE_INTERVAL_S or all(c.done for c in columns):
                     last_yield = time.perf_counter()
@@ -211,7 +213,8 @@ def build_chat_tab(ctx) -> dict[str, Any]:
                 stats.append(gr.Markdown(""))
     coloured = gr.HTML("", elem_id="chat-disagreement")
     with gr.Row():
-        prompt = gr.Textbox(placeholder=t("Ask all models…"), label=t("Prompt"), scale=5, lines=2)
+        prompt = gr.Textbox(placeholder=t("Ask all models…"), label=t("Prompt"), scale=5, lines=2,
+                            info=t(ENGLISH_ONLY))
         with gr.Column(scale=1, min_width=120):
             send = gr.Button(t("Send"), variant="primary")
             stop = gr.Button(t("Stop"), variant="stop")

@@ -25,7 +25,7 @@ from workbench.analysis.report_card import (
     report_table,
 )
 from workbench.app.context import user_error
-from workbench.app.i18n import lang_of, student_picker, t, tr, translator
+from workbench.app.i18n import lang_of, localize_measured, shown_time, student_picker, t, tr, translator
 from workbench.errors import UserError
 from workbench.models.pool import LATEST, latest_finished_run, limit_app_threads
 from workbench.runs.folder import run_of
@@ -63,12 +63,12 @@ def measured_on(card: dict, lang: str) -> str:
     """What the card's numbers were measured on: the validation rows, and the prompts of the generation numbers."""
     settings = card.get("settings", {})
     entries = report_rows(card)
-    rows = settings.get("val_rows") or settings.get("dataset", "?")
+    rows = localize_measured(settings.get("val_rows"), lang) or settings.get("dataset", "?")
     lines = [tr("Teacher-forced numbers (perplexity, KL, agreement): {rows}, {tokens} tokens.", lang, rows=rows,
                 tokens=entries[0].get("val_tokens", "?") if entries else "?")]
     if settings.get("generation_on"):
         lines.append(tr("Generated numbers (reverse KL on own answers, repeated 4-grams, ...): {what}.", lang,
-                        what=settings["generation_on"]))
+                        what=localize_measured(settings["generation_on"], lang)))
     return "  \n".join(lines)
 
 
@@ -115,7 +115,7 @@ def evaluate_fn(ctx):
         except UserError as exc:
             raise user_error(exc, lang) from None
         note = tr("**{source}** · evaluated {created} in {seconds} s", lang, source=source,
-                  created=card.get("created", "?"), seconds=card.get("elapsed_s", "?"))
+                  created=shown_time(card.get("created"), lang), seconds=card.get("elapsed_s", "?"))
         shown = shown_card(card, lang)
         return (_table(shown, lang), report_figure(shown, text=translator(lang)), card,
                 note + "\n\n" + measured_on(card, lang), samples_html(shown, lang))
@@ -186,7 +186,8 @@ def build_report_tab(ctx) -> dict[str, Any]:
     with gr.Row():
         evaluate = gr.Button(t("Evaluate"), variant="primary")
         refresh = gr.Button(t("↻ Runs"), size="sm", scale=0)
-    status = gr.Markdown(t("Press **Evaluate** for the report card (a few seconds to a minute on a CPU)."))
+    status = gr.Markdown(t("Press **Evaluate** for the report card (a few seconds to a minute on a CPU)."),
+                         elem_id="report-status")
     table = gr.Dataframe(label=t("Report card"), interactive=False, wrap=True, elem_id="report-table")
     samples = gr.HTML("", elem_id="report-samples")
     bars = gr.Plot(label=t("Report card"))

@@ -11,6 +11,7 @@ from typing import Any
 import gradio as gr
 
 from workbench.app import setup_logic as logic
+from workbench.app.context import ENGLISH_ONLY
 from workbench.app.i18n import help_text, t
 from workbench.app.setup_events import ALPHA_KINDS, BETA_KINDS, wire_setup
 from workbench.config import DistillConfig, field_choices, field_slider, load_preset, preset_names
@@ -79,6 +80,7 @@ def _loss_section(c: dict, v: dict) -> None:
             c["sample_prompt"] = gr.Textbox(logic.SAMPLE_PROMPT, label=t("Sample prompt for the preview"), lines=1,
                                             info=t("Text whose next token both models predict below; not "
                                                    "used for training."))
+            gr.Markdown(t(ENGLISH_ONLY), elem_classes=["kd-note"])
             c["preview_btn"] = gr.Button(t("Show next-token preview"), size="sm")
             c["preview_text"] = gr.Markdown(t("Move the slider or press the button: the teacher's and the "
                                               "student's next-token distributions at T appear here."),

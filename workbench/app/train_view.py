@@ -7,7 +7,7 @@ from __future__ import annotations
 import html
 import time
 
-from workbench.app.i18n import tr
+from workbench.app.i18n import localize_measured, tr
 from workbench.runs import process as runner
 from workbench.runs.folder import ACTIVE_STATES, RunFolder, run_stage
 
@@ -142,7 +142,7 @@ def gen_summary_markdown(row: dict | None, lang: str = "en") -> str:
                   "eval and these numbers say how it talks (teacher-forced numbers above do not).", lang)
     parts = [f"{tr(label, lang)} **{tr(fmt, lang).format(row[key])}**" for key, label, fmt in GEN_SUMMARY
              if isinstance(row.get(key), (int, float))]
-    measured = row.get("measured_on") or ""
+    measured = localize_measured(row.get("measured_on"), lang)
     return (tr("Step {step}", lang, step=row.get("step")) + ": " + " · ".join(parts)
             + (f"  \n{tr('Measured on', lang)}: {measured}" if measured else ""))
 
