@@ -54,7 +54,7 @@ def test_train_tab_shows_the_generation_panel_and_coloured_tokens(finished):
     demo, _, run_id, status = finished
     out = render(demo.ctx.runs_dir, new_watch(demo.ctx.runs_dir, run_id), True, "ko")
     summary, figure, samples, coloured = out[7:11]
-    assert "교사 모델에 대한 reverse KL" in summary and "6 held-out prompts" in summary
+    assert "교사 모델에 대한 reverse KL" in summary and "held-out prompt 6개" in summary  # measured on, in Korean
     names = {trace.name for trace in figure.data}
     assert {"교사 모델에 대한 reverse KL", "반복된 4-gram", "평균 길이"} <= names
     assert samples.count("<tr>") == 4  # header and three prompts, student beside teacher
