@@ -88,3 +88,5 @@ def test_chat_colours_the_students_answer_by_disagreement(finished, tiny_teacher
     shown = [float(v) for v in re.findall(r"title=\"reverse KL ([0-9.]+) nats", html)]
     assert shown == pytest.approx([p["rkl"] for p in expected], abs=1e-3)
     assert client.predict(False, str(tiny_teacher), student, history, api_name="/chat_disagreement") == ""
+    # the legend says what the colour measures and what it cannot (an off-topic answer can be pale)
+    assert "not whether the answer fits the question" in html and "the student&#x27;s own answer" in html

@@ -176,10 +176,14 @@ KO: dict[str, str] = {
     "loading teacher": "교사 모델 불러오는 중",
     "healing": "틈 메우는 중 (healing)",
     "first step": "첫 단계 계산 중",
-    "Each token is shaded by the per-token reverse KL between student and teacher at that position: pale = the "
-    "teacher would say the same, red = {full} nats or more. Hover for the value.":
-        "각 토큰은 그 위치에서 학생·교사 모델 사이의 토큰별 reverse KL로 칠해집니다. 옅을수록 교사 모델도 같은 "
-        "말을 했을 것이고, 빨간색은 {full} nats 이상입니다. 마우스를 올리면 값이 보입니다.",
+    "Each token is shaded by the reverse KL between the student's and the teacher's next-token predictions, both "
+    "reading the same text so far (the student's own answer): pale = given that text, the teacher would predict much "
+    "the same token; red = {full} nats or more. It measures agreement token by token, not whether the answer fits "
+    "the question: a fluent answer on the wrong topic can be mostly pale. Hover for the value.":
+        "각 토큰은 학생 모델과 교사 모델이 같은 앞 글(학생 모델 자신의 답변)을 읽고 낸 다음 토큰 예측 사이의 "
+        "reverse KL로 칠해집니다. 옅을수록 그 글 다음에 교사 모델도 거의 같은 토큰을 예측한다는 뜻이고, 빨간색은 "
+        "{full} nats 이상입니다. 토큰 하나하나의 일치도를 잴 뿐, 답이 질문에 맞는지는 재지 않습니다. 주제를 벗어난 "
+        "매끄러운 답도 대부분 옅게 보일 수 있습니다. 마우스를 올리면 값이 보입니다.",
     "No sampled answer yet: it appears with the first on-policy batch or generation eval.":
         "아직 샘플링한 답변이 없습니다. 첫 on-policy 배치나 생성 평가 때 나타납니다.",
     "on-policy batch": "on-policy 배치",
