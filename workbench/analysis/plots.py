@@ -155,10 +155,32 @@ def generation_figure(rows: list[dict[str, Any]], text: Callable[[str], str] = s
     return figure
 
 
+# the metrics a run's curves can be compared on: key in metrics.jsonl -> (name, unit of the y axis)
+METRICS = {
+    "kd": ("KD term", "nats/token × T²"),
+    "ce": ("cross-entropy term", "nats/token"),
+    "total": ("total loss (weighted terms)", "loss"),
+    "hidden": ("hidden-state term", "distance"),
+    "attn": ("attention term", "distance"),
+    "eval_loss": ("eval cross-entropy", "nats/token"),
+    "eval_ppl": ("student perplexity", "perplexity"),
+    "eval_bpb": ("bits per byte", "bits/byte"),
+    "eval_kl": ("KL(teacher‖student)", "nats/token"),
+    "eval_top1": ("top-1 agreement", "share (0-1)"),
+    "gen_rkl": ("reverse KL to the teacher", "nats/token"),
+    "gen_teacher_nll": ("teacher NLL", "nats/token"),
+    "gen_rep4": ("repeated 4-grams", "share (0-1)"),
+    "gen_empty": ("empty answers", "share (0-1)"),
+    "gen_len": ("mean length", "tokens"),
+    "lr": ("learning rate", "learning rate"),
+    "tokens_per_s": ("training tokens/s", "tokens/s"),
+}
+
+
 def overlay_figure(runs: dict[str, list[dict[str, Any]]], metric: str = "kd", log_y: bool = False,
                    text: Callable[[str], str] = str) -> go.Figure:
-    """One line per run for `metric` (a train term like 'kd' or an eval field like 'eval_loss'); `text` translates
-    the titles."""
+    """One line per run for `metric` (a train term like 'kd' or an eval field like 'eval_loss'), named and with its
+    unit on the y axis (METRICS); `text` translates the titles."""
     figure = go.Figure()
     for index, (name, rows) in enumerate(runs.items()):
         train, evals = split_rows(rows)
@@ -168,8 +190,9 @@ def overlay_figure(runs: dict[str, list[dict[str, Any]]], metric: str = "kd", lo
         xs, ys = _series(evals if per_eval else train, metric)
         figure.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers" if per_eval else "lines",
                                     name=name, line=dict(color=COLORS[index % len(COLORS)])))
-    figure.update_layout(height=420, title=text("{metric} by run").format(metric=metric), xaxis_title=text("step"),
-                         yaxis_title=metric, **LAYOUT)
+    name, unit = METRICS.get(metric, (metric, ""))
+    figure.update_layout(height=420, title=text("{metric} by run").format(metric=text(name)), xaxis_title=text("step"),
+                         yaxis_title=text(unit) if unit else text(name), **LAYOUT)
     if log_y:
         figure.update_yaxes(type="log")
     return figure

@@ -30,6 +30,7 @@ CSS = """
 .kd-tokens { line-height: 2; font-family: ui-monospace, monospace; font-size: 0.9em; }
 .kd-tokens span { padding: 1px 2px; border-radius: 3px; white-space: pre-wrap; }
 .kd-legend { font-size: 0.85em; color: #475569; }
+#runs-table th, #runs-table th * { word-break: keep-all; overflow-wrap: normal; hyphens: none; }
 """ + toast_css()
 THEME = gr.themes.Soft(primary_hue="blue", neutral_hue="slate")
 

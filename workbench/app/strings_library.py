@@ -371,4 +371,19 @@ LIBRARY_KO: dict[str, str] = {
     "{rows} held-out sequences × {tokens} tokens of {source}": "{source}의 held-out 시퀀스 {rows}개 × {tokens} 토큰",
     "{count} held-out prompts of {source} · sampled at T {temperature}, top-p {top_p}, up to {new_tokens} new tokens":
         "{source}의 held-out prompt {count}개 · T {temperature}, top-p {top_p}로 샘플링, 새 토큰 최대 {new_tokens}개",
+    # the Runs tab's metrics (workbench.analysis.plots.METRICS): names and units
+    "KD term": "KD 항",
+    "nats/token × T²": "nats/토큰 × T²",
+    "cross-entropy term": "CE 항",
+    "nats/token": "nats/토큰",
+    "total loss (weighted terms)": "전체 손실 (가중 합)",
+    "loss": "손실",
+    "hidden-state term": "hidden state 항",
+    "distance": "거리",
+    "attention term": "attention 항",
+    "eval cross-entropy": "검증 CE",
+    "perplexity": "perplexity",
+    "bits/byte": "비트/바이트",
+    "share (0-1)": "비율 (0-1)",
+    "tokens/s": "토큰/초",
 }
