@@ -104,10 +104,10 @@ def _shown_words() -> set[str]:
     words = {title for _, title, _ in (*REPORT_COLUMNS, *REPORT_BARS, *GEN_SUMMARY)}
     words |= {unit for _, _, unit in GEN_SUMMARY if re.sub(r"{[^}]*}", "", unit).strip(" %")}  # "{:.1f} tokens"
     words |= {label for _, label in MEMORY_ROWS} | set(PANEL_TITLES) | set(PAIR_COLUMNS) | set(STATES) | {f"final student ({state})" for state in STATES}
-    from workbench.analysis.plots import METRICS
+    from workbench.analysis.plots import METRICS, NO_DATA
     from workbench.measured import TEMPLATES
 
-    words |= {word for pair in METRICS.values() for word in pair}
+    words |= {word for pair in METRICS.values() for word in pair} | {NO_DATA}
     return words | set(TEMPLATES) | {"metric", "teacher", "student", "distilled student", "undistilled student",
                                      "Report card", LATEST_LABEL, "undistilled:"}
 

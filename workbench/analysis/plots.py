@@ -20,7 +20,21 @@ LOSS_TERMS = (("total", "total"), ("ce", "CE"), ("kd", "KD"), ("hidden", "hidden
 EVAL_TERMS = (("eval_kl", "eval KL (T = 1)"),)  # eval CE is the perplexity of the eval panel, on its own axis
 TOTAL_STYLE = dict(color="#111827", width=5)
 COLORS = ("#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777")
-LAYOUT = dict(template="plotly_white", margin=dict(l=50, r=20, t=50, b=40), legend=dict(orientation="h", y=-0.15))
+# the legend sits at the foot of the figure, below the x axis title (not over it)
+LAYOUT = dict(template="plotly_white", margin=dict(l=50, r=20, t=50, b=100),
+              legend=dict(orientation="h", yref="container", yanchor="bottom", y=0.0))
+NO_DATA = "No data yet"
+
+
+def mark_empty(figure: go.Figure, text: Callable[[str], str] = str) -> go.Figure:
+    """A figure with no points says so in its middle, instead of showing bare axes."""
+    if any(len(trace.x or ()) for trace in figure.data):
+        return figure
+    figure.add_annotation(text=text(NO_DATA), x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
+                          font=dict(size=16, color="#64748b"))
+    figure.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
+    figure.update_yaxes(showticklabels=False, showgrid=False, zeroline=False)
+    return figure
 
 
 def downsample(rows: list[dict[str, Any]], max_points: int = MAX_POINTS) -> list[dict[str, Any]]:
@@ -109,7 +123,7 @@ def training_figure(rows: list[dict[str, Any]], title: str = "", log_y: bool = F
     figure.update_xaxes(title_text=text("step"), row=2)
     if log_y:
         figure.update_yaxes(type="log", row=1, col=1)
-    return figure
+    return mark_empty(figure, text)
 
 
 def _eval_quality(figure: go.Figure, evals: list[dict], text: Callable[[str], str]) -> None:
@@ -150,9 +164,10 @@ def generation_figure(rows: list[dict[str, Any]], text: Callable[[str], str] = s
                              row=1, col=column)
     figure.update_yaxes(rangemode="tozero", row=1, col=1)
     figure.update_yaxes(range=[0, 1], row=1, col=2)
+    figure.update_yaxes(rangemode="tozero", row=1, col=3)  # from zero: a flat length must not look like a fall
     figure.update_xaxes(title_text=text("step"))
-    figure.update_layout(height=340, **LAYOUT)
-    return figure
+    figure.update_layout(height=380, **LAYOUT)
+    return mark_empty(figure, text)
 
 
 # the metrics a run's curves can be compared on: key in metrics.jsonl -> (name, unit of the y axis)
@@ -195,7 +210,7 @@ def overlay_figure(runs: dict[str, list[dict[str, Any]]], metric: str = "kd", lo
                          yaxis_title=text(unit) if unit else text(name), **LAYOUT)
     if log_y:
         figure.update_yaxes(type="log")
-    return figure
+    return mark_empty(figure, text)
 
 
 def _layer_y(layer: int | str, count: int) -> float:

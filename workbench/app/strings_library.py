@@ -386,4 +386,5 @@ LIBRARY_KO: dict[str, str] = {
     "bits/byte": "비트/바이트",
     "share (0-1)": "비율 (0-1)",
     "tokens/s": "토큰/초",
+    "No data yet": "아직 데이터가 없습니다",
 }
