@@ -169,5 +169,12 @@ def test_korean_chat_reads_korean_and_says_the_models_answer_in_english(served, 
     text = page.locator("body").inner_text()
     assert "토큰" in text and not re.search(r"\d tokens", text) and "Prompt" not in text
     assert "0 = greedy (" in text and "not used" not in text
+    label_bottom, first_message_top = page.evaluate("""() => {
+        const chat = document.querySelector('.kd-chat');
+        const label = chat.querySelector('[data-testid="block-label"], label');
+        const message = chat.querySelector('.message');
+        return [label.getBoundingClientRect().bottom, message.getBoundingClientRect().top];
+    }""")
+    assert first_message_top >= label_bottom  # the question bubble is no longer hidden under the column title
     page.screenshot(path=str(artifacts_dir / "app-chat-ko.png"), full_page=True)
     context.close()

@@ -208,6 +208,30 @@ def test_browser_chat_stop_leaves_no_column_generating(served, artifacts_dir):
     assert text.count("tok/s") >= 3
 
 
+@pytest.mark.browser
+def test_browser_empty_prompt_is_one_toast_not_three_error_badges(served, artifacts_dir):
+    """An empty prompt is refused with a toast naming the prompt; the three chat columns stay as they were (each
+    used to show an "Error" badge beside the toast). The page also says that each column keeps its conversation."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1500, "height": 1100})
+        page.goto(served.url)
+        page.get_by_role("tab", name="Chat").click()
+        page.get_by_role("button", name="Send").click()
+        page.locator(".toast-body", has_text="prompt is empty").first.wait_for(timeout=20_000)
+        page.wait_for_timeout(1500)
+        badges = page.evaluate("""() => [...document.querySelectorAll('.block')]
+            .filter((block) => block.querySelector('.bubble-wrap, [role=log], .chatbot'))
+            .filter((block) => /\\bError\\b/.test(block.innerText)).length""")
+        history_note = page.get_by_text("keeps its own conversation").count()
+        page.screenshot(path=str(artifacts_dir / "inspect-chat-empty-prompt.png"), full_page=True)
+        browser.close()
+    assert badges == 0
+    assert history_note == 1
+
+
 def test_stop_ends_every_column(served):
     from workbench.app.tab_chat import StopBoard, chat_compare_fn
 

@@ -31,6 +31,7 @@ CSS = """
 .kd-tokens span { padding: 1px 2px; border-radius: 3px; white-space: pre-wrap; }
 .kd-legend { font-size: 0.85em; color: #475569; }
 #runs-table th, #runs-table th * { word-break: keep-all; overflow-wrap: normal; hyphens: none; }
+.kd-chat .bubble-wrap { padding-top: 36px; }
 """ + toast_css()
 THEME = gr.themes.Soft(primary_hue="blue", neutral_hue="slate")
 

@@ -267,6 +267,10 @@ KO: dict[str, str] = {
     "Temperature": "Temperature",
     "0 = greedy": "0 = greedy (늘 가장 확률 높은 토큰)",
     "not used": "사용 안 함",
+    "Each column keeps its own conversation: its model reads the earlier questions and answers of that column before "
+    "the new one. **Clear history** starts afresh.":
+        "각 열은 자기 대화를 이어 갑니다. 모델은 새 질문 앞에 그 열의 이전 질문과 답을 함께 읽습니다. **대화 지우기**로 "
+        "새로 시작합니다.",
     "(no text: the model ended its answer at once)": "(텍스트 없음: 모델이 바로 답을 끝냈습니다)",
     "(no finished run yet: the undistilled default student)": "(완료된 run이 아직 없어 증류 전 기본 학생 모델)",
     "Error": "오류",

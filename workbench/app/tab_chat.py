@@ -27,6 +27,8 @@ from workbench.models.pool import LATEST, limit_app_threads, resolve_choice, sta
 DEFAULT_SAMPLING = SamplingSettings(temperature=0.7, top_p=0.9, max_new_tokens=64, seed=0)
 MIN_UPDATE_INTERVAL_S = 0.03
 COLUMN_TITLES = ("Teacher", "Distilled student", "Undistilled student")
+HISTORY_NOTE = ("Each column keeps its own conversation: its model reads the earlier questions and answers of that column "
+                "before the new one. **Clear history** starts afresh.")
 RUN_START = "run-start"  # the undistilled picker's default: the picked run's own starting student
 
 
@@ -209,7 +211,8 @@ def build_chat_tab(ctx) -> dict[str, Any]:
     with gr.Row(equal_height=True):
         for title in COLUMN_TITLES:
             with gr.Column():
-                chats.append(gr.Chatbot(value=[], label=t(title), height=380, buttons=["copy"]))
+                chats.append(gr.Chatbot(value=[], label=t(title), height=380, buttons=["copy"],
+                                        elem_classes=["kd-chat"]))
                 stats.append(gr.Markdown(""))
     coloured = gr.HTML("", elem_id="chat-disagreement")
     with gr.Row():
@@ -219,10 +222,20 @@ def build_chat_tab(ctx) -> dict[str, Any]:
             send = gr.Button(t("Send"), variant="primary")
             stop = gr.Button(t("Stop"), variant="stop")
             clear = gr.Button(t("Clear history"))
+    gr.Markdown(t(HISTORY_NOTE), elem_classes=["kd-legend"])
     inputs = [prompt, teacher, student, include_base, base, temperature, top_p, max_new_tokens, seed, *chats]
     handler = chat_compare_fn(ctx, board)
-    send_event = send.click(handler, inputs, [*chats, *stats], api_name="chat_compare")
-    submit_event = prompt.submit(handler, inputs, [*chats, *stats], api_visibility="private")
+
+    def check_prompt(text: str, request: gr.Request = None) -> None:
+        """Refuse an empty prompt in an event with no outputs: one toast, no error badge on the three columns."""
+        if not (text or "").strip():
+            raise user_error(tr("prompt is empty; type a message", lang_of(request)))
+
+    quiet = dict(api_visibility="private", show_progress="hidden")
+    send_event = send.click(check_prompt, prompt, None, **quiet).success(
+        handler, inputs, [*chats, *stats], api_name="chat_compare")
+    submit_event = prompt.submit(check_prompt, prompt, None, **quiet).success(
+        handler, inputs, [*chats, *stats], api_visibility="private")
     colour_fn = disagreement_fn(ctx)
     for event in (send_event, submit_event):
         event.then(lambda: "", None, prompt, api_visibility="private").then(
