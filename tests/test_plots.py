@@ -138,3 +138,10 @@ def test_empty_figures_say_so_and_legends_sit_below_the_axis_titles():
         [{"kind": "gen_eval", "step": 1, "gen_len": 3.0}]).layout.annotations if a.text == "No data yet"]
     legend = training_figure(_rows(20)).layout.legend
     assert legend.yref == "container" and legend.y == 0 and legend.yanchor == "bottom"
+
+
+def test_next_token_bars_label_invisible_tokens_visibly():
+    preview = {"temperature": 1.0, "tokens": ["\n", " ", "", " the", "\t"], "teacher": [0.2] * 5,
+               "student": [0.2] * 5, "teacher_entropy": 1.0, "student_entropy": 1.0}
+    labels = list(temperature_figure(preview).data[0].x)
+    assert labels == ["↵", "␣", "∅", "␣the", "⇥"]  # a newline token used to get a blank label

@@ -15,6 +15,8 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from workbench.models.vocab import visible_token
+
 MAX_POINTS = 1000
 LOSS_TERMS = (("total", "total"), ("ce", "CE"), ("kd", "KD"), ("hidden", "hidden"), ("attn", "attention"))
 EVAL_TERMS = (("eval_kl", "eval KL (T = 1)"),)  # eval CE is the perplexity of the eval panel, on its own axis
@@ -300,7 +302,7 @@ def temperature_figure(preview: dict[str, Any], text: Callable[[str], str] = str
     """Grouped bars of teacher and student next-token probabilities at T, entropies in the legend; `text`
     translates the words."""
     figure = go.Figure()
-    labels = [repr(token)[1:-1] or "␣" for token in preview["tokens"]]
+    labels = [visible_token(token) for token in preview["tokens"]]
     figure.add_trace(go.Bar(x=labels, y=preview["teacher"], marker_color=COLORS[0],
                             name=text("teacher (entropy {entropy} nats)").format(
                                 entropy=f"{preview['teacher_entropy']:.2f}")))
