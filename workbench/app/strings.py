@@ -362,6 +362,9 @@ KO: dict[str, str] = {
     "Teacher `{teacher}` · student `{student}` · mapping {preset} ({pairs} pairs) · {tokens} tokens":
         "교사 모델 `{teacher}` · 학생 모델 `{student}` · 매핑 {preset} ({pairs}쌍) · 토큰 {tokens}개",
     "Head {head}": "Head {head}",
+    "Hide the first position": "첫 위치 숨기기",
+    "Many models send most of their attention to the first token; hiding it gives the colour scale to the other "
+    "positions.": "많은 모델이 attention 대부분을 첫 토큰에 보냅니다. 숨기면 색 범위를 나머지 위치가 씁니다.",
     "metric": "지표",
     "student {student} ↔ teacher {teacher}": "학생 {student} ↔ 교사 {teacher}",
     "student:teacher, e.g. 0:1, 3:11": "학생:교사, 예: 0:1, 3:11",
