@@ -79,13 +79,43 @@ def test_the_switch_changes_the_language_and_a_reload_keeps_it(served, browser, 
     page.get_by_text("Log scale for the loss terms").wait_for()
     page.locator("#lang-switch").get_by_text("한국어").click()
     page.get_by_text("손실 항을 로그 스케일로").wait_for(timeout=10_000)
-    wait_for(lambda: "Run" in page.locator("#run-status").inner_text(), timeout=20)
+    wait_for(lambda: "실행" in page.locator("#run-status").inner_text(), timeout=20)  # redrawn by the server
     page.reload()
     page.get_by_text("KD Workbench").first.wait_for()
     page.get_by_role("tab", name="학습", exact=True).click()
     page.get_by_text("손실 항을 로그 스케일로").wait_for(timeout=10_000)
     wait_for(lambda: "완료" in page.locator("#run-status").inner_text(), timeout=20)  # server-side text too
     page.screenshot(path=str(artifacts_dir / "app-switched-to-ko.png"), full_page=True)
+    context.close()
+
+
+def test_the_switch_redraws_the_servers_text_both_ways_and_a_reload_keeps_it(served, browser, artifacts_dir):
+    """The compatibility card, its badge and the next-token plot follow the switch (they used to stay in the
+    first language), and a Korean browser that chose English gets English from the server after a reload."""
+    context, page = _open(browser, served.local_url, "ko-KR")
+    card, badge = page.locator("#pair-card"), page.locator("#card-status")
+    plot_title = "() => document.querySelector('#temp-preview-plot .js-plotly-plot')?._fullLayout?.title?.text || ''"
+
+    def english() -> bool:
+        return ("architecture" in card.inner_text() and "구조" not in card.inner_text()
+                and "compatible pair" in badge.inner_text() and "next-token" in page.evaluate(plot_title))
+
+    def korean() -> bool:
+        return ("구조" in card.inner_text() and "architecture" not in card.inner_text()
+                and "compatible pair" not in badge.inner_text() and "next-token" not in page.evaluate(plot_title)
+                and page.evaluate(plot_title) != "")
+
+    wait_for(korean, timeout=60)
+    page.locator("#lang-switch").get_by_text("English").click()
+    wait_for(english, timeout=60)
+    page.screenshot(path=str(artifacts_dir / "app-setup-switched-to-en.png"), full_page=True)
+    page.reload()
+    page.get_by_text("KD Workbench").first.wait_for()
+    wait_for(lambda: "architecture" in card.inner_text() or "구조" in card.inner_text(), timeout=60)
+    page.wait_for_timeout(1500)
+    assert english(), card.inner_text()[:200]
+    page.locator("#lang-switch").get_by_text("한국어").click()
+    wait_for(korean, timeout=60)
     context.close()
 
 

@@ -238,4 +238,5 @@ def build_runs_tab(ctx) -> dict[str, Any]:
     return {"table": table, "selected": selected, "metric": metric, "overlay": overlay, "diff": diff,
             "to_delete": to_delete, "delete": delete, "confirm": confirm, "refresh": refresh,
             "compare_note": compare_note, "on_load": (on_load, [table, selected, to_delete, metric]),
+            "relabel": (refresh_all, [selected], [table, selected, to_delete, metric]),
             "refresh_pickers": (refresh_after_run, [table, selected, to_delete])}

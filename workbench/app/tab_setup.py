@@ -40,7 +40,7 @@ def _models_section(ctx, c: dict, v: dict) -> None:
         c["models.trust_remote_code"] = gr.Checkbox(v["models.trust_remote_code"], label=t("Trust remote code"),
                                                     info=_info("models.trust_remote_code"))
         c["card_refresh"] = gr.Button(t("Check pair"), size="sm", scale=0)
-    c["card_status"] = gr.Markdown("")
+    c["card_status"] = gr.Markdown("", elem_id="card-status")
     with gr.Accordion(t("Compatibility card"), open=True):
         c["card"] = gr.Code(value="", label=t("Compatibility card"), language=None, lines=12, interactive=False,
                             elem_id="pair-card")
