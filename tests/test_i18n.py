@@ -168,6 +168,12 @@ def test_compatibility_card_and_report_card_in_korean(tiny_teacher, tiny_student
     shown = next(line for line in korean.splitlines() if line.startswith("  최대 위치 수"))
     assert sum(2 if "가" <= char <= "힣" else 1 for char in shown[:shown.index("512")]) == 20
     assert next(line for line in english.splitlines() if "max positions" in line).index("512") == 20
+    # in the app the card is a table: each label in its own cell, so Korean lines up whatever the font
+    from workbench.models.compatibility import card_html
+
+    table_ko = card_html(card, translator("ko"))
+    assert "<td>최대 위치 수</td><td>512</td>" in table_ko and "max positions" not in table_ko
+    assert table_ko.count("<tr>") == len([line for line in korean.splitlines() if line.strip()])
     entry = {"label": "teacher", "val_ppl": 12.5, "top1_agreement": 1.0}
     report = {"teacher": entry, "students": [{**entry, "label": "student (checkpoint-20)"},
                                              {**entry, "label": "undistilled student"}]}

@@ -32,6 +32,11 @@ CSS = """
 .kd-legend { font-size: 0.85em; color: #475569; }
 #runs-table th, #runs-table th * { word-break: keep-all; overflow-wrap: normal; hyphens: none; }
 .kd-chat .bubble-wrap { padding-top: 36px; }
+.kd-card { border-collapse: collapse; font-size: 0.9em; }
+#pair-card .kd-card, #pair-card .kd-card td, #pair-card .kd-card th { border: none !important; }
+.kd-card td, .kd-card th { padding: 1px 10px 1px 2px; text-align: left; vertical-align: top; }
+.kd-card td:first-child { white-space: nowrap; color: #475569; padding-left: 1em; }
+.kd-card th { padding-top: 8px; }
 """ + toast_css()
 THEME = gr.themes.Soft(primary_hue="blue", neutral_hue="slate")
 

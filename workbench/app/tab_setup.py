@@ -42,8 +42,7 @@ def _models_section(ctx, c: dict, v: dict) -> None:
         c["card_refresh"] = gr.Button(t("Check pair"), size="sm", scale=0)
     c["card_status"] = gr.Markdown("", elem_id="card-status")
     with gr.Accordion(t("Compatibility card"), open=True):
-        c["card"] = gr.Code(value="", label=t("Compatibility card"), language=None, lines=12, interactive=False,
-                            elem_id="pair-card")
+        c["card"] = gr.HTML(value="", elem_id="pair-card")
     with gr.Accordion(t("Tokenizer alignment"), open=False):
         with gr.Row():
             c["align_text"] = gr.Textbox(SAMPLE_TEXT, label=t("Sample text"), lines=2, scale=4,

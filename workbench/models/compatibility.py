@@ -7,8 +7,10 @@ ratio and a training-memory estimate; `format_compatibility` renders either card
 
 from __future__ import annotations
 
+import html
 import unicodedata
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
@@ -191,14 +193,25 @@ def _gib(nbytes: int) -> str:
     return f"{nbytes / 2**30:.2f} GiB"
 
 
-def _row(text: Callable[[str], str], label: str, value: str, indent: int = 2) -> str:
-    """One aligned line of the card: the label (translated) padded to 18 columns, wide characters counting two."""
-    shown = text(label)
-    width = sum(2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in shown)
-    return " " * indent + shown + " " * max(18 - width, 1) + value
+@dataclass(frozen=True)
+class Row:
+    """One labelled line of the card (label already translated); `str()` aligns it for a terminal, `card_html`
+    puts it in a table (a browser's monospace font does not draw Korean at exactly two columns)."""
+
+    label: str
+    value: str
+    indent: int = 2
+
+    def __str__(self) -> str:
+        width = sum(2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in self.label)
+        return " " * self.indent + self.label + " " * max(18 - width, 1) + self.value
 
 
-def _format_model(title: str, card: dict, text: Callable[[str], str]) -> list[str]:
+def _row(text: Callable[[str], str], label: str, value: str, indent: int = 2) -> Row:
+    return Row(text(label), value, indent)
+
+
+def _format_model(title: str, card: dict, text: Callable[[str], str]) -> list[str | Row]:
     params = card["params"]
     layers = str(card["layers"])
     if card.get("kept_layers"):
@@ -218,7 +231,7 @@ def _format_model(title: str, card: dict, text: Callable[[str], str]) -> list[st
     ]
 
 
-def _tokenizer_notes(tok: dict, text: Callable[[str], str]) -> list[str]:
+def _tokenizer_notes(tok: dict, text: Callable[[str], str]) -> list[str | Row]:
     if "padded" in tok:
         padded = tok["padded"]
         return [_row(text, "logits widths", text(
@@ -238,7 +251,7 @@ def _tokenizer_notes(tok: dict, text: Callable[[str], str]) -> list[str]:
             ratio=f"{cross['teacher_per_student']:.2f}", exact=f"{cross['exact_share']:.1%}")),
         _row(text, "methods", text("logit KD across tokenizers (loss.cross_tokenizer: aligned, the default, or uld) "
                                    "and CE apply;")),
-        " " * 20 + text("hidden-state and attention terms and the teacher cache need one tokenizer"),
+        Row("", text("hidden-state and attention terms and the teacher cache need one tokenizer")),
     ]
 
 
@@ -249,8 +262,25 @@ MEMORY_ROWS = (("student_weights", "student weights"), ("student_grads", "studen
 
 def format_compatibility(card: dict, text: Callable[[str], str] = str) -> str:
     """Text rendering of a `model_summary` or a `compatibility_card`; `text` translates its words (the app's Korean)."""
+    return "\n".join(str(line) for line in card_lines(card, text))
+
+
+def card_html(card: dict, text: Callable[[str], str] = str) -> str:
+    """The same lines as a table (the app): headings across both columns, each row's label in its own cell."""
+    cells = []
+    for line in card_lines(card, text):
+        if isinstance(line, Row):
+            pad = f' style="padding-left:{line.indent * 0.5:g}em"' if line.indent > 2 else ""
+            cells.append(f"<tr><td{pad}>{html.escape(line.label)}</td><td>{html.escape(line.value)}</td></tr>")
+        elif line:
+            cells.append(f'<tr><th colspan="2">{html.escape(line)}</th></tr>')
+    return f'<table class="kd-card">{"".join(cells)}</table>'
+
+
+def card_lines(card: dict, text: Callable[[str], str] = str) -> list[str | Row]:
+    """The card as headings (str) and labelled rows (Row), in order; "" separates the sections."""
     if "teacher" not in card:
-        return "\n".join(_format_model("model", card, text))
+        return _format_model("model", card, text)
     lines = _format_model("teacher", card["teacher"], text) + [""]
     lines += _format_model("student", card["student"], text) + ["", text("pair")]
     tok = card["tokenizer"]
@@ -264,7 +294,7 @@ def format_compatibility(card: dict, text: Callable[[str], str] = str) -> str:
     lines.append(_row(text, "training memory", text("~{total} for batch {batch} x {seq_len} tokens (fp32, AdamW)")
                       .format(total=_gib(memory["total"]), batch=card["batch"], seq_len=card["seq_len"])))
     lines += [_row(text, label, _gib(memory[key]), indent=4) for key, label in MEMORY_ROWS]
-    return "\n".join(lines)
+    return lines
 
 
 def pruning_candidates(teacher: str, layers: int) -> list[str]:
