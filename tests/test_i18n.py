@@ -99,7 +99,7 @@ def _shown_words() -> set[str]:
     from workbench.forms import PAIR_COLUMNS
     from workbench.models.compatibility import MEMORY_ROWS
     from workbench.models.pool import LATEST_LABEL
-    from workbench.runs.folder import STATES
+    from workbench.runs.folder import STAGES, STATES, TRAINING_STAGES
 
     words = {title for _, title, _ in (*REPORT_COLUMNS, *REPORT_BARS, *GEN_SUMMARY)}
     words |= {unit for _, _, unit in GEN_SUMMARY if re.sub(r"{[^}]*}", "", unit).strip(" %")}  # "{:.1f} tokens"
@@ -107,7 +107,7 @@ def _shown_words() -> set[str]:
     from workbench.analysis.plots import METRICS, NO_DATA
     from workbench.measured import TEMPLATES
 
-    words |= {word for pair in METRICS.values() for word in pair} | {NO_DATA}
+    words |= {word for pair in METRICS.values() for word in pair} | {NO_DATA} | set(STAGES) | set(TRAINING_STAGES)
     return words | set(TEMPLATES) | {"metric", "teacher", "student", "distilled student", "undistilled student",
                                      "Report card", LATEST_LABEL, "undistilled:"}
 

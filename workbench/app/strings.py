@@ -176,6 +176,11 @@ KO: dict[str, str] = {
     "loading teacher": "교사 모델 불러오는 중",
     "healing": "틈 메우는 중 (healing)",
     "first step": "첫 단계 계산 중",
+    "evaluating": "평가 중",
+    "scoring held-out answers": "held-out 답변 채점 중",
+    "saving a checkpoint": "checkpoint 저장 중",
+    "final evaluation": "최종 평가 중",
+    "saving the student": "학생 모델 저장 중",
     "Each token is shaded by the reverse KL between the student's and the teacher's next-token predictions, both "
     "reading the same text so far (the student's own answer): pale = given that text, the teacher would predict much "
     "the same token; red = {full} nats or more. It measures agreement token by token, not whether the answer fits "
