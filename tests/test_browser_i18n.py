@@ -180,6 +180,10 @@ def test_korean_setup_and_report_show_the_librarys_text_in_korean(served, browse
     table = page.locator("#report-table")
     wait_for(lambda: "검증 perplexity" in table.inner_text(), timeout=120)
     assert "지표" in table.inner_text() and "교사 모델" in table.inner_text() and "val perplexity" not in table.inner_text()
+    hidden_rows = page.evaluate("""() => [...document.querySelectorAll('#report-table *')]
+        .filter((el) => ['auto', 'scroll'].includes(getComputedStyle(el).overflowY))
+        .map((el) => el.scrollHeight - el.clientHeight).filter((hidden) => hidden > 2).length""")
+    assert hidden_rows == 0 and "속도 향상" in table.inner_text()  # size and speed rows in view, no inner scroll
     report = page.locator("#report-status").inner_text()
     assert re.search(r"\d{4}년 \d+월 \d+일", report) and not re.search(r"\d{4}-\d\d-\d\dT\d", report), report
     assert "held-out 시퀀스" in report and " sequences " not in report, report  # the "measured on" line

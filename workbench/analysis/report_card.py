@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -258,19 +259,29 @@ def _data_config(settings: EvalSettings, data_cfg=None):
 
 
 def evaluate_models(
-    teacher_spec: str, students: dict[str, str], settings: EvalSettings | None = None, *, data_cfg=None
+    teacher_spec: str, students: dict[str, str], settings: EvalSettings | None = None, *, data_cfg=None,
+    progress: Callable[[float, Message], None] = lambda fraction, message: None,
 ) -> dict[str, Any]:
-    """The report card of a teacher and one or more students ({label: spec}); see the module docstring."""
+    """The report card of a teacher and one or more students ({label: spec}); see the module docstring.
+    `progress(fraction done, what comes next)` is called before each stage."""
     from workbench.models.compatibility import compare_tokenizers
 
     settings = settings or EvalSettings()
+    stages = len(students) + 2 + bool(settings.generation)  # each model, the data and quality, generation
+    done = iter(range(stages + 1))
+
+    def stage(message: Message) -> None:
+        progress(next(done) / stages, message)
+
     if not students:
         raise UserError(Message("evaluation needs at least one student spec"))
     device = settings.device or default_device()
     started = time.time()
+    stage(Message("loading and timing {model}", model=Message("teacher")))
     teacher_entry, teacher, teacher_tok = _load_and_measure("teacher", teacher_spec, settings, device)
     entries, models, own = [], [], {}
     for label, spec in students.items():
+        stage(Message("loading and timing {model}", model=Message(label)))
         entry, model, tokenizer = _load_and_measure(label, spec, settings, device)
         if compare_tokenizers(teacher_tok, tokenizer)["problem"]:
             own[label] = (model, tokenizer)  # another tokenizer: scored on the same text, read its own way
@@ -283,9 +294,12 @@ def evaluate_models(
     data = _data_config(settings, data_cfg)
     splits = build_splits(data, teacher_tok)
     val_ids = validation_ids(splits, data, settings)
+    stage(Message("scoring {rows} validation rows (perplexity, KL, agreement)", rows=val_ids.shape[0]))
     quality = score_quality(teacher, models, val_ids, settings.batch_size, bytes_per_token(teacher_tok))
-    generation = card_generation(teacher, models, teacher_tok, splits.heldout, data.dataset) \
-        if settings.generation else None
+    generation = None
+    if settings.generation:
+        stage(Message("sampling and scoring answers to the held-out prompts"))
+        generation = card_generation(teacher, models, teacher_tok, splits.heldout, data.dataset)
     teacher_entry.update(quality[0])
     if generation is not None:  # students with their own tokenizer are not sampled here
         same = [entry for entry in entries if entry["label"] not in own]
@@ -326,7 +340,8 @@ def cached_report(run: RunFolder) -> dict | None:
     return json.loads(eval_path.read_text()) if fresh else None
 
 
-def evaluate_run(run_dir: str | Path, settings: EvalSettings | None = None, *, include_base: bool = True) -> dict:
+def evaluate_run(run_dir: str | Path, settings: EvalSettings | None = None, *, include_base: bool = True,
+                 progress: Callable[[float, Message], None] = lambda fraction, message: None) -> dict:
     """Evaluate a run's student (final, else its latest checkpoint) against its teacher; writes `eval.json`."""
     from workbench.config import DistillConfig
 
@@ -342,7 +357,7 @@ def evaluate_run(run_dir: str | Path, settings: EvalSettings | None = None, *, i
     students = {"distilled student": str(run.path)}
     if include_base:
         students["undistilled student"] = cfg.models.student
-    card = evaluate_models(cfg.models.teacher, students, settings, data_cfg=cfg.data)
+    card = evaluate_models(cfg.models.teacher, students, settings, data_cfg=cfg.data, progress=progress)
     card["run"] = run.run_id
     card["student_source"] = resolve_spec(str(run.path)).load_spec
     atomic_write_text(run.path / "eval.json", json.dumps(card, indent=1))

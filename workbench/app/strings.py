@@ -324,8 +324,10 @@ KO: dict[str, str] = {
     "Recompute": "다시 계산",
     "Ignore a saved eval.json.": "저장된 eval.json을 쓰지 않습니다.",
     "Evaluate": "평가",
-    "Press **Evaluate** for the report card (a few seconds to a minute on a CPU).":
-        "**평가**를 누르면 리포트 카드가 나옵니다 (CPU에서 몇 초~1분).",
+    "Press **Evaluate** for the report card: each model is loaded and timed, then scored on validation rows and "
+    "held-out prompts; the bar names each stage (minutes on a CPU for the built-in pair).":
+        "**평가**를 누르면 리포트 카드가 나옵니다. 모델마다 불러와 속도를 재고, 검증 행과 held-out prompt로 "
+        "채점합니다. 진행 막대가 단계마다 이름을 알려 줍니다 (내장 두 모델은 CPU에서 몇 분).",
     "Report card": "리포트 카드",
     "**{source}** · evaluated {created} in {seconds} s": "**{source}** · {created}에 {seconds}초 동안 평가",
     "Teacher-forced numbers (perplexity, KL, agreement): {rows}, {tokens} tokens.":

@@ -387,4 +387,8 @@ LIBRARY_KO: dict[str, str] = {
     "share (0-1)": "비율 (0-1)",
     "tokens/s": "토큰/초",
     "No data yet": "아직 데이터가 없습니다",
+    # the report card's stages (workbench.analysis.report_card.evaluate_models)
+    "loading and timing {model}": "{model} 불러와 속도 재는 중",
+    "scoring {rows} validation rows (perplexity, KL, agreement)": "검증 행 {rows}개 채점 중 (perplexity, KL, 일치율)",
+    "sampling and scoring answers to the held-out prompts": "held-out prompt에 답을 샘플링해 채점하는 중",
 }

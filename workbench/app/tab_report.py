@@ -25,38 +25,41 @@ from workbench.analysis.report_card import (
     report_table,
 )
 from workbench.app.context import user_error
-from workbench.app.i18n import lang_of, localize_measured, shown_time, student_picker, t, tr, translator
+from workbench.app.i18n import lang_of, localize, localize_measured, shown_time, student_picker, t, tr, translator
 from workbench.errors import UserError
 from workbench.models.pool import LATEST, latest_finished_run, limit_app_threads
 from workbench.runs.folder import run_of
 
 
-def card_for(ctx, choice: str, recompute: bool, settings: EvalSettings, lang: str = "en") -> tuple[dict, str]:
+def card_for(ctx, choice: str, recompute: bool, settings: EvalSettings, lang: str = "en",
+             progress=lambda fraction, message: None) -> tuple[dict, str]:
     """(report card, where it came from in `lang`) for a picker value: latest run, a run folder, a checkpoint or a
-    spec."""
+    spec; `progress(fraction, Message)` hears each stage of an evaluation."""
     from workbench.config import DistillConfig
 
     choice = (choice or "").strip() or LATEST
     if choice == LATEST:
         run = latest_finished_run(ctx.runs_dir)
         if run is None:
-            card = evaluate_models(ctx.teacher, {"undistilled student": ctx.student}, settings)
+            card = evaluate_models(ctx.teacher, {"undistilled student": ctx.student}, settings, progress=progress)
             return card, tr("no finished run yet: the default pair", lang)
         choice = str(run.path)
     path = Path(choice)
     run = run_of(path) if path.is_dir() else None
     if run is None:
-        return evaluate_models(ctx.teacher, {"student": choice}, settings), tr("teacher vs `{spec}`", lang, spec=choice)
+        return (evaluate_models(ctx.teacher, {"student": choice}, settings, progress=progress),
+                tr("teacher vs `{spec}`", lang, spec=choice))
     if path.resolve() == run.path.resolve():
         cached = None if recompute else cached_report(run)
         if cached is not None:
             return cached, tr("run {run} (from eval.json)", lang, run=run.run_id)
         run_settings = EvalSettings(**{**settings.__dict__, "dataset": DistillConfig.load(run.config_path).data.dataset})
-        return evaluate_run(run.path, run_settings), tr("run {run} (evaluated now; eval.json written)", lang,
-                                                        run=run.run_id)
+        return evaluate_run(run.path, run_settings, progress=progress), tr(
+            "run {run} (evaluated now; eval.json written)", lang, run=run.run_id)
     cfg = DistillConfig.load(run.config_path)
     students = {f"student ({path.name})": str(path), "undistilled student": cfg.models.student}
-    return evaluate_models(cfg.models.teacher, students, settings, data_cfg=cfg.data), f"{run.run_id} · {path.name}"
+    return (evaluate_models(cfg.models.teacher, students, settings, data_cfg=cfg.data, progress=progress),
+            f"{run.run_id} · {path.name}")
 
 
 def measured_on(card: dict, lang: str) -> str:
@@ -104,14 +107,18 @@ def _table(card: dict, lang: str) -> dict:
 
 def evaluate_fn(ctx):
     def evaluate(run: str = LATEST, recompute: bool = False, sequences: int = 0, gen_tokens: int = 32,
-                 request: gr.Request = None):
+                 request: gr.Request = None, progress=gr.Progress()):  # noqa: B008 - gradio fills it
         lang = lang_of(request)
+
+        def report(fraction: float, message) -> None:  # each stage of the evaluation, in the reader's language
+            progress(fraction, desc=localize(message, lang))
+
         limit_app_threads(ctx.runs_dir)
         try:
             # 0 sequences: a run is scored on the rows its train-time eval reads (the Train tab's numbers)
             settings = EvalSettings(max_sequences=int(sequences) or None, gen_tokens=int(gen_tokens),
                                     device=ctx.pool.device)
-            card, source = card_for(ctx, run, bool(recompute), settings, lang)
+            card, source = card_for(ctx, run, bool(recompute), settings, lang, report)
         except UserError as exc:
             raise user_error(exc, lang) from None
         note = tr("**{source}** · evaluated {created} in {seconds} s", lang, source=source,
@@ -186,9 +193,12 @@ def build_report_tab(ctx) -> dict[str, Any]:
     with gr.Row():
         evaluate = gr.Button(t("Evaluate"), variant="primary")
         refresh = gr.Button(t("↻ Runs"), size="sm", scale=0)
-    status = gr.Markdown(t("Press **Evaluate** for the report card (a few seconds to a minute on a CPU)."),
-                         elem_id="report-status")
-    table = gr.Dataframe(label=t("Report card"), interactive=False, wrap=True, elem_id="report-table")
+    status = gr.Markdown(t("Press **Evaluate** for the report card: each model is loaded and timed, then scored on "
+                           "validation rows and held-out prompts; the bar names each stage (minutes on a CPU for the "
+                           "built-in pair)."), elem_id="report-status")
+    # tall enough for every row: the size and speed rows used to hide in the table's own scroll area
+    table = gr.Dataframe(label=t("Report card"), interactive=False, wrap=True, elem_id="report-table",
+                         max_height=2000)
     samples = gr.HTML("", elem_id="report-samples")
     bars = gr.Plot(label=t("Report card"))
     with gr.Accordion("eval.json", open=False):
