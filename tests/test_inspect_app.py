@@ -88,6 +88,22 @@ def test_chat_compare_keeps_history(served):
     assert second[2] == [] and "not used" in second[5]
 
 
+def test_evaluate_streams_the_card_as_it_fills(served):
+    """Sizes and speed of each model first, then quality, then generation: the table grows while Evaluate runs
+    (it used to appear all at once at the end)."""
+    job = served.client.submit(str(served.run), True, 0, 8, api_name="/evaluate")
+    outputs = [update for update in job]
+    final = job.outputs()[-1]
+    tables = [table for table, *_ in job.outputs()]
+    assert tables[0]["headers"] == ["metric", "teacher"]  # the teacher alone, measured before any student
+    first_rows = {row[0]: row[1:] for row in tables[0]["data"]}
+    assert first_rows["parameters"][0] != "–" and first_rows["val perplexity"] == ["–"]
+    assert any("val perplexity" in {r[0] for r in t["data"]} and all(
+        row[1] != "–" for row in t["data"] if row[0] == "val perplexity") and t is not tables[-1] for t in tables)
+    assert "Results so far" in job.outputs()[0][3] and "evaluated" in final[3] and outputs
+    assert final[2]["run"] == "run-tiny" and len(tables) >= 4
+
+
 def test_undistilled_column_is_the_picked_runs_starting_point(served, tmp_path, tiny_teacher, tiny_text):
     """A run that started from another student than the app's default: its starting point answers in the third
     column (it used to be the app's default student), for the run, its student/ folder and a checkpoint."""

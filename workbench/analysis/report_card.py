@@ -261,9 +261,13 @@ def _data_config(settings: EvalSettings, data_cfg=None):
 def evaluate_models(
     teacher_spec: str, students: dict[str, str], settings: EvalSettings | None = None, *, data_cfg=None,
     progress: Callable[[float, Message], None] = lambda fraction, message: None,
+    partial: Callable[[dict], None] = lambda card: None,
 ) -> dict[str, Any]:
     """The report card of a teacher and one or more students ({label: spec}); see the module docstring.
-    `progress(fraction done, what comes next)` is called before each stage."""
+    `progress(fraction done, what comes next)` is called before each stage; `partial(card so far)` after each
+    model's size and speed, and after the quality scores (generation follows), so the app shows them as they come."""
+    from workbench.analysis.genquality import card_generation
+    from workbench.data.splits import build_splits
     from workbench.models.compatibility import compare_tokenizers
 
     settings = settings or EvalSettings()
@@ -280,6 +284,8 @@ def evaluate_models(
     stage(Message("loading and timing {model}", model=Message("teacher")))
     teacher_entry, teacher, teacher_tok = _load_and_measure("teacher", teacher_spec, settings, device)
     entries, models, own = [], [], {}
+    card = {"teacher": teacher_entry, "students": entries, "settings": {"device": device}}
+    partial(card)
     for label, spec in students.items():
         stage(Message("loading and timing {model}", model=Message(label)))
         entry, model, tokenizer = _load_and_measure(label, spec, settings, device)
@@ -287,46 +293,47 @@ def evaluate_models(
             own[label] = (model, tokenizer)  # another tokenizer: scored on the same text, read its own way
         else:
             models.append(model)
-        entries.append(entry)
-    from workbench.analysis.genquality import GEN_KEYS, card_generation
-    from workbench.data.splits import build_splits
-
+        entries.append({**entry, **_ratios(teacher_entry, entry)})
+        partial(card)
     data = _data_config(settings, data_cfg)
     splits = build_splits(data, teacher_tok)
     val_ids = validation_ids(splits, data, settings)
     stage(Message("scoring {rows} validation rows (perplexity, KL, agreement)", rows=val_ids.shape[0]))
     quality = score_quality(teacher, models, val_ids, settings.batch_size, bytes_per_token(teacher_tok))
+    teacher_entry.update(quality[0])
+    texts = [row_text(row.tolist(), token_bytes(teacher_tok)) for row in val_ids] if own else []
+    same_scores = iter(quality[1:])
+    for entry in entries:
+        entry.update(score_own_tokenizer(*own[entry["label"]], texts) if entry["label"] in own else next(same_scores))
+    card["settings"] = {**asdict(settings), "device": device, "dataset": data.dataset,
+                        "val_rows": measured(REPORT_ROWS, rows=val_ids.shape[0], tokens=val_ids.shape[1],
+                                             source=data.dataset)}
+    partial(card)
     generation = None
     if settings.generation:
         stage(Message("sampling and scoring answers to the held-out prompts"))
         generation = card_generation(teacher, models, teacher_tok, splits.heldout, data.dataset)
-    teacher_entry.update(quality[0])
-    if generation is not None:  # students with their own tokenizer are not sampled here
-        same = [entry for entry in entries if entry["label"] not in own]
-        for entry, numbers in zip([teacher_entry, *same], generation["models"], strict=True):
-            entry["generation"] = numbers
-            entry.update({k: numbers[k] for k in GEN_KEYS})
-    texts = [row_text(row.tolist(), token_bytes(teacher_tok)) for row in val_ids] if own else []
-    same_scores = iter(quality[1:])
-    for entry in entries:
-        label = entry["label"]
-        scores = score_own_tokenizer(*own[label], texts) if label in own else next(same_scores)
-        entry.update(scores)
-        entry["compression_ratio"] = teacher_entry["params_total"] / max(entry["params_total"], 1)
-        entry["size_ratio"] = teacher_entry["size_on_disk_mb"] / max(entry["size_on_disk_mb"], 1e-9)
-        teacher_speed, speed = teacher_entry.get("gen_tokens_per_s"), entry.get("gen_tokens_per_s")
-        entry["speedup"] = speed / teacher_speed if speed and teacher_speed else None
-    return {
-        "teacher": teacher_entry,
-        "students": entries,
-        "settings": {**asdict(settings), "device": device, "dataset": data.dataset,
-                     "val_rows": measured(REPORT_ROWS, rows=val_ids.shape[0], tokens=val_ids.shape[1],
-                                          source=data.dataset),
-                     "generation_on": generation["measured_on"] if generation else None,
-                     "samples": generation["samples"] if generation else []},
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "elapsed_s": round(time.time() - started, 2),
-    }
+        _apply_generation(generation, [teacher_entry, *[e for e in entries if e["label"] not in own]])
+    card["settings"].update(generation_on=generation["measured_on"] if generation else None,
+                            samples=generation["samples"] if generation else [])
+    return {**card, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "elapsed_s": round(time.time() - started, 2)}
+
+
+def _ratios(teacher_entry: dict, entry: dict) -> dict[str, float | None]:
+    """How much smaller and faster a student is than the teacher."""
+    teacher_speed, speed = teacher_entry.get("gen_tokens_per_s"), entry.get("gen_tokens_per_s")
+    return {"compression_ratio": teacher_entry["params_total"] / max(entry["params_total"], 1),
+            "size_ratio": teacher_entry["size_on_disk_mb"] / max(entry["size_on_disk_mb"], 1e-9),
+            "speedup": speed / teacher_speed if speed and teacher_speed else None}
+
+
+def _apply_generation(generation: dict, sampled: list[dict]) -> None:
+    """Each sampled model's generation numbers into its entry (students with their own tokenizer are not sampled)."""
+    from workbench.analysis.genquality import GEN_KEYS
+
+    for entry, numbers in zip(sampled, generation["models"], strict=True):
+        entry["generation"] = numbers
+        entry.update({k: numbers[k] for k in GEN_KEYS})
 
 
 def cached_report(run: RunFolder) -> dict | None:
@@ -341,7 +348,8 @@ def cached_report(run: RunFolder) -> dict | None:
 
 
 def evaluate_run(run_dir: str | Path, settings: EvalSettings | None = None, *, include_base: bool = True,
-                 progress: Callable[[float, Message], None] = lambda fraction, message: None) -> dict:
+                 progress: Callable[[float, Message], None] = lambda fraction, message: None,
+                 partial: Callable[[dict], None] = lambda card: None) -> dict:
     """Evaluate a run's student (final, else its latest checkpoint) against its teacher; writes `eval.json`."""
     from workbench.config import DistillConfig
 
@@ -357,7 +365,8 @@ def evaluate_run(run_dir: str | Path, settings: EvalSettings | None = None, *, i
     students = {"distilled student": str(run.path)}
     if include_base:
         students["undistilled student"] = cfg.models.student
-    card = evaluate_models(cfg.models.teacher, students, settings, data_cfg=cfg.data, progress=progress)
+    card = evaluate_models(cfg.models.teacher, students, settings, data_cfg=cfg.data, progress=progress,
+                           partial=partial)
     card["run"] = run.run_id
     card["student_source"] = resolve_spec(str(run.path)).load_spec
     atomic_write_text(run.path / "eval.json", json.dumps(card, indent=1))

@@ -330,6 +330,7 @@ KO: dict[str, str] = {
         "채점합니다. 진행 막대가 단계마다 이름을 알려 줍니다 (내장 두 모델은 CPU에서 몇 분).",
     "Report card": "리포트 카드",
     "**{source}** · evaluated {created} in {seconds} s": "**{source}** · {created}에 {seconds}초 동안 평가",
+    "Results so far; the bar shows the stage under way.": "지금까지의 결과입니다. 진행 중인 단계는 막대에 보입니다.",
     "Teacher-forced numbers (perplexity, KL, agreement): {rows}, {tokens} tokens.":
         "Teacher-forced 숫자(perplexity, KL, 일치율): {rows}, 토큰 {tokens}개.",
     "Generated numbers (reverse KL on own answers, repeated 4-grams, ...): {what}.":

@@ -9,7 +9,10 @@ exports the student picked for the report, and its message names the run (and ch
 
 from __future__ import annotations
 
+import copy
 import html
+import queue
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -32,33 +35,33 @@ from workbench.runs.folder import run_of
 
 
 def card_for(ctx, choice: str, recompute: bool, settings: EvalSettings, lang: str = "en",
-             progress=lambda fraction, message: None) -> tuple[dict, str]:
+             **hooks) -> tuple[dict, str]:
     """(report card, where it came from in `lang`) for a picker value: latest run, a run folder, a checkpoint or a
-    spec; `progress(fraction, Message)` hears each stage of an evaluation."""
+    spec; `hooks` (progress, partial) hear each stage of an evaluation and the card so far (`evaluate_models`)."""
     from workbench.config import DistillConfig
 
     choice = (choice or "").strip() or LATEST
     if choice == LATEST:
         run = latest_finished_run(ctx.runs_dir)
         if run is None:
-            card = evaluate_models(ctx.teacher, {"undistilled student": ctx.student}, settings, progress=progress)
+            card = evaluate_models(ctx.teacher, {"undistilled student": ctx.student}, settings, **hooks)
             return card, tr("no finished run yet: the default pair", lang)
         choice = str(run.path)
     path = Path(choice)
     run = run_of(path) if path.is_dir() else None
     if run is None:
-        return (evaluate_models(ctx.teacher, {"student": choice}, settings, progress=progress),
+        return (evaluate_models(ctx.teacher, {"student": choice}, settings, **hooks),
                 tr("teacher vs `{spec}`", lang, spec=choice))
     if path.resolve() == run.path.resolve():
         cached = None if recompute else cached_report(run)
         if cached is not None:
             return cached, tr("run {run} (from eval.json)", lang, run=run.run_id)
         run_settings = EvalSettings(**{**settings.__dict__, "dataset": DistillConfig.load(run.config_path).data.dataset})
-        return evaluate_run(run.path, run_settings, progress=progress), tr(
+        return evaluate_run(run.path, run_settings, **hooks), tr(
             "run {run} (evaluated now; eval.json written)", lang, run=run.run_id)
     cfg = DistillConfig.load(run.config_path)
     students = {f"student ({path.name})": str(path), "undistilled student": cfg.models.student}
-    return (evaluate_models(cfg.models.teacher, students, settings, data_cfg=cfg.data, progress=progress),
+    return (evaluate_models(cfg.models.teacher, students, settings, data_cfg=cfg.data, **hooks),
             f"{run.run_id} · {path.name}")
 
 
@@ -105,27 +108,51 @@ def _table(card: dict, lang: str) -> dict:
             "data": [[tr(header[i], lang), *columns[i]] for i in range(1, len(header))]}
 
 
+def _outputs(card: dict, note: str, lang: str) -> tuple:
+    """(table, bars, eval.json, status, samples) of a card, finished or so far."""
+    shown = shown_card(card, lang)
+    return (_table(shown, lang), report_figure(shown, text=translator(lang)), card,
+            note + "\n\n" + measured_on(card, lang), samples_html(shown, lang))
+
+
 def evaluate_fn(ctx):
     def evaluate(run: str = LATEST, recompute: bool = False, sequences: int = 0, gen_tokens: int = 32,
                  request: gr.Request = None, progress=gr.Progress()):  # noqa: B008 - gradio fills it
+        """Streams the card as it fills: sizes and speed of each model, then quality, then generation; the
+        evaluation runs in a thread and hands its stages and partial cards over a queue."""
         lang = lang_of(request)
-
-        def report(fraction: float, message) -> None:  # each stage of the evaluation, in the reader's language
-            progress(fraction, desc=localize(message, lang))
-
         limit_app_threads(ctx.runs_dir)
-        try:
-            # 0 sequences: a run is scored on the rows its train-time eval reads (the Train tab's numbers)
-            settings = EvalSettings(max_sequences=int(sequences) or None, gen_tokens=int(gen_tokens),
-                                    device=ctx.pool.device)
-            card, source = card_for(ctx, run, bool(recompute), settings, lang, report)
-        except UserError as exc:
-            raise user_error(exc, lang) from None
-        note = tr("**{source}** · evaluated {created} in {seconds} s", lang, source=source,
-                  created=shown_time(card.get("created"), lang), seconds=card.get("elapsed_s", "?"))
-        shown = shown_card(card, lang)
-        return (_table(shown, lang), report_figure(shown, text=translator(lang)), card,
-                note + "\n\n" + measured_on(card, lang), samples_html(shown, lang))
+        # 0 sequences: a run is scored on the rows its train-time eval reads (the Train tab's numbers)
+        settings = EvalSettings(max_sequences=int(sequences) or None, gen_tokens=int(gen_tokens),
+                                device=ctx.pool.device)
+        events: queue.Queue = queue.Queue()
+
+        def work() -> None:
+            try:
+                events.put(("done", card_for(ctx, run, bool(recompute), settings, lang,
+                                             progress=lambda fraction, message: events.put(("stage", fraction,
+                                                                                            message)),
+                                             partial=lambda card: events.put(("partial", copy.deepcopy(card))))))
+            except BaseException as exc:  # noqa: BLE001 - shown to the user below, in this thread
+                events.put(("error", exc))
+
+        threading.Thread(target=work, daemon=True, name="workbench-evaluate").start()
+        while True:
+            kind, *value = events.get()
+            if kind == "stage":
+                progress(value[0], desc=localize(value[1], lang))
+            elif kind == "partial":
+                yield _outputs(value[0], "⏳ " + tr("Results so far; the bar shows the stage under way.", lang), lang)
+            elif kind == "error":
+                if isinstance(value[0], UserError):
+                    raise user_error(value[0], lang) from None
+                raise value[0]
+            else:
+                card, source = value[0]
+                note = tr("**{source}** · evaluated {created} in {seconds} s", lang, source=source,
+                          created=shown_time(card.get("created"), lang), seconds=card.get("elapsed_s", "?"))
+                yield _outputs(card, note, lang)
+                return
 
     return evaluate
 
