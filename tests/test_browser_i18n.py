@@ -178,7 +178,8 @@ def test_korean_setup_and_report_show_the_librarys_text_in_korean(served, browse
     page.get_by_role("tab", name="리포트·내보내기", exact=True).click()
     page.get_by_role("button", name="평가", exact=True).click()
     table = page.locator("#report-table")
-    wait_for(lambda: "검증 perplexity" in table.inner_text(), timeout=120)
+    status = page.locator("#report-status")
+    wait_for(lambda: "검증 perplexity" in table.inner_text() and "동안 평가" in status.inner_text(), timeout=180)
     assert "지표" in table.inner_text() and "교사 모델" in table.inner_text() and "val perplexity" not in table.inner_text()
     hidden_rows = page.evaluate("""() => [...document.querySelectorAll('#report-table *')]
         .filter((el) => ['auto', 'scroll'].includes(getComputedStyle(el).overflowY))

@@ -68,6 +68,8 @@ def card_for(ctx, choice: str, recompute: bool, settings: EvalSettings, lang: st
 def measured_on(card: dict, lang: str) -> str:
     """What the card's numbers were measured on: the validation rows, and the prompts of the generation numbers."""
     settings = card.get("settings", {})
+    if not settings.get("val_rows") and not settings.get("dataset"):
+        return ""  # a card still filling: nothing scored yet
     entries = report_rows(card)
     rows = localize_measured(settings.get("val_rows"), lang) or settings.get("dataset", "?")
     lines = [tr("Teacher-forced numbers (perplexity, KL, agreement): {rows}, {tokens} tokens.", lang, rows=rows,
