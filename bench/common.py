@@ -23,6 +23,7 @@ import psutil
 import torch
 
 from workbench.config import BUILTIN_TEACHER, DEFAULT_STUDENT
+from workbench.timing import MIN_TIMED_S, rate, time_calls
 
 
 @dataclass
@@ -99,24 +100,23 @@ def machine_info(device: str) -> dict[str, Any]:
     return info
 
 
-def bf16_matmul_probe(device: str = "cpu", size: int = 2048, repeats: int = 5) -> dict[str, float]:
+def bf16_matmul_probe(device: str = "cpu", size: int = 2048, repeats: int = 5) -> dict[str, float | None]:
     """GFLOP/s of a square matmul in fp32 and bf16, each the best of `repeats` timings after two warm-up calls
-    (the first bf16 call on a CPU builds its kernel): tells whether bf16 pays on this device."""
-    speeds = {}
+    (the first bf16 call on a CPU builds its kernel): tells whether bf16 pays on this device. Each timing repeats
+    the matmul until `MIN_TIMED_S / repeats` has passed, so a small `size` still gives a resolvable interval."""
+    speeds: dict[str, float | None] = {}
     for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
         a = torch.randn(size, size, dtype=dtype, device=device)
         b = torch.randn(size, size, dtype=dtype, device=device)
         for _ in range(2):
             a @ b
         _sync(device)
-        best = float("inf")
-        for _ in range(repeats):
-            start = time.perf_counter()
-            a @ b
-            _sync(device)
-            best = min(best, time.perf_counter() - start)
-        speeds[f"{name}_gflops"] = round(2 * size**3 / max(best, 1e-9) / 1e9, 2)
-    speeds["bf16_over_fp32"] = round(speeds["bf16_gflops"] / speeds["fp32_gflops"], 3)
+        timings = [time_calls(lambda a=a, b=b: a @ b, min_seconds=MIN_TIMED_S / repeats, sync=lambda: _sync(device))
+                   for _ in range(repeats)]
+        rates = [r for r in (rate(2 * size**3 * calls, seconds) for seconds, calls in timings) if r is not None]
+        best = max(rates, default=None)
+        speeds[f"{name}_gflops"] = round(best / 1e9, 2) if best is not None else None
+    speeds["bf16_over_fp32"] = ratio(speeds["bf16_gflops"], speeds["fp32_gflops"])
     return speeds
 
 
@@ -146,7 +146,7 @@ def best_precisions(settings: BenchSettings, probe: dict[str, float]) -> list[st
         return [settings.precision] if settings.precision == "fp32" else ["fp32", "bf16"]
     if settings.device.startswith("cuda"):
         return ["fp32", "bf16"]
-    return ["fp32", "bf16"] if probe.get("bf16_over_fp32", 0.0) >= 1.0 else ["fp32"]
+    return ["fp32", "bf16"] if (probe.get("bf16_over_fp32") or 0.0) >= 1.0 else ["fp32"]
 
 
 def _sync(device: str) -> None:
@@ -224,14 +224,15 @@ def isolated(settings: BenchSettings, module: str, function: str, /, **kwargs: A
 
 
 def steady_rate(times: list[float], tokens_per_step: int, skip: int) -> float | None:
-    """Tokens/s over the steps after the first `skip` (compilation, allocator warm-up), from step end times."""
+    """Tokens/s over the steps after the first `skip` (compilation, allocator warm-up), from step end times; None
+    when the span is below what the clock resolves."""
     if len(times) < skip + 2:
         skip = 0
     if len(times) < 2:
         return None
-    span = times[-1] - times[skip]
     steps = len(times) - 1 - skip
-    return round(tokens_per_step * steps / span, 2) if span > 0 and steps > 0 else None
+    tokens_per_s = rate(tokens_per_step * steps, times[-1] - times[skip])
+    return round(tokens_per_s, 2) if tokens_per_s is not None else None
 
 
 def ratio(numerator: float | None, denominator: float | None) -> float | None:

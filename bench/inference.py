@@ -3,7 +3,8 @@ speedup that the ratio of per-token compute predicts (2 × (non-embedding weight
 
 Greedy decoding with the KV cache, a fixed prompt, `generate_tokens` new tokens; teacher and student alternate
 (teacher, student, teacher, student) so a change in machine load hits both, and the faster of the two rounds
-counts.
+counts. Each timing repeats the generation until `workbench.timing.MIN_TIMED_S` of wall time has passed; a rate
+whose interval the clock cannot resolve is None with the note "too fast to time", and so is any ratio built on it.
 """
 
 from __future__ import annotations
@@ -12,34 +13,73 @@ import time
 from typing import Any
 
 import torch
+from transformers.generation.streamers import BaseStreamer
 
 from bench.common import BenchSettings, _sync, isolated, ratio, target, torch_dtype
 from bench.workload import flops_per_token
+from workbench.timing import TOO_FAST_TO_TIME, rate, resolvable, time_calls
 
 PROMPT = (
     "The student model learns from the teacher by matching its next-token distribution over the vocabulary. "
     "Explain in two sentences why a smaller model can generate text faster than a larger one."
 )
+# a bound on the repeats of one timing (a tiny model on a coarse clock would otherwise repeat for long)
+MAX_CALLS = 200
 
 
-def _time_generation(model, input_ids: torch.Tensor, new_tokens: int, device: str) -> dict[str, float]:
+class _StepClock(BaseStreamer):
+    """When each decoding step's tokens reach the host (one `put` per step for the whole batch; the first `put`
+    is the prompt). Decode time is then read inside one call, not as a difference of two separate timings."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self._prompt_seen = False
+
+    def put(self, value) -> None:
+        if self._prompt_seen:
+            self.times.append(time.perf_counter())
+        self._prompt_seen = True
+
+    def end(self) -> None:
+        pass
+
+
+def _time_generation(model, input_ids: torch.Tensor, new_tokens: int, device: str) -> dict[str, Any]:
+    """Greedy generation of `new_tokens` tokens, repeated until MIN_TIMED_S of wall time has passed.
+
+    Time to first token = start of the call to the first step's tokens; decode = first step to last step, summed
+    over the calls. A quantity whose summed interval the clock cannot resolve is None, with a note.
+    """
     attention_mask = torch.ones_like(input_ids)
-    with torch.inference_mode():
+    batch = int(input_ids.shape[0])
+    sums = {"ttft": 0.0, "decode": 0.0, "decode_steps": 0, "tokens": 0}
+
+    def generate_once() -> None:
+        clock = _StepClock()
         _sync(device)
-        start = time.perf_counter()
-        model(input_ids=input_ids, attention_mask=attention_mask, use_cache=True).logits[:, -1].argmax(-1)
-        _sync(device)
-        ttft = time.perf_counter() - start
         start = time.perf_counter()
         out = model.generate(input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=new_tokens,
-                             min_new_tokens=new_tokens, do_sample=False, pad_token_id=0)
-        _sync(device)
-        total = time.perf_counter() - start
-    generated = (out.shape[1] - input_ids.shape[1]) * input_ids.shape[0]
-    decode = max(total - ttft, 1e-9)
-    return {"ttft_s": round(ttft, 4), "generate_s": round(total, 3),
-            "tokens_per_s": round(generated / total, 2),
-            "decode_tokens_per_s": round((generated - input_ids.shape[0]) / decode, 2)}
+                             min_new_tokens=new_tokens, do_sample=False, pad_token_id=0, streamer=clock)
+        sums["tokens"] += (out.shape[1] - input_ids.shape[1]) * batch
+        if clock.times:
+            sums["ttft"] += clock.times[0] - start
+            sums["decode"] += clock.times[-1] - clock.times[0]
+            sums["decode_steps"] += len(clock.times) - 1
+
+    with torch.inference_mode():
+        total, calls = time_calls(generate_once, max_calls=MAX_CALLS, sync=lambda: _sync(device))
+    ttft = sums["ttft"] / calls if resolvable(sums["ttft"]) else None
+    decode_rate = rate(sums["decode_steps"] * batch, sums["decode"])
+    timed = {"calls": calls, "ttft_s": round(ttft, 6) if ttft is not None else None,
+             "generate_s": round(total / calls, 6) if resolvable(total) else None, "tokens_per_s": _rounded(rate(sums["tokens"], total)),
+             "decode_tokens_per_s": _rounded(decode_rate)}
+    if ttft is None or decode_rate is None:
+        timed["note"] = TOO_FAST_TO_TIME
+    return timed
+
+
+def _rounded(value: float | None) -> float | None:
+    return round(value, 2) if value is not None else None
 
 
 def measure(settings: dict[str, Any], batch_sizes: list[int]) -> dict[str, Any]:
@@ -60,11 +100,12 @@ def measure(settings: dict[str, Any], batch_sizes: list[int]) -> dict[str, Any]:
         _time_generation(model, prompt_ids, 2, cfg.device)  # warm-up: first-call allocations
     for batch in batch_sizes:
         input_ids = prompt_ids.repeat(batch, 1)
-        rounds: dict[str, list[dict[str, float]]] = {"teacher": [], "student": []}
+        rounds: dict[str, list[dict[str, Any]]] = {"teacher": [], "student": []}
         for _ in range(2):
             for name, model in models.items():
                 rounds[name].append(_time_generation(model, input_ids, cfg.generate_tokens, cfg.device))
-        result[f"batch_{batch}"] = {n: max(r, key=lambda x: x["decode_tokens_per_s"]) for n, r in rounds.items()}
+        result[f"batch_{batch}"] = {name: max(timings, key=lambda x: x["decode_tokens_per_s"] or 0.0)
+                                    for name, timings in rounds.items()}
     return result
 
 

@@ -19,23 +19,26 @@ from typing import Any
 
 import torch
 
-from bench.common import BenchSettings, _sync, bf16_matmul_probe, isolated
+from bench.common import BenchSettings, _sync, bf16_matmul_probe, isolated, ratio
 from bench.workload import forward_kl_full, load_pair, train_rows
+from workbench.timing import MIN_TIMED_S, resolvable, time_calls
 
 
-def _median_seconds(fn: Callable[[], Any], repeats: int, device: str) -> float:
+def _median_seconds(fn: Callable[[], Any], repeats: int, device: str) -> float | None:
+    """Median seconds per call over `repeats` timings; each timing repeats `fn` until `MIN_TIMED_S / repeats` has
+    passed, so a call shorter than the clock resolves is averaged, not read as zero. None if still unresolvable."""
     fn()
     _sync(device)
-    times = []
+    per_call = []
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    return round(statistics.median(times), 4)
+        seconds, calls = time_calls(fn, min_seconds=MIN_TIMED_S / repeats, sync=lambda: _sync(device))
+        per_call.append(seconds / calls if resolvable(seconds) else None)
+    if None in per_call:
+        return None
+    return float(f"{statistics.median(per_call):.4g}")
 
 
-def teacher_levers(teacher, student, input_ids: torch.Tensor, repeats: int, device: str) -> dict[str, float]:
+def teacher_levers(teacher, student, input_ids: torch.Tensor, repeats: int, device: str) -> dict[str, float | None]:
     from workbench.models.loading import decoder_layers
 
     layers = decoder_layers(teacher)
@@ -144,8 +147,9 @@ def measure(settings: dict[str, Any], compile_model: bool) -> dict[str, Any]:
     with torch.inference_mode():
         teacher_logits = teacher(input_ids=input_ids).logits.clone()
     teacher_logits = teacher_logits.clone()
-    result["seconds"].update(student_levers(student, input_ids, teacher_logits, repeats, cfg.device,
-                                            probe["bf16_over_fp32"] >= 1.0 or cfg.device != "cpu", compile_model))
+    bf16_pays = (probe["bf16_over_fp32"] or 0.0) >= 1.0 or cfg.device != "cpu"
+    result["seconds"].update(student_levers(student, input_ids, teacher_logits, repeats, cfg.device, bf16_pays,
+                                            compile_model))
     result["packing"] = packing_waste(cfg, tokenizer)
     return result
 
@@ -156,7 +160,6 @@ def run(settings: BenchSettings) -> dict[str, Any]:
     seconds = result.get("seconds", {})
     base = seconds.get("student step plain (unchunked KL)")
     if base:
-        result["speedup_vs_plain_step"] = {k: round(base / v, 3) for k, v in seconds.items()
-                                           if k.startswith("student step") and v}
+        result["speedup_vs_plain_step"] = {k: ratio(base, v) for k, v in seconds.items() if k.startswith("student step")}
     result["targets"] = []
     return result

@@ -228,8 +228,11 @@ def run(settings: BenchSettings) -> dict[str, Any]:
         results[label]["wall_seconds"] = round(time.perf_counter() - started, 1)
         results[label].setdefault("tool", label.split()[0])
     flops = training_flops_per_token(settings.teacher, settings.student)
-    roofline = {label: float(f"{v['tokens_per_s'] * flops['flops_per_token'] / 1e9 / probe[v['precision'] + '_gflops']:.4g}")
-                for label, v in results.items() if v.get("tokens_per_s") and v.get("precision") in ("fp32", "bf16")}
+    roofline = {}
+    for label, variant in results.items():
+        peak = probe.get(f"{variant.get('precision')}_gflops")
+        if variant.get("tokens_per_s") and peak:  # None: not measured, or too fast to time
+            roofline[label] = float(f"{variant['tokens_per_s'] * flops['flops_per_token'] / 1e9 / peak:.4g}")
     skipped = [] if "bf16" in precisions else [
         f"bf16 variants skipped: bf16 matmul runs at {probe['bf16_over_fp32']}x fp32 on this {settings.device}"
     ]

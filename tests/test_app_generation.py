@@ -54,7 +54,7 @@ def test_train_tab_shows_the_generation_panel_and_coloured_tokens(finished):
     demo, _, run_id, status = finished
     out = render(demo.ctx.runs_dir, new_watch(demo.ctx.runs_dir, run_id), True, "ko")
     summary, figure, samples, coloured = out[7:11]
-    assert "교사 모델에 대한 reverse KL" in summary and "6 held-out prompts" in summary
+    assert "교사 모델에 대한 reverse KL" in summary and "held-out prompt 6개" in summary  # measured on, in Korean
     names = {trace.name for trace in figure.data}
     assert {"교사 모델에 대한 reverse KL", "반복된 4-gram", "평균 길이"} <= names
     assert samples.count("<tr>") == 4  # header and three prompts, student beside teacher
@@ -88,3 +88,5 @@ def test_chat_colours_the_students_answer_by_disagreement(finished, tiny_teacher
     shown = [float(v) for v in re.findall(r"title=\"reverse KL ([0-9.]+) nats", html)]
     assert shown == pytest.approx([p["rkl"] for p in expected], abs=1e-3)
     assert client.predict(False, str(tiny_teacher), student, history, api_name="/chat_disagreement") == ""
+    # the legend says what the colour measures and what it cannot (an off-topic answer can be pale)
+    assert "not whether the answer fits the question" in html and "the student&#x27;s own answer" in html

@@ -10,7 +10,7 @@ import pytest
 from app_helpers import launched_app, tiny_config, wait_for
 from gradio_client import Client
 
-from workbench.runs.folder import STAGES, RunFolder
+from workbench.runs.folder import STAGES, TRAINING_STAGES, RunFolder
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +46,10 @@ def test_a_run_reports_its_loading_stages_then_training(served, tiny_teacher, ti
     assert seen[-1] == "finished" and len(seen) >= 2, seen
     log = RunFolder(Path(served.ctx.runs_dir) / run_id).log_path.read_text()
     logged = [line.split("stage: ", 1)[1].strip() for line in log.splitlines() if "stage: " in line]
-    assert logged == ["loading data", "loading student", "loading teacher", "first step"], logged
-    assert all(stage in (*STAGES, "queued", "starting", "training", "finished") for stage in seen), seen
+    assert logged[:4] == ["loading data", "loading student", "loading teacher", "first step"], logged
+    assert set(logged[4:]) <= set(TRAINING_STAGES) and logged[-1] == "saving the student", logged
+    assert all(stage in (*STAGES, *TRAINING_STAGES, "queued", "starting", "training", "finished") for stage in seen), \
+        seen
 
 
 def test_stop_while_loading_ends_stopped(served, tiny_teacher, tiny_student, tiny_text):
@@ -69,3 +71,21 @@ def test_stop_while_loading_ends_stopped(served, tiny_teacher, tiny_student, tin
     assert status["step"] < 100000
     listed = {row["run"]: row["status"] for row in client.predict(api_name="/list_runs")}
     assert listed[early] == listed[loading] == "stopped"
+
+
+def test_progress_names_the_phase_between_steps():
+    """Generation scoring and the final evaluation show as stages on the bar (it used to sit at a step, or at
+    "100% · ETA 0:00", for minutes with no word of what was happening)."""
+    import time as clock
+
+    from workbench.app.train_view import progress_html
+
+    latest = {"step": 10, "eta": 113.0, "tokens_per_s": 11.3}
+    status = {"state": "running", "stage": "scoring held-out answers", "stage_progress": "(24)",
+              "stage_started": clock.time() - 65, "step": 10, "total_steps": 20}
+    bar = progress_html(status, latest, "en")
+    assert 'data-stage="scoring held-out answers"' in bar and "scoring held-out answers (24) · 1:0" in bar
+    assert "held-out 답변 채점 중" in progress_html(status, latest, "ko")
+    final = progress_html({**status, "stage": "final evaluation", "step": 20}, {**latest, "step": 20, "eta": 0.0})
+    assert "final evaluation" in final and "ETA" not in final
+    assert 'data-stage="training"' in progress_html({**status, "stage": "training"}, latest)

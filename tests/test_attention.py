@@ -101,6 +101,11 @@ def test_compare_mapped_pairs_and_figures(tiny_root, pool, teacher_arch, student
     all_pairs = attention_figure(comparison, pair_index=None, head=0)
     assert len(all_pairs.data) == len(comparison.pairs)  # one compact |difference| cell per pair
     assert all_pairs.layout.height < 500 and "S1↔T3" in all_pairs.layout.annotations[1].text
+    hidden = attention_figure(comparison, pair_index=0, head=None, hide_first=True)  # the attention sink left out
+    assert list(hidden.data[0].x) == comparison.tokens[1:] and len(hidden.data[0].z) == len(comparison.tokens) - 1
+    assert hidden.data[0].zmax <= fig.data[0].zmax and hidden.layout.xaxis.tickfont.size >= 9
+    grid = attention_figure(comparison, pair_index=None, head=0, hide_first=True)
+    assert list(grid.data[0].x) == comparison.tokens[1:]
     summary = summary_figure(comparison)
     assert [list(map(list, t.z)) for t in summary.data][0] == comparison.js.tolist()
     assert list(summary.data[0].y) == ["S0↔T1", "S1↔T3"]

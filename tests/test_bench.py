@@ -41,7 +41,7 @@ def test_throughput_runs_three_tools_on_the_same_batches(settings):
     assert set(variants) == {"plain fp32", "trl fp32", "workbench fp32", "workbench fp32 +frozen emb"}
     for label, variant in variants.items():
         assert "error" not in variant, (label, variant.get("error"))
-        assert variant["tokens_per_s"] > 0 and len(variant["losses"]) == settings.steps
+        assert _is_rate(variant["tokens_per_s"]) and len(variant["losses"]) == settings.steps
     # same initial student, batches, forward KL, optimizer and schedule: the curves agree step by step
     for pair in ("trl_vs_plain", "workbench_vs_plain"):
         assert result["loss_curves"][pair]["steps"] == settings.steps
@@ -62,7 +62,7 @@ def test_cache_trains_from_the_cache_without_the_teacher(settings):
     assert result["cache"]["top_k"] == cache.TOP_K and result["cache"]["size_mb"] > 0
     live, cached = result["variants"]["live teacher"], result["variants"]["teacher cache"]
     assert "error" not in live and "error" not in cached, (live.get("error"), cached.get("error"))
-    assert len(cached["losses"]) == settings.steps and result["speedup"] > 0
+    assert len(cached["losses"]) == settings.steps and _is_rate(result["speedup"])
     assert len(result["speedups"]) == 2 and result["settings_of_target"] in result["speedups"]
     # same first batch; merging the teacher's tail into one bucket can only lower the KL (data processing)
     assert 0.0 < cached["losses"][0] <= live["losses"][0] + 1e-6
@@ -116,14 +116,45 @@ def test_effectiveness_heals_a_pruned_student_for_kd_only(settings, tiny_teacher
     assert "(d) healed_student" in format_table({"comparisons": {"effectiveness": result}})
 
 
+def _is_rate(value) -> bool:
+    """A measured rate is a positive float, or None where the interval was too short to time: never zero."""
+    return value is None or (isinstance(value, float) and value > 0)
+
+
 def test_inference_times_both_models(settings):
     from bench import inference
 
     result = inference.run(settings)
-    assert result["predicted_speedup"] > 1.0  # the tiny student is narrower and shallower
+    assert result["predicted_speedup"] > 1.0  # from the FLOPs: the tiny student is narrower and shallower
     for batch in ("batch_1", "batch_8"):
-        assert result[batch]["teacher"]["decode_tokens_per_s"] > 0 and result[batch]["speedup"] > 0
+        for name in ("teacher", "student"):
+            timed = result[batch][name]
+            assert timed["calls"] >= 1 and timed["generate_s"] > 0  # seconds per call, timed over >= 0.05 s
+            assert _is_rate(timed["decode_tokens_per_s"]) and _is_rate(timed["tokens_per_s"])
+            assert timed["ttft_s"] is None or timed["ttft_s"] > 0
+            if timed["decode_tokens_per_s"] is None or timed["ttft_s"] is None:
+                assert timed["note"] == "too fast to time"
+        assert _is_rate(result[batch]["speedup"]) and _is_rate(result[batch]["ttft_speedup"])
     assert "(e)" in format_table({"comparisons": {"inference": result}})
+
+
+def test_inference_reports_too_fast_rather_than_dividing_by_nothing(tiny_teacher, tiny_text, monkeypatch):
+    """A clock that never advances (an interval below its resolution): no rate, no ratio, the note instead
+    (it used to report billions of tokens/s and a speed-up of 0.0)."""
+    import time
+
+    import torch
+
+    from bench import inference
+    from workbench.models.loading import load_model
+
+    model = load_model(str(tiny_teacher), dtype=torch.float32, device="cpu")
+    monkeypatch.setattr(time, "perf_counter", lambda: 1000.0)
+    monkeypatch.setattr(inference, "MAX_CALLS", 3)
+    timed = inference._time_generation(model, torch.tensor([[3, 4, 5, 6]]), 3, "cpu")
+    assert timed["calls"] == 3 and timed["generate_s"] is None
+    assert timed["decode_tokens_per_s"] is None and timed["tokens_per_s"] is None and timed["ttft_s"] is None
+    assert timed["note"] == "too fast to time"
 
 
 def test_levers_times_each_lever(settings):
@@ -133,14 +164,14 @@ def test_levers_times_each_lever(settings):
     seconds = result["seconds"]
     assert "teacher hooks on mapped layers" in seconds and "student step chunked KL + frozen emb/head" in seconds
     assert "student step chunked KL, autograd" in seconds
-    assert all(v > 0 for v in seconds.values())
+    assert all(v is None or v > 0 for v in seconds.values())  # seconds per call; None: too fast to time
     assert 0.0 <= result["packing"]["padding_share_unpacked"] < 1.0
 
 
 def test_isolated_runs_in_a_child_and_reports_errors(settings):
     settings.isolate = True
     result = isolated(settings, "bench.common", "bf16_matmul_probe", size=64, repeats=2)
-    assert result["fp32_gflops"] > 0 and result["peak_rss_mb"] > 0
+    assert _is_rate(result["fp32_gflops"]) and result["peak_rss_mb"] > 0
     failed = isolated(settings, "bench.common", "no_such_function")
     assert failed["error"].startswith("AttributeError")
 
@@ -183,9 +214,9 @@ def test_onpolicy_throughput_runs_trl_and_workbench(settings, tiny_pairs):
     for label in ("trl", "workbench"):
         variant = result["variants"][label]
         assert "error" not in variant, (label, variant.get("error"))
-        assert variant["steps_per_s"] > 0 and len(variant["step_seconds"]) == settings.steps
+        assert _is_rate(variant["steps_per_s"]) and len(variant["step_seconds"]) == settings.steps
         assert 1 <= variant["completion_len"] <= onpolicy_throughput.MAX_NEW_TOKENS
-    assert result["speedup"] > 0 and {t["target"][:3] for t in result["targets"]} == {"(g)"}
+    assert _is_rate(result["speedup"]) and {t["target"][:3] for t in result["targets"]} == {"(g)"}
 
 
 def test_width_depth_table_names_both_students_of_each_size():

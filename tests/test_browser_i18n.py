@@ -79,7 +79,7 @@ def test_the_switch_changes_the_language_and_a_reload_keeps_it(served, browser, 
     page.get_by_text("Log scale for the loss terms").wait_for()
     page.locator("#lang-switch").get_by_text("한국어").click()
     page.get_by_text("손실 항을 로그 스케일로").wait_for(timeout=10_000)
-    wait_for(lambda: "Run" in page.locator("#run-status").inner_text(), timeout=20)
+    wait_for(lambda: "실행" in page.locator("#run-status").inner_text(), timeout=20)  # redrawn by the server
     page.reload()
     page.get_by_text("KD Workbench").first.wait_for()
     page.get_by_role("tab", name="학습", exact=True).click()
@@ -89,13 +89,43 @@ def test_the_switch_changes_the_language_and_a_reload_keeps_it(served, browser, 
     context.close()
 
 
+def test_the_switch_redraws_the_servers_text_both_ways_and_a_reload_keeps_it(served, browser, artifacts_dir):
+    """The compatibility card, its badge and the next-token plot follow the switch (they used to stay in the
+    first language), and a Korean browser that chose English gets English from the server after a reload."""
+    context, page = _open(browser, served.local_url, "ko-KR")
+    card, badge = page.locator("#pair-card"), page.locator("#card-status")
+    plot_title = "() => document.querySelector('#temp-preview-plot .js-plotly-plot')?._fullLayout?.title?.text || ''"
+
+    def english() -> bool:
+        return ("architecture" in card.inner_text() and "구조" not in card.inner_text()
+                and "compatible pair" in badge.inner_text() and "next-token" in page.evaluate(plot_title))
+
+    def korean() -> bool:
+        return ("구조" in card.inner_text() and "architecture" not in card.inner_text()
+                and "compatible pair" not in badge.inner_text() and "next-token" not in page.evaluate(plot_title)
+                and page.evaluate(plot_title) != "")
+
+    wait_for(korean, timeout=60)
+    page.locator("#lang-switch").get_by_text("English").click()
+    wait_for(english, timeout=60)
+    page.screenshot(path=str(artifacts_dir / "app-setup-switched-to-en.png"), full_page=True)
+    page.reload()
+    page.get_by_text("KD Workbench").first.wait_for()
+    wait_for(lambda: "architecture" in card.inner_text() or "구조" in card.inner_text(), timeout=60)
+    page.wait_for_timeout(1500)
+    assert english(), card.inner_text()[:200]
+    page.locator("#lang-switch").get_by_text("한국어").click()
+    wait_for(korean, timeout=60)
+    context.close()
+
+
 def test_a_korean_run_shows_stages_honest_axes_and_refreshes_the_pickers(served, browser, artifacts_dir):
     context, page = _open(browser, served.local_url, "ko-KR")
     page.get_by_role("tab", name="학습", exact=True).click()
     status = page.locator("#run-status")
 
     def watched() -> str | None:
-        found = re.findall(r"Run (\S+)", status.inner_text())
+        found = re.findall(r"실행 (\S+)", status.inner_text())  # "Run NAME" used to stay English
         return found[0] if found else None
 
     before = wait_for(watched, timeout=20)
@@ -139,13 +169,47 @@ def test_korean_setup_and_report_show_the_librarys_text_in_korean(served, browse
     wait_for(lambda: expected in page.locator("#command-preview").inner_text(), timeout=20)
     page.get_by_role("button", name="YAML 저장").click()
     page.locator(".toast-body", has_text=expected).first.wait_for(timeout=10_000)  # the gr.Error, in Korean
+    title = page.locator(".toast-body", has_text=expected).first.locator(".toast-title")
+    shown = title.evaluate("(node) => getComputedStyle(node, '::before').content + ' ' + getComputedStyle(node).fontSize")
+    assert shown == '"오류" 0px', shown  # the toast's title used to read "Error"; CSS writes the Korean over it
     page.screenshot(path=str(artifacts_dir / "app-setup-error-ko.png"))
     box.fill("0")
     box.press("Enter")
     page.get_by_role("tab", name="리포트·내보내기", exact=True).click()
     page.get_by_role("button", name="평가", exact=True).click()
     table = page.locator("#report-table")
-    wait_for(lambda: "검증 perplexity" in table.inner_text(), timeout=120)
+    status = page.locator("#report-status")
+    wait_for(lambda: "검증 perplexity" in table.inner_text() and "동안 평가" in status.inner_text(), timeout=180)
     assert "지표" in table.inner_text() and "교사 모델" in table.inner_text() and "val perplexity" not in table.inner_text()
+    hidden_rows = page.evaluate("""() => [...document.querySelectorAll('#report-table *')]
+        .filter((el) => ['auto', 'scroll'].includes(getComputedStyle(el).overflowY))
+        .map((el) => el.scrollHeight - el.clientHeight).filter((hidden) => hidden > 2).length""")
+    assert hidden_rows == 0 and "속도 향상" in table.inner_text()  # size and speed rows in view, no inner scroll
+    report = page.locator("#report-status").inner_text()
+    assert re.search(r"\d{4}년 \d+월 \d+일", report) and not re.search(r"\d{4}-\d\d-\d\dT\d", report), report
+    assert "held-out 시퀀스" in report and " sequences " not in report, report  # the "measured on" line
     page.screenshot(path=str(artifacts_dir / "app-report-ko.png"), full_page=True)
+    context.close()
+
+
+def test_korean_chat_reads_korean_and_says_the_models_answer_in_english(served, browser, artifacts_dir):
+    context, page = _open(browser, served.local_url, "ko-KR")
+    page.get_by_role("tab", name="채팅", exact=True).click()
+    wait_for(lambda: "내장 모델은 영어만 배웠습니다" in page.locator("body").inner_text(), timeout=20)
+    prompt = page.get_by_label("프롬프트")
+    prompt.fill("the king said")
+    page.get_by_role("button", name="보내기", exact=True).click()
+    wait_for(lambda: page.locator("body").inner_text().count("tok/s") >= 3, timeout=60)
+    page.wait_for_timeout(1000)
+    text = page.locator("body").inner_text()
+    assert "토큰" in text and not re.search(r"\d tokens", text) and "Prompt" not in text
+    assert "0 = greedy (" in text and "not used" not in text
+    label_bottom, first_message_top = page.evaluate("""() => {
+        const chat = document.querySelector('.kd-chat');
+        const label = chat.querySelector('[data-testid="block-label"], label');
+        const message = chat.querySelector('.message');
+        return [label.getBoundingClientRect().bottom, message.getBoundingClientRect().top];
+    }""")
+    assert first_message_top >= label_bottom  # the question bubble is no longer hidden under the column title
+    page.screenshot(path=str(artifacts_dir / "app-chat-ko.png"), full_page=True)
     context.close()

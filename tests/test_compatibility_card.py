@@ -52,6 +52,20 @@ def test_model_card_fields_match_the_loaded_model(tiny_teacher):
     assert card["architecture"] == "LlamaForCausalLM" and card["model_type"] == "llama"
 
 
+def test_model_card_counts_a_tied_embedding_once_while_another_thread_loads(tiny_teacher, tiny_student):
+    """transformers' loading contexts patch PreTrainedModel for the whole process; a model loading in another thread
+    (the app's pool) used to leave the card's meta model untied: the embedding counted twice, the card disagreeing
+    with the report (162.8 M vs 134.5 M for the built-in teacher)."""
+    from transformers.initialization import no_init_weights, no_tie_weights
+
+    loaded = {str(m): count_parameters(load_model(str(m))) for m in (tiny_teacher, tiny_student)}
+    with no_init_weights(), no_tie_weights():  # what from_pretrained holds while it loads, process-wide
+        pair = compatibility_card(str(tiny_teacher), str(tiny_student), 2, 16)
+    assert pair["teacher"]["params"] == loaded[str(tiny_teacher)]
+    assert pair["student"]["params"] == loaded[str(tiny_student)]
+    assert pair["param_ratio"] == pytest.approx(loaded[str(tiny_student)]["total"] / loaded[str(tiny_teacher)]["total"])
+
+
 @pytest.mark.parametrize("arch", ["gpt2", "gpt_neox", "qwen2"])
 def test_model_card_of_derived_specs(tiny_root, arch):
     base = tiny_model_dir(tiny_root, arch, layers=4, hidden=32, seed=4)

@@ -215,7 +215,7 @@ def test_healing_reports_its_progress_as_a_run_stage(tiny_teacher, tiny_text, tm
     train(cfg, tmp_path / "run", sink)
     fits = sink.of_kind("heal")
     assert [stage for stage, _ in seen if stage] == ["loading data", "loading student", "loading teacher", "healing",
-                                                     "first step"]
+                                                     "first step", "final evaluation", "saving the student"]
     progress = [done for stage, done in seen if stage is None]
     assert progress == [f"{i}/{len(fits)}" for i in range(1, len(fits) + 1)] and len(fits) >= 1
 

@@ -99,13 +99,17 @@ def _shown_words() -> set[str]:
     from workbench.forms import PAIR_COLUMNS
     from workbench.models.compatibility import MEMORY_ROWS
     from workbench.models.pool import LATEST_LABEL
-    from workbench.runs.folder import STATES
+    from workbench.runs.folder import STAGES, STATES, TRAINING_STAGES
 
     words = {title for _, title, _ in (*REPORT_COLUMNS, *REPORT_BARS, *GEN_SUMMARY)}
     words |= {unit for _, _, unit in GEN_SUMMARY if re.sub(r"{[^}]*}", "", unit).strip(" %")}  # "{:.1f} tokens"
     words |= {label for _, label in MEMORY_ROWS} | set(PANEL_TITLES) | set(PAIR_COLUMNS) | set(STATES) | {f"final student ({state})" for state in STATES}
-    return words | {"metric", "teacher", "student", "distilled student", "undistilled student", "Report card",
-                    LATEST_LABEL, "undistilled:"}
+    from workbench.analysis.plots import METRICS, NO_DATA
+    from workbench.measured import TEMPLATES
+
+    words |= {word for pair in METRICS.values() for word in pair} | {NO_DATA} | set(STAGES) | set(TRAINING_STAGES)
+    return words | set(TEMPLATES) | {"metric", "teacher", "student", "distilled student", "undistilled student",
+                                     "Report card", LATEST_LABEL, "undistilled:"}
 
 
 def test_every_library_string_the_app_shows_has_korean_with_the_same_fields():
@@ -164,6 +168,12 @@ def test_compatibility_card_and_report_card_in_korean(tiny_teacher, tiny_student
     shown = next(line for line in korean.splitlines() if line.startswith("  최대 위치 수"))
     assert sum(2 if "가" <= char <= "힣" else 1 for char in shown[:shown.index("512")]) == 20
     assert next(line for line in english.splitlines() if "max positions" in line).index("512") == 20
+    # in the app the card is a table: each label in its own cell, so Korean lines up whatever the font
+    from workbench.models.compatibility import card_html
+
+    table_ko = card_html(card, translator("ko"))
+    assert "<td>최대 위치 수</td><td>512</td>" in table_ko and "max positions" not in table_ko
+    assert table_ko.count("<tr>") == len([line for line in korean.splitlines() if line.strip()])
     entry = {"label": "teacher", "val_ppl": 12.5, "top1_agreement": 1.0}
     report = {"teacher": entry, "students": [{**entry, "label": "student (checkpoint-20)"},
                                              {**entry, "label": "undistilled student"}]}
@@ -230,3 +240,45 @@ def test_mapping_and_cross_tokenizer_refusals_read_in_korean(tiny_teacher, tiny_
     korean = localize(crossed.value, "ko")
     assert not _latin_words(korean, "vocabularies differ", "loss.hidden_weight", "loss.cross_tokenizer=aligned",
                             "hidden state", "logit"), korean
+
+
+def test_korean_help_names_every_choice_the_english_help_names():
+    """A Korean help line that lists choices lists all of them (it once said "mse 또는 cosine", the default being
+    ln_mse)."""
+    from workbench.config import field_choices, field_help, field_spec
+
+    for name in FORM_FIELDS:
+        if not field_spec(name).metadata.get("choices"):
+            continue
+        english = field_help(*name.split("."))
+        named = [c for c in field_choices(name) if re.search(rf"\b{re.escape(c)}\b", english)]
+        if len(named) == len(field_choices(name)):
+            missing = [c for c in named if not re.search(rf"(?<![\w]){re.escape(c)}(?![a-z_])", HELP_KO[name])]
+            assert not missing, (name, missing, HELP_KO[name])
+
+
+def test_text_made_at_run_time_reads_korean():
+    """The lines a Korean reader used to meet in English: what numbers were measured on, the time of an evaluation,
+    the chat stats line, the error toast's title, the run status line."""
+    from workbench.analysis.generation import GenerationStats
+    from workbench.analysis.genquality import protocol_label
+    from workbench.app.context import user_error
+    from workbench.app.i18n import localize_measured, shown_time, translator
+    from workbench.measured import EVAL_ROWS, REPORT_ROWS, measured
+
+    lines = [protocol_label(6, "builtin:chat"), measured(EVAL_ROWS, rows=4, tokens=64, source="data/x.jsonl"),
+             measured(REPORT_ROWS, rows=16, tokens=256, source="builtin:chat")]
+    for line in lines:
+        korean = localize_measured(line, "ko")
+        assert "held-out" in korean and not re.search(r"\b(of|tokens|sampled|up to)\b", korean), korean
+        assert localize_measured(line, "en") == line
+    assert "builtin:chat" in localize_measured(lines[0], "ko") and "T 0.7" in localize_measured(lines[0], "ko")
+    assert localize_measured("something else", "ko") == "something else"
+    assert shown_time("2026-12-06T07:01:08", "ko") == "2026년 12월 6일 07:01"
+    assert shown_time("2026-12-06T07:01:08", "en") == "2026-12-06 07:01"
+    stats = GenerationStats(tokens=12, ttft_s=0.2, tokens_per_s=30.0, stopped=True)
+    assert stats.line(translator("ko")) == "TTFT 0.20 s · 30.0 tok/s · 토큰 12개 · 중지됨"
+    assert stats.line() == "TTFT 0.20 s · 30.0 tok/s · 12 tokens · stopped"
+    assert "생성 중" in GenerationStats(tokens=1).line(translator("ko"))
+    assert user_error("x", "ko").title == "오류" and user_error("x", "en").title == "Error"
+    assert tr("Run **{run}**", "ko", run="r1") == "실행 **r1**"

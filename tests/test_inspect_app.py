@@ -15,11 +15,13 @@ import gradio as gr
 import pytest
 from gradio_client import Client
 from inspect_helpers import make_finished_run
+from tiny import tiny_model_dir
 
 from workbench.app.context import new_model_pool
 from workbench.app.tab_attention import build_attention_tab
 from workbench.app.tab_chat import build_chat_tab
 from workbench.app.tab_report import build_report_tab
+from workbench.models.pool import starting_student
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -87,6 +89,34 @@ def test_chat_compare_keeps_history(served):
     assert second[2] == [] and "not used" in second[5]
 
 
+def test_evaluate_streams_the_card_as_it_fills(served):
+    """Sizes and speed of each model first, then quality, then generation: the table grows while Evaluate runs
+    (it used to appear all at once at the end)."""
+    job = served.client.submit(str(served.run), True, 0, 8, api_name="/evaluate")
+    outputs = [update for update in job]
+    final = job.outputs()[-1]
+    tables = [table for table, *_ in job.outputs()]
+    assert tables[0]["headers"] == ["metric", "teacher"]  # the teacher alone, measured before any student
+    first_rows = {row[0]: row[1:] for row in tables[0]["data"]}
+    assert first_rows["parameters"][0] != "–" and first_rows["val perplexity"] == ["–"]
+    assert any("val perplexity" in {r[0] for r in t["data"]} and all(
+        row[1] != "–" for row in t["data"] if row[0] == "val perplexity") and t is not tables[-1] for t in tables)
+    assert "Results so far" in job.outputs()[0][3] and "evaluated" in final[3] and outputs
+    assert final[2]["run"] == "run-tiny" and len(tables) >= 4
+
+
+def test_undistilled_column_is_the_picked_runs_starting_point(served, tmp_path, tiny_teacher, tiny_text):
+    """A run that started from another student than the app's default: its starting point answers in the third
+    column (it used to be the app's default student), for the run, its student/ folder and a checkpoint."""
+    other_start = tiny_model_dir(tmp_path / "models", "llama", layers=3, hidden=32, heads=4, kv_heads=2, seed=4)
+    run = make_finished_run(tmp_path / "elsewhere", tiny_teacher, other_start, tiny_text, name="run-other-start")
+    for picked in (run, run / "student", run / "checkpoints" / "step-5"):
+        final = served.client.predict("the king", "", str(picked), True, api_name="/chat_compare")
+        assert f"`{other_start}`" in final[5] and served.ctx.student not in final[5], (picked, final[5])
+        assert final[2][-1]["role"] == "assistant"
+    assert starting_student(served.ctx.student, "fallback") == "fallback"
+
+
 def test_evaluate_and_export_endpoints_with_defaults(served):
     table, plot, card, status, samples = served.client.predict(api_name="/evaluate")
     assert card["run"] == "run-tiny" and [s["label"] for s in card["students"]] == [
@@ -124,6 +154,22 @@ def test_export_formats_and_artefact_rows_through_gradio_client(served):
     result = served.client.predict("the king said", "", str(served.run), True, str(folder), 0.0, 1.0, 6, 0,
                                    api_name="/chat_compare")
     assert str(folder) in result[5] and "tok/s" in result[5] and _text(result[2][-1]).strip()
+
+
+def test_export_exports_the_run_picked_for_the_report_and_names_it(served, tmp_path, tiny_teacher, tiny_student,
+                                                                     tiny_text):
+    """Export's default is the report's pick (it used to be the latest finished run, silently another run)."""
+    picked = make_finished_run(tmp_path / "elsewhere", tiny_teacher, tiny_student, tiny_text, name="run-picked")
+    message, download = served.client.predict("reported", "", True, False, "safetensors", str(picked), api_name="/export")
+    assert "run **run-picked**" in message and "the student picked for the report" in message
+    assert Path(download).name == "run-picked.zip" and (Path(served.ctx.exports_dir) / "run-picked").is_dir()
+    checkpoint = picked / "checkpoints" / "step-5"
+    message, _ = served.client.predict("reported", "", False, False, "safetensors", str(checkpoint), api_name="/export")
+    assert "run **run-picked**, checkpoint **step-5**" in message
+    message, _ = served.client.predict("reported", "", False, True, "safetensors", "latest", api_name="/export")
+    assert "run **run-tiny**" in message and "the latest finished run" in message
+    with pytest.raises(Exception, match="Run or checkpoint to export"):
+        served.client.predict("reported", "", False, False, "safetensors", str(tiny_student), api_name="/export")
 
 
 @pytest.mark.browser
@@ -169,6 +215,63 @@ def test_browser_opens_each_tab_and_saves_screenshots(served, artifacts_dir):
         browser.close()
     for name in ("attention", "chat", "report"):
         assert (artifacts_dir / f"inspect-{name}.png").stat().st_size > 10_000
+
+
+@pytest.mark.browser
+def test_browser_chat_stop_leaves_no_column_generating(served, artifacts_dir):
+    """Stop in the page: every column ends `stopped` (or finished), none stays "generating" (a cancelled stream used
+    to leave its last "generating" line in every column for good)."""
+    import time
+
+    from playwright.sync_api import sync_playwright
+
+    teacher, _ = served.ctx.pool.get(served.ctx.teacher)  # the pool's own copy: a slow step, as a real model's
+    slow = teacher.register_forward_pre_hook(lambda *_: time.sleep(0.4))
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1500, "height": 1100})
+            page.goto(served.url)
+            page.get_by_role("tab", name="Chat").click()
+            for name, value in (("Max new tokens", "512"), ("Temperature", "1.5")):
+                page.get_by_role("spinbutton", name=name).fill(value)
+                page.get_by_role("spinbutton", name=name).press("Enter")
+            page.get_by_placeholder("Ask all models…").fill("the king")
+            page.get_by_role("button", name="Send").click()
+            page.get_by_text("generating").first.wait_for(timeout=30_000)
+            page.get_by_role("button", name="Stop").click()
+            page.wait_for_timeout(3000)
+            text = page.locator("body").inner_text()
+            page.screenshot(path=str(artifacts_dir / "inspect-chat-stop.png"), full_page=True)
+            browser.close()
+    finally:
+        slow.remove()
+    assert "generating" not in text and "stopped" in text
+    assert text.count("tok/s") >= 3
+
+
+@pytest.mark.browser
+def test_browser_empty_prompt_is_one_toast_not_three_error_badges(served, artifacts_dir):
+    """An empty prompt is refused with a toast naming the prompt; the three chat columns stay as they were (each
+    used to show an "Error" badge beside the toast). The page also says that each column keeps its conversation."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1500, "height": 1100})
+        page.goto(served.url)
+        page.get_by_role("tab", name="Chat").click()
+        page.get_by_role("button", name="Send").click()
+        page.locator(".toast-body", has_text="prompt is empty").first.wait_for(timeout=20_000)
+        page.wait_for_timeout(1500)
+        badges = page.evaluate("""() => [...document.querySelectorAll('.block')]
+            .filter((block) => block.querySelector('.bubble-wrap, [role=log], .chatbot'))
+            .filter((block) => /\\bError\\b/.test(block.innerText)).length""")
+        history_note = page.get_by_text("keeps its own conversation").count()
+        page.screenshot(path=str(artifacts_dir / "inspect-chat-empty-prompt.png"), full_page=True)
+        browser.close()
+    assert badges == 0
+    assert history_note == 1
 
 
 def test_stop_ends_every_column(served):

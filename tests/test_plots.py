@@ -48,7 +48,7 @@ def test_training_figure_draws_active_terms_and_eval():
     assert eval_trace.line.dash == "dash" and list(eval_trace.x) == [10, 20, 30, 40, 50]
     total = next(t for t in figure.data if t.name == "train total")
     assert figure.data[0] is total and total.line.width > 2  # drawn under the terms, wide enough to show
-    assert any(t.name == "lr" for t in figure.data) and any(t.name == "tokens/s" for t in figure.data)
+    assert any(t.name == "learning rate" for t in figure.data) and any(t.name == "training tokens/s" for t in figure.data)
     assert "train hidden" in [t.name for t in training_figure(_rows(20, hidden=0.4)).data]
 
 
@@ -122,3 +122,26 @@ def test_temperature_preview_softens_with_t():
     assert by_function["tokens"] == ["a", "b"]
     figure = temperature_figure(hot)
     assert len(figure.data) == 2 and "entropy" in figure.data[0].name
+
+
+def test_answer_length_axis_starts_at_zero_so_a_flat_line_looks_flat():
+    rows = [{"kind": "gen_eval", "step": step, "gen_rkl": 0.4, "gen_len": length}
+            for step, length in ((1, 59.8), (2, 59.7), (3, 59.6))]
+    figure = generation_figure(rows)
+    assert figure.layout.yaxis3.rangemode == "tozero"
+
+
+def test_empty_figures_say_so_and_legends_sit_below_the_axis_titles():
+    for figure in (generation_figure([]), overlay_figure({"a": []}, metric="eval_ppl"), training_figure([])):
+        assert [a.text for a in figure.layout.annotations if a.text == "No data yet"], figure.layout.annotations
+    assert not [a for a in generation_figure(
+        [{"kind": "gen_eval", "step": 1, "gen_len": 3.0}]).layout.annotations if a.text == "No data yet"]
+    legend = training_figure(_rows(20)).layout.legend
+    assert legend.yref == "container" and legend.y == 0 and legend.yanchor == "bottom"
+
+
+def test_next_token_bars_label_invisible_tokens_visibly():
+    preview = {"temperature": 1.0, "tokens": ["\n", " ", "", " the", "\t"], "teacher": [0.2] * 5,
+               "student": [0.2] * 5, "teacher_entropy": 1.0, "student_entropy": 1.0}
+    labels = list(temperature_figure(preview).data[0].x)
+    assert labels == ["↵", "␣", "∅", "␣the", "⇥"]  # a newline token used to get a blank label

@@ -155,3 +155,26 @@ def test_hidden_matching_with_ln_mse_can_leave_out_the_first_position(
         assert bool(mask[:, 0].any()) is not skip_first
         assert mask[:, 1:-1].all() and not mask[:, -1].any()
     assert all(0 < row["hidden"] <= 4 * len(masks) for row in sink.of_kind("train"))
+
+
+def test_long_phases_are_stages_and_tokens_per_s_counts_training_time_only(
+        tiny_teacher, tiny_student, tiny_text, tmp_path, monkeypatch):
+    """Evaluation, saving and the final outputs are stages of their own (the app shows them instead of a frozen
+    step), and a slow evaluation does not drag the tokens/s of the next steps down (it used to be a running
+    average over the whole session)."""
+    import time
+
+    evaluate = workbench.engine.trainer.evaluate
+    monkeypatch.setattr(workbench.engine.trainer, "evaluate", lambda cfg, s: (time.sleep(3.0), evaluate(cfg, s))[1])
+    cfg = tiny_config(tiny_teacher, tiny_student, tiny_text, train={"steps": 4, "log_every": 1})
+    sink = ListSink()
+    assert train(cfg, tmp_path / "run", sink)["state"] == "finished"
+    stages = [line.removeprefix("stage: ") for line in sink.messages if line.startswith("stage: ")]
+    assert stages == ["loading data", "loading student", "loading teacher", "first step", "evaluating",
+                      "saving a checkpoint", "final evaluation", "saving the student"], stages
+    rows = sink.of_kind("train")
+    tokens = [rows[0]["tokens"]] + [b["tokens"] - a["tokens"] for a, b in zip(rows, rows[1:], strict=False)]
+    seconds_per_step = [count / row["tokens_per_s"] for count, row in zip(tokens, rows, strict=True)]
+    # a running average over the session would put the 3 s evaluation after step 2 into step 3's row: >= 1 s a step
+    assert max(seconds_per_step) < 1.0, seconds_per_step
+    assert RunFolder(tmp_path / "run").read_status()["stage"] == "saving the student"

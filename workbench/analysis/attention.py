@@ -23,6 +23,7 @@ import torch
 
 from workbench.engine.mapping import resolve_mapping
 from workbench.errors import UserError
+from workbench.models.vocab import visible_token
 
 DEFAULT_TEXT = (
     "The old king walked into the garden and said to his son: the light of the morning is good, "
@@ -48,10 +49,6 @@ class AttentionMaps:
     @property
     def num_heads(self) -> list[int]:
         return [m.shape[0] for m in self.maps]
-
-
-def _display_token(token: str) -> str:
-    return token.replace("Ġ", "␣").replace("▁", "␣").replace("Ċ", "↵").replace("\n", "↵") or "∅"
 
 
 def tokenize_capped(tokenizer, text: str, max_tokens: int = DEFAULT_MAX_TOKENS) -> tuple[list[int], str | None]:
@@ -88,7 +85,7 @@ def capture_attention(
             f"the model returned no attention maps ({impl} attention); load it with attn_implementation='eager'"
         )
     maps = [a[0].detach().float().cpu() for a in attentions]  # [H, T, T]
-    tokens = [f"{i} {_display_token(t)}" for i, t in enumerate(tokenizer.convert_ids_to_tokens(token_ids))]
+    tokens = [f"{i} {visible_token(t)}" for i, t in enumerate(tokenizer.convert_ids_to_tokens(token_ids))]
     return AttentionMaps(token_ids=list(token_ids), tokens=tokens, maps=maps, note=note)
 
 

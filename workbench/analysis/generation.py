@@ -20,7 +20,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -28,6 +28,7 @@ from transformers import GenerationConfig, LogitsProcessor, StoppingCriteria, Te
 
 from workbench.data.chat_format import prompt_text
 from workbench.errors import UserError
+from workbench.timing import rate
 
 
 @dataclass
@@ -59,12 +60,12 @@ class GenerationStats:
     finished: bool = False
     stopped: bool = False
 
-    def line(self) -> str:
-        """One line for under an answer: 'TTFT 0.21 s · 34.5 tok/s · 64 tokens'."""
+    def line(self, text: Callable[[str], str] = str) -> str:
+        """One line for under an answer: 'TTFT 0.21 s · 34.5 tok/s · 64 tokens'; `text` translates its words."""
         ttft = f"{self.ttft_s:.2f} s" if self.ttft_s is not None else "…"
         speed = f"{self.tokens_per_s:.1f} tok/s" if self.tokens_per_s is not None else "… tok/s"
-        state = " · stopped" if self.stopped else ("" if self.finished else " · generating")
-        return f"TTFT {ttft} · {speed} · {self.tokens} tokens{state}"
+        state = f" · {text('stopped')}" if self.stopped else ("" if self.finished else f" · {text('generating')}")
+        return f"TTFT {ttft} · {speed} · " + text("{count} tokens").format(count=self.tokens) + state
 
 
 class SeededSampler(LogitsProcessor):
@@ -116,7 +117,7 @@ def _stats(streamer: _TimedStreamer, started: float, finished: bool, stopped: bo
     if times:
         stats.ttft_s = times[0] - started
         span = times[-1] - times[0]
-        stats.tokens_per_s = (len(times) - 1) / span if len(times) > 1 and span > 0 else None
+        stats.tokens_per_s = rate(len(times) - 1, span)
     return stats
 
 

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from workbench.engine.onpolicy import Sampling, TokenBatch, completion_batch, eos_ids, pad_id, sample_completions
+from workbench.measured import GENERATION, measured
 
 EVAL_SAMPLING = Sampling(max_new_tokens=64, temperature=0.7, top_p=0.9)
 EVAL_SEED = 1234
@@ -51,8 +52,8 @@ class GenQuality:
 
 def protocol_label(count: int, source: str, sampling: Sampling = EVAL_SAMPLING) -> str:
     """What the numbers were measured on, in one line."""
-    return (f"{count} held-out prompts of {source} · sampled at T {sampling.temperature:g}, top-p "
-            f"{sampling.top_p:g}, up to {sampling.max_new_tokens} new tokens")
+    return measured(GENERATION, count=count, source=source, temperature=float(sampling.temperature),
+                    top_p=float(sampling.top_p), new_tokens=sampling.max_new_tokens)
 
 
 def repeated_ngram_share(sequences: list[list[int]], n: int = 4) -> float:

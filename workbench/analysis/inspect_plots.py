@@ -61,8 +61,17 @@ def _head_text(head: int | None, text: Callable[[str], str]) -> str:
     return text("head-averaged") if head is None else text("head {head}").format(head=head)
 
 
+def _shown_maps(comparison: AttentionComparison, index: int, head: int | None, hide_first: bool):
+    """(tokens, (teacher, student, |difference|)) of one pair; without the first position (query row and key column)
+    when `hide_first`: many models send most attention to the first token, which then takes the whole colour scale."""
+    maps = comparison.pair_maps(index, head)
+    if not hide_first:
+        return comparison.tokens, maps
+    return comparison.tokens[1:], tuple(m[1:, 1:] for m in maps)
+
+
 def pairs_grid_figure(comparison: AttentionComparison, head: int | None = None,
-                      text: Callable[[str], str] = str) -> go.Figure:
+                      text: Callable[[str], str] = str, hide_first: bool = False) -> go.Figure:
     """Every mapped pair at a glance: one small |teacher − student| heatmap per pair, six to a row, one colour scale,
     titled with the pair and its mean JS divergence; pick a pair to see it full size with token labels. `text`
     translates the titles."""
@@ -73,10 +82,11 @@ def pairs_grid_figure(comparison: AttentionComparison, head: int | None = None,
     titles = [f"S{s}↔T{t} · JS {js[i]:.3f}" for i, (s, t) in enumerate(comparison.pairs)]
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.02,
                         vertical_spacing=min(0.08, 0.3 / rows))
-    diffs = [comparison.pair_maps(index, head)[2] for index in range(count)]
+    shown = [_shown_maps(comparison, index, head, hide_first) for index in range(count)]
+    tokens, diffs = shown[0][0], [maps[2] for _, maps in shown]
     peak = max(max(float(d.max()) for d in diffs), 1e-6)
     for index, diff in enumerate(diffs):
-        fig.add_trace(_heatmap(diff, comparison.tokens, colorscale="Reds", zmax=peak, colorbar_x=1.01,
+        fig.add_trace(_heatmap(diff, tokens, colorscale="Reds", zmax=peak, colorbar_x=1.01,
                                name="|diff|", showscale=index == 0), row=index // cols + 1, col=index % cols + 1)
     fig.update_xaxes(showticklabels=False, showgrid=False, type="category")
     fig.update_yaxes(showticklabels=False, showgrid=False, type="category", autorange="reversed")
@@ -88,11 +98,12 @@ def pairs_grid_figure(comparison: AttentionComparison, head: int | None = None,
 
 
 def attention_figure(comparison: AttentionComparison, pair_index: int | None = 0, head: int | None = None,
-                     text: Callable[[str], str] = str) -> go.Figure:
+                     text: Callable[[str], str] = str, hide_first: bool = False) -> go.Figure:
     """Teacher, student and |difference| heatmaps for one mapped pair; every pair as a compact grid when
-    `pair_index` is None (`pairs_grid_figure`). `text` translates the titles."""
+    `pair_index` is None (`pairs_grid_figure`); without the first position when `hide_first`. `text` translates
+    the titles."""
     if pair_index is None:
-        return pairs_grid_figure(comparison, head, text)
+        return pairs_grid_figure(comparison, head, text, hide_first)
     indices = [pair_index]
     rows = len(indices)
     titles = [f"{text(panel)} · S{comparison.pairs[i][0]}↔T{comparison.pairs[i][1]}" for i in indices
@@ -100,8 +111,8 @@ def attention_figure(comparison: AttentionComparison, pair_index: int | None = 0
     fig = make_subplots(rows=rows, cols=3, subplot_titles=titles, horizontal_spacing=0.09,
                         vertical_spacing=min(0.12, 0.5 / rows))
     weight_bar_x, diff_bar_x = _right_edge(fig, 2) + 0.005, _right_edge(fig, 3) + 0.005
-    tokens = comparison.tokens
-    maps = [comparison.pair_maps(index, head) for index in indices]  # (teacher, student, diff) per pair
+    shown = [_shown_maps(comparison, index, head, hide_first) for index in indices]
+    tokens, maps = shown[0][0], [m for _, m in shown]  # (teacher, student, diff) per pair
     peak = max(float(max(t.max(), s.max())) for t, s, _ in maps)  # one scale for every row, so rows compare
     diff_peak = max(max(float(d.max()) for _, _, d in maps), 1e-6)
     for row, (teacher_map, student_map, diff) in enumerate(maps, start=1):
@@ -112,7 +123,7 @@ def attention_figure(comparison: AttentionComparison, pair_index: int | None = 0
                                name="weight", showscale=first), row=row, col=2)
         fig.add_trace(_heatmap(diff, tokens, colorscale="Reds", zmax=diff_peak, colorbar_x=diff_bar_x,
                                name="|diff|", showscale=first), row=row, col=3)
-    axis_font = dict(size=9 if len(tokens) <= 32 else 7)
+    axis_font = dict(size=11 if len(tokens) <= 32 else 9)
     ticks = dict(tickmode="array", tickvals=tokens, ticktext=tokens)  # every token labelled, none skipped
     fig.update_xaxes(tickangle=-60, tickfont=axis_font, showgrid=False, type="category", **ticks)
     fig.update_yaxes(autorange="reversed", tickfont=axis_font, showgrid=False, type="category", **ticks)

@@ -15,12 +15,28 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from workbench.models.vocab import visible_token
+
 MAX_POINTS = 1000
 LOSS_TERMS = (("total", "total"), ("ce", "CE"), ("kd", "KD"), ("hidden", "hidden"), ("attn", "attention"))
 EVAL_TERMS = (("eval_kl", "eval KL (T = 1)"),)  # eval CE is the perplexity of the eval panel, on its own axis
 TOTAL_STYLE = dict(color="#111827", width=5)
 COLORS = ("#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777")
-LAYOUT = dict(template="plotly_white", margin=dict(l=50, r=20, t=50, b=40), legend=dict(orientation="h", y=-0.15))
+# the legend sits at the foot of the figure, below the x axis title (not over it)
+LAYOUT = dict(template="plotly_white", margin=dict(l=50, r=20, t=50, b=100),
+              legend=dict(orientation="h", yref="container", yanchor="bottom", y=0.0))
+NO_DATA = "No data yet"
+
+
+def mark_empty(figure: go.Figure, text: Callable[[str], str] = str) -> go.Figure:
+    """A figure with no points says so in its middle, instead of showing bare axes."""
+    if any(len(trace.x or ()) for trace in figure.data):
+        return figure
+    figure.add_annotation(text=text(NO_DATA), x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
+                          font=dict(size=16, color="#64748b"))
+    figure.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
+    figure.update_yaxes(showticklabels=False, showgrid=False, zeroline=False)
+    return figure
 
 
 def downsample(rows: list[dict[str, Any]], max_points: int = MAX_POINTS) -> list[dict[str, Any]]:
@@ -100,14 +116,16 @@ def training_figure(rows: list[dict[str, Any]], title: str = "", log_y: bool = F
                                         line=dict(color=COLORS[(index + 5) % len(COLORS)], dash="dash")), row=1, col=1)
     _eval_quality(figure, evals, text)
     xs, ys = _series(train, "lr")
-    figure.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name="lr", line=dict(color="#64748b")), row=2, col=1)
+    figure.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=text("learning rate"), line=dict(color="#64748b")),
+                     row=2, col=1)
     xs, ys = _series(train, "tokens_per_s")
-    figure.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name="tokens/s", line=dict(color="#0d9488")), row=2, col=2)
+    figure.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=text("training tokens/s"),
+                                line=dict(color="#0d9488")), row=2, col=2)
     figure.update_layout(height=600, title=title or None, **LAYOUT)
     figure.update_xaxes(title_text=text("step"), row=2)
     if log_y:
         figure.update_yaxes(type="log", row=1, col=1)
-    return figure
+    return mark_empty(figure, text)
 
 
 def _eval_quality(figure: go.Figure, evals: list[dict], text: Callable[[str], str]) -> None:
@@ -148,15 +166,38 @@ def generation_figure(rows: list[dict[str, Any]], text: Callable[[str], str] = s
                              row=1, col=column)
     figure.update_yaxes(rangemode="tozero", row=1, col=1)
     figure.update_yaxes(range=[0, 1], row=1, col=2)
+    figure.update_yaxes(rangemode="tozero", row=1, col=3)  # from zero: a flat length must not look like a fall
     figure.update_xaxes(title_text=text("step"))
-    figure.update_layout(height=340, **LAYOUT)
-    return figure
+    figure.update_layout(height=380, **LAYOUT)
+    return mark_empty(figure, text)
+
+
+# the metrics a run's curves can be compared on: key in metrics.jsonl -> (name, unit of the y axis)
+METRICS = {
+    "kd": ("KD term", "nats/token × T²"),
+    "ce": ("cross-entropy term", "nats/token"),
+    "total": ("total loss (weighted terms)", "loss"),
+    "hidden": ("hidden-state term", "distance"),
+    "attn": ("attention term", "distance"),
+    "eval_loss": ("eval cross-entropy", "nats/token"),
+    "eval_ppl": ("student perplexity", "perplexity"),
+    "eval_bpb": ("bits per byte", "bits/byte"),
+    "eval_kl": ("KL(teacher‖student)", "nats/token"),
+    "eval_top1": ("top-1 agreement", "share (0-1)"),
+    "gen_rkl": ("reverse KL to the teacher", "nats/token"),
+    "gen_teacher_nll": ("teacher NLL", "nats/token"),
+    "gen_rep4": ("repeated 4-grams", "share (0-1)"),
+    "gen_empty": ("empty answers", "share (0-1)"),
+    "gen_len": ("mean length", "tokens"),
+    "lr": ("learning rate", "learning rate"),
+    "tokens_per_s": ("training tokens/s", "tokens/s"),
+}
 
 
 def overlay_figure(runs: dict[str, list[dict[str, Any]]], metric: str = "kd", log_y: bool = False,
                    text: Callable[[str], str] = str) -> go.Figure:
-    """One line per run for `metric` (a train term like 'kd' or an eval field like 'eval_loss'); `text` translates
-    the titles."""
+    """One line per run for `metric` (a train term like 'kd' or an eval field like 'eval_loss'), named and with its
+    unit on the y axis (METRICS); `text` translates the titles."""
     figure = go.Figure()
     for index, (name, rows) in enumerate(runs.items()):
         train, evals = split_rows(rows)
@@ -166,11 +207,12 @@ def overlay_figure(runs: dict[str, list[dict[str, Any]]], metric: str = "kd", lo
         xs, ys = _series(evals if per_eval else train, metric)
         figure.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers" if per_eval else "lines",
                                     name=name, line=dict(color=COLORS[index % len(COLORS)])))
-    figure.update_layout(height=420, title=text("{metric} by run").format(metric=metric), xaxis_title=text("step"),
-                         yaxis_title=metric, **LAYOUT)
+    name, unit = METRICS.get(metric, (metric, ""))
+    figure.update_layout(height=420, title=text("{metric} by run").format(metric=text(name)), xaxis_title=text("step"),
+                         yaxis_title=text(unit) if unit else text(name), **LAYOUT)
     if log_y:
         figure.update_yaxes(type="log")
-    return figure
+    return mark_empty(figure, text)
 
 
 def _layer_y(layer: int | str, count: int) -> float:
@@ -260,7 +302,7 @@ def temperature_figure(preview: dict[str, Any], text: Callable[[str], str] = str
     """Grouped bars of teacher and student next-token probabilities at T, entropies in the legend; `text`
     translates the words."""
     figure = go.Figure()
-    labels = [repr(token)[1:-1] or "␣" for token in preview["tokens"]]
+    labels = [visible_token(token) for token in preview["tokens"]]
     figure.add_trace(go.Bar(x=labels, y=preview["teacher"], marker_color=COLORS[0],
                             name=text("teacher (entropy {entropy} nats)").format(
                                 entropy=f"{preview['teacher_entropy']:.2f}")))

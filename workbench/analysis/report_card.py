@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -32,9 +33,11 @@ from transformers.generation.streamers import BaseStreamer
 from workbench.analysis.artefacts import artefact_lines, export_labels, is_artefact
 from workbench.engine.scores import agreement_sums, perplexity
 from workbench.errors import Message, UserError
+from workbench.measured import REPORT_ROWS, measured
 from workbench.models.pool import ResolvedSpec, default_device, load_resolved, resolve_spec
 from workbench.models.vocab import bits_per_byte, bytes_per_token, row_text, token_bytes
 from workbench.runs.folder import RunFolder, atomic_write_text
+from workbench.timing import rate
 
 DEFAULT_PROMPT = "Write a short note to a friend about a walk by the sea."
 
@@ -138,7 +141,7 @@ def measure_generation(model, tokenizer, prompt: str, new_tokens: int) -> dict[s
     span = times[-1] - times[0] if len(times) > 1 else 0.0
     return {
         "ttft_s": times[0] - started if times else None,
-        "gen_tokens_per_s": (len(times) - 1) / span if span > 0 else None,
+        "gen_tokens_per_s": rate(len(times) - 1, span),
         "gen_tokens": len(times),
     }
 
@@ -277,60 +280,81 @@ def _data_config(settings: EvalSettings, data_cfg=None):
 
 
 def evaluate_models(
-    teacher_spec: str, students: dict[str, str], settings: EvalSettings | None = None, *, data_cfg=None
+    teacher_spec: str, students: dict[str, str], settings: EvalSettings | None = None, *, data_cfg=None,
+    progress: Callable[[float, Message], None] = lambda fraction, message: None,
+    partial: Callable[[dict], None] = lambda card: None,
 ) -> dict[str, Any]:
-    """The report card of a teacher and one or more students ({label: spec}); see the module docstring."""
+    """The report card of a teacher and one or more students ({label: spec}); see the module docstring.
+    `progress(fraction done, what comes next)` is called before each stage; `partial(card so far)` after each
+    model's size and speed, and after the quality scores (generation follows), so the app shows them as they come."""
+    from workbench.analysis.genquality import card_generation
+    from workbench.data.splits import build_splits
     from workbench.models.compatibility import compare_tokenizers
 
     settings = settings or EvalSettings()
+    stages = len(students) + 2 + bool(settings.generation)  # each model, the data and quality, generation
+    done = iter(range(stages + 1))
+
+    def stage(message: Message) -> None:
+        progress(next(done) / stages, message)
+
     if not students:
         raise UserError(Message("evaluation needs at least one student spec"))
     device = settings.device or default_device()
     started = time.time()
+    stage(Message("loading and timing {model}", model=Message("teacher")))
     teacher_entry, teacher, teacher_tok = _load_and_measure("teacher", teacher_spec, settings, device)
     entries, models, own = [], [], {}
+    card = {"teacher": teacher_entry, "students": entries, "settings": {"device": device}}
+    partial(card)
     for label, spec in students.items():
+        stage(Message("loading and timing {model}", model=Message(label)))
         entry, model, tokenizer = _load_and_measure(label, spec, settings, device)
         if compare_tokenizers(teacher_tok, tokenizer)["problem"]:
             own[label] = (model, tokenizer)  # another tokenizer: scored on the same text, read its own way
         else:
             models.append(model)
-        entries.append(entry)
-    from workbench.analysis.genquality import GEN_KEYS, card_generation
-    from workbench.data.splits import build_splits
-
+        entries.append({**entry, **_ratios(teacher_entry, entry)})
+        partial(card)
     data = _data_config(settings, data_cfg)
     splits = build_splits(data, teacher_tok)
     val_ids = validation_ids(splits, data, settings)
+    stage(Message("scoring {rows} validation rows (perplexity, KL, agreement)", rows=val_ids.shape[0]))
     quality = score_quality(teacher, models, val_ids, settings.batch_size, bytes_per_token(teacher_tok))
-    generation = card_generation(teacher, models, teacher_tok, splits.heldout, data.dataset) \
-        if settings.generation else None
     teacher_entry.update(quality[0])
-    if generation is not None:  # students with their own tokenizer are not sampled here
-        same = [entry for entry in entries if entry["label"] not in own]
-        for entry, numbers in zip([teacher_entry, *same], generation["models"], strict=True):
-            entry["generation"] = numbers
-            entry.update({k: numbers[k] for k in GEN_KEYS})
     texts = [row_text(row.tolist(), token_bytes(teacher_tok)) for row in val_ids] if own else []
     same_scores = iter(quality[1:])
     for entry in entries:
-        label = entry["label"]
-        scores = score_own_tokenizer(*own[label], texts) if label in own else next(same_scores)
-        entry.update(scores)
-        entry["compression_ratio"] = teacher_entry["params_total"] / max(entry["params_total"] or 0, 1)
-        entry["size_ratio"] = teacher_entry["size_on_disk_mb"] / max(entry["size_on_disk_mb"], 1e-9)
-        teacher_speed, speed = teacher_entry.get("gen_tokens_per_s"), entry.get("gen_tokens_per_s")
-        entry["speedup"] = speed / teacher_speed if speed and teacher_speed else None
-    return {
-        "teacher": teacher_entry,
-        "students": entries,
-        "settings": {**asdict(settings), "device": device, "dataset": data.dataset,
-                     "val_rows": f"{val_ids.shape[0]} held-out sequences × {val_ids.shape[1]} tokens of {data.dataset}",
-                     "generation_on": generation["measured_on"] if generation else None,
-                     "samples": generation["samples"] if generation else []},
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "elapsed_s": round(time.time() - started, 2),
-    }
+        entry.update(score_own_tokenizer(*own[entry["label"]], texts) if entry["label"] in own else next(same_scores))
+    card["settings"] = {**asdict(settings), "device": device, "dataset": data.dataset,
+                        "val_rows": measured(REPORT_ROWS, rows=val_ids.shape[0], tokens=val_ids.shape[1],
+                                             source=data.dataset)}
+    partial(card)
+    generation = None
+    if settings.generation:
+        stage(Message("sampling and scoring answers to the held-out prompts"))
+        generation = card_generation(teacher, models, teacher_tok, splits.heldout, data.dataset)
+        _apply_generation(generation, [teacher_entry, *[e for e in entries if e["label"] not in own]])
+    card["settings"].update(generation_on=generation["measured_on"] if generation else None,
+                            samples=generation["samples"] if generation else [])
+    return {**card, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "elapsed_s": round(time.time() - started, 2)}
+
+
+def _ratios(teacher_entry: dict, entry: dict) -> dict[str, float | None]:
+    """How much smaller and faster a student is than the teacher."""
+    teacher_speed, speed = teacher_entry.get("gen_tokens_per_s"), entry.get("gen_tokens_per_s")
+    return {"compression_ratio": teacher_entry["params_total"] / max(entry["params_total"] or 0, 1),
+            "size_ratio": teacher_entry["size_on_disk_mb"] / max(entry["size_on_disk_mb"], 1e-9),
+            "speedup": speed / teacher_speed if speed and teacher_speed else None}
+
+
+def _apply_generation(generation: dict, sampled: list[dict]) -> None:
+    """Each sampled model's generation numbers into its entry (students with their own tokenizer are not sampled)."""
+    from workbench.analysis.genquality import GEN_KEYS
+
+    for entry, numbers in zip(sampled, generation["models"], strict=True):
+        entry["generation"] = numbers
+        entry.update({k: numbers[k] for k in GEN_KEYS})
 
 
 def cached_report(run: RunFolder) -> dict | None:
@@ -345,6 +369,8 @@ def cached_report(run: RunFolder) -> dict | None:
 
 
 def evaluate_run(run_dir: str | Path, settings: EvalSettings | None = None, *, include_base: bool = True,
+                 progress: Callable[[float, Message], None] = lambda fraction, message: None,
+                 partial: Callable[[dict], None] = lambda card: None,
                  exports: list[str] | tuple[str, ...] = ()) -> dict:
     """Evaluate a run's student (final, else its latest checkpoint) against its teacher; writes `eval.json`.
     `exports`: GGUF / ONNX export folders of the student, each a row measured in its own runtime."""
@@ -363,7 +389,8 @@ def evaluate_run(run_dir: str | Path, settings: EvalSettings | None = None, *, i
     if include_base:
         students["undistilled student"] = cfg.models.student
     students.update(export_labels(exports))
-    card = evaluate_models(cfg.models.teacher, students, settings, data_cfg=cfg.data)
+    card = evaluate_models(cfg.models.teacher, students, settings, data_cfg=cfg.data, progress=progress,
+                           partial=partial)
     card["run"] = run.run_id
     card["student_source"] = resolve_spec(str(run.path)).load_spec
     atomic_write_text(run.path / "eval.json", json.dumps(card, indent=1))
@@ -424,4 +451,3 @@ def format_report(card: dict) -> str:
         lines.append(f"Generation quality: {s['generation_on']}.")
     lines.extend(artefact_lines(card))  # exported GGUF / ONNX rows: runtime and one sentence each
     return "\n".join(lines)
-

@@ -13,7 +13,7 @@ from pathlib import Path
 import gradio as gr
 
 from workbench.app.context import AppContext
-from workbench.app.i18n import LANGS, LOAD_JS, SWITCH_JS, language_switch, t
+from workbench.app.i18n import LANGS, LOAD_JS, SWITCH_JS, language_switch, t, toast_css
 from workbench.config import BUILTIN_TEACHER, DEFAULT_STUDENT
 
 CSS = """
@@ -30,7 +30,14 @@ CSS = """
 .kd-tokens { line-height: 2; font-family: ui-monospace, monospace; font-size: 0.9em; }
 .kd-tokens span { padding: 1px 2px; border-radius: 3px; white-space: pre-wrap; }
 .kd-legend { font-size: 0.85em; color: #475569; }
-"""
+#runs-table th, #runs-table th * { word-break: keep-all; overflow-wrap: normal; hyphens: none; }
+.kd-chat .bubble-wrap { padding-top: 36px; }
+.kd-card { border-collapse: collapse; font-size: 0.9em; }
+#pair-card .kd-card, #pair-card .kd-card td, #pair-card .kd-card th { border: none !important; }
+.kd-card td, .kd-card th { padding: 1px 10px 1px 2px; text-align: left; vertical-align: top; }
+.kd-card td:first-child { white-space: nowrap; color: #475569; padding-left: 1em; }
+.kd-card th { padding-top: 8px; }
+""" + toast_css()
 THEME = gr.themes.Soft(primary_hue="blue", neutral_hue="slate")
 
 
@@ -76,29 +83,35 @@ def build_app(runs_dir: str | Path = "runs", exports_dir: str | Path = "exports"
             with gr.Tab(t(title)) as tabs[title]:
                 built[title] = builder(ctx)
         register_api(ctx)
-        _wire_language(demo, switch, train, tabs)
         _wire_student_pickers(train, {**built, "Runs": runs})
-        for fn, inputs, outputs, api_name in setup["load_events"]:
-            demo.load(fn, inputs, outputs, api_name=api_name, show_progress="hidden")
         on_load, outputs = train["on_load"]
-        demo.load(on_load, None, outputs, api_name="train_reattach")
         runs_load, runs_outputs = runs["on_load"]
-        demo.load(runs_load, None, runs_outputs, api_name="runs_load")
+        # everything whose text the server writes: drawn once the session's language is known, again on a switch
+        on_load_events = [*setup["load_events"], (on_load, None, outputs, "train_reattach"),
+                          (runs_load, None, runs_outputs, "runs_load")]
+        on_switch = [*[(fn, inputs, fn_outputs) for fn, inputs, fn_outputs, _ in setup["load_events"]],
+                     (train["redraw"][0], train["watch"], train["redraw"][1]), runs["relabel"]]
+        _wire_language(demo, switch, tabs, on_load_events, on_switch)
     demo.ctx = ctx
     return demo
 
 
-def _wire_language(demo: gr.Blocks, switch: gr.Radio, train: dict, tabs: dict) -> None:
+def _wire_language(demo: gr.Blocks, switch: gr.Radio, tabs: dict, on_load: list[tuple], on_switch: list[tuple]) -> None:
     """The switch changes the browser's locale (JS) and the session's language on the server (dynamic text). The tab
-    titles are sent again: the browser translates a title only when it is (re)drawn."""
+    titles are sent again: the browser translates a title only when it is (re)drawn. Text the server writes (the
+    compatibility card, the plots, the status lines) is drawn after the page's language is settled on load, so a
+    reload keeps the language chosen rather than the browser's (`on_load`: fn, inputs, outputs, api name), and
+    again after a switch (`on_switch`: fn, inputs, outputs)."""
     def choose(lang: str, request: gr.Request):
         return LANGS.choose(request, lang), *[gr.update(label=t(title)) for title in tabs]
 
     outputs = [switch, *tabs.values()]
-    demo.load(choose, switch, outputs, js=LOAD_JS, api_visibility="private", show_progress="hidden")
-    redraw, outputs_train = train["redraw"]
-    switch.input(choose, switch, outputs, js=SWITCH_JS, api_visibility="private", show_progress="hidden").then(
-        redraw, train["watch"], outputs_train, api_visibility="private", show_progress="hidden")
+    loaded = demo.load(choose, switch, outputs, js=LOAD_JS, api_visibility="private", show_progress="hidden")
+    for fn, inputs, fn_outputs, api_name in on_load:
+        loaded.then(fn, inputs, fn_outputs, api_name=api_name, show_progress="hidden")
+    switched = switch.input(choose, switch, outputs, js=SWITCH_JS, api_visibility="private", show_progress="hidden")
+    for fn, inputs, fn_outputs in on_switch:
+        switched.then(fn, inputs, fn_outputs, api_visibility="private", show_progress="hidden")
 
 
 def _wire_student_pickers(train: dict, built: dict) -> None:

@@ -8,15 +8,19 @@ from typing import Any
 
 import gradio as gr
 
-from workbench.app.i18n import localize
+from workbench.app.i18n import localize, tr
 from workbench.config import BUILTIN_TEACHER, DEFAULT_STUDENT
+
+# where a person types a prompt: the built-in pair read and write English only
+ENGLISH_ONLY = ("The built-in models learned English only: they answer in English, and a prompt in another language "
+                "(Korean too) gets a garbled answer.")
 
 
 def user_error(message: object, lang: str = "en") -> gr.Error:
     """The error to raise for something the user can fix: shown in the page in `lang` (for a library error that
     carries a translatable Message), and one line in English in the app's log instead of gradio's traceback."""
     print(f"workbench app: {(str(message).splitlines() or ['error'])[0]}", file=sys.stderr, flush=True)
-    return gr.Error(localize(message, lang), print_exception=False)
+    return gr.Error(localize(message, lang), title=tr("Error", lang), print_exception=False)
 
 
 def new_model_pool(device: str | None = None) -> Any:

@@ -16,6 +16,7 @@ translated by `localize`, from `strings_library.LIBRARY_KO`.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable
 from functools import lru_cache
@@ -28,6 +29,7 @@ from workbench.app.strings_library import LIBRARY_KO
 from workbench.config import field_help
 from workbench.errors import Message, UserError
 from workbench.forms import FORM_FIELDS
+from workbench.measured import parse_measured
 
 LANGUAGES = (("English", "en"), ("한국어", "ko"))
 _HELP_PREFIX = "help:"
@@ -108,6 +110,27 @@ def localize(value: object, lang: str) -> str:
     return message.render(translator(lang)) if isinstance(message, Message) else str(value)
 
 
+def localize_measured(line: str | None, lang: str) -> str:
+    """A stored "measured on" line (written from a `workbench.measured` template) in `lang`; other text as it is."""
+    parsed = parse_measured(line or "")
+    if parsed is None:
+        return line or ""
+    template, values = parsed
+    return tr(template, lang, **values)
+
+
+def shown_time(stamp: str | None, lang: str) -> str:
+    """A stored ISO time ("2026-12-06T07:01:08") as a reader writes it: "2026-12-06 07:01" or "2026년 12월 6일
+    07:01"; anything else as it is."""
+    match = re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(:\d{2})?", str(stamp or ""))
+    if not match:
+        return str(stamp or "?")
+    year, month, day, hour, minute, _ = match.groups()
+    if lang == "ko":
+        return f"{year}년 {int(month)}월 {int(day)}일 {hour}:{minute}"
+    return f"{year}-{month}-{day} {hour}:{minute}"
+
+
 class SessionLanguages:
     """The language each browser session chose with the switch (session hash -> "en" | "ko")."""
 
@@ -159,7 +182,7 @@ async (lang) => {
   const url = performance.getEntriesByType('resource').map((e) => e.name)
     .find((name) => /\\/assets\\/core-[^/]*\\.js$/.test(name));
   if (lang && url) { (await import(url)).changeLocale(lang); }
-  if (lang) { localStorage.setItem('kd-lang', lang); }
+  if (lang) { localStorage.setItem('kd-lang', lang); document.documentElement.dataset.kdLang = lang; }
   return lang;
 }
 """
@@ -172,9 +195,18 @@ async () => {
       .find((name) => /\\/assets\\/core-[^/]*\\.js$/.test(name));
     if (url) { (await import(url)).changeLocale(stored); }
   }
+  document.documentElement.dataset.kdLang = lang;
   return lang;
 }
 """
+
+
+def toast_css() -> str:
+    """Gradio's toast shows its type ("Error") as its title whatever gr.Error's `title` says; in Korean (the
+    `data-kd-lang` the language scripts set on the page) CSS writes the translated word in its place."""
+    word = translator("ko")("Error")
+    return (f'html[data-kd-lang="ko"] .toast-title.error {{ font-size: 0; }}\n'
+            f'html[data-kd-lang="ko"] .toast-title.error::before {{ content: "{word}"; font-size: var(--text-md); }}\n')
 
 
 def language_switch() -> gr.Radio:

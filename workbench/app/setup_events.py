@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ def config_from_args(fields: list[str], preset: str, args: tuple) -> DistillConf
 def _card(teacher: str, student: str, trust: bool, batch: float, seq_len: float, request: gr.Request = None):
     lang = lang_of(request)
     text, same_tokenizer = logic.pair_card_text(teacher, student, int(batch or 1), int(seq_len or 8), trust, lang)
+    card = text if same_tokenizer is not None else f'<p class="kd-legend">{html.escape(text)}</p>'
     if not (teacher or "").strip() or not (student or "").strip():
         status = ""
     elif same_tokenizer:
@@ -39,8 +41,9 @@ def _card(teacher: str, student: str, trust: bool, batch: float, seq_len: float,
         status = (f'<span class="kd-badge kd-ok">{tr("two tokenizers", lang)}</span> '
                   + tr("logit distillation aligns the two tokenizations (see the alignment below).", lang))
     else:
-        status = f'<span class="kd-badge kd-bad">{tr("not distillable as is", lang)}</span> {text.splitlines()[0]}'
-    return text, status
+        status = (f'<span class="kd-badge kd-bad">{tr("not distillable as is", lang)}</span> '
+                  f'{html.escape(text.splitlines()[0])}')
+    return card, status
 
 
 def _alignment(teacher: str, student: str, text: str, request: gr.Request = None) -> str:

@@ -64,9 +64,9 @@ def _card(teacher: str, student: str, batch: int, seq_len: int, trust_remote_cod
 
 def pair_card_text(teacher: str, student: str, batch: int, seq_len: int, trust: bool,
                    lang: str = "en") -> tuple[str, bool | None]:
-    """(card text in `lang`, same tokenizer). Errors (unknown spec, offline hub id) come back as the text, with
-    None."""
-    from workbench.models.compatibility import format_compatibility
+    """(card as an HTML table in `lang`, same tokenizer). Errors (unknown spec, offline hub id) come back as plain
+    text, with None."""
+    from workbench.models.compatibility import card_html
 
     teacher, student = (teacher or "").strip(), (student or "").strip()
     if not teacher or not student:
@@ -75,7 +75,7 @@ def pair_card_text(teacher: str, student: str, batch: int, seq_len: int, trust: 
         card = _card(teacher, student, int(batch or 1), int(seq_len or 8), bool(trust))
     except (ValueError, OSError) as exc:
         return tr("Cannot read this pair: {error}", lang, error=exc), None
-    return format_compatibility(card, translator(lang)), bool(card["tokenizer"]["identical"])
+    return card_html(card, translator(lang)), bool(card["tokenizer"]["identical"])
 
 
 @lru_cache(maxsize=64)

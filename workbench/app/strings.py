@@ -147,7 +147,7 @@ KO: dict[str, str] = {
     "Warmup steps": "Warmup 단계",
     "Eval every": "평가 주기",
     "Checkpoint every": "Checkpoint 주기",
-    "Seed": "Seed",
+    "Seed": "시드(seed)",
     "Device": "장치",
     "Precision": "정밀도",
     "Run name (optional)": "Run 이름 (선택)",
@@ -202,7 +202,7 @@ KO: dict[str, str] = {
     "No run yet. Set up on the **Setup** tab, then press **Start training**.":
         "아직 run이 없습니다. **설정** 탭에서 준비한 뒤 **학습 시작**을 누르세요.",
     "step {step} / {total} · {fraction}": "단계 {step} / {total} · {fraction}",
-    "Run **{run}**": "Run **{run}**",
+    "Run **{run}**": "실행 **{run}**",
     "sampling {share} of the step at {speed} tokens/s, completions of {length} tokens":
         "단계 시간의 {share}를 샘플링에 씀, {speed} tokens/s, 답변 길이 {length} 토큰",
     "this run executes code shipped with its models.": "이 run은 모델과 함께 배포된 코드를 실행합니다.",
@@ -226,17 +226,26 @@ KO: dict[str, str] = {
     "loading teacher": "교사 모델 불러오는 중",
     "healing": "틈 메우는 중 (healing)",
     "first step": "첫 단계 계산 중",
-    "Each token is shaded by the per-token reverse KL between student and teacher at that position: pale = the "
-    "teacher would say the same, red = {full} nats or more. Hover for the value.":
-        "각 토큰은 그 위치에서 학생·교사 모델 사이의 토큰별 reverse KL로 칠해집니다. 옅을수록 교사 모델도 같은 "
-        "말을 했을 것이고, 빨간색은 {full} nats 이상입니다. 마우스를 올리면 값이 보입니다.",
+    "evaluating": "평가 중",
+    "scoring held-out answers": "held-out 답변 채점 중",
+    "saving a checkpoint": "checkpoint 저장 중",
+    "final evaluation": "최종 평가 중",
+    "saving the student": "학생 모델 저장 중",
+    "Each token is shaded by the reverse KL between the student's and the teacher's next-token predictions, both "
+    "reading the same text so far (the student's own answer): pale = given that text, the teacher would predict much "
+    "the same token; red = {full} nats or more. It measures agreement token by token, not whether the answer fits "
+    "the question: a fluent answer on the wrong topic can be mostly pale. Hover for the value.":
+        "각 토큰은 학생 모델과 교사 모델이 같은 앞 글(학생 모델 자신의 답변)을 읽고 낸 다음 토큰 예측 사이의 "
+        "reverse KL로 칠해집니다. 옅을수록 그 글 다음에 교사 모델도 거의 같은 토큰을 예측한다는 뜻이고, 빨간색은 "
+        "{full} nats 이상입니다. 토큰 하나하나의 일치도를 잴 뿐, 답이 질문에 맞는지는 재지 않습니다. 주제를 벗어난 "
+        "매끄러운 답도 대부분 옅게 보일 수 있습니다. 마우스를 올리면 값이 보입니다.",
     "No sampled answer yet: it appears with the first on-policy batch or generation eval.":
         "아직 샘플링한 답변이 없습니다. 첫 on-policy 배치나 생성 평가 때 나타납니다.",
     "on-policy batch": "on-policy 배치",
     "generation eval": "생성 평가",
     "Step {step} · {source} · mean reverse KL {mean} nats/token":
         "단계 {step} · {source} · 평균 reverse KL {mean} nats/토큰",
-    "Prompt": "Prompt",
+    "Prompt": "프롬프트",
     "No generation eval yet. With generation eval on, the student answers held-out prompts every eval and these "
     "numbers say how it talks (teacher-forced numbers above do not).":
         "아직 생성 평가가 없습니다. 생성 평가를 켜면 평가 때마다 학생 모델이 학습에 쓰지 않은 prompt에 답하고, "
@@ -244,7 +253,7 @@ KO: dict[str, str] = {
     "Step {step}": "단계 {step}",
     "Measured on": "측정 대상",
     "reverse KL to the teacher": "교사 모델에 대한 reverse KL",
-    "teacher NLL": "teacher NLL",
+    "teacher NLL": "교사 모델 NLL",
     "repeated 4-grams": "반복된 4-gram",
     "empty answers": "빈 답변",
     "mean length": "평균 길이",
@@ -306,11 +315,25 @@ KO: dict[str, str] = {
     "A run's final student or any checkpoint.": "run의 최종 학생 모델 또는 checkpoint.",
     "Also the undistilled student": "증류 전 학생 모델도 함께",
     "Undistilled student": "증류 전 학생 모델",
-    "The run's starting point (default student), or an exported GGUF / ONNX folder run in its own runtime.":
-        "run의 출발점 (기본 학생 모델), 또는 자기 런타임에서 돌아가는 내보낸 GGUF / ONNX 폴더.",
+    "The picked run's starting point": "고른 run의 출발점",
+    "By default the model the picked run started from (its config's models.student); or any model spec, or an "
+    "exported GGUF / ONNX folder run in its own runtime.":
+        "기본값은 고른 run이 출발한 모델(그 설정의 models.student)입니다. 다른 모델 spec이나, 자기 런타임에서 "
+        "돌아가는 내보낸 GGUF / ONNX 폴더도 쓸 수 있습니다.",
     "↻ Runs": "↻ Run 목록",
     "Temperature": "Temperature",
-    "0 = greedy": "0 = greedy",
+    "0 = greedy": "0 = greedy (늘 가장 확률 높은 토큰)",
+    "not used": "사용 안 함",
+    "Each column keeps its own conversation: its model reads the earlier questions and answers of that column before "
+    "the new one. **Clear history** starts afresh.":
+        "각 열은 자기 대화를 이어 갑니다. 모델은 새 질문 앞에 그 열의 이전 질문과 답을 함께 읽습니다. **대화 지우기**로 "
+        "새로 시작합니다.",
+    "(no text: the model ended its answer at once)": "(텍스트 없음: 모델이 바로 답을 끝냈습니다)",
+    "(no finished run yet: the undistilled default student)": "(완료된 run이 아직 없어 증류 전 기본 학생 모델)",
+    "Error": "오류",
+    "The built-in models learned English only: they answer in English, and a prompt in another language (Korean too) "
+    "gets a garbled answer.":
+        "내장 모델은 영어만 배웠습니다. 답은 영어로 하고, 다른 언어(한국어 포함)로 쓴 prompt에는 뒤섞인 답을 냅니다.",
     "Max new tokens": "최대 생성 토큰 수",
     "Colour the student's answer by disagreement": "학생 모델 답변을 불일치 정도로 색칠",
     "After each answer, shade every token of the distilled student's answer by the teacher's disagreement with it "
@@ -353,10 +376,13 @@ KO: dict[str, str] = {
     "Recompute": "다시 계산",
     "Ignore a saved eval.json.": "저장된 eval.json을 쓰지 않습니다.",
     "Evaluate": "평가",
-    "Press **Evaluate** for the report card (a few seconds to a minute on a CPU).":
-        "**평가**를 누르면 리포트 카드가 나옵니다 (CPU에서 몇 초~1분).",
+    "Press **Evaluate** for the report card: each model is loaded and timed, then scored on validation rows and "
+    "held-out prompts; the bar names each stage (minutes on a CPU for the built-in pair).":
+        "**평가**를 누르면 리포트 카드가 나옵니다. 모델마다 불러와 속도를 재고, 검증 행과 held-out prompt로 "
+        "채점합니다. 진행 막대가 단계마다 이름을 알려 줍니다 (내장 두 모델은 CPU에서 몇 분).",
     "Report card": "리포트 카드",
     "**{source}** · evaluated {created} in {seconds} s": "**{source}** · {created}에 {seconds}초 동안 평가",
+    "Results so far; the bar shows the stage under way.": "지금까지의 결과입니다. 진행 중인 단계는 막대에 보입니다.",
     "Teacher-forced numbers (perplexity, KL, agreement): {rows}, {tokens} tokens.":
         "Teacher-forced 숫자(perplexity, KL, 일치율): {rows}, 토큰 {tokens}개.",
     "Generated numbers (reverse KL on own answers, repeated 4-grams, ...): {what}.":
@@ -371,8 +397,17 @@ KO: dict[str, str] = {
     "Overwrite": "덮어쓰기",
     "Export": "내보내기",
     "Download": "내려받기",
-    "Exported `{source}` to `{folder}`  \nReload check: max |logit diff| {diff}  \nFiles: {files}":
-        "`{source}`를 `{folder}`로 내보냈습니다  \n다시 불러 확인: 최대 |logit 차이| {diff}  \n파일: {files}",
+    "Exported {what}{how} from `{source}` to `{folder}`  \nReload check: max |logit diff| {diff}  \nFiles: {files}":
+        "{what}{how}을(를) `{source}`에서 `{folder}`로 내보냈습니다  \n다시 불러 확인: 최대 |logit 차이| {diff}  \n"
+        "파일: {files}",
+    "run **{run}**": "실행 **{run}**",
+    "run **{run}**, checkpoint **{checkpoint}**": "실행 **{run}**, checkpoint **{checkpoint}**",
+    "the student picked for the report": "리포트에서 고른 학생 모델",
+    "the latest finished run": "가장 최근에 완료된 run",
+    "By default the student picked for the report above.": "기본값은 위 리포트에서 고른 학생 모델입니다.",
+    "The student picked for the report above": "위 리포트에서 고른 학생 모델",
+    "Run or checkpoint to export: {spec!r} is not a run folder or a checkpoint inside one":
+        "내보낼 run 또는 checkpoint: {spec!r}은(는) run 폴더도, run 안의 checkpoint도 아닙니다",
     "Or as a file for another runtime: GGUF (f16, q8_0, q4_0) for llama.cpp / Ollama, ONNX (float32, int8) for ONNX "
     "Runtime; Llama and Qwen2 students. The size on disk and the reload check are shown after the export.":
         "또는 다른 런타임용 파일로: llama.cpp / Ollama용 GGUF(f16, q8_0, q4_0), ONNX Runtime용 ONNX(float32, "
@@ -398,6 +433,9 @@ KO: dict[str, str] = {
     "Teacher `{teacher}` · student `{student}` · mapping {preset} ({pairs} pairs) · {tokens} tokens":
         "교사 모델 `{teacher}` · 학생 모델 `{student}` · 매핑 {preset} ({pairs}쌍) · 토큰 {tokens}개",
     "Head {head}": "Head {head}",
+    "Hide the first position": "첫 위치 숨기기",
+    "Many models send most of their attention to the first token; hiding it gives the colour scale to the other "
+    "positions.": "많은 모델이 attention 대부분을 첫 토큰에 보냅니다. 숨기면 색 범위를 나머지 위치가 씁니다.",
     "metric": "지표",
     "student {student} ↔ teacher {teacher}": "학생 {student} ↔ 교사 {teacher}",
     "student:teacher, e.g. 0:1, 3:11": "학생:교사, 예: 0:1, 3:11",
@@ -411,6 +449,8 @@ KO: dict[str, str] = {
     "{:.1f} tokens": "{:.1f} 토큰",
     "field": "설정 항목",
     "(select two or more runs)": "(run을 두 개 이상 고르세요)",
+    "These runs were measured on different rows, so their curves are not directly comparable:":
+        "이 run들은 서로 다른 데이터 행에서 측정되어 곡선을 그대로 비교할 수 없습니다:",
     "run {run!r} is still active; stop it before deleting": "run {run!r}: 아직 실행 중입니다. 지우기 전에 중지하세요",
     "from run": "run의 매핑",
     "no finished run yet: the default pair": "완료된 run이 아직 없어 기본 두 모델을 평가함",
@@ -419,8 +459,6 @@ KO: dict[str, str] = {
     "run {run} (evaluated now; eval.json written)": "run {run} (지금 평가함; eval.json 저장)",
     "export needs a run: no finished run yet; pick a run or checkpoint":
         "내보낼 run이 없습니다: 완료된 run이 아직 없으니 run이나 checkpoint를 고르세요",
-    "export source must be a run folder or checkpoint, got {spec!r}":
-        "내보낼 대상은 run 폴더나 checkpoint여야 합니다. 입력: {spec!r}",
     "undistilled:": "증류 전:",
     "final student (queued)": "최종 학생 모델 (대기 중)",
     "final student (running)": "최종 학생 모델 (실행 중)",

@@ -25,7 +25,7 @@ HELP_KO: dict[str, str] = {
     "loss.ce_weight": "데이터 정답에 대한 cross-entropy(CE Loss)의 가중치.",
     "loss.kd_weight": "교사 모델에 대한 logits 발산(KD Loss)의 가중치.",
     "loss.hidden_weight": "매핑된 layer 사이 hidden state 맞추기의 가중치.",
-    "loss.hidden_loss": "Hidden state 거리: mse 또는 cosine.",
+    "loss.hidden_loss": "Hidden state 거리: mse, cosine, 또는 ln_mse(파라미터 없는 layer norm을 거친 뒤의 mse).",
     "loss.hidden_skip_first": "Hidden state 맞추기에서 첫 위치를 뺍니다(그 위치의 아주 큰 activation 때문).",
     "loss.cross_tokenizer": "교사·학생 모델의 tokenizer가 다를 때: aligned(텍스트 offset으로 구간을 맞춤; 정확히 "
                             "맞는 구간은 공통 문자열 위의 분포를, 나머지 구간은 chain rule 확률을 비교) 또는 "

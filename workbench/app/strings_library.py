@@ -430,4 +430,34 @@ LIBRARY_KO: dict[str, str] = {
         "내보내기 형식 {fmt!r}을(를) 알 수 없습니다. 다음 중에서 고르세요: {choices}",
     "{spec!r} is not a GGUF or ONNX export folder (no export.json naming one)":
         "{spec!r}은(는) GGUF나 ONNX 내보내기 폴더가 아닙니다(그 형식을 적은 export.json이 없습니다)",
+    # chat stats line, training plot legends
+    "generating": "생성 중",
+    "{count} tokens": "토큰 {count}개",
+    "training tokens/s": "학습 토큰/초",
+    # what numbers were measured on (workbench.measured; the values stay as written)
+    "{rows} held-out rows × {tokens} tokens of {source} (teacher-forced, KL at T = 1)":
+        "{source}의 held-out {rows}행 × {tokens} 토큰 (teacher-forced, KL은 T = 1)",
+    "{rows} held-out sequences × {tokens} tokens of {source}": "{source}의 held-out 시퀀스 {rows}개 × {tokens} 토큰",
+    "{count} held-out prompts of {source} · sampled at T {temperature}, top-p {top_p}, up to {new_tokens} new tokens":
+        "{source}의 held-out prompt {count}개 · T {temperature}, top-p {top_p}로 샘플링, 새 토큰 최대 {new_tokens}개",
+    # the Runs tab's metrics (workbench.analysis.plots.METRICS): names and units
+    "KD term": "KD 항",
+    "nats/token × T²": "nats/토큰 × T²",
+    "cross-entropy term": "CE 항",
+    "nats/token": "nats/토큰",
+    "total loss (weighted terms)": "전체 손실 (가중 합)",
+    "loss": "손실",
+    "hidden-state term": "hidden state 항",
+    "distance": "거리",
+    "attention term": "attention 항",
+    "eval cross-entropy": "검증 CE",
+    "perplexity": "perplexity",
+    "bits/byte": "비트/바이트",
+    "share (0-1)": "비율 (0-1)",
+    "tokens/s": "토큰/초",
+    "No data yet": "아직 데이터가 없습니다",
+    # the report card's stages (workbench.analysis.report_card.evaluate_models)
+    "loading and timing {model}": "{model} 불러와 속도 재는 중",
+    "scoring {rows} validation rows (perplexity, KL, agreement)": "검증 행 {rows}개 채점 중 (perplexity, KL, 일치율)",
+    "sampling and scoring answers to the held-out prompts": "held-out prompt에 답을 샘플링해 채점하는 중",
 }

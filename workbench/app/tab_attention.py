@@ -60,10 +60,11 @@ def _choices(comparison, lang: str) -> tuple[list[tuple[str, Any]], list[tuple[s
     return pairs, heads
 
 
-def _figure(comparison, pair: str, head: str, lang: str):
+def _figure(comparison, pair: str, head: str, lang: str, hide_first: bool = False):
     pair_index = None if pair in (None, ALL_PAIRS) else int(pair)
     head_index = None if head in (None, AVERAGE) else int(head)
-    return attention_figure(comparison, pair_index=pair_index, head=head_index, text=translator(lang))
+    return attention_figure(comparison, pair_index=pair_index, head=head_index, text=translator(lang),
+                            hide_first=bool(hide_first))
 
 
 def compare_fn(ctx):
@@ -126,23 +127,31 @@ def build_attention_tab(ctx) -> dict[str, Any]:
         refresh = gr.Button(t("↻ Runs"), size="sm", scale=0)
         pair = gr.Dropdown(choices=[(t("All pairs"), ALL_PAIRS)], value=ALL_PAIRS, label=t("Layer pair"), scale=2)
         head = gr.Dropdown(choices=[(t("Head-averaged"), AVERAGE)], value=AVERAGE, label=t("Head"), scale=1)
+        hide_first = gr.Checkbox(value=False, label=t("Hide the first position"), scale=1, elem_id="attn-hide-first",
+                                 info=t("Many models send most of their attention to the first token; hiding it "
+                                        "gives the colour scale to the other positions."))
     notes = gr.Markdown(t("Press **Compare attention** to capture both models' maps (eager attention)."))
     heatmaps = gr.Plot(label=t("Teacher · student · |difference|"))
     summary = gr.Plot(label=t("JS divergence and entropy per pair and head"))
+    def redraw(comparison, pair_value, head_value, hide_first_value=False, request: gr.Request = None):
+        if comparison is None:
+            return gr.update()
+        return _figure(comparison, pair_value, head_value, lang_of(request), hide_first_value)
+
+    def redraw_if_hidden(comparison, pair_value, head_value, hide_first_value, request: gr.Request = None):
+        """After a new comparison: drawn again only when the first position is to be hidden."""
+        return redraw(comparison, pair_value, head_value, hide_first_value, request) if hide_first_value else \
+            gr.update()
+
     compare.click(
         compare_fn(ctx),
         [text, max_tokens, teacher, student, preset, pairs_text],
         [state, heatmaps, summary, notes, pair, head],
         api_name="attention",
-    )
+    ).then(redraw_if_hidden, [state, pair, head, hide_first], heatmaps, api_visibility="private")
 
-    def redraw(comparison, pair_value, head_value, request: gr.Request = None):
-        if comparison is None:
-            return gr.update()
-        return _figure(comparison, pair_value, head_value, lang_of(request))
-
-    for control in (pair, head):
-        control.input(redraw, [state, pair, head], heatmaps, api_visibility="private")
+    for control in (pair, head, hide_first):
+        control.input(redraw, [state, pair, head, hide_first], heatmaps, api_visibility="private")
     def refresh_students():
         return gr.update(choices=student_picker(ctx.runs_dir, ctx.student))
 
@@ -150,4 +159,4 @@ def build_attention_tab(ctx) -> dict[str, Any]:
     return {"refresh_pickers": (refresh_students, [student]),
             "text": text, "max_tokens": max_tokens, "teacher": teacher, "student": student, "preset": preset,
             "pairs": pairs_text, "compare": compare, "pair": pair, "head": head, "heatmaps": heatmaps,
-            "summary": summary, "notes": notes, "state": state}
+            "summary": summary, "notes": notes, "state": state, "hide_first": hide_first}

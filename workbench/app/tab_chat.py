@@ -1,9 +1,10 @@
 """Chat tab: one prompt, the teacher, a distilled student and the undistilled student answering side by side.
 
 All columns stream at once with the same sampling settings; under each answer: time to first token, tokens/s and
-token count. Stop ends every column; Clear empties the histories. The event is the API endpoint `/chat_compare`:
+token count. Stop ends every column (each then shows "stopped"); Clear empties the histories. The event is the API endpoint `/chat_compare`:
 the prompt is its first input and every other input has a default (teacher and student from the app's default
-pair, the student being the latest finished run's when there is one), so `client.submit("Hello", api_name=
+pair, the student being the latest finished run's when there is one, the undistilled column the picked run's own
+starting student, from its config.yaml), so `client.submit("Hello", api_name=
 "/chat_compare")` streams all three columns. Generation runs in this process on loaded models from the shared pool;
 a training run is another process, so chatting slows it down but never disturbs it.
 """
@@ -18,15 +19,18 @@ import gradio as gr
 
 from workbench.analysis.artefacts import artefact_folders
 from workbench.analysis.generation import SamplingSettings, compare_stream
-from workbench.app.context import user_error
-from workbench.app.i18n import lang_of, student_picker, t, tr
+from workbench.app.context import ENGLISH_ONLY, user_error
+from workbench.app.i18n import lang_of, student_picker, t, tr, translator
 from workbench.app.train_view import token_html
 from workbench.errors import UserError
-from workbench.models.pool import LATEST, limit_app_threads, resolve_choice
+from workbench.models.pool import LATEST, limit_app_threads, resolve_choice, starting_student
 
 DEFAULT_SAMPLING = SamplingSettings(temperature=0.7, top_p=0.9, max_new_tokens=64, seed=0)
 MIN_UPDATE_INTERVAL_S = 0.03
 COLUMN_TITLES = ("Teacher", "Distilled student", "Undistilled student")
+HISTORY_NOTE = ("Each column keeps its own conversation: its model reads the earlier questions and answers of that column "
+                "before the new one. **Clear history** starts afresh.")
+RUN_START = "run-start"  # the undistilled picker's default: the picked run's own starting student
 
 
 class StopBoard:
@@ -58,13 +62,22 @@ def _session(request: gr.Request | None) -> str:
     return getattr(request, "session_hash", None) or "api"
 
 
+def _base_choices(ctx) -> list:
+    """The undistilled column's choices: the picked run's start, the default student, exported artefacts."""
+    return [(t("The picked run's starting point"), RUN_START), ctx.student, *artefact_folders(ctx.exports_dir)]
+
+
 def _columns(ctx, teacher: str, student: str, include_base: bool, base: str) -> tuple[list[str], list[int]]:
-    """Specs to run and which of the three UI columns each fills."""
+    """Specs to run and which of the three UI columns each fills; the undistilled column runs, unless another
+    spec is given, the picked run's starting point (its config's models.student)."""
     teacher_spec = (teacher or "").strip() or ctx.teacher
     student_spec = resolve_choice(student, ctx.runs_dir, ctx.student)
     specs, slots = [teacher_spec, student_spec], [0, 1]
-    base_spec = resolve_choice(base, ctx.runs_dir, ctx.student) if base == LATEST else (base or "").strip()
-    base_spec = base_spec or ctx.student
+    base = (base or "").strip()
+    if base in ("", RUN_START):
+        base_spec = starting_student(student_spec, ctx.student)
+    else:
+        base_spec = resolve_choice(base, ctx.runs_dir, ctx.student) if base == LATEST else base
     if include_base and base_spec != student_spec:
         specs.append(base_spec)
         slots.append(2)
@@ -79,7 +92,7 @@ def chat_compare_fn(ctx, board: StopBoard):
         teacher: str = "",
         student: str = LATEST,
         include_base: bool = True,
-        base: str = "",
+        base: str = RUN_START,
         temperature: float = DEFAULT_SAMPLING.temperature,
         top_p: float = DEFAULT_SAMPLING.top_p,
         max_new_tokens: int = DEFAULT_SAMPLING.max_new_tokens,
@@ -97,10 +110,11 @@ def chat_compare_fn(ctx, board: StopBoard):
                 raise UserError(tr("prompt is empty; type a message", lang_of(request)))
         except UserError as exc:
             raise user_error(exc, lang_of(request)) from None
-        stats = ["", "", "*not used*"]
+        lang = lang_of(request)
+        stats = ["", "", "*" + tr("not used", lang) + "*"]
         default_note = ""
         if (student or LATEST) == LATEST and specs[1] == ctx.student:
-            default_note = " (no finished run yet: the undistilled default student)"
+            default_note = " " + tr("(no finished run yet: the undistilled default student)", lang)
         limit_app_threads(ctx.runs_dir)
         session = _session(request)
         stop_event = board.start(session)
@@ -117,10 +131,11 @@ def chat_compare_fn(ctx, board: StopBoard):
                 for column, slot in zip(columns, slots, strict=True):
                     answer = column.text if not column.error else f"⚠️ {column.error}"
                     if column.done and not column.error and not column.text.strip():
-                        answer = "*(no text: the model ended its answer at once)*"
+                        answer = "*" + tr("(no text: the model ended its answer at once)", lang) + "*"
                     outputs[slot][-1] = {"role": "assistant", "content": answer}
                     note = default_note if slot == 1 else ""
-                    stats[slot] = f"`{column.spec}`{note}  \n{column.stats.line()}" if not column.error else "failed"
+                    line = column.stats.line(translator(lang))
+                    stats[slot] = f"`{column.spec}`{note}  \n{line}" if not column.error else tr("failed", lang)
                 # coalesce bursts (fast models, several columns) so the page keeps up; the final state always goes
                 if time.perf_counter() - last_yield >= MIN_UPDATE_INTERVAL_S or all(c.done for c in columns):
                     last_yield = time.perf_counter()
@@ -183,10 +198,10 @@ def build_chat_tab(ctx) -> dict[str, Any]:
                               allow_custom_value=True,
                               label=t("Distilled student"), info=t("A run's final student or any checkpoint."))
         include_base = gr.Checkbox(value=True, label=t("Also the undistilled student"))
-        base = gr.Dropdown(choices=[ctx.student, *artefact_folders(ctx.exports_dir)], value=ctx.student,
-                           allow_custom_value=True, label=t("Undistilled student"),
-                           info=t("The run's starting point (default student), or an exported GGUF / ONNX folder "
-                                  "run in its own runtime."))
+        base = gr.Dropdown(choices=_base_choices(ctx), value=RUN_START, allow_custom_value=True,
+                           label=t("Undistilled student"),
+                           info=t("By default the model the picked run started from (its config's models.student); "
+                                  "or any model spec, or an exported GGUF / ONNX folder run in its own runtime."))
         refresh = gr.Button(t("↻ Runs"), size="sm", scale=0)
     with gr.Row():
         temperature = gr.Slider(0.0, 2.0, value=DEFAULT_SAMPLING.temperature, step=0.05, label=t("Temperature"),
@@ -202,19 +217,31 @@ def build_chat_tab(ctx) -> dict[str, Any]:
     with gr.Row(equal_height=True):
         for title in COLUMN_TITLES:
             with gr.Column():
-                chats.append(gr.Chatbot(value=[], label=t(title), height=380, buttons=["copy"]))
+                chats.append(gr.Chatbot(value=[], label=t(title), height=380, buttons=["copy"],
+                                        elem_classes=["kd-chat"]))
                 stats.append(gr.Markdown(""))
     coloured = gr.HTML("", elem_id="chat-disagreement")
     with gr.Row():
-        prompt = gr.Textbox(placeholder=t("Ask all models…"), label=t("Prompt"), scale=5, lines=2)
+        prompt = gr.Textbox(placeholder=t("Ask all models…"), label=t("Prompt"), scale=5, lines=2,
+                            info=t(ENGLISH_ONLY))
         with gr.Column(scale=1, min_width=120):
             send = gr.Button(t("Send"), variant="primary")
             stop = gr.Button(t("Stop"), variant="stop")
             clear = gr.Button(t("Clear history"))
+    gr.Markdown(t(HISTORY_NOTE), elem_classes=["kd-legend"])
     inputs = [prompt, teacher, student, include_base, base, temperature, top_p, max_new_tokens, seed, *chats]
     handler = chat_compare_fn(ctx, board)
-    send_event = send.click(handler, inputs, [*chats, *stats], api_name="chat_compare")
-    submit_event = prompt.submit(handler, inputs, [*chats, *stats], api_visibility="private")
+
+    def check_prompt(text: str, request: gr.Request = None) -> None:
+        """Refuse an empty prompt in an event with no outputs: one toast, no error badge on the three columns."""
+        if not (text or "").strip():
+            raise user_error(tr("prompt is empty; type a message", lang_of(request)))
+
+    quiet = dict(api_visibility="private", show_progress="hidden")
+    send_event = send.click(check_prompt, prompt, None, **quiet).success(
+        handler, inputs, [*chats, *stats], api_name="chat_compare")
+    submit_event = prompt.submit(check_prompt, prompt, None, **quiet).success(
+        handler, inputs, [*chats, *stats], api_visibility="private")
     colour_fn = disagreement_fn(ctx)
     for event in (send_event, submit_event):
         event.then(lambda: "", None, prompt, api_visibility="private").then(
@@ -224,11 +251,12 @@ def build_chat_tab(ctx) -> dict[str, Any]:
     def stop_all(request: gr.Request) -> None:
         board.stop(_session(request))
 
-    stop.click(stop_all, None, None, cancels=[send_event, submit_event], queue=False, api_visibility="private")
+    # Stop only signals the streams: each ends its generation at the next token and sends its final "stopped"
+    # state. Cancelling the event instead would drop that last update and leave every column "generating".
+    stop.click(stop_all, None, None, queue=False, api_visibility="private")
     clear.click(lambda: ([], [], [], "", "", "", ""), None, [*chats, *stats, coloured], api_visibility="private")
     def refresh_students():
-        return gr.update(choices=student_picker(ctx.runs_dir)), gr.update(
-            choices=[ctx.student, *artefact_folders(ctx.exports_dir)])
+        return gr.update(choices=student_picker(ctx.runs_dir)), gr.update(choices=_base_choices(ctx))
 
     refresh.click(refresh_students, None, [student, base], api_visibility="private")
     return {"coloured": coloured, "colour": colour, "refresh_pickers": (refresh_students, [student, base]),

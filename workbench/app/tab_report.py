@@ -5,12 +5,16 @@ distilled student and its undistilled start) or, with no finished run, the app's
 written to its `eval.json` and reused while it is newer than the student's weights; exported GGUF / ONNX folders
 picked under "Exported artefacts" add a row each, measured in their own runtime, with a one-line summary. Export
 writes the merged student in the chosen format (safetensors with tokenizer and model card; GGUF f16 / q8_0 / q4_0;
-ONNX float32 / int8) into a folder under the exports folder and offers the zip for download.
+ONNX float32 / int8) into a folder under the exports folder and offers the zip for download; by default it exports
+the student picked for the report, and its message names the run (and checkpoint) it exported.
 """
 
 from __future__ import annotations
 
+import copy
 import html
+import queue
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -28,16 +32,17 @@ from workbench.analysis.report_card import (
     report_table,
 )
 from workbench.app.context import user_error
-from workbench.app.i18n import lang_of, student_picker, t, tr, translator
+from workbench.app.i18n import lang_of, localize, localize_measured, shown_time, student_picker, t, tr, translator
 from workbench.errors import UserError
 from workbench.models.pool import LATEST, latest_finished_run, limit_app_threads
 from workbench.runs.folder import run_of
 
 
 def card_for(ctx, choice: str, recompute: bool, settings: EvalSettings, lang: str = "en",
-             exports: list[str] | tuple[str, ...] = ()) -> tuple[dict, str]:
+             exports: list[str] | tuple[str, ...] = (), **hooks) -> tuple[dict, str]:
     """(report card, where it came from in `lang`) for a picker value: latest run, a run folder, a checkpoint or a
-    spec; `exports` (GGUF / ONNX folders) add a row each."""
+    spec; `exports` (GGUF / ONNX folders) add a row each; `hooks` (progress, partial) hear each stage of an
+    evaluation and the card so far (`evaluate_models`)."""
     from workbench.config import DistillConfig
 
     choice = (choice or "").strip() or LATEST
@@ -45,36 +50,39 @@ def card_for(ctx, choice: str, recompute: bool, settings: EvalSettings, lang: st
     if choice == LATEST:
         run = latest_finished_run(ctx.runs_dir)
         if run is None:
-            card = evaluate_models(ctx.teacher, {"undistilled student": ctx.student, **artefacts}, settings)
+            card = evaluate_models(ctx.teacher, {"undistilled student": ctx.student, **artefacts}, settings, **hooks)
             return card, tr("no finished run yet: the default pair", lang)
         choice = str(run.path)
     path = Path(choice)
     run = run_of(path) if path.is_dir() else None
     if run is None:
-        return (evaluate_models(ctx.teacher, {"student": choice, **artefacts}, settings),
+        return (evaluate_models(ctx.teacher, {"student": choice, **artefacts}, settings, **hooks),
                 tr("teacher vs `{spec}`", lang, spec=choice))
     if path.resolve() == run.path.resolve():
         cached = None if recompute or exports else cached_report(run)
         if cached is not None:
             return cached, tr("run {run} (from eval.json)", lang, run=run.run_id)
         run_settings = EvalSettings(**{**settings.__dict__, "dataset": DistillConfig.load(run.config_path).data.dataset})
-        return evaluate_run(run.path, run_settings, exports=exports), tr("run {run} (evaluated now; eval.json written)",
-                                                                         lang, run=run.run_id)
+        return evaluate_run(run.path, run_settings, exports=exports, **hooks), tr(
+            "run {run} (evaluated now; eval.json written)", lang, run=run.run_id)
     cfg = DistillConfig.load(run.config_path)
     students = {f"student ({path.name})": str(path), "undistilled student": cfg.models.student, **artefacts}
-    return evaluate_models(cfg.models.teacher, students, settings, data_cfg=cfg.data), f"{run.run_id} · {path.name}"
+    return (evaluate_models(cfg.models.teacher, students, settings, data_cfg=cfg.data, **hooks),
+            f"{run.run_id} · {path.name}")
 
 
 def measured_on(card: dict, lang: str) -> str:
     """What the card's numbers were measured on: the validation rows, and the prompts of the generation numbers."""
     settings = card.get("settings", {})
+    if not settings.get("val_rows") and not settings.get("dataset"):
+        return ""  # a card still filling: nothing scored yet
     entries = report_rows(card)
-    rows = settings.get("val_rows") or settings.get("dataset", "?")
+    rows = localize_measured(settings.get("val_rows"), lang) or settings.get("dataset", "?")
     lines = [tr("Teacher-forced numbers (perplexity, KL, agreement): {rows}, {tokens} tokens.", lang, rows=rows,
                 tokens=entries[0].get("val_tokens", "?") if entries else "?")]
     if settings.get("generation_on"):
         lines.append(tr("Generated numbers (reverse KL on own answers, repeated 4-grams, ...): {what}.", lang,
-                        what=settings["generation_on"]))
+                        what=localize_measured(settings["generation_on"], lang)))
     return "  \n".join(lines + artefact_lines(card))
 
 
@@ -108,54 +116,98 @@ def _table(card: dict, lang: str) -> dict:
             "data": [[tr(header[i], lang), *columns[i]] for i in range(1, len(header))]}
 
 
+def _outputs(card: dict, note: str, lang: str) -> tuple:
+    """(table, bars, eval.json, status, samples) of a card, finished or so far."""
+    shown = shown_card(card, lang)
+    return (_table(shown, lang), report_figure(shown, text=translator(lang)), card,
+            note + "\n\n" + measured_on(card, lang), samples_html(shown, lang))
+
+
 def evaluate_fn(ctx):
     def evaluate(run: str = LATEST, recompute: bool = False, sequences: int = 0, gen_tokens: int = 32,
-                 exports: list[str] | None = None, request: gr.Request = None):
+                 exports: list[str] | None = None, request: gr.Request = None, progress=gr.Progress()):  # noqa: B008 - gradio fills it
+        """Streams the card as it fills: sizes and speed of each model, then quality, then generation; the
+        evaluation runs in a thread and hands its stages and partial cards over a queue."""
         lang = lang_of(request)
         limit_app_threads(ctx.runs_dir)
-        try:
-            # 0 sequences: a run is scored on the rows its train-time eval reads (the Train tab's numbers)
-            settings = EvalSettings(max_sequences=int(sequences) or None, gen_tokens=int(gen_tokens),
-                                    device=ctx.pool.device)
-            card, source = card_for(ctx, run, bool(recompute), settings, lang, exports=tuple(exports or ()))
-        except UserError as exc:
-            raise user_error(exc, lang) from None
-        note = tr("**{source}** · evaluated {created} in {seconds} s", lang, source=source,
-                  created=card.get("created", "?"), seconds=card.get("elapsed_s", "?"))
-        shown = shown_card(card, lang)
-        return (_table(shown, lang), report_figure(shown, text=translator(lang)), card,
-                note + "\n\n" + measured_on(card, lang), samples_html(shown, lang))
+        # 0 sequences: a run is scored on the rows its train-time eval reads (the Train tab's numbers)
+        settings = EvalSettings(max_sequences=int(sequences) or None, gen_tokens=int(gen_tokens),
+                                device=ctx.pool.device)
+        events: queue.Queue = queue.Queue()
+
+        def work() -> None:
+            try:
+                events.put(("done", card_for(ctx, run, bool(recompute), settings, lang, exports=tuple(exports or ()),
+                                             progress=lambda fraction, message: events.put(("stage", fraction,
+                                                                                            message)),
+                                             partial=lambda card: events.put(("partial", copy.deepcopy(card))))))
+            except BaseException as exc:  # noqa: BLE001 - shown to the user below, in this thread
+                events.put(("error", exc))
+
+        threading.Thread(target=work, daemon=True, name="workbench-evaluate").start()
+        while True:
+            kind, *value = events.get()
+            if kind == "stage":
+                progress(value[0], desc=localize(value[1], lang))
+            elif kind == "partial":
+                yield _outputs(value[0], "⏳ " + tr("Results so far; the bar shows the stage under way.", lang), lang)
+            elif kind == "error":
+                if isinstance(value[0], UserError):
+                    raise user_error(value[0], lang) from None
+                raise value[0]
+            else:
+                card, source = value[0]
+                note = tr("**{source}** · evaluated {created} in {seconds} s", lang, source=source,
+                          created=shown_time(card.get("created"), lang), seconds=card.get("elapsed_s", "?"))
+                yield _outputs(card, note, lang)
+                return
 
     return evaluate
 
 
+REPORTED = "reported"  # the export picker's default: whatever the report's picker holds
+
+
+def export_source(ctx, source: str, reported: str, lang: str) -> tuple[Path, str]:
+    """(folder to export, how it was chosen in `lang`): the export picker's run or checkpoint, or by default the
+    student picked for the report, with "latest" resolved to the latest finished run by name."""
+    choice = (source or "").strip() or REPORTED
+    how = ""
+    if choice == REPORTED:
+        choice, how = (reported or "").strip() or LATEST, tr("the student picked for the report", lang)
+    if choice == LATEST:
+        run = latest_finished_run(ctx.runs_dir)
+        if run is None:
+            raise UserError(tr("export needs a run: no finished run yet; pick a run or checkpoint", lang))
+        choice, how = str(run.path), tr("the latest finished run", lang)
+    return Path(choice), how
+
+
 def export_fn(ctx):
-    def export(source: str, folder: str, make_zip: bool, overwrite: bool, fmt: str = "safetensors",
-               request: gr.Request = None):
+    def export(source: str = REPORTED, folder: str = "", make_zip: bool = True, overwrite: bool = False,
+               fmt: str = "safetensors", reported: str = LATEST, request: gr.Request = None):
         from workbench.analysis.export import export_run
 
         lang = lang_of(request)
         try:
-            spec = source if source and source != LATEST else None
-            if spec is None:
-                run = latest_finished_run(ctx.runs_dir)
-                if run is None:
-                    raise UserError(tr("export needs a run: no finished run yet; pick a run or checkpoint", lang))
-                spec = str(run.path)
-            path = Path(spec)
+            path, how = export_source(ctx, source, reported, lang)
             run = run_of(path)
             if run is None:
-                raise UserError(tr("export source must be a run folder or checkpoint, got {spec!r}", lang, spec=spec))
+                raise UserError(tr("Run or checkpoint to export: {spec!r} is not a run folder or a checkpoint inside "
+                                   "one", lang, spec=str(path)))
             fmt = fmt or "safetensors"
-            default_name = run.run_id if path.resolve() == run.path.resolve() else f"{run.run_id}-{path.name}"
+            whole_run = path.resolve() == run.path.resolve()
+            default_name = run.run_id if whole_run else f"{run.run_id}-{path.name}"
             default_name += "" if fmt == "safetensors" else f"-{fmt}"
             target = Path(folder.strip()) if folder and folder.strip() else Path(ctx.exports_dir) / default_name
             result = export_run(path, target, fmt=fmt, make_zip=bool(make_zip), overwrite=bool(overwrite))
         except UserError as exc:
             raise user_error(exc, lang) from None
-        text = tr("Exported `{source}` to `{folder}`  \nReload check: max |logit diff| {diff}  \nFiles: {files}",
-                  lang, source=result["source"], folder=result["folder"],
-                  diff=f"{result['max_abs_logit_diff']:.2e}", files=", ".join(result["files"]))
+        what = tr("run **{run}**", lang, run=run.run_id) if whole_run else tr(
+            "run **{run}**, checkpoint **{checkpoint}**", lang, run=run.run_id, checkpoint=path.name)
+        text = tr("Exported {what}{how} from `{source}` to `{folder}`  \nReload check: max |logit diff| {diff}  \n"
+                  "Files: {files}", lang, what=what, how=f" ({how})" if how else "", source=result["source"],
+                  folder=result["folder"], diff=f"{result['max_abs_logit_diff']:.2e}", files=", ".join(result["files"]))
         if "size_bytes" in result:
             text += "  \n" + tr("{fmt}: {file}, {size} MB on disk; relative logit error {error} (tiny-model test "
                                 "bound {bound}), read back with {loader}", lang, fmt=fmt, file=result["file"],
@@ -164,6 +216,10 @@ def export_fn(ctx):
         return text, result["zip"]
 
     return export
+
+
+def _export_choices(ctx) -> list[tuple]:
+    return [(t("The student picked for the report above"), REPORTED), *student_picker(ctx.runs_dir)]
 
 
 def build_report_tab(ctx) -> dict[str, Any]:
@@ -182,8 +238,12 @@ def build_report_tab(ctx) -> dict[str, Any]:
     with gr.Row():
         evaluate = gr.Button(t("Evaluate"), variant="primary")
         refresh = gr.Button(t("↻ Runs"), size="sm", scale=0)
-    status = gr.Markdown(t("Press **Evaluate** for the report card (a few seconds to a minute on a CPU)."))
-    table = gr.Dataframe(label=t("Report card"), interactive=False, wrap=True, elem_id="report-table")
+    status = gr.Markdown(t("Press **Evaluate** for the report card: each model is loaded and timed, then scored on "
+                           "validation rows and held-out prompts; the bar names each stage (minutes on a CPU for the "
+                           "built-in pair)."), elem_id="report-status")
+    # tall enough for every row: the size and speed rows used to hide in the table's own scroll area
+    table = gr.Dataframe(label=t("Report card"), interactive=False, wrap=True, elem_id="report-table",
+                         max_height=2000)
     samples = gr.HTML("", elem_id="report-samples")
     bars = gr.Plot(label=t("Report card"))
     with gr.Accordion("eval.json", open=False):
@@ -196,8 +256,9 @@ def build_report_tab(ctx) -> dict[str, Any]:
                   "int8) for ONNX Runtime; Llama and Qwen2 students. The size on disk and the reload check are shown "
                   "after the export."))
     with gr.Row():
-        source = gr.Dropdown(choices=student_picker(ctx.runs_dir), value=LATEST, allow_custom_value=True,
-                             label=t("Run or checkpoint to export"), scale=3)
+        source = gr.Dropdown(choices=_export_choices(ctx), value=REPORTED, allow_custom_value=True,
+                             label=t("Run or checkpoint to export"),
+                             info=t("By default the student picked for the report above."), scale=3)
         folder = gr.Textbox(value="", label=t("Folder"), placeholder=f"{ctx.exports_dir}/<run id>", scale=3)
         make_zip = gr.Checkbox(value=True, label=t("Zip for download"), scale=1)
         overwrite = gr.Checkbox(value=False, label=t("Overwrite"), scale=1)
@@ -205,13 +266,12 @@ def build_report_tab(ctx) -> dict[str, Any]:
     export = gr.Button(t("Export"))
     export_status = gr.Markdown("")
     download = gr.File(label=t("Download"), interactive=False)
-    export.click(export_fn(ctx), [source, folder, make_zip, overwrite, fmt], [export_status, download],
+    export.click(export_fn(ctx), [source, folder, make_zip, overwrite, fmt, run], [export_status, download],
                  api_name="export")
 
     def refresh_choices():
-        choices = student_picker(ctx.runs_dir)
-        return gr.update(choices=choices), gr.update(choices=choices), gr.update(choices=artefact_folders(
-            ctx.exports_dir))
+        return (gr.update(choices=student_picker(ctx.runs_dir)), gr.update(choices=_export_choices(ctx)),
+                gr.update(choices=artefact_folders(ctx.exports_dir)))
 
     refresh.click(refresh_choices, None, [run, source, exports], api_visibility="private")
     return {"refresh_pickers": (refresh_choices, [run, source, exports]), "run": run, "exports": exports,

@@ -15,9 +15,9 @@ from typing import Any
 import gradio as gr
 
 from workbench.analysis.genquality import GEN_KEYS
-from workbench.analysis.plots import overlay_figure
+from workbench.analysis.plots import METRICS, overlay_figure
 from workbench.app.context import user_error
-from workbench.app.i18n import lang_of, t, tr, translator
+from workbench.app.i18n import lang_of, localize_measured, t, tr, translator
 from workbench.app.train_view import duration
 from workbench.config import DistillConfig
 from workbench.errors import Message, UserError
@@ -28,8 +28,6 @@ from workbench.runs.process import find_run
 TABLE_COLUMNS = ["run", "steps", "best eval loss", "student ppl", "bits per byte", "generation (rKL · rep4)", "status",
                  "started", "duration", "teacher", "student", "KD settings"]
 TABLE_TYPES = ["str", "str", "number", "number", "number", "str", "str", "str", "str", "html", "html", "str"]
-OVERLAY_METRICS = ["kd", "ce", "total", "hidden", "attn", "eval_loss", "eval_ppl", "eval_bpb", "eval_kl", "eval_top1", "gen_rkl",
-                   "gen_teacher_nll", "gen_rep4", "gen_empty", "gen_len", "lr", "tokens_per_s"]
 SPEC_WIDTH = 30
 
 
@@ -79,11 +77,12 @@ def run_summary(run: RunFolder) -> dict[str, Any]:
 
 
 def short_spec(spec: str, width: int = SPEC_WIDTH) -> str:
-    """A model spec for a table cell: local folders by their name, "builtin:" dropped, cut to `width` characters."""
+    """A model spec for a table cell: local folders by their name, "builtin:" dropped, the model's name cut to
+    `width` characters; the derivation after "?" is kept whole, since it is what tells two students apart."""
     base, sep, query = str(spec).partition("?")
     base = Path(base).name if base.startswith(("/", "./", "~")) else base.removeprefix("builtin:")
-    text = base + sep + query
-    return text if len(text) <= width else text[: width - 1] + "…"
+    base = base if len(base) <= width else base[: width - 1] + "…"
+    return base + sep + query.replace("&", "&\u200b").replace(",", ",\u200b")  # break points in a narrow cell
 
 
 def _spec_cell(spec: str) -> str:
@@ -122,7 +121,33 @@ def diff_table(runs_dir: str | Path, run_ids: list[str]) -> list[list[Any]]:
     for other in configs[1:]:
         fields.update(dict.fromkeys(config_diff(configs[0], other)))
     flat = [{f"{s}.{k}": v for s, section in cfg.items() for k, v in section.items()} for cfg in configs]
-    return [[name, *[str(cfg.get(name)) for cfg in flat]] for name in fields if name not in ("run.name",)]
+    lora_off = not any(cfg.get("lora.enabled") for cfg in flat)  # then the other lora.* settings change nothing
+    return [[name, *[str(cfg.get(name)) for cfg in flat]] for name in fields
+            if name != "run.name" and not (lora_off and name.startswith("lora.") and name != "lora.enabled")]
+
+
+def metric_choices(lang: str) -> list[tuple[str, str]]:
+    """The overlay's metric picker: each metric's name and unit in `lang`, its metrics.jsonl key as the value."""
+    return [(f"{tr(name, lang)} ({tr(unit, lang)})", key) for key, (name, unit) in METRICS.items()]
+
+
+def measured_note(runs: dict[str, list[dict]], metric: str, lang: str) -> str:
+    """A warning when the runs' `metric` was measured on different rows (another dataset, sequence length or number
+    of held-out rows): their curves are then not directly comparable. Empty when they agree."""
+    kind = "gen_eval" if metric.startswith("gen_") else "eval" if metric.startswith("eval_") else None
+    if kind is None:
+        return ""
+    lines = {}
+    for run_id, rows in runs.items():
+        line = next((r.get("measured_on") for r in reversed(rows) if r.get("kind") == kind and r.get("measured_on")),
+                    None)
+        if line:
+            lines[run_id] = line
+    if len(set(lines.values())) < 2:
+        return ""
+    listed = "\n".join(f"- **{run_id}**: {localize_measured(line, lang)}" for run_id, line in lines.items())
+    return "⚠️ " + tr("These runs were measured on different rows, so their curves are not directly comparable:",
+                      lang) + "\n" + listed
 
 
 def delete_run(runs_dir: str | Path, run_id: str) -> None:
@@ -143,8 +168,9 @@ def build_runs_tab(ctx) -> dict[str, Any]:
                          label=t("Runs"), elem_id="runs-table")
     with gr.Row():
         selected = gr.Dropdown([], multiselect=True, label=t("Compare runs"), scale=3)
-        metric = gr.Dropdown(OVERLAY_METRICS, value="kd", label=t("Metric"), scale=1)
+        metric = gr.Dropdown(metric_choices("en"), value="kd", label=t("Metric"), scale=1)
         log_y = gr.Checkbox(False, label=t("Log scale"), scale=0)
+    compare_note = gr.Markdown("", elem_id="runs-compare-note")
     overlay = gr.Plot(label=t("Overlay"))
     diff = gr.Dataframe(value=[], label=t("Config fields that differ"), interactive=False, wrap=True)
     with gr.Row():
@@ -161,7 +187,9 @@ def build_runs_tab(ctx) -> dict[str, Any]:
     def refresh_all(current: list[str] | None = None, request: gr.Request = None):
         ids = [run.run_id for run in list_runs(ctx.runs_dir)]
         keep = [run_id for run_id in (current or []) if run_id in ids]
-        return table_update(lang_of(request)), gr.update(choices=ids, value=keep), gr.update(choices=ids, value=None)
+        lang = lang_of(request)
+        return (table_update(lang), gr.update(choices=ids, value=keep), gr.update(choices=ids, value=None),
+                gr.update(choices=metric_choices(lang)))
 
     def refresh_after_run(request: gr.Request = None):
         ids = [run.run_id for run in list_runs(ctx.runs_dir)]
@@ -170,7 +198,7 @@ def build_runs_tab(ctx) -> dict[str, Any]:
     def on_load(request: gr.Request = None):
         return refresh_all([], request)
 
-    refresh.click(refresh_all, selected, [table, selected, to_delete], api_name="runs_refresh")
+    refresh.click(refresh_all, selected, [table, selected, to_delete, metric], api_name="runs_refresh")
 
     def compare(run_ids: list[str], metric_name: str, log_scale: bool, request: gr.Request = None):
         run_ids = run_ids or []
@@ -180,12 +208,13 @@ def build_runs_tab(ctx) -> dict[str, Any]:
             lang = lang_of(request)
             headers = [tr("field", lang), *run_ids] if diff_rows else [tr("field", lang)]
             return (overlay_figure(rows, metric=metric_name, log_y=log_scale, text=translator(lang)),
-                    gr.update(value=diff_rows or [[tr("(select two or more runs)", lang)]], headers=headers))
+                    gr.update(value=diff_rows or [[tr("(select two or more runs)", lang)]], headers=headers),
+                    measured_note(rows, metric_name, lang))
         except UserError as exc:
             raise user_error(exc, lang_of(request)) from None
 
-    gr.on([selected.change, metric.change, log_y.change], compare, [selected, metric, log_y], [overlay, diff],
-          api_name="runs_compare")
+    gr.on([selected.change, metric.change, log_y.change], compare, [selected, metric, log_y],
+          [overlay, diff, compare_note], api_name="runs_compare")
 
     def ask(run_id, request: gr.Request = None):
         lang = lang_of(request)
@@ -203,9 +232,11 @@ def build_runs_tab(ctx) -> dict[str, Any]:
             raise user_error(exc, lang_of(request)) from None
         return (gr.update(visible=False), *refresh_all(current, request))
 
-    confirm.click(do_delete, [to_delete, selected], [confirm_row, table, selected, to_delete], api_name="runs_delete")
+    confirm.click(do_delete, [to_delete, selected], [confirm_row, table, selected, to_delete, metric],
+                  api_name="runs_delete")
     cancel.click(lambda: gr.update(visible=False), None, confirm_row, api_name="runs_delete_cancel")
     return {"table": table, "selected": selected, "metric": metric, "overlay": overlay, "diff": diff,
             "to_delete": to_delete, "delete": delete, "confirm": confirm, "refresh": refresh,
-            "on_load": (on_load, [table, selected, to_delete]),
+            "compare_note": compare_note, "on_load": (on_load, [table, selected, to_delete, metric]),
+            "relabel": (refresh_all, [selected], [table, selected, to_delete, metric]),
             "refresh_pickers": (refresh_after_run, [table, selected, to_delete])}

@@ -11,6 +11,7 @@ from typing import Any
 import gradio as gr
 
 from workbench.app import setup_logic as logic
+from workbench.app.context import ENGLISH_ONLY
 from workbench.app.i18n import help_text, t
 from workbench.app.setup_events import ALPHA_KINDS, BETA_KINDS, wire_setup
 from workbench.config import DistillConfig, field_choices, field_slider, load_preset, preset_names
@@ -39,10 +40,9 @@ def _models_section(ctx, c: dict, v: dict) -> None:
         c["models.trust_remote_code"] = gr.Checkbox(v["models.trust_remote_code"], label=t("Trust remote code"),
                                                     info=_info("models.trust_remote_code"))
         c["card_refresh"] = gr.Button(t("Check pair"), size="sm", scale=0)
-    c["card_status"] = gr.Markdown("")
+    c["card_status"] = gr.Markdown("", elem_id="card-status")
     with gr.Accordion(t("Compatibility card"), open=True):
-        c["card"] = gr.Code(value="", label=t("Compatibility card"), language=None, lines=12, interactive=False,
-                            elem_id="pair-card")
+        c["card"] = gr.HTML(value="", elem_id="pair-card")
     with gr.Accordion(t("Tokenizer alignment"), open=False):
         with gr.Row():
             c["align_text"] = gr.Textbox(SAMPLE_TEXT, label=t("Sample text"), lines=2, scale=4,
@@ -79,6 +79,7 @@ def _loss_section(c: dict, v: dict) -> None:
             c["sample_prompt"] = gr.Textbox(logic.SAMPLE_PROMPT, label=t("Sample prompt for the preview"), lines=1,
                                             info=t("Text whose next token both models predict below; not "
                                                    "used for training."))
+            gr.Markdown(t(ENGLISH_ONLY), elem_classes=["kd-note"])
             c["preview_btn"] = gr.Button(t("Show next-token preview"), size="sm")
             c["preview_text"] = gr.Markdown(t("Move the slider or press the button: the teacher's and the "
                                               "student's next-token distributions at T appear here."),

@@ -7,7 +7,7 @@ from __future__ import annotations
 import html
 import time
 
-from workbench.app.i18n import tr
+from workbench.app.i18n import localize_measured, tr
 from workbench.runs import process as runner
 from workbench.runs.folder import ACTIVE_STATES, RunFolder, run_stage
 
@@ -47,7 +47,7 @@ def progress_html(status: dict, latest: dict | None, lang: str = "en") -> str:
     waiting = stage_text(status, latest is not None, lang) if state in ACTIVE_STATES else ""
     if waiting:
         details = waiting + " · " + details
-    if state in ACTIVE_STATES and eta is not None:
+    if state in ACTIVE_STATES and eta is not None and stage not in ("final evaluation", "saving the student"):
         details += f" · ETA {duration(eta)}"
     if speed:
         details += f" · {speed:,.0f} tokens/s"
@@ -102,15 +102,19 @@ def _rkl_color(value: float) -> str:
     return f"rgba(220, 38, 38, {0.08 + 0.72 * share:.2f})"
 
 
+LEGEND = ("Each token is shaded by the reverse KL between the student's and the teacher's next-token predictions, "
+          "both reading the same text so far (the student's own answer): pale = given that text, the teacher would "
+          "predict much the same token; red = {full} nats or more. It measures agreement token by token, not whether "
+          "the answer fits the question: a fluent answer on the wrong topic can be mostly pale. Hover for the value.")
+
+
 def token_html(tokens: list[str], rkl: list[float], lang: str = "en") -> str:
     """Tokens as spans shaded from pale (agrees with the teacher) to red (reverse KL >= 2 nats); the value on hover."""
     spans = []
     for piece, value in zip(tokens, rkl, strict=False):
         spans.append(f'<span class="kd-token" style="background:{_rkl_color(value)}" '
                      f'title="reverse KL {float(value):.3f} nats">{html.escape(str(piece))}</span>')
-    legend = tr("Each token is shaded by the per-token reverse KL between student and teacher at that position: "
-                "pale = the teacher would say the same, red = {full} nats or more. Hover for the value.", lang,
-                full=f"{RKL_FULL_RED:g}")
+    legend = tr(LEGEND, lang, full=f"{RKL_FULL_RED:g}")
     return f'<div class="kd-tokens">{"".join(spans)}</div><div class="kd-legend">{html.escape(legend)}</div>'
 
 
@@ -142,7 +146,7 @@ def gen_summary_markdown(row: dict | None, lang: str = "en") -> str:
                   "eval and these numbers say how it talks (teacher-forced numbers above do not).", lang)
     parts = [f"{tr(label, lang)} **{tr(fmt, lang).format(row[key])}**" for key, label, fmt in GEN_SUMMARY
              if isinstance(row.get(key), (int, float))]
-    measured = row.get("measured_on") or ""
+    measured = localize_measured(row.get("measured_on"), lang)
     return (tr("Step {step}", lang, step=row.get("step")) + ": " + " · ".join(parts)
             + (f"  \n{tr('Measured on', lang)}: {measured}" if measured else ""))
 

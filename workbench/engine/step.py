@@ -41,6 +41,7 @@ from workbench.engine.onpolicy import (
 )
 from workbench.engine.scores import agreement_sums, ce_sum, perplexity
 from workbench.engine.teacher_cache import TeacherCache
+from workbench.measured import EVAL_ROWS, measured
 from workbench.models.vocab import bits_per_byte
 
 TERMS = ("ce", "kd", "hidden", "attn")
@@ -348,8 +349,7 @@ def evaluate(cfg: DistillConfig, s: Setup) -> dict[str, float]:
     rows = min(batches * b, s.val_ids.shape[0])
     row = {"eval_loss": ce / count, "eval_ppl": perplexity(ce / count), "eval_kl": kl / count,
            "eval_top1": hits / max(compared, 1.0), "eval_tokens": int(count),
-           "measured_on": f"{rows} held-out rows × {s.val_ids.shape[1]} tokens of {cfg.data.dataset} "
-                          "(teacher-forced, KL at T = 1)"}
+           "measured_on": measured(EVAL_ROWS, rows=rows, tokens=s.val_ids.shape[1], source=cfg.data.dataset)}
     if text_bytes > 0:
         row["eval_bpb"] = bits_per_byte(ce, text_bytes)
     if teacher_ce > 0:

@@ -19,6 +19,7 @@ import contextlib
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from workbench.runs.folder import RunFolder, read_metrics
 from workbench.runs.lifecycle import device_lock, stop_on_signals
 from workbench.runs.reporters import report_sinks
 from workbench.runs.sinks import JsonlSink, MultiSink, NullSink, Sink
+from workbench.timing import rate
 
 STATUS_EVERY_S = 1.0
 
@@ -57,7 +59,8 @@ def _stage_reporter(run: RunFolder, sink: Sink, main: bool):
             run.update_status(stage_progress=progress)
             return
         run.update_status(stage=name, stage_started=time.time(), stage_progress=progress)
-        sink.log(f"stage: {name}")
+        if name != "training":  # back to steps after a phase: the train rows say so
+            sink.log(f"stage: {name}")
 
     return report
 
@@ -238,12 +241,15 @@ def _save_outputs(cfg: DistillConfig, s: Setup, run: RunFolder) -> None:
 
 
 def _loop(cfg: DistillConfig, s: Setup, run: RunFolder, sink: Sink, stop: threading.Event, resume: bool,
-          launched: float) -> str:
-    """The training loop proper; returns the final state (finished or stopped)."""
+          launched: float, stage: Callable[..., None] = lambda name, progress=None: None) -> str:
+    """The training loop proper; returns the final state (finished or stopped). `stage` names each long phase
+    between steps (evaluating, scoring held-out answers, saving) for the app; tokens/s is per logged interval,
+    training steps only."""
     acc, main, total_steps = s.accelerator, s.accelerator.is_main_process, cfg.train.steps
     step, tokens, elapsed_before = _restore(cfg, s, run) if resume else (0, 0, 0.0)
     tokens_per_step = cfg.train.batch_size * cfg.train.grad_accum * acc.num_processes * s.train_ids.shape[1]
-    start, start_step, start_tokens, last_status = time.perf_counter(), step, tokens, 0.0
+    start, start_step, last_status = time.perf_counter(), step, 0.0
+    interval_tokens, interval_seconds = 0, 0.0  # since the last logged row: training steps only
     if main:
         run.update_status(state="running", step=step, total_steps=total_steps)
         onpolicy = cfg.onpolicy
@@ -260,23 +266,28 @@ def _loop(cfg: DistillConfig, s: Setup, run: RunFolder, sink: Sink, stop: thread
         terms = optimizer_step(cfg, s, step)
         step_seconds = time.perf_counter() - step_started
         step += 1
-        tokens += int(terms.get("step_tokens", tokens_per_step))
+        step_tokens = int(terms.get("step_tokens", tokens_per_step))
+        tokens += step_tokens
+        interval_tokens, interval_seconds = interval_tokens + step_tokens, interval_seconds + step_seconds
         session = time.perf_counter() - start
         last = step >= total_steps or _out_of_time(cfg, acc, elapsed_before + time.perf_counter() - launched)
         if main and (step % cfg.train.log_every == 0 or last):
-            rate = (tokens - start_tokens) / max(session, 1e-9)
-            eta = (total_steps - step) * session / (step - start_step)
+            speed = rate(interval_tokens, interval_seconds)  # None: too fast to time
+            interval_tokens, interval_seconds = 0, 0.0
+            eta = (total_steps - step) * session / (step - start_step)  # evaluation and saving included
             sink.emit({"kind": "train", "step": step, **{k: terms[k] for k in ("total", *TERMS)},
-                       "lr": s.scheduler.get_last_lr()[0], "tokens": tokens, "tokens_per_s": rate,
+                       "lr": s.scheduler.get_last_lr()[0], "tokens": tokens, "tokens_per_s": speed,
                        "elapsed": elapsed_before + session, "eta": eta, "time": time.time(),
                        **_generation_stats(terms, step_seconds)})
             _emit_sample(s, sink, step)
             if time.monotonic() - last_status >= STATUS_EVERY_S or last:
                 run.update_status(step=step)  # throttled: each write is an fsync
                 last_status = time.monotonic()
-        _evaluate(cfg, s, sink, step, last)
+        _evaluate(cfg, s, sink, step, last, stage)
         if step % cfg.train.save_every == 0 and not last:
+            stage("saving a checkpoint")
             _save(cfg, s, run, sink, step, tokens, elapsed_before + session)
+            stage("training")
     if not last:
         _save(cfg, s, run, sink, step, tokens, elapsed_before + time.perf_counter() - start)
         return "stopped"
@@ -284,6 +295,7 @@ def _loop(cfg: DistillConfig, s: Setup, run: RunFolder, sink: Sink, stop: thread
         if step < total_steps:
             sink.log(f"train.max_minutes reached: training ends at step {step} of {total_steps}")
             run.update_status(total_steps=step)
+        stage("saving the student")
         _save_outputs(cfg, s, run)
         sink.log(f"finished: student saved to {run.student_dir}")
     return "finished"
@@ -300,17 +312,27 @@ def _out_of_time(cfg: DistillConfig, acc, elapsed: float) -> bool:
     return bool(flag.item() > 0)
 
 
-def _evaluate(cfg: DistillConfig, s: Setup, sink: Sink, step: int, last: bool) -> None:
-    """The teacher-forced eval every train.eval_every steps, generation quality every train.gen_eval_every."""
+def _evaluate(cfg: DistillConfig, s: Setup, sink: Sink, step: int, last: bool,
+              stage: Callable[..., None]) -> None:
+    """The teacher-forced eval every train.eval_every steps, generation quality every train.gen_eval_every; each
+    a stage of its own while it runs."""
     main = s.accelerator.is_main_process
+    staged = False
     if step % cfg.train.eval_every == 0 or last:
+        stage("final evaluation" if last else "evaluating")
+        staged = True
         row = evaluate(cfg, s)
         if main:
             sink.emit({"kind": "eval", "step": step, **row, "time": time.time()})
     if step % (cfg.train.gen_eval_every or cfg.train.eval_every) == 0 or last:
+        if main and cfg.train.gen_eval and s.heldout:
+            stage("scoring held-out answers", f"({len(s.heldout)})")
+            staged = True
         if main:
             _generation_eval(cfg, s, sink, step)
         s.accelerator.wait_for_everyone()
+    if staged and not last:
+        stage("training")
 
 
 def _generation_stats(terms: dict[str, Any], step_seconds: float) -> dict[str, Any]:
@@ -400,10 +422,10 @@ def train(
             if main:
                 run.update_status(state="running", started=time.time(), pid=os.getpid())
             launched = time.perf_counter()  # train.max_minutes counts loading and healing too
-            s = setup(cfg, accelerator, sink, heal=not resume or cfg.lora.enabled,
-                      stage=_stage_reporter(run, sink, main))
+            stage = _stage_reporter(run, sink, main)
+            s = setup(cfg, accelerator, sink, heal=not resume or cfg.lora.enabled, stage=stage)
             with contextlib.closing(s):
-                state = _loop(cfg, s, run, sink, stop, resume, launched)
+                state = _loop(cfg, s, run, sink, stop, resume, launched, stage)
         except BaseException as exc:
             if main:
                 latest = run.latest_checkpoint()

@@ -7,8 +7,10 @@ ratio and a training-memory estimate; `format_compatibility` renders either card
 
 from __future__ import annotations
 
+import html
 import unicodedata
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
@@ -27,6 +29,24 @@ PROBE_TEXTS = (
 FLOAT32_BYTES = 4
 
 
+def _tie_as_configured(model, config) -> None:
+    """Tie the output head to the input embedding where the config says so, as loading does.
+
+    `from_config` normally ties them, but transformers' loading contexts (`no_init_weights`, `no_tie_weights`) patch
+    `PreTrainedModel` for the whole process: a model loading in another thread (the app's model pool) can leave this
+    meta model untied, and its embedding would be counted twice (162.8 M instead of 134.5 M for the built-in
+    teacher). Assigning the parameter does not go through the patched methods.
+    """
+    text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    if not getattr(text_config, "tie_word_embeddings", False):
+        return
+    head, embedding = model.get_output_embeddings(), model.get_input_embeddings()
+    if head is None or embedding is None or head.weight is embedding.weight:
+        return
+    if head.weight.shape == embedding.weight.shape:
+        head.weight = embedding.weight
+
+
 def model_summary(spec: str, *, trust_remote_code: bool = False) -> dict:
     """Architecture and sizes of the model a spec names, from its config (no weights are read)."""
     from transformers import AutoModelForCausalLM
@@ -35,6 +55,7 @@ def model_summary(spec: str, *, trust_remote_code: bool = False) -> dict:
     config = load_config(parsed, trust_remote_code=trust_remote_code)
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
+    _tie_as_configured(model, config)
     heads = config.num_attention_heads
     card = {
         "spec": parsed.text,
@@ -185,14 +206,25 @@ def _gib(nbytes: int) -> str:
     return f"{nbytes / 2**30:.2f} GiB"
 
 
-def _row(text: Callable[[str], str], label: str, value: str, indent: int = 2) -> str:
-    """One aligned line of the card: the label (translated) padded to 18 columns, wide characters counting two."""
-    shown = text(label)
-    width = sum(2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in shown)
-    return " " * indent + shown + " " * max(18 - width, 1) + value
+@dataclass(frozen=True)
+class Row:
+    """One labelled line of the card (label already translated); `str()` aligns it for a terminal, `card_html`
+    puts it in a table (a browser's monospace font does not draw Korean at exactly two columns)."""
+
+    label: str
+    value: str
+    indent: int = 2
+
+    def __str__(self) -> str:
+        width = sum(2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in self.label)
+        return " " * self.indent + self.label + " " * max(18 - width, 1) + self.value
 
 
-def _format_model(title: str, card: dict, text: Callable[[str], str]) -> list[str]:
+def _row(text: Callable[[str], str], label: str, value: str, indent: int = 2) -> Row:
+    return Row(text(label), value, indent)
+
+
+def _format_model(title: str, card: dict, text: Callable[[str], str]) -> list[str | Row]:
     params = card["params"]
     layers = str(card["layers"])
     if card.get("kept_layers"):
@@ -213,7 +245,7 @@ def _format_model(title: str, card: dict, text: Callable[[str], str]) -> list[st
     ]
 
 
-def _pruned_line(card: dict, text: Callable[[str], str]) -> list[str]:
+def _pruned_line(card: dict, text: Callable[[str], str]) -> list[Row]:
     if not card.get("pruned"):
         return []
     axes = ", ".join(f"{text(axis)} {before} → {after}" for axis, before, after in card["pruned"])
@@ -223,7 +255,7 @@ def _pruned_line(card: dict, text: Callable[[str], str]) -> list[str]:
         share=f"{share:.3f}"))]
 
 
-def _tokenizer_notes(tok: dict, text: Callable[[str], str]) -> list[str]:
+def _tokenizer_notes(tok: dict, text: Callable[[str], str]) -> list[str | Row]:
     if "padded" in tok:
         padded = tok["padded"]
         return [_row(text, "logits widths", text(
@@ -243,7 +275,7 @@ def _tokenizer_notes(tok: dict, text: Callable[[str], str]) -> list[str]:
             ratio=f"{cross['teacher_per_student']:.2f}", exact=f"{cross['exact_share']:.1%}")),
         _row(text, "methods", text("logit KD across tokenizers (loss.cross_tokenizer: aligned, the default, or uld) "
                                    "and CE apply;")),
-        " " * 20 + text("hidden-state and attention terms and the teacher cache need one tokenizer"),
+        Row("", text("hidden-state and attention terms and the teacher cache need one tokenizer")),
     ]
 
 
@@ -254,8 +286,25 @@ MEMORY_ROWS = (("student_weights", "student weights"), ("student_grads", "studen
 
 def format_compatibility(card: dict, text: Callable[[str], str] = str) -> str:
     """Text rendering of a `model_summary` or a `compatibility_card`; `text` translates its words (the app's Korean)."""
+    return "\n".join(str(line) for line in card_lines(card, text))
+
+
+def card_html(card: dict, text: Callable[[str], str] = str) -> str:
+    """The same lines as a table (the app): headings across both columns, each row's label in its own cell."""
+    cells = []
+    for line in card_lines(card, text):
+        if isinstance(line, Row):
+            pad = f' style="padding-left:{line.indent * 0.5:g}em"' if line.indent > 2 else ""
+            cells.append(f"<tr><td{pad}>{html.escape(line.label)}</td><td>{html.escape(line.value)}</td></tr>")
+        elif line:
+            cells.append(f'<tr><th colspan="2">{html.escape(line)}</th></tr>')
+    return f'<table class="kd-card">{"".join(cells)}</table>'
+
+
+def card_lines(card: dict, text: Callable[[str], str] = str) -> list[str | Row]:
+    """The card as headings (str) and labelled rows (Row), in order; "" separates the sections."""
     if "teacher" not in card:
-        return "\n".join(_format_model("model", card, text))
+        return _format_model("model", card, text)
     lines = _format_model("teacher", card["teacher"], text) + [""]
     lines += _format_model("student", card["student"], text) + ["", text("pair")]
     tok = card["tokenizer"]
@@ -269,7 +318,7 @@ def format_compatibility(card: dict, text: Callable[[str], str] = str) -> str:
     lines.append(_row(text, "training memory", text("~{total} for batch {batch} x {seq_len} tokens (fp32, AdamW)")
                       .format(total=_gib(memory["total"]), batch=card["batch"], seq_len=card["seq_len"])))
     lines += [_row(text, label, _gib(memory[key]), indent=4) for key, label in MEMORY_ROWS]
-    return "\n".join(lines)
+    return lines
 
 
 def pruning_candidates(teacher: str, layers: int) -> list[str]:

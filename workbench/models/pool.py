@@ -66,6 +66,21 @@ def _base_student_spec(run_dir: Path) -> str:
     return DistillConfig.load(run_dir / "config.yaml").models.student
 
 
+def starting_student(spec: str, default_student: str) -> str:
+    """The student a run started from (its config's `models.student`) when `spec` is a run folder, the run's
+    student/ folder or one of its checkpoints; `default_student` for any other spec."""
+    spec = str(spec or "").strip()
+    path = Path(spec).expanduser()
+    if not spec or "?" in spec or not path.is_dir():
+        return default_student
+    if _is_run(path):
+        return _base_student_spec(path)
+    if path.name == "student" and _is_run(path.parent):
+        return _base_student_spec(path.parent)
+    run = _run_of_checkpoint(path)
+    return _base_student_spec(run) if run is not None else default_student
+
+
 def resolve_checkpoint(checkpoint: Path) -> ResolvedSpec:
     """The student weights of a checkpoint folder: the trainer's `state.pt` (trained weights over the run's starting
     student; LoRA weights are merged when loaded), or a checkpoint saved as a model folder."""

@@ -19,6 +19,13 @@ import torch
 from workbench.errors import UserError
 
 _BYTE_TOKEN = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
+# what a token's invisible characters look like in a label (a tokenizer piece or decoded text)
+_VISIBLE = str.maketrans({" ": "␣", "Ġ": "␣", "▁": "␣", "\n": "↵", "Ċ": "↵", "\t": "⇥", "\r": "␍"})
+
+
+def visible_token(token: str) -> str:
+    """A token as a label a reader can see: spaces, newlines and tabs drawn as ␣ ↵ ⇥, an empty token as ∅."""
+    return str(token).translate(_VISIBLE) or "∅"
 
 
 @lru_cache(maxsize=1)

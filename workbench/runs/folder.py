@@ -30,14 +30,20 @@ ACTIVE_STATES = ("queued", "running", "stopping")
 
 
 STAGES = ("loading data", "loading student", "loading teacher", "healing", "first step")
+# the long phases between steps and after the last one; "training" again when a step starts
+TRAINING_STAGES = ("evaluating", "scoring held-out answers", "saving a checkpoint", "final evaluation",
+                   "saving the student")
 
 
 def run_stage(status: dict[str, Any], trained: bool) -> str:
-    """What a run is doing: a loading stage (STAGES) until its first logged step, then "training"; otherwise its
-    state ("queued", "stopping", "stopped", ...)."""
+    """What a run is doing: a loading stage (STAGES) until its first logged step, then "training" or one of the
+    phases between steps (TRAINING_STAGES); otherwise its state ("queued", "stopping", "stopped", ...)."""
     state = status.get("state") or "idle"
     if state == "running":
-        return "training" if trained else (status.get("stage") or "starting")
+        stage = status.get("stage")
+        if trained:
+            return stage if stage in TRAINING_STAGES else "training"
+        return stage or "starting"
     return state
 
 
