@@ -81,7 +81,8 @@ def score_sweep(path: str | Path, settings: EvalSettings | None = None, *, log=p
                                 name=plan.name))
     models = {s.slug: str(plan.run_dir(s)) for s in finished}
     models.update({UNDISTILLED + s.slug: s.spec for s in finished})
-    log(f"sweep {plan.name}: scoring the teacher and {len(models)} students (distilled and undistilled) ...")
+    log(f"sweep {plan.name}: scoring the teacher, {len(finished)} students and their undistilled starts on the same "
+        "held-out prompts and rows ...")
     card = evaluate_models(plan.recipe.models.teacher, models, settings or _sweep_settings(plan),
                            data_cfg=plan.recipe.data)
     entries = {e["label"]: e for e in card["students"]}
