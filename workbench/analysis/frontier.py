@@ -134,18 +134,20 @@ def mark_pareto(teacher: dict, students: list[dict]) -> None:
             entry[axis] = entry.get("gen_rkl") is not None and not _dominated(point, points)
 
 
-def summary_line(entry: dict, teacher: dict) -> str:
-    """The DistilBERT-style sentence of one student (see the module doc for each number's definition)."""
+def summary_line(entry: dict, teacher: dict, text=str) -> str:
+    """The DistilBERT-style sentence of one student (see the module doc for each number's definition); `text`
+    translates its templates (the app's Korean)."""
     fewer = 1 - entry["params_total"] / teacher["params_total"]
-    parts = [f"{fewer:.0%} fewer parameters"]
+    parts = [text("{share} fewer parameters").format(share=f"{fewer:.0%}")]
     if entry.get("gen_tokens_per_s") and teacher.get("gen_tokens_per_s"):
-        parts.append(f"{entry['gen_tokens_per_s'] / teacher['gen_tokens_per_s']:.2f}× the teacher's decode speed")
+        parts.append(text("{ratio}× the teacher's decode speed").format(
+            ratio=f"{entry['gen_tokens_per_s'] / teacher['gen_tokens_per_s']:.2f}"))
     if entry.get("gen_rkl") is not None:
-        parts.append(f"reverse KL {entry['gen_rkl']:.3f} nats/token")
+        parts.append(text("reverse KL {rkl} nats/token").format(rkl=f"{entry['gen_rkl']:.3f}"))
         start = (entry.get("undistilled") or {}).get("gen_rkl")
         if start:
-            parts.append(f"{1 - entry['gen_rkl'] / start:.0%} of the undistilled student's gap to the teacher closed "
-                         f"(from {start:.3f})")
+            parts.append(text("{closed} of the undistilled student's gap to the teacher closed (from {start})").format(
+                closed=f"{1 - entry['gen_rkl'] / start:.0%}", start=f"{start:.3f}"))
     return ", ".join(parts)
 
 
@@ -209,18 +211,18 @@ FRONTIER_COLUMNS = (
 )
 
 
-def frontier_table(frontier: dict) -> tuple[list[str], list[list[str]]]:
-    """(header, rows): the teacher, then each student and its undistilled start."""
-    header = ["model", "Pareto", *[title for _, title, _ in FRONTIER_COLUMNS]]
+def frontier_table(frontier: dict, text=str) -> tuple[list[str], list[list[str]]]:
+    """(header, rows): the teacher, then each student and its undistilled start; `text` translates the words."""
+    header = [text("model"), text("Pareto"), *[text(title) for _, title, _ in FRONTIER_COLUMNS]]
 
     def row(label: str, entry: dict, pareto: str) -> list[str]:
         return [label, pareto, *["–" if entry.get(k) is None else f(entry[k]) for k, _, f in FRONTIER_COLUMNS]]
 
-    rows = [row("teacher", frontier["teacher"], "")]
+    rows = [row(text("teacher"), frontier["teacher"], "")]
     for entry in frontier["students"]:
-        marks = [name for name, key in (("size", "pareto_params"), ("speed", "pareto_speed")) if entry.get(key)]
+        marks = [text(name) for name, key in (("size", "pareto_params"), ("speed", "pareto_speed")) if entry.get(key)]
         rows.append(row(entry["slug"], entry, ", ".join(marks)))
-        rows.append(row(UNDISTILLED + entry["slug"], entry["undistilled"], ""))
+        rows.append(row(text("undistilled {student}").format(student=entry["slug"]), entry["undistilled"], ""))
     return header, rows
 
 

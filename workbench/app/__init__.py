@@ -87,10 +87,11 @@ def build_app(runs_dir: str | Path = "runs", exports_dir: str | Path = "exports"
         on_load, outputs = train["on_load"]
         runs_load, runs_outputs = runs["on_load"]
         # everything whose text the server writes: drawn once the session's language is known, again on a switch
+        drawn = [tab["on_load"] for tab in built.values() if isinstance(tab, dict) and "on_load" in tab]
         on_load_events = [*setup["load_events"], (on_load, None, outputs, "train_reattach"),
-                          (runs_load, None, runs_outputs, "runs_load")]
+                          (runs_load, None, runs_outputs, "runs_load"), *[(*event, None) for event in drawn]]
         on_switch = [*[(fn, inputs, fn_outputs) for fn, inputs, fn_outputs, _ in setup["load_events"]],
-                     (train["redraw"][0], train["watch"], train["redraw"][1]), runs["relabel"]]
+                     (train["redraw"][0], train["watch"], train["redraw"][1]), runs["relabel"], *drawn]
         _wire_language(demo, switch, tabs, on_load_events, on_switch)
     demo.ctx = ctx
     return demo
@@ -100,15 +101,16 @@ def _wire_language(demo: gr.Blocks, switch: gr.Radio, tabs: dict, on_load: list[
     """The switch changes the browser's locale (JS) and the session's language on the server (dynamic text). The tab
     titles are sent again: the browser translates a title only when it is (re)drawn. Text the server writes (the
     compatibility card, the plots, the status lines) is drawn after the page's language is settled on load, so a
-    reload keeps the language chosen rather than the browser's (`on_load`: fn, inputs, outputs, api name), and
-    again after a switch (`on_switch`: fn, inputs, outputs)."""
+    reload keeps the language chosen rather than the browser's (`on_load`: fn, inputs, outputs, api name or None),
+    and again after a switch (`on_switch`: fn, inputs, outputs)."""
     def choose(lang: str, request: gr.Request):
         return LANGS.choose(request, lang), *[gr.update(label=t(title)) for title in tabs]
 
     outputs = [switch, *tabs.values()]
     loaded = demo.load(choose, switch, outputs, js=LOAD_JS, api_visibility="private", show_progress="hidden")
-    for fn, inputs, fn_outputs, api_name in on_load:
-        loaded.then(fn, inputs, fn_outputs, api_name=api_name, show_progress="hidden")
+    for fn, inputs, fn_outputs, api_name in on_load:  # api_name None: not an endpoint of its own
+        endpoint = {"api_name": api_name} if api_name else {"api_visibility": "private"}
+        loaded.then(fn, inputs, fn_outputs, show_progress="hidden", **endpoint)
     switched = switch.input(choose, switch, outputs, js=SWITCH_JS, api_visibility="private", show_progress="hidden")
     for fn, inputs, fn_outputs in on_switch:
         switched.then(fn, inputs, fn_outputs, api_visibility="private", show_progress="hidden")

@@ -70,6 +70,18 @@ KO: dict[str, str] = {
     "decode tokens/s at batch 1": "batch 1 디코딩 토큰/초",
     "sweep {name}: lower is closer to the teacher": "압축 비교 {name}: 아래일수록 교사 모델에 가까움",
     "Pareto": "Pareto",
+    "size": "크기",
+    "speed": "속도",
+    "non-embedding (M)": "임베딩 제외 (M)",
+    "reverse KL (nats/token)": "reverse KL (nats/토큰)",
+    "tokens/s batch 1": "토큰/초 batch 1",
+    "tokens/s batch 8": "토큰/초 batch 8",
+    "undistilled {student}": "증류 전 {student}",
+    "{share} fewer parameters": "파라미터 {share} 감소",
+    "{ratio}× the teacher's decode speed": "교사 모델 디코딩 속도의 {ratio}배",
+    "reverse KL {rkl} nats/token": "reverse KL {rkl} nats/토큰",
+    "{closed} of the undistilled student's gap to the teacher closed (from {start})":
+        "증류 전 학생 모델과 교사 모델의 격차 중 {closed} 메움 ({start}에서)",
     # setup tab
     "Every control says what it does under its label; the **Learn** tab explains temperature, the divergences, loss "
     "weights, layer mapping and LoRA in plain words, each with its notebook.":

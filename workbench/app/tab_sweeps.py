@@ -14,9 +14,9 @@ from pathlib import Path
 
 import gradio as gr
 
-from workbench.analysis.frontier import frontier_figure, frontier_table, load_frontier, score_sweep
+from workbench.analysis.frontier import frontier_figure, frontier_table, load_frontier, score_sweep, summary_line
 from workbench.app.context import user_error
-from workbench.app.i18n import lang_of, t, tr, translator
+from workbench.app.i18n import lang_of, localize_measured, t, tr, translator
 from workbench.config import apply_overrides, load_preset, preset_names
 from workbench.errors import UserError
 from workbench.runs.folder import RunFolder
@@ -44,11 +44,11 @@ def sweep_view(runs_dir: str, name: str | None, lang: str = "en"):
     """(students rows, frontier figure or None, frontier table, sentences and what they were measured on)."""
     text = translator(lang)
     if not name:
-        return [], None, {"headers": ["model"], "data": []}, tr("No sweep yet: start one above or run `workbench "
+        return {"headers": [text(h) for h in STUDENT_COLUMNS], "data": []}, None, {"headers": ["model"], "data": []}, tr("No sweep yet: start one above or run `workbench "
                                                                  "sweep --builtin width --preset chat`.", lang)
     path = Path(runs_dir) / name
     try:
-        students = _students_rows(path, text)
+        students = {"headers": [text(h) for h in STUDENT_COLUMNS], "data": _students_rows(path, text)}
     except UserError as exc:
         raise user_error(exc, lang) from None
     frontier = load_frontier(path)
@@ -56,17 +56,17 @@ def sweep_view(runs_dir: str, name: str | None, lang: str = "en"):
         note = tr("Not scored yet: when students have finished, press Score (or run `workbench sweep --name {name} "
                   "--score-only`).", lang, name=name)
         return students, None, {"headers": ["model"], "data": []}, note
-    header, rows = frontier_table(frontier)
-    lines = [f"- **{e['slug']}**: {e['line']}" for e in frontier["students"]]
+    header, rows = frontier_table(frontier, text)
+    lines = [f"- **{e['slug']}**: {summary_line(e, frontier['teacher'], text)}" for e in frontier["students"]]
     settings = frontier["settings"]
     lines.append("\n" + tr("Measured on: {rows}; generation: {generation}; speed: greedy decoding on {device} "
                            "({machine}). Fewer parameters = 1 − student / teacher parameters; decode speed = student "
                            "/ teacher tokens per second at batch 1; gap closed = 1 − reverse KL of the student / "
-                           "reverse KL of its undistilled start.", lang, rows=settings.get("val_rows"),
-                           generation=settings.get("generation_on"), device=settings.get("device"),
+                           "reverse KL of its undistilled start.", lang,
+                           rows=localize_measured(settings.get("val_rows"), lang),
+                           generation=localize_measured(settings.get("generation_on"), lang), device=settings.get("device"),
                            machine=frontier.get("machine")))
-    return students, frontier_figure(frontier, text), {"headers": [text(h) for h in header], "data": rows}, \
-        "\n".join(lines)
+    return students, frontier_figure(frontier, text), {"headers": header, "data": rows}, "\n".join(lines)
 
 
 def start_sweep(runs_dir: str, kind: str, preset: str, steps: int, lang: str = "en") -> str:
@@ -98,10 +98,12 @@ def build_sweeps_tab(ctx) -> dict:
         steps = gr.Number(value=44, precision=0, minimum=1, label=t("steps per student"))
         start = gr.Button(t("Start sweep"), variant="primary")
     with gr.Row():
-        chosen = gr.Dropdown(sweep_choices(ctx.runs_dir), label=t("sweep"), allow_custom_value=False)
+        choices = sweep_choices(ctx.runs_dir)
+        chosen = gr.Dropdown(choices, value=choices[0] if choices else None, label=t("sweep"),
+                             allow_custom_value=False)
         refresh = gr.Button(t("Refresh"))
         score = gr.Button(t("Score finished students"))
-    students = gr.Dataframe(headers=[t(h) for h in STUDENT_COLUMNS], label=t("students"), interactive=False)
+    students = gr.Dataframe(headers=STUDENT_COLUMNS, label=t("students"), interactive=False)
     plot = gr.Plot(label=t("frontier"))
     table = gr.Dataframe(label=t("scores"), interactive=False, wrap=True)
     lines = gr.Markdown()
@@ -134,4 +136,4 @@ def build_sweeps_tab(ctx) -> dict:
     refresh.click(reload_choices, chosen, chosen, api_visibility="private").then(show, chosen, outputs,
                                                                                 api_visibility="private")
     score.click(rescore, chosen, outputs, api_name="score_sweep")
-    return {"chosen": chosen}
+    return {"chosen": chosen, "on_load": (show, [chosen], outputs)}
