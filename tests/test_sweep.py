@@ -56,7 +56,7 @@ def _wait_for(predicate, timeout=120.0):
 
 
 def test_sweep_resumes_a_killed_student_and_reuses_finished_ones(tiny_teacher, tiny_pairs, tmp_path):
-    plan = create_sweep(tmp_path, "tiny", _recipe(tiny_teacher, tiny_pairs, tmp_path, steps=40),
+    plan = create_sweep(tmp_path, "tiny", _recipe(tiny_teacher, tiny_pairs, tmp_path, steps=120),
                         _students(tiny_teacher)[:1])
     (student,) = plan.students
     # train in a process of its own and SIGKILL it (and its train process) after the first checkpoint
@@ -72,13 +72,13 @@ def test_sweep_resumes_a_killed_student_and_reuses_finished_ones(tiny_teacher, t
         with contextlib.suppress(ProcessLookupError):
             os.kill(trainer, signal.SIGKILL)
     _wait_for(lambda: student_state(plan, student) == "resumable")
-    assert 0 < run.read_status()["step"] < 40
+    assert 0 < run.read_status()["step"] < 120
 
     lines = []
     assert train_sweep(plan.path, log=lines.append) == {student.slug: "finished"}
     assert any(f"training {student.slug}" in line and "resumed" in line for line in lines)
     steps = [row["step"] for row in read_metrics(run.metrics_path) if row["kind"] == "train"]
-    assert steps[-1] == 40 and len(steps) == len(set(steps))  # resumed from the checkpoint: no step twice
+    assert steps[-1] == 120 and len(steps) == len(set(steps))  # resumed from the checkpoint: no step twice
 
     lines.clear()
     train_sweep(plan.path, log=lines.append)  # everything finished: nothing trains again
