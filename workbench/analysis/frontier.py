@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import platform
-import time
 from pathlib import Path
 from typing import Any
 
@@ -33,17 +32,19 @@ from workbench.errors import Message, UserError
 from workbench.models.pool import load_resolved, resolve_spec
 from workbench.runs.folder import RunFolder, atomic_write_text
 from workbench.runs.sweep import SweepPlan, load_sweep
+from workbench.timing import rate, time_calls
 
 FRONTIER_FILE = "frontier.json"
 UNDISTILLED = "undistilled "
 SPEED_BATCH = 8
-MIN_TIMED_S = 0.5  # each decode timing repeats until this long: far above the clock's resolution
+MIN_TIMED_S = 0.5  # each decode timing repeats until this long (workbench.timing's default is for short calls)
 
 
 @torch.inference_mode()
 def decode_rate(model, tokenizer, prompt: str, batch: int, new_tokens: int = 32) -> float | None:
-    """Greedy decode tokens per second at `batch`, after the first token: the time of `new_tokens` steps minus the
-    time of one, each repeated until it took at least MIN_TIMED_S. None when the difference cannot be resolved."""
+    """Greedy decode tokens per second at `batch`, after the first token: the mean time of `new_tokens` steps minus
+    that of one, each call repeated (`workbench.timing.time_calls`) for MIN_TIMED_S. None when the difference
+    cannot be resolved ("too fast to time")."""
     from workbench.data.chat_format import prompt_text
 
     device = next(model.parameters()).device
@@ -52,18 +53,13 @@ def decode_rate(model, tokenizer, prompt: str, batch: int, new_tokens: int = 32)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     common = dict(do_sample=False, pad_token_id=pad, temperature=None, top_p=None, top_k=None)
 
-    def seconds(tokens: int) -> float:
-        runs, started = 0, time.perf_counter()
-        while True:
-            model.generate(**encoded, max_new_tokens=tokens, min_new_tokens=tokens, **common)
-            runs += 1
-            elapsed = time.perf_counter() - started
-            if elapsed >= MIN_TIMED_S:
-                return elapsed / runs
+    def mean_seconds(tokens: int) -> float:
+        seconds, calls = time_calls(lambda: model.generate(**encoded, max_new_tokens=tokens, min_new_tokens=tokens,
+                                                           **common), min_seconds=MIN_TIMED_S)
+        return seconds / calls
 
-    seconds(2)  # warm-up
-    span = seconds(new_tokens) - seconds(1)
-    return batch * (new_tokens - 1) / span if span > 1e-4 else None
+    mean_seconds(2)  # warm-up
+    return rate(batch * (new_tokens - 1), mean_seconds(new_tokens) - mean_seconds(1))
 
 
 def _sweep_settings(plan: SweepPlan) -> EvalSettings:
