@@ -40,7 +40,8 @@ def test_run_status_and_list_runs_carry_generation_metrics(finished):
     assert latest["gen_tokens_per_s"] > 0 and 0 < latest["gen_share"] < 1 and 1 <= latest["completion_len"] <= 6
     generation = status["latest_generation"]
     assert generation["step"] == 4 and all(math.isfinite(generation[key]) for key in GEN_KEYS)
-    assert len(generation["samples"]) == 3 and all(s["prompt"] and s["teacher"] for s in generation["samples"])
+    assert len(generation["samples"]) == 3 and all(s["prompt"] for s in generation["samples"])
+    assert any(s["teacher"] for s in generation["samples"])  # a random tiny teacher may end one answer at once
     assert "6 held-out prompts" in status["measured_on"]["generation"]
     assert "teacher-forced" in status["measured_on"]["eval"]
     sample = status["latest_sample"]

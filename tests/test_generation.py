@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from workbench.analysis.generation import SamplingSettings, SeededSampler, compare_stream, stream_generate
+from workbench.analysis.generation import SamplingSettings, SeededSampler, draw_from, compare_stream, stream_generate
 from workbench.data.chat_format import exchange_text
 from workbench.data.chat_format import prompt_text as format_prompt
 from workbench.errors import UserError
@@ -48,6 +48,17 @@ def test_sampler_greedy_and_top_p():
     for _ in range(5):
         out = tiny_p(None, scores)
         assert int(out.argmax()) == 1 and torch.isinf(out).sum() == 3
+
+
+def test_draw_from_follows_the_distribution_and_never_draws_a_zero():
+    probs = torch.tensor([[0.5, 0.0, 0.3, 0.2, 0.0], [0.0, 0.0, 0.0, 0.0, 2.0]])  # rows need not sum to 1
+    generator = torch.Generator().manual_seed(3)
+    draws = torch.cat([draw_from(probs, generator) for _ in range(20_000)], dim=1)  # [2, 20000]
+    counts = torch.stack([torch.bincount(row, minlength=5) for row in draws]).double()
+    assert counts[0, 1] == 0 and counts[0, 4] == 0 and torch.equal(counts[1], torch.tensor([0, 0, 0, 0, 20_000.0]))
+    expected = probs[0].double() * 20_000
+    kept = expected > 0  # Pearson's chi-square over the 3 possible tokens, 2 degrees of freedom: p < 0.001 above 13.8
+    assert float(((counts[0, kept] - expected[kept]) ** 2 / expected[kept]).sum()) < 13.8
 
 
 def test_stop_event_ends_generation_early(tiny_teacher, pool):

@@ -238,7 +238,10 @@ def test_onpolicy_rows_and_generation_eval(tiny_teacher, tiny_student, tiny_pair
     (gen,) = sink.of_kind("gen_eval")
     assert gen["gen_prompts"] == 6 and "6 held-out prompts" in gen["measured_on"]
     assert gen["gen_rkl"] > 0 and gen["gen_teacher_nll"] > 0 and 0 <= gen["gen_rep4"] <= 1
-    assert len(gen["samples"]) == 3 and all(s["student"] and s["teacher"] for s in gen["samples"])
+    assert len(gen["samples"]) == 3 and all(isinstance(s["student"], str) and isinstance(s["teacher"], str)
+                                            for s in gen["samples"])
+    assert any(s["student"] for s in gen["samples"]) and any(s["teacher"] for s in gen["samples"])  # a random tiny
+    # model may end an answer at once (a legitimate empty answer), but not every one
     samples = sink.of_kind("sample")
     assert {s["source"] for s in samples} == {"onpolicy", "eval"}
     assert all(len(s["tokens"]) == len(s["rkl"]) > 0 for s in samples)

@@ -68,6 +68,18 @@ class GenerationStats:
         return f"TTFT {ttft} · {speed} · " + text("{count} tokens").format(count=self.tokens) + state
 
 
+def draw_from(probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """One token id per row of `probs` [B, V] (rows need not sum to 1), drawn by inverting the cumulative
+    distribution with one uniform number per row: [B, 1] int64. Same law as `torch.multinomial`, whose CPU kernel
+    draws an exponential number for every entry of the vocabulary: 11 ms against 0.4 ms for 8 rows of 49k, one
+    thread, and about a sixth of a batch-8 decode step of the built-in models. A zero entry is never drawn (the sum
+    does not rise there); the float32 running sum's rounding is far below any probability that matters."""
+    cdf = probs.to(generator.device, torch.float32).cumsum(-1)
+    u = torch.rand((cdf.shape[0], 1), generator=generator, device=generator.device, dtype=torch.float32)
+    drawn = torch.searchsorted(cdf, u * cdf[:, -1:], right=True)  # first index whose cdf exceeds u·total
+    return drawn.clamp_(max=cdf.shape[-1] - 1)
+
+
 class SeededSampler(LogitsProcessor):
     """Temperature + top-p sampling with its own generator; returns scores where only the drawn token is finite,
     so `generate` in greedy mode picks exactly that token."""
@@ -84,7 +96,7 @@ class SeededSampler(LogitsProcessor):
             outside = sorted_probs.cumsum(-1) - sorted_probs > self.top_p  # keep the smallest set reaching top_p
             sorted_probs = sorted_probs.masked_fill(outside, 0.0)
             probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
-        drawn = torch.multinomial(probs.to(self.generator.device), 1, generator=self.generator).to(scores.device)
+        drawn = draw_from(probs, self.generator).to(scores.device)
         chosen = torch.full_like(scores, float("-inf"))
         return chosen.scatter(-1, drawn, 0.0)
 
