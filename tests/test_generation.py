@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from workbench.analysis.generation import SamplingSettings, SeededSampler, draw_from, compare_stream, stream_generate
+from workbench.analysis.generation import SamplingSettings, SeededSampler, compare_stream, draw_from, stream_generate
 from workbench.data.chat_format import exchange_text
 from workbench.data.chat_format import prompt_text as format_prompt
 from workbench.errors import UserError
