@@ -15,7 +15,14 @@ from pathlib import Path
 import pytest
 from engine_helpers import tiny_config
 
-from workbench.analysis.frontier import format_frontier, frontier_figure, mark_pareto, score_sweep, summary_line
+from workbench.analysis.frontier import (
+    format_frontier,
+    frontier_figure,
+    label_positions,
+    mark_pareto,
+    score_sweep,
+    summary_line,
+)
 from workbench.errors import UserError
 from workbench.runs.folder import RunFolder, read_metrics
 from workbench.runs.sweep import create_sweep, student_slug, student_state, train_sweep
@@ -152,3 +159,9 @@ def test_cli_sweep_refuses_bad_input_in_one_line(tmp_path):
                              f"run.runs_dir={tmp_path}"], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 2
     assert result.stderr.strip() == "workbench sweep: error: sweep: give either --builtin KIND or --students SPEC ..."
+
+
+def test_labels_of_students_at_one_size_go_to_different_sides():
+    positions = label_positions([(53.0, 0.80), (53.1, 0.82), (53.0, 0.81), (85.0, 0.45), (85.0, 1.5)])
+    assert len(set(positions[:3])) == 3  # three students of one size near one reverse KL: three sides
+    assert positions[3] == positions[4] == "top center"  # far apart: the default place

@@ -147,6 +147,23 @@ def summary_line(entry: dict, teacher: dict, text=str) -> str:
     return ", ".join(parts)
 
 
+LABEL_POSITIONS = ("top center", "bottom center", "middle right", "middle left", "top right", "bottom left")
+
+
+def label_positions(points: list[tuple[float, float | None]], near: float = 0.06) -> list[str]:
+    """A text position per point, so that points close to each other (within `near` of each axis' span) put their
+    labels on different sides instead of on top of each other: students of one size sit at one x."""
+    xs = [x for x, y in points if y is not None] or [0.0]
+    ys = [y for _, y in points if y is not None] or [0.0]
+    span_x, span_y = (max(xs) - min(xs)) or 1.0, (max(ys) - min(ys)) or 1.0
+    positions: list[str] = []
+    for index, (x, y) in enumerate(points):
+        taken = {positions[j] for j, (x0, y0) in enumerate(points[:index]) if y is not None and y0 is not None
+                 and abs(x - x0) <= near * span_x and abs(y - y0) <= near * span_y * 4}
+        positions.append(next((p for p in LABEL_POSITIONS if p not in taken), LABEL_POSITIONS[0]))
+    return positions
+
+
 def frontier_figure(frontier: dict, text=str) -> go.Figure:
     """Reverse KL on own answers against parameters (left) and against decode speed at batch 1 (right); the teacher
     is a star at 0, distilled students are filled (a ring around the Pareto-optimal ones), their undistilled starts
@@ -174,7 +191,8 @@ def frontier_figure(frontier: dict, text=str) -> go.Figure:
         figure.add_trace(go.Scatter(
             x=[e.get(key, 0) * scale for e in students], y=[e.get("gen_rkl") for e in students],
             mode="markers+text", name=text("distilled student"), legendgroup="student", showlegend=first,
-            text=[e["slug"] for e in students], textposition="top center", textfont=dict(size=10),
+            text=[e["slug"] for e in students], textfont=dict(size=10),
+            textposition=label_positions([(e.get(key, 0) * scale, e.get("gen_rkl")) for e in students]),
             marker=dict(size=11, color="#2563eb", line=dict(
                 width=[3 if e.get(pareto) else 0 for e in students], color="#f59e0b"))),
             row=1, col=col)
