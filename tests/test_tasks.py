@@ -32,9 +32,9 @@ def _tasks_yaml(entry: str) -> str:
 
 def test_tasks_round_trip_through_yaml():
     cfg = DistillConfig.from_yaml(_tasks_yaml(
-        "{name: testament, source: builtin:kjv-testament, kind: classify, labels: [Old, New], weight: 0.5, "
-        "ce_weight: 1.0, kd_weight: 0.2}"))
-    assert [t.name for t in cfg.data.tasks] == ["chat", "testament"]
+        "{name: kind, source: builtin:chat-kind, kind: classify, labels: [story, steps, definition, "
+        "comparison], weight: 0.5, ce_weight: 1.0, kd_weight: 0.2}"))
+    assert [t.name for t in cfg.data.tasks] == ["chat", "kind"]
     assert cfg.data.tasks[1].weights(cfg.loss) == (1.0, 0.2)
     assert cfg.data.tasks[0].weights(cfg.loss) == (cfg.loss.ce_weight, cfg.loss.kd_weight)
     assert DistillConfig.from_yaml(cfg.to_yaml()) == cfg
@@ -208,3 +208,21 @@ def test_onpolicy_steps_draw_prompts_from_prompt_tasks_only(tmp_path, tiny_teach
     tasks = build_tasks(cfg.data, tiny_tokenizer(), cfg.train.seed)
     drawn = torch.cat([tasks.prompts.indices(step, 0, 8, 8)[1] for step in range(50)])
     assert 0 not in drawn.tolist() and {1, 2} <= set(drawn.tolist())
+
+
+def test_builtin_tasks_build_with_held_out_items():
+    from workbench.data.task_items import CHAT_KIND_LABELS
+    from workbench.data.tasks import build_task
+
+    data = DistillConfig.from_dict({"data": {"seq_len": 64, "tasks": [
+        {"name": "kind", "source": "builtin:chat-kind", "kind": "classify", "labels": CHAT_KIND_LABELS},
+        {"name": "book", "source": "builtin:kjv-book", "kind": "qa"}]}}).data
+    tokenizer = tiny_tokenizer()
+    kind, book = (build_task(task, data, tokenizer) for task in data.tasks)
+    assert len(kind.examples) + len(kind.heldout) == 120 and len(kind.heldout) == 24  # at most a fifth
+    assert sorted(set(kind.gold)) == [0, 1, 2, 3] and len(kind.label_ids) == 4
+    assert len(book.heldout) == 64 and len(book.examples) == 1200 - 64
+    assert not {e.prompt for e in kind.heldout} & {e.prompt for e in kind.examples}
+    data.tasks[0].labels = ["story", "steps"]
+    with pytest.raises(UserError, match=r"data\.tasks\[kind\]\.labels: .*outside the label set: comparison"):
+        build_task(data.tasks[0], data, tokenizer)

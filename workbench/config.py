@@ -178,7 +178,7 @@ class TaskConfig:
 
     name: str = field(default="", metadata=_help("Task name (letters, digits, '_', '-', '.'): metrics carry it."))
     source: str = field(default="builtin:chat", metadata=_help(
-        "Where the task's rows come from: any data.dataset spec, or builtin:kjv-testament / builtin:kjv-book."))
+        "Where the task's rows come from: any data.dataset spec, or the built-in tasks builtin:chat-kind (classify) and builtin:kjv-book (qa)."))
     kind: str = field(default="chat", metadata=_help(
         "lm (plain text), chat (prompt/answer, scored by perplexity), qa (prompt/short answer, scored by exact match "
         "and token F1) or classify (text + label from a label set, scored by accuracy).", choices=TASK_KINDS))
@@ -215,7 +215,7 @@ class TaskConfig:
             _require(bool(self.label_column and self.label_column.strip()), f"{where}.label_column",
                      Message("the column holding each row's label (classify)"), self.label_column)
             _require(bool(self.labels) and all(str(x).strip() for x in self.labels), f"{where}.labels",
-                     Message("a non-empty list of label words (classify), e.g. [Old, New]"), self.labels)
+                     Message("a non-empty list of label words (classify), e.g. [story, steps, definition, comparison]"), self.labels)
             _require(len(set(self.labels)) == len(self.labels), f"{where}.labels",
                      Message("distinct label words"), self.labels)
             _require("{text}" in self.prompt, f"{where}.prompt", Message("a question holding {{text}}"), self.prompt)

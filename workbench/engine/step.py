@@ -382,8 +382,7 @@ def evaluate(cfg: DistillConfig, s: Setup) -> dict[str, float]:
         row["eval_exact_share"] = compared / count
     if s.tasks is not None and acc.is_main_process:
         row["tasks"] = task_eval(student, s.teacher, s.tokenizer, s.tasks.tasks, rows=cfg.train.eval_batches * b, batch=b,
-                                 chunk_size=cfg.loss.chunk_size, max_prompt_tokens=cfg.onpolicy.max_prompt_tokens,
-                                 teacher_cache=s.task_cache)
+                                 chunk_size=cfg.loss.chunk_size, teacher_cache=s.task_cache)
     return row
 
 

@@ -1,6 +1,6 @@
 """Per-task evaluation of a multi-task run: one set of numbers per task in every eval row (`row["tasks"]`).
 
-    {"testament": {"kind": "classify", "ppl": 3.1, "acc": 0.71, "teacher_acc": 0.74, "chance": 0.5, "items": 64},
+    {"kind": {"kind": "classify", "ppl": 3.1, "acc": 0.71, "teacher_acc": 0.74, "chance": 0.25, "items": 23},
      "book": {"kind": "qa", "ppl": 2.0, "em": 0.41, "f1": 0.55, "teacher_em": 0.6, "teacher_f1": 0.7, "items": 64},
      "chat": {"kind": "chat", "ppl": 9.8}}
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 
 from workbench.data.tasks import TaskData
-from workbench.engine.onpolicy import clip_prompt, eos_ids, pad_id
+from workbench.engine.onpolicy import eos_ids, pad_id
 from workbench.engine.scores import ce_sum, next_token_targets, perplexity
 from workbench.engine.task_scores import exact_match, greedy_answers, label_log_probs, token_f1
 
@@ -35,37 +35,35 @@ def _task_ppl(model, task: TaskData, rows: int, batch: int, chunk_size: int | No
     return perplexity(ce / max(count, 1))
 
 
-def classify_accuracy(model, task: TaskData, pad: int, max_prompt_tokens: int) -> float:
-    """Share of held-out items whose gold label has the highest summed log-probability after the prompt."""
-    prompts = [clip_prompt(e.prompt_ids, max_prompt_tokens) for e in task.heldout]
-    predicted = label_log_probs(model, prompts, task.label_ids, pad).argmax(1)
+def classify_accuracy(model, task: TaskData, pad: int) -> float:
+    """Share of held-out items whose gold label has the highest summed log-probability after the (whole) prompt."""
+    predicted = label_log_probs(model, [e.prompt_ids for e in task.heldout], task.label_ids, pad).argmax(1)
     return float((predicted == torch.tensor(task.gold)).double().mean())
 
 
-def qa_scores(model, tokenizer, task: TaskData, max_prompt_tokens: int) -> tuple[float, float]:
-    """(exact match, token F1) of greedy answers to the held-out items, against their gold answers."""
-    prompts = [clip_prompt(e.prompt_ids, max_prompt_tokens) for e in task.heldout]
-    answers = greedy_answers(model, prompts, eos_ids(model, tokenizer), pad_id(tokenizer), QA_NEW_TOKENS)
+def qa_scores(model, tokenizer, task: TaskData) -> tuple[float, float]:
+    """(exact match, token F1) of greedy answers to the held-out items (whole prompts), against their gold answers."""
+    answers = greedy_answers(model, [e.prompt_ids for e in task.heldout], eos_ids(model, tokenizer), pad_id(tokenizer), QA_NEW_TOKENS)
     decode = lambda ids: tokenizer.decode(ids, skip_special_tokens=True).strip()  # noqa: E731
     pairs = [(decode(a), decode(e.answer_ids)) for a, e in zip(answers, task.heldout, strict=True)]
     count = max(len(pairs), 1)
     return sum(exact_match(p, g) for p, g in pairs) / count, sum(token_f1(p, g) for p, g in pairs) / count
 
 
-def held_out_scores(model, tokenizer, task: TaskData, max_prompt_tokens: int) -> dict[str, float]:
+def held_out_scores(model, tokenizer, task: TaskData) -> dict[str, float]:
     """acc (classify) or em and f1 (qa) of `model` on a task's held-out items; {} for other kinds or none held out."""
     if not task.heldout:
         return {}
     if task.config.kind == "classify":
-        return {"acc": classify_accuracy(model, task, pad_id(tokenizer), max_prompt_tokens)}
+        return {"acc": classify_accuracy(model, task, pad_id(tokenizer))}
     if task.config.kind == "qa":
-        return dict(zip(("em", "f1"), qa_scores(model, tokenizer, task, max_prompt_tokens), strict=True))
+        return dict(zip(("em", "f1"), qa_scores(model, tokenizer, task), strict=True))
     return {}
 
 
 @torch.no_grad()
 def task_eval(student, teacher, tokenizer, tasks: list[TaskData], *, rows: int, batch: int, chunk_size: int | None,
-              max_prompt_tokens: int, teacher_cache: dict) -> dict[str, dict]:
+              teacher_cache: dict) -> dict[str, dict]:
     """One dict of numbers per task (see the module docstring); the student is put in eval mode and back."""
     was_training = student.training
     student.eval()
@@ -74,15 +72,16 @@ def task_eval(student, teacher, tokenizer, tasks: list[TaskData], *, rows: int, 
         for task in tasks:
             name = task.config.name
             scores = {"kind": task.config.kind, "ppl": _task_ppl(student, task, rows, batch, chunk_size),
-                      **held_out_scores(student, tokenizer, task, max_prompt_tokens)}
+                      **held_out_scores(student, tokenizer, task)}
             if len(scores) > 2:
                 scores["items"] = len(task.heldout)
             if task.config.kind == "classify":
                 scores["chance"] = 1.0 / len(task.label_ids)
             if teacher is not None and name not in teacher_cache:
-                teacher_cache[name] = held_out_scores(teacher, tokenizer, task, max_prompt_tokens)
+                teacher_cache[name] = held_out_scores(teacher, tokenizer, task)
             scores.update({f"teacher_{k}": v for k, v in teacher_cache.get(name, {}).items()})
             out[name] = scores
         return out
     finally:
         student.train(was_training)
+
