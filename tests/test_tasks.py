@@ -125,6 +125,9 @@ def test_tasks_are_packed_apart_and_mixed(tmp_path, tiny_teacher, tiny_student, 
     assert [len(t.heldout) for t in tasks.tasks] == [0, 8, 8] and len(tasks.tasks[2].gold) == 8
     assert set(tasks.example_task.tolist()) == {1, 2}  # on-policy prompts: never the lm task
     assert tasks.prompts.weights[0] == 0
+    for task, data in enumerate(tasks.tasks):  # shuffled validation rows: each task's rows, all of them
+        assert sorted(map(tuple, tasks.val[tasks.val_task == task].tolist())) == sorted(map(tuple, data.val.tolist()))
+    assert len(set(tasks.val_task[:6].tolist())) > 1
 
 
 def test_per_task_loss_weights_reach_only_their_rows(tmp_path, tiny_teacher, tiny_student, tiny_text, tiny_pairs):

@@ -102,8 +102,8 @@ class TaskData:
 
 @dataclass
 class TaskSet:
-    """Every task's data side by side: concatenated rows (`train`, `val`, with `row_task` / `val_task`), the
-    prompt tasks' examples (`examples`, `example_task`), and the mixtures that draw from them."""
+    """Every task's data side by side: concatenated rows (`train` in task order, `val` in a seeded shuffle, with
+    `row_task` / `val_task`), the prompt tasks' examples (`examples`, `example_task`), and the mixtures that draw from them."""
 
     tasks: list[TaskData]
     train: torch.Tensor
@@ -172,11 +172,14 @@ def build_tasks(data_cfg: DataConfig, tokenizer, seed: int) -> TaskSet:
     prompt_weights = [w if t.config.kind in PROMPT_KINDS else 0.0 for w, t in zip(weights, tasks, strict=True)]
     example_sizes = [len(t.examples) if t.config.kind in PROMPT_KINDS else 0 for t in tasks]
     with_prompts = any(w > 0 and n > 0 for w, n in zip(prompt_weights, example_sizes, strict=True))
+    val_mask = _concat_masks([(t.val, t.val_mask) for t in tasks])
+    # validation rows shuffled (seeded), so the run's first eval_batches rows hold every task, not the first one
+    shuffle = torch.randperm(sum(t.val.shape[0] for t in tasks), generator=torch.Generator().manual_seed(seed))
     return TaskSet(
         tasks,
-        torch.cat([t.train for t in tasks]), torch.cat([t.val for t in tasks]),
-        _concat_masks([(t.train, t.train_mask) for t in tasks]), _concat_masks([(t.val, t.val_mask) for t in tasks]),
-        ids([t.train for t in tasks]), ids([t.val for t in tasks]),
+        torch.cat([t.train for t in tasks]), torch.cat([t.val for t in tasks])[shuffle],
+        _concat_masks([(t.train, t.train_mask) for t in tasks]), None if val_mask is None else val_mask[shuffle],
+        ids([t.train for t in tasks]), ids([t.val for t in tasks])[shuffle],
         [e for t, n in zip(tasks, example_sizes, strict=True) for e in t.examples[:n]],
         torch.cat([torch.full((n,), k, dtype=torch.long) for k, n in enumerate(example_sizes)]),
         TaskMixture([t.train.shape[0] for t in tasks], weights, seed),

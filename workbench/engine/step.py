@@ -373,7 +373,8 @@ def evaluate(cfg: DistillConfig, s: Setup) -> dict[str, float]:
     rows = min(batches * b, s.val_ids.shape[0])
     row = {"eval_loss": ce / count, "eval_ppl": perplexity(ce / count), "eval_kl": kl / count,
            "eval_top1": hits / max(compared, 1.0), "eval_tokens": int(count),
-           "measured_on": measured(EVAL_ROWS, rows=rows, tokens=s.val_ids.shape[1], source=cfg.data.dataset)}
+           "measured_on": measured(EVAL_ROWS, rows=rows, tokens=s.val_ids.shape[1],
+                                  source=cfg.data.dataset if s.tasks is None else "tasks " + ", ".join(s.tasks.names))}
     if text_bytes > 0:
         row["eval_bpb"] = bits_per_byte(ce, text_bytes)
     if teacher_ce > 0:
