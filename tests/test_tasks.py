@@ -229,3 +229,10 @@ def test_builtin_tasks_build_with_held_out_items():
     data.tasks[0].labels = ["story", "steps"]
     with pytest.raises(UserError, match=r"data\.tasks\[kind\]\.labels: .*outside the label set: comparison"):
         build_task(data.tasks[0], data, tokenizer)
+
+
+def test_per_task_eval_numbers_reach_the_trackers():
+    from workbench.runs.reporters import scalars
+
+    row = {"kind": "eval", "step": 3, "eval_loss": 1.5, "tasks": {"kind": {"kind": "classify", "acc": 0.5}}}
+    assert scalars(row) == {"eval/eval_loss": 1.5, "eval/tasks/kind/acc": 0.5}
