@@ -16,7 +16,7 @@ from transformers import AutoModelForCausalLM
 from workbench.config import ConfigError, DistillConfig
 from workbench.data.tasks import TaskMixture, build_tasks
 from workbench.engine.logit_loss import logit_losses
-from workbench.engine.task_scores import exact_match, label_log_probs, token_f1
+from workbench.engine.task_scores import calibrated, exact_match, label_log_probs, token_f1
 from workbench.engine.task_step import task_groups
 from workbench.engine.trainer import train
 from workbench.errors import UserError
@@ -173,6 +173,14 @@ def test_label_scores_equal_an_independent_float64_computation(tiny_teacher):
     assert torch.allclose(scores, reference, atol=1e-4)
 
 
+def test_calibration_removes_a_label_bias_the_text_does_not_carry():
+    gen = torch.Generator().manual_seed(0)
+    scores, free = torch.randn(50, 4, generator=gen, dtype=torch.float64), torch.randn(3, 4, generator=gen)
+    bias = torch.tensor([[5.0, -1.0, 0.0, 2.0]], dtype=torch.float64)  # a model that prefers label 0 whatever it reads
+    assert (scores + bias).argmax(1).tolist() != scores.argmax(1).tolist()
+    assert torch.equal(calibrated(scores + bias, free + bias).argmax(1), calibrated(scores, free).argmax(1))
+
+
 def test_exact_match_and_token_f1():
     assert exact_match(" John.", "john") == 1.0 and exact_match("the book of John", "John") == 0.0
     assert token_f1("the book of John", "John") == pytest.approx(2 * 0.25 / 1.25)
@@ -188,7 +196,8 @@ def test_multitask_run_trains_scores_each_task_and_resumes_exactly(tmp_path, tin
     evals = [r for r in straight.rows if r["kind"] == "eval"]
     tasks = evals[-1]["tasks"]
     assert set(tasks) == {"text", "pairs", "cls"}
-    assert 0.0 <= tasks["cls"]["acc"] <= 1.0 and tasks["cls"]["chance"] == 0.5 and "teacher_acc" in tasks["cls"]
+    assert 0.0 <= tasks["cls"]["acc"] <= 1.0 and tasks["cls"]["chance"] == 0.5
+    assert {"acc_raw", "teacher_acc", "teacher_acc_raw"} <= set(tasks["cls"])
     assert {"em", "f1", "teacher_em", "teacher_f1"} <= set(tasks["pairs"]) and tasks["text"]["ppl"] > 1.0
     stop = threading.Event()
     assert train(cfg, tmp_path / "resumed", StopAt(3, stop), stop=stop)["state"] == "stopped"
@@ -223,7 +232,7 @@ def test_builtin_tasks_build_with_held_out_items():
     tokenizer = tiny_tokenizer()
     kind, book = (build_task(task, data, tokenizer) for task in data.tasks)
     assert len(kind.examples) + len(kind.heldout) == 120 and len(kind.heldout) == 24  # at most a fifth
-    assert sorted(set(kind.gold)) == [0, 1, 2, 3] and len(kind.label_ids) == 4
+    assert sorted(set(kind.gold)) == [0, 1, 2, 3] and len(kind.label_ids) == 4 and len(kind.content_free) == 3
     assert len(book.heldout) == 64 and len(book.examples) == 1200 - 64
     assert not {e.prompt for e in kind.heldout} & {e.prompt for e in kind.examples}
     data.tasks[0].labels = ["story", "steps"]

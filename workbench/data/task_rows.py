@@ -13,7 +13,7 @@ from pathlib import Path
 
 from workbench.config import TaskConfig
 from workbench.data.sources import _RECORD_READERS, _folder_files, read_documents, read_pairs
-from workbench.data.task_items import book_pairs, chat_kind_pairs
+from workbench.data.task_items import KIND_QUESTION, book_pairs, chat_kind_pairs
 from workbench.errors import Message, UserError
 
 
@@ -55,6 +55,16 @@ def _classify_pairs(task: TaskConfig) -> tuple[list[dict], list[int]]:
                                 "(the set is {labels})", name=task.name, outside=", ".join(outside[:5]),
                                 labels=", ".join(task.labels)))
     return pairs, [task.labels.index(label) for label in labels]
+
+
+CONTENT_FREE = ("N/A", "", "[MASK]")  # texts that say nothing, for calibrating label scores
+
+
+def content_free_pairs(task: TaskConfig) -> list[dict]:
+    """A classify task's question about each content-free text (the answer: its first label, unused)."""
+    question = KIND_QUESTION if task.source == "builtin:chat-kind" else task.prompt
+    return [{"messages": [{"role": "user", "content": question.format(text=text)}], "answer": task.labels[0]}
+            for text in CONTENT_FREE]
 
 
 def read_task(task: TaskConfig) -> tuple[list[str] | None, list[dict] | None, list[int]]:

@@ -28,7 +28,7 @@ from workbench.data.splits import (
     token_stream,
     tokenize_examples,
 )
-from workbench.data.task_rows import read_task
+from workbench.data.task_rows import content_free_pairs, read_task
 from workbench.errors import Message, UserError
 
 PROMPT_KINDS = ("chat", "qa", "classify")
@@ -98,6 +98,7 @@ class TaskData:
     heldout: list[Example] = field(default_factory=list)  # items of the task's score, in no training row
     gold: list[int] = field(default_factory=list)  # classify: index of each held-out item's label
     label_ids: list[list[int]] = field(default_factory=list)  # classify: token ids of each label word
+    content_free: list[list[int]] = field(default_factory=list)  # classify: the question about "N/A", "", "[MASK]"
 
 
 @dataclass
@@ -139,7 +140,7 @@ def _packed(task: TaskConfig, data_cfg: DataConfig, tokenizer, texts: list[str] 
 def build_task(task: TaskConfig, data_cfg: DataConfig, tokenizer) -> TaskData:
     """Read, tokenize, hold out, pack and split one task."""
     texts, pairs, gold = read_task(task)
-    examples, heldout, gold_held, label_ids = [], [], [], []
+    examples, heldout, gold_held, label_ids, free = [], [], [], [], []
     if pairs is not None:
         examples = tokenize_examples(pairs, tokenizer)
         order = list(range(len(examples)))
@@ -148,6 +149,7 @@ def build_task(task: TaskConfig, data_cfg: DataConfig, tokenizer) -> TaskData:
         gold_held = [gold[i] for i in held] if gold else []
         if task.kind == "classify":
             label_ids = [tokenizer(label, add_special_tokens=False)["input_ids"] for label in task.labels]
+            free = [e.prompt_ids for e in tokenize_examples(content_free_pairs(task), tokenizer)]
     rows, mask = _packed(task, data_cfg, tokenizer, texts, examples)
     if rows.shape[0] < 2:
         raise UserError(Message("data.tasks[{name}].source: {source!r} gives too little text for two sequences "
@@ -155,7 +157,7 @@ def build_task(task: TaskConfig, data_cfg: DataConfig, tokenizer) -> TaskData:
                                 source=task.source, seq_len=data_cfg.seq_len))
     train_index, val_index = split_rows(rows, data_cfg.val_fraction, data_cfg.seed)
     masks = (None, None) if mask is None else (mask[train_index], mask[val_index])
-    return TaskData(task, rows[train_index], rows[val_index], *masks, examples, heldout, gold_held, label_ids)
+    return TaskData(task, rows[train_index], rows[val_index], *masks, examples, heldout, gold_held, label_ids, free)
 
 
 def _concat_masks(parts: list[tuple[torch.Tensor, torch.Tensor | None]]) -> torch.Tensor | None:

@@ -5,8 +5,8 @@
      "chat": {"kind": "chat", "ppl": 9.8}}
 
 Every task gets the student's perplexity on its validation rows (the tokens its loss is taken on); a classify task
-adds accuracy on its held-out items, labels scored through the next-token distribution
-(`workbench.engine.task_scores`); a qa task adds exact match and token F1 of greedy answers. The teacher's scores
+adds accuracy on its held-out items, labels scored through the next-token distribution and calibrated on
+content-free inputs (`acc`; `acc_raw` uncalibrated; `workbench.engine.task_scores`); a qa task adds exact match and token F1 of greedy answers. The teacher's scores
 on the same items are computed once per run (the teacher does not change) and kept in `Setup.task_cache`.
 """
 
@@ -17,7 +17,7 @@ import torch
 from workbench.data.tasks import TaskData
 from workbench.engine.onpolicy import eos_ids, pad_id
 from workbench.engine.scores import ce_sum, next_token_targets, perplexity
-from workbench.engine.task_scores import exact_match, greedy_answers, label_log_probs, token_f1
+from workbench.engine.task_scores import calibrated, exact_match, greedy_answers, label_log_probs, token_f1
 
 QA_NEW_TOKENS = 16
 
@@ -35,10 +35,13 @@ def _task_ppl(model, task: TaskData, rows: int, batch: int, chunk_size: int | No
     return perplexity(ce / max(count, 1))
 
 
-def classify_accuracy(model, task: TaskData, pad: int) -> float:
-    """Share of held-out items whose gold label has the highest summed log-probability after the (whole) prompt."""
-    predicted = label_log_probs(model, [e.prompt_ids for e in task.heldout], task.label_ids, pad).argmax(1)
-    return float((predicted == torch.tensor(task.gold)).double().mean())
+def classify_accuracy(model, task: TaskData, pad: int) -> tuple[float, float]:
+    """(calibrated, raw) share of held-out items whose gold label has the highest summed log-probability after the
+    (whole) prompt; calibrated: less each label's mean score on the task's content-free prompts."""
+    scores = label_log_probs(model, [e.prompt_ids for e in task.heldout], task.label_ids, pad)
+    free = label_log_probs(model, task.content_free, task.label_ids, pad)
+    gold = torch.tensor(task.gold)
+    return tuple(float((s.argmax(1) == gold).double().mean()) for s in (calibrated(scores, free), scores))
 
 
 def qa_scores(model, tokenizer, task: TaskData) -> tuple[float, float]:
@@ -55,7 +58,7 @@ def held_out_scores(model, tokenizer, task: TaskData) -> dict[str, float]:
     if not task.heldout:
         return {}
     if task.config.kind == "classify":
-        return {"acc": classify_accuracy(model, task, pad_id(tokenizer))}
+        return dict(zip(("acc", "acc_raw"), classify_accuracy(model, task, pad_id(tokenizer)), strict=True))
     if task.config.kind == "qa":
         return dict(zip(("em", "f1"), qa_scores(model, tokenizer, task), strict=True))
     return {}
