@@ -245,3 +245,13 @@ def test_per_task_eval_numbers_reach_the_trackers():
 
     row = {"kind": "eval", "step": 3, "eval_loss": 1.5, "tasks": {"kind": {"kind": "classify", "acc": 0.5}}}
     assert scalars(row) == {"eval/eval_loss": 1.5, "eval/tasks/kind/acc": 0.5}
+
+
+def test_readme_example_is_a_valid_config():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme[readme.index("## Multi-task distillation"):]
+    example = section[section.index("```yaml") + 7:section.index("```", section.index("```yaml") + 7)]
+    cfg = DistillConfig.from_yaml(example)
+    assert [t.kind for t in cfg.data.tasks] == ["chat", "classify", "qa", "lm"]
