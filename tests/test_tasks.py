@@ -40,6 +40,16 @@ def test_tasks_round_trip_through_yaml():
     assert DistillConfig.from_yaml(cfg.to_yaml()) == cfg
 
 
+def test_tasks_from_a_command_line_override():
+    from workbench.config import apply_overrides
+
+    cfg = apply_overrides(DistillConfig(), ["data.tasks=[{name: a, source: builtin:chat, kind: chat}, "
+                                            "{name: b, source: builtin:kjv-book, kind: qa, weight: 0.5}]"])
+    assert [(t.name, t.kind, t.weight) for t in cfg.data.tasks] == [("a", "chat", 1.0), ("b", "qa", 0.5)]
+    with pytest.raises(ConfigError, match=r"data\.tasks\[a\]\.labels"):
+        apply_overrides(DistillConfig(), ["data.tasks=[{name: a, kind: classify}]"])
+
+
 @pytest.mark.parametrize("entry, field, words", [
     ("{name: odd, kind: translate}", "data.tasks[odd].kind", "one of lm, chat, qa, classify"),
     ("{name: cls, kind: classify, labels: [a, b], label_column: ''}", "data.tasks[cls].label_column", "column"),
