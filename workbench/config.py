@@ -40,6 +40,8 @@ LOSS_ON_CHOICES = ("all", "answer")
 REPORTERS = ("tensorboard", "wandb", "trackio", "mlflow")
 CROSS_TOKENIZER_METHODS = ("aligned", "uld")
 HIDDEN_KINDS = ("mse", "cosine", "ln_mse")
+TASK_KINDS = ("lm", "chat", "qa", "classify")
+TASK_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
 RUN_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -171,6 +173,60 @@ class ModelsConfig:
 
 
 @dataclass
+class TaskConfig:
+    """One task of a multi-task run (`data.tasks`); errors name it as data.tasks[NAME].FIELD."""
+
+    name: str = field(default="", metadata=_help("Task name (letters, digits, '_', '-', '.'): metrics carry it."))
+    source: str = field(default="builtin:chat", metadata=_help(
+        "Where the task's rows come from: any data.dataset spec, or the built-in tasks builtin:chat-kind (classify) and builtin:kjv-book (qa)."))
+    kind: str = field(default="chat", metadata=_help(
+        "lm (plain text), chat (prompt/answer, scored by perplexity), qa (prompt/short answer, scored by exact match "
+        "and token F1) or classify (text + label from a label set, scored by accuracy).", choices=TASK_KINDS))
+    weight: float = field(default=1.0, metadata=_help(
+        "Sampling weight: the share of each batch's rows drawn from this task is weight / sum of weights.",
+        bounds=Range(0.0, 1000.0, low_open=True)))
+    ce_weight: float | None = field(default=None, metadata=_help(
+        "This task's CE weight on its gold answers or labels; empty takes loss.ce_weight.", bounds=WEIGHT))
+    kd_weight: float | None = field(default=None, metadata=_help(
+        "This task's KD weight on the teacher; empty takes loss.kd_weight.", bounds=WEIGHT))
+    text_column: str = field(default="text", metadata=_help("Column of the text (lm, classify)."))
+    label_column: str = field(default="label", metadata=_help("Column of the gold label (classify)."))
+    labels: list[str] = field(default_factory=list, metadata=_help(
+        "The label set (classify): the words the model's next-token distribution is scored over."))
+    prompt: str = field(default="{text}", metadata=_help(
+        "Question of a classify task, with {text} where the row's text goes."))
+    holdout: int = field(default=64, metadata=_help(
+        "Items kept out of training for this task's score (qa, classify); at most a fifth.",
+        bounds=Range(0, 10_000)))
+
+    def __post_init__(self) -> None:
+        where = f"data.tasks[{self.name or '?'}]"
+        _require(bool(TASK_NAME_PATTERN.match(self.name or "")), f"{where}.name",
+                 Message("1-32 letters, digits, '_', '-' or '.', starting with a letter or digit"), self.name)
+        _require(bool(self.source and self.source.strip()), f"{where}.source", Message("a non-empty dataset spec"),
+                 self.source)
+        for f in dataclasses.fields(self):
+            value, choices, bounds = getattr(self, f.name), f.metadata.get("choices"), f.metadata.get("bounds")
+            if choices:
+                _require(value in choices, f"{where}.{f.name}", accepted(f), value)
+            if bounds and value is not None:
+                _require(bounds.accepts(value), f"{where}.{f.name}", bounds.describe(isinstance(value, int)), value)
+        if self.kind == "classify":
+            _require(bool(self.label_column and self.label_column.strip()), f"{where}.label_column",
+                     Message("the column holding each row's label (classify)"), self.label_column)
+            _require(bool(self.labels) and all(str(x).strip() for x in self.labels), f"{where}.labels",
+                     Message("a non-empty list of label words (classify), e.g. [story, steps, definition, comparison]"), self.labels)
+            _require(len(set(self.labels)) == len(self.labels), f"{where}.labels",
+                     Message("distinct label words"), self.labels)
+            _require("{text}" in self.prompt, f"{where}.prompt", Message("a question holding {{text}}"), self.prompt)
+
+    def weights(self, loss: LossConfig) -> tuple[float, float]:
+        """(ce_weight, kd_weight) of this task: its own, or the run's loss weights where it leaves them empty."""
+        ce = loss.ce_weight if self.ce_weight is None else self.ce_weight
+        return ce, loss.kd_weight if self.kd_weight is None else self.kd_weight
+
+
+@dataclass
 class DataConfig:
     dataset: str = field(
         default="builtin:chat",
@@ -201,6 +257,9 @@ class DataConfig:
         metadata=_help("Tokens the teacher-forced terms are taken on: all, or answer (prompt tokens masked; "
                        "prompt/answer data only).", choices=LOSS_ON_CHOICES),
     )
+    tasks: list[TaskConfig] = field(default_factory=list, metadata=_help(
+        "Several tasks in one run (README, 'Multi-task distillation'): each with a source, kind, sampling weight "
+        "and loss weights; empty trains on data.dataset alone."))
     holdout_prompts: int = field(
         default=24,
         metadata=_help("Prompts of prompt/answer data kept out of training, to score what the student generates "
@@ -212,6 +271,12 @@ class DataConfig:
         if self.max_sequences == 0:
             self.max_sequences = None
         _check_declared(self)
+        self.tasks = [t if isinstance(t, TaskConfig) else _build(TaskConfig, t, _item_name("data.tasks", i, t) + ".")
+                      for i, t in enumerate(self.tasks or [])]
+        names = [t.name for t in self.tasks]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        _require(not twice, Message("data.tasks[{name}].name", name=twice[0] if twice else ""),
+                 Message("a name no other task has"), twice[0] if twice else None)
 
 
 @dataclass
@@ -452,6 +517,13 @@ class DistillConfig:
             Message("0 when train.teacher_cache is set (a cache holds the teacher's logits on the data, not on samples)"),
             self.onpolicy.lmbda,
         )
+        for task in self.data.tasks:
+            ce, kd = task.weights(self.loss)
+            _require(ce + kd + self.loss.hidden_weight + self.loss.attn_weight > 0, f"data.tasks[{task.name}].kd_weight",
+                     Message("> 0 where ce_weight is 0 (the task would teach nothing)"), kd)
+        _require(not (self.data.tasks and self.train.teacher_cache), "train.teacher_cache",
+                 Message("empty with data.tasks (a cache holds the teacher's logits on data.dataset only)"),
+                 self.train.teacher_cache)
         uses_layers = self.loss.hidden_weight > 0 or self.loss.attn_weight > 0
         _require(
             not (uses_layers and self.mapping.preset == "custom" and not self.mapping.pairs),
@@ -499,6 +571,12 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
+def _item_name(name: str, index: int, value: Any) -> str:
+    """How an error names a list item: data.tasks[chat] by its name where it has one, else data.tasks[0]."""
+    label = value.get("name") if isinstance(value, dict) else None
+    return f"{name}[{label if isinstance(label, str) and label else index}]"
+
+
 def _coerce(value: Any, tp: Any, name: str) -> Any:
     """Check and convert a YAML/override value to the field's declared type; errors name the field."""
     origin = typing.get_origin(tp)
@@ -514,7 +592,7 @@ def _coerce(value: Any, tp: Any, name: str) -> Any:
             value = [v.strip() for v in value.split(",") if v.strip()]
         if not isinstance(value, list):
             raise _invalid(name, Message("a list"), value)
-        return [_coerce(v, args[0], name) if args else v for v in value]
+        return [_coerce(v, args[0], _item_name(name, i, v)) if args else v for i, v in enumerate(value)]
     if tp is bool:
         if isinstance(value, bool):
             return value
@@ -630,9 +708,21 @@ def config_table() -> str:
     """The README's table of every config field: default, accepted values and meaning, from the schema."""
     lines = ["| field | default | accepts | meaning |", "|---|---|---|---|"]
     for name, f, default, accepts in _fields():
-        shown = "(none)" if default in (None, []) else f"`{default}`"
-        lines.append(f"| `{name}` | {shown} | {accepts} | {f.metadata.get('help', '')} |")
+        lines.append(f"| `{name}` | {_shown(default)} | {accepts} | {f.metadata.get('help', '')} |")
+        if name == "data.tasks":
+            lines += [f"| `data.tasks[].{t.name}` | {_shown(d)} | {accepted(t, str(t.type).startswith('int'))} | "
+                      f"{t.metadata.get('help', '')} |"
+                      for t, d in zip(dataclasses.fields(TaskConfig), _task_defaults(), strict=True)]
     return "\n".join(lines)
+
+
+def _shown(default: Any) -> str:
+    return "(none)" if default in (None, [], "") else f"`{default}`"
+
+
+def _task_defaults() -> list[Any]:
+    return [f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            for f in dataclasses.fields(TaskConfig)]
 
 
 def field_reference() -> str:

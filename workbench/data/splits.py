@@ -15,6 +15,7 @@ prompt tokens (`splits.train_mask`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -46,6 +47,7 @@ class Splits:
     val_mask: torch.Tensor | None = None
     train_examples: list[Example] = field(default_factory=list)  # prompt/answer data only
     heldout: list[Example] = field(default_factory=list)  # examples no training row contains
+    tasks: Any = None  # workbench.data.tasks.TaskSet of a multi-task run (`task_splits`)
 
 
 def load_texts(dataset: str, *, text_column: str = "text", tokenizer=None) -> list[str]:

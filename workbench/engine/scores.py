@@ -16,6 +16,16 @@ from workbench.engine.logit_loss import TopKTeacher, logit_losses
 IGNORE_INDEX = -100
 
 
+def next_token_targets(input_ids: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """[B, T] -> targets aligned with the logits: position i predicts token i + 1; the last position is ignored, and
+    so is every position whose next token is outside `mask` ([B, T] bool, True = scored)."""
+    targets = input_ids.roll(-1, dims=1)
+    targets[:, -1] = -100
+    if mask is not None:
+        targets[~mask.roll(-1, dims=1)] = -100
+    return targets
+
+
 def perplexity(mean_ce: float) -> float:
     """exp(mean next-token CE), capped at exp(50) so a diverged model reads as a huge number, not inf."""
     return math.exp(min(mean_ce, 50.0))

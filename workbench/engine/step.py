@@ -26,9 +26,10 @@ import torch.nn.functional as F
 
 from workbench.config import DistillConfig
 from workbench.data.splits import Example
+from workbench.data.tasks import TaskSet
 from workbench.engine.capture import LayerCapture, scored_head
 from workbench.engine.logit_loss import TopKTeacher, logit_losses
-from workbench.engine.losses import attention_loss, hidden_state_loss
+from workbench.engine.losses import LogitLosses, attention_loss, hidden_state_loss
 from workbench.engine.onpolicy import (
     Sampling,
     TokenBatch,
@@ -39,8 +40,11 @@ from workbench.engine.onpolicy import (
     pad_id,
     sample_completions,
 )
-from workbench.engine.scores import agreement_sums, ce_sum, perplexity
+from workbench.engine.scores import agreement_sums, ce_sum, next_token_targets, perplexity
+from workbench.engine.task_eval import task_eval
+from workbench.engine.task_step import mixture_batch, task_groups
 from workbench.engine.teacher_cache import TeacherCache
+from workbench.errors import UserError
 from workbench.measured import EVAL_ROWS, measured
 from workbench.models.vocab import bits_per_byte
 
@@ -75,6 +79,8 @@ class Setup:
     last_sample: dict | None = None  # latest on-policy answer with per-token reverse KL (main process)
     teacher_answers: list[list[int]] | None = None  # the teacher's answers to the first held-out prompts
     pairing: Any = None  # workbench.engine.cross_step.Pairing: padded logits, or two tokenizers
+    tasks: TaskSet | None = None  # data.tasks: the rows above are every task's, side by side
+    task_cache: dict = field(default_factory=dict)  # per-task eval results that do not change (the teacher's)
 
     def close(self) -> None:
         """Take the layer hooks off the teacher and the student (idempotent)."""
@@ -98,16 +104,6 @@ def step_indices(cfg: DistillConfig, num_train: int, step: int, micro: int, rank
     return out
 
 
-def next_token_targets(input_ids: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """[B, T] -> targets aligned with the logits: position i predicts token i + 1; the last position is ignored, and
-    so is every position whose next token is outside `mask` ([B, T] bool, True = scored)."""
-    targets = input_ids.roll(-1, dims=1)
-    targets[:, -1] = -100
-    if mask is not None:
-        targets[~mask.roll(-1, dims=1)] = -100
-    return targets
-
-
 @dataclass
 class MicroBatch:
     """One micro-batch: the rows the divergence and layer terms are taken on, and where CE is taken when it is not
@@ -117,12 +113,13 @@ class MicroBatch:
     indices: torch.Tensor  # rows of the train split (packed rows, or examples on on-policy steps)
     ce: TokenBatch | None = None
     prompt_lens: list[int] = field(default_factory=list)  # on-policy only: where each completion starts
+    tasks: torch.Tensor | None = None  # [B] task id of each row (data.tasks); None: one task
 
 
-def packed_batch(s: Setup, indices: torch.Tensor) -> MicroBatch:
+def packed_batch(s: Setup, indices: torch.Tensor, tasks: torch.Tensor | None = None) -> MicroBatch:
     input_ids = s.train_ids[indices]
     mask = s.train_mask[indices] if s.train_mask is not None else None
-    return MicroBatch(TokenBatch(input_ids, next_token_targets(input_ids, mask)), indices)
+    return MicroBatch(TokenBatch(input_ids, next_token_targets(input_ids, mask)), indices, tasks=tasks)
 
 
 def head_positions(s: Setup, batch: MicroBatch, targets: torch.Tensor) -> torch.Tensor | None:
@@ -146,28 +143,43 @@ def _logit_terms(cfg: DistillConfig, s: Setup, batch: MicroBatch, logits: torch.
                   t2_scale=loss_cfg.t2_scale, chunk_size=loss_cfg.chunk_size, reduction="sum")
     cross = s.pairing.cross if s.pairing is not None else None
     if cross is not None:
+        if batch.tasks is not None:
+            raise UserError("data.tasks: per-task loss weights need teacher and student to share one tokenizer; "
+                            "train the tasks with a student of the teacher's tokenizer, or use data.dataset")
         return cross.logit_losses(loss_cfg, s.teacher, logits, input_ids, targets, ce_weight), None
     if s.cache is not None:
         cached = TopKTeacher(*(t.to(device) for t in s.cache.batch("train", batch.indices)))
         return logit_losses(logits, targets, cached, **common), None
+    groups = [(targets, ce_weight, loss_cfg.kd_weight)]
+    if batch.tasks is not None:
+        groups = task_groups(cfg, s.tasks, batch.tasks, targets, batch.scored.targets.shape, keep, ce=ce_weight > 0)
     t_logits = None
-    if loss_cfg.kd_weight > 0 or s.teacher_capture is not None or batch.prompt_lens:
+    if any(kd > 0 for *_, kd in groups) or s.teacher_capture is not None or batch.prompt_lens:
         with torch.inference_mode(), scored_head(s.teacher, keep):
             t_logits = s.teacher(input_ids=input_ids, use_cache=False).logits
     if s.pairing is not None:
         logits, t_logits = s.pairing.trim(logits, t_logits)
-    return logit_losses(logits, targets, t_logits, **common), t_logits
+    parts = [logit_losses(logits, group_targets, t_logits, **{**common, "ce_weight": ce, "kd_weight": kd})
+             for group_targets, ce, kd in groups]
+    return LogitLosses(*(sum(values) for values in zip(*parts, strict=True))), t_logits
 
 
-def _answer_ce(cfg: DistillConfig, s: Setup, batch: TokenBatch) -> torch.Tensor:
-    """Summed CE of the student on the data's answers (on-policy steps with a CE weight)."""
+def _answer_ce(cfg: DistillConfig, s: Setup, batch: TokenBatch, row_tasks: torch.Tensor | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(summed CE, the same weighted by loss.ce_weight or each row's task CE weight) of the student on the data's
+    answers (on-policy steps with a CE weight)."""
     student = s.accelerator.unwrap_model(s.module).student
     targets = batch.targets.to(s.accelerator.device)
     keep = targets != -100  # the answer tokens: the head runs on those positions only
     with s.accelerator.autocast(), scored_head(student, keep):
         logits = student(input_ids=batch.input_ids.to(s.accelerator.device), use_cache=False).logits
-    return logit_losses(logits, targets[keep].unsqueeze(0), None, ce_weight=1.0, kd_weight=0.0,
-                        chunk_size=cfg.loss.chunk_size, reduction="sum").total
+    kept = targets[keep].unsqueeze(0)
+    groups = [(kept, cfg.loss.ce_weight, 0.0)]
+    if row_tasks is not None:
+        groups = task_groups(cfg, s.tasks, row_tasks, kept, targets.shape, keep)
+    sums = [(logit_losses(logits, group_targets, None, ce_weight=1.0, kd_weight=0.0, chunk_size=cfg.loss.chunk_size,
+                          reduction="sum").total, ce) for group_targets, ce, _ in groups]
+    return sum(value for value, _ in sums), sum(ce * value for value, ce in sums)
 
 
 @torch.no_grad()
@@ -195,12 +207,14 @@ def micro_step(cfg: DistillConfig, s: Setup, batch: MicroBatch, scale: float, ce
     with s.accelerator.autocast():
         logits, hidden, attn = s.module(batch.scored.input_ids.to(device), keep)
     fused_ce = loss_cfg.ce_weight if batch.ce is None else 0.0
+    if batch.tasks is not None and batch.ce is None:
+        fused_ce = 1.0  # a flag here: each task's own CE weight applies (`task_groups`)
     logit, t_logits = _logit_terms(cfg, s, batch, logits, fused_ce, keep)
     total = logit.total * scale
     sums = {"ce": logit.ce * scale, "kd": logit.kd * scale}
     if batch.ce is not None:
-        ce = _answer_ce(cfg, s, batch.ce) * ce_scale
-        total = total + loss_cfg.ce_weight * ce
+        ce, weighted_ce = (value * ce_scale for value in _answer_ce(cfg, s, batch.ce, batch.tasks))
+        total = total + weighted_ce
         sums["ce"] = ce.detach()
     if batch.prompt_lens and t_logits is not None and s.accelerator.is_main_process:
         start = batch.prompt_lens[0]
@@ -223,7 +237,7 @@ def micro_step(cfg: DistillConfig, s: Setup, batch: MicroBatch, scale: float, ce
         total = total + weight * value * share
         sums[term] = value.detach() * share
     s.accelerator.backward(total)
-    return {k: v.detach().float() for k, v in sums.items()}
+    return {k: v.detach().float() for k, v in {**sums, "total": total}.items()}
 
 
 def sampled_batches(cfg: DistillConfig, s: Setup, step: int) -> tuple[list[MicroBatch], dict[str, float]]:
@@ -233,9 +247,15 @@ def sampled_batches(cfg: DistillConfig, s: Setup, step: int) -> tuple[list[Micro
     model = s.teacher if op.seq_kd else acc.unwrap_model(s.module).student
     stop, pad = eos_ids(model, s.tokenizer), pad_id(s.tokenizer)
     sampling = Sampling(op.max_new_tokens, op.temperature, op.top_p)
-    batches, seconds, sampled = [], 0.0, 0
+    batches, seconds, sampled, row_tasks = [], 0.0, 0, None
+    wants_ce = cfg.loss.ce_weight > 0 if s.tasks is None else any(
+        t.config.weights(cfg.loss)[0] > 0 for t in s.tasks.tasks)
     for micro in range(cfg.train.grad_accum):
-        indices = step_indices(cfg, len(s.train_examples), step, micro, acc.process_index, acc.num_processes)
+        if s.tasks is None:
+            indices = step_indices(cfg, len(s.train_examples), step, micro, acc.process_index, acc.num_processes)
+        else:
+            indices, row_tasks = mixture_batch(cfg, s.tasks, step, micro, acc.process_index, acc.num_processes,
+                                               prompts=True)
         examples = [s.train_examples[i] for i in indices.tolist()]
         prompts = [clip_prompt(e.prompt_ids, op.max_prompt_tokens) for e in examples]
         started = time.perf_counter()
@@ -243,8 +263,9 @@ def sampled_batches(cfg: DistillConfig, s: Setup, step: int) -> tuple[list[Micro
             completions = sample_completions(model, prompts, sampling, s.sampler, stop, pad)
         seconds += time.perf_counter() - started
         sampled += sum(len(c) for c in completions)
-        ce = completion_batch(prompts, [e.answer_ids for e in examples], pad) if cfg.loss.ce_weight > 0 else None
-        batches.append(MicroBatch(completion_batch(prompts, completions, pad), indices, ce, [len(p) for p in prompts]))
+        ce = completion_batch(prompts, [e.answer_ids for e in examples], pad) if wants_ce else None
+        batches.append(MicroBatch(completion_batch(prompts, completions, pad), indices, ce, [len(p) for p in prompts],
+                                  row_tasks))
     count = sum(len(b.prompt_lens) for b in batches)
     step_tokens = (sum(sum(b.prompt_lens) for b in batches) + sampled) * acc.num_processes  # an estimate
     return batches, {"gen_seconds": seconds, "gen_tokens": sampled, "completion_len": sampled / max(count, 1),
@@ -269,6 +290,8 @@ def optimizer_step(cfg: DistillConfig, s: Setup, step: int) -> dict[str, float]:
     if is_onpolicy_step(cfg.onpolicy.lmbda, cfg.train.seed, step):
         batches, gen_stats = sampled_batches(cfg, s, step)
         stats = {"onpolicy": 1.0, **gen_stats}
+    elif s.tasks is not None:
+        batches = [packed_batch(s, *mixture_batch(cfg, s.tasks, step, micro, rank, world)) for micro in range(accum)]
     else:
         batches = [packed_batch(s, step_indices(cfg, s.train_ids.shape[0], step, micro, rank, world))
                    for micro in range(accum)]
@@ -278,22 +301,23 @@ def optimizer_step(cfg: DistillConfig, s: Setup, step: int) -> dict[str, float]:
         scored, ce_count = _global_counts(acc, batches)
     # DDP averages gradients over processes; multiplying by `world` undoes that to keep a global token mean
     scale, ce_scale = world / max(scored, 1.0), world / max(ce_count, 1.0)
-    sums = {term: torch.zeros((), device=acc.device) for term in TERMS}
+    sums = {term: torch.zeros((), device=acc.device) for term in (*TERMS, "total")}
     for micro, batch in enumerate(batches):
         with acc.no_sync(s.module) if micro < accum - 1 else contextlib.nullcontext():
             for term, value in micro_step(cfg, s, batch, scale, ce_scale).items():
                 sums[term] += value
-    stacked = torch.stack([sums[t] for t in TERMS]) / world
+    stacked = torch.stack([sums[t] for t in (*TERMS, "total")]) / world
     if world > 1:
         stacked = acc.reduce(stacked, reduction="sum")
-    terms = dict(zip(TERMS, stacked.tolist(), strict=True))
+    terms = dict(zip((*TERMS, "total"), stacked.tolist(), strict=True))
     w = cfg.loss
-    terms["total"] = (w.ce_weight * terms["ce"] + w.kd_weight * terms["kd"] + w.hidden_weight * terms["hidden"]
-                      + w.attn_weight * terms["attn"])
+    if s.tasks is None:  # the same sum as the loss that was backpropagated, written as the README writes it
+        terms["total"] = (w.ce_weight * terms["ce"] + w.kd_weight * terms["kd"] + w.hidden_weight * terms["hidden"]
+                          + w.attn_weight * terms["attn"])
     if not all(math.isfinite(v) for v in terms.values()):
         bad = ", ".join(f"{k}={v}" for k, v in terms.items() if not math.isfinite(v))
         raise NonFiniteLoss(f"loss is not finite at step {step + 1} ({bad}); lower train.lr or check the data")
-    if stats["onpolicy"] and w.ce_weight == 0:
+    if stats["onpolicy"] and not any(b.ce is not None for b in batches):
         terms["ce"] = None  # not measured: the sampled rows carry no reference answer to score
     if cfg.train.max_grad_norm > 0:
         acc.clip_grad_norm_(s.module.parameters(), cfg.train.max_grad_norm)
@@ -349,13 +373,17 @@ def evaluate(cfg: DistillConfig, s: Setup) -> dict[str, float]:
     rows = min(batches * b, s.val_ids.shape[0])
     row = {"eval_loss": ce / count, "eval_ppl": perplexity(ce / count), "eval_kl": kl / count,
            "eval_top1": hits / max(compared, 1.0), "eval_tokens": int(count),
-           "measured_on": measured(EVAL_ROWS, rows=rows, tokens=s.val_ids.shape[1], source=cfg.data.dataset)}
+           "measured_on": measured(EVAL_ROWS, rows=rows, tokens=s.val_ids.shape[1],
+                                  source=cfg.data.dataset if s.tasks is None else "tasks " + ", ".join(s.tasks.names))}
     if text_bytes > 0:
         row["eval_bpb"] = bits_per_byte(ce, text_bytes)
     if teacher_ce > 0:
         row["eval_teacher_ppl"] = perplexity(teacher_ce / count)
     if cross is not None:
         row["eval_exact_share"] = compared / count
+    if s.tasks is not None and acc.is_main_process:
+        row["tasks"] = task_eval(student, s.teacher, s.tokenizer, s.tasks.tasks, rows=cfg.train.eval_batches * b, batch=b,
+                                 chunk_size=cfg.loss.chunk_size, teacher_cache=s.task_cache)
     return row
 
 

@@ -81,6 +81,7 @@ def setup(cfg: DistillConfig, accelerator, sink: Sink, *, heal: bool = True,
     reads its weights from the checkpoint instead); build the trained module, optimizer and schedule. `stage(name)`
     is told when each part begins (the run's status shows it)."""
     from workbench.data.splits import build_splits
+    from workbench.data.tasks import task_splits
     from workbench.engine.cross_step import tokenizer_pairing
     from workbench.models.loading import load_model, load_tokenizer, num_layers
 
@@ -89,7 +90,7 @@ def setup(cfg: DistillConfig, accelerator, sink: Sink, *, heal: bool = True,
     stage("loading data")
     student_tok = load_tokenizer(m.student, trust_remote_code=m.trust_remote_code)
     pairing = tokenizer_pairing(cfg, load_tokenizer(m.teacher, trust_remote_code=m.trust_remote_code), student_tok)
-    splits = build_splits(cfg.data, student_tok)
+    splits = task_splits(cfg.data, student_tok, cfg.train.seed) if cfg.data.tasks else build_splits(cfg.data, student_tok)
     if splits.train.shape[0] < 1 or splits.val.shape[0] < 1:
         raise UserError(f"data.dataset {cfg.data.dataset!r} gives too little text for seq_len {cfg.data.seq_len}")
     if cfg.onpolicy.lmbda > 0 and not splits.train_examples:
@@ -138,7 +139,7 @@ def setup(cfg: DistillConfig, accelerator, sink: Sink, *, heal: bool = True,
     stage("first step")
     return Setup(accelerator, module, teacher, teacher_capture, cache, student_tok, splits.train, splits.val,
                  optimizer, scheduler, precision, splits.train_mask, splits.val_mask, splits.train_examples,
-                 splits.heldout, sampler, pairing=pairing)
+                 splits.heldout, sampler, pairing=pairing, tasks=splits.tasks)
 
 
 def _heal_gaps(cfg: DistillConfig, student, teacher, train_ids: torch.Tensor, load: dict, sink: Sink,

@@ -20,11 +20,17 @@ from workbench.runs.sinks import Row, Sink
 _NOT_SCALARS = ("step", "time", "kind")
 
 
-def scalars(row: Row) -> dict[str, float]:
-    """{"<kind>/<field>": value} for the numeric fields of a metrics row."""
-    kind = row.get("kind", "metrics")
-    return {f"{kind}/{key}": float(value) for key, value in row.items()
-            if key not in _NOT_SCALARS and isinstance(value, (int, float)) and not isinstance(value, bool)}
+def scalars(row: Row, prefix: str | None = None) -> dict[str, float]:
+    """{"<kind>/<field>": value} for the numeric fields of a metrics row; nested mappings (a multi-task eval row's
+    `tasks`) give "<kind>/tasks/<task>/<field>"."""
+    prefix = prefix or row.get("kind", "metrics")
+    out = {}
+    for key, value in row.items():
+        if isinstance(value, dict):
+            out.update(scalars(value, f"{prefix}/{key}"))
+        elif key not in _NOT_SCALARS and isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[f"{prefix}/{key}"] = float(value)
+    return out
 
 
 def check_reporters(names: list[str]) -> None:
