@@ -105,6 +105,28 @@ def test_evaluate_streams_the_card_as_it_fills(served):
     assert final[2]["run"] == "run-tiny" and len(tables) >= 4
 
 
+def test_evaluate_says_about_how_long_each_stage_takes_from_the_runs_timings(served):
+    """With the run's own timings in its metrics.jsonl, the status under the button names the stage under way and
+    about how long it takes, in the reader's language (the progress bar says the same)."""
+    rows = [{"kind": "train", "step": 1, "elapsed": 1.0, "time": 1010.0},
+            {"kind": "eval", "step": 1, "eval_tokens": 31, "time": 1012.0},
+            {"kind": "gen_eval", "step": 1, "seconds": 6.0, "gen_prompts": 4, "time": 1018.0}]
+    status = json.loads((served.run / "status.json").read_text())
+    (served.run / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    (served.run / "status.json").write_text(json.dumps({**status, "started": 1000.0}))
+    try:
+        english = [update[3] for update in served.client.submit(str(served.run), True, 0, 8, api_name="/evaluate")]
+        korean_client = Client(served.url, verbose=False, headers={"Accept-Language": "ko-KR,ko;q=0.9"})
+        korean = [update[3] for update in korean_client.submit(str(served.run), True, 0, 8, api_name="/evaluate")]
+    finally:
+        (served.run / "metrics.jsonl").unlink()
+        (served.run / "status.json").write_text(json.dumps(status))
+    assert any("under way: loading and timing undistilled student · about" in text for text in english), english
+    assert any("under way: scoring" in text and " · about " in text for text in english), english
+    assert any("진행 중:" in text and "초" in text and "약 " in text for text in korean), korean
+    assert "about" not in "".join(korean)
+
+
 def test_undistilled_column_is_the_picked_runs_starting_point(served, tmp_path, tiny_teacher, tiny_text):
     """A run that started from another student than the app's default: its starting point answers in the third
     column (it used to be the app's default student), for the run, its student/ folder and a checkpoint."""

@@ -460,4 +460,6 @@ LIBRARY_KO: dict[str, str] = {
     "loading and timing {model}": "{model} 불러와 속도 재는 중",
     "scoring {rows} validation rows (perplexity, KL, agreement)": "검증 행 {rows}개 채점 중 (perplexity, KL, 일치율)",
     "sampling and scoring answers to the held-out prompts": "held-out prompt에 답을 샘플링해 채점하는 중",
+    "{stage} · about {seconds} s": "{stage} · 약 {seconds}초",
+    "{stage} · about {seconds} s (about {total} s in all)": "{stage} · 약 {seconds}초 (전체 약 {total}초)",
 }
