@@ -43,6 +43,11 @@ def test_run_timings_read_from_the_runs_rows(tmp_path):
     assert timings.gen_eval_s == 20.0 and timings.gen_prompts == 8  # the first gen_eval (with the teacher's) dropped
 
 
+def test_a_runs_only_gen_eval_counts_half_since_it_also_samples_the_teachers_answers(tmp_path):
+    timings = run_timings(_run(tmp_path, ROWS[:-1]))
+    assert timings.gen_eval_s == pytest.approx(15.0) and timings.gen_prompts == 8
+
+
 def test_a_resumed_session_counts_only_its_own_loading(tmp_path):
     rows = [*ROWS, {"kind": "train", "step": 11, "elapsed": 33.0, "time": 2040.0}]  # resumed at 2000: 30 s + 3 s step
     timings = run_timings(_run(tmp_path, rows, {"state": "finished", "started": 2000.0}))

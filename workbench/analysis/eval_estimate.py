@@ -12,8 +12,9 @@ answers to the held-out prompts. The run did the same work while it trained, for
   `seconds` over its 64 new tokens, half of it spent sampling, the rest scoring);
 - teacher-forced scores: a train-time eval (the eval row's wall time less the row just before it, of the same step)
   scores teacher and student on the run's eval rows; scaled by the models and tokens evaluated here;
-- generation: a gen_eval row's `seconds` is one model's answers to the held-out prompts, scored by the teacher;
-  scaled by the models (teacher and each student answer here) and prompts.
+- generation: a gen_eval row's `seconds` is one model's answers to the held-out prompts, scored by the teacher (the
+  first row also samples the teacher's answers shown beside them, about as long again: half of it counts when it is
+  the run's only one); scaled by the models (teacher and each student answer here) and prompts.
 Each is a median over the run's rows; a stage the run has no timing for has no estimate (None).
 """
 
@@ -28,6 +29,7 @@ from workbench.errors import Message
 from workbench.runs.folder import RunFolder, read_metrics
 
 SAMPLED_TOKENS = 64  # new tokens per held-out answer (workbench.analysis.genquality.EVAL_SAMPLING)
+FIRST_GEN_EVAL_SHARE = 0.5  # of a run's first gen_eval: the student's pass, without the teacher's shown answers
 
 
 @dataclass(frozen=True)
@@ -75,13 +77,14 @@ def run_timings(run: RunFolder) -> RunTimings:
     status = run.read_status() if run.status_path.is_file() else {}
     evals = [r for r in rows if r.get("kind") == "eval" and r.get("eval_tokens")]
     gen_evals = [r for r in rows if r.get("kind") == "gen_eval" and r.get("seconds")]
-    if len(gen_evals) > 1:
-        gen_evals = gen_evals[1:]  # the first one also samples the teacher's answers shown beside the student's
+    # the first gen_eval also samples the teacher's answers shown beside the student's: a second sampling pass
+    first_share = 1.0 if len(gen_evals) > 1 else FIRST_GEN_EVAL_SHARE
+    gen_evals = gen_evals[1:] or gen_evals
     return RunTimings(
         load_s=_load_seconds(rows, status),
         eval_s=_median(_eval_seconds(rows)),
         eval_tokens=int(statistics.median(r["eval_tokens"] for r in evals)) if evals else None,
-        gen_eval_s=_median([r["seconds"] for r in gen_evals]),
+        gen_eval_s=_median([r["seconds"] * first_share for r in gen_evals]),
         gen_prompts=int(statistics.median(r.get("gen_prompts") or 0 for r in gen_evals)) if gen_evals else None,
     )
 
