@@ -433,6 +433,7 @@ LIBRARY_KO: dict[str, str] = {
     # chat stats line, training plot legends
     "generating": "생성 중",
     "{count} tokens": "토큰 {count}개",
+    "{count} token": "토큰 {count}개",
     "training tokens/s": "학습 토큰/초",
     # what numbers were measured on (workbench.measured; the values stay as written)
     "{rows} held-out rows × {tokens} tokens of {source} (teacher-forced, KL at T = 1)":
