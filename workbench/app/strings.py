@@ -404,6 +404,7 @@ KO: dict[str, str] = {
     "{:.1f} tokens": "{:.1f} 토큰",
     "field": "설정 항목",
     "(select two or more runs)": "(run을 두 개 이상 고르세요)",
+    "(no config field differs, besides the run's name)": "(run 이름 말고는 다른 설정 항목이 없습니다)",
     "These runs were measured on different rows, so their curves are not directly comparable:":
         "이 run들은 서로 다른 데이터 행에서 측정되어 곡선을 그대로 비교할 수 없습니다:",
     "run {run!r} is still active; stop it before deleting": "run {run!r}: 아직 실행 중입니다. 지우기 전에 중지하세요",
