@@ -307,3 +307,17 @@ def test_stop_ends_every_column(served):
     stats = final[3:]
     assert all("stopped" in s for s in stats)
     assert all(int(s.split(" tokens")[0].split("·")[-1]) < 400 for s in stats)
+
+
+def test_the_report_table_before_any_evaluation_says_what_to_press():
+    """It used to show bare column headers "1 2 3"; drawn on load in the reader's language, never over a card."""
+    import pandas as pd
+
+    from workbench.app.tab_report import empty_table
+
+    korean = SimpleNamespace(headers={"accept-language": "ko-KR,ko;q=0.9"}, session_hash="report-ko")
+    assert empty_table(pd.DataFrame(columns=["1", "2", "3"])) == {
+        "headers": ["metric"], "data": [["(press Evaluate: the report card appears here)"]]}
+    assert empty_table(None, korean)["headers"] == ["지표"]
+    card = pd.DataFrame([["parameters", "134,515,008"]], columns=["metric", "teacher"])
+    assert empty_table(card) == gr.skip()  # a card on the page stays

@@ -336,6 +336,7 @@ KO: dict[str, str] = {
         "채점합니다. 진행 막대가 단계마다 이름을 알려 주고, run이면 걸릴 시간도 알려 줍니다 (run이 학습하며 잰 "
         "시간으로 추정; 내장 두 모델은 CPU에서 몇 분).",
     "Report card": "리포트 카드",
+    "(press Evaluate: the report card appears here)": "(평가를 누르면 여기에 리포트 카드가 나옵니다)",
     "**{source}** · evaluated {created} in {seconds} s": "**{source}** · {created}에 {seconds}초 동안 평가",
     "Results so far; under way: {stage}": "지금까지의 결과입니다. 진행 중: {stage}",
     "Teacher-forced numbers (perplexity, KL, agreement): {rows}, {tokens} tokens.":

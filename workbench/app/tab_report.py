@@ -229,6 +229,15 @@ def _export_choices(ctx) -> list[tuple]:
     return [(t("The student picked for the report above"), REPORTED), *student_picker(ctx.runs_dir)]
 
 
+def empty_table(current: Any, request: gr.Request = None) -> Any:
+    """The report table before any evaluation, in the reader's language: one column saying what to press (it used
+    to show bare headers "1 2 3"); a table that holds a card is left as it is."""
+    if current is not None and len(current) > 0 and len(current.columns) > 1:
+        return gr.skip()
+    lang = lang_of(request)
+    return {"headers": [tr("metric", lang)], "data": [[tr("(press Evaluate: the report card appears here)", lang)]]}
+
+
 def build_report_tab(ctx) -> dict[str, Any]:
     """Build the report-card and export tab inside the current `gr.Tab`; returns its components by name."""
     with gr.Row():
@@ -281,7 +290,8 @@ def build_report_tab(ctx) -> dict[str, Any]:
                 gr.update(choices=artefact_folders(ctx.exports_dir)))
 
     refresh.click(refresh_choices, None, [run, source, exports], api_visibility="private")
-    return {"refresh_pickers": (refresh_choices, [run, source, exports]), "run": run, "exports": exports,
+    return {"refresh_pickers": (refresh_choices, [run, source, exports]), "on_load": (empty_table, [table], [table]),
+            "run": run, "exports": exports,
             "format": fmt, "evaluate": evaluate, "table": table,
             "bars": bars, "json": card_json, "status": status,
             "source": source, "folder": folder, "zip": make_zip, "export": export, "export_status": export_status,
