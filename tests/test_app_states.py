@@ -89,3 +89,30 @@ def test_progress_names_the_phase_between_steps():
     final = progress_html({**status, "stage": "final evaluation", "step": 20}, {**latest, "step": 20, "eta": 0.0})
     assert "final evaluation" in final and "ETA" not in final
     assert 'data-stage="training"' in progress_html({**status, "stage": "training"}, latest)
+
+
+def test_the_stage_clock_goes_on_between_steps_and_no_eta_0_after_the_last_step(tmp_path, monkeypatch):
+    """In a browser walk a quick run sat at "scoring held-out answers (8) · 0:01 · ... · ETA 0:00" for two minutes:
+    nothing new was written, so the Train tab skipped the redraw. The progress line is now redrawn every 5 s while
+    a phase between steps runs, and a run past its last step shows no ETA of 0:00."""
+    import json
+
+    import workbench.app.tab_train as tab_train
+    from workbench.app.tab_train import new_watch, render
+
+    run = RunFolder(tmp_path / "run-scoring")
+    run.path.mkdir()
+    now = 1_000_000.0
+    run.status_path.write_text(json.dumps({"state": "running", "stage": "scoring held-out answers",
+                                           "stage_progress": "(8)", "stage_started": now - 1, "step": 20,
+                                           "total_steps": 20, "pid": 1}))
+    run.metrics_path.write_text(json.dumps({"kind": "train", "step": 20, "eta": 0.0, "tokens_per_s": 31.0}) + "\n")
+    monkeypatch.setattr(tab_train.time, "time", lambda: now)  # the time module: train_view's clock too
+    watch = new_watch(str(tmp_path), "run-scoring")
+    first = render(str(tmp_path), watch, False, "en")
+    assert "scoring held-out answers (8) · 0:01" in first[2] and "ETA" not in first[2]
+    now += 2
+    assert not isinstance(render(str(tmp_path), watch, False, "en")[2], str)  # the same 5-s tick: skipped
+    now += 60
+    later = render(str(tmp_path), watch, False, "en")
+    assert "scoring held-out answers (8) · 1:03" in later[2]  # the clock went on

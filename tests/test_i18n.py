@@ -280,5 +280,8 @@ def test_text_made_at_run_time_reads_korean():
     assert stats.line(translator("ko")) == "TTFT 0.20 s · 30.0 tok/s · 토큰 12개 · 중지됨"
     assert stats.line() == "TTFT 0.20 s · 30.0 tok/s · 12 tokens · stopped"
     assert "생성 중" in GenerationStats(tokens=1).line(translator("ko"))
+    # a finished answer of one token has no speed to wait for (it used to read "… tok/s · 1 tokens", as if running)
+    one = GenerationStats(tokens=1, ttft_s=0.4, finished=True)
+    assert one.line() == "TTFT 0.40 s · – tok/s · 1 token" and one.line(translator("ko")).endswith("토큰 1개")
     assert user_error("x", "ko").title == "오류" and user_error("x", "en").title == "Error"
     assert tr("Run **{run}**", "ko", run="r1") == "실행 **r1**"

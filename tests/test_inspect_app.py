@@ -8,6 +8,7 @@ saves a screenshot of each tab under test-artifacts/.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -103,6 +104,28 @@ def test_evaluate_streams_the_card_as_it_fills(served):
         row[1] != "–" for row in t["data"] if row[0] == "val perplexity") and t is not tables[-1] for t in tables)
     assert "Results so far" in job.outputs()[0][3] and "evaluated" in final[3] and outputs
     assert final[2]["run"] == "run-tiny" and len(tables) >= 4
+
+
+def test_evaluate_says_about_how_long_each_stage_takes_from_the_runs_timings(served):
+    """With the run's own timings in its metrics.jsonl, the status under the button names the stage under way and
+    about how long it takes, in the reader's language (the progress bar says the same)."""
+    rows = [{"kind": "train", "step": 1, "elapsed": 1.0, "time": 1010.0},
+            {"kind": "eval", "step": 1, "eval_tokens": 31, "time": 1012.0},
+            {"kind": "gen_eval", "step": 1, "seconds": 6.0, "gen_prompts": 4, "time": 1018.0}]
+    status = json.loads((served.run / "status.json").read_text())
+    (served.run / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    (served.run / "status.json").write_text(json.dumps({**status, "started": 1000.0}))
+    try:
+        english = [update[3] for update in served.client.submit(str(served.run), True, 0, 8, api_name="/evaluate")]
+        korean_client = Client(served.url, verbose=False, headers={"Accept-Language": "ko-KR,ko;q=0.9"})
+        korean = [update[3] for update in korean_client.submit(str(served.run), True, 0, 8, api_name="/evaluate")]
+    finally:
+        (served.run / "metrics.jsonl").unlink()
+        (served.run / "status.json").write_text(json.dumps(status))
+    assert any("under way: loading and timing undistilled student · about" in text for text in english), english
+    assert any("under way: scoring" in text and " · about " in text for text in english), english
+    assert any("진행 중:" in text and "초" in text and "약 " in text for text in korean), korean
+    assert "about" not in "".join(korean)
 
 
 def test_undistilled_column_is_the_picked_runs_starting_point(served, tmp_path, tiny_teacher, tiny_text):
@@ -284,4 +307,18 @@ def test_stop_ends_every_column(served):
     final = list(stream)[-1]
     stats = final[3:]
     assert all("stopped" in s for s in stats)
-    assert all(int(s.split(" tokens")[0].split("·")[-1]) < 400 for s in stats)
+    assert all(int(re.search(r"(\d+) tokens? ·", s).group(1)) < 400 for s in stats)  # "1 token" when stopped at once
+
+
+def test_the_report_table_before_any_evaluation_says_what_to_press():
+    """It used to show bare column headers "1 2 3"; drawn on load in the reader's language, never over a card."""
+    import pandas as pd
+
+    from workbench.app.tab_report import empty_table
+
+    korean = SimpleNamespace(headers={"accept-language": "ko-KR,ko;q=0.9"}, session_hash="report-ko")
+    assert empty_table(pd.DataFrame(columns=["1", "2", "3"])) == {
+        "headers": ["metric"], "data": [["(press Evaluate: the report card appears here)"]]}
+    assert empty_table(None, korean)["headers"] == ["지표"]
+    card = pd.DataFrame([["parameters", "134,515,008"]], columns=["metric", "teacher"])
+    assert empty_table(card) == gr.skip()  # a card on the page stays

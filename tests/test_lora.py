@@ -54,13 +54,13 @@ def test_lora_trains_only_adapter_and_projectors(tiny_teacher, tiny_student, tin
             projectors.append((self, snapshot(self)))
 
     final = {}
-    original_save = workbench.engine.trainer._save_outputs
+    original_save = workbench.engine.trainer.save_outputs
 
     def recording_save(cfg, setup, run):
         final.update(snapshot(wrapped[0][0]))  # before merge_and_unload folds the adapter into the base weights
         return original_save(cfg, setup, run)
 
-    monkeypatch.setattr(workbench.engine.trainer, "_save_outputs", recording_save)
+    monkeypatch.setattr(workbench.engine.trainer, "save_outputs", recording_save)
     monkeypatch.setattr(workbench.engine.trainer, "wrap_lora", recording_wrap)
     monkeypatch.setattr(workbench.engine.trainer, "Projectors", RecordingProjectors)
     cfg = tiny_config(tiny_teacher, tiny_student, tiny_text, lora={"enabled": True, "r": 4, "dropout": 0.0},

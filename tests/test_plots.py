@@ -145,3 +145,13 @@ def test_next_token_bars_label_invisible_tokens_visibly():
                "student": [0.2] * 5, "teacher_entropy": 1.0, "student_entropy": 1.0}
     labels = list(temperature_figure(preview).data[0].x)
     assert labels == ["↵", "␣", "∅", "␣the", "⇥"]  # a newline token used to get a blank label
+
+
+def test_generation_figure_ticks_only_the_scored_steps_when_there_are_few():
+    """The quick preset scores answers once, at step 20: the axis used to read 19, 19.5, 20, 20.5, 21."""
+    row = {"kind": "gen_eval", "step": 20, "gen_rkl": 1.0, "gen_teacher_nll": 2.0, "gen_rep4": 0.3, "gen_empty": 0.0,
+           "gen_len": 54.0}
+    figure = generation_figure([row])
+    assert all(tuple(axis.tickvals) == (20,) for axis in (figure.layout.xaxis, figure.layout.xaxis2, figure.layout.xaxis3))
+    many = [{**row, "step": step} for step in range(10, 110, 10)]
+    assert generation_figure(many).layout.xaxis.tickvals is None  # many steps: plotly's own ticks

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from workbench.analysis.plots import METRICS, overlay_figure
 from workbench.app.i18n import translator
-from workbench.app.tab_runs import diff_table, measured_note, metric_choices, runs_table, short_spec
+from workbench.app.tab_runs import diff_table, diff_view, measured_note, metric_choices, runs_table, short_spec
 from workbench.config import DistillConfig
 from workbench.measured import EVAL_ROWS, measured
 
@@ -70,3 +70,15 @@ def test_metrics_are_named_with_units_in_both_languages(tmp_path):
     figure = overlay_figure(rows, metric="eval_loss", text=translator("en"))
     assert figure.layout.yaxis.title.text == "nats/token" and "eval cross-entropy" in figure.layout.title.text
     assert runs_table(tmp_path)[0][10].count("prune=keep") == 2  # cell text and its hover title, whole
+
+
+def test_the_diff_says_so_when_two_runs_differ_only_in_name(tmp_path):
+    """Two quick runs compared in the browser walk: the diff said "(select two or more runs)" with two selected."""
+    _run(tmp_path, "a")
+    _run(tmp_path, "b")
+    assert diff_view(tmp_path, ["a", "b"], "en") == ([["(no config field differs, besides the run's name)"]], ["field"])
+    assert diff_view(tmp_path, ["a"], "en")[0] == [["(select two or more runs)"]]
+    assert diff_view(tmp_path, ["a", "b"], "ko")[0] == [["(run 이름 말고는 다른 설정 항목이 없습니다)"]]
+    _run(tmp_path, "c", seq_len=256)
+    rows, headers = diff_view(tmp_path, ["a", "c"], "en")
+    assert headers == ["field", "a", "c"] and ["data.seq_len", "64", "256"] in rows

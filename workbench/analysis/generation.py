@@ -62,10 +62,13 @@ class GenerationStats:
 
     def line(self, text: Callable[[str], str] = str) -> str:
         """One line for under an answer: 'TTFT 0.21 s · 34.5 tok/s · 64 tokens'; `text` translates its words."""
-        ttft = f"{self.ttft_s:.2f} s" if self.ttft_s is not None else "…"
-        speed = f"{self.tokens_per_s:.1f} tok/s" if self.tokens_per_s is not None else "… tok/s"
+        over = self.finished or self.stopped  # no more tokens coming: a missing number will not arrive
+        ttft = f"{self.ttft_s:.2f} s" if self.ttft_s is not None else ("–" if over else "…")
+        speed = f"{self.tokens_per_s:.1f} tok/s" if self.tokens_per_s is not None else (
+            "– tok/s" if over else "… tok/s")  # one token, or an interval too short to time
         state = f" · {text('stopped')}" if self.stopped else ("" if self.finished else f" · {text('generating')}")
-        return f"TTFT {ttft} · {speed} · " + text("{count} tokens").format(count=self.tokens) + state
+        count = text("{count} token" if self.tokens == 1 else "{count} tokens").format(count=self.tokens)
+        return f"TTFT {ttft} · {speed} · {count}{state}"
 
 
 def draw_from(probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

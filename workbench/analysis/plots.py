@@ -167,7 +167,10 @@ def generation_figure(rows: list[dict[str, Any]], text: Callable[[str], str] = s
     figure.update_yaxes(rangemode="tozero", row=1, col=1)
     figure.update_yaxes(range=[0, 1], row=1, col=2)
     figure.update_yaxes(rangemode="tozero", row=1, col=3)  # from zero: a flat length must not look like a fall
-    figure.update_xaxes(title_text=text("step"))
+    steps = sorted({row["step"] for row in evals if row.get("step") is not None})
+    # a few scored steps (the quick preset scores only its last): a tick at each, not at step 19.5 and 20.5
+    ticks = dict(tickmode="array", tickvals=steps) if 0 < len(steps) <= 6 else {}
+    figure.update_xaxes(title_text=text("step"), **ticks)
     figure.update_layout(height=380, **LAYOUT)
     return mark_empty(figure, text)
 

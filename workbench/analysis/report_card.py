@@ -31,6 +31,7 @@ import torch
 from transformers.generation.streamers import BaseStreamer
 
 from workbench.analysis.artefacts import artefact_lines, export_labels, is_artefact
+from workbench.analysis.eval_estimate import RunTimings, run_timings, stage_reporter
 from workbench.engine.scores import agreement_sums, perplexity
 from workbench.errors import Message, UserError
 from workbench.measured import REPORT_ROWS, measured
@@ -282,24 +283,24 @@ def _data_config(settings: EvalSettings, data_cfg=None):
 def evaluate_models(
     teacher_spec: str, students: dict[str, str], settings: EvalSettings | None = None, *, data_cfg=None,
     progress: Callable[[float, Message], None] = lambda fraction, message: None,
-    partial: Callable[[dict], None] = lambda card: None,
+    partial: Callable[[dict], None] = lambda card: None, timings: RunTimings | None = None,
 ) -> dict[str, Any]:
     """The report card of a teacher and one or more students ({label: spec}); see the module docstring.
     `progress(fraction done, what comes next)` is called before each stage; `partial(card so far)` after each
-    model's size and speed, and after the quality scores (generation follows), so the app shows them as they come."""
+    model's size and speed, and after the quality scores (generation follows), so the app shows them as they come.
+    With `timings` (a run's own, `workbench.analysis.eval_estimate`) each stage's message says about how long it
+    takes, the first one also the whole evaluation, and the fraction done counts estimated seconds."""
     from workbench.analysis.genquality import card_generation
     from workbench.data.splits import build_splits
     from workbench.models.compatibility import compare_tokenizers
 
     settings = settings or EvalSettings()
-    stages = len(students) + 2 + bool(settings.generation)  # each model, the data and quality, generation
-    done = iter(range(stages + 1))
-
-    def stage(message: Message) -> None:
-        progress(next(done) / stages, message)
-
     if not students:
         raise UserError(Message("evaluation needs at least one student spec"))
+    data = _data_config(settings, data_cfg)
+    stage = stage_reporter(progress, timings, students=len(students), gen_tokens=settings.gen_tokens,
+                           val_tokens=(settings.max_sequences or 16) * (min(settings.seq_len or 128, data.seq_len) - 1),
+                           prompts=data.holdout_prompts, generation=settings.generation)
     device = settings.device or default_device()
     started = time.time()
     stage(Message("loading and timing {model}", model=Message("teacher")))
@@ -316,7 +317,6 @@ def evaluate_models(
             models.append(model)
         entries.append({**entry, **_ratios(teacher_entry, entry)})
         partial(card)
-    data = _data_config(settings, data_cfg)
     splits = build_splits(data, teacher_tok)
     val_ids = validation_ids(splits, data, settings)
     stage(Message("scoring {rows} validation rows (perplexity, KL, agreement)", rows=val_ids.shape[0]))
@@ -390,7 +390,7 @@ def evaluate_run(run_dir: str | Path, settings: EvalSettings | None = None, *, i
         students["undistilled student"] = cfg.models.student
     students.update(export_labels(exports))
     card = evaluate_models(cfg.models.teacher, students, settings, data_cfg=cfg.data, progress=progress,
-                           partial=partial)
+                           partial=partial, timings=run_timings(run))
     card["run"] = run.run_id
     card["student_source"] = resolve_spec(str(run.path)).load_spec
     atomic_write_text(run.path / "eval.json", json.dumps(card, indent=1))

@@ -330,12 +330,15 @@ KO: dict[str, str] = {
     "Ignore a saved eval.json.": "저장된 eval.json을 쓰지 않습니다.",
     "Evaluate": "평가",
     "Press **Evaluate** for the report card: each model is loaded and timed, then scored on validation rows and "
-    "held-out prompts; the bar names each stage (minutes on a CPU for the built-in pair).":
+    "held-out prompts; the bar names each stage and, for a run, about how long it takes (estimated from the run's "
+    "own timings; minutes on a CPU for the built-in pair).":
         "**평가**를 누르면 리포트 카드가 나옵니다. 모델마다 불러와 속도를 재고, 검증 행과 held-out prompt로 "
-        "채점합니다. 진행 막대가 단계마다 이름을 알려 줍니다 (내장 두 모델은 CPU에서 몇 분).",
+        "채점합니다. 진행 막대가 단계마다 이름을 알려 주고, run이면 걸릴 시간도 알려 줍니다 (run이 학습하며 잰 "
+        "시간으로 추정; 내장 두 모델은 CPU에서 몇 분).",
     "Report card": "리포트 카드",
+    "(press Evaluate: the report card appears here)": "(평가를 누르면 여기에 리포트 카드가 나옵니다)",
     "**{source}** · evaluated {created} in {seconds} s": "**{source}** · {created}에 {seconds}초 동안 평가",
-    "Results so far; the bar shows the stage under way.": "지금까지의 결과입니다. 진행 중인 단계는 막대에 보입니다.",
+    "Results so far; under way: {stage}": "지금까지의 결과입니다. 진행 중: {stage}",
     "Teacher-forced numbers (perplexity, KL, agreement): {rows}, {tokens} tokens.":
         "Teacher-forced 숫자(perplexity, KL, 일치율): {rows}, 토큰 {tokens}개.",
     "Generated numbers (reverse KL on own answers, repeated 4-grams, ...): {what}.":
@@ -402,6 +405,7 @@ KO: dict[str, str] = {
     "{:.1f} tokens": "{:.1f} 토큰",
     "field": "설정 항목",
     "(select two or more runs)": "(run을 두 개 이상 고르세요)",
+    "(no config field differs, besides the run's name)": "(run 이름 말고는 다른 설정 항목이 없습니다)",
     "These runs were measured on different rows, so their curves are not directly comparable:":
         "이 run들은 서로 다른 데이터 행에서 측정되어 곡선을 그대로 비교할 수 없습니다:",
     "run {run!r} is still active; stop it before deleting": "run {run!r}: 아직 실행 중입니다. 지우기 전에 중지하세요",

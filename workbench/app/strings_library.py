@@ -433,6 +433,7 @@ LIBRARY_KO: dict[str, str] = {
     # chat stats line, training plot legends
     "generating": "생성 중",
     "{count} tokens": "토큰 {count}개",
+    "{count} token": "토큰 {count}개",
     "training tokens/s": "학습 토큰/초",
     # what numbers were measured on (workbench.measured; the values stay as written)
     "{rows} held-out rows × {tokens} tokens of {source} (teacher-forced, KL at T = 1)":
@@ -460,4 +461,6 @@ LIBRARY_KO: dict[str, str] = {
     "loading and timing {model}": "{model} 불러와 속도 재는 중",
     "scoring {rows} validation rows (perplexity, KL, agreement)": "검증 행 {rows}개 채점 중 (perplexity, KL, 일치율)",
     "sampling and scoring answers to the held-out prompts": "held-out prompt에 답을 샘플링해 채점하는 중",
+    "{stage} · about {seconds} s": "{stage} · 약 {seconds}초",
+    "{stage} · about {seconds} s (about {total} s in all)": "{stage} · 약 {seconds}초 (전체 약 {total}초)",
 }

@@ -21,6 +21,7 @@ from typing import Any
 import gradio as gr
 
 from workbench.analysis.artefacts import artefact_folders, artefact_lines, export_labels
+from workbench.analysis.eval_estimate import run_timings
 from workbench.analysis.export_formats import EXPORT_FORMATS
 from workbench.analysis.inspect_plots import report_figure
 from workbench.analysis.report_card import (
@@ -67,7 +68,8 @@ def card_for(ctx, choice: str, recompute: bool, settings: EvalSettings, lang: st
             "run {run} (evaluated now; eval.json written)", lang, run=run.run_id)
     cfg = DistillConfig.load(run.config_path)
     students = {f"student ({path.name})": str(path), "undistilled student": cfg.models.student, **artefacts}
-    return (evaluate_models(cfg.models.teacher, students, settings, data_cfg=cfg.data, **hooks),
+    return (evaluate_models(cfg.models.teacher, students, settings, data_cfg=cfg.data, timings=run_timings(run),
+                            **hooks),
             f"{run.run_id} · {path.name}")
 
 
@@ -145,12 +147,17 @@ def evaluate_fn(ctx):
                 events.put(("error", exc))
 
         threading.Thread(target=work, daemon=True, name="workbench-evaluate").start()
+        so_far = None  # the card as far as it is filled, shown again with each new stage
         while True:
             kind, *value = events.get()
             if kind == "stage":
-                progress(value[0], desc=localize(value[1], lang))
+                under_way = localize(value[1], lang)
+                progress(value[0], desc=under_way)
+                if so_far is not None:
+                    yield _outputs(so_far, "⏳ " + tr("Results so far; under way: {stage}", lang, stage=under_way),
+                                   lang)
             elif kind == "partial":
-                yield _outputs(value[0], "⏳ " + tr("Results so far; the bar shows the stage under way.", lang), lang)
+                so_far = value[0]
             elif kind == "error":
                 if isinstance(value[0], UserError):
                     raise user_error(value[0], lang) from None
@@ -222,6 +229,15 @@ def _export_choices(ctx) -> list[tuple]:
     return [(t("The student picked for the report above"), REPORTED), *student_picker(ctx.runs_dir)]
 
 
+def empty_table(current: Any, request: gr.Request = None) -> Any:
+    """The report table before any evaluation, in the reader's language: one column saying what to press (it used
+    to show bare headers "1 2 3"); a table that holds a card is left as it is."""
+    if current is not None and len(current) > 0 and len(current.columns) > 1:
+        return gr.skip()
+    lang = lang_of(request)
+    return {"headers": [tr("metric", lang)], "data": [[tr("(press Evaluate: the report card appears here)", lang)]]}
+
+
 def build_report_tab(ctx) -> dict[str, Any]:
     """Build the report-card and export tab inside the current `gr.Tab`; returns its components by name."""
     with gr.Row():
@@ -239,8 +255,8 @@ def build_report_tab(ctx) -> dict[str, Any]:
         evaluate = gr.Button(t("Evaluate"), variant="primary")
         refresh = gr.Button(t("↻ Runs"), size="sm", scale=0)
     status = gr.Markdown(t("Press **Evaluate** for the report card: each model is loaded and timed, then scored on "
-                           "validation rows and held-out prompts; the bar names each stage (minutes on a CPU for the "
-                           "built-in pair)."), elem_id="report-status")
+                           "validation rows and held-out prompts; the bar names each stage and, for a run, about how long "
+                           "it takes (estimated from the run's own timings; minutes on a CPU for the built-in pair)."), elem_id="report-status")
     # tall enough for every row: the size and speed rows used to hide in the table's own scroll area
     table = gr.Dataframe(label=t("Report card"), interactive=False, wrap=True, elem_id="report-table",
                          max_height=2000)
@@ -274,7 +290,8 @@ def build_report_tab(ctx) -> dict[str, Any]:
                 gr.update(choices=artefact_folders(ctx.exports_dir)))
 
     refresh.click(refresh_choices, None, [run, source, exports], api_visibility="private")
-    return {"refresh_pickers": (refresh_choices, [run, source, exports]), "run": run, "exports": exports,
+    return {"refresh_pickers": (refresh_choices, [run, source, exports]), "on_load": (empty_table, [table], [table]),
+            "run": run, "exports": exports,
             "format": fmt, "evaluate": evaluate, "table": table,
             "bars": bars, "json": card_json, "status": status,
             "source": source, "folder": folder, "zip": make_zip, "export": export, "export_status": export_status,

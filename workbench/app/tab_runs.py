@@ -126,6 +126,15 @@ def diff_table(runs_dir: str | Path, run_ids: list[str]) -> list[list[Any]]:
             if name != "run.name" and not (lora_off and name.startswith("lora.") and name != "lora.enabled")]
 
 
+def diff_view(runs_dir: str | Path, run_ids: list[str], lang: str) -> tuple[list[list[Any]], list[str]]:
+    """(rows, headers) of the config diff table in `lang`; a line saying why it is empty when it is."""
+    rows = diff_table(runs_dir, run_ids)
+    if rows:
+        return rows, [tr("field", lang), *run_ids]
+    empty = "(select two or more runs)" if len(run_ids) < 2 else "(no config field differs, besides the run's name)"
+    return [[tr(empty, lang)]], [tr("field", lang)]
+
+
 def metric_choices(lang: str) -> list[tuple[str, str]]:
     """The overlay's metric picker: each metric's name and unit in `lang`, its metrics.jsonl key as the value."""
     return [(f"{tr(name, lang)} ({tr(unit, lang)})", key) for key, (name, unit) in METRICS.items()]
@@ -204,11 +213,10 @@ def build_runs_tab(ctx) -> dict[str, Any]:
         run_ids = run_ids or []
         try:
             rows = {run_id: read_metrics(find_run(ctx.runs_dir, run_id).metrics_path) for run_id in run_ids}
-            diff_rows = diff_table(ctx.runs_dir, run_ids)
             lang = lang_of(request)
-            headers = [tr("field", lang), *run_ids] if diff_rows else [tr("field", lang)]
+            diff_rows, headers = diff_view(ctx.runs_dir, run_ids, lang)
             return (overlay_figure(rows, metric=metric_name, log_y=log_scale, text=translator(lang)),
-                    gr.update(value=diff_rows or [[tr("(select two or more runs)", lang)]], headers=headers),
+                    gr.update(value=diff_rows, headers=headers),
                     measured_note(rows, metric_name, lang))
         except UserError as exc:
             raise user_error(exc, lang_of(request)) from None

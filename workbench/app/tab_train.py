@@ -59,11 +59,17 @@ def render(runs_dir: str, watch: dict, force: bool = False, lang: str = "en") ->
     watch["reader"].read_new()
     rows = watch["reader"].rows
     latest = _last(rows, "train")
-    key = (status.get("state"), status.get("step"), status.get("stage"), len(rows), status.get("exit_code"), lang,
-           int(time.time()) // 5 if latest is None else 0)
+    key = (status.get("state"), status.get("step"), status.get("stage"), len(rows), status.get("exit_code"), lang)
+    # while loading, or in a long phase between steps (evaluating, scoring held-out answers, saving), nothing new is
+    # written, yet the stage's clock must go on: the progress line is redrawn every 5 s (it used to sit at "0:01")
+    between_steps = status.get("state") in ACTIVE_STATES and status.get("stage") not in (None, "training")
+    tick = int(time.time()) // 5 if latest is None or between_steps else 0
     if key == watch.get("shown") and not force:
-        return (watch, *[gr.skip()] * 11)
-    watch["shown"] = key
+        if tick == watch.get("tick"):
+            return (watch, *[gr.skip()] * 11)
+        watch["tick"] = tick
+        return (watch, gr.skip(), progress_html(status, latest, lang), *[gr.skip()] * 9)
+    watch["shown"], watch["tick"] = key, tick
     cfg = _run_config(run)
     text = functools.partial(tr, lang=lang)
     figure = training_figure(rows, title=run.run_id, log_y=bool(watch.get("log_y")),

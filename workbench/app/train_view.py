@@ -47,7 +47,10 @@ def progress_html(status: dict, latest: dict | None, lang: str = "en") -> str:
     waiting = stage_text(status, latest is not None, lang) if state in ACTIVE_STATES else ""
     if waiting:
         details = waiting + " · " + details
-    if state in ACTIVE_STATES and eta is not None and stage not in ("final evaluation", "saving the student"):
+    # no "ETA 0:00" after the last step while its evaluation, scoring or saving still runs: the stage's clock shows
+    steps_left = not total or step < total
+    if state in ACTIVE_STATES and eta is not None and steps_left and stage not in ("final evaluation",
+                                                                                  "saving the student"):
         details += f" · ETA {duration(eta)}"
     if speed:
         details += f" · {speed:,.0f} tokens/s"

@@ -27,14 +27,14 @@ import torch
 
 from workbench.config import DistillConfig
 from workbench.engine.capture import DistillStudent, LayerCapture
-from workbench.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state, trained_state
 from workbench.engine.mapping import Projectors, config_mapping
 from workbench.engine.optim import build_optimizer, build_scheduler, clamped_warmup
+from workbench.engine.saving import restore_checkpoint, save_outputs, save_session
 from workbench.engine.step import TERMS, Setup, evaluate, generation_eval, optimizer_step
 from workbench.engine.teacher_cache import TeacherCache
 from workbench.errors import UserError
-from workbench.models.lora import is_lora, wrap_lora
-from workbench.runs.folder import RunFolder, read_metrics
+from workbench.models.lora import wrap_lora
+from workbench.runs.folder import RunFolder
 from workbench.runs.lifecycle import device_lock, stop_on_signals
 from workbench.runs.reporters import report_sinks
 from workbench.runs.sinks import JsonlSink, MultiSink, NullSink, Sink
@@ -177,77 +177,13 @@ def _prepare_student(cfg: DistillConfig, student):
     return student.train()
 
 
-def _sampler_states(s: Setup) -> list[torch.Tensor]:
-    """Every process's on-policy sampling RNG state, in process order (a collective call)."""
-    from accelerate.utils import gather_object
-
-    state = s.sampler.get_state()
-    return gather_object([state]) if s.accelerator.num_processes > 1 else [state]
-
-
-def _checkpoint_payload(cfg: DistillConfig, s: Setup, step: int, tokens: int, elapsed: float,
-                        samplers: list[torch.Tensor]) -> dict[str, Any]:
-    inner = s.accelerator.unwrap_model(s.module)
-    return {
-        "model": trained_state(inner.student, only_trainable=cfg.lora.enabled),
-        "projectors": trained_state(inner.projectors, only_trainable=False),
-        "optimizer": s.optimizer.state_dict(),
-        "scheduler": s.scheduler.state_dict(),
-        "rng": rng_state(),
-        "sampler": samplers,
-        "step": step,
-        "tokens": tokens,
-        "elapsed": elapsed,
-    }
-
-
-def _restore(cfg: DistillConfig, s: Setup, run: RunFolder) -> tuple[int, int, float]:
-    """Load the latest complete checkpoint; returns (step, tokens, elapsed). Metrics past it are dropped."""
-    latest = run.latest_checkpoint()
-    if latest is None:
-        raise UserError(f"--resume: {run.path} has no complete checkpoint to resume from")
-    state = load_checkpoint(latest)
-    inner = s.accelerator.unwrap_model(s.module)
-    inner.student.load_state_dict(state["model"], strict=not cfg.lora.enabled)
-    inner.projectors.load_state_dict(state["projectors"])
-    s.optimizer.load_state_dict(state["optimizer"])
-    s.scheduler.load_state_dict(state["scheduler"])
-    set_rng_state(state["rng"])
-    samplers = state.get("sampler") or []
-    if len(samplers) == s.accelerator.num_processes:
-        s.sampler.set_state(samplers[s.accelerator.process_index])
-    step = int(state["step"])
-    if s.accelerator.is_main_process and run.metrics_path.exists():
-        import json
-
-        kept = [row for row in read_metrics(run.metrics_path) if int(row.get("step", 0)) <= step]
-        run.metrics_path.write_text("".join(json.dumps(row) + "\n" for row in kept))
-    return step, int(state["tokens"]), float(state["elapsed"])
-
-
-def _save_outputs(cfg: DistillConfig, s: Setup, run: RunFolder) -> None:
-    """student/ (merged when LoRA) with the tokenizer, adapter/ for LoRA, projectors.safetensors at run level."""
-    from safetensors.torch import save_file
-
-    inner = s.accelerator.unwrap_model(s.module)
-    inner.capture.close()  # no hooks on the saved (or merged) student
-    student = inner.student
-    if is_lora(student):
-        student.save_pretrained(run.path / "adapter")
-        student = student.merge_and_unload()
-    student.save_pretrained(run.student_dir)
-    s.tokenizer.save_pretrained(run.student_dir)
-    save_file({k: v.contiguous() for k, v in trained_state(inner.projectors, False).items()},
-              str(run.path / "projectors.safetensors"))
-
-
 def _loop(cfg: DistillConfig, s: Setup, run: RunFolder, sink: Sink, stop: threading.Event, resume: bool,
           launched: float, stage: Callable[..., None] = lambda name, progress=None: None) -> str:
     """The training loop proper; returns the final state (finished or stopped). `stage` names each long phase
     between steps (evaluating, scoring held-out answers, saving) for the app; tokens/s is per logged interval,
     training steps only."""
     acc, main, total_steps = s.accelerator, s.accelerator.is_main_process, cfg.train.steps
-    step, tokens, elapsed_before = _restore(cfg, s, run) if resume else (0, 0, 0.0)
+    step, tokens, elapsed_before = restore_checkpoint(cfg, s, run) if resume else (0, 0, 0.0)
     tokens_per_step = cfg.train.batch_size * cfg.train.grad_accum * acc.num_processes * s.train_ids.shape[1]
     start, start_step, last_status = time.perf_counter(), step, 0.0
     interval_tokens, interval_seconds = 0, 0.0  # since the last logged row: training steps only
@@ -287,17 +223,17 @@ def _loop(cfg: DistillConfig, s: Setup, run: RunFolder, sink: Sink, stop: thread
         _evaluate(cfg, s, sink, step, last, stage)
         if step % cfg.train.save_every == 0 and not last:
             stage("saving a checkpoint")
-            _save(cfg, s, run, sink, step, tokens, elapsed_before + session)
+            save_session(cfg, s, run, sink, step, tokens, elapsed_before + session)
             stage("training")
     if not last:
-        _save(cfg, s, run, sink, step, tokens, elapsed_before + time.perf_counter() - start)
+        save_session(cfg, s, run, sink, step, tokens, elapsed_before + time.perf_counter() - start)
         return "stopped"
     if main:
         if step < total_steps:
             sink.log(f"train.max_minutes reached: training ends at step {step} of {total_steps}")
             run.update_status(total_steps=step)
         stage("saving the student")
-        _save_outputs(cfg, s, run)
+        save_outputs(cfg, s, run)
         sink.log(f"finished: student saved to {run.student_dir}")
     return "finished"
 
@@ -376,15 +312,6 @@ def _stop_requested(stop: threading.Event, acc) -> bool:
         return stop.is_set()
     flag = torch.tensor([1.0 if stop.is_set() else 0.0], device=acc.device)
     return bool(acc.reduce(flag, reduction="sum").item() > 0)
-
-
-def _save(cfg: DistillConfig, s: Setup, run: RunFolder, sink: Sink, step: int, tokens: int, elapsed: float) -> None:
-    samplers = _sampler_states(s)
-    if s.accelerator.is_main_process:
-        path = save_checkpoint(run.checkpoints_dir, step, _checkpoint_payload(cfg, s, step, tokens, elapsed, samplers))
-        run.update_status(step=step)
-        sink.log(f"checkpoint saved: {path}")
-    s.accelerator.wait_for_everyone()
 
 
 def train(

@@ -1,0 +1,92 @@
+"""What a training session writes to its run folder and reads back: checkpoints (with every process's on-policy
+sampling RNG), the resume from the latest one, and the final student (merged when LoRA) with its projectors.
+`workbench.engine.trainer` calls these; the checkpoint file format is `workbench.engine.checkpoint`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from workbench.config import DistillConfig
+from workbench.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state, trained_state
+from workbench.engine.step import Setup
+from workbench.errors import UserError
+from workbench.models.lora import is_lora
+from workbench.runs.folder import RunFolder, read_metrics
+from workbench.runs.sinks import Sink
+
+
+def _sampler_states(s: Setup) -> list[torch.Tensor]:
+    """Every process's on-policy sampling RNG state, in process order (a collective call)."""
+    from accelerate.utils import gather_object
+
+    state = s.sampler.get_state()
+    return gather_object([state]) if s.accelerator.num_processes > 1 else [state]
+
+
+def _checkpoint_payload(cfg: DistillConfig, s: Setup, step: int, tokens: int, elapsed: float,
+                        samplers: list[torch.Tensor]) -> dict[str, Any]:
+    inner = s.accelerator.unwrap_model(s.module)
+    return {
+        "model": trained_state(inner.student, only_trainable=cfg.lora.enabled),
+        "projectors": trained_state(inner.projectors, only_trainable=False),
+        "optimizer": s.optimizer.state_dict(),
+        "scheduler": s.scheduler.state_dict(),
+        "rng": rng_state(),
+        "sampler": samplers,
+        "step": step,
+        "tokens": tokens,
+        "elapsed": elapsed,
+    }
+
+
+def restore_checkpoint(cfg: DistillConfig, s: Setup, run: RunFolder) -> tuple[int, int, float]:
+    """Load the latest complete checkpoint; returns (step, tokens, elapsed). Metrics past it are dropped."""
+    latest = run.latest_checkpoint()
+    if latest is None:
+        raise UserError(f"--resume: {run.path} has no complete checkpoint to resume from")
+    state = load_checkpoint(latest)
+    inner = s.accelerator.unwrap_model(s.module)
+    inner.student.load_state_dict(state["model"], strict=not cfg.lora.enabled)
+    inner.projectors.load_state_dict(state["projectors"])
+    s.optimizer.load_state_dict(state["optimizer"])
+    s.scheduler.load_state_dict(state["scheduler"])
+    set_rng_state(state["rng"])
+    samplers = state.get("sampler") or []
+    if len(samplers) == s.accelerator.num_processes:
+        s.sampler.set_state(samplers[s.accelerator.process_index])
+    step = int(state["step"])
+    if s.accelerator.is_main_process and run.metrics_path.exists():
+        import json
+
+        kept = [row for row in read_metrics(run.metrics_path) if int(row.get("step", 0)) <= step]
+        run.metrics_path.write_text("".join(json.dumps(row) + "\n" for row in kept))
+    return step, int(state["tokens"]), float(state["elapsed"])
+
+
+def save_outputs(cfg: DistillConfig, s: Setup, run: RunFolder) -> None:
+    """student/ (merged when LoRA) with the tokenizer, adapter/ for LoRA, projectors.safetensors at run level."""
+    from safetensors.torch import save_file
+
+    inner = s.accelerator.unwrap_model(s.module)
+    inner.capture.close()  # no hooks on the saved (or merged) student
+    student = inner.student
+    if is_lora(student):
+        student.save_pretrained(run.path / "adapter")
+        student = student.merge_and_unload()
+    student.save_pretrained(run.student_dir)
+    s.tokenizer.save_pretrained(run.student_dir)
+    save_file({k: v.contiguous() for k, v in trained_state(inner.projectors, False).items()},
+              str(run.path / "projectors.safetensors"))
+
+
+def save_session(cfg: DistillConfig, s: Setup, run: RunFolder, sink: Sink, step: int, tokens: int,
+                 elapsed: float) -> None:
+    samplers = _sampler_states(s)
+    if s.accelerator.is_main_process:
+        path = save_checkpoint(run.checkpoints_dir, step, _checkpoint_payload(cfg, s, step, tokens, elapsed, samplers))
+        run.update_status(step=step)
+        sink.log(f"checkpoint saved: {path}")
+    s.accelerator.wait_for_everyone()
