@@ -17,7 +17,7 @@
 # |---|---|
 # | `ce` | cross-entropy on the next token of the text: ordinary fine-tuning, no teacher |
 # | `kd` | forward KL to the teacher's distribution at T = 2: distillation |
-# | `kd+ce` | half of each |
+# | `kd+ce` | weight 0.5 on each; the KD term is multiplied by T² = 4, so the KD term weighs 4 times the CE term |
 #
 # Then we compare them on held-out text: **perplexity** (how well each predicts the real next token) and
 # **KL to the teacher** (how close each is to the teacher's whole distribution).
@@ -168,7 +168,7 @@ assert kl["kd+ce"] < 1.15 * kl["kd"] and ppl["kd+ce"] < 1.15 * ppl["ce"]
 #   below `ce` for the same budget: the student learns the teacher's whole distribution, including the dark
 #   knowledge of notebook 01, at every position.
 # - **Perplexity** measures only the one token that the text contains. The answers in the built-in chat data were
-#   sampled from the teacher itself, so `ce` on them is already a form of distillation (on sampled tokens), and
+#   sampled from the teacher itself, so `ce` on them is already a form of distillation (sequence-level KD, Kim & Rush 2016), and
 #   at this tiny budget `ce` and `kd+ce` reach a clearly lower perplexity than `kd`, while `ce` leaves the KL to
 #   the teacher where it was or even raises it: it makes the student confident on the one sampled token. None
 #   of the students reaches the teacher's perplexity. A low perplexity is not the same as being a good copy of

@@ -9,15 +9,17 @@
 # %% [markdown]
 # # 04 · Layer mapping: hidden states (FitNets) and attention (MiniLM)
 #
-# The logit divergence teaches the student *what* to predict. Two older ideas also teach it *how*, from the
-# teacher's inner layers:
+# The logit divergence teaches the student *what* to predict. Two further ideas also teach it *how*, from the
+# teacher's inner layers; the first is as old as logit distillation (2015), the second came five years later (2020):
 #
 # - **hidden-state matching** (FitNets, Romero et al. 2015): a student layer's output should look like a teacher
 #   layer's output. When the student is narrower, a small trained **projector** maps its width to the teacher's.
 # - **attention transfer**: a student layer's attention maps should look like a teacher layer's. The workbench's
 #   `loss.attn_loss=kl` is the KL divergence between the two attention distributions (after the softmax), the
-#   loss of MiniLM (Wang et al. 2020); TinyBERT (Jiao et al. 2020) used an MSE on the attention scores before the
-#   softmax instead.
+#   loss MiniLM (Wang et al. 2020) puts on attention distributions. MiniLM transfers only the teacher's **last**
+#   layer: its self-attention distributions and its value relations (scaled dot products between the values);
+#   here the attention distributions alone are matched at every mapped pair of layers. TinyBERT (Jiao et al.
+#   2020) used an MSE on the attention scores before the softmax instead.
 #
 # Both need a **layer mapping**: which teacher layer each student layer learns from. We look at the presets, at
 # what the hidden-state distances measure on real hidden states, then train a freshly initialised 4-layer
@@ -156,8 +158,8 @@ assert sum(row["mse"] for row in distances.values()) > 10_000
 #   fair share (1/T) of the mse.
 # - **cosine** and **ln_mse** weigh every position the same, so they measure the whole sequence. ln_mse is the
 #   mse after a layer norm without parameters on both sides (each state centred and scaled to unit variance),
-#   so its size stays between 0 and 4 whatever the layer: it is 2·(1 − correlation), a cosine distance taken
-#   after removing each state's mean. `loss.hidden_skip_first=true` leaves the first position out of any of
+#   so its size stays between 0 and 4 whatever the layer: it is 2·(1 − correlation), twice the cosine distance
+#   taken after removing each state's mean. `loss.hidden_skip_first=true` leaves the first position out of any of
 #   the three.
 #
 # ## Attention maps before training
