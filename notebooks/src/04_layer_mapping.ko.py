@@ -93,13 +93,15 @@ mapping_figure(presets["uniform"], S_LAYERS, T_LAYERS).update_layout(title="unif
 
 # %% [markdown]
 # 존재하지 않는 쌍은 무엇이 허용되는지 알려 주는 메시지와 함께 거부됩니다. 앱이 mapping 표 옆에 보여 주는 것과 같은
-# 메시지입니다.
+# 메시지입니다(쌍이 받아들여지면 이 셀이 실패합니다).
 
 # %%
 try:
     resolve_mapping("custom", ["3:30"], S_LAYERS, T_LAYERS)
 except UserError as error:
     print("UserError:", error)
+else:
+    raise AssertionError(f"the pair 3:30 was accepted, but the teacher's layers are 0 to {T_LAYERS - 1}")
 
 # %% [markdown]
 # ## Hidden state 거리가 재는 것

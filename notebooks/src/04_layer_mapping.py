@@ -94,13 +94,15 @@ mapping_figure(presets["uniform"], S_LAYERS, T_LAYERS).update_layout(title="unif
 
 # %% [markdown]
 # A pair that does not exist is refused with a message that says what would be accepted, the same message the
-# app shows next to the mapping table:
+# app shows next to the mapping table (the cell fails if the pair is accepted):
 
 # %%
 try:
     resolve_mapping("custom", ["3:30"], S_LAYERS, T_LAYERS)
 except UserError as error:
     print("UserError:", error)
+else:
+    raise AssertionError(f"the pair 3:30 was accepted, but the teacher's layers are 0 to {T_LAYERS - 1}")
 
 # %% [markdown]
 # ## What the hidden-state distances measure
