@@ -297,3 +297,11 @@ assert balance[2][0] / balance[16][0] > 100 and balance[2][1] / balance[16][1] <
 # %%
 elapsed, cpu = time.monotonic() - NOTEBOOK_STARTED, time.process_time() - NOTEBOOK_CPU
 print(f"this notebook ran in {elapsed:.0f} s ({cpu:.0f} s of CPU time)")  # the tests hold each notebook to 3 minutes
+
+# %% [markdown]
+# ## 참고 문헌
+#
+# 이 노트북이 쓰는 방법과 관찰은 아래 논문에서 왔습니다.
+#
+# - **Hinton, Vinyals & Dean (2015)**, *Distilling the Knowledge in a Neural Network*, arXiv:1503.02531: soft target,
+#   temperature, dark knowledge, 손실에 곱하는 T², 그리고 T가 크면 증류가 logit matching이 된다는 관찰의 출처입니다.

@@ -182,3 +182,17 @@ assert kl["kd+ce"] < 1.15 * kl["kd"] and ppl["kd+ce"] < 1.15 * ppl["ce"]
 # %%
 elapsed, cpu = time.monotonic() - NOTEBOOK_STARTED, time.process_time() - NOTEBOOK_CPU
 print(f"this notebook ran in {elapsed:.0f} s ({cpu:.0f} s of CPU time)")  # the tests hold each notebook to 3 minutes
+
+# %% [markdown]
+# ## 참고 문헌
+#
+# 이 노트북이 쓰는 방법과 관찰은 아래 논문에서 왔습니다.
+#
+# - **Hinton, Vinyals & Dean (2015)**, *Distilling the Knowledge in a Neural Network*, arXiv:1503.02531: temperature
+#   T에서 교사 모델의 soft target으로 하는 증류(`kd`)와, 이를 CE Loss와 가중합하는 방법(`kd+ce`)의 출처입니다.
+# - **Kim & Rush (2016)**, *Sequence-Level Knowledge Distillation*, EMNLP 2016, arXiv:1606.07947: 교사 모델이 쓴 텍스트로 학습하는
+#   sequence-level KD입니다. 내장 chat 데이터에 `ce`를 쓰면 이것이 됩니다.
+# - **Sanh et al. (2019)**, *DistilBERT, a distilled version of BERT: smaller, faster, cheaper and lighter*,
+#   arXiv:1910.01108: 교사 모델의 layer 일부를 그대로 가져와 더 얕은 학생 모델을 초기화하는 방법입니다. quick preset의 학생 모델이 이렇게 만들어졌습니다.
+# - **Men et al. (2024)**, *ShortGPT: Layers in Large Language Models are More Redundant Than You Expect*,
+#   arXiv:2403.03853: hidden state를 거의 바꾸지 않는 layer를 찾는 중요도 점수(block influence)입니다. 학생 모델이 남긴 19개 layer를 이 점수로 골랐습니다.

@@ -184,3 +184,19 @@ assert kl["kd+ce"] < 1.15 * kl["kd"] and ppl["kd+ce"] < 1.15 * ppl["ce"]
 # %%
 elapsed, cpu = time.monotonic() - NOTEBOOK_STARTED, time.process_time() - NOTEBOOK_CPU
 print(f"this notebook ran in {elapsed:.0f} s ({cpu:.0f} s of CPU time)")  # the tests hold each notebook to 3 minutes
+
+# %% [markdown]
+# ## References
+#
+# The papers behind the methods and findings this notebook uses:
+#
+# - **Hinton, Vinyals & Dean (2015)**, *Distilling the Knowledge in a Neural Network*, arXiv:1503.02531: distillation
+#   on the teacher's soft targets at temperature T (the `kd` run) and its weighted sum with cross-entropy (`kd+ce`).
+# - **Kim & Rush (2016)**, *Sequence-Level Knowledge Distillation*, EMNLP 2016, arXiv:1606.07947: training on text the
+#   teacher wrote (sequence-level KD), what `ce` on the built-in chat data amounts to.
+# - **Sanh et al. (2019)**, *DistilBERT, a distilled version of BERT: smaller, faster, cheaper and lighter*,
+#   arXiv:1910.01108: initialising a shallower student with a subset of the teacher's layers, as the quick preset's
+#   student is made.
+# - **Men et al. (2024)**, *ShortGPT: Layers in Large Language Models are More Redundant Than You Expect*,
+#   arXiv:2403.03853: ranking layers by how little they change the hidden state (block influence); the 19 layers the
+#   student keeps were chosen this way.

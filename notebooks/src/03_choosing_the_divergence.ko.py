@@ -283,3 +283,19 @@ assert all(abs(second_mode - float(teacher_probs[60:71].sum())) < 0.02 for _, se
 # %%
 elapsed, cpu = time.monotonic() - NOTEBOOK_STARTED, time.process_time() - NOTEBOOK_CPU
 print(f"this notebook ran in {elapsed:.0f} s ({cpu:.0f} s of CPU time)")  # the tests hold each notebook to 3 minutes
+
+# %% [markdown]
+# ## 참고 문헌
+#
+# 이 노트북이 쓰는 방법과 관찰은 아래 논문에서 왔습니다.
+#
+# - **Hinton, Vinyals & Dean (2015)**, *Distilling the Knowledge in a Neural Network*, arXiv:1503.02531: forward KL(그리고
+#   soft target에 대한 cross-entropy, `soft_ce`)로 하는 증류의 출처입니다.
+# - **Gu et al. (2024)**, *MiniLLM: Knowledge Distillation of Large Language Models*, ICLR 2024, arXiv:2306.08543: mode
+#   seeking 성질 때문에 언어 모델 증류에 reverse KL을 쓴 연구입니다.
+# - **Agarwal et al. (2024)**, *On-Policy Distillation of Language Models: Learning from Self-Generated Mistakes*
+#   (GKD), ICLR 2024, arXiv:2306.13649: forward KL과 reverse KL 사이를 오가는 일반화된 Jensen–Shannon divergence jsd(β)의 출처입니다.
+# - **Ko et al. (2024)**, *DistiLLM: Towards Streamlined Distillation for Large Language Models*, ICML 2024,
+#   arXiv:2402.03898: 두 번째 인자에 가중치 α의 혼합 분포를 넣는 skew KL과 skew reverse KL의 출처입니다.
+# - **Wen et al. (2023)**, *f-Divergence Minimization for Sequence-Level Knowledge Distillation*, ACL 2023,
+#   arXiv:2307.15190: total variation distance(`tvd`)를 포함한 여러 f-divergence로 하는 증류입니다.

@@ -288,3 +288,20 @@ assert mean_js["kd+hidden+attn"] < mean_js["before"]
 # %%
 elapsed, cpu = time.monotonic() - NOTEBOOK_STARTED, time.process_time() - NOTEBOOK_CPU
 print(f"this notebook ran in {elapsed:.0f} s ({cpu:.0f} s of CPU time)")  # the tests hold each notebook to 3 minutes
+
+# %% [markdown]
+# ## 참고 문헌
+#
+# 이 노트북이 쓰는 방법과 관찰은 아래 논문에서 왔습니다.
+#
+# - **Hinton, Vinyals & Dean (2015)**, *Distilling the Knowledge in a Neural Network*, arXiv:1503.02531: 여기의 모든 run이
+#   유지하는 logit 증류 항(`kd`)의 출처입니다.
+# - **Romero et al. (2015)**, *FitNets: Hints for Thin Deep Nets*, ICLR 2015, arXiv:1412.6550: 학습되는 projector를 거쳐 중간
+#   layer의 hidden state를 맞추는 방법(hint)의 출처입니다.
+# - **Jiao et al. (2020)**, *TinyBERT: Distilling BERT for Natural Language Understanding*, Findings of EMNLP 2020,
+#   arXiv:1909.10351: layer 사이에 hidden state와 attention을 옮기는 방법입니다(softmax 이전 attention score에 대한 MSE).
+# - **Wang et al. (2020)**, *MiniLM: Deep Self-Attention Distillation for Task-Agnostic Compression of Pre-Trained
+#   Transformers*, NeurIPS 2020, arXiv:2002.10957: 교사 모델의 마지막 layer 하나만 옮깁니다. self-attention 분포(KL로 맞추며,
+#   `loss.attn_loss=kl`의 손실)와 value relation입니다.
+# - **Sun et al. (2024)**, *Massive Activations in Large Language Models*, COLM 2024, arXiv:2402.17762: decoder LLM이 첫
+#   위치에 두는 매우 큰 hidden state(massive activation)를 보고한 연구입니다.

@@ -300,3 +300,21 @@ assert mean_js["kd+hidden+attn"] < mean_js["before"]
 # %%
 elapsed, cpu = time.monotonic() - NOTEBOOK_STARTED, time.process_time() - NOTEBOOK_CPU
 print(f"this notebook ran in {elapsed:.0f} s ({cpu:.0f} s of CPU time)")  # the tests hold each notebook to 3 minutes
+
+# %% [markdown]
+# ## References
+#
+# The papers behind the methods and findings this notebook uses:
+#
+# - **Hinton, Vinyals & Dean (2015)**, *Distilling the Knowledge in a Neural Network*, arXiv:1503.02531: the logit
+#   distillation term (`kd`) that every run here keeps.
+# - **Romero et al. (2015)**, *FitNets: Hints for Thin Deep Nets*, ICLR 2015, arXiv:1412.6550: matching intermediate
+#   hidden states through a trained projector (hints).
+# - **Jiao et al. (2020)**, *TinyBERT: Distilling BERT for Natural Language Understanding*, Findings of EMNLP 2020,
+#   arXiv:1909.10351: layer-to-layer transfer of hidden states and attention (an MSE on the attention scores before the
+#   softmax).
+# - **Wang et al. (2020)**, *MiniLM: Deep Self-Attention Distillation for Task-Agnostic Compression of Pre-Trained
+#   Transformers*, NeurIPS 2020, arXiv:2002.10957: transfers the teacher's last layer only: its self-attention
+#   distributions (with a KL, the loss of `loss.attn_loss=kl`) and its value relations.
+# - **Sun et al. (2024)**, *Massive Activations in Large Language Models*, COLM 2024, arXiv:2402.17762: the huge hidden
+#   state that decoder LLMs put on the first position.

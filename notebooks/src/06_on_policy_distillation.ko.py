@@ -175,3 +175,23 @@ assert len(pieces) > 0 and all(p["rkl"] >= 0 for p in pieces)
 
 # %%
 print(f"this notebook ran in {time.perf_counter() - STARTED:.0f} s")
+
+# %% [markdown]
+# ## 참고 문헌
+#
+# 이 노트북이 쓰는 방법과 관찰은 아래 논문에서 왔습니다.
+#
+# - **Hinton, Vinyals & Dean (2015)**, *Distilling the Knowledge in a Neural Network*, arXiv:1503.02531: 여기의 모든 step이
+#   쓰는 토큰 단위 증류 손실(T = 1의 forward KL)의 출처입니다.
+# - **Kim & Rush (2016)**, *Sequence-Level Knowledge Distillation*, EMNLP 2016, arXiv:1606.07947: 교사 모델이 쓴 답으로 학습하는
+#   sequence-level KD입니다. `builtin:chat`에서의 λ = 0 step이 이것입니다.
+# - **Agarwal et al. (2024)**, *On-Policy Distillation of Language Models: Learning from Self-Generated Mistakes*
+#   (GKD), ICLR 2024, arXiv:2306.13649: on-policy 증류의 출처입니다. step의 λ만큼을 학생 모델이 직접 샘플링한 답으로 학습하고, 교사 모델이 그 답을 토큰마다
+#   채점합니다.
+# - **Gu et al. (2024)**, *MiniLLM: Knowledge Distillation of Large Language Models*, ICLR 2024, arXiv:2306.08543: 학생
+#   모델이 직접 샘플링한 답에서 reverse KL로 언어 모델을 증류한 연구입니다.
+# - **Sanh et al. (2019)**, *DistilBERT, a distilled version of BERT: smaller, faster, cheaper and lighter*,
+#   arXiv:1910.01108: 교사 모델의 layer 일부를 그대로 가져와 더 얕은 학생 모델을 초기화하는 방법입니다. 기본 학생 모델이 이렇게 만들어졌습니다.
+# - **Men et al. (2024)**, *ShortGPT: Layers in Large Language Models are More Redundant Than You Expect*,
+#   arXiv:2403.03853: hidden state를 거의 바꾸지 않는 layer를 찾는 중요도 점수(block influence)입니다. 기본 학생 모델이 남긴 19개 layer를 이 점수로
+#   골랐습니다.
