@@ -300,3 +300,11 @@ assert balance[2][0] / balance[16][0] > 100 and balance[2][1] / balance[16][1] <
 # %%
 elapsed, cpu = time.monotonic() - NOTEBOOK_STARTED, time.process_time() - NOTEBOOK_CPU
 print(f"this notebook ran in {elapsed:.0f} s ({cpu:.0f} s of CPU time)")  # the tests hold each notebook to 3 minutes
+
+# %% [markdown]
+# ## References
+#
+# The papers behind the methods and findings this notebook uses:
+#
+# - **Hinton, Vinyals & Dean (2015)**, *Distilling the Knowledge in a Neural Network*, arXiv:1503.02531: soft targets,
+#   temperature, dark knowledge, the T² factor and the high-T limit in which distillation becomes logit matching.

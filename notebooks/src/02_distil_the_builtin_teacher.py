@@ -17,7 +17,7 @@
 # |---|---|
 # | `ce` | cross-entropy on the next token of the text: ordinary fine-tuning, no teacher |
 # | `kd` | forward KL to the teacher's distribution at T = 2: distillation |
-# | `kd+ce` | half of each |
+# | `kd+ce` | weight 0.5 on each; the KD term is multiplied by T² = 4, so the KD term weighs 4 times the CE term |
 #
 # Then we compare them on held-out text: **perplexity** (how well each predicts the real next token) and
 # **KL to the teacher** (how close each is to the teacher's whole distribution).
@@ -168,7 +168,7 @@ assert kl["kd+ce"] < 1.15 * kl["kd"] and ppl["kd+ce"] < 1.15 * ppl["ce"]
 #   below `ce` for the same budget: the student learns the teacher's whole distribution, including the dark
 #   knowledge of notebook 01, at every position.
 # - **Perplexity** measures only the one token that the text contains. The answers in the built-in chat data were
-#   sampled from the teacher itself, so `ce` on them is already a form of distillation (on sampled tokens), and
+#   sampled from the teacher itself, so `ce` on them is already a form of distillation (sequence-level KD, Kim & Rush 2016), and
 #   at this tiny budget `ce` and `kd+ce` reach a clearly lower perplexity than `kd`, while `ce` leaves the KL to
 #   the teacher where it was or even raises it: it makes the student confident on the one sampled token. None
 #   of the students reaches the teacher's perplexity. A low perplexity is not the same as being a good copy of
@@ -184,3 +184,19 @@ assert kl["kd+ce"] < 1.15 * kl["kd"] and ppl["kd+ce"] < 1.15 * ppl["ce"]
 # %%
 elapsed, cpu = time.monotonic() - NOTEBOOK_STARTED, time.process_time() - NOTEBOOK_CPU
 print(f"this notebook ran in {elapsed:.0f} s ({cpu:.0f} s of CPU time)")  # the tests hold each notebook to 3 minutes
+
+# %% [markdown]
+# ## References
+#
+# The papers behind the methods and findings this notebook uses:
+#
+# - **Hinton, Vinyals & Dean (2015)**, *Distilling the Knowledge in a Neural Network*, arXiv:1503.02531: distillation
+#   on the teacher's soft targets at temperature T (the `kd` run) and its weighted sum with cross-entropy (`kd+ce`).
+# - **Kim & Rush (2016)**, *Sequence-Level Knowledge Distillation*, EMNLP 2016, arXiv:1606.07947: training on text the
+#   teacher wrote (sequence-level KD), what `ce` on the built-in chat data amounts to.
+# - **Sanh et al. (2019)**, *DistilBERT, a distilled version of BERT: smaller, faster, cheaper and lighter*,
+#   arXiv:1910.01108: initialising a shallower student with a subset of the teacher's layers, as the quick preset's
+#   student is made.
+# - **Men et al. (2024)**, *ShortGPT: Layers in Large Language Models are More Redundant Than You Expect*,
+#   arXiv:2403.03853: ranking layers by how little they change the hidden state (block influence); the 19 layers the
+#   student keeps were chosen this way.

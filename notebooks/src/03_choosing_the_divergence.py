@@ -288,3 +288,20 @@ assert all(abs(second_mode - float(teacher_probs[60:71].sum())) < 0.02 for _, se
 # %%
 elapsed, cpu = time.monotonic() - NOTEBOOK_STARTED, time.process_time() - NOTEBOOK_CPU
 print(f"this notebook ran in {elapsed:.0f} s ({cpu:.0f} s of CPU time)")  # the tests hold each notebook to 3 minutes
+
+# %% [markdown]
+# ## References
+#
+# The papers behind the methods and findings this notebook uses:
+#
+# - **Hinton, Vinyals & Dean (2015)**, *Distilling the Knowledge in a Neural Network*, arXiv:1503.02531: distillation
+#   with the forward KL (and the cross-entropy on soft targets, `soft_ce`).
+# - **Gu et al. (2024)**, *MiniLLM: Knowledge Distillation of Large Language Models*, ICLR 2024, arXiv:2306.08543: the
+#   reverse KL for distilling language models, for its mode-seeking behaviour.
+# - **Agarwal et al. (2024)**, *On-Policy Distillation of Language Models: Learning from Self-Generated Mistakes*
+#   (GKD), ICLR 2024, arXiv:2306.13649: the generalized Jensen–Shannon divergence jsd(β) that moves between forward and
+#   reverse KL.
+# - **Ko et al. (2024)**, *DistiLLM: Towards Streamlined Distillation for Large Language Models*, ICML 2024,
+#   arXiv:2402.03898: the skew KL and skew reverse KL (a mixture with weight α in the second argument).
+# - **Wen et al. (2023)**, *f-Divergence Minimization for Sequence-Level Knowledge Distillation*, ACL 2023,
+#   arXiv:2307.15190: distillation with other f-divergences, among them the total variation distance (`tvd`).

@@ -9,15 +9,17 @@
 # %% [markdown]
 # # 04 · Layer mapping: hidden states (FitNets) and attention (MiniLM)
 #
-# The logit divergence teaches the student *what* to predict. Two older ideas also teach it *how*, from the
-# teacher's inner layers:
+# The logit divergence teaches the student *what* to predict. Two further ideas also teach it *how*, from the
+# teacher's inner layers; the first is as old as logit distillation (2015), the second came five years later (2020):
 #
 # - **hidden-state matching** (FitNets, Romero et al. 2015): a student layer's output should look like a teacher
 #   layer's output. When the student is narrower, a small trained **projector** maps its width to the teacher's.
 # - **attention transfer**: a student layer's attention maps should look like a teacher layer's. The workbench's
 #   `loss.attn_loss=kl` is the KL divergence between the two attention distributions (after the softmax), the
-#   loss of MiniLM (Wang et al. 2020); TinyBERT (Jiao et al. 2020) used an MSE on the attention scores before the
-#   softmax instead.
+#   loss MiniLM (Wang et al. 2020) puts on attention distributions. MiniLM transfers only the teacher's **last**
+#   layer: its self-attention distributions and its value relations (scaled dot products between the values);
+#   here the attention distributions alone are matched at every mapped pair of layers. TinyBERT (Jiao et al.
+#   2020) used an MSE on the attention scores before the softmax instead.
 #
 # Both need a **layer mapping**: which teacher layer each student layer learns from. We look at the presets, at
 # what the hidden-state distances measure on real hidden states, then train a freshly initialised 4-layer
@@ -92,13 +94,15 @@ mapping_figure(presets["uniform"], S_LAYERS, T_LAYERS).update_layout(title="unif
 
 # %% [markdown]
 # A pair that does not exist is refused with a message that says what would be accepted, the same message the
-# app shows next to the mapping table:
+# app shows next to the mapping table (the cell fails if the pair is accepted):
 
 # %%
 try:
     resolve_mapping("custom", ["3:30"], S_LAYERS, T_LAYERS)
 except UserError as error:
     print("UserError:", error)
+else:
+    raise AssertionError(f"the pair 3:30 was accepted, but the teacher's layers are 0 to {T_LAYERS - 1}")
 
 # %% [markdown]
 # ## What the hidden-state distances measure
@@ -156,8 +160,8 @@ assert sum(row["mse"] for row in distances.values()) > 10_000
 #   fair share (1/T) of the mse.
 # - **cosine** and **ln_mse** weigh every position the same, so they measure the whole sequence. ln_mse is the
 #   mse after a layer norm without parameters on both sides (each state centred and scaled to unit variance),
-#   so its size stays between 0 and 4 whatever the layer: it is 2·(1 − correlation), a cosine distance taken
-#   after removing each state's mean. `loss.hidden_skip_first=true` leaves the first position out of any of
+#   so its size stays between 0 and 4 whatever the layer: it is 2·(1 − correlation), twice the cosine distance
+#   taken after removing each state's mean. `loss.hidden_skip_first=true` leaves the first position out of any of
 #   the three.
 #
 # ## Attention maps before training
@@ -296,3 +300,21 @@ assert mean_js["kd+hidden+attn"] < mean_js["before"]
 # %%
 elapsed, cpu = time.monotonic() - NOTEBOOK_STARTED, time.process_time() - NOTEBOOK_CPU
 print(f"this notebook ran in {elapsed:.0f} s ({cpu:.0f} s of CPU time)")  # the tests hold each notebook to 3 minutes
+
+# %% [markdown]
+# ## References
+#
+# The papers behind the methods and findings this notebook uses:
+#
+# - **Hinton, Vinyals & Dean (2015)**, *Distilling the Knowledge in a Neural Network*, arXiv:1503.02531: the logit
+#   distillation term (`kd`) that every run here keeps.
+# - **Romero et al. (2015)**, *FitNets: Hints for Thin Deep Nets*, ICLR 2015, arXiv:1412.6550: matching intermediate
+#   hidden states through a trained projector (hints).
+# - **Jiao et al. (2020)**, *TinyBERT: Distilling BERT for Natural Language Understanding*, Findings of EMNLP 2020,
+#   arXiv:1909.10351: layer-to-layer transfer of hidden states and attention (an MSE on the attention scores before the
+#   softmax).
+# - **Wang et al. (2020)**, *MiniLM: Deep Self-Attention Distillation for Task-Agnostic Compression of Pre-Trained
+#   Transformers*, NeurIPS 2020, arXiv:2002.10957: transfers the teacher's last layer only: its self-attention
+#   distributions (with a KL, the loss of `loss.attn_loss=kl`) and its value relations.
+# - **Sun et al. (2024)**, *Massive Activations in Large Language Models*, COLM 2024, arXiv:2402.17762: the huge hidden
+#   state that decoder LLMs put on the first position.

@@ -7,16 +7,16 @@
 # ---
 
 # %% [markdown]
-# # 05 · Full student와 LoRA student: 파라미터 수, 속도, 품질, 내보내기
+# # 05 · Full 학생 모델과 LoRA 학생 모델: 파라미터 수, 속도, 품질, 내보내기
 #
-# student를 학습하는 방법은 두 가지입니다.
+# 학생 모델(student)을 학습하는 방법은 두 가지입니다.
 #
-# - **full**: student의 모든 가중치를 학습합니다.
-# - **LoRA**(Hu 등, 2021): student의 가중치는 고정하고, 고른 linear layer마다 옆에 low-rank 업데이트 B·A(rank r)를
+# - **full**: 학생 모델의 모든 가중치를 학습합니다.
+# - **LoRA**(Hu 등, 2021): 학생 모델의 가중치는 고정하고, 고른 linear layer마다 옆에 low-rank 업데이트 B·A(rank r)를
 #   붙여 학습합니다. 내보낼 때 이 업데이트를 가중치에 합칩니다.
 #
-# quick preset의 student를 같은 데이터, 같은 step 수로 두 방법 모두 증류한 뒤, 학습하는 파라미터 수, step 속도,
-# teacher에 얼마나 가까워지는지를 비교하고, LoRA student를 보통의 모델 폴더로 내보냅니다. 여기서 "full"은 embedding까지
+# quick preset의 학생 모델을 같은 데이터, 같은 step 수로 두 방법 모두 증류한 뒤, 학습하는 파라미터 수, step 속도,
+# 교사 모델(teacher)에 얼마나 가까워지는지를 비교하고, LoRA 학생 모델을 보통의 모델 폴더로 내보냅니다. 여기서 "full"은 embedding까지
 # 포함한 모든 가중치입니다(노트북 02는 세 run을 가볍게 하려고 `train.freeze_embeddings=true`로 embedding을 고정했습니다).
 #
 # 측정한 실행 시간(2코어 CPU): 다른 작업이 없을 때 78초, load average 10~14에서 450초. 마지막 셀이 이번 실행 시간을 출력합니다. 아래 본문
@@ -107,8 +107,8 @@ overlay_figure(metrics, "kd").update_layout(title="training KD loss").show()
 # %% [markdown]
 # ## 속도와 품질
 #
-# step 속도는 run 전체의 초당 token 수 중앙값입니다(워밍업하는 첫 step은 뺐습니다). 품질은 held-out 분할에서
-# `workbench.analysis.report_card.score_quality`로 잽니다. student의 perplexity와 teacher와의 KL입니다.
+# step 속도는 run 전체에서 잰 초당 토큰(token) 수의 중앙값입니다(워밍업하는 첫 step은 뺐습니다). 품질은 held-out 분할에서
+# `workbench.analysis.report_card.score_quality`로 잽니다. 학생 모델의 perplexity와 교사 모델과의 KL입니다.
 
 # %%
 speed = {name: statistics.median(r["tokens_per_s"] for r in rows if r["kind"] == "train" and r["step"] > 1)
@@ -145,12 +145,12 @@ assert all(quality[n]["kl_teacher_student"] < quality["untrained"]["kl_teacher_s
 
 # %% [markdown]
 # LoRA가 빨라지는 이유: forward와 backward는 여전히 (고정된) 모델 전체를 지나가지만, 고정된 행렬의 가중치 gradient와
-# student 자체 가중치 전체(위에 출력된 full의 개수)에 대한 AdamW 업데이트를 건너뜁니다. 얼마나 아껴지는지는 머신과 그
+# 학생 모델 자신의 가중치 전체(위에 출력된 full의 개수)에 대한 AdamW 업데이트를 건너뜁니다. 얼마나 아껴지는지는 머신과 그
 # 머신에서 함께 도는 작업에 따라 다릅니다. 믿을 만한 이득은 메모리입니다(고정된 가중치에는 gradient도 optimizer
-# 상태도 없습니다). GPU에서는 이것이 run이 메모리에 들어가느냐를 정하는 경우가 많습니다. 같은 step 수라면 full
-# student가 자유도가 커서 보통 teacher에 더 가까워집니다. step을 늘리거나 r을 키우면 LoRA가 차이를 일부 좁힐 수 있고,
-# 빠른 step이 그 비용의 일부를 메워 줍니다. 여기서는 두 run 모두 student를 시작점보다 teacher에 가깝게 만들었고, full
-# 쪽이 더 많이 가깝게 만들었습니다.
+# 상태도 없습니다). GPU에서는 이 차이로 run을 메모리에 올릴 수 있느냐 없느냐가 갈리는 경우가 많습니다. 같은 step 수라면 full
+# 학생 모델이 자유도가 커서 보통 교사 모델에 더 가까워집니다. step을 늘리거나 r을 키우면 LoRA가 차이를 일부 좁힐 수 있고,
+# 빠른 step이 그 비용의 일부를 메워 줍니다. 여기서는 두 run 모두 학생 모델을 시작점보다 교사 모델에 가깝게 만들었고, full
+# 쪽이 더 가깝게 만들었습니다.
 #
 # ## 내보내기
 #
@@ -180,3 +180,17 @@ print(tokenizer.decode(output[0], skip_special_tokens=True))
 # %%
 elapsed, cpu = time.monotonic() - NOTEBOOK_STARTED, time.process_time() - NOTEBOOK_CPU
 print(f"this notebook ran in {elapsed:.0f} s ({cpu:.0f} s of CPU time)")  # the tests hold each notebook to 3 minutes
+
+# %% [markdown]
+# ## 참고 문헌
+#
+# 이 노트북이 쓰는 방법과 관찰은 아래 논문에서 왔습니다.
+#
+# - **Hinton, Vinyals & Dean (2015)**, *Distilling the Knowledge in a Neural Network*, arXiv:1503.02531: 두 run이 모두 쓰는
+#   증류 손실(T = 2의 forward KL에 T²를 곱한 것)의 출처입니다.
+# - **Hu et al. (2021)**, *LoRA: Low-Rank Adaptation of Large Language Models*, ICLR 2022, arXiv:2106.09685: 학생 모델의 가중치
+#   대신 학습하는 low-rank adapter의 출처입니다.
+# - **Sanh et al. (2019)**, *DistilBERT, a distilled version of BERT: smaller, faster, cheaper and lighter*,
+#   arXiv:1910.01108: 교사 모델의 layer 일부를 그대로 가져와 더 얕은 학생 모델을 초기화하는 방법입니다. quick preset의 학생 모델이 이렇게 만들어졌습니다.
+# - **Men et al. (2024)**, *ShortGPT: Layers in Large Language Models are More Redundant Than You Expect*,
+#   arXiv:2403.03853: hidden state를 거의 바꾸지 않는 layer를 찾는 중요도 점수(block influence)입니다. 학생 모델이 남긴 19개 layer를 이 점수로 골랐습니다.

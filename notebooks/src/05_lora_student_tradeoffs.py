@@ -185,3 +185,19 @@ print(tokenizer.decode(output[0], skip_special_tokens=True))
 # %%
 elapsed, cpu = time.monotonic() - NOTEBOOK_STARTED, time.process_time() - NOTEBOOK_CPU
 print(f"this notebook ran in {elapsed:.0f} s ({cpu:.0f} s of CPU time)")  # the tests hold each notebook to 3 minutes
+
+# %% [markdown]
+# ## References
+#
+# The papers behind the methods and findings this notebook uses:
+#
+# - **Hinton, Vinyals & Dean (2015)**, *Distilling the Knowledge in a Neural Network*, arXiv:1503.02531: the
+#   distillation loss both runs train with (forward KL at T = 2, times T²).
+# - **Hu et al. (2021)**, *LoRA: Low-Rank Adaptation of Large Language Models*, ICLR 2022, arXiv:2106.09685: the
+#   low-rank adapters trained in place of the student's weights.
+# - **Sanh et al. (2019)**, *DistilBERT, a distilled version of BERT: smaller, faster, cheaper and lighter*,
+#   arXiv:1910.01108: initialising a shallower student with a subset of the teacher's layers, as the quick preset's
+#   student is made.
+# - **Men et al. (2024)**, *ShortGPT: Layers in Large Language Models are More Redundant Than You Expect*,
+#   arXiv:2403.03853: ranking layers by how little they change the hidden state (block influence); the 19 layers the
+#   student keeps were chosen this way.

@@ -180,3 +180,24 @@ assert len(pieces) > 0 and all(p["rkl"] >= 0 for p in pieces)
 
 # %%
 print(f"this notebook ran in {time.perf_counter() - STARTED:.0f} s")
+
+# %% [markdown]
+# ## References
+#
+# The papers behind the methods and findings this notebook uses:
+#
+# - **Hinton, Vinyals & Dean (2015)**, *Distilling the Knowledge in a Neural Network*, arXiv:1503.02531: the
+#   token-level distillation loss (forward KL at T = 1) every step here uses.
+# - **Kim & Rush (2016)**, *Sequence-Level Knowledge Distillation*, EMNLP 2016, arXiv:1606.07947: training on answers
+#   the teacher wrote (sequence-level KD), the λ = 0 steps on `builtin:chat`.
+# - **Agarwal et al. (2024)**, *On-Policy Distillation of Language Models: Learning from Self-Generated Mistakes*
+#   (GKD), ICLR 2024, arXiv:2306.13649: on-policy distillation: a share λ of the steps trains on the student's own
+#   samples, graded token by token by the teacher.
+# - **Gu et al. (2024)**, *MiniLLM: Knowledge Distillation of Large Language Models*, ICLR 2024, arXiv:2306.08543:
+#   distilling language models on the student's own samples with the reverse KL.
+# - **Sanh et al. (2019)**, *DistilBERT, a distilled version of BERT: smaller, faster, cheaper and lighter*,
+#   arXiv:1910.01108: initialising a shallower student with a subset of the teacher's layers, as the default student is
+#   made.
+# - **Men et al. (2024)**, *ShortGPT: Layers in Large Language Models are More Redundant Than You Expect*,
+#   arXiv:2403.03853: ranking layers by how little they change the hidden state (block influence); the 19 layers the
+#   default student keeps were chosen this way.
