@@ -7,8 +7,9 @@ One module per comparison, each exposing `run(settings) -> dict` with a `targets
 (3) levers, each speed lever of a distillation step timed on its own, (8) load, the app's
 responsiveness and the run's metrics while five clients poll and chat, (g) onpolicy_throughput, on-policy
 steps against TRL's DistillationTrainer, and (h) generation_quality, what students generate after equal minutes of
-on-policy, off-policy and sequence-level training, and (i) width_depth, width-and-depth students against depth-only
-ones of the same size after equal minutes.
+on-policy, off-policy and sequence-level training, (i) width_depth, width-and-depth students against depth-only
+ones of the same size after equal minutes, and (j) deployment, the `chat` preset's student exported to GGUF and
+ONNX (float and quantized) and measured in their runtimes beside the teacher in float32 and bf16 PyTorch.
 Only ratios measured in one invocation are meaningful; absolute numbers move with the machine's load.
 """
 
@@ -23,8 +24,8 @@ from bench.common import BenchSettings, machine_info
 from workbench.errors import UserError
 
 COMPARISONS = ("throughput", "cache", "divergence_memory", "effectiveness", "inference", "app_start", "levers",
-               "load", "onpolicy_throughput", "generation_quality", "width_depth")
-LETTERS = dict(zip(COMPARISONS, "abcdef38ghi", strict=True))
+               "load", "onpolicy_throughput", "generation_quality", "width_depth", "deployment")
+LETTERS = dict(zip(COMPARISONS, "abcdef38ghij", strict=True))
 
 QUICK = {"steps": 6, "warmup_steps": 2, "generate_tokens": 16}  # (d) keeps the `default` preset budget
 
@@ -38,7 +39,7 @@ def parse_only(only: str | None) -> list[str]:
     for item in (part.strip() for part in only.split(",") if part.strip()):
         name = by_letter.get(item, item.replace("-", "_"))
         if name not in COMPARISONS:
-            raise UserError(f"--only: unknown comparison {item!r}; accepted: {', '.join(COMPARISONS)} or a-i, 3, 8")
+            raise UserError(f"--only: unknown comparison {item!r}; accepted: {', '.join(COMPARISONS)} or a-j, 3, 8")
         chosen.append(name)
     return chosen
 

@@ -107,6 +107,13 @@ def _width_depth_rows(data: dict[str, Any]) -> list[tuple[str, str, str]]:
     return rows
 
 
+def _deployment_rows(data: dict[str, Any]) -> list[tuple[str, str, str]]:
+    return [(f"(j) {row['label']} ({row['runtime']})", "MB (share) | decode tok/s (×) | TTFT s | reverse KL",
+             f"{_fmt(row.get('size_on_disk_mb'))} ({_fmt(row.get('size_share'))}) | {_fmt(row.get('gen_tokens_per_s'))} "
+             f"({_fmt(row.get('speedup'))}) | {_fmt(row.get('ttft_s'))} | {_fmt(row.get('gen_rkl'))}")
+            for row in data.get("rows", [])]
+
+
 ROWS = {
     "throughput": _throughput_rows,
     "cache": _cache_rows,
@@ -117,6 +124,7 @@ ROWS = {
     "levers": _lever_rows,
     "load": _load_rows,
     "width_depth": _width_depth_rows,
+    "deployment": _deployment_rows,
 }
 
 

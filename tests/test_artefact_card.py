@@ -56,3 +56,32 @@ def test_exported_artefacts_get_rows_and_a_sentence(tmp_path, capsys):
         assert rows["gguf-q8_0"]["runtime"].startswith("llama.cpp")
     else:
         assert "transformers GGUF loader" in rows["gguf-q8_0"]["runtime"] and "llama-cpp-python is not installed" in printed
+
+
+def test_gguf_and_onnx_folders_carry_a_short_model_card(tmp_path):
+    """README.md inside a GGUF / ONNX export: format, quantization, source run, teacher, and the size and logit
+    error the export measured (the numbers in export.json), with front matter the hub reads."""
+    from huggingface_hub import ModelCard
+
+    from workbench.analysis.exported_card import QUANTIZATION
+
+    text = tiny_text_file(tmp_path)
+    teacher = tiny_bpe_model_dir(tmp_path, text, "teacher", 300, hidden=64, seed=1)
+    student = tiny_bpe_model_dir(tmp_path, text, "student", 300, hidden=32, seed=2)
+    run = make_finished_run(tmp_path / "runs", teacher, student, text, checkpoint_steps=())
+    shutil.rmtree(run / "student")
+    shutil.copytree(student, run / "student")
+    for fmt in ("gguf-q4_0", "onnx"):
+        folder = Path(export_run(run, tmp_path / fmt, fmt=fmt, evaluate=False)["folder"])
+        meta = json.loads((folder / "export.json").read_text())
+        card = ModelCard.load(folder / "README.md")
+        assert card.data.library_name == fmt.partition("-")[0] and "kd-workbench" in card.data.tags
+        body = card.text
+        assert f"# run-tiny: a distilled student, {fmt}" in body
+        assert f"| format | `{fmt}`: file `{meta['file']}` |" in body
+        assert f"| quantization | {QUANTIZATION[fmt]} |" in body
+        assert f"({(folder / meta['file']).stat().st_size:,} bytes)" in body  # the file on disk
+        assert f"relative logit error {meta['relative_logit_error']:.2e}" in body
+        assert "| source run | `run-tiny`, final student, 10 of 10 steps, state finished |" in body
+        assert f"| teacher | `{teacher}` |" in body
+    assert "greedy decoding over the KV cache" in body  # the ONNX check's greedy tokens

@@ -27,6 +27,7 @@ def test_parse_only_accepts_names_and_letters():
     assert parse_only("a,cache,3") == ["throughput", "cache", "levers"]
     assert parse_only(None)[0] == "throughput"
     assert parse_only("i") == ["width_depth"]
+    assert parse_only("j") == ["deployment"]
     with pytest.raises(UserError, match="accepted"):
         parse_only("speed")
     with pytest.raises(UserError, match="precision"):
@@ -227,3 +228,75 @@ def test_width_depth_table_names_both_students_of_each_size():
     table = format_table({"comparisons": {"width_depth": {"sizes": {"0.50": [run]}, "targets": []}}})
     assert "(i) 0.50× width (prune=importance&layers=24&mlp=760), seed 0" in table
     assert "(i) 0.50× depth (prune=importance&layers=15), seed 0" in table and "0.9 | 1.3" in table
+
+
+def _deployment_rows() -> list[dict]:
+    def row(label, fmt, size, speed, rkl):
+        return {"label": label, "format": fmt, "runtime": "r", "size_on_disk_mb": size, "gen_tokens_per_s": speed,
+                "ttft_s": 0.1, "gen_rkl": rkl}
+
+    return [row("teacher float32", "safetensors float32", 100.0, 10.0, 0.0), row("teacher bf16", "bf16", 50.0, 8.0, 0.01),
+            row("distilled student", "safetensors float32", 80.0, 12.0, 0.5),
+            row("student gguf-f16", "gguf-f16", 40.0, 20.0, 0.5), row("student gguf-q8_0", "gguf-q8_0", 22.0, 31.0, 0.55),
+            row("student gguf-q4_0", "gguf-q4_0", 15.0, 40.0, 0.9), row("student onnx-int8", "onnx-int8", 25.0, None, 0.52)]
+
+
+def test_deployment_ratios_and_the_best_quantized_artefact():
+    from bench.deployment import add_ratios, markdown_table
+
+    result = add_ratios({"rows": _deployment_rows(), "threads": 1})
+    rows = {r["label"]: r for r in result["rows"]}
+    assert rows["student gguf-q8_0"]["size_share"] == 0.22  # of the float32 teacher's file
+    assert rows["student gguf-q8_0"]["speedup"] == 3.1  # over the faster PyTorch teacher (float32 here)
+    assert rows["student gguf-q4_0"]["rkl_over_student"] == pytest.approx(0.4)
+    assert rows["student onnx-int8"]["speedup"] is None  # no rate, no ratio
+    # q8_0 meets all three targets; q4_0 misses reverse KL, int8 has no speed
+    assert result["best_artefact"] == "student gguf-q8_0" and result["fastest_pytorch_teacher"] == "teacher float32"
+    assert [t["met"] for t in result["targets"]] == [True, True, True]
+    assert all(t["target"].startswith("(j) student gguf-q8_0") for t in result["targets"])
+    table = markdown_table(result)
+    assert len(table.splitlines()) == 2 + 7 and "| student gguf-q8_0 | gguf-q8_0 | r | 22.0 MB | 22% | 31.0 | 3.10× |" in table
+    assert "| student onnx-int8 |" in table and "| – |" in table
+    assert "(j) teacher bf16 (r)" in format_table({"comparisons": {"deployment": result}})
+
+
+def test_deployment_exports_every_format_and_measures_it_beside_the_teacher(tmp_path):
+    """(j) on a tiny Llama run: every GGUF and ONNX format exported, every row measured, sizes in MB of the files."""
+    import shutil
+    from pathlib import Path
+
+    from inspect_helpers import make_finished_run
+    from tiny import tiny_bpe_model_dir, tiny_text_file
+
+    from bench import deployment
+
+    text = tiny_text_file(tmp_path)
+    teacher = tiny_bpe_model_dir(tmp_path, text, "teacher", 300, hidden=64, seed=1)
+    student = tiny_bpe_model_dir(tmp_path, text, "student", 300, hidden=32, seed=2)
+    run = make_finished_run(tmp_path / "runs", teacher, student, text, checkpoint_steps=())
+    shutil.rmtree(run / "student")
+    shutil.copytree(student, run / "student")
+    settings = make_settings(isolate=False, work_dir=str(tmp_path / "work"), extra={"run": str(run)})
+
+    result = run_bench(settings, ["deployment"], progress=lambda _line: None)["comparisons"]["deployment"]
+    assert "error" not in result, result.get("error")
+    labels = [r["label"] for r in result["rows"]]
+    assert labels == ["teacher float32", "teacher bf16", "distilled student",
+                      *[f"student {fmt}" for fmt in deployment.FORMATS]]
+    rows = dict(zip(labels, result["rows"], strict=True))
+    for fmt, exported in result["exports"].items():
+        file_mb = (Path(exported["folder"]) / exported["file"]).stat().st_size / 2**20
+        row = rows[f"student {fmt}"]
+        assert row["size_on_disk_mb"] == pytest.approx(file_mb, abs=1e-3) and row["format"] == fmt
+        assert row["size_share"] == pytest.approx(file_mb / rows["teacher float32"]["size_on_disk_mb"], rel=1e-2)
+        assert row["rkl_over_student"] == pytest.approx(row["gen_rkl"] - rows["distilled student"]["gen_rkl"], abs=1e-3)
+        assert row["relative_logit_error"] is not None and not exported["reused"]
+    assert rows["student onnx-int8"]["runtime"] == "onnxruntime"
+    assert rows["teacher bf16"]["size_on_disk_mb"] == pytest.approx(rows["teacher float32"]["size_on_disk_mb"] / 2,
+                                                                     rel=0.05)
+    # a sampled estimate (log q - log p on its own answers): near 0, either sign
+    assert abs(rows["teacher bf16"]["gen_rkl"]) < 0.1 and rows["teacher float32"]["gen_rkl"] == 0
+    assert [t["target"][:4] for t in result["targets"]] == ["(j) "] * 3
+    assert result["best_artefact"] in [f"student {fmt}" for fmt in deployment.QUANTIZED]
+    again = deployment.export_all(str(run), tmp_path / "work" / "deployment" / "exports")
+    assert all(e["reused"] and e["export_seconds"] is None for e in again.values())

@@ -207,7 +207,12 @@ def test_llama_cpp_runs_the_file(tmp_path, bpe_llama, kind):
         assert runner.llm.tokenize(PROMPT.encode(), add_bos=False, special=False) == ids[0].tolist()
         actual = runner(input_ids=ids).logits[..., : source.shape[-1]]
         assert float((actual - source).norm() / source.norm()) <= GGUF_TOLERANCE[fmt], fmt
-        if fmt == "gguf-f16":
+        if fmt == "gguf-f16":  # rows of a batch each get their own logits (the card scores batches of 4)
+            batch = torch.cat([ids, ids.flip(-1)])
+            both = runner(input_ids=batch).logits
+            for row in range(2):
+                alone = runner(input_ids=batch[row : row + 1]).logits[0]
+                assert torch.allclose(both[row], alone, atol=1e-5), row
             prompt = ids[:, :6]
             expected = model.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=6,
                                       min_new_tokens=6, do_sample=False, pad_token_id=0)

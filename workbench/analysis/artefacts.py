@@ -52,8 +52,10 @@ def artefact_bytes(folder: Path, filename: str) -> int:
     return sum(p.stat().st_size for p in folder.glob(filename + "*") if p.is_file())
 
 
-def load_artefact(spec: str):
-    """(model, tokenizer, facts) of an export folder; `model` answers `model(input_ids=...)` and `.generate()`."""
+def load_artefact(spec: str, threads: int | None = None):
+    """(model, tokenizer, facts) of an export folder; `model` answers `model(input_ids=...)` and `.generate()`.
+    ONNX Runtime and llama.cpp run on `threads` CPU threads, by default PyTorch's (`torch.get_num_threads()`), so
+    an artefact's speed is compared with the teacher's on the same cores."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -63,18 +65,19 @@ def load_artefact(spec: str):
         raise UserError(Message("{spec!r} is not a GGUF or ONNX export folder (no export.json naming one)",
                                 spec=str(spec)))
     fmt, filename = meta["format"], meta["file"]
+    threads = threads or torch.get_num_threads()
     if fmt in ONNX_FORMATS:
         import onnxruntime
 
         from workbench.analysis.onnx_runtime import OnnxCausalLM, OnnxDecoder
 
-        model = OnnxCausalLM(OnnxDecoder(folder / filename))
+        model = OnnxCausalLM(OnnxDecoder(folder / filename, threads=threads))
         tokenizer = AutoTokenizer.from_pretrained(folder)
         runtime, short = f"onnxruntime {onnxruntime.__version__} (CPUExecutionProvider)", "in onnxruntime"
     elif llama_cpp_available():
         import llama_cpp
 
-        model = LlamaCppCausalLM(folder / filename)
+        model = LlamaCppCausalLM(folder / filename, threads=threads)
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=filename)  # the prompts' ids, read from the file
         runtime, short = f"llama.cpp through llama-cpp-python {llama_cpp.__version__} (CPU)", "in llama.cpp"
     else:
@@ -83,6 +86,7 @@ def load_artefact(spec: str):
         runtime = ("transformers GGUF loader: dequantized to float32, run in PyTorch (llama-cpp-python is not "
                    "installed; speed and memory are PyTorch's, not llama.cpp's)")
         short = "dequantized in PyTorch, not llama.cpp"
+    runtime = f"{runtime}, {threads} thread(s)" if fmt in ONNX_FORMATS or llama_cpp_available() else runtime
     facts = {"format": fmt, "file": filename, "runtime": runtime, "runtime_short": short, "size_bytes": artefact_bytes(folder, filename),
              "params_total": meta.get("params_total"), "params_non_embedding": meta.get("params_non_embedding")}
     return model, tokenizer, facts

@@ -7,7 +7,8 @@
 Formats: `safetensors` (below), `gguf-f16`, `gguf-q8_0`, `gguf-q4_0` (workbench.analysis.export_gguf: Llama and
 Qwen2, tokenizer and chat template inside), `onnx`, `onnx-int8` (workbench.analysis.export_onnx: a decoder step with
 KV cache for ONNX Runtime, with the tokenizer beside it). Every folder holds export.json: format, file, size on disk
-and the reload check.
+and the reload check, and a short README.md model card (format, quantization, source run, teacher, measured size and
+logit error).
 
 The student (final, or a checkpoint when its folder is given; LoRA weights merged) is written with
 `save_pretrained` as safetensors, with its tokenizer, the run's `config.yaml` and `eval.json`, and a README.md model
@@ -30,7 +31,7 @@ import torch
 from workbench.analysis.export_formats import EXPORT_FORMATS, GGUF_FORMATS, ONNX_FORMATS
 from workbench.analysis.export_gguf import check_gguf_exportable, gguf_reload_check, write_gguf
 from workbench.analysis.export_onnx import check_onnx_exportable, onnx_reload_check, write_onnx
-from workbench.analysis.exported_card import model_card_text
+from workbench.analysis.exported_card import artefact_card_text, model_card_text
 from workbench.errors import Message, UserError
 from workbench.models.loading import count_parameters
 from workbench.models.pool import ResolvedSpec, load_resolved, resolve_spec
@@ -111,10 +112,13 @@ def _write_artefact(fmt: str, model, tokenizer, staging: Path, run: RunFolder, s
     if fmt in ONNX_FORMATS:
         info = write_onnx(model, staging, fmt)
         tokenizer.save_pretrained(staging)  # the folder is all a runtime needs: graph, tokenizer, chat template
-        return {**info, **onnx_reload_check(model, tokenizer, staging, info["file"], fmt, CHECK_TEXT)}
-    filename = gguf_filename(fmt)
-    info = write_gguf(model, tokenizer, staging / filename, fmt, name=f"{run.run_id} distilled student")
-    return {**info, "file": filename, **gguf_reload_check(model, tokenizer, staging, filename, fmt, CHECK_TEXT)}
+        check = {**info, **onnx_reload_check(model, tokenizer, staging, info["file"], fmt, CHECK_TEXT)}
+    else:
+        filename = gguf_filename(fmt)
+        info = write_gguf(model, tokenizer, staging / filename, fmt, name=f"{run.run_id} distilled student")
+        check = {**info, "file": filename, **gguf_reload_check(model, tokenizer, staging, filename, fmt, CHECK_TEXT)}
+    (staging / "README.md").write_text(artefact_card_text(run, source, fmt, check))
+    return check
 
 
 def export_run(

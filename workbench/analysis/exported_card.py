@@ -3,6 +3,7 @@ datasets) written with huggingface_hub's `ModelCardData`, then the summary, repo
 
     text = model_card_text(run, source, report_card, reload_check)
     huggingface_hub.ModelCard(text).data.license        # the teacher's licence, which the student inherits
+    text = artefact_card_text(run, source, "gguf-q8_0", export_check)   # the short card of a GGUF / ONNX folder
 
 The licence and hub id of a teacher come from the built-in table, else from the teacher folder's own model card, else
 the licence is "other" and the card says to check the teacher's terms.
@@ -125,6 +126,65 @@ def model_card_text(run: RunFolder, source: Path, card: dict | None, check: dict
         "## Usage",
         "",
         USAGE,
+        "",
+    ]
+    return "\n".join(lines)
+
+
+# What each GGUF / ONNX format stores, as written by workbench.analysis.export_gguf and export_onnx.
+QUANTIZATION = {
+    "gguf-f16": "none beyond float16: matrices in f16, norms in f32",
+    "gguf-q8_0": "q8_0: matrices in blocks of 32 weights, 8 bits each with one f16 scale per block; norms f32",
+    "gguf-q4_0": "q4_0: matrices in blocks of 32 weights, 4 bits each with one f16 scale per block; token embedding "
+                 "and output head q8_0; norms f32",
+    "onnx": "none: float32",
+    "onnx-int8": "int8: MatMul weights in blocks of 32 with one scale each (ONNX Runtime's MatMulNBitsQuantizer), "
+                 "embedding table int8 (quantize_dynamic on Gather)",
+}
+RUNTIMES = {"gguf": "llama.cpp / Ollama (`llama-cli -m FILE`, `ollama create NAME -f Modelfile` with `FROM ./FILE`)",
+            "onnx": "ONNX Runtime: a decoder step with KV cache; inputs and outputs are described in "
+                    "`workbench/analysis/onnx_runtime.py`, the tokenizer and chat template sit beside the file"}
+
+
+def artefact_card_text(run: RunFolder, source: Path, fmt: str, check: dict[str, Any]) -> str:
+    """README.md of a GGUF or ONNX export: format, quantization, source run, teacher, and the measured size and
+    logit error (the export's read-back check)."""
+    from workbench.config import DistillConfig
+
+    cfg = DistillConfig.load(run.config_path)
+    status = run.read_status()
+    metadata = card_metadata(cfg)
+    family = fmt.partition("-")[0]
+    metadata.library_name = family
+    metadata.tags = [*TAGS, family, *(["quantized"] if fmt in ("gguf-q8_0", "gguf-q4_0", "onnx-int8") else [])]
+    greedy = (f"; greedy decoding over the KV cache: first {check['greedy_tokens_equal']} of "
+              f"{check['greedy_tokens']} tokens equal to PyTorch's" if "greedy_tokens" in check else "")
+    lines = [
+        "---",
+        metadata.to_yaml().rstrip(),
+        "---",
+        "",
+        f"# {run.run_id}: a distilled student, {fmt}",
+        "",
+        f"Exported with KD Workbench for {RUNTIMES[family]}. It inherits the teacher's licence (`{metadata.license}`).",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| format | `{fmt}`: file `{check['file']}` |",
+        f"| quantization | {QUANTIZATION[fmt]} |",
+        f"| size on disk | {check['size_bytes'] / 1e6:.2f} MB ({check['size_bytes']:,} bytes) |",
+        f"| source run | `{run.run_id}`, {'checkpoint ' + source.name if source != run.path else 'final student'}, "
+        f"{status.get('step', '?')} of {cfg.train.steps} steps, state {status.get('state', '?')} |",
+        f"| teacher | `{cfg.models.teacher}` |",
+        f"| student start (undistilled) | `{cfg.models.student}` |",
+        f"| measured error | relative logit error {check['relative_logit_error']:.2e} "
+        f"(‖runtime − student‖ / ‖student‖ over {check['check_tokens']} tokens of a sample text), read back with "
+        f"{check['loader']}{greedy} |",
+        f"| exported | {time.strftime('%Y-%m-%d %H:%M:%S')} |",
+        "",
+        "The run's own model card, report card and config: `distill_config.yaml` and `eval.json` beside this file "
+        "(when the run was evaluated). `workbench eval RUN --export THIS_FOLDER` scores this file in its runtime on "
+        "the run's held-out prompts.",
         "",
     ]
     return "\n".join(lines)

@@ -47,7 +47,8 @@ class LlamaCppCausalLM(nn.Module):
             self.llm.reset()
         start = self.llm.n_tokens
         self.llm.eval(tokens)
-        return np.asarray(self.llm.scores[start:self.llm.n_tokens], dtype=np.float32)
+        # a copy: `scores` is llama.cpp's buffer, which the next row's eval overwrites
+        return np.array(self.llm.scores[start:self.llm.n_tokens], dtype=np.float32, copy=True)
 
     def forward(self, input_ids: torch.Tensor, **_: object) -> SimpleNamespace:
         rows = [self._eval(row.tolist(), fresh=True) for row in input_ids.cpu()]

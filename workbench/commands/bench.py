@@ -12,12 +12,12 @@ from workbench.errors import UserError
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "bench",
-        help="measure throughput, cache, memory, effectiveness, inference and app start-up side by side",
+        help="measure throughput, cache, memory, effectiveness, inference, app start-up and exports side by side",
         description="Run the benchmark comparisons in one invocation; prints a table and writes JSON.",
     )
     parser.add_argument("--only", help="comma-separated comparisons (throughput,cache,divergence_memory,"
-                        "effectiveness,inference,app_start,levers,load,onpolicy_throughput,generation_quality,width_depth) or "
-                        "letters a-i, "
+                        "effectiveness,inference,app_start,levers,load,onpolicy_throughput,generation_quality,width_depth,"
+                        "deployment) or letters a-j, "
                         "3 (levers), 8 (load)")
     parser.add_argument("--quick", action="store_true", help="fewer steps and tokens: minutes instead of an hour")
     parser.add_argument("--out", default="bench-results.json", help="where to write the JSON results")
@@ -36,6 +36,8 @@ def register(subparsers) -> None:
     parser.add_argument("--effectiveness-dataset",
                         help="dataset of (d) (default: the `default` preset's, human-written text: on data the "
                         "teacher generated, CE-only training is itself sequence-level distillation)")
+    parser.add_argument("--run", help="(j): a finished run of the `chat` preset to export and measure (default: the "
+                        "newest under WORK_DIR/deployment/runs, else one trained now)")
     parser.add_argument("--work-dir", default="bench-work", help="folder for the bench's runs and caches")
     parser.add_argument("--no-isolate", action="store_true",
                         help="run variants in this process (faster; peak memory is then not per variant)")
@@ -65,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         steps=args.steps, seq_len=args.seq_len, batch_size=args.batch_size, dataset=args.dataset,
         effectiveness_steps=args.effectiveness_steps, effectiveness_seq_len=args.effectiveness_seq_len,
         effectiveness_dataset=args.effectiveness_dataset or load_preset("default").data.dataset,
-        work_dir=args.work_dir, isolate=not args.no_isolate,
+        work_dir=args.work_dir, isolate=not args.no_isolate, extra={"run": args.run} if args.run else None,
     )
     results = run_bench(settings, only, partial=lambda done: write_json(done, args.out))
     path = write_json(results, args.out)
