@@ -206,6 +206,9 @@ def test_korean_chat_reads_korean_and_says_the_models_answer_in_english(served, 
     assert "0 = greedy (" in text and "not used" not in text
     label_bottom, first_message_top = page.evaluate("""() => {
         const chat = document.querySelector('.kd-chat');
+        // a long answer scrolls the column (its title stays on top, as in any Gradio chatbot): measure at rest
+        chat.querySelectorAll('*').forEach((el) => {
+            if (['auto', 'scroll'].includes(getComputedStyle(el).overflowY)) el.scrollTop = 0; });
         const label = chat.querySelector('[data-testid="block-label"], label');
         const message = chat.querySelector('.message');
         return [label.getBoundingClientRect().bottom, message.getBoundingClientRect().top];
