@@ -10,7 +10,10 @@ library's English (its `Message` templates, `REPORT_COLUMNS` titles, `format_com
 
 from __future__ import annotations
 
+from workbench.app.strings_tasks import TASKS_KO
+
 LIBRARY_KO: dict[str, str] = {
+    **TASKS_KO,
     # report card: metric names (workbench.analysis.report_card.REPORT_COLUMNS, workbench.analysis.inspect_plots.REPORT_BARS)
     "parameters": "파라미터 수",
     "non-embedding": "임베딩 제외 파라미터 수",

@@ -1,0 +1,38 @@
+"""Korean for the messages of multi-task runs (`data.tasks`: `workbench.config.TaskConfig`, `workbench.data.tasks`);
+merged into `workbench.app.strings_library.LIBRARY_KO` and, like it, translated on the server only. Keys keep the
+library's `{fields}`."""
+
+from __future__ import annotations
+
+TASKS_KO: dict[str, str] = {
+    "1-32 letters, digits, '_', '-' or '.', starting with a letter or digit":
+        "영문자·숫자로 시작하는 1-32자의 영문자, 숫자, '_', '-', '.'",
+    "> 0 where ce_weight is 0 (the task would teach nothing)": "ce_weight가 0이면 0보다 커야 함 (그 작업에서 배울 것이 없음)",
+    "a name no other task has": "다른 작업과 겹치지 않는 이름",
+    "a non-empty list of label words (classify), e.g. [story, steps, definition, comparison]":
+        "비어 있지 않은 레이블 단어 목록 (classify), 예: [story, steps, definition, comparison]",
+    "a question holding {{text}}": "{{text}}를 포함한 질문",
+    "data.tasks[{name}].kind: {kind} needs prompt/answer data (builtin:chat, builtin:kjv-book, or a file with prompt "
+    "and answer columns); {source!r} is plain text, so use kind lm":
+        "data.tasks[{name}].kind: {kind}에는 prompt/answer 데이터가 필요합니다 (builtin:chat, builtin:kjv-book, 또는 "
+        "prompt와 answer 열이 있는 파일). {source!r}은(는) 일반 텍스트이므로 kind lm을 쓰세요",
+    "data.tasks[{name}].labels: the data holds labels outside the label set: {outside} (the set is {labels})":
+        "data.tasks[{name}].labels: 데이터에 레이블 집합 밖의 레이블이 있습니다: {outside} (집합: {labels})",
+    "data.tasks[{name}].name": "data.tasks[{name}].name",
+    "data.tasks[{name}].source: a classify task reads builtin:chat-kind or a JSONL/CSV/parquet file or folder; "
+    "{source!r} is neither":
+        "data.tasks[{name}].source: classify 작업은 builtin:chat-kind 또는 JSONL/CSV/parquet 파일이나 폴더를 읽습니다. "
+        "{source!r}은(는) 어느 쪽도 아닙니다",
+    "data.tasks[{name}].source: {file} is not JSONL, CSV or parquet":
+        "data.tasks[{name}].source: {file}은(는) JSONL, CSV, parquet 파일이 아닙니다",
+    "data.tasks[{name}].source: {source!r} gives too little text for two sequences (train and validation) at "
+    "data.seq_len={seq_len}":
+        "data.tasks[{name}].source: {source!r}의 텍스트가 data.seq_len={seq_len}에서 시퀀스 두 개(학습과 검증)를 "
+        "만들기에 부족합니다",
+    "data.tasks[{name}].{field}: {file} has no column {column!r}; columns found: {found}":
+        "data.tasks[{name}].{field}: {file}에 {column!r} 열이 없습니다. 있는 열: {found}",
+    "distinct label words": "서로 다른 레이블 단어",
+    "empty with data.tasks (a cache holds the teacher's logits on data.dataset only)":
+        "data.tasks를 쓸 때는 비워 두세요 (캐시는 data.dataset에 대한 교사 모델의 logit만 담습니다)",
+    "the column holding each row's label (classify)": "각 행의 레이블이 든 열 (classify)",
+}
