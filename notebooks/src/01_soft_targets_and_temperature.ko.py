@@ -103,7 +103,7 @@ ranking_kept = all(
     torch.equal((teacher_logits / t).softmax(-1).topk(50).indices, teacher_logits.topk(50).indices) for t in grid
 )
 print("top-50 ranking identical at every T:", ranking_kept)
-assert ranking_kept and all(a < b for a, b in zip(entropies, entropies[1:]))
+assert ranking_kept and all(a < b for a, b in zip(entropies, entropies[1:], strict=False))
 
 figure = go.Figure(go.Scatter(x=grid, y=entropies, mode="lines+markers", name="entropy"))
 figure.add_hline(y=float(torch.log(torch.tensor(float(teacher_logits.numel())))), line_dash="dot",
