@@ -207,6 +207,15 @@ def test_bench_cli_writes_json(settings, tmp_path, capsys):
     assert json.loads(out.read_text())["comparisons"]["divergence_memory"]["transient_ratio"] is not None
 
 
+def test_bench_cli_passes_minutes_and_run_to_the_comparisons_that_read_them():
+    import argparse
+
+    from workbench.commands.bench import _extra
+
+    assert _extra(argparse.Namespace(run=None, minutes=None)) is None
+    assert _extra(argparse.Namespace(run="runs/x", minutes=2.5)) == {"run": "runs/x", "minutes": 2.5}
+
+
 def test_onpolicy_throughput_runs_trl_and_workbench(settings, tiny_pairs):
     from bench import onpolicy_throughput
 

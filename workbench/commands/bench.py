@@ -38,6 +38,9 @@ def register(subparsers) -> None:
                         "teacher generated, CE-only training is itself sequence-level distillation)")
     parser.add_argument("--run", help="(j): a finished run of the `chat` preset to export and measure (default: the "
                         "newest under WORK_DIR/deployment/runs, else one trained now)")
+    parser.add_argument("--minutes", type=float,
+                        help="(h) and (i): training minutes of each student (default: (h) the `chat` preset's budget, "
+                        "(i) 8, 1.5 with --quick)")
     parser.add_argument("--work-dir", default="bench-work", help="folder for the bench's runs and caches")
     parser.add_argument("--no-isolate", action="store_true",
                         help="run variants in this process (faster; peak memory is then not per variant)")
@@ -51,6 +54,12 @@ def _checkout_root() -> Path:
         raise UserError("workbench bench runs from a source checkout (its bench/ package is not installed with the "
                         "wheel); clone the project and run it there")
     return root
+
+
+def _extra(args: argparse.Namespace) -> dict | None:
+    """Settings single comparisons read: (j)'s run, (h)'s and (i)'s minutes."""
+    extra = {key: value for key, value in (("run", args.run), ("minutes", args.minutes)) if value is not None}
+    return extra or None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -67,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         steps=args.steps, seq_len=args.seq_len, batch_size=args.batch_size, dataset=args.dataset,
         effectiveness_steps=args.effectiveness_steps, effectiveness_seq_len=args.effectiveness_seq_len,
         effectiveness_dataset=args.effectiveness_dataset or load_preset("default").data.dataset,
-        work_dir=args.work_dir, isolate=not args.no_isolate, extra={"run": args.run} if args.run else None,
+        work_dir=args.work_dir, isolate=not args.no_isolate, extra=_extra(args),
     )
     results = run_bench(settings, only, partial=lambda done: write_json(done, args.out))
     path = write_json(results, args.out)
