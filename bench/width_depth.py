@@ -3,7 +3,8 @@
 At two parameter counts (about 0.63 and 0.5 of the teacher's non-embedding parameters) the best width-and-depth
 student of the built-in sweeps and the depth-only student of the same size (the layers ShortGPT-style importance
 keeps) train with the `chat` preset's recipe for the same number of minutes (`train.max_minutes`, `train.steps` left
-open), each as a sweep of `workbench.runs.sweep`, and are scored alike by `workbench.analysis.frontier`: reverse KL on
+open), side by side as a sweep of `workbench.runs.sweep` with two jobs (each on half the cores, so both see the
+same machine), and are scored alike by `workbench.analysis.frontier`: reverse KL on
 their own answers to the held-out prompts and bits per byte on the held-out rows. A second and third seed run where
 the two differ by less than `CLOSE_NATS` in reverse KL (the noise of 24 prompts × ~60 tokens is about 0.05).
 """
@@ -36,7 +37,7 @@ def train_and_score(settings: dict[str, Any], size: str, seed: int, minutes: flo
         f"run.runs_dir={runs_dir}"])
     students = [f"{TEACHER}?{query}" for query in PAIRS[size]]
     plan = create_sweep(runs_dir, f"size{size}-seed{seed}-{minutes:g}min", recipe, students)
-    train_sweep(plan.path)
+    train_sweep(plan.path, jobs=2)  # the two students at once, each on half the cores: the same machine for both
     frontier = score_sweep(plan.path)
     numbers = {}
     for entry, kind in zip(frontier["students"], ("width", "depth"), strict=True):

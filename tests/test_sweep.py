@@ -165,3 +165,15 @@ def test_labels_of_students_at_one_size_go_to_different_sides():
     positions = label_positions([(53.0, 0.80), (53.1, 0.82), (53.0, 0.81), (85.0, 0.45), (85.0, 1.5)])
     assert len(set(positions[:3])) == 3  # three students of one size near one reverse KL: three sides
     assert positions[3] == positions[4] == "top center"  # far apart: the default place
+
+
+def test_each_job_of_a_parallel_sweep_gets_its_slot_and_a_share_of_the_cores():
+    from workbench.runs.sweep import child_env
+
+    alone = child_env(0, 1, environ={}, cores=8)
+    assert alone["KD_WORKBENCH_DEVICE_SLOT"] == "" and "OMP_NUM_THREADS" not in alone
+    two = [child_env(slot, 2, environ={}, cores=8) for slot in (0, 1)]
+    assert [e["KD_WORKBENCH_DEVICE_SLOT"] for e in two] == ["0", "1"]
+    assert {e["OMP_NUM_THREADS"] for e in two} == {"4"}
+    assert child_env(2, 3, environ={}, cores=2)["OMP_NUM_THREADS"] == "1"
+    assert child_env(0, 2, environ={"OMP_NUM_THREADS": "3"}, cores=8)["OMP_NUM_THREADS"] == "3"  # the user's choice

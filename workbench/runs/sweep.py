@@ -149,6 +149,18 @@ def _command(plan: SweepPlan, student: SweepStudent, state: str) -> list[str]:
             f"run.runs_dir={plan.path}", f"run.name={student.slug}"]
 
 
+def child_env(slot: int, jobs: int, environ: dict[str, str] | None = None, cores: int | None = None
+              ) -> dict[str, str]:
+    """The environment of one student's training process: with several jobs, a device slot of its own and an equal
+    share of the CPU cores for its threads (unless OMP_NUM_THREADS is set already), so the jobs do not oversubscribe
+    the cores and each student sees the same machine."""
+    env = dict(os.environ if environ is None else environ)
+    env["KD_WORKBENCH_DEVICE_SLOT"] = str(slot) if jobs > 1 else ""
+    if jobs > 1 and "OMP_NUM_THREADS" not in env:
+        env["OMP_NUM_THREADS"] = str(max(1, (cores or os.cpu_count() or 1) // jobs))
+    return env
+
+
 def train_sweep(path: str | Path, *, jobs: int = 1, log=print) -> dict[str, str]:
     """Train every student of the sweep that has not finished, `jobs` at a time; returns {slug: final state}."""
     plan = load_sweep(path)
@@ -176,7 +188,7 @@ def train_sweep(path: str | Path, *, jobs: int = 1, log=print) -> dict[str, str]
             done = sum(student_state(plan, s) == "finished" for s in plan.students)
             log(f"sweep {plan.name}: training {student.slug} ({done + 1 + len(running)}/{total}, "
                 f"{'resumed' if state == 'resumable' else 'new'}): {student.spec}")
-            env = {**os.environ, "KD_WORKBENCH_DEVICE_SLOT": str(slot) if jobs > 1 else ""}
+            env = child_env(slot, jobs)
             with open(plan.path / f"{student.slug}.log", "ab") as out:
                 running[slot] = (student, subprocess.Popen(_command(plan, student, state), stdout=out,
                                                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
