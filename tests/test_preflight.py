@@ -232,6 +232,22 @@ def test_the_built_in_pair_passes_on_every_preset():
     assert not Path("runs-not-created").exists()
 
 
+@pytest.mark.slow
+def test_the_chat_small_student_keeps_at_most_half_of_the_teachers_non_embedding_parameters():
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from workbench.config import load_preset
+    from workbench.models.loading import count_parameters, load_config
+
+    cfg = load_preset("chat-small")
+    counts = {}
+    for role, spec in (("teacher", cfg.models.teacher), ("student", cfg.models.student)):
+        with torch.device("meta"):
+            counts[role] = count_parameters(AutoModelForCausalLM.from_config(load_config(spec)))["non_embedding"]
+    assert 0.45 < counts["student"] / counts["teacher"] <= 0.5, counts
+
+
 CLI_CASES = ["unknown builtin", "missing file", "student layer out of range", "LoRA target not found",
              "hidden term across tokenizers", "run name with ../"]
 

@@ -45,7 +45,7 @@ def _workbench(site: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess
 def test_wheel_holds_the_package_data_and_not_the_benchmarks(installed):
     (wheel,) = installed.parent.joinpath("dist").glob("*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for preset in ("quick", "default", "thorough", "chat"):
+    for preset in ("quick", "default", "thorough", "chat", "chat-small"):
         assert f"workbench/presets/{preset}.yaml" in names
     assert {"workbench/builtin/chat.jsonl", "workbench/builtin/chat_prompts.jsonl"} <= names
     assert not any(name.startswith("bench/") for name in names)

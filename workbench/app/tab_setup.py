@@ -195,7 +195,7 @@ def build_setup_tab(ctx) -> dict[str, Any]:
         presets = preset_names()
         c["preset"] = gr.Dropdown(presets, value=DEFAULT_PRESET if DEFAULT_PRESET in presets else None, label=t("Preset"),
                                   scale=1,
-                                  info=t("quick: minutes on a CPU; default: the measured recipe; thorough: longer."))
+                                  info=t("quick: minutes on a CPU; default: the measured recipe; chat: a student that talks; chat-small: one at half the teacher's size; thorough: longer."))
         c["yaml_upload"] = gr.UploadButton(t("Load YAML"), file_types=[".yaml", ".yml"], size="sm", scale=0)
         c["yaml_download"] = gr.Button(t("Save YAML"), size="sm", scale=0)
         c["yaml_file"] = gr.File(label=t("Saved config"), interactive=False, height=60, scale=1, visible=False)
