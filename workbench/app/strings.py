@@ -9,7 +9,7 @@ text made at run time. Words the library writes (report card, compatibility card
 from __future__ import annotations
 
 from workbench.app.strings_sweeps import SWEEPS_KO
-from workbench.app.strings_tasks import TASK_EDITOR_KO
+from workbench.app.strings_tasks import TASKS_APP_KO
 
 KO: dict[str, str] = {
     # header and tabs
@@ -425,5 +425,5 @@ KO: dict[str, str] = {
     "final student (failed)": "최종 학생 모델 (실패)",
     "final student (finished)": "최종 학생 모델 (완료)",
     **SWEEPS_KO,
-    **TASK_EDITOR_KO,
+    **TASKS_APP_KO,
 }
