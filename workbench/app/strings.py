@@ -30,8 +30,9 @@ KO: dict[str, str] = {
         "모든 항목 아래에 그 항목이 하는 일이 적혀 있습니다. **배우기** 탭은 temperature, 발산, 손실 가중치, "
         "layer 매핑, LoRA를 쉬운 말로 설명하고 각각 직접 실행해 볼 노트북을 알려 줍니다.",
     "Preset": "프리셋",
-    "quick: minutes on a CPU; default: the measured recipe; thorough: longer.":
-        "quick: CPU에서 몇 분; default: 측정으로 고른 레시피; thorough: 더 오래.",
+    "quick: minutes on a CPU; default: the measured recipe; thorough: longer; multitask: chat and two tasks in one "
+    "run.": "quick: CPU에서 몇 분; default: 측정으로 고른 레시피; thorough: 더 오래; multitask: 한 run에서 채팅과 두 "
+            "작업을 함께.",
     "Load YAML": "YAML 불러오기",
     "Save YAML": "YAML 저장",
     "Saved config": "저장된 설정",

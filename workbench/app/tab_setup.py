@@ -196,7 +196,8 @@ def build_setup_tab(ctx) -> dict[str, Any]:
         presets = preset_names()
         c["preset"] = gr.Dropdown(presets, value=DEFAULT_PRESET if DEFAULT_PRESET in presets else None, label=t("Preset"),
                                   scale=1,
-                                  info=t("quick: minutes on a CPU; default: the measured recipe; thorough: longer."))
+                                  info=t("quick: minutes on a CPU; default: the measured recipe; thorough: longer; "
+                                         "multitask: chat and two tasks in one run."))
         c["yaml_upload"] = gr.UploadButton(t("Load YAML"), file_types=[".yaml", ".yml"], size="sm", scale=0)
         c["yaml_download"] = gr.Button(t("Save YAML"), size="sm", scale=0)
         c["yaml_file"] = gr.File(label=t("Saved config"), interactive=False, height=60, scale=1, visible=False)
