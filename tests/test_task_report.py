@@ -91,3 +91,24 @@ def test_a_run_without_tasks_hides_the_task_plot(tmp_path):
     (run / "status.json").write_text(json.dumps({"state": "finished", "step": 2, "total_steps": 2}))
     (run / "metrics.jsonl").write_text(json.dumps({"kind": "eval", "step": 2, "eval_loss": 2.0}) + "\n")
     assert render(str(tmp_path), new_watch(str(tmp_path), "plain"), True, "en")[-1]["visible"] is False
+
+
+def test_the_overlay_compares_task_scores_across_runs_with_different_mixes(tmp_path):
+    from workbench.analysis.plots import overlay_figure
+    from workbench.analysis.task_report import with_task_fields
+    from workbench.app.tab_runs import metric_choices
+    from workbench.config import DistillConfig
+
+    other = [{**row, "tasks": {"kind": {**row["tasks"]["kind"], "acc": row["tasks"]["kind"]["acc"] + 0.25}}}
+             if "tasks" in row else row for row in ROWS]
+    for name, rows in (("mix-a", ROWS), ("mix-b", other)):
+        (tmp_path / name).mkdir()
+        DistillConfig().save(tmp_path / name / "config.yaml")
+        (tmp_path / name / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    choices = dict(metric_choices("ko", tmp_path))
+    assert choices["kind: 정확도"] == "tasks/kind/acc" and choices["book: 토큰 F1"] == "tasks/book/f1"
+    assert dict(metric_choices("en"))["KD term (nats/token × T²)"] == "kd" and "tasks/kind/acc" not in \
+        dict(metric_choices("en")).values()
+    figure = overlay_figure({"mix-a": with_task_fields(ROWS), "mix-b": with_task_fields(other)}, "tasks/kind/acc")
+    assert [list(trace.y) for trace in figure.data] == [[0.25, 0.5], [0.5, 0.75]]
+    assert [list(trace.x) for trace in figure.data] == [[2, 4], [2, 4]]

@@ -58,6 +58,25 @@ def task_cell(tasks: dict[str, dict], text: Callable[[str], str] = str) -> str:
     return " · ".join(parts)
 
 
+def task_metric(task: str, key: str) -> str:
+    """The overlay's name for one task's number ("tasks/kind/acc", as the trackers get it under eval/)."""
+    return f"tasks/{task}/{key}"
+
+
+def task_metrics(tasks: dict[str, dict], text: Callable[[str], str] = str) -> list[tuple[str, str]]:
+    """(label, metric) of every number a run's tasks are scored by: held-out scores, then perplexity."""
+    return [(f"{name}: {text(title)}", task_metric(name, key)) for name, numbers in tasks.items()
+            for key, title in (*HELD_OUT_SCORES.get(numbers.get("kind"), ()), ("ppl", "perplexity"))]
+
+
+def with_task_fields(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Metric rows with each eval row's per-task numbers also as flat fields ("tasks/kind/acc"), so a run's task
+    scores can be overlaid like any eval field."""
+    return [{**row, **{task_metric(name, key): value for name, numbers in row["tasks"].items()
+                       for key, value in numbers.items() if isinstance(value, (int, float))}}
+            if isinstance(row.get("tasks"), dict) else row for row in rows]
+
+
 def task_figure(rows: list[dict[str, Any]], text: Callable[[str], str] = str) -> go.Figure:
     """Two panels against step, one colour per task: held-out score (accuracy or token F1, 0-1; the teacher's as a
     dotted line of the same colour) and perplexity on the task's validation rows (log axis)."""
@@ -85,7 +104,7 @@ def task_figure(rows: list[dict[str, Any]], text: Callable[[str], str] = str) ->
             figure.add_trace(go.Scatter(x=[s for s, _ in ppl], y=[v for _, v in ppl], mode="lines+markers",
                                         name=f"{name} · ppl", legendgroup=name, showlegend=short == "ppl",
                                         line=dict(color=color)), row=1, col=2)
-    figure.update_yaxes(range=[0, 1], row=1, col=1)
+    figure.update_yaxes(range=[-0.03, 1.03], row=1, col=1)  # a little room: a score of 0 or 1 is not cut in half
     figure.update_yaxes(type="log", row=1, col=2)
     figure.update_xaxes(title_text=text("step"))
     figure.update_layout(height=400, **LAYOUT)
