@@ -85,6 +85,9 @@ PREVIEW_CASES = [
     {"data.dataset": "my data/a file.txt", "lora.enabled": True, "lora.target_modules": ["q_proj", "v_proj"],
      "train.device": "cpu", "train.precision": "bf16", "loss.kind": "jsd", "loss.temperature": 1.0,
      "train.report_to": ["tensorboard", "mlflow"]},
+    {"data.tasks": [["chat", "builtin:chat", "chat", 2.0, None, None, "text", "label", "", "{text}", 64],
+                    ["kind", "builtin:chat-kind", "classify", 1.0, 1.0, 0.5, "text", "label",
+                     "story, steps, definition, comparison", "Is it \"{text}\"? It's a", 24.0]]},
 ]
 
 
@@ -127,3 +130,21 @@ def test_warmup_longer_than_the_run_is_accepted_and_clamped():
     warmup = clamped_warmup(cfg.train.warmup_steps, cfg.train.steps)
     assert warmup == 2
     assert [warmup_cosine(step, warmup, 2) for step in range(2)] == pytest.approx([1 / 3, 2 / 3])
+
+
+def test_task_rows_round_trip_and_blank_cells_take_the_defaults():
+    from workbench.forms import TASK_COLUMNS, rows_to_tasks, tasks_to_rows
+
+    tasks = [{"name": "kind", "source": "builtin:chat-kind", "kind": "classify", "weight": 0.5, "ce_weight": 1.0,
+              "labels": ["story", "steps"], "holdout": 8}]
+    cfg = form_to_config({"data.tasks": tasks})
+    rows = config_to_form(cfg)["data.tasks"]
+    assert len(rows[0]) == len(TASK_COLUMNS) and rows[0][TASK_COLUMNS.index("labels")] == "story, steps"
+    assert form_to_config({"data.tasks": rows}).to_dict() == cfg.to_dict()
+    blank = [["book", "builtin:kjv-book", "qa", float("nan"), None, "", "", None, "", None, None], [None] * 11]
+    assert rows_to_tasks(blank) == [{"name": "book", "source": "builtin:kjv-book", "kind": "qa"}]
+    book = form_to_config({"data.tasks": blank}).data.tasks[0]
+    assert (book.weight, book.ce_weight, book.holdout) == (1.0, None, 64)
+    assert tasks_to_rows([]) == []
+    with pytest.raises(UserError, match=r"data\.tasks\[book\]\.weight"):
+        form_to_config({"data.tasks": [["book", "builtin:kjv-book", "qa", 0.0]]})

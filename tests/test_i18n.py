@@ -47,8 +47,11 @@ def test_every_wrapped_string_has_korean_with_the_same_fields():
 
 
 def test_help_texts_exist_in_both_languages_for_every_form_field():
+    from workbench.app.i18n import help_lines
+
     translations = build_i18n().translations_dict
-    for name in FORM_FIELDS:
+    assert set(FORM_FIELDS) < set(help_lines()) and "data.tasks[].labels" in help_lines()
+    for name in help_lines():
         assert translations["en"][f"help:{name}"], name
         assert name in HELP_KO and translations["ko"][f"help:{name}"] == HELP_KO[name]
     assert "25배" in HELP_KO["loss.beta"] and "25×" in translations["en"]["help:loss.beta"]

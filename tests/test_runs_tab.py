@@ -8,7 +8,15 @@ from pathlib import Path
 
 from workbench.analysis.plots import METRICS, overlay_figure
 from workbench.app.i18n import translator
-from workbench.app.tab_runs import diff_table, diff_view, measured_note, metric_choices, runs_table, short_spec
+from workbench.app.tab_runs import (
+    TABLE_COLUMNS,
+    diff_table,
+    diff_view,
+    measured_note,
+    metric_choices,
+    runs_table,
+    short_spec,
+)
 from workbench.config import DistillConfig
 from workbench.measured import EVAL_ROWS, measured
 
@@ -69,7 +77,7 @@ def test_metrics_are_named_with_units_in_both_languages(tmp_path):
     rows = {"r": [json.loads(line) for line in (run / "metrics.jsonl").open()]}
     figure = overlay_figure(rows, metric="eval_loss", text=translator("en"))
     assert figure.layout.yaxis.title.text == "nats/token" and "eval cross-entropy" in figure.layout.title.text
-    assert runs_table(tmp_path)[0][10].count("prune=keep") == 2  # cell text and its hover title, whole
+    assert runs_table(tmp_path)[0][TABLE_COLUMNS.index("student")].count("prune=keep") == 2  # cell and its hover title
 
 
 def test_the_diff_says_so_when_two_runs_differ_only_in_name(tmp_path):

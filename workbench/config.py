@@ -712,7 +712,7 @@ def config_table() -> str:
         if name == "data.tasks":
             lines += [f"| `data.tasks[].{t.name}` | {_shown(d)} | {accepted(t, str(t.type).startswith('int'))} | "
                       f"{t.metadata.get('help', '')} |"
-                      for t, d in zip(dataclasses.fields(TaskConfig), _task_defaults(), strict=True)]
+                      for t, d in zip(dataclasses.fields(TaskConfig), task_defaults().values(), strict=True)]
     return "\n".join(lines)
 
 
@@ -720,9 +720,10 @@ def _shown(default: Any) -> str:
     return "(none)" if default in (None, [], "") else f"`{default}`"
 
 
-def _task_defaults() -> list[Any]:
-    return [f.default if f.default is not dataclasses.MISSING else f.default_factory()
-            for f in dataclasses.fields(TaskConfig)]
+def task_defaults() -> dict[str, Any]:
+    """Each TaskConfig field's default, in schema order."""
+    return {f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            for f in dataclasses.fields(TaskConfig)}
 
 
 def field_reference() -> str:

@@ -18,13 +18,15 @@ NOTEBOOK_DIR = "notebooks"
 
 @dataclass(frozen=True)
 class Topic:
-    """One idea: a short key, a title, a few paragraphs of Markdown, the fields it explains, its notebook."""
+    """One idea: a short key, a title, a few paragraphs of Markdown, the fields it explains, its notebook (or, where
+    it has none, a command that runs it: `try_it`)."""
 
     key: str
     title: str
     body: str
     fields: tuple[str, ...]
     notebook: str
+    try_it: str = ""
 
 
 TOPICS: tuple[Topic, ...] = (
@@ -214,6 +216,32 @@ TOPICS: tuple[Topic, ...] = (
         fields=("loss.kind",),
         notebook="06_on_policy_distillation.ipynb",
     ),
+    Topic(
+        key="multitask",
+        title="Multi-task distillation",
+        body=(
+            "A student distilled for one narrow task tends to forget how to chat, and one distilled on chat alone "
+            "cannot do the task. **Multi-task distillation** trains on a mixture instead: each row of a batch is "
+            "drawn from one of several **tasks** (`data.tasks`), task k with probability weight_k / Σ weights, and "
+            "each task keeps its own loss mix. A task with gold answers or labels takes **CE** on them, the hard "
+            "labels that teach the task itself; the teacher's **KD** term on the same tokens, and KD alone on the "
+            "chat rows, carries the teacher's general behaviour, so what the student learns for the task does not "
+            "push the rest out.\n\n"
+            "A task is **lm** (plain text, loss on every token), **chat** (prompt and answer), **qa** (a question and "
+            "a short answer, scored by exact match and token F1 of the student's greedy answer) or **classify** "
+            "(text and a label from a fixed set, scored by which label word the model finds most probable after the "
+            "question, not by matching free text). Every evaluation scores each task on its own held-out items, "
+            "beside the teacher's score on the same items: a task the teacher answers at chance has nothing to teach "
+            "by KD.\n\n"
+            "Reading a run: the Train tab draws one curve per task, with the teacher's score as a dotted line. A mix "
+            "works when each task's score climbs toward the teacher's line while the chat perplexity does not rise. "
+            "Give a task more **weight** for more of each batch, more **CE weight** to lean on its labels, more "
+            "**KD weight** to lean on the teacher. The Setup tab's task table edits all of this."
+        ),
+        fields=("data.tasks",),
+        notebook="",
+        try_it="workbench train --preset multitask",
+    ),
 )
 
 
@@ -228,6 +256,9 @@ def topic(key: str) -> Topic:
 def topic_markdown(key: str) -> str:
     """One topic as Markdown: title, body, and the notebook to run."""
     item = topic(key)
+    if not item.notebook:
+        return (f"### {item.title}\n\n{item.body}\n\n*Try it:* `{item.try_it}` (or that preset in the Setup tab) "
+                "runs this idea on the built-in models.")
     return (
         f"### {item.title}\n\n{item.body}\n\n"
         f"*Try it:* `{NOTEBOOK_DIR}/{item.notebook}` runs this idea on the built-in models in a few minutes on a CPU."

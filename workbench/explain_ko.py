@@ -155,12 +155,34 @@ KO_TOPICS: dict[str, tuple[str, str]] = {
         "**seq_kd**를 켜면 교사 모델이 답을 대신 씁니다(sequence-level 증류). 결과는 perplexity만이 아니라 "
         "생성 지표(학생 모델 자신의 답에 대한 reverse KL, 반복된 4-gram)로 판단하세요.",
     ),
+    "multitask": (
+        "Multi-task 증류 (여러 작업을 한 번에)",
+        "좁은 작업 하나로만 증류한 학생 모델은 대화하는 법을 잊기 쉽고, 채팅으로만 증류한 학생 모델은 그 작업을 "
+        "하지 못합니다. **Multi-task 증류**는 기본 task 학습과 병행하여 KD를 적용합니다(Multi-task Learning). "
+        "배치의 각 행을 여러 **작업**(`data.tasks`) 중 하나에서 뽑는데, 작업 k가 뽑힐 확률은 weight_k / 가중치 "
+        "합이고, 작업마다 손실 가중치를 따로 둡니다. 정답이나 레이블이 있는 작업은 그 정답에 대한 **CE Loss**로 "
+        "작업 자체를 배우고, 같은 토큰에서 교사 모델에 대한 **KD Loss**(채팅 행에서는 KD Loss만)가 교사 모델의 "
+        "일반적인 행동을 전이합니다. 그래서 작업을 배우느라 나머지 능력이 밀려나지 않습니다.\n\n"
+        "작업 종류는 **lm**(일반 텍스트, 모든 토큰에서 손실), **chat**(prompt와 답), **qa**(질문과 짧은 답; 학생 "
+        "모델의 greedy 답을 exact match와 토큰 F1로 채점), **classify**(텍스트와 정해진 집합의 레이블; 자유 "
+        "텍스트를 맞춰 보지 않고, 질문 다음에 모델이 어느 레이블 단어를 가장 그럴듯하게 보는지로 채점)입니다. "
+        "평가할 때마다 각 작업을 그 작업의 떼어 둔 항목으로 채점하고, 같은 항목에 대한 교사 모델의 점수를 함께 "
+        "적습니다. 교사 모델이 우연 수준으로밖에 못 푸는 작업은 KD로 가르칠 것이 없습니다.\n\n"
+        "run 읽는 법: 학습 탭이 작업마다 곡선 하나를 그리고, 교사 모델의 점수는 점선으로 보여 줍니다. 각 작업의 "
+        "점수가 교사 모델의 선을 향해 오르면서 채팅 perplexity가 오르지 않으면 잘 섞인 것입니다. 배치에서 더 "
+        "많이 뽑으려면 **weight**를, 레이블에 더 기대려면 **CE 가중치**를, 교사 모델에 더 기대려면 **KD 가중치**를 "
+        "올리세요. 설정 탭의 작업 표에서 모두 바꿀 수 있습니다.",
+    ),
 }
 
 
 def topic_markdown_ko(key: str) -> str:
-    """One topic in Korean as Markdown: title, body, and the notebook to run (same as the English topic's)."""
+    """One topic in Korean as Markdown: title, body, and the notebook to run (same as the English topic's), or its
+    command where it has no notebook."""
     item = topic(key)
     title, body = KO_TOPICS[key]
+    if not item.notebook:
+        return (f"### {title}\n\n{body}\n\n*직접 해 보기:* `{item.try_it}`(또는 설정 탭의 같은 프리셋)로 내장 "
+                "모델에서 이 내용을 실행해 볼 수 있습니다.")
     return (f"### {title}\n\n{body}\n\n*직접 해 보기:* `{NOTEBOOK_DIR}/{item.notebook}`에서 내장 모델로 이 "
             "내용을 CPU 몇 분 만에 실행해 볼 수 있습니다.")

@@ -12,18 +12,23 @@ validation errors come back as `UserError`s naming the field.
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import math
+import re
 import shlex
+import typing
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from workbench.config import DistillConfig, load_preset
+from workbench.config import DistillConfig, TaskConfig, load_preset, parse_yaml, task_defaults
 from workbench.errors import Message, UserError
 
 FORM_FIELDS: tuple[str, ...] = (
     "models.teacher", "models.student", "models.trust_remote_code",
-    "data.dataset", "data.text_column", "data.seq_len", "data.val_fraction", "data.max_sequences",
+    "data.dataset", "data.text_column", "data.seq_len", "data.val_fraction", "data.max_sequences", "data.tasks",
     "loss.kind", "loss.temperature", "loss.beta", "loss.alpha", "loss.t2_scale",
     "loss.ce_weight", "loss.kd_weight", "loss.hidden_weight", "loss.hidden_loss", "loss.hidden_skip_first",
     "loss.attn_weight", "loss.attn_loss", "loss.cross_tokenizer",
@@ -37,6 +42,12 @@ FORM_FIELDS: tuple[str, ...] = (
 )
 OPTIONAL_ZERO_IS_NONE = ("data.max_sequences",)
 PAIR_COLUMNS = ["student layer", "teacher layer"]
+# the task editor's table: one column per TaskConfig field, in schema order; numbers where the field is a number
+TASK_COLUMNS: list[str] = [f.name for f in dataclasses.fields(TaskConfig)]
+_TASK_TYPES = typing.get_type_hints(TaskConfig)
+TASK_DATATYPES: list[str] = ["number" if _TASK_TYPES[name] in (int, float, float | None) else "str"
+                             for name in TASK_COLUMNS]
+_TASK_DEFAULTS = task_defaults()
 
 
 def pairs_to_rows(pairs: list[str]) -> list[list[str]]:
@@ -66,6 +77,49 @@ def rows_to_pairs(rows: Any) -> list[str]:
     return pairs
 
 
+def tasks_to_rows(tasks: list[dict]) -> list[list[Any]]:
+    """data.tasks entries -> rows of the task table (labels as "a, b, c"; an empty weight as an empty cell)."""
+    rows = []
+    for task in tasks:
+        entry = {**_TASK_DEFAULTS, **(dataclasses.asdict(task) if isinstance(task, TaskConfig) else task)}
+        rows.append([", ".join(entry[name]) if name == "labels" else entry[name] for name in TASK_COLUMNS])
+    return rows
+
+
+def _blank(cell: Any) -> bool:
+    return cell is None or (isinstance(cell, float) and math.isnan(cell)) or str(cell).strip() in ("", "nan", "None")
+
+
+def rows_to_tasks(rows: Any) -> list[dict]:
+    """Task-table rows (a list of lists or a DataFrame) -> data.tasks entries; blank rows are skipped and a blank
+    cell leaves its field at the schema default (ce_weight and kd_weight: the run's loss weights)."""
+    if rows is None:
+        return []
+    if hasattr(rows, "values") and hasattr(rows, "columns"):
+        rows = rows.values.tolist()
+    tasks = []
+    for row in rows:
+        cells = dict(zip(TASK_COLUMNS, list(row), strict=False))
+        if all(_blank(cell) for cell in cells.values()):
+            continue
+        task = {}
+        for name, cell in cells.items():
+            if _blank(cell):
+                continue
+            if name == "labels":
+                cell = [word.strip() for word in str(cell).split(",") if word.strip()]
+            elif isinstance(cell, str):
+                cell = cell.strip()
+            task[name] = cell
+        tasks.append(task)
+    return tasks
+
+
+def compact_task(task: dict) -> dict:
+    """A data.tasks entry without the fields at their defaults (what a command line or a README shows)."""
+    return {key: value for key, value in task.items() if key == "name" or value != _TASK_DEFAULTS.get(key)}
+
+
 def config_to_form(cfg: DistillConfig) -> dict[str, Any]:
     """The form values of a config, keyed "section.key"."""
     data = cfg.to_dict()
@@ -79,6 +133,8 @@ def config_to_form(cfg: DistillConfig) -> dict[str, Any]:
             value = list(value)
         if name == "mapping.pairs":
             value = pairs_to_rows(value)
+        if name == "data.tasks":
+            value = tasks_to_rows(value)
         if name == "run.name" and value is None:
             value = ""
         values[name] = value
@@ -96,6 +152,8 @@ def form_to_config(values: dict[str, Any], base: DistillConfig | None = None) ->
             value = None
         elif name == "mapping.pairs":
             value = rows_to_pairs(value) if not isinstance(value, str) else value
+        elif name == "data.tasks":
+            value = value if isinstance(value, list) and all(isinstance(v, dict) for v in value) else rows_to_tasks(value)
         elif name == "run.name":
             value = (value or "").strip() or None
         elif isinstance(value, str):
@@ -131,11 +189,25 @@ def config_diff(before: DistillConfig | dict, after: DistillConfig | dict) -> di
 
 
 def _override_value(value: Any) -> str:
+    if isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
+        return _flow([compact_task(item) for item in value])
     if isinstance(value, list):
         return ",".join(str(item) for item in value) if value else "[]"
     if value is None:
         return "null"
     return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+
+
+def _flow(value: Any) -> str:
+    """A value as one line of flow YAML, strings plain where YAML reads them back as the same text, else
+    double-quoted (so a shell's single quotes can hold the whole override)."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{key}: {_flow(item)}" for key, item in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_flow(item) for item in value) + "]"
+    if isinstance(value, str) and re.fullmatch(r"[A-Za-z0-9_./:-]+", value) and parse_yaml(f"[{value}]") == [value]:
+        return value
+    return json.dumps(value, ensure_ascii=False)
 
 
 def overrides_for(cfg: DistillConfig, base: DistillConfig) -> list[str]:

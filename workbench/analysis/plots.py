@@ -206,7 +206,7 @@ def overlay_figure(runs: dict[str, list[dict[str, Any]]], metric: str = "kd", lo
         train, evals = split_rows(rows)
         if metric.startswith("gen_"):
             evals = downsample([row for row in rows if row.get("kind") == "gen_eval"])
-        per_eval = metric.startswith(("eval_", "gen_"))
+        per_eval = metric.startswith(("eval_", "gen_", "tasks/"))  # tasks/<task>/<field>: a multi-task run's scores
         xs, ys = _series(evals if per_eval else train, metric)
         figure.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers" if per_eval else "lines",
                                     name=name, line=dict(color=COLORS[index % len(COLORS)])))

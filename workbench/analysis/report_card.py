@@ -32,6 +32,7 @@ from transformers.generation.streamers import BaseStreamer
 
 from workbench.analysis.artefacts import artefact_lines, export_labels, is_artefact
 from workbench.analysis.eval_estimate import RunTimings, run_timings, stage_reporter
+from workbench.analysis.task_report import run_task_scores, task_lines, with_task_columns
 from workbench.engine.scores import agreement_sums, perplexity
 from workbench.errors import Message, UserError
 from workbench.measured import REPORT_ROWS, measured
@@ -392,6 +393,7 @@ def evaluate_run(run_dir: str | Path, settings: EvalSettings | None = None, *, i
     card = evaluate_models(cfg.models.teacher, students, settings, data_cfg=cfg.data, progress=progress,
                            partial=partial, timings=run_timings(run))
     card["run"] = run.run_id
+    card.update(run_task_scores(run.metrics_path))  # a multi-task run's per-task scores, from its last evaluation
     card["student_source"] = resolve_spec(str(run.path)).load_spec
     atomic_write_text(run.path / "eval.json", json.dumps(card, indent=1))
     return card
@@ -428,11 +430,11 @@ def _cell(value: Any, fmt: str) -> str:
     return "–" if value is None else fmt.format(value)
 
 
-def report_table(card: dict) -> tuple[list[str], list[list[str]]]:
-    """(header, rows) of the report card as text cells: one row per model."""
+def report_table(card: dict, text: Callable[[str], str] = str) -> tuple[list[str], list[list[str]]]:
+    """(header, rows) of the report card as text cells: one row per model (then a run's per-task scores)."""
     header = ["model", *[title for _, title, _ in REPORT_COLUMNS]]
     rows = [[entry["label"], *[_cell(entry.get(k), f) for k, _, f in REPORT_COLUMNS]] for entry in report_rows(card)]
-    return header, rows
+    return with_task_columns(card, header, rows, text)
 
 
 def format_report(card: dict) -> str:
@@ -450,4 +452,5 @@ def format_report(card: dict) -> str:
     if s.get("generation_on"):
         lines.append(f"Generation quality: {s['generation_on']}.")
     lines.extend(artefact_lines(card))  # exported GGUF / ONNX rows: runtime and one sentence each
+    lines.extend(task_lines(card))
     return "\n".join(lines)

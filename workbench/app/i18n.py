@@ -16,6 +16,7 @@ translated by `localize`, from `strings_library.LIBRARY_KO`.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import threading
 from collections.abc import Callable
@@ -26,7 +27,7 @@ import gradio as gr
 from workbench.app.strings import KO
 from workbench.app.strings_help import HELP_KO
 from workbench.app.strings_library import LIBRARY_KO
-from workbench.config import field_help
+from workbench.config import TaskConfig, field_help
 from workbench.errors import Message, UserError
 from workbench.forms import FORM_FIELDS
 from workbench.measured import parse_measured
@@ -36,7 +37,15 @@ _HELP_PREFIX = "help:"
 
 
 def _english_help() -> dict[str, str]:
-    return {f"{_HELP_PREFIX}{name}": field_help(*name.split(".")) for name in FORM_FIELDS}
+    return {f"{_HELP_PREFIX}{name}": text for name, text in help_lines().items()}
+
+
+def help_lines() -> dict[str, str]:
+    """Every Setup control's help line in English, keyed by its field: "section.key", and "data.tasks[].key" for the
+    task editor's controls."""
+    lines = {name: field_help(*name.split(".")) for name in FORM_FIELDS}
+    lines.update({f"data.tasks[].{f.name}": f.metadata["help"] for f in dataclasses.fields(TaskConfig)})
+    return lines
 
 
 def _learn() -> tuple[dict[str, str], dict[str, str]]:
@@ -93,7 +102,7 @@ def tr(text: str, lang: str, **values) -> str:
 @lru_cache(maxsize=1)
 def _help_by_english() -> dict[str, str]:
     """English field help -> Korean (a library message may quote a field's help)."""
-    return {field_help(*name.split(".")): HELP_KO[name] for name in FORM_FIELDS if name in HELP_KO}
+    return {text: HELP_KO[name] for name, text in help_lines().items() if name in HELP_KO}
 
 
 def translator(lang: str) -> Callable[[str], str]:

@@ -13,6 +13,7 @@ from workbench.analysis.plots import mapping_figure, temperature_figure, tempera
 from workbench.app import setup_logic as logic
 from workbench.app.context import user_error
 from workbench.app.i18n import lang_of, localize, tr, translator
+from workbench.app.setup_tasks import task_table
 from workbench.config import DistillConfig, load_preset, preset_names
 from workbench.errors import UserError
 from workbench.forms import PAIR_COLUMNS, command_preview, config_to_form, form_to_config, rows_to_pairs
@@ -155,6 +156,8 @@ def _form_updates(c: dict, cfg: DistillConfig, keep_models: tuple[str, str] | No
         value = values[name]
         if name == "mapping.pairs":
             value = value or [["", ""]]
+        if name == "data.tasks":
+            value = task_table(value)
         if name == "lora.target_modules":
             updates.append(gr.update(value=value, choices=value or None))
             continue

@@ -9,6 +9,7 @@ text made at run time. Words the library writes (report card, compatibility card
 from __future__ import annotations
 
 from workbench.app.strings_sweeps import SWEEPS_KO
+from workbench.app.strings_tasks import TASKS_APP_KO
 
 KO: dict[str, str] = {
     # header and tabs
@@ -29,8 +30,10 @@ KO: dict[str, str] = {
         "모든 항목 아래에 그 항목이 하는 일이 적혀 있습니다. **배우기** 탭은 temperature, 발산, 손실 가중치, "
         "layer 매핑, LoRA를 쉬운 말로 설명하고 각각 직접 실행해 볼 노트북을 알려 줍니다.",
     "Preset": "프리셋",
-    "quick: minutes on a CPU; default: the measured recipe; chat: a student that talks; chat-small: one at half the teacher's size; thorough: longer.":
-        "quick: CPU에서 몇 분; default: 측정으로 고른 레시피; chat: 말하는 학생 모델; chat-small: 교사 모델의 절반 크기인 학생 모델; thorough: 더 오래.",
+    "quick: minutes on a CPU; default: the measured recipe; chat: a student that talks; "
+    "chat-small: one at half the teacher's size; multitask: chat and two tasks in one run; thorough: longer.":
+        "quick: CPU에서 몇 분; default: 측정으로 고른 레시피; chat: 말하는 학생 모델; "
+        "chat-small: 교사 모델의 절반 크기인 학생 모델; multitask: 한 run에서 채팅과 두 작업을 함께; thorough: 더 오래.",
     "Load YAML": "YAML 불러오기",
     "Save YAML": "YAML 저장",
     "Saved config": "저장된 설정",
@@ -424,4 +427,5 @@ KO: dict[str, str] = {
     "final student (failed)": "최종 학생 모델 (실패)",
     "final student (finished)": "최종 학생 모델 (완료)",
     **SWEEPS_KO,
+    **TASKS_APP_KO,
 }

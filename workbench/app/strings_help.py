@@ -53,6 +53,21 @@ HELP_KO: dict[str, str] = {
     "train.precision": "fp32, bf16, 또는 auto (GPU에서는 bf16, CPU에서는 fp32).",
     "train.heal_init": "학습 전에, 교사 모델의 layer를 잘라 만든 학생 모델의 각 틈 주변 layer를 교사 모델의 hidden "
                        "state 쪽으로 최소제곱 맞춤합니다 (학생 모델이 '<teacher>?prune=...'여야 합니다).",
+    "data.tasks": "한 run에서 여러 작업을 함께 학습합니다 (README 'Multi-task distillation'): 작업마다 데이터 출처, 종류, "
+                  "샘플링 가중치, 손실 가중치가 있습니다. 비워 두면 data.dataset만으로 학습합니다.",
+    "data.tasks[].name": "작업 이름 (영문자, 숫자, '_', '-', '.'): 지표에 이 이름이 붙습니다.",
+    "data.tasks[].source": "작업의 행을 읽어 올 곳: data.dataset에 쓸 수 있는 어떤 spec이든, 또는 내장 작업 "
+                           "builtin:chat-kind (classify)와 builtin:kjv-book (qa).",
+    "data.tasks[].kind": "lm (일반 텍스트), chat (prompt/answer, perplexity로 채점), qa (prompt/짧은 답, exact match와 "
+                         "토큰 F1로 채점), classify (텍스트 + 레이블 집합의 레이블, 정확도로 채점).",
+    "data.tasks[].weight": "샘플링 가중치: 각 batch의 행 중 이 작업에서 뽑는 비율은 weight / 가중치 합입니다.",
+    "data.tasks[].ce_weight": "정답이나 레이블에 대한 이 작업의 CE 가중치. 비우면 loss.ce_weight를 씁니다.",
+    "data.tasks[].kd_weight": "교사 모델에 대한 이 작업의 KD 가중치. 비우면 loss.kd_weight를 씁니다.",
+    "data.tasks[].text_column": "텍스트가 든 열 (lm, classify).",
+    "data.tasks[].label_column": "정답 레이블이 든 열 (classify).",
+    "data.tasks[].labels": "레이블 집합 (classify): 모델의 다음 토큰 분포로 채점하는 단어들.",
+    "data.tasks[].prompt": "classify 작업의 질문. 행의 텍스트가 들어갈 자리에 {text}를 씁니다.",
+    "data.tasks[].holdout": "이 작업의 점수를 재려고 학습에서 빼 두는 항목 수 (qa, classify). 많아야 5분의 1.",
     "data.loss_on": "Teacher-forced 항을 계산할 토큰: all(전부) 또는 answer(prompt 토큰은 가림; prompt/answer 데이터만).",
     "data.holdout_prompts": "학습에서 빼 두는 prompt/answer 데이터의 prompt 수. 학생 모델이 생성한 답의 품질을 재는 데 "
                             "씁니다. 0이면 빼 두지 않습니다.",

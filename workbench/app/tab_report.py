@@ -85,6 +85,9 @@ def measured_on(card: dict, lang: str) -> str:
     if settings.get("generation_on"):
         lines.append(tr("Generated numbers (reverse KL on own answers, repeated 4-grams, ...): {what}.", lang,
                         what=localize_measured(settings["generation_on"], lang)))
+    if card.get("tasks"):
+        lines.append(tr("Per-task scores: the run's evaluation at step {step}, on each task's held-out items "
+                        "(the undistilled student is not scored on them).", lang, step=card["tasks"]["step"]))
     return "  \n".join(lines + artefact_lines(card))
 
 
@@ -112,7 +115,7 @@ def samples_html(card: dict, lang: str) -> str:
 
 def _table(card: dict, lang: str) -> dict:
     """Models as columns, metrics as rows, the metric names in `lang` (`card` as `shown_card` gives it)."""
-    header, rows = report_table(card)
+    header, rows = report_table(card, translator(lang))
     columns = list(zip(*rows, strict=True))
     return {"headers": [tr("metric", lang), *columns[0]],
             "data": [[tr(header[i], lang), *columns[i]] for i in range(1, len(header))]}

@@ -16,6 +16,7 @@ import gradio as gr
 
 from workbench.analysis.genquality import GEN_KEYS
 from workbench.analysis.plots import METRICS, overlay_figure
+from workbench.analysis.task_report import last_task_scores, task_cell, task_metrics, with_task_fields
 from workbench.app.context import user_error
 from workbench.app.i18n import lang_of, localize_measured, t, tr, translator
 from workbench.app.train_view import duration
@@ -25,9 +26,9 @@ from workbench.forms import config_diff
 from workbench.runs.folder import ACTIVE_STATES, RunFolder, list_runs, read_metrics
 from workbench.runs.process import find_run
 
-TABLE_COLUMNS = ["run", "steps", "best eval loss", "student ppl", "bits per byte", "generation (rKL · rep4)", "status",
-                 "started", "duration", "teacher", "student", "KD settings"]
-TABLE_TYPES = ["str", "str", "number", "number", "number", "str", "str", "str", "str", "html", "html", "str"]
+TABLE_COLUMNS = ["run", "steps", "best eval loss", "student ppl", "bits per byte", "generation (rKL · rep4)",
+                 "task scores", "status", "started", "duration", "teacher", "student", "KD settings"]
+TABLE_TYPES = ["str", "str", "number", "number", "number", "str", "str", "str", "str", "str", "html", "html", "str"]
 SPEC_WIDTH = 30
 
 
@@ -55,6 +56,7 @@ def run_summary(run: RunFolder) -> dict[str, Any]:
         kd = f"{loss.kind} T={loss.temperature:g} · ce {loss.ce_weight:g} kd {loss.kd_weight:g}"
         kd += f" hid {loss.hidden_weight:g} att {loss.attn_weight:g}" if loss.hidden_weight or loss.attn_weight else ""
         kd += " · LoRA" if cfg.lora.enabled else ""
+    task_step, tasks = last_task_scores(rows)
     started = status.get("started") or status.get("created")
     ended = status.get("ended") if status.get("state") not in ACTIVE_STATES else None
     return {
@@ -73,6 +75,8 @@ def run_summary(run: RunFolder) -> dict[str, Any]:
         "exit_code": status.get("exit_code"),
         **{key: (gen or {}).get(key) for key in GEN_KEYS},
         "gen_measured_on": (gen or {}).get("measured_on"),
+        "tasks": tasks,
+        "tasks_step": task_step,
     }
 
 
@@ -106,7 +110,8 @@ def runs_table(runs_dir: str | Path, lang: str = "en") -> list[list[Any]]:
             s["run"], f"{s['step']} / {s['total_steps']}",
             None if s["best_eval_loss"] is None else round(s["best_eval_loss"], 4),
             None if s["student_ppl"] is None else round(s["student_ppl"], 2),
-            None if s["student_bpb"] is None else round(s["student_bpb"], 3), _generation_cell(s), tr(s["status"], lang),
+            None if s["student_bpb"] is None else round(s["student_bpb"], 3), _generation_cell(s),
+            task_cell(s["tasks"], translator(lang)), tr(s["status"], lang),
             started, duration(s["duration_s"]), _spec_cell(s["teacher"]), _spec_cell(s["student"]), s["kd"],
         ])
     return table
@@ -135,9 +140,13 @@ def diff_view(runs_dir: str | Path, run_ids: list[str], lang: str) -> tuple[list
     return [[tr(empty, lang)]], [tr("field", lang)]
 
 
-def metric_choices(lang: str) -> list[tuple[str, str]]:
-    """The overlay's metric picker: each metric's name and unit in `lang`, its metrics.jsonl key as the value."""
-    return [(f"{tr(name, lang)} ({tr(unit, lang)})", key) for key, (name, unit) in METRICS.items()]
+def metric_choices(lang: str, runs_dir: str | Path | None = None) -> list[tuple[str, str]]:
+    """The overlay's metric picker: each metric's name and unit in `lang`, its metrics.jsonl key as the value; then
+    the per-task numbers of the multi-task runs in `runs_dir` (so runs with different task mixes compare)."""
+    choices = [(f"{tr(name, lang)} ({tr(unit, lang)})", key) for key, (name, unit) in METRICS.items()]
+    for run in list_runs(runs_dir) if runs_dir else []:
+        choices += task_metrics(last_task_scores(read_metrics(run.metrics_path))[1], translator(lang))
+    return list(dict.fromkeys(choices))
 
 
 def measured_note(runs: dict[str, list[dict]], metric: str, lang: str) -> str:
@@ -198,7 +207,7 @@ def build_runs_tab(ctx) -> dict[str, Any]:
         keep = [run_id for run_id in (current or []) if run_id in ids]
         lang = lang_of(request)
         return (table_update(lang), gr.update(choices=ids, value=keep), gr.update(choices=ids, value=None),
-                gr.update(choices=metric_choices(lang)))
+                gr.update(choices=metric_choices(lang, ctx.runs_dir)))
 
     def refresh_after_run(request: gr.Request = None):
         ids = [run.run_id for run in list_runs(ctx.runs_dir)]
@@ -212,7 +221,8 @@ def build_runs_tab(ctx) -> dict[str, Any]:
     def compare(run_ids: list[str], metric_name: str, log_scale: bool, request: gr.Request = None):
         run_ids = run_ids or []
         try:
-            rows = {run_id: read_metrics(find_run(ctx.runs_dir, run_id).metrics_path) for run_id in run_ids}
+            rows = {run_id: with_task_fields(read_metrics(find_run(ctx.runs_dir, run_id).metrics_path))
+                    for run_id in run_ids}
             lang = lang_of(request)
             diff_rows, headers = diff_view(ctx.runs_dir, run_ids, lang)
             return (overlay_figure(rows, metric=metric_name, log_y=log_scale, text=translator(lang)),

@@ -14,6 +14,7 @@ from workbench.app import setup_logic as logic
 from workbench.app.context import ENGLISH_ONLY
 from workbench.app.i18n import help_text, t
 from workbench.app.setup_events import ALPHA_KINDS, BETA_KINDS, wire_setup
+from workbench.app.setup_tasks import tasks_section, wire_tasks
 from workbench.config import DistillConfig, field_choices, field_slider, load_preset, preset_names
 from workbench.forms import FORM_FIELDS, PAIR_COLUMNS, config_to_form
 from workbench.models.alignment_view import SAMPLE_TEXT
@@ -195,13 +196,15 @@ def build_setup_tab(ctx) -> dict[str, Any]:
         presets = preset_names()
         c["preset"] = gr.Dropdown(presets, value=DEFAULT_PRESET if DEFAULT_PRESET in presets else None, label=t("Preset"),
                                   scale=1,
-                                  info=t("quick: minutes on a CPU; default: the measured recipe; chat: a student that talks; chat-small: one at half the teacher's size; thorough: longer."))
+                                  info=t("quick: minutes on a CPU; default: the measured recipe; chat: a student that talks; "
+                                         "chat-small: one at half the teacher's size; multitask: chat and two tasks in one run; thorough: longer."))
         c["yaml_upload"] = gr.UploadButton(t("Load YAML"), file_types=[".yaml", ".yml"], size="sm", scale=0)
         c["yaml_download"] = gr.Button(t("Save YAML"), size="sm", scale=0)
         c["yaml_file"] = gr.File(label=t("Saved config"), interactive=False, height=60, scale=1, visible=False)
     with gr.Accordion(t("1 · Models and data"), open=True):
         _models_section(ctx, c, values)
         _data_section(c, values, ctx)
+        tasks_section(ctx, c, values)
     with gr.Accordion(t("2 · Loss and temperature"), open=True):
         _loss_section(c, values)
     with gr.Accordion(t("3 · Layer mapping (hidden-state and attention terms)"), open=False):
@@ -217,6 +220,7 @@ def build_setup_tab(ctx) -> dict[str, Any]:
     gr.Markdown(t("Ready? Open the **Train** tab and press **Start training**; this form is what it runs."))
     c["fields"] = list(FORM_FIELDS)
     wire_setup(ctx, c)
+    wire_tasks(c)
     return c
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import gradio as gr
 
 from workbench.analysis.plots import generation_figure, training_figure
+from workbench.analysis.task_report import task_figure, task_rows
 from workbench.app.context import user_error
 from workbench.app.i18n import lang_of, t, tr
 from workbench.app.setup_events import config_from_args
@@ -46,11 +47,12 @@ def _last(rows: list[dict], kind: str) -> dict | None:
 
 def render(runs_dir: str, watch: dict, force: bool = False, lang: str = "en") -> tuple:
     """(watch, status md, progress html, figure, log, stop btn, resume btn, generation summary, generation figure,
-    samples html, sample html, finished marker); unchanged parts are skipped."""
+    samples html, sample html, finished marker, per-task figure); unchanged parts are skipped."""
     if not watch.get("run_id"):
         message = tr("No run yet. Set up on the **Setup** tab, then press **Start training**.", lang)
         return (watch, message, progress_html({"state": "idle"}, None, lang), gr.skip(), gr.update(visible=False),
-                gr.update(interactive=False), gr.update(interactive=False), *[gr.skip()] * 5)
+                gr.update(interactive=False), gr.update(interactive=False), *[gr.skip()] * 5,
+                gr.update(visible=False))
     run = RunFolder(Path(runs_dir) / watch["run_id"])
     status = run.read_status()
     reader = watch["reader"]
@@ -66,9 +68,9 @@ def render(runs_dir: str, watch: dict, force: bool = False, lang: str = "en") ->
     tick = int(time.time()) // 5 if latest is None or between_steps else 0
     if key == watch.get("shown") and not force:
         if tick == watch.get("tick"):
-            return (watch, *[gr.skip()] * 11)
+            return (watch, *[gr.skip()] * 12)
         watch["tick"] = tick
-        return (watch, gr.skip(), progress_html(status, latest, lang), *[gr.skip()] * 9)
+        return (watch, gr.skip(), progress_html(status, latest, lang), *[gr.skip()] * 10)
     watch["shown"], watch["tick"] = key, tick
     cfg = _run_config(run)
     text = functools.partial(tr, lang=lang)
@@ -90,6 +92,7 @@ def render(runs_dir: str, watch: dict, force: bool = False, lang: str = "en") ->
         samples_html(gen, lang),
         sample_html(_last(rows, "sample"), lang),
         finished,
+        gr.update(value=task_figure(rows, text), visible=True) if task_rows(rows) else gr.update(visible=False),
     )
 
 
@@ -110,6 +113,7 @@ def build_train_tab(ctx, setup: dict) -> dict[str, Any]:
     progress = gr.HTML(progress_html({"state": "idle"}, None), elem_id="run-progress")
     log_y = gr.Checkbox(False, label=t("Log scale for the loss terms"), elem_id="log-y")
     plot = gr.Plot(label=t("Training curves"), elem_id="train-plot")
+    task_plot = gr.Plot(label=t("Per-task scores"), elem_id="task-plot", visible=False)
     gr.Markdown(t("Train KD is measured at the run's temperature T (times T² when 'Scale by T²' is on); eval KL "
                   "at T = 1 on the validation split, where perplexity and top-1 agreement are measured too. These "
                   "are teacher-forced numbers: the student reads the real text. What it writes on its own is "
@@ -122,7 +126,8 @@ def build_train_tab(ctx, setup: dict) -> dict[str, Any]:
         sample = gr.HTML(sample_html(None), elem_id="sample-tokens")
     log = gr.Code(label=t("run.log (tail)"), language=None, visible=False, lines=14, elem_id="run-log")
     timer = gr.Timer(TICK_SECONDS)
-    outputs = [watch, status, progress, plot, log, stop, resume, gen_summary, gen_plot, gen_samples, sample, finished]
+    outputs = [watch, status, progress, plot, log, stop, resume, gen_summary, gen_plot, gen_samples, sample, finished,
+               task_plot]
     fields = setup["fields"]
 
     def on_start(request: gr.Request, preset, *args):  # request first: gradio fills only positional parameters
@@ -186,5 +191,5 @@ def build_train_tab(ctx, setup: dict) -> dict[str, Any]:
 
     return {"start": start, "stop": stop, "resume": resume, "picker": picker, "status": status,
             "progress": progress, "plot": plot, "log": log, "timer": timer, "watch": watch, "finished": finished,
-            "gen_plot": gen_plot, "sample": sample, "on_load": (on_load, [*outputs, picker]),
+            "gen_plot": gen_plot, "sample": sample, "task_plot": task_plot, "on_load": (on_load, [*outputs, picker]),
             "redraw": (redraw, outputs)}

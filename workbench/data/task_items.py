@@ -19,10 +19,17 @@ import re
 
 from workbench.data.sources import kjv_rows, read_chat_rows
 
-BUILTIN_TASKS = ("builtin:chat-kind", "builtin:kjv-book")
 # builtin:chat's categories and the word each is answered with (one token each for the built-in tokenizer)
 CHAT_KINDS = {"story": "story", "how-to": "steps", "definition": "definition", "comparison": "comparison"}
 CHAT_KIND_LABELS = list(CHAT_KINDS.values())
+# what a task entry needs beside its source, for each built-in source (the app's task editor fills these in)
+BUILTIN_TASK_FIELDS: dict[str, dict] = {
+    "builtin:chat": {"kind": "chat"},
+    "builtin:kjv": {"kind": "lm"},
+    "builtin:chat-kind": {"kind": "classify", "labels": CHAT_KIND_LABELS},
+    "builtin:kjv-book": {"kind": "qa"},
+}
+BUILTIN_TASKS = ("builtin:chat-kind", "builtin:kjv-book")
 KIND_QUESTION = ("Request: {text}\n\nWhat does this request ask for: a story, steps to follow, a definition or a "
                  "comparison? Answer with one word: story, steps, definition or comparison.")
 BOOK_QUESTION = "{reference} {text}\n\nWhich book of the Bible is this verse from? Answer with the book's name only."
