@@ -35,9 +35,9 @@ test: $(STAMP) browser
 lint: $(STAMP)
 	$(VENV)/bin/ruff check workbench bench tests
 
-# Rebuild notebooks/*.ipynb (no outputs) from their sources notebooks/src/*.py (pairing in notebooks/jupytext.toml).
+# Rebuild notebooks/*.ipynb from notebooks/src: NN_name.py (English, jupytext) and NN_name.ko.md (Korean prose).
 notebooks: $(STAMP)
-	cd notebooks && ../$(VENV)/bin/jupytext --sync src/*.py
+	$(PY) notebooks/build_notebooks.py
 
 bench: $(STAMP)
 	$(PY) -m pip install -q -e ".[bench]"
