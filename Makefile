@@ -35,8 +35,9 @@ test: $(STAMP) browser
 lint: $(STAMP)
 	$(VENV)/bin/ruff check workbench bench tests
 
-# Rebuild notebooks/*.ipynb from notebooks/src: NN_name.py (English, jupytext) and NN_name.ko.md (Korean prose).
-notebooks: $(STAMP)
+# Rebuild notebooks/*.ipynb from notebooks/src: NN_name.py (English, jupytext) and NN_name.ko.md (Korean prose),
+# executing every notebook whose code changed (Chromium draws the figures' static images).
+notebooks: $(STAMP) browser
 	$(PY) notebooks/build_notebooks.py
 
 bench: $(STAMP)
