@@ -27,7 +27,7 @@ CELL_LIMIT_S = 3600  # a cell may take many times its quiet runtime on a machine
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
 # Progress bars and tqdm's "IProgress not found" only add noise (and timings that change every run) to stored outputs.
 QUIET = {"HF_HUB_DISABLE_PROGRESS_BARS": "1", "PYTHONWARNINGS": "ignore:IProgress not found"}
-PNG_COLORS = 128  # a palette image: a tenth of the bytes of a full-colour one, no visible loss for these charts
+PNG_COLORS = 128  # a palette image keeps the stored notebooks small; charts and heatmaps stay readable
 
 
 def execute(notebook: nbformat.NotebookNode, notebook_dir: Path) -> float:
