@@ -33,8 +33,8 @@ from notebook_sources import (
 def build(source: Path, force: bool) -> None:
     english = read_english(source)
     english.metadata = {"kernelspec": english.metadata["kernelspec"]}
-    for index, cell in enumerate(english.cells):  # stable ids keep the stored diffs small
-        cell.id = f"{source.stem[:2]}-{index:02d}"
+    for index, cell in enumerate(english.cells):  # stable ids and no jupytext layout hints keep the diffs small
+        cell.id, cell.metadata = f"{source.stem[:2]}-{index:02d}", {}
     korean_prose = read_prose(korean_prose_path(source))
     korean_edition(english, korean_prose)  # refuses a prose file that does not fit before minutes of execution
     english_path, korean_path = stored_paths(source)
