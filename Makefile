@@ -35,9 +35,10 @@ test: $(STAMP) browser
 lint: $(STAMP)
 	$(VENV)/bin/ruff check workbench bench tests
 
-# Rebuild notebooks/*.ipynb (no outputs) from their sources notebooks/src/*.py (pairing in notebooks/jupytext.toml).
-notebooks: $(STAMP)
-	cd notebooks && ../$(VENV)/bin/jupytext --sync src/*.py
+# Rebuild notebooks/*.ipynb from notebooks/src: NN_name.py (English, jupytext) and NN_name.ko.md (Korean prose),
+# executing every notebook whose code changed (Chromium draws the figures' static images).
+notebooks: $(STAMP) browser
+	$(PY) notebooks/build_notebooks.py
 
 bench: $(STAMP)
 	$(PY) -m pip install -q -e ".[bench]"

@@ -3,7 +3,8 @@
 The notebooks use the real built-in teacher (offline) and train tiny-budget runs, so these tests are slow (tens of
 seconds each on a 2-core CPU). Every claim their prose makes about a printed number is an `assert` in the cell that
 prints it, so executing them also checks the prose. Runs the notebooks write go to a temporary folder
-(KD_NOTEBOOK_WORKDIR). The stored .ipynb files must be what jupytext builds from notebooks/src (`make notebooks`).
+(KD_NOTEBOOK_WORKDIR). The stored .ipynb files must be what `make notebooks` builds from notebooks/src: the English
+source through jupytext, the Korean edition from the same cells with the Korean prose file's Markdown.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import sys
 import time
 from pathlib import Path
 
-import jupytext
 import nbformat
 import pytest
 from nbclient import NotebookClient
@@ -24,9 +24,12 @@ from workbench.errors import UserError
 from workbench.explain import TOPICS, learn_markdown, topic, topic_markdown
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+sys.path.insert(0, str(NOTEBOOK_DIR))
+import notebook_sources as sources  # noqa: E402
+
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))  # English editions and their Korean ones (*.ko.ipynb)
 ENGLISH = [path for path in NOTEBOOKS if not path.stem.endswith(".ko")]
-SOURCES = sorted((NOTEBOOK_DIR / "src").glob("[0-9][0-9]_*.py"))
+SOURCES = sources.english_sources()
 KERNEL_NAME = "kd-workbench-tests"
 NOTEBOOK_LIMIT_S = 180  # each notebook states its runtime on a 2-core CPU; 3 minutes is the ceiling
 
@@ -42,16 +45,12 @@ def kernel_dir(tmp_path_factory) -> Path:
     return root
 
 
-def test_every_notebook_is_listed_and_stored_without_outputs():
+def test_every_notebook_is_listed_with_both_editions():
     names = [path.stem for path in ENGLISH]
     assert [name[:2] for name in names] == [f"{number:02d}" for number in range(1, len(names) + 1)], names
     assert len(names) >= 6
     assert sorted(path.stem for path in NOTEBOOKS) == sorted(names + [f"{name}.ko" for name in names])
-    for path in NOTEBOOKS:
-        notebook = nbformat.read(path, as_version=4)
-        code = [cell for cell in notebook.cells if cell.cell_type == "code"]
-        assert code, path.name
-        assert all(not cell.outputs and cell.execution_count is None for cell in code), f"{path.name} has outputs"
+    assert names == [source.stem for source in SOURCES]
 
 
 def _cells(notebook) -> list[tuple[str, str]]:
@@ -59,12 +58,24 @@ def _cells(notebook) -> list[tuple[str, str]]:
 
 
 @pytest.mark.parametrize("source", SOURCES, ids=[path.stem for path in SOURCES])
-def test_stored_notebook_is_the_jupytext_build_of_its_source(source: Path):
-    stored = NOTEBOOK_DIR / f"{source.stem}.ipynb"
-    assert stored.is_file(), f"{stored.name} missing: run `make notebooks`"
-    built = jupytext.read(source, fmt="py:percent")
-    assert _cells(nbformat.read(stored, as_version=4)) == _cells(built), f"{stored.name} is stale: run `make notebooks`"
+def test_stored_notebooks_are_the_build_of_their_sources(source: Path):
+    built = sources.read_english(source)
     assert built.metadata["kernelspec"]["name"] == "python3"
+    editions = (built, sources.korean_edition(built, sources.read_prose(sources.korean_prose_path(source))))
+    for notebook, stored in zip(editions, sources.stored_paths(source), strict=True):
+        assert stored.is_file(), f"{stored.name} missing: run `make notebooks`"
+        assert _cells(nbformat.read(stored, as_version=4)) == _cells(notebook), f"{stored.name} is stale: run `make notebooks`"
+
+
+def test_korean_edition_takes_every_code_cell_from_the_english_source_and_needs_one_prose_cell_per_markdown_cell():
+    english = sources.read_english(SOURCES[0])
+    prose = sources.read_prose(sources.korean_prose_path(SOURCES[0]))
+    korean = sources.korean_edition(english, prose)
+    assert [c for c in _cells(korean) if c[0] == "code"] == [c for c in _cells(english) if c[0] == "code"]
+    assert [text for kind, text in _cells(korean) if kind == "markdown"] == prose != [
+        text for kind, text in _cells(english) if kind == "markdown"]
+    with pytest.raises(ValueError, match="Markdown cells"):
+        sources.korean_edition(english, prose[:-1])
 
 
 @pytest.mark.parametrize("english", ENGLISH, ids=[path.stem[:2] for path in ENGLISH])
