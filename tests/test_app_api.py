@@ -108,11 +108,12 @@ def test_launch_options_refuse_open_bind_without_auth(tmp_path):
 
 
 def test_out_of_range_form_value_is_refused_naming_the_field(served, tiny_teacher, tiny_student, tiny_text):
-    from workbench.forms import FORM_FIELDS, config_to_form
+    from workbench.forms import FORM_FIELDS, TASK_COLUMNS, config_to_form
 
     values = config_to_form(tiny_config(tiny_teacher, tiny_student, tiny_text))
     values["train.steps"] = -1
     values["mapping.pairs"] = {"headers": ["student layer", "teacher layer"], "data": [["", ""]]}
+    values["data.tasks"] = {"headers": TASK_COLUMNS, "data": []}  # tables travel as a dataframe payload
     args = [values[name] for name in FORM_FIELDS]
     client = Client(served.local_url, verbose=False)
     assert "train.steps" in client.predict("quick", *args, api_name="/command_preview")
