@@ -19,9 +19,9 @@ def draw_readme_figure(path: Path = FIGURE_PATH) -> Path:
     import plotly.graph_objects as go
     import torch
 
+    from workbench.analysis.plots import softened_distribution
     from workbench.config import BUILTIN_TEACHER
     from workbench.models.loading import load_model, load_tokenizer
-    from workbench.analysis.plots import softened_distribution
 
     prompt = "She opened the fridge and took out a bottle of"
     teacher, tokenizer = load_model(BUILTIN_TEACHER), load_tokenizer(BUILTIN_TEACHER)
