@@ -5,7 +5,8 @@ applied), generating up to `max_new_tokens` tokens at T 1 / top-p 1 for each of 
 scoring with reverse KL (TRL's beta = 1), at the same precision, lr, schedule and gradient clipping, without
 gradient checkpointing. Steps/s is counted after the first `warmup_steps` steps; each side runs in its own process
 so peak memory (RSS growth on the CPU) belongs to it alone. Completions end at EOS on both sides, so their mean
-length is reported next to each rate.
+length is reported next to each rate. Each side's step is also put against the device's measured matmul peak at
+the run's precision (the roofline: matmul FLOPs counted from the configs, `onpolicy_flops_per_step`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from bench.common import (
     ratio,
     reset_peak_memory,
     target,
+    training_flops_per_token,
 )
 
 MAX_NEW_TOKENS = 64
@@ -49,6 +51,26 @@ def _prompts(cfg: BenchSettings, tokenizer, count: int) -> list:
     if has_template(tokenizer):
         return [[{"role": "user", "content": u}] for u in users]
     return [prompt_text(tokenizer, u) for u in users]
+
+
+def prompt_tokens(cfg: BenchSettings, count: int) -> float:
+    """Mean length in tokens of the first `count` prompts as the student reads them (chat template applied)."""
+    from workbench.data.chat_format import prompt_text
+    from workbench.models.loading import load_tokenizer
+
+    tokenizer = load_tokenizer(cfg.student)
+    texts = [p if isinstance(p, str) else prompt_text(tokenizer, p) for p in _prompts(cfg, tokenizer, count)]
+    return sum(len(tokenizer(text, add_special_tokens=False)["input_ids"]) for text in texts) / max(len(texts), 1)
+
+
+def onpolicy_flops_per_step(flops: dict[str, float], prompt_len: float, completion_len: float) -> float:
+    """Matmul FLOPs of one on-policy step of BATCH prompts, from the parameter counts of `training_flops_per_token`:
+    sampling (2 · student per prompt token at prefill and per generated token at decode, with the KV cache), then
+    the teacher's forward (2 · teacher) and the student's forward and backward (6 · student) over prompt and answer.
+    Attention's T² terms and the elementwise work are left out: a lower bound, like (a)'s."""
+    student, teacher = flops["student_matmul_params"], flops["teacher_matmul_params"]
+    sequence = prompt_len + completion_len
+    return BATCH * (2 * student * sequence + (6 * student + 2 * teacher) * sequence)
 
 
 def _steps_per_s(times: list[float], skip: int) -> float | None:
@@ -145,10 +167,19 @@ def run(settings: BenchSettings) -> dict[str, Any]:
         results[label]["wall_seconds"] = round(time.perf_counter() - started, 1)
     wb, trl = results["workbench"], results["trl"]
     speedup = ratio(wb.get("steps_per_s"), trl.get("steps_per_s"))
+    flops = training_flops_per_token(settings.teacher, settings.student)
+    prompt_len = prompt_tokens(settings, BATCH * settings.steps)
+    peak = probe.get(f"{precision}_gflops")
+    roofline = {}
+    for label, variant in results.items():
+        if variant.get("steps_per_s") and variant.get("completion_len") and peak:
+            step_flops = onpolicy_flops_per_step(flops, prompt_len, variant["completion_len"])
+            roofline[label] = float(f"{variant['steps_per_s'] * step_flops / 1e9 / peak:.4g}")
     memory = ratio(wb.get("peak_mem_mb"), trl.get("peak_mem_mb"))
     why = "both sample with transformers' generate and score with one teacher and one student forward per step"
     return {
         "precision": precision, "batch": BATCH, "max_new_tokens": MAX_NEW_TOKENS, "variants": results,
+        "bf16_probe": probe, "flops": flops, "prompt_len": round(prompt_len, 1), "roofline": roofline,
         "speedup": speedup, "memory_ratio_vs_trl": memory,
         "targets": [
             target("(g) on-policy steps/s, workbench / TRL DistillationTrainer", speedup, 1.3, why=why),

@@ -226,6 +226,7 @@ def test_onpolicy_throughput_runs_trl_and_workbench(settings, tiny_pairs):
         assert "error" not in variant, (label, variant.get("error"))
         assert _is_rate(variant["steps_per_s"]) and len(variant["step_seconds"]) == settings.steps
         assert 1 <= variant["completion_len"] <= onpolicy_throughput.MAX_NEW_TOKENS
+        assert 0 < result["roofline"][label] < 1  # a share of the measured matmul peak
     assert _is_rate(result["speedup"]) and {t["target"][:3] for t in result["targets"]} == {"(g)"}
 
 
