@@ -9,7 +9,9 @@ responsiveness and the run's metrics while five clients poll and chat, (g) onpol
 steps against TRL's DistillationTrainer, and (h) generation_quality, what students generate after equal minutes of
 on-policy, off-policy and sequence-level training, (i) width_depth, width-and-depth students against depth-only
 ones of the same size after equal minutes, and (j) deployment, the `chat` preset's student exported to GGUF and
-ONNX (float and quantized) and measured in their runtimes beside the teacher in float32 and bf16 PyTorch.
+ONNX (float and quantized) and measured in their runtimes beside the teacher in float32 and bf16 PyTorch, and (k)
+multitask, four students of the `multitask` preset (chat only, tasks by CE, tasks by KD + CE, the mix) at equal
+budget, each scored on every task.
 Only ratios measured in one invocation are meaningful; absolute numbers move with the machine's load.
 """
 
@@ -24,8 +26,8 @@ from bench.common import BenchSettings, machine_info
 from workbench.errors import UserError
 
 COMPARISONS = ("throughput", "cache", "divergence_memory", "effectiveness", "inference", "app_start", "levers",
-               "load", "onpolicy_throughput", "generation_quality", "width_depth", "deployment")
-LETTERS = dict(zip(COMPARISONS, "abcdef38ghij", strict=True))
+               "load", "onpolicy_throughput", "generation_quality", "width_depth", "deployment", "multitask")
+LETTERS = dict(zip(COMPARISONS, "abcdef38ghijk", strict=True))
 
 QUICK = {"steps": 6, "warmup_steps": 2, "generate_tokens": 16}  # (d) keeps the `default` preset budget
 
@@ -39,7 +41,7 @@ def parse_only(only: str | None) -> list[str]:
     for item in (part.strip() for part in only.split(",") if part.strip()):
         name = by_letter.get(item, item.replace("-", "_"))
         if name not in COMPARISONS:
-            raise UserError(f"--only: unknown comparison {item!r}; accepted: {', '.join(COMPARISONS)} or a-j, 3, 8")
+            raise UserError(f"--only: unknown comparison {item!r}; accepted: {', '.join(COMPARISONS)} or a-k, 3, 8")
         chosen.append(name)
     return chosen
 

@@ -310,3 +310,22 @@ def test_deployment_exports_every_format_and_measures_it_beside_the_teacher(tmp_
     assert result["best_artefact"] in [f"student {fmt}" for fmt in deployment.QUANTIZED]
     again = deployment.export_all(str(run), tmp_path / "work" / "deployment" / "exports")
     assert all(e["reused"] and e["export_seconds"] is None for e in again.values())
+
+
+def test_multitask_trains_four_students_and_scores_each_on_every_task(settings, tmp_path):
+    from bench import multitask
+
+    assert parse_only("k") == ["multitask"]
+    result = multitask.run(settings)
+    assert "error" not in result, result.get("error")
+    scores = result["scores"]
+    assert set(scores) == {"teacher", *multitask.VARIANTS}
+    for name in ("teacher", *multitask.VARIANTS):  # every model on every task's held-out items
+        assert 0.0 <= scores[name]["kind"]["acc"] <= 1.0 and 0.0 <= scores[name]["book"]["f1"] <= 1.0
+    for name in multitask.VARIANTS:  # and every student on the held-out chat prompts, by its own answers
+        assert scores[name]["steps"] == 2 and scores[name]["chat"]["gen_rkl"] == scores[name]["chat"]["gen_rkl"]
+    assert result["held_out_items"]["chat"] == multitask.QUICK["data"]["holdout_prompts"]
+    assert [t["target"][:3] for t in result["targets"]] == ["(k)"] * 3
+    tasks_ce = multitask.variant_config(settings, "tasks CE", 2, None, tmp_path)  # fine-tuning: no teacher anywhere
+    assert [(t.name, t.ce_weight, t.kd_weight) for t in tasks_ce.data.tasks] == [("kind", 1.0, 0.0), ("book", 1.0, 0.0)]
+    assert not tasks_ce.train.heal_init

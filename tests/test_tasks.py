@@ -265,3 +265,20 @@ def test_readme_example_is_a_valid_config():
     example = section[section.index("```yaml") + 7:section.index("```", section.index("```yaml") + 7)]
     cfg = DistillConfig.from_yaml(example)
     assert [t.kind for t in cfg.data.tasks] == ["chat", "classify", "qa", "lm"]
+
+
+def test_a_chat_task_keeps_the_held_out_prompts_of_a_one_task_run_out_of_training(tmp_path, tiny_teacher, tiny_student,
+                                                                                   tiny_text, tiny_pairs):
+    from workbench.data.splits import build_splits
+    from workbench.data.tasks import task_splits
+
+    tasks = [{"name": "chat", "source": str(tiny_pairs), "kind": "chat", "weight": 1.0},
+             {"name": "text", "source": str(tiny_text), "kind": "lm", "weight": 1.0}]
+    cfg = tiny_config(tiny_teacher, tiny_student, tiny_text, data={"tasks": tasks, "holdout_prompts": 4})
+    one_task = tiny_config(tiny_teacher, tiny_student, tiny_pairs, data={"holdout_prompts": 4})
+    splits = task_splits(cfg.data, tiny_tokenizer(), 0)
+    held = [e.prompt_ids for e in splits.heldout]
+    assert len(held) == 4  # the generation numbers of a multi-task run are scored on them
+    assert held == [e.prompt_ids for e in build_splits(one_task.data, tiny_tokenizer()).heldout]
+    trained = {tuple(e.prompt_ids) for e in splits.tasks.tasks[0].examples}
+    assert trained and not trained & {tuple(p) for p in held}

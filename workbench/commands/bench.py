@@ -17,7 +17,7 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--only", help="comma-separated comparisons (throughput,cache,divergence_memory,"
                         "effectiveness,inference,app_start,levers,load,onpolicy_throughput,generation_quality,width_depth,"
-                        "deployment) or letters a-j, "
+                        "deployment,multitask) or letters a-k, "
                         "3 (levers), 8 (load)")
     parser.add_argument("--quick", action="store_true", help="fewer steps and tokens: minutes instead of an hour")
     parser.add_argument("--out", default="bench-results.json", help="where to write the JSON results")
@@ -39,8 +39,8 @@ def register(subparsers) -> None:
     parser.add_argument("--run", help="(j): a finished run of the `chat` preset to export and measure (default: the "
                         "newest under WORK_DIR/deployment/runs, else one trained now)")
     parser.add_argument("--minutes", type=float,
-                        help="(h) and (i): training minutes of each student (default: (h) the `chat` preset's budget, "
-                        "(i) 8, 1.5 with --quick)")
+                        help="(h), (i) and (k): training minutes of each student (default: (h) the `chat` preset's "
+                        "budget, (i) 8, 1.5 with --quick, (k) the `multitask` preset's)")
     parser.add_argument("--work-dir", default="bench-work", help="folder for the bench's runs and caches")
     parser.add_argument("--no-isolate", action="store_true",
                         help="run variants in this process (faster; peak memory is then not per variant)")
@@ -57,7 +57,7 @@ def _checkout_root() -> Path:
 
 
 def _extra(args: argparse.Namespace) -> dict | None:
-    """Settings single comparisons read: (j)'s run, (h)'s and (i)'s minutes."""
+    """Settings single comparisons read: (j)'s run, (h)'s, (i)'s and (k)'s minutes."""
     extra = {key: value for key, value in (("run", args.run), ("minutes", args.minutes)) if value is not None}
     return extra or None
 

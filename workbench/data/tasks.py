@@ -144,7 +144,9 @@ def build_task(task: TaskConfig, data_cfg: DataConfig, tokenizer) -> TaskData:
     if pairs is not None:
         examples = tokenize_examples(pairs, tokenizer)
         order = list(range(len(examples)))
-        kept, held = holdout_examples(order, task.holdout, data_cfg.seed) if task.kind != "chat" else (order, [])
+        # a chat task keeps data.holdout_prompts prompts out (the generation numbers' prompts, as a one-task run does)
+        count = data_cfg.holdout_prompts if task.kind == "chat" else task.holdout
+        kept, held = holdout_examples(order, count, data_cfg.seed)
         examples, heldout = [examples[i] for i in kept], [examples[i] for i in held]
         gold_held = [gold[i] for i in held] if gold else []
         if task.kind == "classify":
@@ -196,5 +198,6 @@ def task_splits(data_cfg: DataConfig, tokenizer, seed: int) -> Splits:
                                        "heldout": len(t.heldout)} for t in tasks.tasks},
              "train_sequences": int(tasks.train.shape[0]), "val_sequences": int(tasks.val.shape[0]),
              "seq_len": data_cfg.seq_len}
+    heldout = [example for task in tasks.tasks if task.config.kind == "chat" for example in task.heldout]
     return Splits(tasks.train, tasks.val, torch.arange(tasks.train.shape[0]), torch.arange(tasks.val.shape[0]), stats,
-                  tasks.train_mask, tasks.val_mask, tasks.examples, [], tasks)
+                  tasks.train_mask, tasks.val_mask, tasks.examples, heldout, tasks)
