@@ -97,7 +97,10 @@ def scored(tiny_teacher, tiny_pairs, tmp_path_factory):
     runs = tmp_path_factory.mktemp("sweep-app") / "runs"
     plan = create_sweep(runs, "tiny", _recipe(tiny_teacher, tiny_pairs, runs, steps=4), _students(tiny_teacher))
     assert set(train_sweep(plan.path, log=lambda line: None).values()) == {"finished"}
-    return plan, score_sweep(plan.path, log=lambda line: None)
+    lines: list[str] = []
+    frontier = score_sweep(plan.path, log=lines.append)
+    frontier["log"] = lines
+    return plan, frontier
 
 
 def test_every_model_is_scored_alike_with_a_computed_sentence(scored):
@@ -115,6 +118,9 @@ def test_every_model_is_scored_alike_with_a_computed_sentence(scored):
     assert "| teacher |" in text and f"undistilled {plan.students[0].slug}" in text
     figure = frontier_figure(frontier)
     assert {trace.name for trace in figure.data} >= {"teacher", "distilled student", "undistilled start"}
+    stages = [line for line in frontier["log"] if "%" in line]  # the long scoring says where it is
+    assert any("0% · loading and timing teacher" in line for line in stages)
+    assert any("sampling and scoring answers" in line for line in stages)
 
 
 def test_frontier_view_through_gradio_client(scored, tiny_teacher):

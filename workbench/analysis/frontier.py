@@ -80,7 +80,8 @@ def score_sweep(path: str | Path, settings: EvalSettings | None = None, *, log=p
     log(f"sweep {plan.name}: scoring the teacher, {len(finished)} students and their undistilled starts on the same "
         "held-out prompts and rows ...")
     card = evaluate_models(plan.recipe.models.teacher, models, settings or _sweep_settings(plan),
-                           data_cfg=plan.recipe.data)
+                           data_cfg=plan.recipe.data,
+                           progress=lambda fraction, message: log(f"sweep {plan.name}: {fraction:.0%} · {message}"))
     entries = {e["label"]: e for e in card["students"]}
     prompt = card["settings"]["prompt"]
     for label, entry in [("teacher", card["teacher"]), *entries.items()]:
