@@ -183,3 +183,17 @@ def test_each_job_of_a_parallel_sweep_gets_its_slot_and_a_share_of_the_cores():
     assert {e["OMP_NUM_THREADS"] for e in two} == {"4"}
     assert child_env(2, 3, environ={}, cores=2)["OMP_NUM_THREADS"] == "1"
     assert child_env(0, 2, environ={"OMP_NUM_THREADS": "3"}, cores=8)["OMP_NUM_THREADS"] == "3"  # the user's choice
+
+
+def test_the_frontier_axis_keeps_the_students_readable_when_starts_are_far_above():
+    from workbench.analysis.frontier import y_top
+
+    students = [{"gen_rkl": 0.5, "undistilled": {"gen_rkl": 4.4}}, {"gen_rkl": 0.9, "undistilled": {"gen_rkl": 1.2}}]
+    assert y_top(students) == pytest.approx(1.6 * 0.9)  # the start at 4.4 would squash 0.5 and 0.9 together
+    assert y_top([{"gen_rkl": 0.9, "undistilled": {"gen_rkl": 1.2}}]) is None  # everything fits: no cut
+    figure = frontier_figure({"sweep": "x", "teacher": {"params_total": 10, "gen_tokens_per_s": 5.0},
+                              "students": [dict(s, slug=f"s{i}", params_total=5, gen_tokens_per_s=6.0,
+                                                undistilled=dict(s["undistilled"], params_total=5, gen_tokens_per_s=6.0))
+                                           for i, s in enumerate(students)]})
+    assert tuple(figure.layout.yaxis.range) == pytest.approx((0, 1.44))
+    assert any("run off the top" in a.text for a in figure.layout.annotations)

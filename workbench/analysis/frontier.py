@@ -165,6 +165,17 @@ def label_positions(points: list[tuple[float, float | None]], near: float = 0.06
     return positions
 
 
+def y_top(students: list[dict], headroom: float = 1.6) -> float | None:
+    """The top of the reverse-KL axis when some undistilled start lies above `headroom` × the highest distilled
+    student (None: every point fits)."""
+    distilled = [e["gen_rkl"] for e in students if e.get("gen_rkl") is not None]
+    starts = [e["undistilled"].get("gen_rkl") for e in students if e.get("undistilled")]
+    starts = [value for value in starts if value is not None]
+    if not distilled or not starts or max(starts) <= headroom * max(distilled):
+        return None
+    return headroom * max(distilled)
+
+
 def frontier_figure(frontier: dict, text=str) -> go.Figure:
     """Reverse KL on own answers against parameters (left) and against decode speed at batch 1 (right); the teacher
     is a star at 0, distilled students are filled (a ring around the Pareto-optimal ones), their undistilled starts
@@ -206,6 +217,12 @@ def frontier_figure(frontier: dict, text=str) -> go.Figure:
     figure.update_xaxes(title_text=text("decode tokens/s at batch 1"), row=1, col=2)
     figure.update_yaxes(title_text=text("reverse KL on own answers (nats/token)"), rangemode="tozero", row=1, col=1)
     figure.update_yaxes(rangemode="tozero", row=1, col=2)
+    top = y_top(students)
+    if top is not None:  # starts far above the students would squash them: the starts' lines run off the top
+        figure.update_yaxes(range=[0, top])
+        figure.add_annotation(text=text("undistilled starts above {top} run off the top").format(top=f"{top:.1f}"),
+                              xref="paper", yref="paper", x=1.0, y=-0.25, xanchor="right", yanchor="middle",
+                              showarrow=False, font=dict(size=11, color="#6b7280"))
     figure.update_layout(template="plotly_white", height=430, margin=dict(l=60, r=20, t=60, b=90),
                          legend=dict(orientation="h", y=-0.25), title=dict(
                              text=text("sweep {name}: lower is closer to the teacher").format(name=frontier["sweep"]),

@@ -45,6 +45,7 @@ SWEEPS_KO: dict[str, str] = {
     "Pick a sweep first.": "먼저 압축 비교를 고르세요.",
     "scoring: the teacher, each student and its undistilled start": "평가 중: 교사 모델, 각 학생 모델과 증류 전 모델",
     "quality against size": "크기에 따른 품질",
+    "undistilled starts above {top} run off the top": "{top}보다 높은 증류 전 시작점은 위로 벗어납니다",
     "quality against speed": "속도에 따른 품질",
     "undistilled start": "증류 전 학생 모델",
     "Pareto-optimal (ring)": "Pareto 최적 (테두리)",
