@@ -417,19 +417,13 @@ runs = {"CE only": tiny_run("ce-only", {"kd_weight": 0.0}),
 train_rows = TINY["sequences"] - round(TINY["sequences"] * TINY["val_fraction"])
 print(f"{TINY['steps']} steps × {TINY['batch_size']} rows over {train_rows} training rows: "
       f"{TINY['steps'] * TINY['batch_size'] / train_rows:.1f} passes, lr {TINY['lr']}, seed {TINY['seed']}")
-final, step_s = {}, {}
-for name, sink in runs.items():
-    final[name] = sink.of_kind("eval")[-1]
-    elapsed = [row["elapsed"] for row in sink.of_kind("train")]
-    step_s[name] = statistics.median(b - a for a, b in zip(elapsed[2:], elapsed[3:], strict=False))
-    row = final[name]
+final = {name: sink.of_kind("eval")[-1] for name, sink in runs.items()}
+for name, row in final.items():
     print(f"{name:13s} bits per byte {row['eval_bpb']:.4f}   aligned KL to the teacher {row['eval_kl']:.3f}   "
-          f"exact share {row['eval_exact_share']:.3f}   {step_s[name]:.2f} s/step")
+          f"exact share {row['eval_exact_share']:.3f}   ({row['eval_tokens']:,} held-out tokens)")
 gain = final["CE + aligned"]["eval_bpb"] / final["CE only"]["eval_bpb"] - 1
-print(f"CE + aligned vs CE only: {gain:+.1%} bits per byte; a step costs {step_s['CE + aligned'] / step_s['CE only']:.1f}"
-      " times as much")
+print(f"CE + aligned vs CE only: {gain:+.1%} bits per byte")
 assert gain < 0 and final["CE + aligned"]["eval_kl"] < 0.9 * final["CE only"]["eval_kl"]
-assert step_s["CE + aligned"] > 2 * step_s["CE only"]
 assert round(count_parameters(teacher)["total"] / count_parameters(student)["total"]) == 26
 
 figure = go.Figure()
@@ -446,9 +440,9 @@ figure.update_layout(height=340, template="plotly_white", xaxis_title="step", ya
 # %% [markdown]
 # In this run the student taught by the teacher ends with fewer bits per byte than the one trained on CE alone, and
 # much closer to the teacher (the aligned KL that training logs as `eval_kl`). It pays for that in time: every step
-# runs the teacher, which has 26 times the student's parameters, so a step costs several times a CE-only step.
-# One short run of one seed says little about the size of the gain: the next section reads the benchmark, which
-# ran three seeds for 600 steps.
+# also runs the teacher, which has 26 times the student's parameters (the benchmark below times the steps). One
+# short run of one seed says little about the size of the gain: the next section reads the benchmark, which ran
+# three seeds for 600 steps.
 #
 # ## The measured gain, and the data regime it depends on
 #
@@ -494,15 +488,18 @@ for name, regime in regimes.items():
     print(f"   s/step: CE only {step['CE only']:.2f}, CE + aligned {step['CE + aligned']:.2f}, same-tokenizer KD "
           f"{step['same-tokenizer KD (timing)']:.2f}")
 scarce, more = regimes["scarce data"], regimes["more data"]
-print(f"the teacher, on the first 50 of these held-out rows (above): {teacher_score['val_bpb']:.3f} bits per byte")
+print(f"the teacher, on the first 50 held-out rows of the scarce-data split (above): {teacher_score['val_bpb']:.3f} "
+      "bits per byte")
 assert (scarce["train_rows"], scarce["passes"], scarce["settings"]["steps"], more["train_rows"]) == (300, 8, 600, 2850)
 assert more["passes"] < 1
 assert all(-0.075 < g < -0.045 for g in scarce["gains"]["CE + aligned"])  # every seed, by 5 to 7 %
 assert all(g < -0.015 for g in more["gains"]["CE + aligned"])  # every seed with more data too ...
 assert 0 > statistics.fmean(more["gains"]["CE + aligned"]) > 0.5 * statistics.fmean(scarce["gains"]["CE + aligned"])
 assert abs(statistics.fmean(scarce["gains"]["CE + uld"])) < 0.01 < statistics.fmean(more["gains"]["CE + uld"])
-assert all(0.8 < r["step_s"]["CE + aligned"] / r["step_s"]["same-tokenizer KD (timing)"] < 1.25 for r in regimes.values())
-assert teacher_score["val_bpb"] < min(r["bpb"]["CE + aligned"] for r in regimes.values()) - 0.1  # far below both
+for r in regimes.values():  # an aligned step costs what a same-tokenizer KD step costs, several CE-only steps
+    assert 0.8 < r["step_s"]["CE + aligned"] / r["step_s"]["same-tokenizer KD (timing)"] < 1.25
+    assert r["step_s"]["CE only"] < 0.2 * r["step_s"]["CE + aligned"]
+assert teacher_score["val_bpb"] < scarce["bpb"]["CE + aligned"] - 0.1 < scarce["bpb"]["CE only"] - 0.1  # far below
 assert all(max(r["gains"]["CE + aligned"]) - min(r["gains"]["CE + aligned"]) > 0.01 for r in regimes.values())
 
 figure = go.Figure()
@@ -533,8 +530,8 @@ figure.update_layout(height=380, template="plotly_white", barmode="group", yaxis
 #   more from one seed to the next.
 # - **`uld` does not beat CE only**: level with it on scarce data, behind it with more. Its sorted comparison
 #   (above) cannot tell the student which token the teacher expects.
-# - **A step across tokenizers costs about what a same-tokenizer KD step costs** for a student of this size: the
-#   teacher's forward pass is most of it; aligning the rows adds little.
+# - **A step across tokenizers costs about what a same-tokenizer KD step costs** for a student of this size, and more
+#   than five CE-only steps: the teacher's forward pass is most of it; aligning the rows adds little.
 #
 # ## Try
 #
