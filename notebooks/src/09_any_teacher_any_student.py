@@ -255,7 +255,7 @@ assert float(parts["exact"]) > 0.99 * float(kd)  # the exact matches carry almos
 # %% [markdown]
 # On this text almost every scored span is an exact match, and here the exact matches carry almost all of the
 # divergence: a whole distribution over thousands of strings says far more than the two-outcome comparison of one
-# span, whose probability is small on both sides. The chain rule, recomputed by hand from the teacher's
+# span. The chain rule, recomputed by hand from the teacher's
 # conditionals, gives the span probability the loss uses.
 #
 # With one tokenizer every span is an exact match and the vocabularies are the same, so `aligned` is the ordinary
