@@ -24,7 +24,7 @@
 # - a short training run, CE only against CE + `aligned`, and then the measured gain of `aligned` over CE only,
 #   with the data regime it depends on (read from the benchmark's stored results).
 #
-# Measured runtime on a 2-core CPU: 644 s while another notebook executed beside it on the same two cores (load
+# Measured runtime on a 2-core CPU: 77 s when nothing else ran, 644 s while another notebook executed beside it (load
 # average about 4); the last cell prints this run's wall and CPU time. Every sentence below that a printed number can check
 # is checked by an `assert` in the cell that prints it.
 
