@@ -134,7 +134,7 @@ for temperature in TEMPERATURES:
     print(f"{temperature:4g}  {1 - float(p_t[argmax]):19.3f}  {needed:30d}  "
           + " ".join(f"{r:.2f}" for r in ratio))
     tail_size[temperature] = needed
-assert tail_size[1.0] > 100 and tail_size[2.0] > 5_000 and tail_size[4.0] > 20_000
+assert 100 < tail_size[1.0] < 1_000 and tail_size[2.0] > 5_000 and tail_size[4.0] > 20_000  # "hundreds"
 
 # %% [markdown]
 # Look at how fast the tail grows with T. A vocabulary has tens of thousands of tokens and most of them make no
@@ -174,7 +174,7 @@ for temperature in (1.0, 4.0):
     print(f"T = {temperature:g}: KL(p_T ‖ q_T) = {kl:.2f} nats (× T² = {kl * temperature**2:.2f});",
           f"the student's top 3 tokens: {student_top}")
 assert token_text(int(student_logits.argmax())) != token_text(argmax)
-assert side_by_side[1.0] > 5 * side_by_side[4.0]
+assert side_by_side[1.0] > 1 and side_by_side[1.0] > 5 * side_by_side[4.0]  # "over 1 nat", "several times"
 
 # %% [markdown]
 # At T = 1 the two differ clearly: the student's most likely token is not the teacher's " wine", and KL is over
@@ -299,7 +299,7 @@ assert balance[2][0] / balance[16][0] > 100 and balance[2][1] / balance[16][1] <
 
 # %%
 elapsed, cpu = time.monotonic() - NOTEBOOK_STARTED, time.process_time() - NOTEBOOK_CPU
-print(f"this notebook ran in {elapsed:.0f} s ({cpu:.0f} s of CPU time)")  # the tests hold each notebook to 3 minutes
+print(f"this notebook ran in {elapsed:.0f} s ({cpu:.0f} s of CPU time)")  # the tests hold each notebook to 5 minutes
 
 # %% [markdown]
 # ## References

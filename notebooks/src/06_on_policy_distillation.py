@@ -20,7 +20,7 @@
 # workbench, `onpolicy.lmbda` is the share of training steps whose answers the student samples; 0 is the ordinary
 # off-policy training of the other notebooks.
 #
-# Measured runtime on a 2-core CPU: 114 s when nothing else ran; the last cell prints this run's. This notebook
+# Measured runtime on a 2-core CPU: 190 s when nothing else ran; the last cell prints this run's. This notebook
 # measures both kinds of number for the same students:
 #
 # - **teacher-forced**: perplexity on held-out text (lower is better);
@@ -42,7 +42,8 @@ import torch
 from IPython.display import HTML, display
 from plotly.subplots import make_subplots
 
-from workbench.analysis.genquality import generation_quality, protocol_label, token_disagreement
+from workbench.analysis.genquality import (completion_batch, generation_quality, pad_id, protocol_label, score_tokens,
+                                           token_disagreement)
 from workbench.analysis.report_card import score_quality
 from workbench.config import DEFAULT_STUDENT, apply_overrides, load_preset
 from workbench.data.splits import build_splits
@@ -58,9 +59,10 @@ print("runs are written under", WORKDIR)
 # %% [markdown]
 # ## The student before any training
 #
-# The default student (`DEFAULT_STUDENT`) is the built-in teacher with 11 of its 30 layers cut out. We score it on the first
-# eight validation rows (teacher-forced) and let it answer eight held-out prompts (sampled at T 0.7, top-p 0.9, up
-# to 64 tokens, as everywhere in the workbench).
+# The default student (`DEFAULT_STUDENT`) is the built-in teacher with 11 of its 30 layers cut out; the `chat`
+# preset's student cuts 6. We score both, untrained, on the first eight validation rows (teacher-forced) and let
+# them answer eight held-out prompts (sampled at T 0.7, top-p 0.9, up to 64 tokens, as everywhere in the
+# workbench).
 
 # %%
 base = apply_overrides(load_preset("chat"), [f"models.student={DEFAULT_STUDENT}", "data.holdout_prompts=8",
@@ -68,25 +70,31 @@ base = apply_overrides(load_preset("chat"), [f"models.student={DEFAULT_STUDENT}"
 tokenizer = load_tokenizer(base.models.teacher)
 teacher = load_model(base.models.teacher).eval()
 student = load_model(base.models.student).eval()
+shallow_cut = load_model(load_preset("chat").models.student).eval()  # 24 of the 30 layers
 splits = build_splits(base.data, tokenizer)
 val_ids = splits.val[:8, :128]
 prompts = [example.prompt_ids for example in splits.heldout]
 label = protocol_label(len(prompts), base.data.dataset)
 
-teacher_tf, student_tf = score_quality(teacher, [student], val_ids, batch_size=4)
+teacher_tf, student_tf, shallow_tf = score_quality(teacher, [student, shallow_cut], val_ids, batch_size=4)
 before, answers, _ = generation_quality(student, teacher, tokenizer, prompts, label)
-print(f"teacher-forced perplexity: teacher {teacher_tf['val_ppl']:.1f}, untrained student {student_tf['val_ppl']:.1f}")
-print(f"untrained student on {label}:")
-print(f"  empty answers {before.gen_empty:.0%}, mean length {before.gen_len:.1f} tokens, "
-      f"reverse KL {before.gen_rkl:.2f} nats/token")
-print(f"the cut multiplies teacher-forced perplexity by {student_tf['val_ppl'] / teacher_tf['val_ppl']:.1f}")
+shallow_before, _, _ = generation_quality(shallow_cut, teacher, tokenizer, prompts, label)
+print(f"teacher-forced perplexity of the teacher: {teacher_tf['val_ppl']:.1f}; on {label}:")
+for name, tf, gen in (("19 layers (default)", student_tf, before), ("24 layers (chat)", shallow_tf, shallow_before)):
+    print(f"  {name:19s} perplexity {tf['val_ppl']:5.1f} | reverse KL {gen.gen_rkl:5.2f} nats/token, "
+          f"empty answers {gen.gen_empty:.0%}, mean length {gen.gen_len:.1f} tokens")
+cost = {"perplexity": student_tf["val_ppl"] / shallow_tf["val_ppl"], "reverse KL": before.gen_rkl / shallow_before.gen_rkl}
+print("cutting 11 layers instead of 6 multiplies", ", ".join(f"the {k} by {v:.1f}" for k, v in cost.items()))
 assert student_tf["val_ppl"] > 3 * teacher_tf["val_ppl"]  # "costs perplexity": several times the teacher's
-assert before.gen_empty >= 0.5  # "mostly ends its turn at once": at least half of its answers are empty
+assert 1 < cost["perplexity"] < 3 < 3 * cost["perplexity"] < cost["reverse KL"]  # "costs more in what it writes"
+assert before.gen_empty >= 0.5 > shallow_before.gen_empty  # "mostly ends its turn at once"; the 24-layer one mostly not
 
 # %% [markdown]
-# Cutting eleven layers costs perplexity (several times the teacher's), and it costs more in what the student
-# writes: it mostly ends its turn at once (an "empty answer"), since the end-of-turn token is the one it finds most
-# likely after the prompt. A student that cannot answer is useless however its perplexity looks.
+# Cutting eleven layers costs perplexity (several times the teacher's), and the deeper cut costs far more in what the
+# student writes than in perplexity: against the 24-layer student, perplexity grows less than threefold, the reverse
+# KL on the answers more than three times as much as that. The 19-layer student mostly ends its turn at once (an
+# "empty answer"), since the end-of-turn token is the one it finds most likely after the prompt; the 24-layer one
+# mostly answers. A student that cannot answer is useless however its perplexity looks.
 #
 # ## Three students, one budget, three values of λ
 #
@@ -134,11 +142,13 @@ assert all(r["gen_empty"] < before.gen_empty for r in results.values())  # every
 # All three students now answer. Two things to read in the table:
 #
 # 1. **The two kinds of number disagree.** Teacher-forced perplexity ranks the students one way; the reverse KL
-#    on their own answers is the number that says how close their writing is to the teacher's. A report card with
-#    perplexity alone would hide the difference.
-# 2. **On-policy steps move the generated-text numbers.** The check below compares λ = 1 with λ = 0 on the
-#    sequence-level reverse KL; at this tiny budget the gap is small and noisy (eight prompts), which is why the
-#    `chat` preset trains for minutes, not seconds. Its README table gives the numbers at full length.
+#    on their own answers, the number that says how close their writing is to the teacher's, ranks them another.
+#    Here the student with the best perplexity (λ = 0, trained on teacher-written text only) writes the answers
+#    furthest from the teacher's. A report card with perplexity alone would hide that.
+# 2. **On-policy steps move the generated-text numbers.** λ = 1 ends with a lower reverse KL than λ = 0, fewer
+#    repeated 4-grams and no more empty answers. At this tiny budget the reverse KL gap is small and noisy (eight
+#    prompts), which is why the `chat` preset trains for minutes, not seconds; its README table gives the numbers at
+#    full length.
 
 # %%
 ranked_by_ppl = sorted(results, key=lambda k: results[k]["ppl"])
@@ -146,6 +156,9 @@ ranked_by_rkl = sorted(results, key=lambda k: results[k]["gen_rkl"])
 print("best teacher-forced perplexity first:", ranked_by_ppl)
 print("best reverse KL on own answers first:", ranked_by_rkl)
 print(f"λ=1 vs λ=0 reverse KL: {results[1.0]['gen_rkl']:.3f} vs {results[0.0]['gen_rkl']:.3f}")
+assert ranked_by_ppl != ranked_by_rkl and ranked_by_ppl[0] == ranked_by_rkl[-1] == 0.0
+on_, off_ = results[1.0], results[0.0]
+assert on_["gen_rkl"] < off_["gen_rkl"] and on_["gen_rep4"] < off_["gen_rep4"] and on_["gen_empty"] <= off_["gen_empty"]
 
 figure = make_subplots(rows=1, cols=3, subplot_titles=("teacher-forced perplexity", "reverse KL on own answers",
                                                        "repeated 4-grams"))
@@ -176,6 +189,71 @@ display(HTML(f"<p><b>{example['prompt']}</b></p><p style='line-height:1.8'>{span
 worst = sorted(pieces, key=lambda p: -p["rkl"])[:3]
 print("most disputed tokens:", [(p["piece"], round(p["rkl"], 2)) for p in worst])
 assert len(pieces) > 0 and all(p["rkl"] >= 0 for p in pieces)  # sanity: an answer to colour, KL never negative
+
+# %% [markdown]
+# ## Exposure bias compounds
+#
+# The λ = 0 student learned only from the teacher's text; it has never read its own mistakes. Writing on its own,
+# each odd token makes the next one likelier, until the student repeats itself. The cell splits the first 64 tokens
+# of each answer into four quarters and measures in each quarter the share of tokens that close a 4-gram already
+# seen earlier in the same answer (a loop), and the mean per-token reverse KL to the teacher: along the λ = 0
+# student's own answers to the eight held-out prompts, and along the teacher's answers to the same prompts, read
+# teacher-forced as in training.
+
+# %%
+QUARTER = 16
+
+
+def by_quarter(rows: list[list[float]]) -> list[float]:
+    """The mean of each quarter's values over all rows (positions 0-15, 16-31, 32-47, 48-63)."""
+    quarters = [[v for row in rows for i, v in enumerate(row[:4 * QUARTER]) if i // QUARTER == q] for q in range(4)]
+    return [sum(values) / len(values) for values in quarters]
+
+
+def loop_flags(tokens: list[int]) -> list[float]:
+    """1 where the token closes a 4-gram that appeared earlier in the same answer, else 0."""
+    seen, flags = set(), []
+    for i in range(len(tokens)):
+        gram = tuple(tokens[max(i - 3, 0):i + 1])
+        flags.append(float(i >= 3 and gram in seen))
+        seen.add(gram)
+    return flags
+
+
+off_policy = load_model(str(WORKDIR / "lmbda-0.0" / "student")).eval()
+_, own_answers, own_scores = generation_quality(off_policy, teacher, tokenizer, prompts, label)
+teacher_answers = [example.answer_ids[:4 * QUARTER] for example in splits.heldout]
+forced_scores = score_tokens(off_policy, teacher, completion_batch(prompts, teacher_answers, pad_id(tokenizer)))
+curves = {"own answers": (by_quarter([loop_flags(a) for a in own_answers]), by_quarter([s["rkl"] for s in own_scores])),
+          "teacher's answers": (by_quarter([loop_flags(a) for a in teacher_answers]),
+                                by_quarter([s["rkl"] for s in forced_scores]))}
+for name, (loops, rkl) in curves.items():
+    print(f"{name:17s} loops by quarter {[f'{v:.0%}' for v in loops]}   reverse KL by quarter {[round(v, 2) for v in rkl]}")
+print("the start of the longest own answer:", repr(tokenizer.decode(max(own_answers, key=len)[:48])))
+
+figure = make_subplots(rows=1, cols=2, subplot_titles=("tokens closing a repeated 4-gram", "per-token reverse KL"))
+quarters = ["0-15", "16-31", "32-47", "48-63"]
+for name, color in (("own answers", "#dc2626"), ("teacher's answers", "#2563eb")):
+    for col, values in enumerate(curves[name], start=1):
+        figure.add_trace(go.Scatter(x=quarters, y=values, name=name, line_color=color, showlegend=col == 1),
+                         row=1, col=col)
+figure.update_xaxes(title_text="answer tokens")
+figure.update_yaxes(tickformat=".0%", row=1, col=1)
+figure.update_layout(height=340, margin=dict(t=60, l=40, r=20, b=40)).show()
+own_loops, own_rkl = curves["own answers"]
+forced_loops, forced_rkl = curves["teacher's answers"]
+assert own_loops[3] > 2 * forced_loops[3] and own_loops[3] - own_loops[0] > 2 * (forced_loops[3] - forced_loops[0])
+assert own_rkl[3] < own_rkl[0] and forced_rkl[3] < forced_rkl[0]  # the per-token KL falls along both
+
+# %% [markdown]
+# Along its own answers the student's loops grow from quarter to quarter, more than twice as fast as the repeats
+# in the teacher's answers to the same prompts (which repeat some 4-grams too: list items, set phrases), and by the
+# last quarter they are more than twice as common: the error compounds. The per-token reverse KL does
+# *not* grow along them; it falls, as it falls along the teacher's text, where later tokens simply have more
+# context. Once a loop has started, the teacher, reading the same looping prefix, predicts the next repetition too,
+# so a token-level score grades the loop as close agreement. That is why the workbench reports repeated 4-grams
+# beside the reverse KL, and why on-policy training, which grades the student's own answers from their first token,
+# is the remedy: it trains the student on the prefixes it actually writes.
 
 # %% [markdown]
 # ## At equal minutes, on teacher-written data
