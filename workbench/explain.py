@@ -152,7 +152,7 @@ TOPICS: tuple[Topic, ...] = (
             "card."
         ),
         fields=("models.student", "train.heal_init", "mapping.preset"),
-        notebook="02_distil_the_builtin_teacher.ipynb",
+        notebook="08_pruning_and_healing.ipynb",
     ),
     Topic(
         key="width",
@@ -164,9 +164,11 @@ TOPICS: tuple[Topic, ...] = (
             "are ranked by how strongly they fire on calibration text (the activation importance of Minitron, "
             "Muralidharan et al. 2024), so the quiet ones go first; healing then solves each layer's MLP output "
             "projection in closed form so the narrower layer reproduces its teacher layer's output.\n\n"
-            "At the same number of parameters a width-pruned student usually starts much closer to the teacher "
-            "(every layer keeps its place in the computation), while a depth-pruned one decodes faster (fewer "
-            "layers to run one after another per token). Which matters more depends on what you need, so "
+            "At the same number of parameters, cutting width in every layer hurts more *before* any repair; after "
+            "healing and training, a student that cuts both width and depth usually ends closer to the teacher at "
+            "half its size or less (every layer keeps its place in the computation), while a depth-pruned one "
+            "decodes faster (fewer layers to run one after another per token). Which matters more depends on what "
+            "you need, so "
             "measure it: the **Sweeps** tab (`workbench sweep`) trains several students with one recipe and one "
             "budget and draws the **frontier**.\n\n"
             "Reading it: each blue point is a distilled student, its hollow grey twin the same student before "
@@ -177,7 +179,7 @@ TOPICS: tuple[Topic, ...] = (
             "measured on."
         ),
         fields=("models.student", "train.heal_init"),
-        notebook="02_distil_the_builtin_teacher.ipynb",
+        notebook="08_pruning_and_healing.ipynb",
     ),
     Topic(
         key="metrics",
@@ -215,6 +217,50 @@ TOPICS: tuple[Topic, ...] = (
         ),
         fields=("loss.kind",),
         notebook="06_on_policy_distillation.ipynb",
+    ),
+    Topic(
+        key="crosstok",
+        title="Any teacher, any student: two tokenizers",
+        body=(
+            "Ordinary KD compares the teacher's and the student's next-token distributions position by position, "
+            "which needs one tokenizer. A student with a tokenizer of its own (smaller, or trained on its own text) "
+            "cuts the same text into other tokens: positions no longer pair up, and the two vocabularies are "
+            "different sets of strings. The workbench spells the student's rows out as text, lets the teacher read "
+            "that text with its own tokenizer, and aligns the two tokenizations into **spans** that cover the same "
+            "bytes on both sides.\n\n"
+            "`loss.cross_tokenizer` chooses what a span compares. **aligned** (the default): where a span is one "
+            "token on each side (the same string, an *exact match*), the two next-token distributions over the "
+            "strings both vocabularies hold; elsewhere, how likely each side finds the span's whole text. **uld** "
+            "(Universal Logit Distillation): the two probability vectors sorted from largest to smallest, which "
+            "ignores which token is which.\n\n"
+            "Perplexity depends on the tokenizer, so such models are compared in **bits per byte**: the "
+            "cross-entropy in bits per byte of the text, whatever its tokens. On the built-in pair with scarce data "
+            "(a few hundred rows read many times), CE + aligned ended 5.8% below CE only in bits per byte (three "
+            "seeds) and uld did not help; with more data the gain shrinks. The Setup tab's **Tokenizer alignment** "
+            "shows the spans of a sample text."
+        ),
+        fields=("loss.cross_tokenizer",),
+        notebook="09_any_teacher_any_student.ipynb",
+    ),
+    Topic(
+        key="quantize",
+        title="Shipping a small student: quantized exports",
+        body=(
+            "A distilled student is meant to run somewhere small: llama.cpp or Ollama on a laptop (**GGUF**), ONNX "
+            "Runtime on a phone or an edge box (**ONNX**). Both can store weights in fewer bits: **q8_0** keeps 8 "
+            "bits per weight in blocks of 32 weights that share one scale, **q4_0** 4 bits, and ONNX **int8** does "
+            "the same for the matrix multiplications. Fewer bits mean a smaller file and fewer bytes read for every "
+            "generated token, which is what limits decoding speed on a CPU; the rounding costs some quality on top "
+            "of what distillation cost.\n\n"
+            "Compare the two costs on the same text: the KL from the float student to its rounded copy beside the "
+            "KL from the teacher to the float student. When the first is small next to the second, the rounding is "
+            "cheap. Export (the Report & export tab, or `workbench export RUN OUT --format gguf-q8_0`) reads every "
+            "file back with a runtime that is not the workbench's before it puts it in place, and the report card "
+            "scores each picked export in its own runtime: size, speed and quality, each saying what it was "
+            "measured on."
+        ),
+        fields=(),
+        notebook="07_quantizing_the_student.ipynb",
     ),
     Topic(
         key="multitask",
