@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 import nbformat
@@ -91,7 +90,7 @@ def test_korean_edition_runs_the_same_code_with_korean_prose(english: Path):
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(NOTEBOOK_LIMIT_S + 60)
+@pytest.mark.timeout(NOTEBOOK_LIMIT_S)  # a time limit, not a timed assertion
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[path.stem[:2] + path.stem[-3:] * path.stem.endswith(".ko")
                                                   for path in NOTEBOOKS])
 def test_notebook_runs_top_to_bottom(path: Path, kernel_dir: Path, tmp_path: Path, monkeypatch):
@@ -101,16 +100,13 @@ def test_notebook_runs_top_to_bottom(path: Path, kernel_dir: Path, tmp_path: Pat
     notebook = nbformat.read(path, as_version=4)
     client = NotebookClient(notebook, timeout=NOTEBOOK_LIMIT_S, kernel_name=KERNEL_NAME,
                             resources={"metadata": {"path": str(NOTEBOOK_DIR)}})
-    started = time.monotonic()
     client.execute()  # raises CellExecutionError on the first failing cell
-    elapsed = time.monotonic() - started
     errors = [out for cell in notebook.cells if cell.cell_type == "code" for out in cell.outputs
               if out.output_type == "error"]
     assert not errors
     figures = [out for cell in notebook.cells if cell.cell_type == "code" for out in cell.outputs
                if "application/vnd.plotly.v1+json" in out.get("data", {})]
     assert figures, f"{path.name} drew no plotly figure"
-    assert elapsed < NOTEBOOK_LIMIT_S, f"{path.name} took {elapsed:.0f}s"
 
 
 def _check_command(command: str) -> None:
