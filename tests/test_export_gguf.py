@@ -14,11 +14,11 @@ import gguf
 import pytest
 import torch
 from tiny import tiny_bpe_model_dir, tiny_text_file
-from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, Qwen2Config
+from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, MistralConfig, Qwen2Config, Qwen3Config
 
 from workbench.analysis.export import CHECK_TEXT, export_run
 from workbench.analysis.export_formats import GGUF_FORMATS
-from workbench.analysis.export_gguf import GGUF_TOLERANCE, LAYOUT_TOLERANCE, rounded_copy, write_gguf
+from workbench.analysis.export_gguf import GGUF_TOLERANCE, LAYOUT_TOLERANCE, load_gguf_model, rounded_copy, write_gguf
 from workbench.analysis.export_onnx import ONNX_TOLERANCE
 from workbench.analysis.onnx_runtime import OnnxDecoder
 from workbench.cli import main as cli_main
@@ -42,6 +42,12 @@ def _model(bpe_llama: Path, kind: str):
     if kind == "qwen2":
         config = Qwen2Config(hidden_size=64, intermediate_size=128, num_attention_heads=4, num_key_value_heads=2,
                              **common)
+    elif kind == "qwen3":  # per-head q/k norms; head_dim given, not hidden/heads (the loader must read it from the file)
+        config = Qwen3Config(hidden_size=64, intermediate_size=128, num_attention_heads=4, num_key_value_heads=2,
+                             head_dim=32, **common)
+    elif kind == "mistral":  # written as llama, as llama.cpp's converter does
+        config = MistralConfig(hidden_size=64, intermediate_size=128, num_attention_heads=4, num_key_value_heads=2,
+                               **common)
     else:  # a width-pruned Llama: head_dim given (not hidden/heads), intermediate not a multiple of the block size
         config = LlamaConfig(hidden_size=96, intermediate_size=80, num_attention_heads=3, num_key_value_heads=1,
                              head_dim=16, **common)
@@ -53,13 +59,14 @@ def _field(reader: gguf.GGUFReader, key: str):
     return reader.fields[key].contents()
 
 
-@pytest.mark.parametrize("kind", ["llama-tied", "qwen2", "llama-pruned"])
+@pytest.mark.parametrize("kind", ["llama-tied", "qwen2", "llama-pruned", "qwen3", "mistral"])
 @pytest.mark.parametrize("fmt", GGUF_FORMATS)
 def test_gguf_reads_back_and_matches_the_student(tmp_path, bpe_llama, kind, fmt):
     model = _model(bpe_llama, kind)
     tokenizer = AutoTokenizer.from_pretrained(bpe_llama)
     info = write_gguf(model, tokenizer, tmp_path / "student.gguf", fmt)
-    cfg, arch = model.config, model.config.model_type
+    cfg = model.config
+    arch = {"mistral": "llama"}.get(cfg.model_type, cfg.model_type)
 
     reader = gguf.GGUFReader(tmp_path / "student.gguf")
     head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
@@ -83,6 +90,8 @@ def test_gguf_reads_back_and_matches_the_student(tmp_path, bpe_llama, kind, fmt)
         expected_names.add("output.weight")
     if arch == "qwen2":
         expected_names |= {f"blk.{i}.attn_{p}.bias" for i in range(cfg.num_hidden_layers) for p in "qkv"}
+    if arch == "qwen3":
+        expected_names |= {f"blk.{i}.attn_{p}_norm.weight" for i in range(cfg.num_hidden_layers) for p in "qk"}
     assert set(types) == expected_names
     assert types["blk.0.attn_norm.weight"] == gguf.GGMLQuantizationType.F32
     main_type = {"gguf-f16": "F16", "gguf-q8_0": "Q8_0", "gguf-q4_0": "Q4_0"}[fmt]
@@ -91,7 +100,7 @@ def test_gguf_reads_back_and_matches_the_student(tmp_path, bpe_llama, kind, fmt)
         assert types["blk.0.ffn_down.weight"].name == "F16"
     assert info["size_bytes"] == (tmp_path / "student.gguf").stat().st_size
 
-    reloaded = AutoModelForCausalLM.from_pretrained(tmp_path, gguf_file="student.gguf", dtype=torch.float32).eval()
+    reloaded = load_gguf_model(tmp_path, "student.gguf")
     ids = tokenizer(PROMPT, return_tensors="pt")["input_ids"]
     with torch.no_grad():
         source, actual = model(ids).logits, reloaded(ids).logits

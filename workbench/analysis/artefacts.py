@@ -57,7 +57,9 @@ def load_artefact(spec: str, threads: int | None = None):
     ONNX Runtime and llama.cpp run on `threads` CPU threads, by default PyTorch's (`torch.get_num_threads()`), so
     an artefact's speed is compared with the teacher's on the same cores."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
+
+    from workbench.analysis.export_gguf import load_gguf_model
 
     folder = Path(str(spec)).expanduser()
     meta = export_meta(folder)
@@ -81,7 +83,7 @@ def load_artefact(spec: str, threads: int | None = None):
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=filename)  # the prompts' ids, read from the file
         runtime, short = f"llama.cpp through llama-cpp-python {llama_cpp.__version__} (CPU)", "in llama.cpp"
     else:
-        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=filename, dtype=torch.float32).eval()
+        model = load_gguf_model(folder, filename)
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=filename)
         runtime = ("transformers GGUF loader: dequantized to float32, run in PyTorch (llama-cpp-python is not "
                    "installed; speed and memory are PyTorch's, not llama.cpp's)")

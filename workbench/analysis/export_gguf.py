@@ -1,12 +1,15 @@
-"""Write a Llama or Qwen2 student as one GGUF file that llama.cpp (and Ollama) load: f16, q8_0 or q4_0.
+"""Write a Llama, Mistral, Qwen2 or Qwen3 student as one GGUF file that llama.cpp (and Ollama) load: f16, q8_0 or q4_0.
 
     info = write_gguf(model, tokenizer, "exports/run-1/student-q8_0.gguf", "gguf-q8_0")
     info["size_bytes"], info["tensor_types"]
 
 Tensor names come from gguf's own name map for the architecture (`token_embd`, `blk.N.attn_q`, ...); metadata keys
-are the `llama.*` / `qwen2.*` ones llama.cpp reads, every dimension taken from the model's config (pruned students
-have their own hidden size, heads, head_dim and intermediate size). Llama's q/k rows are reordered to the interleaved
-rotary layout llama.cpp uses (Qwen2 keeps HF's half-split layout: llama.cpp runs it with NEOX rope). Quantized
+are the `llama.*` / `qwen2.*` / `qwen3.*` ones llama.cpp reads, every dimension taken from the model's config (pruned
+students have their own hidden size, heads, head_dim and intermediate size). Mistral is written as `llama`, as
+llama.cpp's own converter writes it (a sliding window in its config is not written: runtimes attend over the whole
+context, the same below the window's length). Llama's q/k rows are reordered to the interleaved rotary layout
+llama.cpp uses (Qwen2 and Qwen3 keep HF's half-split layout: llama.cpp runs them with NEOX rope; Qwen3's per-head
+q/k norms go in as `attn_q_norm` / `attn_k_norm`). Quantized
 blocks are made by `gguf.quants`. Norms and biases stay float32; a matrix whose rows are not a whole number of
 quantization blocks falls back to f16 (as llama.cpp's own converter does); in the 4-bit file the token embedding and
 the output head are q8_0, because they are the tensors 4-bit hurts most (llama-quantize keeps them wider too).
@@ -42,7 +45,9 @@ FILE_TYPES = {
     gguf.GGMLQuantizationType.Q8_0: gguf.LlamaFileType.MOSTLY_Q8_0,
     gguf.GGMLQuantizationType.Q4_0: gguf.LlamaFileType.MOSTLY_Q4_0,
 }
-ARCHITECTURES = {"llama": gguf.MODEL_ARCH.LLAMA, "qwen2": gguf.MODEL_ARCH.QWEN2}
+GGUF_ARCHS = {"llama": gguf.MODEL_ARCH.LLAMA, "qwen2": gguf.MODEL_ARCH.QWEN2, "qwen3": gguf.MODEL_ARCH.QWEN3}
+# transformers' model_type -> the GGUF architecture llama.cpp runs it as
+ARCHITECTURES = {"llama": "llama", "mistral": "llama", "qwen2": "qwen2", "qwen3": "qwen3"}
 WIDE_IN_4BIT = ("token_embd.weight", "output.weight")
 
 # llama.cpp names a BPE pre-tokenizer by the token ids its tokenizer gives this text (convert_hf_to_gguf.py);
@@ -64,13 +69,13 @@ KNOWN_PRE_TOKENIZERS = {
 
 
 def gguf_architecture(config) -> str:
-    """The GGUF architecture name of a model config, or a one-line refusal naming the architecture."""
+    """The GGUF architecture name of a model config (`llama` for Mistral), or a one-line refusal naming it."""
     model_type = getattr(config, "model_type", "?")
     if model_type not in ARCHITECTURES:
         raise UserError(Message("GGUF export: architecture {model_type!r} has no GGUF mapping here (supported: "
                                 "{supported}); export it as safetensors or onnx", model_type=model_type,
                                 supported=", ".join(ARCHITECTURES)))
-    return model_type
+    return ARCHITECTURES[model_type]
 
 
 def _dimensions(config, arch: str) -> dict[str, Any]:
@@ -83,8 +88,8 @@ def _dimensions(config, arch: str) -> dict[str, Any]:
         raise UserError(Message("GGUF export: rope_parameters.rope_type={rope_type!r} is not written by this exporter "
                                 "(default rope only)", rope_type=rope_type))
     for flag in ("attention_bias", "mlp_bias"):
-        if arch == "llama" and getattr(config, flag, False):
-            raise UserError(Message("GGUF export: Llama with {flag}=true is not supported", flag=flag))
+        if arch in ("llama", "qwen3") and getattr(config, flag, False):
+            raise UserError(Message("GGUF export: {arch} with {flag}=true is not supported", arch=arch, flag=flag))
     return {
         "layers": config.num_hidden_layers, "hidden": config.hidden_size, "intermediate": config.intermediate_size,
         "heads": heads, "kv_heads": kv_heads, "head_dim": head_dim, "context": config.max_position_embeddings,
@@ -119,7 +124,7 @@ def _encoded(array: np.ndarray, qtype: gguf.GGMLQuantizationType) -> np.ndarray:
 
 def _named_weights(model, arch: str, layers: int):
     """(HF key, GGUF name, tensor) for each weight that goes into the file; a tied output head is left out."""
-    name_map = gguf.get_tensor_name_map(ARCHITECTURES[arch], layers)
+    name_map = gguf.get_tensor_name_map(GGUF_ARCHS[arch], layers)
     state = model.state_dict()
     tied = "lm_head.weight" in state and state["lm_head.weight"].data_ptr() == state[
         "model.embed_tokens.weight"].data_ptr()
@@ -291,13 +296,24 @@ def _relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
     return float((actual - expected).norm() / expected.norm().clamp_min(1e-12))
 
 
+def load_gguf_model(folder: Path, filename: str):
+    """The file as a float32 transformers model through its dequantizing GGUF loader. That loader does not map
+    `qwen3.attention.key_length` (it assumes Qwen3's usual head_dim of 128), so for Qwen3 the file's own value is
+    read and passed on: a width-pruned Qwen3 student keeps its head_dim."""
+    from transformers import AutoModelForCausalLM
+
+    reader = gguf.GGUFReader(Path(folder) / filename)
+    extra = {}
+    if reader.fields["general.architecture"].contents() == "qwen3":
+        extra["head_dim"] = int(reader.fields["qwen3.attention.key_length"].contents())
+    return AutoModelForCausalLM.from_pretrained(folder, gguf_file=filename, dtype=torch.float32, **extra).eval()
+
+
 @torch.inference_mode()
 def gguf_reload_check(model, tokenizer, folder: Path, filename: str, fmt: str, text: str) -> dict[str, Any]:
     """Load the file with transformers' GGUF loader (it dequantizes) and compare its logits on `text` with the
     rounded student's (layout: must agree to LAYOUT_TOLERANCE) and the float32 student's (the quantization's cost)."""
-    from transformers import AutoModelForCausalLM
-
-    reloaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=filename, dtype=torch.float32).eval()
+    reloaded = load_gguf_model(folder, filename)
     ids = tokenizer(text, return_tensors="pt")["input_ids"][:, :64]
     source = model.float()(input_ids=ids).logits.float()
     rounded = rounded_copy(model, fmt)(input_ids=ids).logits.float()

@@ -402,7 +402,7 @@ LIBRARY_KO: dict[str, str] = {
         "모델의 예측을 저장하므로 토크나이저가 하나여야 합니다. 이 쌍은 실시간 교사 모델로 증류하세요"
         "(train.teacher_cache를 비워 두기). 그러면 두 토큰화를 정렬합니다(loss.cross_tokenizer)",
     # export formats (workbench.analysis.export_gguf, export_onnx, export, artefacts)
-    "GGUF export: Llama with {flag}=true is not supported": "GGUF 내보내기: {flag}=true인 Llama는 지원하지 않습니다",
+    "GGUF export: {arch} with {flag}=true is not supported": "GGUF 내보내기: {flag}=true인 {arch}는 지원하지 않습니다",
     "GGUF export: architecture {model_type!r} has no GGUF mapping here (supported: {supported}); export it as "
     "safetensors or onnx":
         "GGUF 내보내기: 아키텍처 {model_type!r}에는 여기서 GGUF 대응이 없습니다(지원: {supported}). safetensors나 "

@@ -9,8 +9,8 @@ workbench export runs/run-1 exports/run-1-int8 --format onnx-int8  # model-int8.
 
 The export is reloaded (AutoModelForCausalLM.from_pretrained; for GGUF, transformers' dequantizing GGUF loader; for
 ONNX, onnxruntime, whose greedy tokens are compared with PyTorch's too) and its logits checked against the student's.
-GGUF and ONNX cover Llama and Qwen2 students (GGUF: with a byte-level BPE tokenizer); others are refused with one
-line naming what has no mapping.
+GGUF covers Llama, Mistral, Qwen2 and Qwen3 students (with a byte-level BPE tokenizer), ONNX Llama and Qwen2; others
+are refused with one line naming what has no mapping.
 """
 
 from __future__ import annotations
