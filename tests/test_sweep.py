@@ -197,3 +197,16 @@ def test_the_frontier_axis_keeps_the_students_readable_when_starts_are_far_above
                                            for i, s in enumerate(students)]})
     assert tuple(figure.layout.yaxis.range) == pytest.approx((0, 1.44))
     assert any("run off the top" in a.text for a in figure.layout.annotations)
+
+
+def test_the_sweep_picker_labels_a_sweep_by_its_folder_not_by_a_word_the_browser_translates(tmp_path):
+    from workbench.app.i18n import build_i18n
+    from workbench.app.tab_sweeps import sweep_choices
+    from workbench.config import BUILTIN_TEACHER, load_preset
+    from workbench.runs.sweep import builtin_students, create_sweep
+
+    korean = build_i18n().translations_dict["ko"]
+    assert "frontier" in korean  # a UI word: a bare "frontier" label would show as Korean
+    create_sweep(tmp_path, "frontier", load_preset("chat"), builtin_students("width", BUILTIN_TEACHER))
+    ((label, value),) = sweep_choices(str(tmp_path))
+    assert (label, value) == ("frontier/", "frontier") and label not in korean

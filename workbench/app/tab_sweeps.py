@@ -26,8 +26,11 @@ STUDENT_COLUMNS = ["student", "spec", "state", "step"]
 PROGRESS = gr.Progress()  # gradio fills it per call; one default object is its documented use
 
 
-def sweep_choices(runs_dir: str) -> list[str]:
-    return [path.name for path in list_sweeps(runs_dir)]
+def sweep_choices(runs_dir: str) -> list[tuple]:
+    """(label, name) for the sweep picker, newest first. The label is the folder's path under the runs folder
+    ("frontier/"): the browser translates a label that equals a UI word, so a sweep named "frontier" would
+    otherwise show as a Korean word."""
+    return [(f"{path.name}/", path.name) for path in list_sweeps(runs_dir)]
 
 
 def _students_rows(path: Path, text) -> list[list[str]]:
@@ -99,7 +102,7 @@ def build_sweeps_tab(ctx) -> dict:
         start = gr.Button(t("Start sweep"), variant="primary")
     with gr.Row():
         choices = sweep_choices(ctx.runs_dir)
-        chosen = gr.Dropdown(choices, value=choices[0] if choices else None, label=t("sweep"),
+        chosen = gr.Dropdown(choices, value=choices[0][1] if choices else None, label=t("sweep"),
                              allow_custom_value=False)
         refresh = gr.Button(t("Refresh"))
         score = gr.Button(t("Score finished students"))
@@ -129,7 +132,8 @@ def build_sweeps_tab(ctx) -> dict:
 
     def reload_choices(name):
         choices = sweep_choices(ctx.runs_dir)
-        return gr.update(choices=choices, value=name if name in choices else (choices[0] if choices else None))
+        names = [value for _, value in choices]
+        return gr.update(choices=choices, value=name if name in names else (names[0] if names else None))
 
     start.click(launch, [kind, preset, steps], chosen, api_name="start_sweep")
     chosen.change(show, chosen, outputs, api_name="sweep_view")
