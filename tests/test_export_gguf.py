@@ -198,7 +198,7 @@ def test_refusals_are_one_line(tmp_path, bpe_llama, tiny_text, tiny_teacher, tin
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
-@pytest.mark.parametrize("kind", ["llama-tied", "qwen2", "llama-pruned"])
+@pytest.mark.parametrize("kind", ["llama-tied", "qwen2", "llama-pruned", "qwen3", "mistral"])
 def test_llama_cpp_runs_the_file(tmp_path, bpe_llama, kind):
     """With the `llama` extra installed, llama.cpp itself loads each file: same token ids for the text, logits within
     the type's bound, greedy generation through its KV cache equal to PyTorch's for f16."""
