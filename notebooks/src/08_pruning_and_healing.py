@@ -22,7 +22,7 @@
 # 5. which teacher layer each student layer came from (the `source` layer mapping);
 # 6. how to read a compression frontier, drawn here by the sweep's own code on this notebook's numbers.
 #
-# Measured runtime on a 2-core CPU: 151 to 188 s when nothing else ran (the stored run: 188 s). The last cell prints this run's wall and CPU time. Every sentence below
+# Measured runtime on a 2-core CPU: 128 to 188 s when nothing else ran (the stored run: 128 s). The last cell prints this run's wall and CPU time. Every sentence below
 # that a printed number can check is checked by an `assert` in the cell that prints it.
 
 # %%
@@ -391,7 +391,9 @@ for entry in points:
           f"{entry['pareto_params']}, {entry['pareto_speed']}")
 for entry in points:
     print(f"- {entry['slug']}: {summary_line(entry, teacher_point)}")
-frontier_figure({"sweep": "notebook 08 (healed, not trained)", "teacher": teacher_point, "students": points}).show()
+LEGEND = {"distilled student": "healed student", "undistilled start": "pruned, before healing"}  # no training here
+frontier_figure({"sweep": "notebook 08 (healed, not trained)", "teacher": teacher_point, "students": points},
+                text=lambda words: LEGEND.get(words, words)).show()
 assert speed["depth 15"] > speed["teacher"]
 assert [entry["pareto_speed"] for entry in points] == [True, True] and points[0]["pareto_params"] is False
 assert points[1]["gen_rkl"] > points[1]["undistilled"]["gen_rkl"]  # hence a negative share closed
