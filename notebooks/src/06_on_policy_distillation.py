@@ -20,7 +20,7 @@
 # workbench, `onpolicy.lmbda` is the share of training steps whose answers the student samples; 0 is the ordinary
 # off-policy training of the other notebooks.
 #
-# Measured runtime on a 2-core CPU: 190 s when nothing else ran; the last cell prints this run's. This notebook
+# Measured runtime on a 2-core CPU: 114 to 190 s when nothing else ran (the stored run: 114 s); the last cell prints this run's. This notebook
 # measures both kinds of number for the same students:
 #
 # - **teacher-forced**: perplexity on held-out text (lower is better);
@@ -42,8 +42,14 @@ import torch
 from IPython.display import HTML, display
 from plotly.subplots import make_subplots
 
-from workbench.analysis.genquality import (completion_batch, generation_quality, pad_id, protocol_label, score_tokens,
-                                           token_disagreement)
+from workbench.analysis.genquality import (
+    completion_batch,
+    generation_quality,
+    pad_id,
+    protocol_label,
+    score_tokens,
+    token_disagreement,
+)
 from workbench.analysis.report_card import score_quality
 from workbench.config import DEFAULT_STUDENT, apply_overrides, load_preset
 from workbench.data.splits import build_splits
