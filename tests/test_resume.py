@@ -61,3 +61,31 @@ def test_resume_without_checkpoint_is_a_user_error(tiny_teacher, tiny_student, t
     cfg = tiny_config(tiny_teacher, tiny_student, tiny_text)
     with pytest.raises(UserError, match="no complete checkpoint"):
         train(cfg, tmp_path / "empty", ListSink(), resume=True)
+
+
+def _truncate(checkpoint) -> None:
+    state = checkpoint / "state.pt"
+    state.write_bytes(state.read_bytes()[: state.stat().st_size // 3])
+
+
+def test_resume_skips_a_damaged_checkpoint_and_says_so(tiny_teacher, tiny_student, tiny_text, tmp_path):
+    from workbench.errors import UserError
+
+    cfg = tiny_config(tiny_teacher, tiny_student, tiny_text, train={"steps": 6, "save_every": 2, "eval_every": 100})
+    train(cfg, tmp_path / "straight", ListSink())
+    run = RunFolder(tmp_path / "straight")
+    assert [p.name for p in run.checkpoints()] == ["step-2", "step-4"]  # none at the last step
+    straight = _curve(read_metrics(run.metrics_path))
+    _truncate(run.checkpoints()[-1])  # the newest checkpoint's file cut short, as a full disk or a kill leaves it
+    sink = ListSink()
+    resumed = train(cfg, run.path, sink, resume=True)
+    assert resumed["state"] == "finished" and run.read_status()["step"] == 6
+    said = "\n".join(sink.messages)
+    assert "checkpoint step-4 is damaged" in said and "resuming from step-2" in said
+    rows = read_metrics(run.metrics_path)
+    assert [r["step"] for r in rows if r["kind"] == "train"] == list(range(1, 7))
+    assert torch.allclose(_curve(rows), straight, rtol=1e-5, atol=1e-6)  # steps 3 to 6 trained again, the same
+    for checkpoint in run.checkpoints():
+        _truncate(checkpoint)
+    with pytest.raises(UserError, match=r"every checkpoint of .* is damaged \(step-4, step-2\)"):
+        train(cfg, run.path, ListSink(), resume=True)

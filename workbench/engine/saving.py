@@ -42,12 +42,32 @@ def _checkpoint_payload(cfg: DistillConfig, s: Setup, step: int, tokens: int, el
     }
 
 
-def restore_checkpoint(cfg: DistillConfig, s: Setup, run: RunFolder) -> tuple[int, int, float]:
-    """Load the latest complete checkpoint; returns (step, tokens, elapsed). Metrics past it are dropped."""
-    latest = run.latest_checkpoint()
-    if latest is None:
+def readable_checkpoint(run: RunFolder, log=print) -> tuple[dict[str, Any], str]:
+    """(state, name) of the newest complete checkpoint whose file reads; a damaged one (truncated, overwritten) is
+    named through `log` and the one before it tried. UserError when none is left."""
+    found = run.checkpoints()
+    if not found:
         raise UserError(f"--resume: {run.path} has no complete checkpoint to resume from")
-    state = load_checkpoint(latest)
+    damaged = []
+    for path in reversed(found):
+        try:
+            state = load_checkpoint(path)
+        except Exception as exc:  # torch.load raises RuntimeError, EOFError, UnpicklingError... on a damaged file
+            damaged.append(path.name)
+            log(f"checkpoint {path.name} is damaged ({(str(exc).splitlines() or [type(exc).__name__])[0]}); "
+                "trying the one before it")
+            continue
+        if damaged:
+            log(f"resuming from {path.name}, the newest checkpoint that reads (damaged: {', '.join(damaged)})")
+        return state, path.name
+    raise UserError(f"--resume: every checkpoint of {run.path} is damaged ({', '.join(damaged)}); "
+                    "start the run again without --resume")
+
+
+def restore_checkpoint(cfg: DistillConfig, s: Setup, run: RunFolder, log=print) -> tuple[int, int, float]:
+    """Load the newest complete checkpoint that reads; returns (step, tokens, elapsed). Metrics past it are
+    dropped."""
+    state, _ = readable_checkpoint(run, log)
     inner = s.accelerator.unwrap_model(s.module)
     inner.student.load_state_dict(state["model"], strict=not cfg.lora.enabled)
     inner.projectors.load_state_dict(state["projectors"])

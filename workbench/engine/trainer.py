@@ -183,7 +183,7 @@ def _loop(cfg: DistillConfig, s: Setup, run: RunFolder, sink: Sink, stop: thread
     between steps (evaluating, scoring held-out answers, saving) for the app; tokens/s is per logged interval,
     training steps only."""
     acc, main, total_steps = s.accelerator, s.accelerator.is_main_process, cfg.train.steps
-    step, tokens, elapsed_before = restore_checkpoint(cfg, s, run) if resume else (0, 0, 0.0)
+    step, tokens, elapsed_before = restore_checkpoint(cfg, s, run, sink.log) if resume else (0, 0, 0.0)
     tokens_per_step = cfg.train.batch_size * cfg.train.grad_accum * acc.num_processes * s.train_ids.shape[1]
     start, start_step, last_status = time.perf_counter(), step, 0.0
     interval_tokens, interval_seconds = 0, 0.0  # since the last logged row: training steps only
