@@ -30,7 +30,7 @@ app: $(STAMP)
 	$(VENV)/bin/workbench app --host $(HOST) --port $(PORT)
 
 test: $(STAMP) browser
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=20 tests
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check workbench bench tests
