@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -46,13 +45,3 @@ def launched_app(root: Path, teacher: Path, student: Path, config: DistillConfig
         demo.close()
 
 
-def wait_for(predicate, timeout: float = 120.0, every: float = 0.5):
-    """Poll `predicate` until it returns something truthy; returns that value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not reached within {timeout} s")
-        time.sleep(every)

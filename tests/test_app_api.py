@@ -10,7 +10,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from app_helpers import launched_app, tiny_config, wait_for
+from app_helpers import launched_app, tiny_config
+from conftest import wait_for
 from gradio_client import Client
 
 from workbench.app.tab_train import status_markdown

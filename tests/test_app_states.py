@@ -3,11 +3,11 @@ run (in /run_status and its log), and a run stopped while it is still loading en
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
-from app_helpers import launched_app, tiny_config, wait_for
+from app_helpers import launched_app, tiny_config
+from conftest import wait_for
 from gradio_client import Client
 
 from workbench.runs.folder import STAGES, TRAINING_STAGES, RunFolder
@@ -34,14 +34,14 @@ def test_a_run_reports_its_loading_stages_then_training(served, tiny_teacher, ti
     run_id = client.predict(tiny_config(tiny_teacher, tiny_student, tiny_text, steps=4).to_yaml(),
                             api_name="/start_run")
     seen = []
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
+
+    def ended() -> dict | None:  # records every stage it passes through
         status = _status(client, run_id)
         if not seen or seen[-1] != status["stage"]:
             seen.append(status["stage"])
-        if status["state"] in ("finished", "failed"):
-            break
-        time.sleep(0.05)
+        return status if status["state"] in ("finished", "failed") else None
+
+    status = wait_for(ended, every=0.05)
     assert status["state"] == "finished", status
     assert seen[-1] == "finished" and len(seen) >= 2, seen
     log = RunFolder(Path(served.ctx.runs_dir) / run_id).log_path.read_text()

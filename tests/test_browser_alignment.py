@@ -6,19 +6,15 @@ from __future__ import annotations
 
 import pytest
 from app_helpers import launched_app
-from test_browser import CHROMIUM, CHROMIUM_ARGS
 from tiny import tiny_bpe_model_dir
 
 pytestmark = pytest.mark.browser
 
 
-def test_alignment_viewer_colours_spans_and_marks_exact_matches(tmp_path, tiny_text, artifacts_dir):
-    from playwright.sync_api import sync_playwright
-
+def test_alignment_viewer_colours_spans_and_marks_exact_matches(tmp_path, tiny_text, browser, artifacts_dir):
     teacher = tiny_bpe_model_dir(tmp_path, tiny_text, "teacher", 300, hidden=64, seed=1)
     student = tiny_bpe_model_dir(tmp_path, tiny_text, "student", 360, hidden=32, seed=2)
-    with launched_app(tmp_path, teacher, student) as demo, sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with launched_app(tmp_path, teacher, student) as demo:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(demo.local_url)
         page.get_by_text("two tokenizers").wait_for(timeout=60000)
@@ -35,4 +31,4 @@ def test_alignment_viewer_colours_spans_and_marks_exact_matches(tmp_path, tiny_t
         assert "teacher tokens per student token" in view.inner_text()
         view.scroll_into_view_if_needed()
         page.screenshot(path=str(artifacts_dir / "app-tokenizer-alignment.png"), full_page=True)
-        browser.close()
+        page.close()

@@ -10,12 +10,10 @@ from __future__ import annotations
 import re
 
 import pytest
-from app_helpers import launched_app, tiny_config, wait_for
+from app_helpers import launched_app, tiny_config
+from conftest import wait_for
 from inspect_helpers import make_finished_run
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 # (artifact name, tab in English, tab in Korean, a text only the English tab shows, the same in Korean)
 TABS = (
     ("setup", "Setup", "설정", "Sample prompt for the preview", "미리 보기용 예시 prompt"),
@@ -38,17 +36,6 @@ def served(tmp_path_factory, tiny_teacher, tiny_student, tiny_text):
     with launched_app(root, tiny_teacher, tiny_student, config=cfg) as demo:
         yield demo
 
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 def _open(browser, url: str, locale: str):

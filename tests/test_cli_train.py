@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from conftest import wait_for
 from engine_helpers import tiny_config
 
 from workbench.cli import main
@@ -30,13 +31,6 @@ def _start(args: list[str]) -> subprocess.Popen:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     return subprocess.Popen([sys.executable, "-m", "workbench", "train", *args], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def _wait_for(predicate, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
 
 
 def test_cli_new_run_folder_is_complete(tiny_teacher, tiny_student, tiny_text, tmp_path, capsys):
@@ -67,7 +61,7 @@ def test_sigterm_stops_with_checkpoint_then_resume_finishes(tiny_teacher, tiny_s
                            eval_every=1000)
     run = RunFolder(tmp_path / "runs" / "sig")
     proc = _start(["--config", str(config), "run.name=sig"])
-    _wait_for(lambda: run.metrics_path.exists() and len(read_metrics(run.metrics_path)) >= 3)
+    wait_for(lambda: run.metrics_path.exists() and len(read_metrics(run.metrics_path)) >= 3)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
@@ -93,7 +87,7 @@ def test_second_run_waits_queued_for_the_device(tiny_teacher, tiny_student, tiny
     with FileLock(tmp_path / "runs" / lock_name("cpu")):
         proc = _start(["--config", str(config), "run.name=waiting"])
         run = RunFolder(tmp_path / "runs" / "waiting")
-        _wait_for(lambda: run.status_path.exists() and run.read_status().get("pid") == proc.pid)
+        wait_for(lambda: run.status_path.exists() and run.read_status().get("pid") == proc.pid)
         time.sleep(2.0)
         assert run.read_status()["state"] == "queued"
     proc.communicate(timeout=60)

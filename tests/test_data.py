@@ -124,14 +124,11 @@ def test_missing_paths_and_unknown_builtins(tmp_path):
         load_texts(str(tmp_path))
 
 
+@pytest.mark.timeout(30)  # a retried download would run for minutes
 def test_hub_id_fails_fast_offline(monkeypatch):
-    import time
-
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    start = time.perf_counter()
     with pytest.raises(UserError, match="data.dataset: hub dataset 'someone/some-corpus'"):
         load_texts("someone/some-corpus")
-    assert time.perf_counter() - start < 2
 
 
 def test_too_little_text_names_seq_len(tmp_path, tok):

@@ -19,8 +19,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from app_helpers import free_port, launched_app, wait_for
+from app_helpers import free_port, launched_app
 from app_helpers import tiny_config as app_tiny_config
+from conftest import wait_for
 from engine_helpers import tiny_config
 
 from workbench.config import DistillConfig

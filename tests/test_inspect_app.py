@@ -24,10 +24,6 @@ from workbench.app.tab_chat import build_chat_tab
 from workbench.app.tab_report import build_report_tab
 from workbench.models.pool import starting_student
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-
 
 def build_inspect_app(ctx) -> gr.Blocks:
     with gr.Blocks(title="KD Workbench · inspect") as demo:
@@ -196,12 +192,9 @@ def test_export_exports_the_run_picked_for_the_report_and_names_it(served, tmp_p
 
 
 @pytest.mark.browser
-def test_browser_opens_each_tab_and_saves_screenshots(served, artifacts_dir):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1500, "height": 1100})
+def test_browser_opens_each_tab_and_saves_screenshots(served, browser, artifacts_dir):
+    page = browser.new_page(viewport={"width": 1500, "height": 1100})
+    try:
         page.goto(served.url)
         page.get_by_role("tab", name="Attention").click()
         page.get_by_role("button", name="Compare attention").click()
@@ -235,53 +228,47 @@ def test_browser_opens_each_tab_and_saves_screenshots(served, artifacts_dir):
         page.get_by_text("top-1 agreement").first.wait_for(timeout=120_000)
         page.locator(".js-plotly-plot").last.wait_for(timeout=30_000)
         page.screenshot(path=str(artifacts_dir / "inspect-report.png"), full_page=True)
-        browser.close()
+    finally:
+        page.close()
     for name in ("attention", "chat", "report"):
         assert (artifacts_dir / f"inspect-{name}.png").stat().st_size > 10_000
 
 
 @pytest.mark.browser
-def test_browser_chat_stop_leaves_no_column_generating(served, artifacts_dir):
+def test_browser_chat_stop_leaves_no_column_generating(served, browser, artifacts_dir):
     """Stop in the page: every column ends `stopped` (or finished), none stays "generating" (a cancelled stream used
     to leave its last "generating" line in every column for good)."""
     import time
 
-    from playwright.sync_api import sync_playwright
-
     teacher, _ = served.ctx.pool.get(served.ctx.teacher)  # the pool's own copy: a slow step, as a real model's
     slow = teacher.register_forward_pre_hook(lambda *_: time.sleep(0.4))
+    page = browser.new_page(viewport={"width": 1500, "height": 1100})
     try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1500, "height": 1100})
-            page.goto(served.url)
-            page.get_by_role("tab", name="Chat").click()
-            for name, value in (("Max new tokens", "512"), ("Temperature", "1.5")):
-                page.get_by_role("spinbutton", name=name).fill(value)
-                page.get_by_role("spinbutton", name=name).press("Enter")
-            page.get_by_placeholder("Ask all models…").fill("the king")
-            page.get_by_role("button", name="Send").click()
-            page.get_by_text("generating").first.wait_for(timeout=30_000)
-            page.get_by_role("button", name="Stop").click()
-            page.wait_for_timeout(3000)
-            text = page.locator("body").inner_text()
-            page.screenshot(path=str(artifacts_dir / "inspect-chat-stop.png"), full_page=True)
-            browser.close()
+        page.goto(served.url)
+        page.get_by_role("tab", name="Chat").click()
+        for name, value in (("Max new tokens", "512"), ("Temperature", "1.5")):
+            page.get_by_role("spinbutton", name=name).fill(value)
+            page.get_by_role("spinbutton", name=name).press("Enter")
+        page.get_by_placeholder("Ask all models…").fill("the king")
+        page.get_by_role("button", name="Send").click()
+        page.get_by_text("generating").first.wait_for(timeout=30_000)
+        page.get_by_role("button", name="Stop").click()
+        page.wait_for_timeout(3000)
+        text = page.locator("body").inner_text()
+        page.screenshot(path=str(artifacts_dir / "inspect-chat-stop.png"), full_page=True)
     finally:
         slow.remove()
+        page.close()
     assert "generating" not in text and "stopped" in text
     assert text.count("tok/s") >= 3
 
 
 @pytest.mark.browser
-def test_browser_empty_prompt_is_one_toast_not_three_error_badges(served, artifacts_dir):
+def test_browser_empty_prompt_is_one_toast_not_three_error_badges(served, browser, artifacts_dir):
     """An empty prompt is refused with a toast naming the prompt; the three chat columns stay as they were (each
     used to show an "Error" badge beside the toast). The page also says that each column keeps its conversation."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1500, "height": 1100})
+    page = browser.new_page(viewport={"width": 1500, "height": 1100})
+    try:
         page.goto(served.url)
         page.get_by_role("tab", name="Chat").click()
         page.get_by_role("button", name="Send").click()
@@ -292,7 +279,8 @@ def test_browser_empty_prompt_is_one_toast_not_three_error_badges(served, artifa
             .filter((block) => /\\bError\\b/.test(block.innerText)).length""")
         history_note = page.get_by_text("keeps its own conversation").count()
         page.screenshot(path=str(artifacts_dir / "inspect-chat-empty-prompt.png"), full_page=True)
-        browser.close()
+    finally:
+        page.close()
     assert badges == 0
     assert history_note == 1
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from conftest import wait_for
 
 from workbench.config import DistillConfig
 from workbench.errors import UserError
@@ -22,15 +22,6 @@ def _tiny_cfg(teacher: Path, student: Path, data: Path, **train) -> DistillConfi
     for key, value in {"steps": 4, "eval_every": 2, "save_every": 2, "warmup_steps": 0, **train}.items():
         setattr(cfg.train, key, value)
     return cfg
-
-
-def _wait(predicate, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError("condition not reached in time")
 
 
 def test_prepare_run_writes_config_and_queued_status(tmp_path, tiny_teacher, tiny_student, tiny_text):
@@ -111,7 +102,7 @@ def test_failing_run_records_exit_code_and_log(tmp_path, tiny_teacher, tiny_stud
     cfg = _tiny_cfg(tiny_teacher, tiny_student, tmp_path / "missing.txt")
     run_id = runner.start_run(cfg, tmp_path / "runs")
     run = RunFolder(tmp_path / "runs" / run_id)
-    _wait(lambda: run.read_status().get("exit_code") is not None and not pid_alive(run.read_status().get("pid")))
+    wait_for(lambda: run.read_status().get("exit_code") is not None and not pid_alive(run.read_status().get("pid")))
     status = run.read_status()
     assert status["state"] == "failed" and status["exit_code"] != 0
     assert not pid_alive(status["pid"])

@@ -7,6 +7,7 @@ import ast
 from pathlib import Path
 
 import pytest
+from conftest import wait_for
 from engine_helpers import tiny_config
 
 from workbench.cli import build_parser, main
@@ -73,7 +74,6 @@ def test_trust_remote_code_is_shown_in_the_run_config_the_log_and_the_train_tab(
 
 def test_hub_token_never_reaches_the_run_folder(tiny_teacher, tiny_student, tiny_text, tmp_path, monkeypatch):
     """A run started as the app starts it, with a hub token in the environment, writes the token nowhere."""
-    import time
 
     from workbench.runs import process as runner
 
@@ -84,9 +84,7 @@ def test_hub_token_never_reaches_the_run_folder(tiny_teacher, tiny_student, tiny
                       run={"runs_dir": str(tmp_path), "name": "tokened"})
     run_id = runner.start_run(cfg, tmp_path)
     run = RunFolder(tmp_path / run_id)
-    deadline = time.time() + 120
-    while run.read_status().get("state") not in ("finished", "failed") and time.time() < deadline:
-        time.sleep(0.5)
+    wait_for(lambda: run.read_status().get("state") in ("finished", "failed"))
     assert run.read_status()["state"] == "finished", run.log_tail(20)
     files = [p for p in run.path.rglob("*") if p.is_file()]
     assert any(p.name == "metrics.jsonl" for p in files) and any("checkpoints" in p.parts for p in files)

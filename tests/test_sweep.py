@@ -9,10 +9,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from conftest import wait_for
 from engine_helpers import tiny_config
 
 from workbench.analysis.frontier import (
@@ -55,13 +55,6 @@ def test_a_sweep_with_other_students_under_the_same_name_is_refused(tiny_teacher
         create_sweep(tmp_path, "s", recipe, _students(tiny_teacher)[:1])
 
 
-def _wait_for(predicate, timeout=120.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.2)
-
-
 def test_sweep_resumes_a_killed_student_and_reuses_finished_ones(tiny_teacher, tiny_pairs, tmp_path):
     plan = create_sweep(tmp_path, "tiny", _recipe(tiny_teacher, tiny_pairs, tmp_path, steps=120),
                         _students(tiny_teacher)[:1])
@@ -71,14 +64,14 @@ def test_sweep_resumes_a_killed_student_and_reuses_finished_ones(tiny_teacher, t
     process = subprocess.Popen([sys.executable, "-c", "from workbench.runs.sweep import train_sweep; "
                                 f"train_sweep({str(plan.path)!r})"], env=env, cwd=ROOT, start_new_session=True)
     run = RunFolder(plan.run_dir(student))
-    _wait_for(lambda: run.latest_checkpoint() is not None)
+    wait_for(lambda: run.latest_checkpoint() is not None)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     trainer = run.read_status().get("pid")  # the train process has a session of its own: kill it too
     if trainer:
         with contextlib.suppress(ProcessLookupError):
             os.kill(trainer, signal.SIGKILL)
-    _wait_for(lambda: student_state(plan, student) == "resumable")
+    wait_for(lambda: student_state(plan, student) == "resumable")
     assert 0 < run.read_status()["step"] < 120
 
     lines = []

@@ -13,6 +13,7 @@ died without writing a final state.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -79,7 +80,8 @@ def _reap(process: subprocess.Popen, run: RunFolder) -> None:
         if not stopped and not status.get("error"):
             changes["error"] = f"the train process exited with code {code}; see run.log"
     if status.get("pid") in (None, process.pid):
-        run.update_status(**changes)
+        with contextlib.suppress(FileNotFoundError):  # a run folder deleted meanwhile has nothing left to record
+            run.update_status(**changes)
 
 
 def _spawn(run: RunFolder, train_args: list[str]) -> int:
