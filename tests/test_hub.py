@@ -1,0 +1,26 @@
+"""The one reading of the hub's offline switches and the one probe of the hub (`workbench.hub`)."""
+
+from __future__ import annotations
+
+import pytest
+
+from workbench.hub import hub_offline, hub_reachable
+
+
+@pytest.mark.parametrize(("value", "offline"), [("1", True), ("TRUE", True), (" yes ", True), ("on", True),
+                                                ("0", False), ("", False), ("false", False), ("off", False)])
+def test_offline_switch_is_read_at_each_call_as_huggingface_hub_reads_it(monkeypatch, value, offline):
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", value)
+    assert hub_offline() is offline
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", value)
+    assert hub_offline() is False  # the datasets switch counts only where data asks for it
+    assert hub_offline("HF_DATASETS_OFFLINE") is offline
+
+
+@pytest.mark.timeout(30)
+def test_an_unreachable_endpoint_is_found_out_within_the_probe_timeout(monkeypatch):
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens on the discard port
+    assert hub_reachable(timeout=1.0) is False
