@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from workbench.analysis.generation import SamplingSettings, SeededSampler, compare_stream, draw_from, stream_generate
+from workbench.analysis.generation import SamplingSettings, compare_stream, stream_generate
 from workbench.data.chat_format import exchange_text
 from workbench.data.chat_format import prompt_text as format_prompt
+from workbench.engine.sampling import SeededSampler, draw_from
 from workbench.errors import UserError
 from workbench.models.pool import ModelPool, resolve_spec
 

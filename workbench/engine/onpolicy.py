@@ -4,7 +4,7 @@
     batch = completion_batch(prompts, completions, pad_id)   # right-padded ids, targets on completion tokens only
 
 Sampling runs without gradient, batched with left padding and a KV cache (`model.generate`), with its own
-`torch.Generator` (through `generation.SeededSampler`), so a step's samples depend on that generator's state alone;
+`torch.Generator` (through `sampling.SeededSampler`), so a step's samples depend on that generator's state alone;
 the trainer keeps the state in its checkpoints. A completion ends at its first end-of-sequence token, which is
 kept: whether to stop is part of what the teacher grades. For scoring, each row is laid out again as
 [prompt, completion, pad ...] from position 0 (right padding), so no attention mask or position shift is needed
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 from transformers import GenerationConfig
 
-from workbench.analysis.generation import SeededSampler
+from workbench.engine.sampling import SeededSampler
 
 
 @dataclass(frozen=True)
