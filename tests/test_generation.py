@@ -51,6 +51,23 @@ def test_sampler_greedy_and_top_p():
         assert int(out.argmax()) == 1 and torch.isinf(out).sum() == 3
 
 
+@pytest.mark.parametrize(("temperature", "nucleus"), [(1.0, [0.5, 0.3]), (2.0, None)])
+def test_sampler_draws_from_the_tempered_nucleus(temperature, nucleus):
+    """Independent computation: p ∝ probs^(1/T), the smallest most-likely set reaching top_p = 0.75, renormalized."""
+    probs = torch.tensor([0.5, 0.3, 0.15, 0.05], dtype=torch.float64)
+    tempered = probs ** (1 / temperature) / (probs ** (1 / temperature)).sum()
+    keep = int((tempered.cumsum(0) < 0.75).sum()) + 1  # sorted already: 2 tokens at T 1, 3 at T 2
+    expected = torch.zeros(4, dtype=torch.float64)
+    expected[:keep] = tempered[:keep] / tempered[:keep].sum()
+    if nucleus is not None:
+        assert torch.allclose(expected[:2], torch.tensor(nucleus, dtype=torch.float64) / 0.8)
+    sampler = SeededSampler(temperature, 0.75, torch.Generator().manual_seed(1))
+    scores = probs.log().float().unsqueeze(0)
+    draws = torch.tensor([int(sampler(None, scores).argmax()) for _ in range(6000)])
+    share = torch.bincount(draws, minlength=4).double() / len(draws)
+    assert torch.all(share[keep:] == 0) and torch.allclose(share, expected, atol=0.025)
+
+
 def test_draw_from_follows_the_distribution_and_never_draws_a_zero():
     probs = torch.tensor([[0.5, 0.0, 0.3, 0.2, 0.0], [0.0, 0.0, 0.0, 0.0, 2.0]])  # rows need not sum to 1
     generator = torch.Generator().manual_seed(3)

@@ -9,7 +9,7 @@ that generator alone, never on the process-wide RNG or on what runs beside it.
 from __future__ import annotations
 
 import torch
-from transformers import LogitsProcessor
+from transformers import LogitsProcessor, LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
 
 
 def draw_from(probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -26,20 +26,22 @@ def draw_from(probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 class SeededSampler(LogitsProcessor):
     """Temperature + top-p sampling with its own generator; returns scores where only the drawn token is finite,
-    so `generate` in greedy mode picks exactly that token."""
+    so `generate` in greedy mode picks exactly that token. The temperature and nucleus are transformers' own
+    warpers (`TemperatureLogitsWarper`, `TopPLogitsWarper`: the smallest set of tokens whose probability reaches
+    top_p, at least one); only the draw is ours (`draw_from`, with the generator)."""
 
     def __init__(self, temperature: float, top_p: float, generator: torch.Generator):
         self.temperature, self.top_p, self.generator = temperature, top_p, generator
+        self.warpers = LogitsProcessorList()
+        if temperature > 0.0:
+            self.warpers.append(TemperatureLogitsWarper(float(temperature)))
+            if top_p < 1.0:
+                self.warpers.append(TopPLogitsWarper(float(top_p)))
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         if self.temperature == 0.0:
             return scores
-        probs = torch.softmax(scores.float() / self.temperature, dim=-1)  # [B, V]
-        if self.top_p < 1.0:
-            sorted_probs, order = probs.sort(dim=-1, descending=True)
-            outside = sorted_probs.cumsum(-1) - sorted_probs > self.top_p  # keep the smallest set reaching top_p
-            sorted_probs = sorted_probs.masked_fill(outside, 0.0)
-            probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
+        probs = torch.softmax(self.warpers(input_ids, scores.float()), dim=-1)  # [B, V], zero outside the nucleus
         drawn = draw_from(probs, self.generator).to(scores.device)
         chosen = torch.full_like(scores, float("-inf"))
         return chosen.scatter(-1, drawn, 0.0)
