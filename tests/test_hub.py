@@ -24,3 +24,19 @@ def test_offline_switch_is_read_at_each_call_as_huggingface_hub_reads_it(monkeyp
 def test_an_unreachable_endpoint_is_found_out_within_the_probe_timeout(monkeypatch):
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens on the discard port
     assert hub_reachable(timeout=1.0) is False
+
+
+@pytest.mark.parametrize("answers", [True, False])
+def test_the_app_probes_the_hub_once_when_no_mode_is_set_and_says_which(monkeypatch, answers):
+    import workbench.commands.app as app_command
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setattr(app_command, "hub_reachable", lambda: answers)
+    line = app_command.hub_mode()
+    assert line.startswith(f"Hugging Face hub: {'online' if answers else 'offline'}")
+    assert hub_offline() is not answers  # written down for every later check of this process
+    monkeypatch.setattr(app_command, "hub_reachable", lambda: pytest.fail("probed although the mode was set"))
+    for value, mode in (("1", "offline"), ("0", "online")):
+        monkeypatch.setenv("HF_HUB_OFFLINE", value)
+        assert app_command.hub_mode().startswith(f"Hugging Face hub: {mode} (HF_HUB_OFFLINE={value} as set)")

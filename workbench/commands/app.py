@@ -18,6 +18,7 @@ from typing import Any
 
 from workbench.config import BUILTIN_TEACHER, DEFAULT_STUDENT
 from workbench.errors import UserError
+from workbench.hub import PROBE_TIMEOUT_S, hub_offline, hub_reachable
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
@@ -82,9 +83,25 @@ def launch_options(host: str, port: int, auth: str | None, insecure: bool, runs_
     )
 
 
+def hub_mode() -> str:
+    """Decide once whether the app uses the Hugging Face hub and say which: HF_HUB_OFFLINE as the user set it, else a
+    short probe (`workbench.hub`), whose answer is written to HF_HUB_OFFLINE so every later check agrees."""
+    if os.environ.get("HF_HUB_OFFLINE", "").strip():
+        online = not hub_offline()
+        how = f"HF_HUB_OFFLINE={os.environ['HF_HUB_OFFLINE'].strip()} as set"
+    else:
+        online = hub_reachable()
+        os.environ["HF_HUB_OFFLINE"] = "0" if online else "1"
+        how = ("it answered; HF_HUB_OFFLINE=1 forces offline" if online else
+               f"no answer within {PROBE_TIMEOUT_S:g} s; HF_HUB_OFFLINE=0 forces a try")
+    what = ("hub ids typed in the app are downloaded" if online else
+            "hub ids must already be in the local cache; built-in models and local folders work")
+    return f"Hugging Face hub: {'online' if online else 'offline'} ({how}): {what}"
+
+
 def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    print(hub_mode(), flush=True)
     options = launch_options(args.host, args.port, args.auth or os.environ.get("WORKBENCH_AUTH"), args.insecure,
                              args.runs_dir, args.exports_dir, args.max_file_size)
     from workbench.app import build_app
