@@ -250,6 +250,6 @@ def target(name: str, value: float | None, goal: float, *, at_most: bool = False
     met = value <= goal if at_most else value >= goal
     record = {"target": name, "value": round(value, 3), "goal": goal, "compare": compare, "met": met}
     if not met:
-        record["missed_by"] = round(abs(value - goal) / goal, 3)
+        record["missed_by"] = round(abs(value - goal) / abs(goal), 3)  # a share of the goal, whatever its sign
         record["why"] = why
     return record

@@ -114,6 +114,17 @@ def _deployment_rows(data: dict[str, Any]) -> list[tuple[str, str, str]]:
             for row in data.get("rows", [])]
 
 
+def _multitask_rows(data: dict[str, Any]) -> list[tuple[str, str, str]]:
+    rows = []
+    for name, numbers in data.get("scores", {}).items():
+        chat = numbers.get("chat", {})
+        rows.append((f"(k) {name}" + (f", {numbers['steps']} steps" if numbers.get("steps") is not None else ""),
+                     "kind acc | book EM | book F1 | chat reverse KL (empty)",
+                     f"{_fmt(numbers.get('kind', {}).get('acc'))} | {_fmt(numbers.get('book', {}).get('em'))} | "
+                     f"{_fmt(numbers.get('book', {}).get('f1'))} | {_fmt(chat.get('gen_rkl'))} ({_fmt(chat.get('gen_empty'))})"))
+    return rows
+
+
 ROWS = {
     "throughput": _throughput_rows,
     "cache": _cache_rows,
@@ -125,6 +136,7 @@ ROWS = {
     "load": _load_rows,
     "width_depth": _width_depth_rows,
     "deployment": _deployment_rows,
+    "multitask": _multitask_rows,
 }
 
 

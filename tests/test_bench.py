@@ -326,6 +326,11 @@ def test_multitask_trains_four_students_and_scores_each_on_every_task(settings, 
         assert scores[name]["steps"] == 2 and scores[name]["chat"]["gen_rkl"] == scores[name]["chat"]["gen_rkl"]
     assert result["held_out_items"]["chat"] == multitask.QUICK["data"]["holdout_prompts"]
     assert [t["target"][:3] for t in result["targets"]] == ["(k)"] * 3
+    from bench.report import format_table
+
+    table = format_table({"comparisons": {"multitask": result}})  # the printed table shows every model and target
+    assert all(f"(k) {name}" in table for name in ("teacher", *multitask.VARIANTS))
+    assert table.count("(k) mix − ") == 3 and "(k) mix − chat-only student" in table
     tasks_ce = multitask.variant_config(settings, "tasks CE", 2, None, tmp_path)  # fine-tuning: no teacher anywhere
     assert [(t.name, t.ce_weight, t.kd_weight) for t in tasks_ce.data.tasks] == [("kind", 1.0, 0.0), ("book", 1.0, 0.0)]
     assert not tasks_ce.train.heal_init
