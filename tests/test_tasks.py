@@ -167,12 +167,13 @@ def test_per_task_loss_weights_reach_only_their_rows(tmp_path, tiny_teacher, tin
     assert torch.allclose(student.grad, reference.grad, atol=1e-8)
 
 
-def test_label_scores_equal_an_independent_float64_computation(tiny_teacher):
+@pytest.mark.parametrize("labels", [[[30], [31, 40], [41, 42, 43]], [[30], [31], [41], [2]]],
+                         ids=["one-two-three-tokens", "one-token-each"])  # a row per label; a row per prompt
+def test_label_scores_equal_an_independent_float64_computation(tiny_teacher, labels):
     model = AutoModelForCausalLM.from_pretrained(tiny_teacher).eval()
     prompts = [[5, 9, 13, 2], [7, 7], [20, 21, 22, 23, 24, 25]]
-    labels = [[30], [31, 40], [41, 42, 43]]  # labels of one, two and three tokens
-    scores = label_log_probs(model, prompts, labels, pad=1, batch_rows=4)
-    reference = torch.zeros(3, 3, dtype=torch.float64)
+    scores = label_log_probs(model, prompts, labels, pad=1, batch_rows=2)
+    reference = torch.zeros(len(prompts), len(labels), dtype=torch.float64)
     double = AutoModelForCausalLM.from_pretrained(tiny_teacher, torch_dtype=torch.float64).eval()
     with torch.no_grad():
         for n, prompt in enumerate(prompts):

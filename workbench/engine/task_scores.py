@@ -33,6 +33,8 @@ def label_log_probs(model, prompt_ids: list[list[int]], label_ids: list[list[int
     Each (prompt, label) pair is one right-padded row [prompt, label, pad ...] (no attention mask needed under a
     causal mask: real tokens never attend to the padding after them); the log-softmax is taken in float32 on the
     label positions only."""
+    if all(len(label) == 1 for label in label_ids):
+        return _one_token_label_log_probs(model, prompt_ids, [label[0] for label in label_ids], pad, batch_rows)
     device = next(model.parameters()).device
     pairs = [(n, lab) for n in range(len(prompt_ids)) for lab in range(len(label_ids))]
     scores = torch.zeros(len(prompt_ids), len(label_ids), dtype=torch.float64)
@@ -47,6 +49,24 @@ def label_log_probs(model, prompt_ids: list[list[int]], label_ids: list[list[int
             start, labels = len(prompt_ids[n]), torch.tensor(label_ids[lab], device=device)
             log_probs = F.log_softmax(logits[r, start - 1:start - 1 + len(labels)].float(), dim=-1)  # [len, V]
             scores[n, lab] = float(log_probs.gather(1, labels.unsqueeze(1)).sum())
+    return scores
+
+
+def _one_token_label_log_probs(model, prompt_ids: list[list[int]], labels: list[int], pad: int,
+                               batch_rows: int) -> torch.Tensor:
+    """`label_log_probs` when every label is one token: one row per prompt, every label read at its last position
+    (the same numbers as a row per label: under the causal mask that position sees the prompt alone)."""
+    device = next(model.parameters()).device
+    wanted = torch.tensor(labels, device=device)
+    scores = torch.zeros(len(prompt_ids), len(labels), dtype=torch.float64)
+    for first in range(0, len(prompt_ids), batch_rows):
+        chunk = prompt_ids[first:first + batch_rows]
+        ids = torch.full((len(chunk), max(map(len, chunk))), pad, dtype=torch.long)
+        for r, row in enumerate(chunk):
+            ids[r, :len(row)] = torch.tensor(row)
+        logits = model(input_ids=ids.to(device), use_cache=False).logits  # [R, T, V]
+        last = logits[torch.arange(len(chunk), device=device), torch.tensor([len(p) - 1 for p in chunk], device=device)]
+        scores[first:first + len(chunk)] = F.log_softmax(last.float(), dim=-1)[:, wanted].double().cpu()
     return scores
 
 
