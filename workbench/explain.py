@@ -285,8 +285,7 @@ TOPICS: tuple[Topic, ...] = (
             "**KD weight** to lean on the teacher. The Setup tab's task table edits all of this."
         ),
         fields=("data.tasks",),
-        notebook="",
-        try_it="workbench train --preset multitask",
+        notebook="10_multi_task_distillation.ipynb",
     ),
 )
 

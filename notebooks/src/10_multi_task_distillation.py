@@ -27,7 +27,8 @@
 # 5. how the share of task rows moves both scores;
 # 6. the same comparison at full size, from benchmark (k).
 #
-# Measured runtime on a 2-core CPU: see the last cell (the stored run's time is in the README's notebook table).
+# Measured runtime on a 2-core CPU: 188 to 196 s when nothing else ran (the stored run: 188 s). The last cell prints
+# this run's wall and CPU time.
 # Every sentence below that a printed number can check is checked by an `assert` in the cell that prints it.
 
 # %%
@@ -55,7 +56,7 @@ from workbench.engine.onpolicy import eos_ids, pad_id
 from workbench.engine.task_eval import held_out_scores
 from workbench.engine.task_scores import greedy_answers
 from workbench.engine.trainer import train
-from workbench.models.loading import count_parameters, load_model, load_tokenizer
+from workbench.models.loading import load_model, load_tokenizer
 from workbench.runs.folder import RunFolder
 
 torch.manual_seed(0)
@@ -70,11 +71,13 @@ print("runs are written under", WORKDIR)
 # ask for: a story, steps to follow, a definition or a comparison? Answer with one word". A model's answer is read
 # from its next-token distribution over the four label words, not by matching free text, and calibrated (Zhao et
 # al. 2021): each label's score less its mean score when the same question is asked about "N/A", "" and "[MASK]".
-# Without that, a small instruct model answers one label to everything. 24 items are held out for the score.
+# Without that, a small instruct model answers one label to everything. 24 items are held out for the score. The
+# pruned student, before any training, already sorts some requests (it is most of its teacher), fewer than its teacher.
 #
-# The recipe below is the `multitask` preset's (forward KL at T 1, lr 3 × 10⁻⁴, bf16), on the `quick` preset's
+# The recipe below is the `multitask` preset's (forward KL at T 1, bf16), on the `quick` preset's
 # student (the teacher with 11 of its 30 layers cut, not healed), with 320-token rows (the task's prompts run to
-# 270 tokens) and a budget that fits a notebook: 16 steps of 4 rows.
+# 270 tokens) and a budget that fits a notebook: 12 steps of 4 rows, at lr 5 × 10⁻⁴ (the preset's 3 × 10⁻⁴ moves
+# too little in 12 steps).
 
 # %%
 base = load_preset("multitask").to_dict()
@@ -85,7 +88,7 @@ base["data"]["tasks"] = [
     {"name": "kind", "source": "builtin:chat-kind", "kind": "classify", "labels": CHAT_KIND_LABELS, "weight": 1,
      "ce_weight": 1.0, "kd_weight": 0.5, "holdout": 24},
 ]
-base["train"].update(steps=16, batch_size=4, warmup_steps=2, eval_every=16, eval_batches=1, save_every=1000,
+base["train"].update(steps=12, batch_size=4, lr=5e-4, warmup_steps=2, eval_every=16, eval_batches=1, save_every=1000,
                      gen_eval=False, heal_init=False, max_minutes=None)
 full = DistillConfig.from_dict(copy.deepcopy(base))
 tokenizer = load_tokenizer(full.models.teacher)
@@ -94,8 +97,8 @@ kind = tasks["kind"]
 teacher = load_model(full.models.teacher).eval()
 start = load_model(full.models.student).eval()
 
-item = kind.heldout[0]
-print(tokenizer.decode(item.prompt_ids[-60:]).strip()[-240:], "→", CHAT_KIND_LABELS[kind.gold[0]])
+item = tokenizer.decode(kind.heldout[0].prompt_ids, skip_special_tokens=True).rsplit("user\n", 1)[-1]
+print(item.rsplit("\nassistant", 1)[0].strip(), "→", CHAT_KIND_LABELS[kind.gold[0]], "\n")
 with torch.no_grad():
     teacher_kind = held_out_scores(teacher, tokenizer, kind)
     start_kind = held_out_scores(start, tokenizer, kind)
@@ -105,6 +108,7 @@ print(f"teacher: {teacher_kind['acc']:.0%} calibrated ({teacher_kind['acc_raw']:
 print(f"pruned student before training: {start_kind['acc']:.0%} calibrated ({start_kind['acc_raw']:.0%})")
 assert teacher_kind["acc"] >= chance + 0.3  # well above chance: there is something to distil
 assert teacher_kind["acc"] > teacher_kind["acc_raw"]  # calibration is what lets it read the request
+assert chance < start_kind["acc"] < teacher_kind["acc"]  # the pruned start reads some requests, fewer than its teacher
 
 # %% [markdown]
 # ## 2 · How a batch mixes tasks
@@ -127,7 +131,7 @@ for weights in ((1, 1), (1, 3)):
 # %% [markdown]
 # ## 3 · Four students, one budget
 #
-# Same start, same 16 steps of 4 rows, same seed; only the tasks and their loss weights differ:
+# Same start, same 12 steps of 4 rows, same seed; only the tasks and their loss weights differ:
 #
 # | student | rows from | loss |
 # |---|---|---|
@@ -185,71 +189,93 @@ for name in students:
 #
 # The student fine-tuned on the task alone moved every weight to raise the label words after one kind of question;
 # nothing held the rest of its distribution in place, so on ordinary chat text it is further from the teacher than
-# the pruned start it came from. The chat-only student and the mix were pulled toward the teacher on chat rows.
+# the pruned start it came from. The teacher's KD term on the task's own rows softens that and does not stop it:
+# those rows are all one kind of question. The chat-only student and the mix were pulled toward the teacher on chat
+# rows.
 
 # %%
 print(f"chat KL: pruned start {kl['pruned start']:.3f}, task CE {kl['task CE']:.3f}, task CE + KD "
       f"{kl['task CE + KD']:.3f}, mix {kl['mix']:.3f}, chat KD {kl['chat KD']:.3f}")
 assert kl["task CE"] > kl["pruned start"]  # forgetting: fine-tuning on the task moved chat away from the teacher
+assert kl["pruned start"] < kl["task CE + KD"] < kl["task CE"]  # KD on the task's rows softens it, does not stop it
 assert kl["mix"] < kl["pruned start"] and kl["chat KD"] < kl["pruned start"]  # KD on chat rows closes the gap
 assert kl["mix"] < kl["task CE"] and kl["mix"] < kl["task CE + KD"]  # the mix keeps what the task-only students lose
 
 # %% [markdown]
-# What that looks like: the first words of each student's greedy answer to two held-out chat prompts.
+# What that looks like: the first words of each student's greedy answer to two held-out chat prompts. The pruned
+# start ends its answers at once; the students that trained on the task alone answer a chat prompt with a label
+# word, the one kind of answer they were taught; the chat-trained ones answer.
 
 # %%
 prompts = [example.prompt_ids for example in tasks["chat"].heldout[:2]]
-print("prompts:", " | ".join(tokenizer.decode(p[-40:], skip_special_tokens=True).strip()[-90:] for p in prompts))
+shown = [tokenizer.decode(p, skip_special_tokens=True).rsplit("user\n", 1)[-1] for p in prompts]  # the question
+print("prompts:", " | ".join(text.rsplit("\nassistant", 1)[0].strip() for text in shown))
 answers = {}
 with torch.no_grad():
     for name, model in {"teacher": teacher, **students}.items():
         ids = greedy_answers(model, prompts, eos_ids(model, tokenizer), pad_id(tokenizer), 20)
-        answers[name] = [tokenizer.decode(a, skip_special_tokens=True).strip().replace("\n", " ") for a in ids]
-        print(f"{name:14s}", " | ".join(text[:80] for text in answers[name]))
+        answers[name] = [" ".join(tokenizer.decode(a, skip_special_tokens=True).split()) for a in ids]
+        print(f"{name:14s}", " | ".join(text[:80] or "(empty)" for text in answers[name]))
+label_answers = {name: sum(text.split()[:1] in ([label] for label in CHAT_KIND_LABELS) for text in texts)
+                 for name, texts in answers.items()}
+print("answers that are a label word:", ", ".join(f"{name} {count}" for name, count in label_answers.items()))
+assert label_answers["task CE"] == label_answers["task CE + KD"] == len(prompts)  # the task, whatever was asked
+assert label_answers["chat KD"] == label_answers["mix"] == label_answers["teacher"] == 0
+assert all(answers["mix"]) and all(answers["chat KD"]) and not any(answers["pruned start"])  # they answer; it did not
 
 # %% [markdown]
-# And the task itself: every student that saw the task's rows learned it from its labels, whichever way it was
-# trained; the chat-only student saw none and stays where the pruned start was.
+# And the task itself: the two students trained on the task alone learned it from its labels, past their teacher
+# here (a teacher's knowledge is not a ceiling for a task with gold labels). The mix saw half as many task rows; at
+# this budget its score, and the chat-only student's, move by several items from one machine to another (one item is
+# 4 points of 24, and 12 steps in bf16 are not bit-for-bit the same on every CPU), so they are printed, not claimed:
+# benchmark (k) below gives them at a budget where they settle.
 
 # %%
-task_students = ("task CE", "task CE + KD", "mix")
-print("task accuracy:", ", ".join(f"{name} {kind_acc[name]:.0%}" for name in ("pruned start", "chat KD",
-                                                                           *task_students)))
-assert all(kind_acc[name] > kind_acc["pruned start"] + 0.1 for name in task_students)
-assert max(kind_acc[name] for name in task_students) > kind_acc["chat KD"]
+print("task accuracy:", ", ".join(f"{name} {kind_acc[name]:.0%}" for name in students),
+      f"(teacher {teacher_kind['acc']:.0%})")
+task_only = ("task CE", "task CE + KD")
+assert all(kind_acc[name] > kind_acc["pruned start"] + 0.1 for name in task_only)  # learned from the labels
+assert max(kind_acc[name] for name in task_only) > teacher_kind["acc"]  # past the teacher
 
 # %% [markdown]
 # ## 5 · The share of task rows moves both scores
 #
 # Read the three students trained with the same loss mix as points along one dial, the share of each batch drawn
-# from the task: 0 (chat KD), one half (the mix) and 1 (task CE + KD). More task rows buy task accuracy and cost
-# chat distance; the mix sits between, and `weight` is the dial.
+# from the task: 0 (chat KD), one half (the mix) and 1 (task CE + KD). Chat distance grows with every step toward
+# the task, slowly up to one half and steeply after it; task accuracy is highest at the task's end of the dial.
+# Where the balance lies depends on the budget: benchmark (k) below reads the same dial after 120 steps, where the
+# mix keeps nearly all of both. `weight` is the dial.
 
 # %%
 dial = {0.0: "chat KD", 0.5: "mix", 1.0: "task CE + KD"}
-figure = make_subplots(rows=1, cols=2, subplot_titles=("chat: KL(teacher ‖ student), nats/token (lower is closer)",
-                                                       "task: held-out accuracy"))
+figure = make_subplots(rows=1, cols=2, horizontal_spacing=0.12,
+                       subplot_titles=("chat: KL(teacher ‖ student), nats/token", "task: held-out accuracy"))
 figure.add_trace(go.Scatter(x=list(dial), y=[kl[n] for n in dial.values()], mode="lines+markers+text",
-                            text=list(dial.values()), textposition="top center", name="students"), row=1, col=1)
-figure.add_trace(go.Scatter(x=list(dial), y=[kind_acc[n] for n in dial.values()], mode="lines+markers",
-                            name="students", showlegend=False), row=1, col=2)
-for col, value, label in ((1, kl["pruned start"], "pruned start"), (2, teacher_kind["acc"], "teacher"),
-                          (2, chance, "chance")):
-    figure.add_hline(y=value, line_dash="dot", annotation_text=label, row=1, col=col)
-figure.update_xaxes(title_text="share of rows from the task (weight)", tickvals=list(dial))
-figure.update_yaxes(tickformat=".0%", row=1, col=2)
-figure.update_layout(height=400, showlegend=False).show()
-shares = sorted(dial)
+                            text=list(dial.values()), textposition=["top right", "top center", "middle left"]),
+                 row=1, col=1)
+figure.add_trace(go.Scatter(x=list(dial), y=[kind_acc[n] for n in dial.values()], mode="lines+markers+text",
+                            text=list(dial.values()), textposition=["top right", "top center", "middle left"]),
+                 row=1, col=2)
+for col, value, label in ((1, kl["pruned start"], "pruned start"), (2, kind_acc["pruned start"], "pruned start"),
+                          (2, teacher_kind["acc"], "teacher"), (2, chance, "chance")):
+    figure.add_hline(y=value, line_dash="dot", line_color="gray", annotation_text=label,
+                     annotation_position="bottom right", row=1, col=col)
+figure.update_xaxes(title_text="share of rows from the task (weight)", tickvals=list(dial), range=[-0.1, 1.1])
+figure.update_yaxes(title_text="lower = closer to the teacher", rangemode="tozero", row=1, col=1)
+figure.update_yaxes(title_text="higher = more items right", tickformat=".0%", range=[0, 1.05], row=1, col=2)
+figure.update_layout(height=420, showlegend=False, margin={"t": 60}).show()
 assert kl[dial[0.0]] < kl[dial[0.5]] < kl[dial[1.0]]  # each step toward the task costs chat distance
-assert kind_acc[dial[1.0]] >= kind_acc[dial[0.0]] and kind_acc[dial[0.5]] > kind_acc[dial[0.0]]
+assert kl[dial[1.0]] - kl[dial[0.5]] > 2 * (kl[dial[0.5]] - kl[dial[0.0]])  # slowly to one half, steeply after
+assert kind_acc[dial[1.0]] > kind_acc[dial[0.0]] + 0.1  # the task's score, at the task's end
 
 # %% [markdown]
 # ## 6 · At full size: benchmark (k)
 #
-# The same four students at the `multitask` preset's budget (120 steps of 4 rows of 512 tokens, the `chat` preset's
-# 24-layer student healed before training), with a second task, `builtin:kjv-book` (which book of the Bible a
-# verse is from, scored by exact match and token F1 of the greedy answer), and chat scored on the student's own
-# answers to held-out prompts (reverse KL, the generation protocol of notebook 06). Stored by
+# The same four students at the `multitask` preset's budget (120 steps of 4 rows of 512 tokens; the `chat` preset's
+# 24-layer student, healed before training except where there is no teacher), with a second task,
+# `builtin:kjv-book` (which book of the Bible a verse is from, scored by exact match and token F1 of the greedy
+# answer), and chat scored on the student's own answers to held-out prompts (reverse KL, the generation protocol of
+# notebook 06). Stored by
 # `workbench bench --only k`; the README gives the command and the machine.
 
 # %%
@@ -265,6 +291,29 @@ for name, row in scores.items():
 for line in bench["targets"]:
     print(f"{line['target']}: {line['value']:+.3f}, goal {line['compare']} {line['goal']:+g}: "
           f"{'met' if line['met'] else 'not met'}")
+mix, chat_only = scores["mix"], scores["chat KD"]
+task_only = {name: scores[name] for name in ("tasks CE", "tasks KD+CE")}
+items = bench["held_out_items"]
+assert all(row["chat"]["gen_rkl"] > 10 * mix["chat"]["gen_rkl"] and row["chat"]["gen_empty"] >= 0.5
+           for row in task_only.values())  # the task-only students lost the chat: most answers empty
+assert abs(mix["chat"]["gen_rkl"] - chat_only["chat"]["gen_rkl"]) < 0.02 and mix["chat"]["gen_empty"] == 0
+best_kind = max(row["kind"]["acc"] for row in task_only.values())
+best_book = max(row["book"]["em"] for row in task_only.values())
+assert best_kind - 1 / items["kind"] - 1e-9 <= mix["kind"]["acc"] < best_kind  # one held-out item short
+assert best_book - 4 / items["book"] - 1e-9 <= mix["book"]["em"] < best_book  # four of 64 short
+assert all(scores[name][task]["acc" if task == "kind" else "em"] > scores["teacher"][task]["acc" if task == "kind"
+                                                                                        else "em"]
+           for name in ("mix", *task_only) for task in ("kind", "book"))  # gold labels: past the teacher
+assert chat_only["book"]["em"] == 0  # never saw the book task's answer format
+
+# %% [markdown]
+# At the full budget the dial settles where multi-task distillation wants it. The mix writes chat answers as close to
+# the teacher as the chat-only student's (reverse KL within 0.02 nats/token, no empty answer) and sits one held-out
+# item below the best task-only student on the kind task and four of 64 below it on the book task, both far past the
+# teacher, which never saw the gold labels. The task-only students learned their tasks perfectly and lost the chat:
+# most of their answers to chat prompts are empty, the rest far from the teacher. The benchmark's targets ask the
+# mix to be within 2 points of the best single-task student on each task; with 24 kind items one item is 4.2 points,
+# so that target is finer than the held-out set can resolve, and it is reported as missed.
 
 # %% [markdown]
 # ## What to take away
