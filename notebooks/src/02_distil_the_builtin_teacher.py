@@ -25,7 +25,7 @@
 # The budget is deliberately tiny; the app's quick preset (printed below) trains the same student on the same
 # data at the same learning rate, a little longer and with its own loss weights.
 #
-# Measured runtime on a 2-core CPU: 37 to 99 s when nothing else ran (the stored run: 99 s), 74 s while other jobs kept it busy, and over 3
+# Measured runtime on a 2-core CPU: 37 to 99 s when nothing else ran (the stored run: 39 s), 74 s while other jobs kept it busy, and over 3
 # minutes at load average 14. The last cell prints this run's time. Every sentence below that a printed number
 # can check is checked by an `assert` in the cell that prints it.
 
@@ -158,7 +158,8 @@ for name in configs:
 ppl, kl = ({n: scores[n][key] for n in configs} for key in ("val_ppl", "kl_teacher_student"))
 assert best_kl == "kd" and kl["kd"] < 0.8 * kl["ce"]
 assert change["ce"][1] > 0.95  # ce leaves the KL to the teacher where it was, or raises it
-assert max(ppl["ce"], ppl["kd+ce"]) < ppl["kd"] and min(ppl.values()) > scores["teacher"]["val_ppl"]
+assert max(ppl["ce"], ppl["kd+ce"]) < 0.8 * ppl["kd"]  # clearly: a fifth or more below kd
+assert min(ppl.values()) > scores["teacher"]["val_ppl"]
 assert kl["kd+ce"] < 1.15 * kl["kd"] and ppl["kd+ce"] < 1.15 * ppl["ce"]
 
 # %% [markdown]
@@ -169,8 +170,8 @@ assert kl["kd+ce"] < 1.15 * kl["kd"] and ppl["kd+ce"] < 1.15 * ppl["ce"]
 #   knowledge of notebook 01, at every position.
 # - **Perplexity** measures only the one token that the text contains. The answers in the built-in chat data were
 #   sampled from the teacher itself, so `ce` on them is already a form of distillation (sequence-level KD, Kim & Rush 2016), and
-#   at this tiny budget `ce` and `kd+ce` reach a clearly lower perplexity than `kd`, while `ce` leaves the KL to
-#   the teacher where it was or even raises it: it makes the student confident on the one sampled token. None
+#   at this tiny budget `ce` and `kd+ce` reach a clearly lower perplexity than `kd` (a fifth or more below it),
+#   while `ce` leaves the KL to the teacher where it was or even raises it: it makes the student confident on the one sampled token. None
 #   of the students reaches the teacher's perplexity. A low perplexity is not the same as being a good copy of
 #   the teacher.
 # - **kd+ce** is the usual compromise (Hinton et al. used it): within 15% of `kd` on KL and of `ce` on
