@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import BenchSettings, isolated, target
+from workbench.config import DEFAULT_STUDENT
 
 VARIANTS = {  # name: (tasks it trains on, per-task loss weights (ce, kd) or None for the preset's)
     "chat KD": (("chat",), None),
@@ -40,7 +41,9 @@ def preset_dict(cfg: BenchSettings) -> dict[str, Any]:
     from workbench.config import load_preset
 
     data = load_preset("multitask").to_dict()
-    data["models"].update(teacher=cfg.teacher, student=cfg.student)
+    # the preset's own student unless --student named another (the bench's default student is the `default` preset's)
+    student = data["models"]["student"] if cfg.student == DEFAULT_STUDENT else cfg.student
+    data["models"].update(teacher=cfg.teacher, student=student)
     data["train"].update(device=cfg.device, gen_eval=False)
     if cfg.quick:
         data["data"].update(QUICK["data"])

@@ -334,3 +334,8 @@ def test_multitask_trains_four_students_and_scores_each_on_every_task(settings, 
     tasks_ce = multitask.variant_config(settings, "tasks CE", 2, None, tmp_path)  # fine-tuning: no teacher anywhere
     assert [(t.name, t.ce_weight, t.kd_weight) for t in tasks_ce.data.tasks] == [("kind", 1.0, 0.0), ("book", 1.0, 0.0)]
     assert not tasks_ce.train.heal_init
+    from workbench.config import load_preset
+
+    default = multitask.preset_dict(make_settings(quick=False))  # no --student: the preset's own student
+    assert default["models"]["student"] == load_preset("multitask").models.student
+    assert multitask.preset_dict(settings)["models"]["student"] == settings.student  # --student wins
