@@ -51,6 +51,7 @@ def test_declared_bounds_are_what_validation_accepts(name, spec):
             continue
         inside = edge - outside if is_open else edge
         extra = ["loss.ce_weight=1"] if name.startswith("loss.") and name.endswith("_weight") else []
+        extra += ["onpolicy.lmbda=1", "data.dataset=builtin:chat"] if name == "onpolicy.teacher_prompts" else []
         assert apply_overrides(DistillConfig(), [*extra, f"{name}={int(inside) if integer else inside}"])
         bad = edge if is_open else edge + outside
         with pytest.raises(ConfigError, match=f"^{name} must be"):

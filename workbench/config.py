@@ -478,6 +478,11 @@ class OnPolicyConfig:
         default=256, metadata=_help("Prompts longer than this keep only their last tokens when sampled.",
                                     bounds=Range(8, 131072))
     )
+    teacher_prompts: int = field(
+        default=0, metadata=_help("Before training, the teacher writes this many user requests of its own (from its "
+                                  "chat template's user turn, as in Magpie); on-policy steps draw from them and the "
+                                  "data's prompts. 0 uses the data's prompts only.", bounds=Range(0, 100000))
+    )
 
     def __post_init__(self) -> None:
         _check_declared(self)
@@ -516,6 +521,13 @@ class DistillConfig:
             "onpolicy.lmbda",
             Message("0 when train.teacher_cache is set (a cache holds the teacher's logits on the data, not on samples)"),
             self.onpolicy.lmbda,
+        )
+        _require(
+            self.onpolicy.teacher_prompts == 0 or (self.onpolicy.lmbda > 0 and not self.data.tasks),
+            "onpolicy.teacher_prompts",
+            Message("0 unless on-policy steps run on one dataset (onpolicy.lmbda > 0 and no data.tasks): only "
+                    "on-policy steps use prompts without answers"),
+            self.onpolicy.teacher_prompts,
         )
         for task in self.data.tasks:
             ce, kd = task.weights(self.loss)

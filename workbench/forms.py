@@ -38,7 +38,7 @@ FORM_FIELDS: tuple[str, ...] = (
     "train.save_every", "train.seed", "train.device", "train.precision", "train.heal_init", "train.report_to",
     "data.loss_on", "data.holdout_prompts", "train.gen_eval",
     "onpolicy.lmbda", "onpolicy.seq_kd", "onpolicy.max_new_tokens", "onpolicy.temperature", "onpolicy.top_p",
-    "run.name",
+    "onpolicy.teacher_prompts", "run.name",
 )
 OPTIONAL_ZERO_IS_NONE = ("data.max_sequences",)
 PAIR_COLUMNS = ["student layer", "teacher layer"]

@@ -4,10 +4,11 @@
     /run_status  run id -> {"run_id", "state", "stage", "stage_progress", "step", "total_steps", "latest",
                             "latest_eval", "latest_generation", "latest_sample", "measured_on", "queue_position",
                             "exit_code", "error", "log_tail"}
-                 stage: what the run is doing ("loading data", "loading student", "loading teacher", "healing",
-                 "first step", then "training"; otherwise its state); stage_progress: e.g. "2/5" layer fits while
-                 healing. latest_generation: the latest generation eval (reverse KL to the teacher on the student's
-                 own answers, repeated 4-grams, ...); measured_on: {"eval": ..., "generation": ...}, what each kind
+                 stage: what the run is doing ("loading data", "loading student", "loading teacher",
+                 "teacher writing prompts", "healing", "first step", then "training"; otherwise its state);
+                 stage_progress: e.g. "2/5" layer fits while healing, "256/800" prompts while the teacher writes.
+                 latest_generation: the latest generation eval (reverse KL to the teacher on the student's own
+                 answers, repeated 4-grams, ...); measured_on: {"eval": ..., "generation": ...}, what each kind
                  of number was measured on.
     /stop_run    run id -> the status after asking the run to stop (graceful: a checkpoint is saved)
     /list_runs   -> [{"run", "status", "started", "duration_s", "teacher", "student", "step", "total_steps",

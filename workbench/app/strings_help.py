@@ -79,6 +79,9 @@ HELP_KO: dict[str, str] = {
     "onpolicy.max_new_tokens": "샘플링하는 답변의 최대 토큰 수.",
     "onpolicy.temperature": "답변 샘플링의 temperature.",
     "onpolicy.top_p": "Nucleus 샘플링: 누적 확률이 이 값에 이르는 가장 작은 토큰 집합만 남깁니다. 1이면 전부.",
+    "onpolicy.teacher_prompts": "학습 전에 교사 모델이 사용자 요청을 이 개수만큼 직접 씁니다(chat template의 사용자 "
+                                "차례에서 이어 쓰기, Magpie 방식). On-policy 단계는 이 요청과 데이터의 prompt에서 "
+                                "뽑습니다. 0이면 데이터의 prompt만 씁니다.",
     "train.report_to": "metrics.jsonl과 함께 지표를 보낼 곳 (TensorBoard 등, 설치된 경우).",
     "run.name": "Run 이름 (영문자, 숫자, '_', '-', '.'); 비우면 시각으로 만듭니다.",
 }

@@ -123,6 +123,10 @@ LIBRARY_KO: dict[str, str] = {
         "영문자·숫자·'_'·'-'·'.' 1~64자, 영문자나 숫자로 시작 (경로 구분자 없이)",
     "0 when train.teacher_cache is set (a cache holds the teacher's logits on the data, not on samples)":
         "train.teacher_cache를 쓰면 0 (캐시에는 샘플이 아니라 데이터에 대한 교사 모델의 logits가 있습니다)",
+    "0 unless on-policy steps run on one dataset (onpolicy.lmbda > 0 and no data.tasks): only on-policy steps use "
+    "prompts without answers":
+        "on-policy 단계가 데이터셋 하나로 돌 때(onpolicy.lmbda > 0이고 data.tasks 없음)만 0이 아닌 값 (답이 없는 "
+        "prompt는 on-policy 단계만 씁니다)",
     "at least one pair when a hidden or attention weight is set": "hidden이나 attention 가중치를 쓰면 쌍 하나 이상",
     "true or false": "true 또는 false",
     "an integer": "정수",

@@ -177,6 +177,8 @@ def _onpolicy_section(c: dict, v: dict) -> None:
         c["onpolicy.temperature"] = _number("onpolicy.temperature", "Sampling temperature",
                                             v["onpolicy.temperature"], step=0.05)
         c["onpolicy.top_p"] = _number("onpolicy.top_p", "Sampling top-p", v["onpolicy.top_p"], step=0.05)
+        c["onpolicy.teacher_prompts"] = _number("onpolicy.teacher_prompts", "Prompts the teacher writes",
+                                                v["onpolicy.teacher_prompts"], precision=0)
     with gr.Row():
         c["data.loss_on"] = gr.Radio(field_choices("data.loss_on"), value=v["data.loss_on"],
                                      label=t("Teacher-forced terms on"), info=_info("data.loss_on"))

@@ -16,6 +16,7 @@ Metrics leave only through the sink; the run folder contract is in `workbench.ru
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import threading
 import time
@@ -34,7 +35,7 @@ from workbench.engine.step import TERMS, Setup, evaluate, generation_eval, optim
 from workbench.engine.teacher_cache import TeacherCache
 from workbench.errors import UserError
 from workbench.models.lora import wrap_lora
-from workbench.runs.folder import RunFolder
+from workbench.runs.folder import RunFolder, atomic_write_text
 from workbench.runs.lifecycle import device_lock, stop_on_signals
 from workbench.runs.reporters import report_sinks
 from workbench.runs.sinks import JsonlSink, MultiSink, NullSink, Sink
@@ -76,10 +77,11 @@ def _make_accelerator(cfg: DistillConfig):
 
 
 def setup(cfg: DistillConfig, accelerator, sink: Sink, *, heal: bool = True,
-          stage=lambda name, progress=None: None) -> Setup:
-    """Load models, tokenizer and data; heal the student's gaps if asked (and `heal`: a resumed full fine-tune
-    reads its weights from the checkpoint instead); build the trained module, optimizer and schedule. `stage(name)`
-    is told when each part begins (the run's status shows it)."""
+          stage=lambda name, progress=None: None, prompts_file: Path | None = None) -> Setup:
+    """Load models, tokenizer and data; have the teacher write prompts if asked (kept in `prompts_file`, read back
+    on resume); heal the student's gaps if asked (and `heal`: a resumed full fine-tune reads its weights from the
+    checkpoint instead); build the trained module, optimizer and schedule. `stage(name)` is told when each part
+    begins (the run's status shows it)."""
     from workbench.data.splits import build_splits
     from workbench.data.tasks import task_splits
     from workbench.engine.cross_step import tokenizer_pairing
@@ -89,7 +91,8 @@ def setup(cfg: DistillConfig, accelerator, sink: Sink, *, heal: bool = True,
     torch.manual_seed(cfg.train.seed)
     stage("loading data")
     student_tok = load_tokenizer(m.student, trust_remote_code=m.trust_remote_code)
-    pairing = tokenizer_pairing(cfg, load_tokenizer(m.teacher, trust_remote_code=m.trust_remote_code), student_tok)
+    teacher_tok = load_tokenizer(m.teacher, trust_remote_code=m.trust_remote_code)
+    pairing = tokenizer_pairing(cfg, teacher_tok, student_tok)
     splits = task_splits(cfg.data, student_tok, cfg.train.seed) if cfg.data.tasks else build_splits(cfg.data, student_tok)
     if splits.train.shape[0] < 1 or splits.val.shape[0] < 1:
         raise UserError(f"data.dataset {cfg.data.dataset!r} gives too little text for seq_len {cfg.data.seq_len}")
@@ -112,6 +115,9 @@ def setup(cfg: DistillConfig, accelerator, sink: Sink, *, heal: bool = True,
         dtype = torch.bfloat16 if precision == "bf16" else torch.float32
         teacher = load_model(m.teacher, dtype=dtype, attn_implementation=attn or "sdpa", **load)
         teacher.requires_grad_(False).eval()
+    if cfg.onpolicy.teacher_prompts:
+        splits.train_examples += _teacher_prompts(cfg, accelerator, teacher, teacher_tok, student_tok, splits.heldout,
+                                                  prompts_file, sink, stage)
     if cfg.train.heal_init and heal:
         stage("healing")
         _heal_gaps(cfg, student, teacher, splits.train, load, sink, progress=lambda done, total: stage(
@@ -140,6 +146,35 @@ def setup(cfg: DistillConfig, accelerator, sink: Sink, *, heal: bool = True,
     return Setup(accelerator, module, teacher, teacher_capture, cache, student_tok, splits.train, splits.val,
                  optimizer, scheduler, precision, splits.train_mask, splits.val_mask, splits.train_examples,
                  splits.heldout, sampler, pairing=pairing, tasks=splits.tasks)
+
+
+def _teacher_prompts(cfg: DistillConfig, accelerator, teacher, teacher_tok, student_tok, heldout: list,
+                     path: Path | None, sink: Sink, stage) -> list:
+    """`onpolicy.teacher_prompts`: requests the teacher writes (workbench.engine.teacher_prompts), written once by
+    the main process to `path` and read from there by every process and by a resumed run."""
+    from workbench.engine.teacher_prompts import prompt_examples, write_prompts
+
+    count = cfg.onpolicy.teacher_prompts
+    if path is not None and path.exists():
+        texts = [json.loads(line)["prompt"] for line in path.read_text(encoding="utf-8").splitlines() if line]
+        sink.log(f"read {len(texts)} prompts the teacher wrote from {path.name}")
+    else:
+        texts = []
+        if accelerator.is_main_process:
+            stage("teacher writing prompts", f"0/{count}")
+            start = time.perf_counter()
+            with accelerator.autocast():
+                texts = write_prompts(teacher, teacher_tok, count, seed=cfg.train.seed,
+                                      avoid=[e.prompt for e in heldout],
+                                      progress=lambda done, total: stage("teacher writing prompts", f"{done}/{total}"))
+            sink.log(f"the teacher wrote {len(texts)} prompts of the {count} asked for (onpolicy.teacher_prompts) in "
+                     f"{time.perf_counter() - start:.0f}s")
+            if path is not None:
+                atomic_write_text(path, "".join(json.dumps({"prompt": t}, ensure_ascii=False) + "\n" for t in texts))
+        accelerator.wait_for_everyone()
+        if not accelerator.is_main_process and path is not None:
+            texts = [json.loads(line)["prompt"] for line in path.read_text(encoding="utf-8").splitlines() if line]
+    return prompt_examples(texts, student_tok)
 
 
 def _heal_gaps(cfg: DistillConfig, student, teacher, train_ids: torch.Tensor, load: dict, sink: Sink,
@@ -351,7 +386,8 @@ def train(
                 run.update_status(state="running", started=time.time(), pid=os.getpid())
             launched = time.perf_counter()  # train.max_minutes counts loading and healing too
             stage = _stage_reporter(run, sink, main)
-            s = setup(cfg, accelerator, sink, heal=not resume or cfg.lora.enabled, stage=stage)
+            s = setup(cfg, accelerator, sink, heal=not resume or cfg.lora.enabled, stage=stage,
+                      prompts_file=run.teacher_prompts_path)
             with contextlib.closing(s):
                 state = _loop(cfg, s, run, sink, stop, resume, launched, stage)
         except BaseException as exc:

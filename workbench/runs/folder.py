@@ -9,6 +9,7 @@
         run.log          stdout and stderr of the run process
         checkpoints/     step-N/ folders, written to a temporary name then renamed
         student/         the final student (merged when LoRA was used)
+        teacher_prompts.jsonl  with onpolicy.teacher_prompts: {"prompt"} per line, the requests the teacher wrote
 
 Writers replace `status.json` atomically; readers of `metrics.jsonl` keep a byte offset and skip a torn last line.
 """
@@ -119,6 +120,10 @@ class RunFolder:
     @property
     def student_dir(self) -> Path:
         return self.path / "student"
+
+    @property
+    def teacher_prompts_path(self) -> Path:
+        return self.path / "teacher_prompts.jsonl"
 
     def read_status(self) -> dict[str, Any]:
         """The status, with a process that died without saying so reported as failed (state 'failed', stale)."""
