@@ -8,6 +8,11 @@ when llama-cpp-python is installed, else transformers' dequantizing GGUF loader,
 held-out prompts. The teacher in bf16 PyTorch is measured beside them with the card's own helpers: its safetensors
 file written in bf16, greedy decoding at batch 1, and reverse KL to the float32 teacher on its own answers.
 
+Decode speed is timed again at the end, every model in turn: each of `SPEED_ROUNDS` rounds times each model once (the
+card's 32 greedy tokens at batch 1 after a warm-up), and a model's tokens/s is the median of its rounds, its slowest
+and fastest round beside it. A change of machine load during the bench then falls on every model alike, where the
+card's single call per model, minutes apart, can catch one model under load and the next on a quiet machine.
+
 Every runtime gets the same CPU threads as PyTorch (`torch.get_num_threads()`, so OMP_NUM_THREADS=1 means one thread
 each). Targets, for the best int8 or 4-bit artefact (the one meeting most of them, then the lowest reverse KL):
 size on disk ≤ 0.3× the teacher's float32 file, decode tokens/s at batch 1 ≥ 3× the faster PyTorch teacher's, and
@@ -17,6 +22,7 @@ reverse KL within 0.1 nats/token of the unquantized student's.
 from __future__ import annotations
 
 import json
+import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -28,6 +34,7 @@ FORMATS = (*GGUF_FORMATS, *ONNX_FORMATS)
 QUANTIZED = ("gguf-q8_0", "gguf-q4_0", "onnx-int8")  # the int8 and 4-bit artefacts the targets are about
 SIZE_GOAL, SPEED_GOAL, RKL_GOAL = 0.3, 3.0, 0.1
 DISTILLED = "distilled student"
+SPEED_ROUNDS = 5
 
 
 def train_chat(settings: dict[str, Any], runs_dir: str, minutes: float | None) -> dict[str, Any]:
@@ -111,6 +118,42 @@ def teacher_bf16(teacher_spec: str, data_cfg, eval_settings, work_dir: Path) -> 
             **{k: numbers[k] for k in GEN_KEYS}}
 
 
+def speed_rounds(models: dict[str, Any], prompt: str, new_tokens: int, rounds: int = SPEED_ROUNDS
+                 ) -> dict[str, dict[str, Any]]:
+    """{label: {"median", "min", "max", "rounds"}} decode tokens/s at batch 1; `models` maps a label to a
+    zero-argument loader of (model, tokenizer). All are loaded first, then each round times each model once, in
+    turn."""
+    from workbench.analysis.report_card import measure_generation
+
+    loaded = {label: load() for label, load in models.items()}
+    speeds: dict[str, list[float]] = {label: [] for label in loaded}
+    for _ in range(rounds):
+        for label, (model, tokenizer) in loaded.items():
+            value = measure_generation(model, tokenizer, prompt, new_tokens)["gen_tokens_per_s"]
+            if value is not None:
+                speeds[label].append(round(value, 3))
+    return {label: {"median": statistics.median(v), "min": min(v), "max": max(v), "rounds": v}
+            for label, v in speeds.items() if v}
+
+
+def _speed_loaders(teacher_spec: str, run_dir: str, exported: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Loaders of every model of the table, by row label."""
+    import torch
+
+    from workbench.analysis.artefacts import load_artefact
+    from workbench.models.pool import load_resolved, resolve_spec
+
+    def pytorch(spec: str, dtype):
+        return lambda: load_resolved(resolve_spec(spec), device="cpu", dtype=dtype, attn_implementation=None)
+
+    loaders = {"teacher float32": pytorch(teacher_spec, torch.float32),
+               "teacher bf16": pytorch(teacher_spec, torch.bfloat16),
+               DISTILLED: pytorch(run_dir, torch.float32)}
+    for fmt, entry in exported.items():
+        loaders[f"student {fmt}"] = lambda folder=entry["folder"]: load_artefact(folder)[:2]
+    return loaders
+
+
 def _row(entry: dict[str, Any], runtime: str, fmt: str) -> dict[str, Any]:
     keys = ("label", "size_on_disk_mb", "gen_tokens_per_s", "ttft_s", "gen_rkl", "gen_rep4", "val_bpb",
             "peak_memory_mb")
@@ -141,10 +184,18 @@ def measure(settings: dict[str, Any], run_dir: str) -> dict[str, Any]:
         rows[-1].update(relative_logit_error=exported[fmt]["relative_logit_error"],
                         export_seconds=exported[fmt]["export_seconds"])
     rows[0]["label"] = "teacher float32"
+    timed = speed_rounds(_speed_loaders(run_cfg.models.teacher, run_dir, exported), eval_settings.prompt,
+                         eval_settings.gen_tokens)
+    for row in rows:
+        if row["label"] in timed:
+            row["single_call_tokens_per_s"] = row["gen_tokens_per_s"]
+            row["gen_tokens_per_s"] = timed[row["label"]]["median"]
+            row["tokens_per_s_range"] = [timed[row["label"]]["min"], timed[row["label"]]["max"]]
     return {"run": run_dir, "teacher": run_cfg.models.teacher, "student": run_cfg.models.student,
             "threads": torch.get_num_threads(), "rows": rows, "exports": exported,
             "measured_on": {"speed": f"{card['settings']['gen_tokens']} greedy tokens at batch 1 after the prompt "
-                                     f"{card['settings']['prompt']!r}, one timed call per model",
+                                     f"{card['settings']['prompt']!r}, median of {SPEED_ROUNDS} rounds, every model "
+                                     "timed once in each round, in turn",
                             "reverse_kl": card["settings"].get("generation_on"),
                             "bits_per_byte": card["settings"].get("val_rows")},
             "runtimes": {e["format"]: e["runtime"] for e in card["students"] if e.get("format")}}

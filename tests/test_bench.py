@@ -270,6 +270,23 @@ def test_deployment_ratios_and_the_best_quantized_artefact():
     assert "(j) teacher bf16 (r)" in format_table({"comparisons": {"deployment": result}})
 
 
+def test_speed_rounds_time_every_model_in_turn_and_take_the_median(monkeypatch):
+    from bench import deployment
+    from workbench.analysis import report_card
+
+    order, speeds = [], {"a": iter([5.0, 1.0, 3.0]), "b": iter([2.0, 9.0, 4.0])}
+
+    def fake_measure(model, tokenizer, prompt, new_tokens):
+        order.append(model)
+        return {"gen_tokens_per_s": next(speeds[model])}
+
+    monkeypatch.setattr(report_card, "measure_generation", fake_measure)
+    timed = deployment.speed_rounds({"A": lambda: ("a", None), "B": lambda: ("b", None)}, "hi", 4, rounds=3)
+    assert order == ["a", "b"] * 3  # in turn, round after round
+    assert timed["A"] == {"median": 3.0, "min": 1.0, "max": 5.0, "rounds": [5.0, 1.0, 3.0]}
+    assert timed["B"]["median"] == 4.0
+
+
 def test_deployment_exports_every_format_and_measures_it_beside_the_teacher(tmp_path):
     """(j) on a tiny Llama run: every GGUF and ONNX format exported, every row measured, sizes in MB of the files."""
     import shutil
@@ -307,6 +324,10 @@ def test_deployment_exports_every_format_and_measures_it_beside_the_teacher(tmp_
     # a sampled estimate (log q - log p on its own answers): near 0, either sign
     assert abs(rows["teacher bf16"]["gen_rkl"]) < 0.1 and rows["teacher float32"]["gen_rkl"] == 0
     assert [t["target"][:4] for t in result["targets"]] == ["(j) "] * 3
+    for row in result["rows"]:  # every model timed in the rounds: the median between its slowest and fastest round
+        low, high = row["tokens_per_s_range"]
+        assert 0 < low <= row["gen_tokens_per_s"] <= high and row["single_call_tokens_per_s"] > 0
+    assert f"median of {deployment.SPEED_ROUNDS} rounds" in result["measured_on"]["speed"]
     assert result["best_artefact"] in [f"student {fmt}" for fmt in deployment.QUANTIZED]
     again = deployment.export_all(str(run), tmp_path / "work" / "deployment" / "exports")
     assert all(e["reused"] and e["export_seconds"] is None for e in again.values())
