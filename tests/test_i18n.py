@@ -198,8 +198,8 @@ def test_preflight_refusals_read_in_korean(tiny_teacher, tiny_student, tmp_path)
 
     from workbench.app.context import user_error
     from workbench.app.i18n import localize
+    from workbench.engine.preflight import preflight
     from workbench.errors import UserError
-    from workbench.runs.preflight import preflight
 
     few = tmp_path / "few.txt"
     few.write_text(" ".join(WORDS[:5]), encoding="utf-8")

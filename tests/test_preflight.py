@@ -22,8 +22,8 @@ from tiny import WORDS, tiny_tokenizer
 
 from workbench.cli import main
 from workbench.config import DistillConfig
+from workbench.engine.preflight import preflight
 from workbench.errors import UserError
-from workbench.runs.preflight import preflight
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -29,10 +29,10 @@ import gradio as gr
 from workbench.app.context import user_error
 from workbench.app.tab_runs import run_summary
 from workbench.config import DistillConfig
+from workbench.engine.preflight import preflight
 from workbench.errors import UserError
 from workbench.runs import process as runner
 from workbench.runs.folder import MetricsReader, RunFolder, list_runs, run_stage
-from workbench.runs.preflight import preflight
 
 
 class StatusReaders:

@@ -161,7 +161,7 @@ LIBRARY_KO: dict[str, str] = {
         "mapping.preset source는 교사 모델의 layer를 덜어 낸 학생 모델('{base}?prune=...')에만 쓸 수 있습니다. "
         "지금은 models.student={student!r}; uniform이나 custom을 쓰세요",
     "custom mapping needs at least one pair": "custom 매핑에는 쌍이 하나 이상 필요합니다",
-    # checks before a run starts (workbench.runs.preflight)
+    # checks before a run starts (workbench.engine.preflight)
     "{field}: {message}": "{field}: {message}",
     "is a file": "파일입니다",
     "cannot be created: {existing} is a file": "만들 수 없습니다: {existing}이(가) 파일입니다",

@@ -21,10 +21,10 @@ from workbench.app.i18n import lang_of, t, tr
 from workbench.app.setup_events import config_from_args
 from workbench.app.train_view import gen_summary_markdown, progress_html, sample_html, samples_html, status_markdown
 from workbench.config import DistillConfig
+from workbench.engine.preflight import preflight
 from workbench.errors import UserError
 from workbench.runs import process as runner
 from workbench.runs.folder import ACTIVE_STATES, MetricsReader, RunFolder, list_runs
-from workbench.runs.preflight import preflight
 
 TICK_SECONDS = 2.0
 

@@ -72,9 +72,9 @@ def _stdout_is(path: Path) -> bool:
 
 
 def run(args) -> int:
+    from workbench.engine.preflight import preflight
     from workbench.engine.step import NonFiniteLoss
     from workbench.engine.trainer import train
-    from workbench.runs.preflight import preflight
 
     chosen = [name for name in ("run_dir", "resume") if getattr(args, name)]
     if len(chosen) > 1 or (chosen and (args.config or args.preset)):
