@@ -70,7 +70,7 @@ def export_all(run_dir: str, exports_dir: Path) -> dict[str, dict[str, Any]]:
     from workbench.analysis.artefacts import export_meta
     from workbench.analysis.export import export_run
     from workbench.models.loading import weights_mtime
-    from workbench.models.pool import resolve_spec
+    from workbench.runs.pool import resolve_spec
 
     resolved = resolve_spec(run_dir)
     exported = {}
@@ -98,7 +98,7 @@ def teacher_bf16(teacher_spec: str, data_cfg, eval_settings, work_dir: Path) -> 
     from workbench.analysis.report_card import measure_generation
     from workbench.config import DataConfig
     from workbench.data.splits import build_splits
-    from workbench.models.pool import load_resolved, resolve_spec
+    from workbench.runs.pool import load_resolved, resolve_spec
 
     resolved = resolve_spec(teacher_spec)
     model, tokenizer = load_resolved(resolved, device="cpu", dtype=torch.bfloat16, attn_implementation=None)
@@ -141,7 +141,7 @@ def _speed_loaders(teacher_spec: str, run_dir: str, exported: dict[str, dict[str
     import torch
 
     from workbench.analysis.artefacts import load_artefact
-    from workbench.models.pool import load_resolved, resolve_spec
+    from workbench.runs.pool import load_resolved, resolve_spec
 
     def pytorch(spec: str, dtype):
         return lambda: load_resolved(resolve_spec(spec), device="cpu", dtype=dtype, attn_implementation=None)

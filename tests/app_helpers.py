@@ -32,7 +32,7 @@ def launched_app(root: Path, teacher: Path, student: Path, config: DistillConfig
     """Build and serve the whole app on a free loopback port with the production launch options."""
     from workbench.app import build_app
     from workbench.commands.app import launch_options
-    from workbench.models.pool import ModelPool
+    from workbench.runs.pool import ModelPool
 
     runs, exports = root / "runs", root / "exports"
     demo = build_app(runs_dir=str(runs), exports_dir=str(exports), teacher=str(teacher), student=str(student),

@@ -16,7 +16,7 @@ from gradio_client import Client
 
 from workbench.analysis.genquality import GEN_KEYS, token_disagreement
 from workbench.app.tab_train import new_watch, render
-from workbench.models.pool import ModelPool
+from workbench.runs.pool import ModelPool
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from workbench.analysis.attention import (
 )
 from workbench.analysis.inspect_plots import attention_figure, summary_figure
 from workbench.errors import UserError
-from workbench.models.pool import ModelPool
+from workbench.runs.pool import ModelPool
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from transformers import AutoModelForCausalLM
 from workbench.analysis.export import CHECK_TEXT, export_run
 from workbench.cli import main as cli_main
 from workbench.errors import UserError
-from workbench.models.pool import ModelPool
+from workbench.runs.pool import ModelPool
 
 
 def _logits(model, ids):

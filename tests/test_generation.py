@@ -13,7 +13,7 @@ from workbench.data.chat_format import exchange_text
 from workbench.data.chat_format import prompt_text as format_prompt
 from workbench.engine.sampling import SeededSampler, draw_from
 from workbench.errors import UserError
-from workbench.models.pool import ModelPool, resolve_spec
+from workbench.runs.pool import ModelPool, resolve_spec
 
 
 @pytest.fixture(scope="module")

@@ -101,8 +101,8 @@ def _shown_words() -> set[str]:
     from workbench.app.train_view import GEN_SUMMARY
     from workbench.forms import PAIR_COLUMNS
     from workbench.models.compatibility import MEMORY_ROWS
-    from workbench.models.pool import LATEST_LABEL
     from workbench.runs.folder import STAGES, STATES, TRAINING_STAGES
+    from workbench.runs.pool import LATEST_LABEL
 
     words = {title for _, title, _ in (*REPORT_COLUMNS, *REPORT_BARS, *GEN_SUMMARY)}
     words |= {unit for _, _, unit in GEN_SUMMARY if re.sub(r"{[^}]*}", "", unit).strip(" %")}  # "{:.1f} tokens"

@@ -22,7 +22,7 @@ from workbench.app.context import new_model_pool
 from workbench.app.tab_attention import build_attention_tab
 from workbench.app.tab_chat import build_chat_tab
 from workbench.app.tab_report import build_report_tab
-from workbench.models.pool import starting_student
+from workbench.runs.pool import starting_student
 
 
 def build_inspect_app(ctx) -> gr.Blocks:

@@ -285,7 +285,7 @@ def small_upload_app(tmp_path_factory, tiny_teacher, tiny_student):
     """The whole app with an upload limit of 64 kB, served on loopback."""
     from workbench.app import build_app
     from workbench.commands.app import launch_options
-    from workbench.models.pool import ModelPool
+    from workbench.runs.pool import ModelPool
 
     root = tmp_path_factory.mktemp("preflight-app")
     runs, exports = root / "runs", root / "exports"

@@ -217,7 +217,7 @@ def test_width_pruned_student_trains_with_lora_and_exports(tiny_teacher, tiny_te
 
     from workbench.analysis.export import export_run
     from workbench.engine.trainer import train
-    from workbench.models.pool import ModelPool
+    from workbench.runs.pool import ModelPool
     from workbench.runs.sinks import ListSink
 
     student = f"{tiny_teacher}?prune=importance&layers=3&mlp=96&heads=2&hidden=48"

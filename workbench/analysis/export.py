@@ -34,8 +34,8 @@ from workbench.analysis.export_onnx import check_onnx_exportable, onnx_reload_ch
 from workbench.analysis.exported_card import artefact_card_text, model_card_text
 from workbench.errors import Message, UserError
 from workbench.models.loading import count_parameters
-from workbench.models.pool import ResolvedSpec, load_resolved, resolve_spec
 from workbench.runs.folder import RunFolder, run_of
+from workbench.runs.pool import ResolvedSpec, load_resolved, resolve_spec
 
 CHECK_TEXT = "The light of the morning is good, and the water of the land gives life."
 LOGIT_TOLERANCE = 1e-4

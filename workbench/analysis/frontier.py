@@ -29,8 +29,8 @@ from plotly.subplots import make_subplots
 
 from workbench.analysis.report_card import EvalSettings, evaluate_models
 from workbench.errors import Message, UserError
-from workbench.models.pool import load_resolved, resolve_spec
 from workbench.runs.folder import RunFolder, atomic_write_text
+from workbench.runs.pool import load_resolved, resolve_spec
 from workbench.runs.sweep import SweepPlan, load_sweep
 from workbench.timing import rate, time_calls
 

@@ -36,9 +36,9 @@ from workbench.analysis.task_report import run_task_scores, task_lines, with_tas
 from workbench.engine.scores import agreement_sums, perplexity
 from workbench.errors import Message, UserError
 from workbench.measured import REPORT_ROWS, measured
-from workbench.models.pool import ResolvedSpec, default_device, load_resolved, resolve_spec
 from workbench.models.vocab import bits_per_byte, bytes_per_token, row_text, token_bytes
 from workbench.runs.folder import RunFolder, atomic_write_text
+from workbench.runs.pool import ResolvedSpec, default_device, load_resolved, resolve_spec
 from workbench.timing import rate
 
 DEFAULT_PROMPT = "Write a short note to a friend about a walk by the sea."

@@ -27,7 +27,7 @@ def new_model_pool(device: str | None = None) -> Any:
     """The app's model pool; exported GGUF / ONNX folders load in their own runtime, so a chat column can hold the
     model a phone would run."""
     from workbench.analysis.artefacts import is_artefact, load_artefact
-    from workbench.models.pool import ModelPool
+    from workbench.runs.pool import ModelPool
 
     return ModelPool(max_models=4, device=device, is_artefact=is_artefact,
                      load_artefact=lambda spec: load_artefact(spec)[:2])

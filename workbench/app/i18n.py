@@ -85,7 +85,7 @@ def help_text(name: str):
 
 def student_picker(runs_dir: str, undistilled: str | None = None) -> list[tuple]:
     """The student pickers' choices with their words in the browser's language (run names stay as they are)."""
-    from workbench.models.pool import student_choices
+    from workbench.runs.pool import student_choices
 
     return student_choices(runs_dir, undistilled, text=t)
 

@@ -17,8 +17,8 @@ from workbench.analysis.inspect_plots import attention_figure, summary_figure
 from workbench.app.context import user_error
 from workbench.app.i18n import lang_of, student_picker, t, tr, translator
 from workbench.errors import UserError
-from workbench.models.pool import LATEST, limit_app_threads, resolve_choice
 from workbench.runs.folder import run_of
+from workbench.runs.pool import LATEST, limit_app_threads, resolve_choice
 
 ALL_PAIRS = "all"
 AVERAGE = "average"

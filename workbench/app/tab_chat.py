@@ -23,7 +23,7 @@ from workbench.app.context import ENGLISH_ONLY, user_error
 from workbench.app.i18n import lang_of, student_picker, t, tr, translator
 from workbench.app.train_view import token_html
 from workbench.errors import UserError
-from workbench.models.pool import LATEST, limit_app_threads, resolve_choice, starting_student
+from workbench.runs.pool import LATEST, limit_app_threads, resolve_choice, starting_student
 
 DEFAULT_SAMPLING = SamplingSettings(temperature=0.7, top_p=0.9, max_new_tokens=64, seed=0)
 MIN_UPDATE_INTERVAL_S = 0.03

@@ -35,8 +35,8 @@ from workbench.analysis.report_card import (
 from workbench.app.context import user_error
 from workbench.app.i18n import lang_of, localize, localize_measured, shown_time, student_picker, t, tr, translator
 from workbench.errors import UserError
-from workbench.models.pool import LATEST, latest_finished_run, limit_app_threads
 from workbench.runs.folder import run_of
+from workbench.runs.pool import LATEST, latest_finished_run, limit_app_threads
 
 
 def card_for(ctx, choice: str, recompute: bool, settings: EvalSettings, lang: str = "en",
