@@ -7,7 +7,7 @@ import shutil
 
 from workbench.cli import main
 from workbench.data.chat_format import prompt_text as chat_prompt
-from workbench.data.datagen import read_prompts
+from workbench.engine.datagen import read_prompts
 from workbench.models.loading import load_tokenizer
 
 PROMPTS = ["the king said", "water and land", "what is the lord", "one old man", "the house of the son"]

@@ -31,7 +31,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from workbench.data.datagen import GenerationSettings, generate_answers, meta_path
+    from workbench.engine.datagen import GenerationSettings, generate_answers, meta_path
 
     if args.max_new_tokens < 1:
         raise UserError(f"--max-new-tokens: must be >= 1, got {args.max_new_tokens}")
