@@ -92,14 +92,14 @@ def _validation_ids(tokenizer, seq_len: int = 128, rows: int = 4) -> torch.Tenso
 
 
 def test_default_student_is_small_enough_and_has_finite_perplexity(teacher, tokenizer):
-    from workbench.models.derive import perplexity
+    from workbench.models.derive import model_perplexity
 
     student = load_model(DEFAULT_STUDENT)
     share = count_parameters(student)["non_embedding"] / count_parameters(teacher)["non_embedding"]
     assert share <= 2 / 3  # 19 of 30 blocks: 20 would exceed two thirds by the final norm's share
     assert num_layers(student) <= 2 * num_layers(teacher) // 3
     val = _validation_ids(tokenizer)
-    student_ppl, teacher_ppl = perplexity(student, val), perplexity(teacher, val)
+    student_ppl, teacher_ppl = model_perplexity(student, val), model_perplexity(teacher, val)
     assert math.isfinite(student_ppl) and 1 < teacher_ppl < student_ppl < len(tokenizer)
 
 

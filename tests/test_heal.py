@@ -183,16 +183,16 @@ def test_trainer_refuses_a_student_that_is_not_a_pruned_teacher(tiny_teacher, ti
 def test_healing_the_default_student_lowers_its_perplexity():
     from workbench.config import load_preset
     from workbench.data.splits import build_splits
-    from workbench.models.derive import perplexity
+    from workbench.models.derive import model_perplexity
     from workbench.models.heal import heal_for_config
     from workbench.models.loading import load_tokenizer
 
     cfg = load_preset("default")
     splits = build_splits(cfg.data, load_tokenizer(cfg.models.teacher))
     teacher, student = load_model(cfg.models.teacher), load_model(cfg.models.student)
-    before = perplexity(student, splits.val[:8])
+    before = model_perplexity(student, splits.val[:8])
     fits = heal_for_config(cfg, student, teacher, splits.train[:16])
-    after = perplexity(student, splits.val[:8])
+    after = model_perplexity(student, splits.val[:8])
     assert [(f.student_layer, f.teacher_layer) for f in fits] == [(2, 5), (3, 6), (8, 17), (9, 18), (15, 26),
                                                                    (16, 27)]
     assert all(f.mse_after < f.mse_before for f in fits)

@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from workbench.engine.scores import agreement_sums, ce_sum, perplexity
+from workbench.engine.scores import agreement_sums, ce_sum
+from workbench.models.vocab import perplexity
 
 
 def _logits(seed: int, shape=(2, 7, 11)) -> torch.Tensor:

@@ -33,10 +33,10 @@ from transformers.generation.streamers import BaseStreamer
 from workbench.analysis.artefacts import artefact_lines, export_labels, is_artefact
 from workbench.analysis.eval_estimate import RunTimings, run_timings, stage_reporter
 from workbench.analysis.task_report import run_task_scores, task_lines, with_task_columns
-from workbench.engine.scores import agreement_sums, perplexity
+from workbench.engine.scores import agreement_sums
 from workbench.errors import Message, UserError
 from workbench.measured import REPORT_ROWS, measured
-from workbench.models.vocab import bits_per_byte, bytes_per_token, row_text, token_bytes
+from workbench.models.vocab import bits_per_byte, bytes_per_token, perplexity, row_text, token_bytes
 from workbench.runs.folder import RunFolder, atomic_write_text
 from workbench.runs.pool import ResolvedSpec, default_device, load_resolved, resolve_spec
 from workbench.timing import rate

@@ -2,12 +2,10 @@
 with the teacher. One implementation for the trainer's evaluation, the report card and the pruning ranking.
 
     sums = agreement_sums(student_logits, targets, teacher_logits=teacher_logits)  # [ce, kl, hits, positions]
-    perplexity(float(sums[0] / sums[3]))
+    perplexity(float(sums[0] / sums[3]))                 # workbench.models.vocab
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 
@@ -24,11 +22,6 @@ def next_token_targets(input_ids: torch.Tensor, mask: torch.Tensor | None = None
     if mask is not None:
         targets[~mask.roll(-1, dims=1)] = -100
     return targets
-
-
-def perplexity(mean_ce: float) -> float:
-    """exp(mean next-token CE), capped at exp(50) so a diverged model reads as a huge number, not inf."""
-    return math.exp(min(mean_ce, 50.0))
 
 
 @torch.no_grad()

@@ -40,13 +40,13 @@ from workbench.engine.onpolicy import (
     pad_id,
     sample_completions,
 )
-from workbench.engine.scores import agreement_sums, ce_sum, next_token_targets, perplexity
+from workbench.engine.scores import agreement_sums, ce_sum, next_token_targets
 from workbench.engine.task_eval import task_eval
 from workbench.engine.task_step import mixture_batch, task_groups
 from workbench.engine.teacher_cache import TeacherCache
 from workbench.errors import UserError
 from workbench.measured import EVAL_ROWS, measured
-from workbench.models.vocab import bits_per_byte
+from workbench.models.vocab import bits_per_byte, perplexity
 
 TERMS = ("ce", "kd", "hidden", "attn")
 SHOWN_ANSWERS = 3  # held-out answers shown beside the teacher's in each generation eval

@@ -16,8 +16,9 @@ import torch
 
 from workbench.data.tasks import TaskData
 from workbench.engine.onpolicy import eos_ids, pad_id
-from workbench.engine.scores import ce_sum, next_token_targets, perplexity
+from workbench.engine.scores import ce_sum, next_token_targets
 from workbench.engine.task_scores import calibrated, exact_match, greedy_answers, label_log_probs, token_f1
+from workbench.models.vocab import perplexity
 
 QA_NEW_TOKENS = 16
 

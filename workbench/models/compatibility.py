@@ -346,7 +346,7 @@ def rank_pruning(
 
     Rows: spec, kept layer list, layers, non-embedding parameters and their share of the teacher's, perplexity.
     """
-    from workbench.models.derive import perplexity
+    from workbench.models.derive import model_perplexity
     from workbench.models.loading import load_model, num_layers
 
     teacher_non_emb = model_summary(teacher, trust_remote_code=trust_remote_code)["params"]["non_embedding"]
@@ -366,7 +366,7 @@ def rank_pruning(
                 "layers": num_layers(model),
                 "non_embedding": non_emb,
                 "share": non_emb / teacher_non_emb,
-                "perplexity": perplexity(model, val_ids),
+                "perplexity": model_perplexity(model, val_ids),
             }
         )
         del model

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from workbench.errors import Message, UserError
+from workbench.models.vocab import perplexity
 from workbench.models.width import WIDTH_KEYS, WidthTarget
 
 SPEC_FORMS = (
@@ -366,7 +367,7 @@ def importance_keep(scores: list[float], count: int) -> list[int]:
 
 
 @torch.no_grad()
-def perplexity(model: nn.Module, token_ids: torch.Tensor, batch_size: int = 4) -> float:
+def model_perplexity(model: nn.Module, token_ids: torch.Tensor, batch_size: int = 4) -> float:
     """exp(mean next-token cross-entropy) of `model` over packed sequences `token_ids` [N, T]."""
     total_loss, total_tokens = 0.0, 0
     for start in range(0, token_ids.shape[0], batch_size):
@@ -377,6 +378,4 @@ def perplexity(model: nn.Module, token_ids: torch.Tensor, batch_size: int = 4) -
         )
         total_loss += loss.item()
         total_tokens += batch[:, 1:].numel()
-    from workbench.engine.scores import perplexity as from_mean_ce
-
-    return from_mean_ce(total_loss / max(total_tokens, 1))
+    return perplexity(total_loss / max(total_tokens, 1))

@@ -5,7 +5,8 @@
     width = padded_width(teacher_tok, student_tok, teacher_width, student_width)   # the tokenizer's real ids
 
 Byte strings make two tokenizers comparable whatever their conventions (byte-level BPE's `Ġ`, SentencePiece's `▁`
-and `<0x0A>`), and they are what bits per byte counts.
+and `<0x0A>`), and they are what bits per byte counts. Perplexity and bits per byte, the two readings of a cross-entropy, live here
+too.
 """
 
 from __future__ import annotations
@@ -111,6 +112,11 @@ def padded_width(tokenizer, teacher_width: int, student_width: int) -> int | Non
 def bytes_per_token(tokenizer) -> torch.Tensor:
     """[V] float64: UTF-8 bytes each token id stands for (bits per byte divides by their sum)."""
     return torch.tensor([len(text) for text in token_bytes(tokenizer)], dtype=torch.float64)
+
+
+def perplexity(mean_ce: float) -> float:
+    """exp(mean next-token CE), capped at exp(50) so a diverged model reads as a huge number, not inf."""
+    return math.exp(min(mean_ce, 50.0))
 
 
 def bits_per_byte(nats: float, byte_count: float) -> float:
