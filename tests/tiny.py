@@ -110,13 +110,14 @@ def tiny_pairs_file(root: Path, count: int = 60, seed: int = 0) -> Path:
 def tiny_bpe_model_dir(root: Path, text: Path, name: str, vocab_size: int, hidden: int = 32, seed: int = 0) -> Path:
     """A tiny Llama with its own byte-level BPE of `vocab_size` tokens trained on `text`: two of these with
     different sizes form a teacher/student pair whose tokenizers differ."""
+    from workbench.data.splits import load_texts
     from workbench.models.bpe import train_bpe
     from workbench.models.loading import load_tokenizer
 
     folder = Path(root) / f"{name}-bpe{vocab_size}-{hidden}-s{seed}"
     if (folder / "config.json").exists():
         return folder
-    train_bpe([str(text)], vocab_size, folder)
+    train_bpe(load_texts(str(text)), vocab_size, folder, datasets=[str(text)])
     tokenizer = load_tokenizer(str(folder))
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
                          num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,

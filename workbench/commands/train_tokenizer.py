@@ -27,11 +27,13 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from workbench.data.splits import load_texts
     from workbench.models.bpe import train_bpe
 
     words = ["workbench", "train-tokenizer", *[f"--data={d}" for d in args.data], f"--vocab-size={args.vocab_size}",
              f"--min-frequency={args.min_frequency}", f"--out={args.out}"]
-    meta = train_bpe(args.data, args.vocab_size, args.out, text_column=args.text_column,
-                     min_frequency=args.min_frequency, command=shlex.join(words))
+    texts = [text for dataset in args.data for text in load_texts(dataset, text_column=args.text_column)]
+    meta = train_bpe(texts, args.vocab_size, args.out, datasets=args.data, min_frequency=args.min_frequency,
+                     command=shlex.join(words))
     print(f"{args.out}: {meta['vocab_size']} tokens from {meta['documents']} documents ({meta['bytes']:,} bytes)")
     return 0

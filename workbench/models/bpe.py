@@ -1,4 +1,5 @@
-"""Byte-level BPE tokenizers: train one on any dataset spec, and the built-in ones shipped inside the package.
+"""Byte-level BPE tokenizers: train one on any texts (`workbench train-tokenizer` reads dataset specs), and the
+built-in ones shipped inside the package.
 
     workbench train-tokenizer --data builtin:kjv --data builtin:chat --vocab-size 8192 --out DIR
     load_tokenizer("builtin:smollm2-135m-instruct?fresh&layers=4&hidden=256&heads=4&tokenizer=builtin:bpe-8k")
@@ -43,27 +44,18 @@ def builtin_tokenizer_dir(source: str) -> Path:
     return folder
 
 
-def _documents(datasets: list[str], text_column: str) -> list[str]:
-    from workbench.data.splits import load_texts
-
-    texts: list[str] = []
-    for dataset in datasets:
-        texts.extend(load_texts(dataset, text_column=text_column))
-    return texts
-
-
-def train_bpe(datasets: list[str], vocab_size: int, out_dir: str | Path, *, text_column: str = "text",
+def train_bpe(texts: list[str], vocab_size: int, out_dir: str | Path, *, datasets: list[str] = (),
               min_frequency: int = 2, command: str | None = None) -> dict:
-    """Train a byte-level BPE of `vocab_size` tokens (special tokens included) on the datasets; returns its meta."""
+    """Train a byte-level BPE of `vocab_size` tokens (special tokens included) on `texts`, the documents of
+    `datasets` (recorded in the meta, which is returned)."""
     import tokenizers
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     if not 256 + len(SPECIAL_TOKENS) < vocab_size <= 1_000_000:
         raise UserError(f"--vocab-size must be in [{257 + len(SPECIAL_TOKENS)}, 1000000], got {vocab_size}")
-    if not datasets:
-        raise UserError("--data: give at least one dataset spec (builtin:kjv, builtin:chat, a file, ...)")
-    texts = _documents(datasets, text_column)
+    if not texts:
+        raise UserError("--data: give at least one dataset spec with text (builtin:kjv, builtin:chat, a file, ...)")
     backend = Tokenizer(models.BPE())
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     backend.decoder = decoders.ByteLevel()
