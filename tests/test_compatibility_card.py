@@ -15,14 +15,9 @@ from transformers import PreTrainedTokenizerFast
 
 from workbench.cli import main
 from workbench.errors import UserError
-from workbench.models.compatibility import (
-    check_tokenizers,
-    compare_tokenizers,
-    compatibility_card,
-    format_compatibility,
-    model_summary,
-)
+from workbench.models.compatibility import compatibility_card, format_compatibility, model_summary
 from workbench.models.loading import count_parameters, load_model, load_tokenizer
+from workbench.models.vocab import check_tokenizers, compare_tokenizers
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -293,7 +293,7 @@ def evaluate_models(
     takes, the first one also the whole evaluation, and the fraction done counts estimated seconds."""
     from workbench.analysis.genquality import card_generation
     from workbench.data.splits import build_splits
-    from workbench.models.compatibility import compare_tokenizers
+    from workbench.models.vocab import compare_tokenizers
 
     settings = settings or EvalSettings()
     if not students:

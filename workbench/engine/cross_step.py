@@ -135,7 +135,7 @@ def _refuse_across_tokenizers(cfg: DistillConfig, problem: str) -> None:
 
 def check_pairing(cfg: DistillConfig, teacher_tokenizer, student_tokenizer) -> str | None:
     """How the tokenizers differ (None when they are the same), after refusing what cannot cross two of them."""
-    from workbench.models.compatibility import compare_tokenizers
+    from workbench.models.vocab import compare_tokenizers
 
     problem = compare_tokenizers(teacher_tokenizer, student_tokenizer)["problem"]
     if problem:

@@ -139,8 +139,8 @@ def cache_teacher(cfg, top_k: int = 64, out_dir: str | Path | None = None, batch
     The default folder is `<workbench home>/teacher-cache/<key>`, so equal inputs share one cache.
     """
     from workbench.data.splits import build_splits
-    from workbench.models.compatibility import check_tokenizers
     from workbench.models.loading import load_model, load_tokenizer, workbench_home
+    from workbench.models.vocab import check_tokenizers
 
     m = cfg.models
     device = "cuda" if cfg.train.device != "cpu" and torch.cuda.is_available() else "cpu"

@@ -15,17 +15,11 @@ from dataclasses import dataclass
 import torch
 
 from workbench.engine.cross_step import cross_tokenizer_summary
-from workbench.errors import Message, UserError
+from workbench.errors import UserError
 from workbench.models.derive import format_index_list, parse_spec
 from workbench.models.loading import count_parameters, load_config, load_tokenizer, resolve_layers, tokenizer_source
+from workbench.models.vocab import PROBE_TEXTS, compare_tokenizers
 
-PROBE_TEXTS = (
-    "Hello, world! How are you today?",
-    "The quick brown fox jumps over the lazy dog.",
-    "def add(a, b):\n    return a + b  # 3.14159, 42, 2026-11-28",
-    "Ünïcödé: naïve café, 東京, emoji 🙂 and   extra   spaces.",
-    "In the beginning God created the heaven and the earth.",
-)
 FLOAT32_BYTES = 4
 
 
@@ -94,52 +88,6 @@ def _pruned_axes(base, config) -> list[tuple[str, int, int]]:
         if getattr(base, key, None) is not None:
             axes.append((axis, getattr(base, key), getattr(config, key)))
     return [axis for axis in axes if axis[1] != axis[2]]
-
-
-def compare_tokenizers(teacher_tokenizer, student_tokenizer) -> dict:
-    """Whether two tokenizers are the same: equal vocabularies and equal ids for every probe text."""
-    teacher_vocab, student_vocab = teacher_tokenizer.get_vocab(), student_tokenizer.get_vocab()
-    result = {
-        "identical": True,
-        "teacher_vocab": len(teacher_vocab),
-        "student_vocab": len(student_vocab),
-        "problem": None,
-    }
-    if teacher_vocab != student_vocab:
-        only_t = len(set(teacher_vocab.items()) - set(student_vocab.items()))
-        result.update(
-            identical=False,
-            problem=f"vocabularies differ ({len(teacher_vocab)} vs {len(student_vocab)} "
-            f"tokens, {only_t} teacher token/id pairs missing from the student)",
-        )
-        return result
-    for text in PROBE_TEXTS:
-        teacher_ids = teacher_tokenizer(text, add_special_tokens=False)["input_ids"]
-        student_ids = student_tokenizer(text, add_special_tokens=False)["input_ids"]
-        if teacher_ids != student_ids:
-            result.update(
-                identical=False,
-                problem=f"same vocabulary but the probe {text[:30]!r} tokenizes differently "
-                f"({teacher_ids[:6]}... vs {student_ids[:6]}...)",
-            )
-            return result
-    return result
-
-
-def tokenizer_mismatch_error(problem: str) -> UserError:
-    """The error of the teacher cache, which needs one tokenizer, for a pair whose tokenizers differ."""
-    return UserError(Message(
-        "teacher and student tokenizers are not the same: {problem}. The teacher cache stores the teacher's "
-        "predictions over the student's tokens, so it needs one tokenizer; distil this pair with the live teacher "
-        "(leave train.teacher_cache empty), which aligns the two tokenizations (loss.cross_tokenizer)",
-        problem=problem))
-
-
-def check_tokenizers(teacher_tokenizer, student_tokenizer) -> None:
-    """Raise a UserError that says what to do when the teacher and student tokenizers differ."""
-    problem = compare_tokenizers(teacher_tokenizer, student_tokenizer)["problem"]
-    if problem:
-        raise tokenizer_mismatch_error(problem)
 
 
 def training_memory(teacher: dict, student: dict, batch: int, seq_len: int) -> dict:

@@ -3,10 +3,11 @@
     table = token_bytes(tokenizer)          # list[bytes]: table[id] is the text of token `id` as UTF-8 bytes
     student_ids, teacher_ids = shared_vocab(student_table, teacher_table)    # the exact id map (same bytes)
     width = padded_width(teacher_tok, student_tok, teacher_width, student_width)   # the tokenizer's real ids
+    compare_tokenizers(teacher_tok, student_tok)["problem"]   # None when the two are one tokenizer
 
 Byte strings make two tokenizers comparable whatever their conventions (byte-level BPE's `Ġ`, SentencePiece's `▁`
-and `<0x0A>`), and they are what bits per byte counts. Perplexity and bits per byte, the two readings of a cross-entropy, live here
-too.
+and `<0x0A>`), and they are what bits per byte counts. Perplexity and bits per byte, the two readings of a
+cross-entropy, live here too.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from functools import lru_cache
 
 import torch
 
-from workbench.errors import UserError
+from workbench.errors import Message, UserError
 
 _BYTE_TOKEN = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
 # what a token's invisible characters look like in a label (a tokenizer piece or decoded text)
@@ -146,3 +147,58 @@ def row_text(ids: list[int], table: list[bytes]) -> str:
     data = b"".join(table[i] for i in ids)
     lo, hi = utf8_window(data)
     return data[lo:hi].decode("utf-8", errors="replace")
+
+
+PROBE_TEXTS = (
+    "Hello, world! How are you today?",
+    "The quick brown fox jumps over the lazy dog.",
+    "def add(a, b):\n    return a + b  # 3.14159, 42, 2026-11-28",
+    "Ünïcödé: naïve café, 東京, emoji 🙂 and   extra   spaces.",
+    "In the beginning God created the heaven and the earth.",
+)
+
+
+def compare_tokenizers(teacher_tokenizer, student_tokenizer) -> dict:
+    """Whether two tokenizers are the same: equal vocabularies and equal ids for every probe text."""
+    teacher_vocab, student_vocab = teacher_tokenizer.get_vocab(), student_tokenizer.get_vocab()
+    result = {
+        "identical": True,
+        "teacher_vocab": len(teacher_vocab),
+        "student_vocab": len(student_vocab),
+        "problem": None,
+    }
+    if teacher_vocab != student_vocab:
+        only_t = len(set(teacher_vocab.items()) - set(student_vocab.items()))
+        result.update(
+            identical=False,
+            problem=f"vocabularies differ ({len(teacher_vocab)} vs {len(student_vocab)} "
+            f"tokens, {only_t} teacher token/id pairs missing from the student)",
+        )
+        return result
+    for text in PROBE_TEXTS:
+        teacher_ids = teacher_tokenizer(text, add_special_tokens=False)["input_ids"]
+        student_ids = student_tokenizer(text, add_special_tokens=False)["input_ids"]
+        if teacher_ids != student_ids:
+            result.update(
+                identical=False,
+                problem=f"same vocabulary but the probe {text[:30]!r} tokenizes differently "
+                f"({teacher_ids[:6]}... vs {student_ids[:6]}...)",
+            )
+            return result
+    return result
+
+
+def tokenizer_mismatch_error(problem: str) -> UserError:
+    """The error of the teacher cache, which needs one tokenizer, for a pair whose tokenizers differ."""
+    return UserError(Message(
+        "teacher and student tokenizers are not the same: {problem}. The teacher cache stores the teacher's "
+        "predictions over the student's tokens, so it needs one tokenizer; distil this pair with the live teacher "
+        "(leave train.teacher_cache empty), which aligns the two tokenizations (loss.cross_tokenizer)",
+        problem=problem))
+
+
+def check_tokenizers(teacher_tokenizer, student_tokenizer) -> None:
+    """Raise a UserError that says what to do when the teacher and student tokenizers differ."""
+    problem = compare_tokenizers(teacher_tokenizer, student_tokenizer)["problem"]
+    if problem:
+        raise tokenizer_mismatch_error(problem)
