@@ -94,10 +94,10 @@ def teacher_bf16(teacher_spec: str, data_cfg, eval_settings, work_dir: Path) -> 
     float32 teacher on its own answers to the held-out prompts (the card's prompts, sampling and seed)."""
     import torch
 
-    from workbench.analysis.genquality import GEN_KEYS, generation_quality, protocol_label
     from workbench.analysis.report_card import measure_generation
     from workbench.config import DataConfig
     from workbench.data.splits import build_splits
+    from workbench.engine.genquality import GEN_KEYS, generation_quality, protocol_label
     from workbench.runs.pool import load_resolved, resolve_spec
 
     resolved = resolve_spec(teacher_spec)

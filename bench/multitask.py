@@ -11,7 +11,7 @@ the same steps and minutes; only the tasks and their loss weights differ:
 
 Then every student, and the teacher, is scored alike on every task's held-out items (`workbench.engine.task_eval`:
 accuracy for the classification task, token F1 and exact match for the QA task) and on the chat task's held-out
-prompts (`workbench.analysis.genquality`: reverse KL on the student's own answers, repeated 4-grams, empty answers).
+prompts (`workbench.engine.genquality`: reverse KL on the student's own answers, repeated 4-grams, empty answers).
 The targets are the issue's: the mix within 2 points of the best single-task student on each task and within 0.1
 nats/token of the chat-only student's reverse KL; reported as they come out.
 """
@@ -72,7 +72,7 @@ def variant_config(cfg: BenchSettings, name: str, steps: int, minutes: float | N
 
 def score_model(model, teacher, tokenizer, tasks, chat_prompts: list, label: str) -> dict[str, Any]:
     """Every task's held-out score and the generation numbers on the held-out chat prompts (none for the teacher)."""
-    from workbench.analysis.genquality import generation_quality
+    from workbench.engine.genquality import generation_quality
     from workbench.engine.task_eval import held_out_scores
 
     numbers: dict[str, Any] = {task.config.name: held_out_scores(model, tokenizer, task) for task in tasks

@@ -14,8 +14,8 @@ from app_helpers import launched_app, tiny_config
 from conftest import wait_for
 from gradio_client import Client
 
-from workbench.analysis.genquality import GEN_KEYS, token_disagreement
 from workbench.app.tab_train import new_watch, render
+from workbench.engine.genquality import GEN_KEYS, token_disagreement
 from workbench.runs.pool import ModelPool
 
 

@@ -13,9 +13,9 @@ from tiny import WORDS, tiny_model_dir
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
+from workbench.analysis.compatibility import compatibility_card, format_compatibility, model_summary
 from workbench.cli import main
 from workbench.errors import UserError
-from workbench.models.compatibility import compatibility_card, format_compatibility, model_summary
 from workbench.models.loading import count_parameters, load_model, load_tokenizer
 from workbench.models.vocab import check_tokenizers, compare_tokenizers
 

@@ -14,6 +14,7 @@ from engine_helpers import LoadRecorder, changed, snapshot, tiny_config
 from tiny import tiny_bpe_model_dir, tiny_tokenizer
 from transformers import AutoModelForCausalLM, Qwen2Config
 
+from workbench.analysis.compatibility import compatibility_card, format_compatibility
 from workbench.cli import main
 from workbench.config import DistillConfig
 from workbench.engine.cross_step import Pairing, tokenizer_pairing
@@ -30,7 +31,6 @@ from workbench.engine.losses import divergence
 from workbench.engine.trainer import train
 from workbench.errors import UserError
 from workbench.models.bpe import builtin_tokenizer_dir
-from workbench.models.compatibility import compatibility_card, format_compatibility
 from workbench.models.loading import load_config, load_tokenizer
 from workbench.models.vocab import bits_per_byte, bytes_per_token, shared_vocab, token_bytes
 from workbench.runs.sinks import ListSink

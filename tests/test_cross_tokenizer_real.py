@@ -11,6 +11,7 @@ import torch
 from engine_helpers import tiny_config
 from test_cross_tokenizer import _tokens_of, reference_aligned, reference_uld
 
+from workbench.analysis.compatibility import compatibility_card, format_compatibility
 from workbench.config import BUILTIN_TEACHER, DataConfig
 from workbench.data.splits import build_splits
 from workbench.engine.cross_step import CrossTokenizer, tokenizer_pairing
@@ -23,7 +24,6 @@ from workbench.engine.cross_tokenizer import (
 )
 from workbench.engine.trainer import train
 from workbench.errors import UserError
-from workbench.models.compatibility import compatibility_card, format_compatibility
 from workbench.models.loading import load_tokenizer
 from workbench.runs.sinks import ListSink
 

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from tiny import tiny_model_dir
 
-from workbench.analysis.genquality import (
+from workbench.engine.genquality import (
     generation_quality,
     quality_of,
     repeated_ngram_share,

@@ -96,11 +96,11 @@ def _library_strings() -> set[str]:
 
 def _shown_words() -> set[str]:
     """Words from library tables the app translates at display time (metric names, model labels, picker words)."""
+    from workbench.analysis.compatibility import MEMORY_ROWS
     from workbench.analysis.inspect_plots import PANEL_TITLES, REPORT_BARS
     from workbench.analysis.report_card import REPORT_COLUMNS
     from workbench.app.train_view import GEN_SUMMARY
     from workbench.forms import PAIR_COLUMNS
-    from workbench.models.compatibility import MEMORY_ROWS
     from workbench.runs.folder import STAGES, STATES, TRAINING_STAGES
     from workbench.runs.pool import LATEST_LABEL
 
@@ -154,16 +154,16 @@ def test_config_errors_read_in_the_readers_language():
 
 
 def test_compatibility_card_and_report_card_in_korean(tiny_teacher, tiny_student):
+    from workbench.analysis.compatibility import compatibility_card, format_compatibility
     from workbench.app.i18n import translator
     from workbench.app.tab_report import _table, shown_card
-    from workbench.models.compatibility import compatibility_card, format_compatibility
 
     card = compatibility_card(str(tiny_teacher), str(tiny_student), batch=2, seq_len=32)
     english, korean = format_compatibility(card), format_compatibility(card, translator("ko"))
     assert "architecture" in english and "구조" in korean and "architecture" not in korean
     assert len(english.splitlines()) == len(korean.splitlines())
 
-    card_labels = {node.args[1].value for node in ast.walk(ast.parse((WORKBENCH / "models" / "compatibility.py").read_text()))
+    card_labels = {node.args[1].value for node in ast.walk(ast.parse((WORKBENCH / "analysis" / "compatibility.py").read_text()))
                    if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "_row"
                    and isinstance(node.args[1], ast.Constant)}
     for label in card_labels:  # values line up: every label fits the 18-column label field (Hangul counts two)
@@ -172,7 +172,7 @@ def test_compatibility_card_and_report_card_in_korean(tiny_teacher, tiny_student
     assert sum(2 if "가" <= char <= "힣" else 1 for char in shown[:shown.index("512")]) == 20
     assert next(line for line in english.splitlines() if "max positions" in line).index("512") == 20
     # in the app the card is a table: each label in its own cell, so Korean lines up whatever the font
-    from workbench.models.compatibility import card_html
+    from workbench.analysis.compatibility import card_html
 
     table_ko = card_html(card, translator("ko"))
     assert "<td>최대 위치 수</td><td>512</td>" in table_ko and "max positions" not in table_ko
@@ -264,9 +264,9 @@ def test_text_made_at_run_time_reads_korean():
     """The lines a Korean reader used to meet in English: what numbers were measured on, the time of an evaluation,
     the chat stats line, the error toast's title, the run status line."""
     from workbench.analysis.generation import GenerationStats
-    from workbench.analysis.genquality import protocol_label
     from workbench.app.context import user_error
     from workbench.app.i18n import localize_measured, shown_time, translator
+    from workbench.engine.genquality import protocol_label
     from workbench.measured import EVAL_ROWS, REPORT_ROWS, measured
 
     lines = [protocol_label(6, "builtin:chat"), measured(EVAL_ROWS, rows=4, tokens=64, source="data/x.jsonl"),

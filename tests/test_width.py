@@ -199,7 +199,7 @@ def test_depth_and_width_compose(bases):
 
 
 def test_compatibility_card_shows_what_was_pruned(bases):
-    from workbench.models.compatibility import format_compatibility, model_summary
+    from workbench.analysis.compatibility import format_compatibility, model_summary
 
     card = model_summary(f"{bases['llama']}?prune=keep&layers=0,2&mlp=32&heads=2&hidden=24")
     assert card["pruned"] == [("layers", 3, 2), ("MLP", 64, 32), ("heads", 4, 2), ("hidden", 32, 24)]

@@ -42,7 +42,10 @@ import torch
 from IPython.display import HTML, display
 from plotly.subplots import make_subplots
 
-from workbench.analysis.genquality import (
+from workbench.analysis.report_card import score_quality
+from workbench.config import DEFAULT_STUDENT, apply_overrides, load_preset
+from workbench.data.splits import build_splits
+from workbench.engine.genquality import (
     completion_batch,
     generation_quality,
     pad_id,
@@ -50,9 +53,6 @@ from workbench.analysis.genquality import (
     score_tokens,
     token_disagreement,
 )
-from workbench.analysis.report_card import score_quality
-from workbench.config import DEFAULT_STUDENT, apply_overrides, load_preset
-from workbench.data.splits import build_splits
 from workbench.engine.trainer import train
 from workbench.models.loading import load_model, load_tokenizer
 from workbench.runs.folder import read_metrics

@@ -40,14 +40,14 @@ import plotly.graph_objects as go
 import torch
 
 import workbench
+from workbench.analysis.compatibility import format_compatibility, model_summary
 from workbench.analysis.frontier import decode_rate, frontier_figure, mark_pareto, summary_line
-from workbench.analysis.genquality import generation_quality, protocol_label
 from workbench.analysis.report_card import DEFAULT_PROMPT, score_quality
 from workbench.config import BUILTIN_TEACHER, apply_overrides, load_preset
 from workbench.data.splits import build_splits
+from workbench.engine.genquality import generation_quality, protocol_label
 from workbench.engine.mapping import resolve_mapping, source_layers
 from workbench.engine.onpolicy import Sampling
-from workbench.models.compatibility import format_compatibility, model_summary
 from workbench.models.derive import calibration_batches, format_index_list, importance_keep, layer_importance
 from workbench.models.heal import fit_plan, heal_for_config
 from workbench.models.loading import count_parameters, load_model, load_tokenizer, parse_spec, resolve_layers

@@ -48,6 +48,7 @@ from IPython.display import HTML, display
 from plotly.subplots import make_subplots
 
 import workbench
+from workbench.analysis.alignment_view import alignment_html, alignment_spans
 from workbench.analysis.report_card import score_own_tokenizer
 from workbench.config import BUILTIN_TEACHER, DataConfig, DistillConfig
 from workbench.data.splits import build_splits
@@ -55,7 +56,6 @@ from workbench.engine.cross_step import CrossTokenizer
 from workbench.engine.cross_tokenizer import align_row, aligned_divergence, span_log_probs, uld_distance
 from workbench.engine.losses import divergence
 from workbench.engine.trainer import train
-from workbench.models.alignment_view import alignment_html, alignment_spans
 from workbench.models.bpe import META_FILE, builtin_tokenizer_dir
 from workbench.models.loading import count_parameters, load_model, load_tokenizer
 from workbench.models.vocab import bits_per_byte, bytes_per_token, row_text
@@ -136,7 +136,7 @@ assert len(teacher_tokenizer) == 6 * len(student_tokenizer) and student_tokens <
 # With two tokenizers the trainer spells each packed student row out as text, lets the teacher tokenize that text,
 # and aligns the two token sequences by byte offsets: a **span** closes wherever both sides close a token, so each
 # span covers the same text on both sides and the spans tile the text in order. A span that is one token on each
-# side is an **exact match** (the same string). `workbench.models.alignment_view` draws the spans of a text, as the
+# side is an **exact match** (the same string). `workbench.analysis.alignment_view` draws the spans of a text, as the
 # app's Setup tab does under *Tokenizer alignment*: student tokens above, teacher tokens below, exact matches framed
 # in green with a ✓.
 

@@ -28,7 +28,7 @@ from itertools import pairwise
 from workbench.errors import Message
 from workbench.runs.folder import RunFolder, read_metrics
 
-SAMPLED_TOKENS = 64  # new tokens per held-out answer (workbench.analysis.genquality.EVAL_SAMPLING)
+SAMPLED_TOKENS = 64  # new tokens per held-out answer (workbench.engine.genquality.EVAL_SAMPLING)
 FIRST_GEN_EVAL_SHARE = 0.5  # of a run's first gen_eval: the student's pass, without the teacher's shown answers
 
 

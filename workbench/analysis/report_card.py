@@ -291,8 +291,8 @@ def evaluate_models(
     model's size and speed, and after the quality scores (generation follows), so the app shows them as they come.
     With `timings` (a run's own, `workbench.analysis.eval_estimate`) each stage's message says about how long it
     takes, the first one also the whole evaluation, and the fraction done counts estimated seconds."""
-    from workbench.analysis.genquality import card_generation
     from workbench.data.splits import build_splits
+    from workbench.engine.genquality import card_generation
     from workbench.models.vocab import compare_tokenizers
 
     settings = settings or EvalSettings()
@@ -351,7 +351,7 @@ def _ratios(teacher_entry: dict, entry: dict) -> dict[str, float | None]:
 
 def _apply_generation(generation: dict, sampled: list[dict]) -> None:
     """Each sampled model's generation numbers into its entry (students with their own tokenizer are not sampled)."""
-    from workbench.analysis.genquality import GEN_KEYS
+    from workbench.engine.genquality import GEN_KEYS
 
     for entry, numbers in zip(sampled, generation["models"], strict=True):
         entry["generation"] = numbers

@@ -57,7 +57,7 @@ def store_upload(ctx, upload_path: str) -> str:
 
 @lru_cache(maxsize=64)
 def _card(teacher: str, student: str, batch: int, seq_len: int, trust_remote_code: bool) -> dict:
-    from workbench.models.compatibility import compatibility_card
+    from workbench.analysis.compatibility import compatibility_card
 
     return compatibility_card(teacher, student, batch, seq_len, trust_remote_code=trust_remote_code)
 
@@ -66,7 +66,7 @@ def pair_card_text(teacher: str, student: str, batch: int, seq_len: int, trust: 
                    lang: str = "en") -> tuple[str, bool | None]:
     """(card as an HTML table in `lang`, same tokenizer). Errors (unknown spec, offline hub id) come back as plain
     text, with None."""
-    from workbench.models.compatibility import card_html
+    from workbench.analysis.compatibility import card_html
 
     teacher, student = (teacher or "").strip(), (student or "").strip()
     if not teacher or not student:
@@ -180,8 +180,8 @@ def next_token_logits(ctx, teacher: str, student: str, prompt: str) -> dict[str,
 
 
 def tokenizer_alignment(teacher: str, student: str, text: str) -> str:
-    """HTML of the sample text tokenized by both models, aligned into spans (workbench.models.alignment_view)."""
-    from workbench.models.alignment_view import alignment_html, alignment_spans
+    """HTML of the sample text tokenized by both models, aligned into spans (workbench.analysis.alignment_view)."""
+    from workbench.analysis.alignment_view import alignment_html, alignment_spans
 
     if not (text or "").strip():
         raise UserError("Sample text: type a sentence for both tokenizers to read")

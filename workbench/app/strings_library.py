@@ -58,7 +58,7 @@ LIBRARY_KO: dict[str, str] = {
     # report card: model labels
     "distilled student": "증류한 학생 모델",
     "undistilled student": "증류 전 학생 모델",
-    # compatibility card (workbench.models.compatibility.format_compatibility)
+    # compatibility card (workbench.analysis.compatibility.format_compatibility)
     "model": "모델",
     "pair": "두 모델",
     "architecture": "구조",

@@ -164,7 +164,7 @@ def disagreement_fn(ctx):
 
     def colour_answer(enabled: bool, teacher: str, student: str, history: list | None,
                       request: gr.Request = None) -> str:
-        from workbench.analysis.genquality import token_disagreement
+        from workbench.engine.genquality import token_disagreement
 
         lang = lang_of(request)
         messages = _plain_history(history or [])

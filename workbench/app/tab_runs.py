@@ -14,13 +14,13 @@ from typing import Any
 
 import gradio as gr
 
-from workbench.analysis.genquality import GEN_KEYS
 from workbench.analysis.plots import METRICS, overlay_figure
 from workbench.analysis.task_report import last_task_scores, task_cell, task_metrics, with_task_fields
 from workbench.app.context import user_error
 from workbench.app.i18n import lang_of, localize_measured, t, tr, translator
 from workbench.app.train_view import duration
 from workbench.config import DistillConfig
+from workbench.engine.genquality import GEN_KEYS
 from workbench.errors import Message, UserError
 from workbench.forms import config_diff
 from workbench.runs.folder import ACTIVE_STATES, RunFolder, list_runs, read_metrics

@@ -10,6 +10,7 @@ from typing import Any
 
 import gradio as gr
 
+from workbench.analysis.alignment_view import SAMPLE_TEXT
 from workbench.app import setup_logic as logic
 from workbench.app.context import ENGLISH_ONLY
 from workbench.app.i18n import help_text, t
@@ -17,7 +18,6 @@ from workbench.app.setup_events import ALPHA_KINDS, BETA_KINDS, wire_setup
 from workbench.app.setup_tasks import tasks_section, wire_tasks
 from workbench.config import DistillConfig, field_choices, field_slider, load_preset, preset_names
 from workbench.forms import FORM_FIELDS, PAIR_COLUMNS, config_to_form
-from workbench.models.alignment_view import SAMPLE_TEXT
 
 DEFAULT_PRESET = "quick"
 

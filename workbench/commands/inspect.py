@@ -41,7 +41,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from workbench.models.compatibility import compatibility_card, format_compatibility, model_summary
+    from workbench.analysis.compatibility import compatibility_card, format_compatibility, model_summary
 
     teacher = args.teacher or BUILTIN_TEACHER
     if args.rank_pruning:
@@ -56,9 +56,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _rank(args: argparse.Namespace, teacher: str) -> int:
+    from workbench.analysis.compatibility import format_ranking, pruning_candidates, rank_pruning
     from workbench.config import DataConfig
     from workbench.data.splits import build_splits
-    from workbench.models.compatibility import format_ranking, pruning_candidates, rank_pruning
     from workbench.models.loading import load_config, load_tokenizer
 
     tokenizer = load_tokenizer(teacher, trust_remote_code=args.trust_remote_code)

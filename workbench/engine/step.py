@@ -28,6 +28,14 @@ from workbench.config import DistillConfig
 from workbench.data.splits import Example
 from workbench.data.tasks import TaskSet
 from workbench.engine.capture import LayerCapture, scored_head
+from workbench.engine.genquality import (
+    common_log_probs,
+    generation_quality,
+    protocol_label,
+    reverse_kl_rows,
+    sample_answers,
+    sample_row,
+)
 from workbench.engine.logit_loss import TopKTeacher, logit_losses
 from workbench.engine.losses import LogitLosses, attention_loss, hidden_state_loss
 from workbench.engine.onpolicy import (
@@ -187,8 +195,6 @@ def _sample_rkl(logits: torch.Tensor, t_logits: torch.Tensor, targets: torch.Ten
                 keep: torch.Tensor | None) -> list[float]:
     """Per-token reverse KL(q‖p) at T = 1 on row 0's scored positions, for the live disagreement view. With `keep`
     the logits hold the scored positions only, row 0's first."""
-    from workbench.analysis.genquality import common_log_probs, reverse_kl_rows
-
     where = (targets[0] != -100).nonzero().squeeze(1)
     if keep is not None:
         where = torch.arange(where.numel(), device=where.device)
@@ -392,8 +398,6 @@ def generation_eval(cfg: DistillConfig, s: Setup, step: int) -> tuple[dict, dict
 
     Returns (the `gen_eval` row with three answers beside the teacher's, a `sample` row), or None when there is
     nothing to do: generation eval off, no held-out prompts (plain-text data), or no live teacher."""
-    from workbench.analysis.genquality import generation_quality, protocol_label, sample_answers, sample_row
-
     if not cfg.train.gen_eval or not s.heldout or s.teacher is None or not s.accelerator.is_main_process:
         return None
     if s.pairing is not None and s.pairing.cross is not None:

@@ -28,6 +28,7 @@ import torch
 
 from workbench.config import DistillConfig
 from workbench.engine.capture import DistillStudent, LayerCapture
+from workbench.engine.genquality import sample_row
 from workbench.engine.mapping import Projectors, config_mapping
 from workbench.engine.optim import build_optimizer, build_scheduler, clamped_warmup
 from workbench.engine.saving import restore_checkpoint, save_outputs, save_session
@@ -318,7 +319,6 @@ def _generation_stats(terms: dict[str, Any], step_seconds: float) -> dict[str, A
 
 def _emit_sample(s: Setup, sink: Sink, step: int) -> None:
     """The latest on-policy answer, each token with its reverse KL to the teacher (`sample` row)."""
-    from workbench.analysis.genquality import sample_row
 
     if s.last_sample is None:
         return
