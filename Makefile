@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 7860
 
-.PHONY: app test setup browser lint bench notebooks clean
+.PHONY: app test setup browser lint imports bench notebooks clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ test: $(STAMP) browser
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check workbench bench tests
+
+# The import contracts in pyproject.toml: one layer order, no cycles between the modules of a package.
+imports: $(STAMP)
+	$(VENV)/bin/lint-imports
 
 # Rebuild notebooks/*.ipynb from notebooks/src: NN_name.py (English, jupytext) and NN_name.ko.md (Korean prose),
 # executing every notebook whose code changed (Chromium draws the figures' static images).
