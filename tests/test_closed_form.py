@@ -16,6 +16,8 @@ CLOSED = [
     ("soft_ce", 0.5, 0.1),
     ("jsd", 0.0, 0.1),
     ("jsd", 1.0, 0.1),
+    ("kl_mix", 0.0, 0.1),
+    ("kl_mix", 1.0, 0.1),
     ("skew_forward_kl", 0.5, 0.0),
     ("skew_reverse_kl", 0.5, 0.0),
 ]
@@ -49,8 +51,9 @@ def closed_calls(monkeypatch):
 
 def test_closed_kinds():
     assert [closed_kind(k, b, a) for k, b, a in CLOSED] == [
-        "forward_kl", "reverse_kl", "soft_ce", "forward_kl", "reverse_kl", "forward_kl", "reverse_kl"]
-    for kind, beta, alpha in [("jsd", 0.5, 0.1), ("tvd", 0.5, 0.1), ("mse", 0.5, 0.1), ("skew_forward_kl", 0.5, 0.3)]:
+        "forward_kl", "reverse_kl", "soft_ce", "forward_kl", "reverse_kl", "forward_kl", "reverse_kl", "forward_kl",
+        "reverse_kl"]
+    for kind, beta, alpha in [("jsd", 0.5, 0.1), ("kl_mix", 0.2, 0.1), ("tvd", 0.5, 0.1), ("mse", 0.5, 0.1), ("skew_forward_kl", 0.5, 0.3)]:
         assert closed_kind(kind, beta, alpha) is None
 
 

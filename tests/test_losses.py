@@ -43,6 +43,8 @@ def _reference_row(s_row, t_row, kind, temperature, beta, alpha):
     elif kind == "jsd":
         m = [beta * x + (1 - beta) * y for x, y in zip(p, q, strict=True)]
         value = beta * _kl64(p, m) + (1 - beta) * _kl64(q, m)
+    elif kind == "kl_mix":
+        value = (1 - beta) * _kl64(p, q) + beta * _kl64(q, p)
     elif kind == "skew_forward_kl":
         value = _kl64(p, [alpha * x + (1 - alpha) * y for x, y in zip(p, q, strict=True)])
     elif kind == "skew_reverse_kl":
@@ -146,6 +148,11 @@ def test_endpoints_equal_plain_kl_exactly(chunk_size):
 
     assert torch.equal(run("jsd", beta=0.0), run("forward_kl"))
     assert torch.equal(run("jsd", beta=1.0), run("reverse_kl"))
+    assert torch.equal(run("kl_mix", beta=0.0), run("forward_kl"))
+    assert torch.equal(run("kl_mix", beta=1.0), run("reverse_kl"))
+    # kl_mix is linear in β between its end points (jsd is not: `near` below)
+    mixed = run("kl_mix", beta=0.2).item()
+    assert mixed == pytest.approx(0.8 * run("forward_kl").item() + 0.2 * run("reverse_kl").item(), rel=1e-5)
     assert torch.equal(run("skew_forward_kl", alpha=0.0), run("forward_kl"))
     assert torch.equal(run("skew_reverse_kl", alpha=0.0), run("reverse_kl"))
     assert run("skew_forward_kl", alpha=1.0).item() == 0.0

@@ -68,6 +68,8 @@ def _divergence64(p, q, kind, beta, alpha):
     if kind == "jsd":
         m = [beta * x + (1 - beta) * y for x, y in zip(p, q, strict=True)]
         return beta * _kl(p, m) + (1 - beta) * _kl(q, m)
+    if kind == "kl_mix":
+        return (1 - beta) * _kl(p, q) + beta * _kl(q, p)
     if kind == "skew_forward_kl":
         return _kl(p, [alpha * x + (1 - alpha) * y for x, y in zip(p, q, strict=True)])
     if kind == "skew_reverse_kl":

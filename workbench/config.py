@@ -30,6 +30,7 @@ DIVERGENCE_KINDS = (
     "forward_kl",
     "reverse_kl",
     "jsd",
+    "kl_mix",
     "skew_forward_kl",
     "skew_reverse_kl",
     "tvd",
@@ -289,8 +290,8 @@ class LossConfig:
         "Softens both distributions: p = softmax(logits / T). 1 leaves them as they are.",
         bounds=Range(0.0, 100.0, low_open=True, slider=(0.1, 10.0, 0.1))))
     beta: float = field(default=0.5, metadata=_help(
-        "JSD mixing weight: 0 is forward KL, 1 is reverse KL. The value changes steeply near 0 and 1: "
-        "β = 0.05 can give 25× less than β = 0, so move it in small steps there.",
+        "Reverse-KL share of jsd and kl_mix: 0 is forward KL, 1 is reverse KL. jsd changes steeply near 0 and 1: "
+        "β = 0.05 can give 25× less than β = 0, so move it in small steps there; kl_mix is linear in β.",
         bounds=Range(0.0, 1.0, slider=(0.0, 1.0, 0.05))))
     alpha: float = field(default=0.1, metadata=_help(
         "Skew of the skewed KL kinds: how much of the other side to mix in.",

@@ -71,6 +71,8 @@ TOPICS: tuple[Topic, ...] = (
             "- **jsd** with β: a mix of the two that never explodes; β = 0 is forward KL, β = 1 reverse KL. Its "
             "value changes steeply near both ends: β = 0.05 can give 25× less than β = 0, so the loss (and the "
             "learning rate that suits it) shifts a lot for a small move of β there.\n"
+            "- **kl_mix** with β: (1−β)·forward KL + β·reverse KL, linear in β. A small β keeps forward KL's broad "
+            "student and adds a penalty for mass where the teacher has none.\n"
             "- **skew_forward_kl / skew_reverse_kl** with α: KL against a mixture that is α of the other side, "
             "which keeps the loss and its gradient finite when one side gives a token almost nothing.\n"
             "- **tvd**: half the summed absolute difference; bounded by 1 and mode-seeking in practice.\n"

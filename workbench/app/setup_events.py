@@ -18,7 +18,7 @@ from workbench.config import DistillConfig, load_preset, preset_names
 from workbench.errors import UserError
 from workbench.forms import PAIR_COLUMNS, command_preview, config_to_form, form_to_config, rows_to_pairs
 
-BETA_KINDS = ("jsd",)
+BETA_KINDS = ("jsd", "kl_mix")
 ALPHA_KINDS = ("skew_forward_kl", "skew_reverse_kl")
 QUIET = dict(show_progress="hidden", trigger_mode="always_last")
 

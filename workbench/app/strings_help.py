@@ -18,8 +18,9 @@ HELP_KO: dict[str, str] = {
     "data.max_sequences": "묶인 시퀀스 수 상한(학습 + 검증); 0이면 전부.",
     "loss.kind": "교사 모델과 학생 모델의 logits 사이 발산.",
     "loss.temperature": "두 분포를 부드럽게 만듭니다: p = softmax(logits / T). 1이면 그대로입니다.",
-    "loss.beta": "JSD 혼합 가중치: 0은 forward KL, 1은 reverse KL. 0과 1 근처에서 값이 가파르게 변합니다: "
-                 "β = 0.05만 되어도 β = 0보다 25배 작아질 수 있으니 그 근처에서는 조금씩 움직이세요.",
+    "loss.beta": "jsd와 kl_mix에서 reverse KL 쪽 비중: 0은 forward KL, 1은 reverse KL. jsd는 0과 1 근처에서 값이 "
+                 "가파르게 변합니다: β = 0.05만 되어도 β = 0보다 25배 작아질 수 있으니 그 근처에서는 조금씩 "
+                 "움직이세요. kl_mix는 β에 대해 선형입니다.",
     "loss.alpha": "skew KL 종류의 치우침: 상대 분포를 얼마나 섞을지.",
     "loss.t2_scale": "발산에 T²를 곱해 T가 커져도 gradient 크기를 유지합니다.",
     "loss.ce_weight": "데이터 정답에 대한 cross-entropy(CE Loss)의 가중치.",

@@ -25,11 +25,14 @@ CPU_BLOCK_ELEMENTS = 2**19
 LOG_FLOOR = -1e30
 
 
+BETA_ENDS = ("jsd", "kl_mix")  # kinds that are forward KL at β = 0 and reverse KL at β = 1
+
+
 def closed_kind(kind: str, beta: float, alpha: float) -> str | None:
     """The closed-form kind equal to `kind` at these beta/alpha, or None when the loss needs autograd."""
-    if kind == "forward_kl" or (kind == "jsd" and beta == 0.0) or (kind == "skew_forward_kl" and alpha == 0.0):
+    if kind == "forward_kl" or (kind in BETA_ENDS and beta == 0.0) or (kind == "skew_forward_kl" and alpha == 0.0):
         return "forward_kl"
-    if kind == "reverse_kl" or (kind == "jsd" and beta == 1.0) or (kind == "skew_reverse_kl" and alpha == 0.0):
+    if kind == "reverse_kl" or (kind in BETA_ENDS and beta == 1.0) or (kind == "skew_reverse_kl" and alpha == 0.0):
         return "reverse_kl"
     return "soft_ce" if kind == "soft_ce" else None
 

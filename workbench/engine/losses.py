@@ -7,7 +7,7 @@ given float64), excludes masked positions and returns a scalar that is 0, not Na
 
 With p = softmax(teacher / T) and q = softmax(student / T), the kinds are (README, "Losses"):
 forward_kl KL(p‖q), reverse_kl KL(q‖p), jsd β·KL(p‖m) + (1−β)·KL(q‖m) with m = βp + (1−β)q (exactly KL(p‖q) at
-β=0 and KL(q‖p) at β=1), skew_forward_kl KL(p‖αp + (1−α)q), skew_reverse_kl KL(q‖(1−α)p + αq), tvd ½Σ|p−q|,
+β=0 and KL(q‖p) at β=1), kl_mix (1−β)·KL(p‖q) + β·KL(q‖p), skew_forward_kl KL(p‖αp + (1−α)q), skew_reverse_kl KL(q‖(1−α)p + αq), tvd ½Σ|p−q|,
 soft_ce −Σ p log q, and mse: the mean over the vocabulary of (student − teacher)² on raw logits. With t2_scale
 every kind but mse is multiplied by T².
 
@@ -69,6 +69,8 @@ def divergence_from_log_probs(
     if kind == "jsd":
         log_m = _log_mix(log_p, log_q, beta)
         return beta * _kl(log_p, log_m) + (1.0 - beta) * _kl(log_q, log_m)
+    if kind == "kl_mix":
+        return (1.0 - beta) * _kl(log_p, log_q) + beta * _kl(log_q, log_p)
     if kind == "skew_forward_kl":
         if alpha == 1.0:
             return log_p.new_zeros(log_p.shape[:-1]) + 0.0 * log_q.sum(-1)
