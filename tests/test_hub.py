@@ -40,3 +40,16 @@ def test_the_app_probes_the_hub_once_when_no_mode_is_set_and_says_which(monkeypa
     for value, mode in (("1", "offline"), ("0", "online")):
         monkeypatch.setenv("HF_HUB_OFFLINE", value)
         assert app_command.hub_mode().startswith(f"Hugging Face hub: {mode} (HF_HUB_OFFLINE={value} as set)")
+
+
+def test_the_app_page_says_which_hub_mode_it_is_in_in_both_languages(monkeypatch, tmp_path):
+    from workbench.app import HUB_OFFLINE, HUB_ONLINE, build_app
+    from workbench.app.i18n import build_i18n
+
+    korean = build_i18n().translations_dict["ko"]
+    for value, line in (("0", HUB_ONLINE), ("1", HUB_OFFLINE)):
+        monkeypatch.setenv("HF_HUB_OFFLINE", value)
+        demo = build_app(runs_dir=tmp_path / "runs", exports_dir=tmp_path / "exports")
+        (shown,) = [b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "kd-hub"]
+        assert f'"key": "{line}"' in shown.value  # the browser shows the English or the Korean of this key
+        assert korean[line].startswith("Hugging Face hub: " + ("온라인" if value == "0" else "오프라인"))

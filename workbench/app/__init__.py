@@ -15,6 +15,7 @@ import gradio as gr
 from workbench.app.context import AppContext
 from workbench.app.i18n import LANGS, LOAD_JS, SWITCH_JS, language_switch, t, toast_css
 from workbench.config import BUILTIN_TEACHER, DEFAULT_STUDENT
+from workbench.hub import hub_offline
 
 CSS = """
 .kd-progress { width: 100%; height: 14px; background: #e5e7eb; border-radius: 7px; overflow: hidden; }
@@ -26,6 +27,7 @@ CSS = """
 .kd-bad { background: #fee2e2; color: #991b1b; }
 .kd-wait { background: #e0e7ff; color: #3730a3; }
 #kd-header h1 { margin-bottom: 0; }
+#kd-hub { font-size: 0.85em; color: #475569; }
 #lang-switch { max-width: 220px; margin-left: auto; }
 .kd-tokens { line-height: 2; font-family: ui-monospace, monospace; font-size: 0.9em; }
 .kd-tokens span { padding: 1px 2px; border-radius: 3px; white-space: pre-wrap; }
@@ -39,6 +41,10 @@ CSS = """
 .kd-card th { padding-top: 8px; }
 """ + toast_css()
 THEME = gr.themes.Soft(primary_hue="blue", neutral_hue="slate")
+# the hub mode under the title: `workbench app` decides it at start (a probe unless HF_HUB_OFFLINE is set)
+HUB_ONLINE = "Hugging Face hub: online. Hub ids typed in the app are downloaded; HF_HUB_OFFLINE=1 forces offline."
+HUB_OFFLINE = ("Hugging Face hub: offline. Hub ids must already be in the local cache; built-in models and local "
+               "folders work. HF_HUB_OFFLINE=0 forces a try.")
 
 
 def _inspect_tabs() -> list[tuple[str, object]]:
@@ -71,6 +77,7 @@ def build_app(runs_dir: str | Path = "runs", exports_dir: str | Path = "exports"
             gr.Markdown(t("# KD Workbench\nDistil a teacher language model into a smaller student: set up, train, "
                           "watch every loss term, compare runs."), elem_id="kd-header")
             switch = language_switch()
+        gr.Markdown(t(HUB_OFFLINE if hub_offline() else HUB_ONLINE), elem_id="kd-hub")
         tabs = {}
         with gr.Tab(t("Setup"), id="setup") as tabs["Setup"]:
             setup = build_setup_tab(ctx)

@@ -16,6 +16,12 @@ KO: dict[str, str] = {
     "# KD Workbench\nDistil a teacher language model into a smaller student: set up, train, watch every loss term, "
     "compare runs.": "# KD Workbench\n큰 교사 모델(teacher)의 지식을 작은 학생 모델(student)로 증류합니다. 설정하고, "
                      "학습하고, 손실 항을 하나하나 지켜보고, run끼리 비교하세요.",
+    "Hugging Face hub: online. Hub ids typed in the app are downloaded; HF_HUB_OFFLINE=1 forces offline.":
+        "Hugging Face hub: 온라인. 앱에 입력한 hub id는 내려받습니다. HF_HUB_OFFLINE=1이면 오프라인으로 고정합니다.",
+    "Hugging Face hub: offline. Hub ids must already be in the local cache; built-in models and local folders work. "
+    "HF_HUB_OFFLINE=0 forces a try.":
+        "Hugging Face hub: 오프라인. hub id는 로컬 캐시에 이미 있어야 합니다. 내장 모델과 로컬 폴더는 그대로 됩니다. "
+        "HF_HUB_OFFLINE=0이면 hub 접속을 시도합니다.",
     "Setup": "설정",
     "Train": "학습",
     "Runs": "실행 기록",
