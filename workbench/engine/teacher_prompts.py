@@ -15,8 +15,10 @@ digits only), so the held-out score stays a score on prompts the student never t
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
@@ -24,6 +26,7 @@ from workbench.data.chat_format import exchange_text, has_template
 from workbench.data.splits import Example
 from workbench.engine.onpolicy import Sampling, eos_ids, pad_id, sample_completions
 from workbench.errors import UserError
+from workbench.runs.folder import atomic_write_text
 
 MARK = "\x00WORKBENCH-USER-TURN\x00"
 MIN_WORDS = 4
@@ -86,3 +89,12 @@ def prompt_examples(texts: list[str], tokenizer) -> list[Example]:
     prompts = [exchange_text(tokenizer, text, "")[0] for text in texts]
     ids = tokenizer(prompts, add_special_tokens=False)["input_ids"] if prompts else []
     return [Example(text, list(p), []) for text, p in zip(texts, ids, strict=True)]
+
+
+def save_prompts(path: Path, texts: list[str]) -> None:
+    """The requests as the run folder keeps them: `{"prompt": ...}` per line, written atomically."""
+    atomic_write_text(path, "".join(json.dumps({"prompt": text}, ensure_ascii=False) + "\n" for text in texts))
+
+
+def read_prompts(path: Path) -> list[str]:
+    return [json.loads(line)["prompt"] for line in path.read_text(encoding="utf-8").splitlines() if line]

@@ -16,7 +16,6 @@ Metrics leave only through the sink; the run folder contract is in `workbench.ru
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import threading
 import time
@@ -34,9 +33,10 @@ from workbench.engine.optim import build_optimizer, build_scheduler, clamped_war
 from workbench.engine.saving import restore_checkpoint, save_outputs, save_session
 from workbench.engine.step import TERMS, Setup, evaluate, generation_eval, optimizer_step
 from workbench.engine.teacher_cache import TeacherCache
+from workbench.engine.teacher_prompts import prompt_examples, read_prompts, save_prompts, write_prompts
 from workbench.errors import UserError
 from workbench.models.lora import wrap_lora
-from workbench.runs.folder import RunFolder, atomic_write_text
+from workbench.runs.folder import RunFolder
 from workbench.runs.lifecycle import device_lock, stop_on_signals
 from workbench.runs.reporters import report_sinks
 from workbench.runs.sinks import JsonlSink, MultiSink, NullSink, Sink
@@ -153,11 +153,9 @@ def _teacher_prompts(cfg: DistillConfig, accelerator, teacher, teacher_tok, stud
                      path: Path | None, sink: Sink, stage) -> list:
     """`onpolicy.teacher_prompts`: requests the teacher writes (workbench.engine.teacher_prompts), written once by
     the main process to `path` and read from there by every process and by a resumed run."""
-    from workbench.engine.teacher_prompts import prompt_examples, write_prompts
-
     count = cfg.onpolicy.teacher_prompts
     if path is not None and path.exists():
-        texts = [json.loads(line)["prompt"] for line in path.read_text(encoding="utf-8").splitlines() if line]
+        texts = read_prompts(path)
         sink.log(f"read {len(texts)} prompts the teacher wrote from {path.name}")
     else:
         texts = []
@@ -171,10 +169,10 @@ def _teacher_prompts(cfg: DistillConfig, accelerator, teacher, teacher_tok, stud
             sink.log(f"the teacher wrote {len(texts)} prompts of the {count} asked for (onpolicy.teacher_prompts) in "
                      f"{time.perf_counter() - start:.0f}s")
             if path is not None:
-                atomic_write_text(path, "".join(json.dumps({"prompt": t}, ensure_ascii=False) + "\n" for t in texts))
+                save_prompts(path, texts)
         accelerator.wait_for_everyone()
         if not accelerator.is_main_process and path is not None:
-            texts = [json.loads(line)["prompt"] for line in path.read_text(encoding="utf-8").splitlines() if line]
+            texts = read_prompts(path)
     return prompt_examples(texts, student_tok)
 
 
