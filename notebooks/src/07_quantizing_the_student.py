@@ -186,5 +186,23 @@ assert moved["gguf-q8_0"] < moved["gguf-q4_0"]
 #   export on the report card, measured in its runtime, and `workbench bench --only j` sets them beside the teacher.
 # - Speed comes from the runtime, not the file: the same bytes run at float32 speed once dequantized into PyTorch.
 
+# %% [markdown]
+# ## References
+#
+# The papers and formats behind the methods this notebook uses:
+#
+# - **Hinton, Vinyals & Dean (2015)**, *Distilling the Knowledge in a Neural Network*, arXiv:1503.02531: the student's
+#   training on the teacher's soft targets at temperature T.
+# - **Sanh et al. (2019)**, *DistilBERT, a distilled version of BERT: smaller, faster, cheaper and lighter*,
+#   arXiv:1910.01108: a shallower student initialised with a subset of the teacher's layers, as the quick preset's is.
+# - **Jacob et al. (2018)**, *Quantization and Training of Neural Networks for Efficient Integer-Arithmetic-Only
+#   Inference*, CVPR 2018, arXiv:1712.05877: weights stored as small integers times a scale, and inference that
+#   computes on the integers.
+# - **Dettmers et al. (2022)**, *8-bit Optimizers via Block-wise Quantization*, ICLR 2022, arXiv:2110.02861: one scale
+#   per small block of values, so that one large value spoils only its own block; `q8_0` and `q4_0` keep one scale per
+#   32 weights.
+# - **GGUF**, the file format of the ggml library and llama.cpp (its specification is `docs/gguf.md` in the ggml
+#   repository): the tensor names, metadata keys and block layouts `write_gguf` follows.
+
 # %%
 print(f"notebook ran in {time.perf_counter() - STARTED:.0f} s")
