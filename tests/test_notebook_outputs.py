@@ -78,3 +78,11 @@ def test_outputs_are_cleaned_of_paths_progress_redraws_and_split_streams(tmp_pat
     stream, result = notebook.cells[0].outputs
     assert stream.text == "runs are written under runs/lmbda-0\nsteps: 100%\n"
     assert result.data["text/plain"] == "~/x" and result.execution_count is None is notebook.cells[0].execution_count
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=[path.stem[:2] for path in SOURCES])
+def test_every_notebook_credits_its_methods_in_a_references_cell_in_both_editions(source: Path):
+    english, korean = (nbformat.read(path, as_version=4) for path in sources.stored_paths(source))
+    for notebook, title in ((english, "## References"), (korean, "## 참고 문헌")):
+        (cell,) = [c for c in notebook.cells if c.cell_type == "markdown" and c.source.startswith(title)]
+        assert re.search(r"\(\d{4}\)", cell.source), f"{source.stem}: a references cell names no dated source"
