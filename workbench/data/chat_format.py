@@ -11,12 +11,12 @@ templated exchange (its end-of-turn marker included). Without one the fallback i
 
 from __future__ import annotations
 
-Message = dict[str, str]
+ChatTurn = dict[str, str]
 
 _ROLE_NAMES = {"user": "User", "assistant": "Assistant", "system": "System"}
 
 
-def as_messages(prompt: str | list[Message], history: list[Message] | None = None) -> list[Message]:
+def as_messages(prompt: str | list[ChatTurn], history: list[ChatTurn] | None = None) -> list[ChatTurn]:
     """A prompt string (with optional earlier turns) or a message list as a clean message list."""
     earlier = [{"role": m["role"], "content": str(m["content"])} for m in (history or []) if m.get("content")]
     if isinstance(prompt, str):
@@ -28,11 +28,11 @@ def has_template(tokenizer) -> bool:
     return bool(getattr(tokenizer, "chat_template", None))
 
 
-def _plain(messages: list[Message]) -> str:
+def _plain(messages: list[ChatTurn]) -> str:
     return "".join(f"{_ROLE_NAMES.get(m['role'], m['role'].title())}: {m['content']}\n" for m in messages)
 
 
-def prompt_text(tokenizer, prompt: str | list[Message], history: list[Message] | None = None) -> str:
+def prompt_text(tokenizer, prompt: str | list[ChatTurn], history: list[ChatTurn] | None = None) -> str:
     """The text a model continues to answer `prompt`: the chat template with its generation prompt, or the
     plain fallback ending in "Assistant:"."""
     messages = as_messages(prompt, history)
@@ -41,7 +41,7 @@ def prompt_text(tokenizer, prompt: str | list[Message], history: list[Message] |
     return _plain(messages) + "Assistant:"
 
 
-def exchange_text(tokenizer, prompt: str | list[Message], answer: str) -> tuple[str, str]:
+def exchange_text(tokenizer, prompt: str | list[ChatTurn], answer: str) -> tuple[str, str]:
     """(prompt text, answer text) of one exchange; prompt text + answer text is the whole templated exchange."""
     messages = as_messages(prompt)
     prompt_part = prompt_text(tokenizer, messages)
