@@ -11,14 +11,14 @@ import torch
 
 from workbench.config import DistillConfig
 from workbench.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state, trained_state
-from workbench.engine.step import Setup
+from workbench.engine.step import TrainingState
 from workbench.errors import UserError
 from workbench.models.lora import is_lora
 from workbench.runs.folder import RunFolder, read_metrics
 from workbench.runs.sinks import Sink
 
 
-def _sampler_states(s: Setup) -> list[torch.Tensor]:
+def _sampler_states(s: TrainingState) -> list[torch.Tensor]:
     """Every process's on-policy sampling RNG state, in process order (a collective call)."""
     from accelerate.utils import gather_object
 
@@ -26,7 +26,7 @@ def _sampler_states(s: Setup) -> list[torch.Tensor]:
     return gather_object([state]) if s.accelerator.num_processes > 1 else [state]
 
 
-def _checkpoint_payload(cfg: DistillConfig, s: Setup, step: int, tokens: int, elapsed: float,
+def _checkpoint_payload(cfg: DistillConfig, s: TrainingState, step: int, tokens: int, elapsed: float,
                         samplers: list[torch.Tensor]) -> dict[str, Any]:
     inner = s.accelerator.unwrap_model(s.module)
     return {
@@ -64,7 +64,7 @@ def readable_checkpoint(run: RunFolder, log=print) -> tuple[dict[str, Any], str]
                     "start the run again without --resume")
 
 
-def restore_checkpoint(cfg: DistillConfig, s: Setup, run: RunFolder, log=print) -> tuple[int, int, float]:
+def restore_checkpoint(cfg: DistillConfig, s: TrainingState, run: RunFolder, log=print) -> tuple[int, int, float]:
     """Load the newest complete checkpoint that reads; returns (step, tokens, elapsed). Metrics past it are
     dropped."""
     state, _ = readable_checkpoint(run, log)
@@ -86,7 +86,7 @@ def restore_checkpoint(cfg: DistillConfig, s: Setup, run: RunFolder, log=print) 
     return step, int(state["tokens"]), float(state["elapsed"])
 
 
-def save_outputs(cfg: DistillConfig, s: Setup, run: RunFolder) -> None:
+def save_outputs(cfg: DistillConfig, s: TrainingState, run: RunFolder) -> None:
     """student/ (merged when LoRA) with the tokenizer, adapter/ for LoRA, projectors.safetensors at run level."""
     from safetensors.torch import save_file
 
@@ -102,7 +102,7 @@ def save_outputs(cfg: DistillConfig, s: Setup, run: RunFolder) -> None:
               str(run.path / "projectors.safetensors"))
 
 
-def save_session(cfg: DistillConfig, s: Setup, run: RunFolder, sink: Sink, step: int, tokens: int,
+def save_session(cfg: DistillConfig, s: TrainingState, run: RunFolder, sink: Sink, step: int, tokens: int,
                  elapsed: float) -> None:
     samplers = _sampler_states(s)
     if s.accelerator.is_main_process:

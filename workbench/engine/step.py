@@ -65,7 +65,7 @@ class NonFiniteLoss(RuntimeError):
 
 
 @dataclass
-class Setup:
+class TrainingState:
     """Everything the loop needs, built once by `setup()`."""
 
     accelerator: Any
@@ -124,13 +124,13 @@ class MicroBatch:
     tasks: torch.Tensor | None = None  # [B] task id of each row (data.tasks); None: one task
 
 
-def packed_batch(s: Setup, indices: torch.Tensor, tasks: torch.Tensor | None = None) -> MicroBatch:
+def packed_batch(s: TrainingState, indices: torch.Tensor, tasks: torch.Tensor | None = None) -> MicroBatch:
     input_ids = s.train_ids[indices]
     mask = s.train_mask[indices] if s.train_mask is not None else None
     return MicroBatch(TokenBatch(input_ids, next_token_targets(input_ids, mask)), indices, tasks=tasks)
 
 
-def head_positions(s: Setup, batch: MicroBatch, targets: torch.Tensor) -> torch.Tensor | None:
+def head_positions(s: TrainingState, batch: MicroBatch, targets: torch.Tensor) -> torch.Tensor | None:
     """Where the output heads run: on an on-policy micro-batch with a live teacher, the completion tokens only
     ([B, T] bool; the logits then come out [1, N, V]); None (every position) otherwise."""
     if not batch.prompt_lens or s.cache is not None or (s.pairing is not None and s.pairing.cross is not None):
@@ -138,7 +138,7 @@ def head_positions(s: Setup, batch: MicroBatch, targets: torch.Tensor) -> torch.
     return targets != -100
 
 
-def _logit_terms(cfg: DistillConfig, s: Setup, batch: MicroBatch, logits: torch.Tensor, ce_weight: float,
+def _logit_terms(cfg: DistillConfig, s: TrainingState, batch: MicroBatch, logits: torch.Tensor, ce_weight: float,
                  keep: torch.Tensor | None = None):
     """(LogitLosses with sums, teacher logits or None) of the scored rows; `keep` as in `head_positions`, where
     `logits` are the student's at those positions only."""
@@ -172,7 +172,7 @@ def _logit_terms(cfg: DistillConfig, s: Setup, batch: MicroBatch, logits: torch.
     return LogitLosses(*(sum(values) for values in zip(*parts, strict=True))), t_logits
 
 
-def _answer_ce(cfg: DistillConfig, s: Setup, batch: TokenBatch, row_tasks: torch.Tensor | None = None
+def _answer_ce(cfg: DistillConfig, s: TrainingState, batch: TokenBatch, row_tasks: torch.Tensor | None = None
                ) -> tuple[torch.Tensor, torch.Tensor]:
     """(summed CE, the same weighted by loss.ce_weight or each row's task CE weight) of the student on the data's
     answers (on-policy steps with a CE weight)."""
@@ -201,7 +201,7 @@ def _sample_rkl(logits: torch.Tensor, t_logits: torch.Tensor, targets: torch.Ten
     return reverse_kl_rows(*common_log_probs(logits[0, where], t_logits[0, where])).tolist()
 
 
-def micro_step(cfg: DistillConfig, s: Setup, batch: MicroBatch, scale: float, ce_scale: float = 0.0
+def micro_step(cfg: DistillConfig, s: TrainingState, batch: MicroBatch, scale: float, ce_scale: float = 0.0
                ) -> dict[str, torch.Tensor]:
     """Forward + backward of one micro-batch; returns its detached loss sums (already divided by the step's count).
 
@@ -246,7 +246,7 @@ def micro_step(cfg: DistillConfig, s: Setup, batch: MicroBatch, scale: float, ce
     return {k: v.detach().float() for k, v in {**sums, "total": total}.items()}
 
 
-def sampled_batches(cfg: DistillConfig, s: Setup, step: int) -> tuple[list[MicroBatch], dict[str, float]]:
+def sampled_batches(cfg: DistillConfig, s: TrainingState, step: int) -> tuple[list[MicroBatch], dict[str, float]]:
     """This process's micro-batches of an on-policy step: prompts of the step's examples with sampled completions
     (the student's, or the teacher's with seq_kd), and the data's answers for CE. Returns (batches, stats)."""
     acc, op = s.accelerator, cfg.onpolicy
@@ -287,7 +287,7 @@ def _global_counts(acc, batches: list[MicroBatch]) -> tuple[float, float]:
     return float(counts[0]), float(counts[1])
 
 
-def optimizer_step(cfg: DistillConfig, s: Setup, step: int) -> dict[str, float]:
+def optimizer_step(cfg: DistillConfig, s: TrainingState, step: int) -> dict[str, float]:
     """All micro-batches of one optimizer step; returns the global loss terms (NonFiniteLoss before any update).
 
     On-policy steps add `onpolicy` 1, `gen_seconds`, `gen_tokens` and `completion_len` (this process's)."""
@@ -334,7 +334,7 @@ def optimizer_step(cfg: DistillConfig, s: Setup, step: int) -> dict[str, float]:
 
 
 @torch.no_grad()
-def evaluate(cfg: DistillConfig, s: Setup) -> dict[str, float]:
+def evaluate(cfg: DistillConfig, s: TrainingState) -> dict[str, float]:
     """Student CE / perplexity / bits per byte, KL(teacher‖student) at T=1 and top-1 agreement on the validation
     split. With two tokenizers KL is the aligned divergence per student position, top-1 counts the exactly matched
     positions whose argmaxes spell the same string, and eval_exact_share is the share of exactly matched positions."""
@@ -393,7 +393,7 @@ def evaluate(cfg: DistillConfig, s: Setup) -> dict[str, float]:
     return row
 
 
-def generation_eval(cfg: DistillConfig, s: Setup, step: int) -> tuple[dict, dict] | None:
+def generation_eval(cfg: DistillConfig, s: TrainingState, step: int) -> tuple[dict, dict] | None:
     """Sample the student's answers to the held-out prompts and score them against the teacher (main process).
 
     Returns (the `gen_eval` row with three answers beside the teacher's, a `sample` row), or None when there is

@@ -7,7 +7,7 @@
 Every task gets the student's perplexity on its validation rows (the tokens its loss is taken on); a classify task
 adds accuracy on its held-out items, labels scored through the next-token distribution and calibrated on
 content-free inputs (`acc`; `acc_raw` uncalibrated; `workbench.engine.task_scores`); a qa task adds exact match and token F1 of greedy answers. The teacher's scores
-on the same items are computed once per run (the teacher does not change) and kept in `Setup.task_cache`.
+on the same items are computed once per run (the teacher does not change) and kept in `TrainingState.task_cache`.
 """
 
 from __future__ import annotations

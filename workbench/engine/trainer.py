@@ -31,7 +31,7 @@ from workbench.engine.genquality import sample_row
 from workbench.engine.mapping import Projectors, config_mapping
 from workbench.engine.optim import build_optimizer, build_scheduler, clamped_warmup
 from workbench.engine.saving import restore_checkpoint, save_outputs, save_session
-from workbench.engine.step import TERMS, Setup, evaluate, generation_eval, optimizer_step
+from workbench.engine.step import TERMS, TrainingState, evaluate, generation_eval, optimizer_step
 from workbench.engine.teacher_cache import TeacherCache
 from workbench.engine.teacher_prompts import prompt_examples, read_prompts, save_prompts, write_prompts
 from workbench.errors import UserError
@@ -78,7 +78,7 @@ def _make_accelerator(cfg: DistillConfig):
 
 
 def setup(cfg: DistillConfig, accelerator, sink: Sink, *, heal: bool = True,
-          stage=lambda name, progress=None: None, prompts_file: Path | None = None) -> Setup:
+          stage=lambda name, progress=None: None, prompts_file: Path | None = None) -> TrainingState:
     """Load models, tokenizer and data; have the teacher write prompts if asked (kept in `prompts_file`, read back
     on resume); heal the student's gaps if asked (and `heal`: a resumed full fine-tune reads its weights from the
     checkpoint instead); build the trained module, optimizer and schedule. `stage(name)` is told when each part
@@ -144,7 +144,7 @@ def setup(cfg: DistillConfig, accelerator, sink: Sink, *, heal: bool = True,
     module, optimizer = accelerator.prepare(module, optimizer)
     sampler = torch.Generator().manual_seed(cfg.train.seed * 1_000_003 + accelerator.process_index + 1)
     stage("first step")
-    return Setup(accelerator, module, teacher, teacher_capture, cache, student_tok, splits.train, splits.val,
+    return TrainingState(accelerator, module, teacher, teacher_capture, cache, student_tok, splits.train, splits.val,
                  optimizer, scheduler, precision, splits.train_mask, splits.val_mask, splits.train_examples,
                  splits.heldout, sampler, pairing=pairing, tasks=splits.tasks)
 
@@ -211,7 +211,7 @@ def _prepare_student(cfg: DistillConfig, student):
     return student.train()
 
 
-def _loop(cfg: DistillConfig, s: Setup, run: RunFolder, sink: Sink, stop: threading.Event, resume: bool,
+def _loop(cfg: DistillConfig, s: TrainingState, run: RunFolder, sink: Sink, stop: threading.Event, resume: bool,
           launched: float, stage: Callable[..., None] = lambda name, progress=None: None) -> str:
     """The training loop proper; returns the final state (finished or stopped). `stage` names each long phase
     between steps (evaluating, scoring held-out answers, saving) for the app; tokens/s is per logged interval,
@@ -283,7 +283,7 @@ def _out_of_time(cfg: DistillConfig, acc, elapsed: float) -> bool:
     return bool(flag.item() > 0)
 
 
-def _evaluate(cfg: DistillConfig, s: Setup, sink: Sink, step: int, last: bool,
+def _evaluate(cfg: DistillConfig, s: TrainingState, sink: Sink, step: int, last: bool,
               stage: Callable[..., None]) -> None:
     """The teacher-forced eval every train.eval_every steps, generation quality every train.gen_eval_every; each
     a stage of its own while it runs."""
@@ -315,7 +315,7 @@ def _generation_stats(terms: dict[str, Any], step_seconds: float) -> dict[str, A
             "gen_share": seconds / max(step_seconds, 1e-9), "completion_len": terms["completion_len"]}
 
 
-def _emit_sample(s: Setup, sink: Sink, step: int) -> None:
+def _emit_sample(s: TrainingState, sink: Sink, step: int) -> None:
     """The latest on-policy answer, each token with its reverse KL to the teacher (`sample` row)."""
 
     if s.last_sample is None:
@@ -326,7 +326,7 @@ def _emit_sample(s: Setup, sink: Sink, step: int) -> None:
     s.last_sample = None
 
 
-def _generation_eval(cfg: DistillConfig, s: Setup, sink: Sink, step: int) -> None:
+def _generation_eval(cfg: DistillConfig, s: TrainingState, sink: Sink, step: int) -> None:
     """Score what the student generates on the held-out prompts (`gen_eval` and `sample` rows)."""
     started = time.perf_counter()
     result = generation_eval(cfg, s, step)
