@@ -145,14 +145,16 @@ def setup(cfg: DistillConfig, accelerator, sink: Sink, *, heal: bool = True,
     sampler = torch.Generator().manual_seed(cfg.train.seed * 1_000_003 + accelerator.process_index + 1)
     stage("first step")
     return TrainingState(accelerator, module, teacher, teacher_capture, cache, student_tok, splits.train, splits.val,
-                 optimizer, scheduler, precision, splits.train_mask, splits.val_mask, splits.train_examples,
-                 splits.heldout, sampler, pairing=pairing, tasks=splits.tasks)
+                         optimizer, scheduler, precision, splits.train_mask, splits.val_mask, splits.train_examples,
+                         splits.heldout, sampler, pairing=pairing, tasks=splits.tasks)
 
 
 def _teacher_prompts(cfg: DistillConfig, accelerator, teacher, teacher_tok, student_tok, heldout: list,
                      path: Path | None, sink: Sink, stage) -> list:
     """`onpolicy.teacher_prompts`: requests the teacher writes (workbench.engine.teacher_prompts), written once by
-    the main process to `path` and read from there by every process and by a resumed run."""
+    the main process, sent to every other process, kept in `path` and read from there by a resumed run."""
+    from accelerate.utils import broadcast_object_list
+
     count = cfg.onpolicy.teacher_prompts
     if path is not None and path.exists():
         texts = read_prompts(path)
@@ -170,9 +172,8 @@ def _teacher_prompts(cfg: DistillConfig, accelerator, teacher, teacher_tok, stud
                      f"{time.perf_counter() - start:.0f}s")
             if path is not None:
                 save_prompts(path, texts)
-        accelerator.wait_for_everyone()
-        if not accelerator.is_main_process and path is not None:
-            texts = read_prompts(path)
+        if accelerator.num_processes > 1:
+            texts = broadcast_object_list([texts])[0]
     return prompt_examples(texts, student_tok)
 
 
