@@ -56,44 +56,51 @@ def test_a_resumed_session_counts_only_its_own_loading(tmp_path):
 
 def test_stage_seconds_scale_with_models_tokens_and_prompts():
     timings = RunTimings(load_s=24.0, eval_s=7.0, eval_tokens=126, gen_eval_s=20.0, gen_prompts=8)
-    load, *rest = stage_seconds(timings, students=2, gen_tokens=32, val_tokens=252, prompts=8)
+    stages = stage_seconds(timings, students=2, gen_tokens=32, val_tokens=252, prompts=8)
     decode_step = 20.0 / 2 / 64  # one batch-1 token: at most one step of the held-out sampling
-    assert load == pytest.approx(12.0 + 34 * decode_step)  # half the run's loading, warm-up + 32 tokens
-    assert rest == [load, load, pytest.approx(7.0 * 3 / 2 * 2), pytest.approx(20.0 * 3)]
+    timed = pytest.approx(34 * decode_step)  # warm-up + 32 tokens
+    assert stages == [12.0] * 3 + [pytest.approx(7.0 * 3 / 2 * 2)] + [timed] * 3 + [pytest.approx(20.0 * 3)]
     *_, generation = stage_seconds(timings, students=2, gen_tokens=32, val_tokens=252, prompts=16)
     assert generation == pytest.approx(120.0)  # twice the prompts of the run
-    assert stage_seconds(RunTimings(), students=1, gen_tokens=32, val_tokens=100, prompts=8) == [None] * 4
-    assert len(stage_seconds(timings, students=1, gen_tokens=8, val_tokens=10, prompts=8, generation=False)) == 3
+    assert stage_seconds(RunTimings(), students=1, gen_tokens=32, val_tokens=100, prompts=8) == [None] * 6
+    assert len(stage_seconds(timings, students=1, gen_tokens=8, val_tokens=10, prompts=8, generation=False)) == 5
 
 
 def test_stage_messages_say_about_how_long_in_english_and_korean(tmp_path):
     seen = []
     stage = stage_reporter(lambda fraction, message: seen.append((fraction, message)), run_timings(_run(tmp_path)),
                            students=2, gen_tokens=32, val_tokens=252, prompts=8)
-    for name in ("teacher", "distilled student", "undistilled student"):
-        stage(Message("loading and timing {model}", model=Message(name)))
+    models = ("teacher", "distilled student", "undistilled student")
+    for name in models:
+        stage(Message("loading {model}", model=Message(name)))
     stage(Message("scoring {rows} validation rows (perplexity, KL, agreement)", rows=4))
+    for name in models:
+        stage(Message("timing {model}", model=Message(name)))
     stage(Message("sampling and scoring answers to the held-out prompts"))
     texts = [str(message) for _, message in seen]
-    assert texts[0] == "loading and timing teacher · about 15 s (about 130 s in all)"
-    assert texts[1:] == ["loading and timing distilled student · about 15 s",
-                         "loading and timing undistilled student · about 15 s",
+    assert texts[0] == "loading teacher · about 10 s (about 130 s in all)"
+    assert texts[1:] == ["loading distilled student · about 10 s",
+                         "loading undistilled student · about 10 s",
                          "scoring 4 validation rows (perplexity, KL, agreement) · about 20 s",
+                         "timing teacher · about 5 s",
+                         "timing distilled student · about 5 s",
+                         "timing undistilled student · about 5 s",
                          "sampling and scoring answers to the held-out prompts · about 60 s"]
     fractions = [fraction for fraction, _ in seen]
     assert fractions[0] == 0 and fractions == sorted(fractions) and fractions[-1] == pytest.approx(1 - 60 / 132.9375)
     korean = localize(seen[0][1], "ko")
-    assert korean.endswith("약 15초 (전체 약 130초)") and "about" not in korean
+    assert korean.endswith("약 10초 (전체 약 130초)") and "about" not in korean
     assert localize(seen[3][1], "ko") == "검증 행 4개 채점 중 (perplexity, KL, 일치율) · 약 20초"
+    assert localize(seen[4][1], "ko") == "교사 모델 속도 재는 중 · 약 5초"
 
 
 def test_without_timings_the_stages_are_counted_and_say_nothing_more():
     seen = []
     stage = stage_reporter(lambda fraction, message: seen.append((fraction, str(message))), RunTimings(),
                            students=1, gen_tokens=32, val_tokens=100, prompts=8)
-    for _ in range(4):
+    for _ in range(6):
         stage(Message("sampling and scoring answers to the held-out prompts"))
-    assert [fraction for fraction, _ in seen] == [0.0, 0.25, 0.5, 0.75] and "about" not in seen[0][1]
+    assert [fraction for fraction, _ in seen] == [i / 6 for i in range(6)] and "about" not in seen[0][1]
 
 
 @pytest.mark.parametrize(("seconds", "shown"), [(0.2, 1), (7.4, 7), (17.3, 15), (132.9, 130), (441, 440)])

@@ -87,8 +87,8 @@ def test_chat_compare_keeps_history(served):
 
 
 def test_evaluate_streams_the_card_as_it_fills(served):
-    """Sizes and speed of each model first, then quality, then generation: the table grows while Evaluate runs
-    (it used to appear all at once at the end)."""
+    """Sizes of each model first, then quality, then speed, then generation: the table grows while Evaluate runs
+    (it used to appear all at once at the end; then speed came with the sizes, before quality)."""
     job = served.client.submit(str(served.run), True, 0, 8, api_name="/evaluate")
     outputs = [update for update in job]
     final = job.outputs()[-1]
@@ -96,8 +96,10 @@ def test_evaluate_streams_the_card_as_it_fills(served):
     assert tables[0]["headers"] == ["metric", "teacher"]  # the teacher alone, measured before any student
     first_rows = {row[0]: row[1:] for row in tables[0]["data"]}
     assert first_rows["parameters"][0] != "–" and first_rows["val perplexity"] == ["–"]
-    assert any("val perplexity" in {r[0] for r in t["data"]} and all(
-        row[1] != "–" for row in t["data"] if row[0] == "val perplexity") and t is not tables[-1] for t in tables)
+    assert first_rows["tokens/s (batch 1)"] == ["–"]  # sizes only: speed comes after quality
+    rows = [{row[0]: row[1:] for row in table["data"]} for table in tables]
+    quality_first = [r for r in rows if "–" not in r["val perplexity"] and "–" in r["tokens/s (batch 1)"]]
+    assert quality_first and rows.index(quality_first[0]) < len(rows) - 1, rows
     assert "Results so far" in job.outputs()[0][3] and "evaluated" in final[3] and outputs
     assert final[2]["run"] == "run-tiny" and len(tables) >= 4
 
@@ -118,7 +120,7 @@ def test_evaluate_says_about_how_long_each_stage_takes_from_the_runs_timings(ser
     finally:
         (served.run / "metrics.jsonl").unlink()
         (served.run / "status.json").write_text(json.dumps(status))
-    assert any("under way: loading and timing undistilled student · about" in text for text in english), english
+    assert any("under way: loading undistilled student · about" in text for text in english), english
     assert any("under way: scoring" in text and " · about " in text for text in english), english
     assert any("진행 중:" in text and "초" in text and "약 " in text for text in korean), korean
     assert "about" not in "".join(korean)

@@ -1,17 +1,18 @@
 """How long each stage of a run's evaluation should take, estimated from the run's own timings (metrics.jsonl).
 
     timings = run_timings(RunFolder(Path("runs/run-1")))   # what the run measured while it trained
-    stage_seconds(timings, students=2, gen_tokens=32, val_tokens=255, prompts=8)   # [teacher, each student, ...]
+    stage_seconds(timings, students=2, gen_tokens=32, val_tokens=255, prompts=8)   # [load teacher, each student, ...]
 
-The report card (`workbench.analysis.report_card.evaluate_models`) runs one stage per model (load it, then time
-`gen_tokens` greedy tokens), then the teacher-forced scores of every model on the validation rows, then every model's
-answers to the held-out prompts. The run did the same work while it trained, for two models (teacher and student):
+The report card (`workbench.analysis.report_card.evaluate_models`) loads each model (a stage each), scores every
+model teacher-forced on the validation rows, times `gen_tokens` greedy tokens of each model (a stage each), then
+samples every model's answers to the held-out prompts. The run did the same work while it trained, for two models
+(teacher and student):
 - loading: from the session's start (status.json `started`) to its first step (the first train row's wall time less
   its `elapsed`), healing excluded (heal rows' `seconds`); half of it per model;
-- timing: one batch-1 decoding step per token, bounded by one step of the held-out sampling (a gen_eval row's
-  `seconds` over its 64 new tokens, half of it spent sampling, the rest scoring);
 - teacher-forced scores: a train-time eval (the eval row's wall time less the row just before it, of the same step)
   scores teacher and student on the run's eval rows; scaled by the models and tokens evaluated here;
+- timing: one batch-1 decoding step per token, bounded by one step of the held-out sampling (a gen_eval row's
+  `seconds` over its 64 new tokens, half of it spent sampling, the rest scoring);
 - generation: a gen_eval row's `seconds` is one model's answers to the held-out prompts, scored by the teacher (the
   first row also samples the teacher's answers shown beside them, about as long again: half of it counts when it is
   the run's only one); scaled by the models (teacher and each student answer here) and prompts.
@@ -91,16 +92,17 @@ def run_timings(run: RunFolder) -> RunTimings:
 
 def stage_seconds(timings: RunTimings, *, students: int, gen_tokens: int, val_tokens: int,
                   prompts: int | None, generation: bool = True) -> list[float | None]:
-    """Estimated seconds of each evaluation stage, in the order evaluate_models runs them: loading and timing the
-    teacher and each of `students`, scoring `val_tokens` validation tokens per model, and (with `generation`)
-    sampling and scoring every model's answers to `prompts` held-out prompts (None: as many as the run had)."""
+    """Estimated seconds of each evaluation stage, in the order evaluate_models runs them: loading the teacher and
+    each of `students`, scoring `val_tokens` validation tokens per model, timing `gen_tokens` greedy tokens of each
+    model, and (with `generation`) sampling and scoring every model's answers to `prompts` held-out prompts (None: as
+    many as the run had)."""
     models = 1 + students
     decode_step = timings.gen_eval_s / 2 / SAMPLED_TOKENS if timings.gen_eval_s else None
-    load = timings.load_s / 2 + (gen_tokens + 2) * decode_step if timings.load_s and decode_step else (
-        timings.load_s / 2 if timings.load_s else None)
+    load = timings.load_s / 2 if timings.load_s else None
+    timing = (gen_tokens + 2) * decode_step if decode_step else None
     scoring = (timings.eval_s * models / 2 * val_tokens / timings.eval_tokens
                if timings.eval_s and timings.eval_tokens else None)
-    stages = [load] * models + [scoring]
+    stages = [load] * models + [scoring] + [timing] * models
     if generation:
         share = (prompts or timings.gen_prompts or 0) / timings.gen_prompts if timings.gen_prompts else 1.0
         stages.append(timings.gen_eval_s * models * share if timings.gen_eval_s else None)
@@ -121,7 +123,7 @@ def stage_reporter(progress: Callable[[float, Message], None], timings: RunTimin
     """evaluate_models' `stage(message)`: calls `progress(fraction done, message)` before each stage; with the
     run's `timings` the message says about how long the stage takes (the first one also the whole evaluation) and
     the fraction counts estimated seconds, else it counts stages."""
-    count = students + 2 + generation  # each model, the teacher-forced scores, generation
+    count = 2 * (students + 1) + 1 + generation  # each model loaded, the teacher-forced scores, each timed, generation
     estimates = stage_seconds(timings, students=students, gen_tokens=gen_tokens, val_tokens=val_tokens,
                               prompts=prompts, generation=generation) if timings else [None] * count
     total = sum(estimates) if all(seconds is not None for seconds in estimates) else None

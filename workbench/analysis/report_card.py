@@ -85,12 +85,13 @@ class _TokenClock(BaseStreamer):
 
 
 class PeakMemory:
-    """Peak memory growth (MB) inside a `with` block: CUDA allocator peak on a GPU, sampled process RSS on the CPU."""
+    """Peak memory growth (MB) inside a `with` block: CUDA allocator peak on a GPU, sampled process RSS on the CPU;
+    `end_mb` is the growth still held when the block ends (a model just loaded)."""
 
     def __init__(self, device: str, interval_s: float = 0.002):
         self.cuda = str(device).startswith("cuda")
         self.interval_s = interval_s
-        self.peak_mb = 0.0
+        self.peak_mb = self.end_mb = 0.0
 
     def __enter__(self) -> PeakMemory:
         if self.cuda:
@@ -113,11 +114,14 @@ class PeakMemory:
         if self.cuda:
             torch.cuda.synchronize()
             self.peak_mb = (torch.cuda.max_memory_allocated() - self._base) / 2**20
+            self.end_mb = (torch.cuda.memory_allocated() - self._base) / 2**20
             return
         self._done.set()
         self._thread.join()
-        self._peak = max(self._peak, self._process.memory_info().rss)
+        end = self._process.memory_info().rss
+        self._peak = max(self._peak, end)
         self.peak_mb = (self._peak - self._base) / 2**20
+        self.end_mb = (end - self._base) / 2**20
 
 
 def _prompt_ids(tokenizer, prompt: str) -> dict:
@@ -162,31 +166,30 @@ def _size_on_disk(resolved: ResolvedSpec, model) -> tuple[float, str]:
     return sum(t.numel() * t.element_size() for t in tensors.values()) / 2**20, "estimated"
 
 
-def _load_and_measure_artefact(label: str, spec: str, settings: EvalSettings) -> tuple[dict[str, Any], Any, Any]:
-    """An exported GGUF / ONNX folder, loaded and timed in its runtime on the CPU (see workbench.analysis.artefacts)."""
+def _load_artefact(label: str, spec: str) -> tuple[dict[str, Any], Any, Any, PeakMemory]:
+    """An exported GGUF / ONNX folder, loaded in its runtime on the CPU (see workbench.analysis.artefacts)."""
     from workbench.analysis.artefacts import load_artefact
 
     with PeakMemory("cpu") as memory:
         model, tokenizer, facts = load_artefact(spec)
-        speed = measure_generation(model, tokenizer, settings.prompt, settings.gen_tokens)
     entry = {
         "label": label, "spec": spec, "params_total": facts["params_total"],
         "params_non_embedding": facts["params_non_embedding"], "size_on_disk_mb": round(facts["size_bytes"] / 2**20, 3),
-        "size_source": f"file {facts['file']}", **speed, "peak_memory_mb": round(memory.peak_mb, 1),
-        "format": facts["format"], "runtime": facts["runtime"], "runtime_short": facts["runtime_short"],
+        "size_source": f"file {facts['file']}", "format": facts["format"], "runtime": facts["runtime"],
+        "runtime_short": facts["runtime_short"],
     }
-    return entry, model, tokenizer
+    return entry, model, tokenizer, memory
 
 
-def _load_and_measure(label: str, spec: str, settings: EvalSettings, device: str) -> tuple[dict[str, Any], Any, Any]:
+def _load_and_size(label: str, spec: str, device: str) -> tuple[dict[str, Any], Any, Any, PeakMemory]:
+    """A model loaded, with its parameters and size on disk, and the memory its loading took."""
     from workbench.models.loading import count_parameters
 
     if is_artefact(spec):
-        return _load_and_measure_artefact(label, spec, settings)
+        return _load_artefact(label, spec)
     resolved = resolve_spec(spec)
     with PeakMemory(device) as memory:
         model, tokenizer = load_resolved(resolved, device=device, dtype=torch.float32, attn_implementation=None)
-        speed = measure_generation(model, tokenizer, settings.prompt, settings.gen_tokens)
     params = count_parameters(model)
     size_mb, size_source = _size_on_disk(resolved, model)
     entry = {
@@ -196,10 +199,16 @@ def _load_and_measure(label: str, spec: str, settings: EvalSettings, device: str
         "params_non_embedding": params["non_embedding"],
         "size_on_disk_mb": round(size_mb, 3),
         "size_source": size_source,
-        **speed,
-        "peak_memory_mb": round(memory.peak_mb, 1),
     }
-    return entry, model, tokenizer
+    return entry, model, tokenizer, memory
+
+
+def _time(model, tokenizer, loading: PeakMemory, device: str, settings: EvalSettings) -> dict[str, float | None]:
+    """Greedy decoding speed at batch 1, and the peak memory of loading and decoding: the larger of loading's own
+    peak and what the loaded model holds plus decoding's growth on top of it."""
+    with PeakMemory(device) as decoding:
+        speed = measure_generation(model, tokenizer, settings.prompt, settings.gen_tokens)
+    return {**speed, "peak_memory_mb": round(max(loading.peak_mb, loading.end_mb + decoding.peak_mb), 1)}
 
 
 def validation_ids(splits, data_cfg, settings: EvalSettings) -> torch.Tensor:
@@ -287,8 +296,10 @@ def evaluate_models(
     partial: Callable[[dict], None] = lambda card: None, timings: RunTimings | None = None,
 ) -> dict[str, Any]:
     """The report card of a teacher and one or more students ({label: spec}); see the module docstring.
-    `progress(fraction done, what comes next)` is called before each stage; `partial(card so far)` after each
-    model's size and speed, and after the quality scores (generation follows), so the app shows them as they come.
+    Stages: each model loaded (its size), the teacher-forced scores of all of them, each model's decoding speed, then
+    (with `settings.generation`) their answers to the held-out prompts. `progress(fraction done, what comes next)` is
+    called before each stage and `partial(card so far)` after each one but the last, so the app shows sizes first,
+    then quality, then speed.
     With `timings` (a run's own, `workbench.analysis.eval_estimate`) each stage's message says about how long it
     takes, the first one also the whole evaluation, and the fraction done counts estimated seconds."""
     from workbench.data.splits import build_splits
@@ -298,26 +309,31 @@ def evaluate_models(
     settings = settings or EvalSettings()
     if not students:
         raise UserError(Message("evaluation needs at least one student spec"))
+    if "teacher" in students:
+        raise UserError(Message("a student cannot be labelled 'teacher'"))
     data = _data_config(settings, data_cfg)
     stage = stage_reporter(progress, timings, students=len(students), gen_tokens=settings.gen_tokens,
                            val_tokens=(settings.max_sequences or 16) * (min(settings.seq_len or 128, data.seq_len) - 1),
                            prompts=data.holdout_prompts, generation=settings.generation)
     device = settings.device or default_device()
     started = time.time()
-    stage(Message("loading and timing {model}", model=Message("teacher")))
-    teacher_entry, teacher, teacher_tok = _load_and_measure("teacher", teacher_spec, settings, device)
+    loaded = {}  # label: (model, tokenizer, the memory its loading took, the device it runs on)
     entries, models, own = [], [], {}
-    card = {"teacher": teacher_entry, "students": entries, "settings": {"device": device}}
-    partial(card)
-    for label, spec in students.items():
-        stage(Message("loading and timing {model}", model=Message(label)))
-        entry, model, tokenizer = _load_and_measure(label, spec, settings, device)
-        if compare_tokenizers(teacher_tok, tokenizer)["problem"]:
-            own[label] = (model, tokenizer)  # another tokenizer: scored on the same text, read its own way
+    card = {"teacher": None, "students": entries, "settings": {"device": device}}
+    for label, spec in {"teacher": teacher_spec, **students}.items():
+        stage(Message("loading {model}", model=Message(label)))
+        entry, model, tokenizer, memory = _load_and_size(label, spec, device)
+        loaded[label] = (model, tokenizer, memory, "cpu" if is_artefact(spec) else device)
+        if label == "teacher":
+            card["teacher"], teacher, teacher_tok = entry, model, tokenizer
         else:
-            models.append(model)
-        entries.append({**entry, **_ratios(teacher_entry, entry)})
-        partial(card)
+            if compare_tokenizers(teacher_tok, tokenizer)["problem"]:
+                own[label] = (model, tokenizer)  # another tokenizer: scored on the same text, read its own way
+            else:
+                models.append(model)
+            entries.append({**entry, **_ratios(card["teacher"], entry)})
+        partial(card)  # sizes first
+    teacher_entry = card["teacher"]
     splits = build_splits(data, teacher_tok)
     val_ids = validation_ids(splits, data, settings)
     stage(Message("scoring {rows} validation rows (perplexity, KL, agreement)", rows=val_ids.shape[0]))
@@ -330,7 +346,13 @@ def evaluate_models(
     card["settings"] = {**asdict(settings), "device": device, "dataset": data.dataset,
                         "val_rows": measured(REPORT_ROWS, rows=val_ids.shape[0], tokens=val_ids.shape[1],
                                              source=data.dataset)}
-    partial(card)
+    partial(card)  # then quality
+    for entry in [teacher_entry, *entries]:
+        stage(Message("timing {model}", model=Message(entry["label"])))
+        entry.update(_time(*loaded[entry["label"]], settings))
+        if entry is not teacher_entry:
+            entry.update(_ratios(teacher_entry, entry))
+        partial(card)  # then speed
     generation = None
     if settings.generation:
         stage(Message("sampling and scoring answers to the held-out prompts"))

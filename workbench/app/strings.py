@@ -340,11 +340,11 @@ KO: dict[str, str] = {
     "Recompute": "다시 계산",
     "Ignore a saved eval.json.": "저장된 eval.json을 쓰지 않습니다.",
     "Evaluate": "평가",
-    "Press **Evaluate** for the report card: each model is loaded and timed, then scored on validation rows and "
-    "held-out prompts; the bar names each stage and, for a run, about how long it takes (estimated from the run's "
+    "Press **Evaluate** for the report card: sizes first (each model loaded), then quality on validation rows, then "
+    "speed, then answers to held-out prompts, each shown as it finishes; the bar names each stage and, for a run, about how long it takes (estimated from the run's "
     "own timings; minutes on a CPU for the built-in pair).":
-        "**평가**를 누르면 리포트 카드가 나옵니다. 모델마다 불러와 속도를 재고, 검증 행과 held-out prompt로 "
-        "채점합니다. 진행 막대가 단계마다 이름을 알려 주고, run이면 걸릴 시간도 알려 줍니다 (run이 학습하며 잰 "
+        "**평가**를 누르면 리포트 카드가 나옵니다. 먼저 모델마다 불러와 크기를, 이어서 검증 행으로 품질을, 그다음 "
+        "속도를, 마지막으로 held-out prompt에 대한 답을 재며, 끝나는 대로 표에 보여 줍니다. 진행 막대가 단계마다 이름을 알려 주고, run이면 걸릴 시간도 알려 줍니다 (run이 학습하며 잰 "
         "시간으로 추정; 내장 두 모델은 CPU에서 몇 분).",
     "Report card": "리포트 카드",
     "(press Evaluate: the report card appears here)": "(평가를 누르면 여기에 리포트 카드가 나옵니다)",

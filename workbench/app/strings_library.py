@@ -370,6 +370,7 @@ LIBRARY_KO: dict[str, str] = {
     "data.dataset {dataset!r} has no validation sequences to evaluate on":
         "data.dataset {dataset!r}에 평가할 검증 시퀀스가 없습니다",
     "evaluation needs at least one student spec": "평가에는 학생 모델 spec이 하나 이상 필요합니다",
+    "a student cannot be labelled 'teacher'": "학생 모델 이름으로 'teacher'는 쓸 수 없습니다",
     "run folder {run_dir!r} has no config.yaml; give a folder under runs/":
         "run 폴더 {run_dir!r}에 config.yaml이 없습니다. runs/ 아래의 폴더를 넣어 주세요",
     # layer mapping presets, healing, and what distillation across two tokenizers refuses
@@ -465,7 +466,8 @@ LIBRARY_KO: dict[str, str] = {
     "tokens/s": "토큰/초",
     "No data yet": "아직 데이터가 없습니다",
     # the report card's stages (workbench.analysis.report_card.evaluate_models)
-    "loading and timing {model}": "{model} 불러와 속도 재는 중",
+    "loading {model}": "{model} 불러오는 중",
+    "timing {model}": "{model} 속도 재는 중",
     "scoring {rows} validation rows (perplexity, KL, agreement)": "검증 행 {rows}개 채점 중 (perplexity, KL, 일치율)",
     "sampling and scoring answers to the held-out prompts": "held-out prompt에 답을 샘플링해 채점하는 중",
     "{stage} · about {seconds} s": "{stage} · 약 {seconds}초",

@@ -131,7 +131,7 @@ def _outputs(card: dict, note: str, lang: str) -> tuple:
 def evaluate_fn(ctx):
     def evaluate(run: str = LATEST, recompute: bool = False, sequences: int = 0, gen_tokens: int = 32,
                  exports: list[str] | None = None, request: gr.Request = None, progress=gr.Progress()):  # noqa: B008 - gradio fills it
-        """Streams the card as it fills: sizes and speed of each model, then quality, then generation; the
+        """Streams the card as it fills: sizes of each model, then quality, then speed, then generation; the
         evaluation runs in a thread and hands its stages and partial cards over a queue."""
         lang = lang_of(request)
         limit_app_threads(ctx.runs_dir)
@@ -257,8 +257,9 @@ def build_report_tab(ctx) -> dict[str, Any]:
     with gr.Row():
         evaluate = gr.Button(t("Evaluate"), variant="primary")
         refresh = gr.Button(t("↻ Runs"), size="sm", scale=0)
-    status = gr.Markdown(t("Press **Evaluate** for the report card: each model is loaded and timed, then scored on "
-                           "validation rows and held-out prompts; the bar names each stage and, for a run, about how long "
+    status = gr.Markdown(t("Press **Evaluate** for the report card: sizes first (each model loaded), then quality on "
+                           "validation rows, then speed, then answers to held-out prompts, each shown as it finishes; "
+                           "the bar names each stage and, for a run, about how long "
                            "it takes (estimated from the run's own timings; minutes on a CPU for the built-in pair)."), elem_id="report-status")
     # tall enough for every row: the size and speed rows used to hide in the table's own scroll area
     table = gr.Dataframe(label=t("Report card"), interactive=False, wrap=True, elem_id="report-table",
