@@ -91,6 +91,31 @@ def test_progress_names_the_phase_between_steps():
     assert 'data-stage="training"' in progress_html({**status, "stage": "training"}, latest)
 
 
+def test_a_phase_the_run_went_through_before_says_about_how_long_it_has_left():
+    """The held-out scoring and the evaluations had a clock but no estimate: a phase the run went through before now
+    says about how long it has left (the last time it ran, less the time spent), in both languages; a first
+    scoring counts half of the previous row's seconds (that one also sampled the teacher's answers)."""
+    import time as clock
+
+    from workbench.app.train_view import progress_html
+
+    rows = [{"kind": "train", "step": 5, "time": 1000.0}, {"kind": "eval", "step": 5, "time": 1030.0},
+            {"kind": "gen_eval", "step": 5, "seconds": 180.0, "time": 1210.0}]
+    latest = {"step": 10, "eta": 113.0, "tokens_per_s": 11.3}
+    status = {"state": "running", "stage": "scoring held-out answers", "stage_progress": "(24)",
+              "stage_started": clock.time() - 25, "step": 10, "total_steps": 20}
+    bar = progress_html(status, latest, "en", rows)
+    assert "scoring held-out answers (24) · 0:2" in bar and "about 1:0" in bar and "left" in bar, bar
+    assert "약 1:0" in progress_html(status, latest, "ko", rows) and "left" not in progress_html(status, latest, "ko", rows)
+    rows.append({"kind": "gen_eval", "step": 10, "seconds": 100.0, "time": 1400.0})
+    assert "about 1:1" in progress_html(status, latest, "en", rows)  # 100 s, 25 of them spent
+    evaluating = {**status, "stage": "evaluating", "stage_progress": None, "stage_started": clock.time() - 12}
+    assert "about 0:1" in progress_html(evaluating, latest, "en", rows)  # the last eval took 30 s
+    overdue = {**evaluating, "stage_started": clock.time() - 45}
+    assert "left" not in progress_html(overdue, latest, "en", rows)  # past its estimate: the clock alone
+    assert "left" not in progress_html(status, latest, "en")  # nothing measured yet
+
+
 def test_the_stage_clock_goes_on_between_steps_and_no_eta_0_after_the_last_step(tmp_path, monkeypatch):
     """In a browser walk a quick run sat at "scoring held-out answers (8) · 0:01 · ... · ETA 0:00" for two minutes:
     nothing new was written, so the Train tab skipped the redraw. The progress line is now redrawn every 5 s while

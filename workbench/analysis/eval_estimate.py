@@ -90,6 +90,21 @@ def run_timings(run: RunFolder) -> RunTimings:
     )
 
 
+def phase_seconds(stage: str, rows: list[dict]) -> float | None:
+    """How long a training phase between steps took the last time the run went through it (metrics rows), which is
+    about how long the one under way takes: the teacher-forced evaluation, or the held-out answers' scoring (a run's
+    first scoring also samples the teacher's answers shown beside them: half of it counts). None: not yet measured."""
+    if stage in ("evaluating", "final evaluation"):
+        durations = _eval_seconds(rows)
+        return durations[-1] if durations else None
+    if stage == "scoring held-out answers":
+        seconds = [r["seconds"] for r in rows if r.get("kind") == "gen_eval" and r.get("seconds")]
+        if not seconds:
+            return None
+        return seconds[-1] * (FIRST_GEN_EVAL_SHARE if len(seconds) == 1 else 1.0)
+    return None
+
+
 def stage_seconds(timings: RunTimings, *, students: int, gen_tokens: int, val_tokens: int,
                   prompts: int | None, generation: bool = True) -> list[float | None]:
     """Estimated seconds of each evaluation stage, in the order evaluate_models runs them: loading the teacher and

@@ -166,6 +166,7 @@ KO: dict[str, str] = {
         "아직 run이 없습니다. **설정** 탭에서 준비한 뒤 **학습 시작**을 누르세요.",
     "step {step} / {total} · {fraction}": "단계 {step} / {total} · {fraction}",
     "Run **{run}**": "실행 **{run}**",
+    "about {time} left": "약 {time} 남음",
     "sampling {share} of the step at {speed} tokens/s, completions of {length} tokens":
         "단계 시간의 {share}를 샘플링에 씀, {speed} tokens/s, 답변 길이 {length} 토큰",
     "this run executes code shipped with its models.": "이 run은 모델과 함께 배포된 코드를 실행합니다.",

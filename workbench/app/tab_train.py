@@ -70,7 +70,7 @@ def render(runs_dir: str, watch: dict, force: bool = False, lang: str = "en") ->
         if tick == watch.get("tick"):
             return (watch, *[gr.skip()] * 12)
         watch["tick"] = tick
-        return (watch, gr.skip(), progress_html(status, latest, lang), *[gr.skip()] * 10)
+        return (watch, gr.skip(), progress_html(status, latest, lang, rows), *[gr.skip()] * 10)
     watch["shown"], watch["tick"] = key, tick
     cfg = _run_config(run)
     text = functools.partial(tr, lang=lang)
@@ -82,7 +82,7 @@ def render(runs_dir: str, watch: dict, force: bool = False, lang: str = "en") ->
     return (
         watch,
         status_markdown(run, status, lang),
-        progress_html(status, latest, lang),
+        progress_html(status, latest, lang, rows),
         figure,
         gr.update(value=run.log_tail(40), visible=True) if state in ("failed", "stopped") else gr.update(visible=False),
         gr.update(interactive=state in ACTIVE_STATES),

@@ -7,6 +7,7 @@ from __future__ import annotations
 import html
 import time
 
+from workbench.analysis.eval_estimate import phase_seconds
 from workbench.app.i18n import localize_measured, tr
 from workbench.runs import process as runner
 from workbench.runs.folder import ACTIVE_STATES, RunFolder, run_stage
@@ -23,18 +24,26 @@ def duration(seconds: float | None) -> str:
         f"{seconds // 60}:{seconds % 60:02d}"
 
 
-def stage_text(status: dict, trained: bool, lang: str) -> str:
-    """The stage of a run in words ("loading teacher · 0:12"), empty once steps are being logged."""
+def stage_text(status: dict, trained: bool, lang: str, rows: list[dict] | None = None) -> str:
+    """The stage of a run in words ("loading teacher · 0:12"), empty once steps are being logged. With the run's
+    metrics `rows`, a phase the run went through before (an evaluation, the held-out scoring) also says about how long
+    it has left, from the last time it ran."""
     stage = run_stage(status, trained)
     if stage in ("training", "idle") or stage == status.get("state"):
         return ""
     since = status.get("stage_started")
-    elapsed = f" · {duration(time.time() - since)}" if since and status.get("state") in ACTIVE_STATES else ""
+    active = since and status.get("state") in ACTIVE_STATES
+    elapsed = f" · {duration(time.time() - since)}" if active else ""
     done = f" {status['stage_progress']}" if status.get("stage_progress") and stage == status.get("stage") else ""
-    return tr(stage, lang) + done + elapsed
+    expected = phase_seconds(stage, rows or []) if active else None
+    left = expected - (time.time() - since) if expected else None
+    remaining = " · " + tr("about {time} left", lang, time=duration(left)) if left and left >= 1 else ""
+    return tr(stage, lang) + done + elapsed + remaining
 
 
-def progress_html(status: dict, latest: dict | None, lang: str = "en") -> str:
+def progress_html(status: dict, latest: dict | None, lang: str = "en", rows: list[dict] | None = None) -> str:
+    """The progress bar and its line: the stage under way (with `rows`, about how long it has left), the step, the
+    run's ETA while steps remain, tokens/s and the on-policy sampling share."""
     step, total = int(status.get("step") or 0), int(status.get("total_steps") or 0)
     if latest:
         step = max(step, int(latest.get("step") or 0))
@@ -44,7 +53,7 @@ def progress_html(status: dict, latest: dict | None, lang: str = "en") -> str:
     state = status.get("state", "idle")
     stage = run_stage(status, latest is not None)
     details = tr("step {step} / {total} · {fraction}", lang, step=step, total=total or "?", fraction=f"{fraction:.0%}")
-    waiting = stage_text(status, latest is not None, lang) if state in ACTIVE_STATES else ""
+    waiting = stage_text(status, latest is not None, lang, rows) if state in ACTIVE_STATES else ""
     if waiting:
         details = waiting + " · " + details
     # no "ETA 0:00" after the last step while its evaluation, scoring or saving still runs: the stage's clock shows
