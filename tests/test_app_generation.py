@@ -92,3 +92,12 @@ def test_chat_colours_the_students_answer_by_disagreement(finished, tiny_teacher
     assert client.predict(False, str(tiny_teacher), student, history, api_name="/chat_disagreement") == ""
     # the legend says what the colour measures and what it cannot (an off-topic answer can be pale)
     assert "not whether the answer fits the question" in html and "the student&#x27;s own answer" in html
+
+
+def test_a_newline_token_is_drawn_as_a_return_mark_not_an_empty_block():
+    """In the disagreement colouring a newline token was a coloured block with nothing in it."""
+    from workbench.app.train_view import token_html
+
+    shown = token_html(["Hello", "\n", " <world>"], [0.1, 0.5, 2.5])
+    spans = shown.split('<span class="kd-token"')[1:]
+    assert ">↵\n</span>" in spans[1] and "&lt;world&gt;" in spans[2] and "↵" not in spans[0]

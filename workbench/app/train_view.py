@@ -121,11 +121,13 @@ LEGEND = ("Each token is shaded by the reverse KL between the student's and the 
 
 
 def token_html(tokens: list[str], rkl: list[float], lang: str = "en") -> str:
-    """Tokens as spans shaded from pale (agrees with the teacher) to red (reverse KL >= 2 nats); the value on hover."""
+    """Tokens as spans shaded from pale (agrees with the teacher) to red (reverse KL >= 2 nats); the value on hover.
+    A newline is drawn as ↵ before its line break (a newline token used to be an empty block)."""
     spans = []
     for piece, value in zip(tokens, rkl, strict=False):
+        shown = html.escape(str(piece)).replace("\n", "↵\n")
         spans.append(f'<span class="kd-token" style="background:{_rkl_color(value)}" '
-                     f'title="reverse KL {float(value):.3f} nats">{html.escape(str(piece))}</span>')
+                     f'title="reverse KL {float(value):.3f} nats">{shown}</span>')
     legend = tr(LEGEND, lang, full=f"{RKL_FULL_RED:g}")
     return f'<div class="kd-tokens">{"".join(spans)}</div><div class="kd-legend">{html.escape(legend)}</div>'
 
