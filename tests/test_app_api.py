@@ -131,3 +131,20 @@ def test_user_errors_are_one_line_in_the_app_log(served, capfd):
     assert "Traceback" not in log
     assert [line for line in log.splitlines() if "loss.temperature" in line] == [
         "workbench app: loss.temperature must be > 0 and <= 100, got 0.0"]
+
+
+def test_a_port_in_use_is_refused_in_one_line(tmp_path, capsys):
+    """`workbench app --port P` with P taken ended in gradio's OSError traceback; it is now one line and exit 2."""
+    import socket
+
+    from workbench.cli import main as cli_main
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        code = cli_main(["app", "--port", str(port), "--runs-dir", str(tmp_path / "r"),
+                         "--exports-dir", str(tmp_path / "e")])
+    err = capsys.readouterr().err
+    assert code == 2 and f"--port {port} is not free on 127.0.0.1" in err and f"--port {port + 1}" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err

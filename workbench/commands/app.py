@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,18 @@ def launch_options(host: str, port: int, auth: str | None, insecure: bool, runs_
     )
 
 
+def check_port(host: str, port: int) -> None:
+    """Refuse, in one line, a port something else already listens on (gradio would end in a traceback)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds: a closing socket is no obstacle
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise UserError(f"--port {port} is not free on {host} ({error.strerror}): another app (perhaps another "
+                            f"workbench) is using it; pass another, e.g. --port {port + 1}") from None
+
+
 def hub_mode() -> str:
     """Decide once whether the app uses the Hugging Face hub and say which: HF_HUB_OFFLINE as the user set it, else a
     short probe (`workbench.hub`), whose answer is written to HF_HUB_OFFLINE so every later check agrees."""
@@ -104,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
     print(hub_mode(), flush=True)
     options = launch_options(args.host, args.port, args.auth or os.environ.get("WORKBENCH_AUTH"), args.insecure,
                              args.runs_dir, args.exports_dir, args.max_file_size)
+    check_port(args.host, args.port)
     from workbench.app import build_app
 
     demo = build_app(runs_dir=args.runs_dir, exports_dir=args.exports_dir, teacher=args.teacher,
