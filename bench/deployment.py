@@ -264,7 +264,7 @@ def run(settings: BenchSettings) -> dict[str, Any]:
 
 
 def markdown_table(result: dict[str, Any]) -> str:
-    """The rows as the README's Markdown table."""
+    """The rows as the Markdown table of docs/bench-j-deployment.md."""
     lines = ["| model | format | runs in | size on disk | share of teacher fp32 | decode tokens/s (batch 1) | "
              "× faster PyTorch teacher | time to first token | reverse KL (nats/token) | − unquantized student |",
              "|---|---|---|---|---|---|---|---|---|---|"]

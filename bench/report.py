@@ -171,7 +171,7 @@ def _columns(rows: list[tuple[str, str, str]]) -> list[str]:
 
 
 def format_markdown(results: dict[str, Any]) -> str:
-    """The same table as Markdown, for the README's Performance section."""
+    """The same table as Markdown, for docs/performance.md."""
     lines = ["| target | value | goal | verdict |", "|---|---|---|---|"]
     for t in targets(results):
         verdict = "met" if t["met"] else f"missed by {_fmt(t.get('missed_by'))}: {t.get('why', '')}"

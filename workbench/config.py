@@ -21,7 +21,7 @@ import yaml
 from workbench.errors import Message, UserError
 
 BUILTIN_TEACHER = "builtin:smollm2-135m-instruct"
-# Chosen by measurement (README, "Choosing the default student"): the 19 of the teacher's 30 layers that
+# Chosen by measurement (docs/choosing-the-student.md): the 19 of the teacher's 30 layers that
 # `prune=importance&layers=19` selects, spelled out so loading needs no calibration pass. 19, not 20: 20 blocks
 # plus the final norm come to 0.6666685 of the teacher's non-embedding parameters, just over two thirds.
 DEFAULT_STUDENT = "builtin:smollm2-135m-instruct?prune=keep&layers=0-2,6-11,18-24,27-29"
@@ -306,7 +306,7 @@ class LossConfig:
     hidden_weight: float = field(default=0.0, metadata=_help("Weight of hidden-state matching between mapped layers.",
                                                              bounds=WEIGHT))
     hidden_loss: str = field(
-        default="ln_mse",  # chosen by measurement (README, "Matching hidden states"): plain mse is ~10^4 x the KD term
+        default="ln_mse",  # chosen by measurement (docs/hidden-states.md): plain mse is ~10^4 x the KD term
         metadata=_help("Hidden-state distance: mse, cosine, or ln_mse (mse after a layer norm without parameters).",
                        choices=HIDDEN_KINDS),
     )

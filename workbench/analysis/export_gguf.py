@@ -31,7 +31,7 @@ from workbench.errors import Message, UserError
 
 # Relative logit error ||reloaded - source|| / ||source|| the tests allow each type against the float32 student
 # (measured on tiny random Llama and Qwen2 models: f16 4e-4, q8_0 9e-3, q4_0 9e-2; the bounds leave headroom).
-# Export reports the error and does not refuse on it: SmolLM2-135M's q4_0 file measures 0.34 (README).
+# Export reports the error and does not refuse on it: SmolLM2-135M's q4_0 file measures 0.34 (docs/export-formats.md).
 GGUF_TOLERANCE = {"gguf-f16": 2e-3, "gguf-q8_0": 3e-2, "gguf-q4_0": 0.25}
 # A reader must decode the file to exactly the rounded weights: only float32 summation order may differ.
 LAYOUT_TOLERANCE = 1e-4

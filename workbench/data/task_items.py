@@ -7,9 +7,9 @@
 Each pair is {"messages": [...], "answer": str}, the form `workbench.data.sources.read_pairs` gives. The book
 question opens with three worked examples as earlier chat turns, which is what makes the built-in teacher answer
 with a name: asked cold it writes a sentence ("This verse from the Bible is the Book ...") where a name is wanted.
-The kind question is asked cold: with one worked example per kind the teacher did worse (README). The labels are scored through the model's next-token distribution over the label words
+The kind question is asked cold: with one worked example per kind the teacher did worse (docs/multitask.md). The labels are scored through the model's next-token distribution over the label words
 (`workbench.engine.task_scores`); the book answers by exact match and token F1 of the greedy answer. The teacher's
-measured scores, and the tasks it could not do, are in README, "Multi-task distillation".
+measured scores, and the tasks it could not do, are in docs/multitask.md.
 """
 
 from __future__ import annotations

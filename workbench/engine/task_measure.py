@@ -2,7 +2,7 @@
 
     python -m workbench.engine.task_measure [MODEL_SPEC]   # default: the built-in teacher; prints JSON
 
-The items are those a multi-task run holds out (data.seed 0); README, "Multi-task distillation", quotes the
+The items are those a multi-task run holds out (data.seed 0); docs/multitask.md quotes the
 built-in teacher's numbers.
 """
 

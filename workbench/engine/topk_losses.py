@@ -13,7 +13,7 @@ is estimated (README, "Teacher cache: top-k + tail"):
 At T = 1 this equals the divergence between the two models merged into k + 1 buckets (the k tokens and the tail),
 value and gradient, and the only error is the models' disagreement inside the tail, which the cache cannot see.
 At T > 1 the tail carries more of the tempered mass; the student-shaped estimate keeps the gradient's direction
-close to the full-vocabulary one where tempering the tail as a single token would not (README has the measured
+close to the full-vocabulary one where tempering the tail as a single token would not (docs/teacher-cache.md has the measured
 errors). `mse` needs raw teacher logits, which the cache does not keep, so it is refused.
 """
 

@@ -80,8 +80,8 @@ def gaps(kept: list[int], teacher_layers: int) -> list[tuple[int, int]]:
 def fit_plan(kept: list[int], teacher_layers: int) -> list[tuple[int, int]]:
     """The fits, in model order: each layer before a gap aims across it (`gaps`), and the kept layer right after the
     gap aims at its own teacher original, taking up what the first fit left. The student's last layer is refitted
-    only across a trailing gap: fitting it to the teacher's last output raised perplexity (README, "Healing the
-    gaps")."""
+    only across a trailing gap: fitting it to the teacher's last output raised perplexity
+    (docs/choosing-the-student.md)."""
     plan = set(gaps(kept, teacher_layers))
     plan |= {(i + 1, kept[i + 1]) for i, _ in gaps(kept, teacher_layers) if i + 1 < len(kept) - 1}
     return sorted(plan)
