@@ -20,7 +20,7 @@ from nbclient import NotebookClient
 
 from workbench.config import field_help
 from workbench.errors import UserError
-from workbench.explain import TOPICS, learn_markdown, topic, topic_markdown
+from workbench.learn import TOPICS, learn_markdown, topic, topic_markdown
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 sys.path.insert(0, str(NOTEBOOK_DIR))
@@ -137,7 +137,7 @@ def test_every_explanation_points_to_an_existing_notebook_and_real_fields():
 def test_learn_tab_renders_every_topic_in_the_app_in_both_languages(tmp_path):
     from workbench.app import build_app
     from workbench.app.i18n import build_i18n
-    from workbench.explain_ko import KO_TOPICS, topic_markdown_ko
+    from workbench.learn_ko import KO_TOPICS, topic_markdown_ko
 
     demo = build_app(runs_dir=tmp_path / "runs", exports_dir=tmp_path / "exports")
     texts = [str(block.value) for block in demo.blocks.values() if type(block).__name__ == "Markdown"]

@@ -50,8 +50,8 @@ def help_lines() -> dict[str, str]:
 
 def _learn() -> tuple[dict[str, str], dict[str, str]]:
     """The Learn tab's titles and texts in English and Korean, keyed "learn-title:<key>" and "learn:<key>"."""
-    from workbench.explain import TOPICS, topic_markdown
-    from workbench.explain_ko import KO_TOPICS, topic_markdown_ko
+    from workbench.learn import TOPICS, topic_markdown
+    from workbench.learn_ko import KO_TOPICS, topic_markdown_ko
 
     english, korean = {}, {}
     for item in TOPICS:

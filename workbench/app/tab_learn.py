@@ -1,4 +1,4 @@
-"""The Learn tab: plain-words explanations of distillation (workbench.explain, in Korean workbench.explain_ko), each
+"""The Learn tab: plain-words explanations of distillation (workbench.learn, in Korean workbench.learn_ko), each
 pointing to its notebook. Titles and texts are I18n keys ("learn-title:<key>", "learn:<key>"; see `i18n.build_i18n`)."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import gradio as gr
 
 from workbench.app.i18n import t
-from workbench.explain import TOPICS
+from workbench.learn import TOPICS
 
 
 def build_learn_tab(ctx) -> dict:

@@ -1,6 +1,6 @@
 """Plain-words explanations of the ideas behind the setup controls, shown in the app's Learn tab.
 
-    from workbench.explain import TOPICS, topic_markdown, learn_markdown
+    from workbench.learn import TOPICS, topic_markdown, learn_markdown
     print(learn_markdown())            # every topic as one Markdown page
 
 Each topic points to the notebook in `notebooks/` where the idea can be run and changed. The one-sentence help of

@@ -1,15 +1,15 @@
-"""The Learn tab for Korean readers: the topics of `workbench.explain`, written in Korean (not translated line by
+"""The Learn tab for Korean readers: the topics of `workbench.learn`, written in Korean (not translated line by
 line), with the vocabulary of Korean distillation write-ups (지식 증류, soft label, Temperature scaling, KD Loss).
 
-    from workbench.explain_ko import topic_markdown_ko
+    from workbench.learn_ko import topic_markdown_ko
     print(topic_markdown_ko("temperature"))
 
-Every key of `workbench.explain.TOPICS` has an entry here (a test checks it); the notebook named is the same.
+Every key of `workbench.learn.TOPICS` has an entry here (a test checks it); the notebook named is the same.
 """
 
 from __future__ import annotations
 
-from workbench.explain import NOTEBOOK_DIR, topic
+from workbench.learn import NOTEBOOK_DIR, topic
 
 KO_TOPICS: dict[str, tuple[str, str]] = {
     "distillation": (
