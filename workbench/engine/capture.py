@@ -18,7 +18,7 @@ import contextlib
 import torch
 from torch import nn
 
-from workbench.engine.mapping import Layer, Pair, Projectors
+from workbench.engine.mapping import Layer
 from workbench.models.loading import decoder_layers
 
 ATTENTION_NAMES = ("self_attn", "attn", "attention", "self_attention")
@@ -100,26 +100,3 @@ def scored_head(model: nn.Module, keep: torch.Tensor | None):
         yield
     finally:
         handle.remove()
-
-
-class DistillStudent(nn.Module):
-    """The trained module: the student plus its projectors, so one wrapper (DDP) syncs both.
-
-    forward(input_ids) -> (logits [B, T, V], {pair: projected hidden [B, T, Dt]}, {pair: attention [B, H, T, T]});
-    forward(input_ids, keep) gives the logits of the positions where keep [B, T] is True only, [1, N, V].
-    """
-
-    def __init__(self, student: nn.Module, projectors: Projectors, hidden_pairs: list[Pair], attn_pairs: list[Pair]):
-        super().__init__()
-        self.student, self.projectors = student, projectors
-        self.hidden_pairs, self.attn_pairs = list(hidden_pairs), list(attn_pairs)
-        self.capture = LayerCapture(student, [s for s, _ in hidden_pairs], [int(s) for s, _ in attn_pairs])
-
-    def forward(self, input_ids: torch.Tensor, keep: torch.Tensor | None = None):
-        self.capture.clear()
-        with scored_head(self.student, keep):
-            logits = self.student(input_ids=input_ids, use_cache=False).logits
-        hidden = {pair: self.projectors(pair, self.capture.hidden[pair[0]]) for pair in self.hidden_pairs}
-        attn = {pair: self.capture.attn[int(pair[0])] for pair in self.attn_pairs}
-        self.capture.clear()
-        return logits, hidden, attn

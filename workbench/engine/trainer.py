@@ -26,7 +26,8 @@ from typing import Any
 import torch
 
 from workbench.config import DistillConfig
-from workbench.engine.capture import DistillStudent, LayerCapture
+from workbench.engine.capture import LayerCapture
+from workbench.engine.distill_student import DistillStudent
 from workbench.engine.genquality import sample_row
 from workbench.engine.mapping import Projectors, config_mapping
 from workbench.engine.optim import build_optimizer, build_scheduler, clamped_warmup
