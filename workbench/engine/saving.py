@@ -18,22 +18,22 @@ from workbench.runs.folder import RunFolder, read_metrics
 from workbench.runs.sinks import Sink
 
 
-def _sampler_states(s: TrainingState) -> list[torch.Tensor]:
+def _sampler_states(state: TrainingState) -> list[torch.Tensor]:
     """Every process's on-policy sampling RNG state, in process order (a collective call)."""
     from accelerate.utils import gather_object
 
-    state = s.sampler.get_state()
-    return gather_object([state]) if s.accelerator.num_processes > 1 else [state]
+    rng = state.sampler.get_state()
+    return gather_object([rng]) if state.accelerator.num_processes > 1 else [rng]
 
 
-def _checkpoint_payload(cfg: DistillConfig, s: TrainingState, step: int, tokens: int, elapsed: float,
+def _checkpoint_payload(cfg: DistillConfig, state: TrainingState, step: int, tokens: int, elapsed: float,
                         samplers: list[torch.Tensor]) -> dict[str, Any]:
-    inner = s.accelerator.unwrap_model(s.module)
+    inner = state.accelerator.unwrap_model(state.module)
     return {
         "model": trained_state(inner.student, only_trainable=cfg.lora.enabled),
         "projectors": trained_state(inner.projectors, only_trainable=False),
-        "optimizer": s.optimizer.state_dict(),
-        "scheduler": s.scheduler.state_dict(),
+        "optimizer": state.optimizer.state_dict(),
+        "scheduler": state.scheduler.state_dict(),
         "rng": rng_state(),
         "sampler": samplers,
         "step": step,
@@ -64,49 +64,49 @@ def readable_checkpoint(run: RunFolder, log=print) -> tuple[dict[str, Any], str]
                     "start the run again without --resume")
 
 
-def restore_checkpoint(cfg: DistillConfig, s: TrainingState, run: RunFolder, log=print) -> tuple[int, int, float]:
+def restore_checkpoint(cfg: DistillConfig, state: TrainingState, run: RunFolder, log=print) -> tuple[int, int, float]:
     """Load the newest complete checkpoint that reads; returns (step, tokens, elapsed). Metrics past it are
     dropped."""
-    state, _ = readable_checkpoint(run, log)
-    inner = s.accelerator.unwrap_model(s.module)
-    inner.student.load_state_dict(state["model"], strict=not cfg.lora.enabled)
-    inner.projectors.load_state_dict(state["projectors"])
-    s.optimizer.load_state_dict(state["optimizer"])
-    s.scheduler.load_state_dict(state["scheduler"])
-    set_rng_state(state["rng"])
-    samplers = state.get("sampler") or []
-    if len(samplers) == s.accelerator.num_processes:
-        s.sampler.set_state(samplers[s.accelerator.process_index])
-    step = int(state["step"])
-    if s.accelerator.is_main_process and run.metrics_path.exists():
+    saved, _ = readable_checkpoint(run, log)
+    inner = state.accelerator.unwrap_model(state.module)
+    inner.student.load_state_dict(saved["model"], strict=not cfg.lora.enabled)
+    inner.projectors.load_state_dict(saved["projectors"])
+    state.optimizer.load_state_dict(saved["optimizer"])
+    state.scheduler.load_state_dict(saved["scheduler"])
+    set_rng_state(saved["rng"])
+    samplers = saved.get("sampler") or []
+    if len(samplers) == state.accelerator.num_processes:
+        state.sampler.set_state(samplers[state.accelerator.process_index])
+    step = int(saved["step"])
+    if state.accelerator.is_main_process and run.metrics_path.exists():
         import json
 
         kept = [row for row in read_metrics(run.metrics_path) if int(row.get("step", 0)) <= step]
         run.metrics_path.write_text("".join(json.dumps(row) + "\n" for row in kept))
-    return step, int(state["tokens"]), float(state["elapsed"])
+    return step, int(saved["tokens"]), float(saved["elapsed"])
 
 
-def save_outputs(cfg: DistillConfig, s: TrainingState, run: RunFolder) -> None:
+def save_outputs(cfg: DistillConfig, state: TrainingState, run: RunFolder) -> None:
     """student/ (merged when LoRA) with the tokenizer, adapter/ for LoRA, projectors.safetensors at run level."""
     from safetensors.torch import save_file
 
-    inner = s.accelerator.unwrap_model(s.module)
+    inner = state.accelerator.unwrap_model(state.module)
     inner.capture.close()  # no hooks on the saved (or merged) student
     student = inner.student
     if is_lora(student):
         student.save_pretrained(run.path / "adapter")
         student = student.merge_and_unload()
     student.save_pretrained(run.student_dir)
-    s.tokenizer.save_pretrained(run.student_dir)
+    state.tokenizer.save_pretrained(run.student_dir)
     save_file({k: v.contiguous() for k, v in trained_state(inner.projectors, False).items()},
               str(run.path / "projectors.safetensors"))
 
 
-def save_session(cfg: DistillConfig, s: TrainingState, run: RunFolder, sink: Sink, step: int, tokens: int,
+def save_session(cfg: DistillConfig, state: TrainingState, run: RunFolder, sink: Sink, step: int, tokens: int,
                  elapsed: float) -> None:
-    samplers = _sampler_states(s)
-    if s.accelerator.is_main_process:
-        path = save_checkpoint(run.checkpoints_dir, step, _checkpoint_payload(cfg, s, step, tokens, elapsed, samplers))
+    samplers = _sampler_states(state)
+    if state.accelerator.is_main_process:
+        path = save_checkpoint(run.checkpoints_dir, step, _checkpoint_payload(cfg, state, step, tokens, elapsed, samplers))
         run.update_status(step=step)
         sink.log(f"checkpoint saved: {path}")
-    s.accelerator.wait_for_everyone()
+    state.accelerator.wait_for_everyone()

@@ -124,67 +124,67 @@ class MicroBatch:
     tasks: torch.Tensor | None = None  # [B] task id of each row (data.tasks); None: one task
 
 
-def packed_batch(s: TrainingState, indices: torch.Tensor, tasks: torch.Tensor | None = None) -> MicroBatch:
-    input_ids = s.train_ids[indices]
-    mask = s.train_mask[indices] if s.train_mask is not None else None
+def packed_batch(state: TrainingState, indices: torch.Tensor, tasks: torch.Tensor | None = None) -> MicroBatch:
+    input_ids = state.train_ids[indices]
+    mask = state.train_mask[indices] if state.train_mask is not None else None
     return MicroBatch(TokenBatch(input_ids, next_token_targets(input_ids, mask)), indices, tasks=tasks)
 
 
-def head_positions(s: TrainingState, batch: MicroBatch, targets: torch.Tensor) -> torch.Tensor | None:
+def head_positions(state: TrainingState, batch: MicroBatch, targets: torch.Tensor) -> torch.Tensor | None:
     """Where the output heads run: on an on-policy micro-batch with a live teacher, the completion tokens only
     ([B, T] bool; the logits then come out [1, N, V]); None (every position) otherwise."""
-    if not batch.prompt_lens or s.cache is not None or (s.pairing is not None and s.pairing.cross is not None):
+    if not batch.prompt_lens or state.cache is not None or (state.pairing is not None and state.pairing.cross is not None):
         return None
     return targets != -100
 
 
-def _logit_terms(cfg: DistillConfig, s: TrainingState, batch: MicroBatch, logits: torch.Tensor, ce_weight: float,
+def _logit_terms(cfg: DistillConfig, state: TrainingState, batch: MicroBatch, logits: torch.Tensor, ce_weight: float,
                  keep: torch.Tensor | None = None):
     """(LogitLosses with sums, teacher logits or None) of the scored rows; `keep` as in `head_positions`, where
     `logits` are the student's at those positions only."""
-    loss_cfg, device = cfg.loss, s.accelerator.device
+    loss_cfg, device = cfg.loss, state.accelerator.device
     input_ids, targets = batch.scored.input_ids.to(device), batch.scored.targets.to(device)
     if keep is not None:
         targets = targets[keep].unsqueeze(0)
     common = dict(ce_weight=ce_weight, kd_weight=loss_cfg.kd_weight, kind=loss_cfg.kind,
                   temperature=loss_cfg.temperature, beta=loss_cfg.beta, alpha=loss_cfg.alpha,
                   t2_scale=loss_cfg.t2_scale, chunk_size=loss_cfg.chunk_size, reduction="sum")
-    cross = s.pairing.cross if s.pairing is not None else None
+    cross = state.pairing.cross if state.pairing is not None else None
     if cross is not None:
         if batch.tasks is not None:
             raise UserError("data.tasks: per-task loss weights need teacher and student to share one tokenizer; "
                             "train the tasks with a student of the teacher's tokenizer, or use data.dataset")
-        return cross.logit_losses(loss_cfg, s.teacher, logits, input_ids, targets, ce_weight), None
-    if s.cache is not None:
-        cached = TopKTeacher(*(t.to(device) for t in s.cache.batch("train", batch.indices)))
+        return cross.logit_losses(loss_cfg, state.teacher, logits, input_ids, targets, ce_weight), None
+    if state.cache is not None:
+        cached = TopKTeacher(*(t.to(device) for t in state.cache.batch("train", batch.indices)))
         return logit_losses(logits, targets, cached, **common), None
     groups = [(targets, ce_weight, loss_cfg.kd_weight)]
     if batch.tasks is not None:
-        groups = task_groups(cfg, s.tasks, batch.tasks, targets, batch.scored.targets.shape, keep, ce=ce_weight > 0)
+        groups = task_groups(cfg, state.tasks, batch.tasks, targets, batch.scored.targets.shape, keep, ce=ce_weight > 0)
     t_logits = None
-    if any(kd > 0 for *_, kd in groups) or s.teacher_capture is not None or batch.prompt_lens:
-        with torch.inference_mode(), scored_head(s.teacher, keep):
-            t_logits = s.teacher(input_ids=input_ids, use_cache=False).logits
-    if s.pairing is not None:
-        logits, t_logits = s.pairing.trim(logits, t_logits)
+    if any(kd > 0 for *_, kd in groups) or state.teacher_capture is not None or batch.prompt_lens:
+        with torch.inference_mode(), scored_head(state.teacher, keep):
+            t_logits = state.teacher(input_ids=input_ids, use_cache=False).logits
+    if state.pairing is not None:
+        logits, t_logits = state.pairing.trim(logits, t_logits)
     parts = [logit_losses(logits, group_targets, t_logits, **{**common, "ce_weight": ce, "kd_weight": kd})
              for group_targets, ce, kd in groups]
     return LogitLosses(*(sum(values) for values in zip(*parts, strict=True))), t_logits
 
 
-def _answer_ce(cfg: DistillConfig, s: TrainingState, batch: TokenBatch, row_tasks: torch.Tensor | None = None
+def _answer_ce(cfg: DistillConfig, state: TrainingState, batch: TokenBatch, row_tasks: torch.Tensor | None = None
                ) -> tuple[torch.Tensor, torch.Tensor]:
     """(summed CE, the same weighted by loss.ce_weight or each row's task CE weight) of the student on the data's
     answers (on-policy steps with a CE weight)."""
-    student = s.accelerator.unwrap_model(s.module).student
-    targets = batch.targets.to(s.accelerator.device)
+    student = state.accelerator.unwrap_model(state.module).student
+    targets = batch.targets.to(state.accelerator.device)
     keep = targets != -100  # the answer tokens: the head runs on those positions only
-    with s.accelerator.autocast(), scored_head(student, keep):
-        logits = student(input_ids=batch.input_ids.to(s.accelerator.device), use_cache=False).logits
+    with state.accelerator.autocast(), scored_head(student, keep):
+        logits = student(input_ids=batch.input_ids.to(state.accelerator.device), use_cache=False).logits
     kept = targets[keep].unsqueeze(0)
     groups = [(kept, cfg.loss.ce_weight, 0.0)]
     if row_tasks is not None:
-        groups = task_groups(cfg, s.tasks, row_tasks, kept, targets.shape, keep)
+        groups = task_groups(cfg, state.tasks, row_tasks, kept, targets.shape, keep)
     sums = [(logit_losses(logits, group_targets, None, ce_weight=1.0, kd_weight=0.0, chunk_size=cfg.loss.chunk_size,
                           reduction="sum").total, ce) for group_targets, ce, _ in groups]
     return sum(value for value, _ in sums), sum(ce * value for value, ce in sums)
@@ -201,31 +201,31 @@ def _sample_rkl(logits: torch.Tensor, t_logits: torch.Tensor, targets: torch.Ten
     return reverse_kl_rows(*common_log_probs(logits[0, where], t_logits[0, where])).tolist()
 
 
-def micro_step(cfg: DistillConfig, s: TrainingState, batch: MicroBatch, scale: float, ce_scale: float = 0.0
+def micro_step(cfg: DistillConfig, state: TrainingState, batch: MicroBatch, scale: float, ce_scale: float = 0.0
                ) -> dict[str, torch.Tensor]:
     """Forward + backward of one micro-batch; returns its detached loss sums (already divided by the step's count).
 
     `scale` divides the scored rows' sums by the step's global count of scored tokens; `ce_scale` does the same for
     a separate CE batch (on-policy steps)."""
-    loss_cfg, device = cfg.loss, s.accelerator.device
+    loss_cfg, device = cfg.loss, state.accelerator.device
     targets = batch.scored.targets.to(device)
-    keep = head_positions(s, batch, targets)
-    with s.accelerator.autocast():
-        logits, hidden, attn = s.module(batch.scored.input_ids.to(device), keep)
+    keep = head_positions(state, batch, targets)
+    with state.accelerator.autocast():
+        logits, hidden, attn = state.module(batch.scored.input_ids.to(device), keep)
     fused_ce = loss_cfg.ce_weight if batch.ce is None else 0.0
     if batch.tasks is not None and batch.ce is None:
         fused_ce = 1.0  # a flag here: each task's own CE weight applies (`task_groups`)
-    logit, t_logits = _logit_terms(cfg, s, batch, logits, fused_ce, keep)
+    logit, t_logits = _logit_terms(cfg, state, batch, logits, fused_ce, keep)
     total = logit.total * scale
     sums = {"ce": logit.ce * scale, "kd": logit.kd * scale}
     if batch.ce is not None:
-        ce, weighted_ce = (value * ce_scale for value in _answer_ce(cfg, s, batch.ce, batch.tasks))
+        ce, weighted_ce = (value * ce_scale for value in _answer_ce(cfg, state, batch.ce, batch.tasks))
         total = total + weighted_ce
         sums["ce"] = ce.detach()
-    if batch.prompt_lens and t_logits is not None and s.accelerator.is_main_process:
+    if batch.prompt_lens and t_logits is not None and state.accelerator.is_main_process:
         start = batch.prompt_lens[0]
         completion = batch.scored.input_ids[0, start:start + int((batch.scored.targets[0] != -100).sum())]
-        s.last_sample = {"tokens": completion.tolist(), "rkl": _sample_rkl(logits, t_logits, targets, keep),
+        state.last_sample = {"tokens": completion.tolist(), "rkl": _sample_rkl(logits, t_logits, targets, keep),
                          "index": int(batch.indices[0])}
     mask = targets != -100
     share = scale * float(mask.sum())  # this micro-batch's share of the step, for the per-position mean terms
@@ -238,35 +238,35 @@ def micro_step(cfg: DistillConfig, s: TrainingState, batch: MicroBatch, scale: f
     ):
         value = torch.zeros((), device=device)
         for (_, t_layer), student_value in pairs.items():
-            teacher_value = getattr(s.teacher_capture, term)[t_layer if term == "hidden" else int(t_layer)]
+            teacher_value = getattr(state.teacher_capture, term)[t_layer if term == "hidden" else int(t_layer)]
             value = value + fn(student_value, teacher_value.detach().clone(), kind, mask=term_mask)
         total = total + weight * value * share
         sums[term] = value.detach() * share
-    s.accelerator.backward(total)
+    state.accelerator.backward(total)
     return {k: v.detach().float() for k, v in {**sums, "total": total}.items()}
 
 
-def sampled_batches(cfg: DistillConfig, s: TrainingState, step: int) -> tuple[list[MicroBatch], dict[str, float]]:
+def sampled_batches(cfg: DistillConfig, state: TrainingState, step: int) -> tuple[list[MicroBatch], dict[str, float]]:
     """This process's micro-batches of an on-policy step: prompts of the step's examples with sampled completions
     (the student's, or the teacher's with seq_kd), and the data's answers for CE. Returns (batches, stats)."""
-    acc, op = s.accelerator, cfg.onpolicy
-    model = s.teacher if op.seq_kd else acc.unwrap_model(s.module).student
-    stop, pad = eos_ids(model, s.tokenizer), pad_id(s.tokenizer)
+    acc, op = state.accelerator, cfg.onpolicy
+    model = state.teacher if op.seq_kd else acc.unwrap_model(state.module).student
+    stop, pad = eos_ids(model, state.tokenizer), pad_id(state.tokenizer)
     sampling = Sampling(op.max_new_tokens, op.temperature, op.top_p)
     batches, seconds, sampled, row_tasks = [], 0.0, 0, None
-    wants_ce = cfg.loss.ce_weight > 0 if s.tasks is None else any(
-        t.config.weights(cfg.loss)[0] > 0 for t in s.tasks.tasks)
+    wants_ce = cfg.loss.ce_weight > 0 if state.tasks is None else any(
+        t.config.weights(cfg.loss)[0] > 0 for t in state.tasks.tasks)
     for micro in range(cfg.train.grad_accum):
-        if s.tasks is None:
-            indices = step_indices(cfg, len(s.train_examples), step, micro, acc.process_index, acc.num_processes)
+        if state.tasks is None:
+            indices = step_indices(cfg, len(state.train_examples), step, micro, acc.process_index, acc.num_processes)
         else:
-            indices, row_tasks = mixture_batch(cfg, s.tasks, step, micro, acc.process_index, acc.num_processes,
+            indices, row_tasks = mixture_batch(cfg, state.tasks, step, micro, acc.process_index, acc.num_processes,
                                                prompts=True)
-        examples = [s.train_examples[i] for i in indices.tolist()]
+        examples = [state.train_examples[i] for i in indices.tolist()]
         prompts = [clip_prompt(e.prompt_ids, op.max_prompt_tokens) for e in examples]
         started = time.perf_counter()
         with acc.autocast():
-            completions = sample_completions(model, prompts, sampling, s.sampler, stop, pad)
+            completions = sample_completions(model, prompts, sampling, state.sampler, stop, pad)
         seconds += time.perf_counter() - started
         sampled += sum(len(c) for c in completions)
         ce = completion_batch(prompts, [e.answer_ids for e in examples], pad) if wants_ce else None
@@ -287,37 +287,37 @@ def _global_counts(acc, batches: list[MicroBatch]) -> tuple[float, float]:
     return float(counts[0]), float(counts[1])
 
 
-def optimizer_step(cfg: DistillConfig, s: TrainingState, step: int) -> dict[str, float]:
+def optimizer_step(cfg: DistillConfig, state: TrainingState, step: int) -> dict[str, float]:
     """All micro-batches of one optimizer step; returns the global loss terms (NonFiniteLoss before any update).
 
     On-policy steps add `onpolicy` 1, `gen_seconds`, `gen_tokens` and `completion_len` (this process's)."""
-    acc, world, rank = s.accelerator, s.accelerator.num_processes, s.accelerator.process_index
+    acc, world, rank = state.accelerator, state.accelerator.num_processes, state.accelerator.process_index
     accum, stats = cfg.train.grad_accum, {"onpolicy": 0.0}
     if is_onpolicy_step(cfg.onpolicy.lmbda, cfg.train.seed, step):
-        batches, gen_stats = sampled_batches(cfg, s, step)
+        batches, gen_stats = sampled_batches(cfg, state, step)
         stats = {"onpolicy": 1.0, **gen_stats}
-    elif s.tasks is not None:
-        batches = [packed_batch(s, *mixture_batch(cfg, s.tasks, step, micro, rank, world)) for micro in range(accum)]
+    elif state.tasks is not None:
+        batches = [packed_batch(state, *mixture_batch(cfg, state.tasks, step, micro, rank, world)) for micro in range(accum)]
     else:
-        batches = [packed_batch(s, step_indices(cfg, s.train_ids.shape[0], step, micro, rank, world))
+        batches = [packed_batch(state, step_indices(cfg, state.train_ids.shape[0], step, micro, rank, world))
                    for micro in range(accum)]
-    if s.train_mask is None and not stats["onpolicy"]:  # every position but the last: the count is known
-        scored, ce_count = float(cfg.train.batch_size * accum * world * (s.train_ids.shape[1] - 1)), 0.0
+    if state.train_mask is None and not stats["onpolicy"]:  # every position but the last: the count is known
+        scored, ce_count = float(cfg.train.batch_size * accum * world * (state.train_ids.shape[1] - 1)), 0.0
     else:
         scored, ce_count = _global_counts(acc, batches)
     # DDP averages gradients over processes; multiplying by `world` undoes that to keep a global token mean
     scale, ce_scale = world / max(scored, 1.0), world / max(ce_count, 1.0)
     sums = {term: torch.zeros((), device=acc.device) for term in (*TERMS, "total")}
     for micro, batch in enumerate(batches):
-        with acc.no_sync(s.module) if micro < accum - 1 else contextlib.nullcontext():
-            for term, value in micro_step(cfg, s, batch, scale, ce_scale).items():
+        with acc.no_sync(state.module) if micro < accum - 1 else contextlib.nullcontext():
+            for term, value in micro_step(cfg, state, batch, scale, ce_scale).items():
                 sums[term] += value
     stacked = torch.stack([sums[t] for t in (*TERMS, "total")]) / world
     if world > 1:
         stacked = acc.reduce(stacked, reduction="sum")
     terms = dict(zip((*TERMS, "total"), stacked.tolist(), strict=True))
     w = cfg.loss
-    if s.tasks is None:  # the same sum as the loss that was backpropagated, written as the README writes it
+    if state.tasks is None:  # the same sum as the loss that was backpropagated, written as the README writes it
         terms["total"] = (w.ce_weight * terms["ce"] + w.kd_weight * terms["kd"] + w.hidden_weight * terms["hidden"]
                           + w.attn_weight * terms["attn"])
     if not all(math.isfinite(v) for v in terms.values()):
@@ -326,29 +326,29 @@ def optimizer_step(cfg: DistillConfig, s: TrainingState, step: int) -> dict[str,
     if stats["onpolicy"] and not any(b.ce is not None for b in batches):
         terms["ce"] = None  # not measured: the sampled rows carry no reference answer to score
     if cfg.train.max_grad_norm > 0:
-        acc.clip_grad_norm_(s.module.parameters(), cfg.train.max_grad_norm)
-    s.optimizer.step()
-    s.scheduler.step()
-    s.optimizer.zero_grad(set_to_none=True)
+        acc.clip_grad_norm_(state.module.parameters(), cfg.train.max_grad_norm)
+    state.optimizer.step()
+    state.scheduler.step()
+    state.optimizer.zero_grad(set_to_none=True)
     return {**terms, **stats}
 
 
 @torch.no_grad()
-def evaluate(cfg: DistillConfig, s: TrainingState) -> dict[str, float]:
+def evaluate(cfg: DistillConfig, state: TrainingState) -> dict[str, float]:
     """Student CE / perplexity / bits per byte, KL(teacher‖student) at T=1 and top-1 agreement on the validation
     split. With two tokenizers KL is the aligned divergence per student position, top-1 counts the exactly matched
     positions whose argmaxes spell the same string, and eval_exact_share is the share of exactly matched positions."""
-    acc = s.accelerator
-    student = acc.unwrap_model(s.module).student
+    acc = state.accelerator
+    student = acc.unwrap_model(state.module).student
     student.eval()
     sums = torch.zeros(7, device=acc.device, dtype=torch.float64)  # ce, kl, top1 hits, tokens, bytes, top1 count,
     # and the teacher's own CE on the same tokens (live teacher, one tokenizer): the Train tab's reference line
-    cross = s.pairing.cross if s.pairing is not None else None
+    cross = state.pairing.cross if state.pairing is not None else None
     b = cfg.train.batch_size
-    batches = min(cfg.train.eval_batches, math.ceil(s.val_ids.shape[0] / b))
+    batches = min(cfg.train.eval_batches, math.ceil(state.val_ids.shape[0] / b))
     for batch in range(acc.process_index, batches, acc.num_processes):
-        indices = torch.arange(batch * b, min((batch + 1) * b, s.val_ids.shape[0]))
-        input_ids = s.val_ids[indices].to(acc.device)
+        indices = torch.arange(batch * b, min((batch + 1) * b, state.val_ids.shape[0]))
+        input_ids = state.val_ids[indices].to(acc.device)
         targets = next_token_targets(input_ids)
         with acc.autocast():
             logits = student(input_ids=input_ids, use_cache=False).logits
@@ -356,19 +356,19 @@ def evaluate(cfg: DistillConfig, s: TrainingState) -> dict[str, float]:
         compared, teacher_ce = float(mask.sum()), 0.0
         if cross is not None:
             ce = F.cross_entropy(logits.float()[mask], targets[mask], reduction="sum")
-            kl, hits, compared = cross.eval_batch(cfg.loss, s.teacher, logits, input_ids)
+            kl, hits, compared = cross.eval_batch(cfg.loss, state.teacher, logits, input_ids)
             part = torch.tensor([float(ce), kl, hits, float(mask.sum())], dtype=torch.float64)
         else:
-            if s.cache is not None:
-                teacher = dict(teacher_topk=tuple(t.to(acc.device) for t in s.cache.batch("val", indices)))
+            if state.cache is not None:
+                teacher = dict(teacher_topk=tuple(t.to(acc.device) for t in state.cache.batch("val", indices)))
             else:
-                t_logits = s.teacher(input_ids=input_ids, use_cache=False).logits
-                if s.pairing is not None:
-                    logits, t_logits = s.pairing.trim(logits, t_logits)
+                t_logits = state.teacher(input_ids=input_ids, use_cache=False).logits
+                if state.pairing is not None:
+                    logits, t_logits = state.pairing.trim(logits, t_logits)
                 teacher = dict(teacher_logits=t_logits)
                 teacher_ce = ce_sum(t_logits, targets, cfg.loss.chunk_size)
             part = agreement_sums(logits, targets, chunk_size=cfg.loss.chunk_size, **teacher).cpu()
-        text_bytes = float(s.pairing.target_bytes[targets[mask].cpu()].sum()) if s.pairing is not None else 0.0
+        text_bytes = float(state.pairing.target_bytes[targets[mask].cpu()].sum()) if state.pairing is not None else 0.0
         extra = torch.tensor([text_bytes, compared, teacher_ce], dtype=torch.float64)
         sums += torch.cat([part, extra]).to(sums.device)
     if acc.num_processes > 1:
@@ -376,46 +376,46 @@ def evaluate(cfg: DistillConfig, s: TrainingState) -> dict[str, float]:
     student.train()
     ce, kl, hits, count, text_bytes, compared, teacher_ce = sums.tolist()
     count = max(count, 1.0)
-    rows = min(batches * b, s.val_ids.shape[0])
+    rows = min(batches * b, state.val_ids.shape[0])
     row = {"eval_loss": ce / count, "eval_ppl": perplexity(ce / count), "eval_kl": kl / count,
            "eval_top1": hits / max(compared, 1.0), "eval_tokens": int(count),
-           "measured_on": measured(EVAL_ROWS, rows=rows, tokens=s.val_ids.shape[1],
-                                  source=cfg.data.dataset if s.tasks is None else "tasks " + ", ".join(s.tasks.names))}
+           "measured_on": measured(EVAL_ROWS, rows=rows, tokens=state.val_ids.shape[1],
+                                  source=cfg.data.dataset if state.tasks is None else "tasks " + ", ".join(state.tasks.names))}
     if text_bytes > 0:
         row["eval_bpb"] = bits_per_byte(ce, text_bytes)
     if teacher_ce > 0:
         row["eval_teacher_ppl"] = perplexity(teacher_ce / count)
     if cross is not None:
         row["eval_exact_share"] = compared / count
-    if s.tasks is not None and acc.is_main_process:
-        row["tasks"] = task_eval(student, s.teacher, s.tokenizer, s.tasks.tasks, rows=cfg.train.eval_batches * b, batch=b,
-                                 chunk_size=cfg.loss.chunk_size, teacher_cache=s.task_cache)
+    if state.tasks is not None and acc.is_main_process:
+        row["tasks"] = task_eval(student, state.teacher, state.tokenizer, state.tasks.tasks, rows=cfg.train.eval_batches * b, batch=b,
+                                 chunk_size=cfg.loss.chunk_size, teacher_cache=state.task_cache)
     return row
 
 
-def generation_eval(cfg: DistillConfig, s: TrainingState, step: int) -> tuple[dict, dict] | None:
+def generation_eval(cfg: DistillConfig, state: TrainingState, step: int) -> tuple[dict, dict] | None:
     """Sample the student's answers to the held-out prompts and score them against the teacher (main process).
 
     Returns (the `gen_eval` row with three answers beside the teacher's, a `sample` row), or None when there is
     nothing to do: generation eval off, no held-out prompts (plain-text data), or no live teacher."""
-    if not cfg.train.gen_eval or not s.heldout or s.teacher is None or not s.accelerator.is_main_process:
+    if not cfg.train.gen_eval or not state.heldout or state.teacher is None or not state.accelerator.is_main_process:
         return None
-    if s.pairing is not None and s.pairing.cross is not None:
+    if state.pairing is not None and state.pairing.cross is not None:
         return None  # the teacher scores answers in the student's token ids: it needs one tokenizer
-    acc = s.accelerator
-    student = acc.unwrap_model(s.module).student
-    prompts = [clip_prompt(e.prompt_ids, cfg.onpolicy.max_prompt_tokens) for e in s.heldout]
+    acc = state.accelerator
+    student = acc.unwrap_model(state.module).student
+    prompts = [clip_prompt(e.prompt_ids, cfg.onpolicy.max_prompt_tokens) for e in state.heldout]
     label = protocol_label(len(prompts), cfg.data.dataset)
     student.eval()
     try:
-        quality, answers, scores = generation_quality(student, s.teacher, s.tokenizer, prompts, label,
+        quality, answers, scores = generation_quality(student, state.teacher, state.tokenizer, prompts, label,
                                                       autocast=acc.autocast)
     finally:
         student.train()
-    if s.teacher_answers is None:  # the teacher's answers to the shown prompts do not change during a run
-        s.teacher_answers = sample_answers(s.teacher, s.tokenizer, prompts[:SHOWN_ANSWERS], autocast=acc.autocast)
-    decode = lambda ids: s.tokenizer.decode(ids, skip_special_tokens=True).strip()  # noqa: E731
+    if state.teacher_answers is None:  # the teacher's answers to the shown prompts do not change during a run
+        state.teacher_answers = sample_answers(state.teacher, state.tokenizer, prompts[:SHOWN_ANSWERS], autocast=acc.autocast)
+    decode = lambda ids: state.tokenizer.decode(ids, skip_special_tokens=True).strip()  # noqa: E731
     samples = [{"prompt": e.prompt, "student": decode(a), "teacher": decode(t)}
-               for e, a, t in zip(s.heldout, answers, s.teacher_answers, strict=False)]
+               for e, a, t in zip(state.heldout, answers, state.teacher_answers, strict=False)]
     row = {"kind": "gen_eval", "step": step, **quality.to_dict(), "samples": samples}
-    return row, sample_row(s.tokenizer, s.heldout[0].prompt, answers[0], scores[0], step, "eval")
+    return row, sample_row(state.tokenizer, state.heldout[0].prompt, answers[0], scores[0], step, "eval")

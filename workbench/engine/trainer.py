@@ -213,14 +213,14 @@ def _prepare_student(cfg: DistillConfig, student):
     return student.train()
 
 
-def _loop(cfg: DistillConfig, s: TrainingState, run: RunFolder, sink: Sink, stop: threading.Event, resume: bool,
+def _loop(cfg: DistillConfig, state: TrainingState, run: RunFolder, sink: Sink, stop: threading.Event, resume: bool,
           launched: float, stage: Callable[..., None] = lambda name, progress=None: None) -> str:
     """The training loop proper; returns the final state (finished or stopped). `stage` names each long phase
     between steps (evaluating, scoring held-out answers, saving) for the app; tokens/s is per logged interval,
     training steps only."""
-    acc, main, total_steps = s.accelerator, s.accelerator.is_main_process, cfg.train.steps
-    step, tokens, elapsed_before = restore_checkpoint(cfg, s, run, sink.log) if resume else (0, 0, 0.0)
-    tokens_per_step = cfg.train.batch_size * cfg.train.grad_accum * acc.num_processes * s.train_ids.shape[1]
+    acc, main, total_steps = state.accelerator, state.accelerator.is_main_process, cfg.train.steps
+    step, tokens, elapsed_before = restore_checkpoint(cfg, state, run, sink.log) if resume else (0, 0, 0.0)
+    tokens_per_step = cfg.train.batch_size * cfg.train.grad_accum * acc.num_processes * state.train_ids.shape[1]
     start, start_step, last_status = time.perf_counter(), step, 0.0
     interval_tokens, interval_seconds = 0, 0.0  # since the last logged row: training steps only
     if main:
@@ -230,13 +230,13 @@ def _loop(cfg: DistillConfig, s: TrainingState, run: RunFolder, sink: Sink, stop
             f"{'sequence-level KD' if onpolicy.seq_kd else 'on-policy'} on {onpolicy.lmbda:.0%} of the steps, "
             f"{onpolicy.max_new_tokens} sampled tokens at T {onpolicy.temperature:g}")
         sink.log(f"training {total_steps} steps from step {step} on {acc.device} ({acc.num_processes} process(es), "
-                 f"{s.precision}, {'teacher cache' if s.cache else 'live teacher'}, {mode})")
+                 f"{state.precision}, {'teacher cache' if state.cache else 'live teacher'}, {mode})")
     last = False
     while not last:
         if _stop_requested(stop, acc):
             break
         step_started = time.perf_counter()
-        terms = optimizer_step(cfg, s, step)
+        terms = optimizer_step(cfg, state, step)
         step_seconds = time.perf_counter() - step_started
         step += 1
         step_tokens = int(terms.get("step_tokens", tokens_per_step))
@@ -249,27 +249,27 @@ def _loop(cfg: DistillConfig, s: TrainingState, run: RunFolder, sink: Sink, stop
             interval_tokens, interval_seconds = 0, 0.0
             eta = (total_steps - step) * session / (step - start_step)  # evaluation and saving included
             sink.emit({"kind": "train", "step": step, **{k: terms[k] for k in ("total", *TERMS)},
-                       "lr": s.scheduler.get_last_lr()[0], "tokens": tokens, "tokens_per_s": speed,
+                       "lr": state.scheduler.get_last_lr()[0], "tokens": tokens, "tokens_per_s": speed,
                        "elapsed": elapsed_before + session, "eta": eta, "time": time.time(),
                        **_generation_stats(terms, step_seconds)})
-            _emit_sample(s, sink, step)
+            _emit_sample(state, sink, step)
             if time.monotonic() - last_status >= STATUS_EVERY_S or last:
                 run.update_status(step=step)  # throttled: each write is an fsync
                 last_status = time.monotonic()
-        _evaluate(cfg, s, sink, step, last, stage)
+        _evaluate(cfg, state, sink, step, last, stage)
         if step % cfg.train.save_every == 0 and not last:
             stage("saving a checkpoint")
-            save_session(cfg, s, run, sink, step, tokens, elapsed_before + session)
+            save_session(cfg, state, run, sink, step, tokens, elapsed_before + session)
             stage("training")
     if not last:
-        save_session(cfg, s, run, sink, step, tokens, elapsed_before + time.perf_counter() - start)
+        save_session(cfg, state, run, sink, step, tokens, elapsed_before + time.perf_counter() - start)
         return "stopped"
     if main:
         if step < total_steps:
             sink.log(f"train.max_minutes reached: training ends at step {step} of {total_steps}")
             run.update_status(total_steps=step)
         stage("saving the student")
-        save_outputs(cfg, s, run)
+        save_outputs(cfg, state, run)
         sink.log(f"finished: student saved to {run.student_dir}")
     return "finished"
 
@@ -285,25 +285,25 @@ def _out_of_time(cfg: DistillConfig, acc, elapsed: float) -> bool:
     return bool(flag.item() > 0)
 
 
-def _evaluate(cfg: DistillConfig, s: TrainingState, sink: Sink, step: int, last: bool,
+def _evaluate(cfg: DistillConfig, state: TrainingState, sink: Sink, step: int, last: bool,
               stage: Callable[..., None]) -> None:
     """The teacher-forced eval every train.eval_every steps, generation quality every train.gen_eval_every; each
     a stage of its own while it runs."""
-    main = s.accelerator.is_main_process
+    main = state.accelerator.is_main_process
     staged = False
     if step % cfg.train.eval_every == 0 or last:
         stage("final evaluation" if last else "evaluating")
         staged = True
-        row = evaluate(cfg, s)
+        row = evaluate(cfg, state)
         if main:
             sink.emit({"kind": "eval", "step": step, **row, "time": time.time()})
     if step % (cfg.train.gen_eval_every or cfg.train.eval_every) == 0 or last:
-        if main and cfg.train.gen_eval and s.heldout:
-            stage("scoring held-out answers", f"({len(s.heldout)})")
+        if main and cfg.train.gen_eval and state.heldout:
+            stage("scoring held-out answers", f"({len(state.heldout)})")
             staged = True
         if main:
-            _generation_eval(cfg, s, sink, step)
-        s.accelerator.wait_for_everyone()
+            _generation_eval(cfg, state, sink, step)
+        state.accelerator.wait_for_everyone()
     if staged and not last:
         stage("training")
 
@@ -317,21 +317,21 @@ def _generation_stats(terms: dict[str, Any], step_seconds: float) -> dict[str, A
             "gen_share": seconds / max(step_seconds, 1e-9), "completion_len": terms["completion_len"]}
 
 
-def _emit_sample(s: TrainingState, sink: Sink, step: int) -> None:
+def _emit_sample(state: TrainingState, sink: Sink, step: int) -> None:
     """The latest on-policy answer, each token with its reverse KL to the teacher (`sample` row)."""
 
-    if s.last_sample is None:
+    if state.last_sample is None:
         return
-    example = s.train_examples[s.last_sample["index"]]
-    sink.emit({**sample_row(s.tokenizer, example.prompt, s.last_sample["tokens"], s.last_sample, step,
+    example = state.train_examples[state.last_sample["index"]]
+    sink.emit({**sample_row(state.tokenizer, example.prompt, state.last_sample["tokens"], state.last_sample, step,
                             "onpolicy"), "time": time.time()})
-    s.last_sample = None
+    state.last_sample = None
 
 
-def _generation_eval(cfg: DistillConfig, s: TrainingState, sink: Sink, step: int) -> None:
+def _generation_eval(cfg: DistillConfig, state: TrainingState, sink: Sink, step: int) -> None:
     """Score what the student generates on the held-out prompts (`gen_eval` and `sample` rows)."""
     started = time.perf_counter()
-    result = generation_eval(cfg, s, step)
+    result = generation_eval(cfg, state, step)
     if result is None:
         return
     row, sample = result
