@@ -71,6 +71,8 @@ def test_metrics_are_named_with_units_in_both_languages(tmp_path):
     english = dict((key, label) for label, key in metric_choices("en"))
     assert set(english) == set(METRICS) and english["eval_bpb"] == "bits per byte (bits/byte)"
     assert english["kd"] == "KD term (nats/token × T²)"
+    assert english["lr"] == "learning rate" and english["total"] == "total loss (weighted terms)"  # no unit said twice
+    assert english["tokens_per_s"] == "training tokens/s"
     korean = dict((key, label) for label, key in metric_choices("ko"))
     assert not [label for label in korean.values() if any(w in label for w in ("term", "share", "tokens/s", "loss"))]
     run = _run(tmp_path, "r")
@@ -90,3 +92,13 @@ def test_the_diff_says_so_when_two_runs_differ_only_in_name(tmp_path):
     _run(tmp_path, "c", seq_len=256)
     rows, headers = diff_view(tmp_path, ["a", "c"], "en")
     assert headers == ["field", "a", "c"] and ["data.seq_len", "64", "256"] in rows
+
+
+def test_the_config_diff_keeps_inside_its_box():
+    """Two runs' model specs (no spaces to break at) widened the diff past the page; the columns now share its
+    width: the field names a fifth, each run an equal part of the rest (checked in Chromium: no sideways scroll)."""
+    from workbench.app.tab_runs import diff_widths
+
+    widths = diff_widths(3)
+    assert widths[0] == "20%" and widths[1] == widths[2] and sum(float(w.rstrip("%")) for w in widths) == 100
+    assert diff_widths(1) == ["100%"]

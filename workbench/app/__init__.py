@@ -33,6 +33,7 @@ CSS = """
 .kd-tokens span { padding: 1px 2px; border-radius: 3px; white-space: pre-wrap; }
 .kd-legend { font-size: 0.85em; color: #475569; }
 #runs-table th, #runs-table th * { word-break: keep-all; overflow-wrap: normal; hyphens: none; }
+#runs-diff td, #runs-diff td * { white-space: normal !important; overflow-wrap: anywhere; }
 .kd-chat .bubble-wrap { padding-top: 36px; }
 .kd-card { border-collapse: collapse; font-size: 0.9em; }
 #pair-card .kd-card, #pair-card .kd-card td, #pair-card .kd-card th { border: none !important; }

@@ -131,6 +131,14 @@ def diff_table(runs_dir: str | Path, run_ids: list[str]) -> list[list[Any]]:
             if name != "run.name" and not (lora_off and name.startswith("lora.") and name != "lora.enabled")]
 
 
+def diff_widths(columns: int) -> list[str]:
+    """The diff table's column widths: the field names a fifth, the runs' values share the rest, so a model spec
+    (no spaces to break at) wraps inside its column instead of widening the table past its box."""
+    if columns < 2:
+        return ["100%"] * columns
+    return ["20%"] + [f"{80 / (columns - 1):.2f}%"] * (columns - 1)
+
+
 def diff_view(runs_dir: str | Path, run_ids: list[str], lang: str) -> tuple[list[list[Any]], list[str]]:
     """(rows, headers) of the config diff table in `lang`; a line saying why it is empty when it is."""
     rows = diff_table(runs_dir, run_ids)
@@ -140,10 +148,16 @@ def diff_view(runs_dir: str | Path, run_ids: list[str], lang: str) -> tuple[list
     return [[tr(empty, lang)]], [tr("field", lang)]
 
 
+def _with_unit(name: str, unit: str) -> str:
+    """A metric's name with its unit, unless the name already says it ("learning rate", not "learning rate
+    (learning rate)")."""
+    return name if unit.lower() in name.lower() else f"{name} ({unit})"
+
+
 def metric_choices(lang: str, runs_dir: str | Path | None = None) -> list[tuple[str, str]]:
     """The overlay's metric picker: each metric's name and unit in `lang`, its metrics.jsonl key as the value; then
     the per-task numbers of the multi-task runs in `runs_dir` (so runs with different task mixes compare)."""
-    choices = [(f"{tr(name, lang)} ({tr(unit, lang)})", key) for key, (name, unit) in METRICS.items()]
+    choices = [(_with_unit(tr(name, lang), tr(unit, lang)), key) for key, (name, unit) in METRICS.items()]
     for run in list_runs(runs_dir) if runs_dir else []:
         choices += task_metrics(last_task_scores(read_metrics(run.metrics_path))[1], translator(lang))
     return list(dict.fromkeys(choices))
@@ -190,7 +204,8 @@ def build_runs_tab(ctx) -> dict[str, Any]:
         log_y = gr.Checkbox(False, label=t("Log scale"), scale=0)
     compare_note = gr.Markdown("", elem_id="runs-compare-note")
     overlay = gr.Plot(label=t("Overlay"))
-    diff = gr.Dataframe(value=[], label=t("Config fields that differ"), interactive=False, wrap=True)
+    # a model spec has no spaces to wrap at: its cells break anywhere (CSS) within widths that fit the box
+    diff = gr.Dataframe(value=[], label=t("Config fields that differ"), interactive=False, wrap=True, elem_id="runs-diff")
     with gr.Row():
         to_delete = gr.Dropdown([], label=t("Run to delete"), scale=2)
         delete = gr.Button(t("Delete…"), variant="stop", size="sm", scale=0)
@@ -226,7 +241,7 @@ def build_runs_tab(ctx) -> dict[str, Any]:
             lang = lang_of(request)
             diff_rows, headers = diff_view(ctx.runs_dir, run_ids, lang)
             return (overlay_figure(rows, metric=metric_name, log_y=log_scale, text=translator(lang)),
-                    gr.update(value=diff_rows, headers=headers),
+                    gr.update(value=diff_rows, headers=headers, column_widths=diff_widths(len(headers))),
                     measured_note(rows, metric_name, lang))
         except UserError as exc:
             raise user_error(exc, lang_of(request)) from None
