@@ -19,7 +19,8 @@ def _anchors(text: str) -> set[str]:
     return {re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-") for heading in headings}
 
 
-@pytest.mark.parametrize("page", [ROOT / "README.md", DOCS / "README.md", *PAGES], ids=lambda p: p.name)
+@pytest.mark.parametrize("page", [ROOT / "README.md", DOCS / "README.md", DOCS / "screenshots" / "README.md", *PAGES],
+                         ids=lambda p: str(p.relative_to(ROOT)))
 def test_every_relative_link_and_anchor_resolves(page):
     text = page.read_text(encoding="utf-8")
     broken = []
@@ -54,3 +55,9 @@ def test_every_benchmark_has_one_page_with_its_command_and_its_json():
         assert f"workbench bench --only {letter}" in text, letter
         named = re.findall(r"assets/bench/[\w.-]+\.json", text)
         assert named and all((ROOT / path).is_file() for path in named), (letter, named)
+
+
+def test_every_screenshot_is_shown_on_its_page():
+    shots = DOCS / "screenshots"
+    page = (shots / "README.md").read_text(encoding="utf-8")
+    assert not [p.name for p in shots.glob("*.jpg") if f"]({p.name})" not in page]
