@@ -309,8 +309,10 @@ KO: dict[str, str] = {
     "Stop": "중지",
     "Clear history": "대화 지우기",
     "prompt is empty; type a message": "prompt가 비어 있습니다. 메시지를 입력하세요",
-    "Distilled student's last answer · mean reverse KL {mean} nats/token over {count} tokens":
-        "증류한 학생 모델의 마지막 답변 · 토큰 {count}개의 평균 reverse KL {mean} nats/토큰",
+    "Distilled student's last answer · mean reverse KL {mean} nats/token over its {count} text tokens (the "
+    "end-of-turn token, counted under the column, is not coloured)":
+        "증류한 학생 모델의 마지막 답변 · 본문 토큰 {count}개의 평균 reverse KL {mean} nats/토큰 (열 아래 토큰 수에 "
+        "세는 답변 끝 토큰은 색칠하지 않습니다)",
     # attention tab
     "Text": "텍스트",
     "Token cap": "최대 토큰 수",

@@ -179,7 +179,8 @@ def disagreement_fn(ctx):
         except UserError as exc:
             raise user_error(exc, lang) from None
         mean = sum(p["rkl"] for p in pieces) / max(len(pieces), 1)
-        head = tr("Distilled student's last answer · mean reverse KL {mean} nats/token over {count} tokens", lang,
+        head = tr("Distilled student's last answer · mean reverse KL {mean} nats/token over its {count} text tokens (the "
+                  "end-of-turn token, counted under the column, is not coloured)", lang,
                   mean=f"{mean:.3f}", count=len(pieces))
         return f'<div class="kd-legend">{head}</div>' + token_html([p["piece"] for p in pieces],
                                                                  [p["rkl"] for p in pieces], lang)
