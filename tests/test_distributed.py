@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from engine_helpers import tiny_config
 
@@ -70,3 +71,34 @@ def test_two_processes_each_sample_their_share_on_policy(tiny_teacher, tiny_stud
 
     samplers = load_checkpoint(run.checkpoints()[-1])["sampler"]
     assert len(samplers) == 2 and not torch.equal(samplers[0], samplers[1])  # each process draws its own samples
+
+
+def test_two_processes_mix_tasks_as_one_does(tiny_teacher, tiny_student, tiny_text, tiny_pairs, tmp_path):
+    """A multi-task run (plain text, qa, classify, each with its own loss weights) on two processes draws the same
+    rows per step as one process with the same global batch: the same loss curve and the same per-task scores."""
+    from test_tasks import _classify_file, _task_config
+
+    runs = tmp_path / "runs"
+    base = dict(steps=4, eval_every=4, eval_batches=2, save_every=100, gen_eval=False)
+    classify = _classify_file(tmp_path)
+    for name, batch in (("one", 4), ("two", 2)):
+        cfg = _task_config(tiny_teacher, tiny_student, tiny_text, tiny_pairs, classify,
+                           train={**base, "batch_size": batch}, run={"runs_dir": str(runs)})
+        cfg.save(tmp_path / f"{name}.yaml")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    single = [sys.executable, "-m", "workbench", "train", "--config", str(tmp_path / "one.yaml"), "run.name=one"]
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "workbench", "train",
+              "--config", str(tmp_path / "two.yaml"), "run.name=two"]
+    for command in (single, launch):
+        done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+    run_one, run_two = RunFolder(runs / "one"), RunFolder(runs / "two")
+    keys = ("total", "ce", "kd")
+    curve_one, curve_two = _curve(run_one, "train", keys), _curve(run_two, "train", keys)
+    assert curve_one.shape == (4, 3)
+    assert torch.allclose(curve_one, curve_two, rtol=1e-4, atol=1e-5), (curve_one, curve_two)
+    scores = [[r["tasks"] for r in read_metrics(run.metrics_path) if r["kind"] == "eval"][-1] for run in (run_one, run_two)]
+    numbers = [{(task, key): value for task, row in score.items() for key, value in row.items()
+                if isinstance(value, float)} for score in scores]
+    assert set(scores[0]) == {"text", "pairs", "cls"} and numbers[0] == pytest.approx(numbers[1], rel=1e-4)
