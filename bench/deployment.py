@@ -94,7 +94,7 @@ def teacher_bf16(teacher_spec: str, data_cfg, eval_settings, work_dir: Path) -> 
     float32 teacher on its own answers to the held-out prompts (the card's prompts, sampling and seed)."""
     import torch
 
-    from workbench.analysis.report_card import measure_generation
+    from workbench.analysis.decode_speed import measure_generation
     from workbench.config import DataConfig
     from workbench.data.splits import build_splits
     from workbench.engine.genquality import GEN_KEYS, generation_quality, protocol_label
@@ -123,7 +123,7 @@ def speed_rounds(models: dict[str, Any], prompt: str, new_tokens: int, rounds: i
     """{label: {"median", "min", "max", "rounds"}} decode tokens/s at batch 1; `models` maps a label to a
     zero-argument loader of (model, tokenizer). All are loaded first, then each round times each model once, in
     turn."""
-    from workbench.analysis.report_card import measure_generation
+    from workbench.analysis.decode_speed import measure_generation
 
     loaded = {label: load() for label, load in models.items()}
     speeds: dict[str, list[float]] = {label: [] for label in loaded}

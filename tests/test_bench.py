@@ -272,7 +272,7 @@ def test_deployment_ratios_and_the_best_quantized_artefact():
 
 def test_speed_rounds_time_every_model_in_turn_and_take_the_median(monkeypatch):
     from bench import deployment
-    from workbench.analysis import report_card
+    from workbench.analysis import decode_speed
 
     order, speeds = [], {"a": iter([5.0, 1.0, 3.0]), "b": iter([2.0, 9.0, 4.0])}
 
@@ -280,7 +280,7 @@ def test_speed_rounds_time_every_model_in_turn_and_take_the_median(monkeypatch):
         order.append(model)
         return {"gen_tokens_per_s": next(speeds[model])}
 
-    monkeypatch.setattr(report_card, "measure_generation", fake_measure)
+    monkeypatch.setattr(decode_speed, "measure_generation", fake_measure)
     timed = deployment.speed_rounds({"A": lambda: ("a", None), "B": lambda: ("b", None)}, "hi", 4, rounds=3)
     assert order == ["a", "b"] * 3  # in turn, round after round
     assert timed["A"] == {"median": 3.0, "min": 1.0, "max": 5.0, "rounds": [5.0, 1.0, 3.0]}
