@@ -30,7 +30,9 @@ NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))  # English editions 
 ENGLISH = [path for path in NOTEBOOKS if not path.stem.endswith(".ko")]
 SOURCES = sources.english_sources()
 KERNEL_NAME = "kd-workbench-tests"
-NOTEBOOK_LIMIT_S = 900  # a hang guard: each runs in under 4 minutes on a quiet 2-core CPU, 4-5 at load 6 (two notebooks failed at 300 s)
+# a hang guard, not a timed assertion: each notebook runs in under 4 minutes on a quiet 2-core CPU; with three test
+# suites sharing the 2 cores, one took over 900 s
+NOTEBOOK_LIMIT_S = 1800
 
 
 @pytest.fixture(scope="module")
