@@ -20,6 +20,19 @@ def _curve(run: RunFolder, kind: str, keys: tuple[str, ...]) -> torch.Tensor:
     return torch.tensor([[row[k] for k in keys] for row in read_metrics(run.metrics_path) if row["kind"] == kind])
 
 
+def _train(config: Path, runs: Path, name: str, processes: int = 1, timeout: float = 240) -> RunFolder:
+    """`workbench train --config CONFIG run.name=NAME` in a subprocess, on one process or through `accelerate launch`
+    (on a machine without GPUs, --multi_gpu starts torchrun workers that Accelerator(cpu=True) joins over gloo)."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    launcher = [sys.executable] if processes == 1 else [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes),
+        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    command = [*launcher, "-m", "workbench", "train", "--config", str(config), f"run.name={name}"]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return RunFolder(runs / name)
+
+
 def test_two_processes_match_one(tiny_teacher, tiny_student, tiny_text, tmp_path):
     runs = tmp_path / "runs"
     base = dict(steps=4, eval_every=2, eval_batches=2, save_every=100)
@@ -29,16 +42,7 @@ def test_two_processes_match_one(tiny_teacher, tiny_student, tiny_text, tmp_path
                       train={**base, "batch_size": 2}, run={"runs_dir": str(runs)})
     one.save(tmp_path / "one.yaml")
     two.save(tmp_path / "two.yaml")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    single = [sys.executable, "-m", "workbench", "train", "--config", str(tmp_path / "one.yaml"), "run.name=one"]
-    # on a machine without GPUs, --multi_gpu starts torchrun workers that Accelerator(cpu=True) joins over gloo
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "workbench", "train",
-              "--config", str(tmp_path / "two.yaml"), "run.name=two"]
-    for command in (single, launch):
-        done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
-        assert done.returncode == 0, done.stderr[-3000:]
-    run_one, run_two = RunFolder(runs / "one"), RunFolder(runs / "two")
+    run_one, run_two = _train(tmp_path / "one.yaml", runs, "one"), _train(tmp_path / "two.yaml", runs, "two", 2)
     assert run_two.read_status()["state"] == "finished"
     keys = ("total", "ce", "kd", "hidden")
     curve_one, curve_two = _curve(run_one, "train", keys), _curve(run_two, "train", keys)
@@ -56,13 +60,7 @@ def test_two_processes_each_sample_their_share_on_policy(tiny_teacher, tiny_stud
                       train={"steps": 2, "eval_every": 2, "save_every": 1, "batch_size": 2},
                       run={"runs_dir": str(runs)})
     cfg.save(tmp_path / "onpolicy.yaml")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "workbench", "train",
-              "--config", str(tmp_path / "onpolicy.yaml"), "run.name=two"]
-    done = subprocess.run(launch, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
-    assert done.returncode == 0, done.stderr[-3000:]
-    run = RunFolder(runs / "two")
+    run = _train(tmp_path / "onpolicy.yaml", runs, "two", 2)
     rows = read_metrics(run.metrics_path)
     assert run.read_status()["state"] == "finished"
     assert [r["onpolicy"] for r in rows if r["kind"] == "train"] == [1, 1]
@@ -85,15 +83,8 @@ def test_two_processes_mix_tasks_as_one_does(tiny_teacher, tiny_student, tiny_te
         cfg = _task_config(tiny_teacher, tiny_student, tiny_text, tiny_pairs, classify,
                            train={**base, "batch_size": batch}, run={"runs_dir": str(runs)})
         cfg.save(tmp_path / f"{name}.yaml")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    single = [sys.executable, "-m", "workbench", "train", "--config", str(tmp_path / "one.yaml"), "run.name=one"]
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "workbench", "train",
-              "--config", str(tmp_path / "two.yaml"), "run.name=two"]
-    for command in (single, launch):
-        done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-        assert done.returncode == 0, done.stderr[-3000:]
-    run_one, run_two = RunFolder(runs / "one"), RunFolder(runs / "two")
+    run_one = _train(tmp_path / "one.yaml", runs, "one", timeout=600)
+    run_two = _train(tmp_path / "two.yaml", runs, "two", 2, timeout=600)
     keys = ("total", "ce", "kd")
     curve_one, curve_two = _curve(run_one, "train", keys), _curve(run_two, "train", keys)
     assert curve_one.shape == (4, 3)
