@@ -101,7 +101,7 @@ def test_effectiveness_heals_a_pruned_student_for_kd_only(settings, tiny_teacher
     from workbench.config import load_preset
 
     preset = load_preset("default")
-    healing = dataclasses.replace(preset, train=dataclasses.replace(preset.train, heal_init=True, heal_sequences=8))
+    healing = preset.model_copy(update={"train": preset.train.model_copy(update={"heal_init": True, "heal_sequences": 8})})
     monkeypatch.setattr(effectiveness, "load_preset", lambda name: healing)
     pruned = dataclasses.replace(settings, student=f"{tiny_teacher}?prune=keep&layers=0,3")
     result = effectiveness.run(pruned)

@@ -3,8 +3,6 @@ README's table all follow it."""
 
 from __future__ import annotations
 
-import dataclasses
-import typing
 from pathlib import Path
 
 import gradio as gr
@@ -12,6 +10,7 @@ import pytest
 
 from workbench.config import (
     ConfigError,
+    Declared,
     DistillConfig,
     apply_overrides,
     config_table,
@@ -19,13 +18,13 @@ from workbench.config import (
     field_reference,
     field_spec,
 )
+from workbench.config.reference import fields
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _declared(key: str) -> list[tuple[str, dataclasses.Field]]:
-    return [(f"{section}.{f.name}", f) for section, cls in typing.get_type_hints(DistillConfig).items()
-            for f in dataclasses.fields(cls) if f.metadata.get(key)]
+def _declared(key: str) -> list[tuple[str, Declared]]:
+    return [(f.name, f) for f in fields() if getattr(f, key)]
 
 
 def test_readme_table_is_the_schema():
@@ -44,7 +43,7 @@ def test_cli_help_lists_every_key_with_what_it_accepts():
 
 @pytest.mark.parametrize(("name", "spec"), _declared("bounds"))
 def test_declared_bounds_are_what_validation_accepts(name, spec):
-    bounds, integer = spec.metadata["bounds"], str(spec.type).startswith("int")
+    bounds, integer = spec.bounds, spec.integer
     step = 1 if integer else 1e-6
     for edge, is_open, outside in ((bounds.low, bounds.low_open, -step), (bounds.high, bounds.high_open, step)):
         if edge is None:
@@ -60,7 +59,7 @@ def test_declared_bounds_are_what_validation_accepts(name, spec):
 
 @pytest.mark.parametrize(("name", "spec"), _declared("choices"))
 def test_declared_choices_are_what_validation_accepts(name, spec):
-    for choice in spec.metadata["choices"]:
+    for choice in spec.choices:
         extra = ["mapping.pairs=0:0"] if choice == "custom" else []
         assert apply_overrides(DistillConfig(), [*extra, f"{name}={choice}"])
     with pytest.raises(ConfigError, match=f"^{name} must be (one|any) of"):
@@ -81,7 +80,7 @@ def test_app_offers_exactly_the_schema_choices_and_slider_ranges():
         offered = [choice[1] if isinstance(choice, tuple) else choice for choice in controls[name].choices]
         assert offered == field_choices(name), name
     sliders = [name for name in controls if isinstance(controls[name], gr.Slider)]
-    assert set(sliders) == {name for name, spec in _declared("bounds") if spec.metadata["bounds"].slider}
+    assert set(sliders) == {name for name, spec in _declared("bounds") if spec.bounds.slider}
     for name in sliders:
-        low, high, step = field_spec(name).metadata["bounds"].slider
+        low, high, step = field_spec(name).bounds.slider
         assert (controls[name].minimum, controls[name].maximum, controls[name].step) == (low, high, step), name

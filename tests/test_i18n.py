@@ -251,7 +251,7 @@ def test_korean_help_names_every_choice_the_english_help_names():
     from workbench.config import field_choices, field_help, field_spec
 
     for name in FORM_FIELDS:
-        if not field_spec(name).metadata.get("choices"):
+        if not field_spec(name).choices:
             continue
         english = field_help(*name.split("."))
         named = [c for c in field_choices(name) if re.search(rf"\b{re.escape(c)}\b", english)]

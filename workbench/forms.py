@@ -12,18 +12,16 @@ validation errors come back as `UserError`s naming the field.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import re
 import shlex
-import typing
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from workbench.config import DistillConfig, TaskConfig, load_preset, parse_yaml, task_defaults
+from workbench.config import DistillConfig, TaskConfig, load_preset, parse_yaml, task_defaults, task_fields
 from workbench.errors import Message, UserError
 
 FORM_FIELDS: tuple[str, ...] = (
@@ -43,10 +41,9 @@ FORM_FIELDS: tuple[str, ...] = (
 OPTIONAL_ZERO_IS_NONE = ("data.max_sequences",)
 PAIR_COLUMNS = ["student layer", "teacher layer"]
 # the task editor's table: one column per TaskConfig field, in schema order; numbers where the field is a number
-TASK_COLUMNS: list[str] = [f.name for f in dataclasses.fields(TaskConfig)]
-_TASK_TYPES = typing.get_type_hints(TaskConfig)
-TASK_DATATYPES: list[str] = ["number" if _TASK_TYPES[name] in (int, float, float | None) else "str"
-                             for name in TASK_COLUMNS]
+TASK_COLUMNS: list[str] = [f.name for f in task_fields()]
+TASK_DATATYPES: list[str] = ["number" if TaskConfig.model_fields[name].annotation in (int, float, float | None)
+                             else "str" for name in TASK_COLUMNS]
 _TASK_DEFAULTS = task_defaults()
 
 
@@ -81,7 +78,7 @@ def tasks_to_rows(tasks: list[dict]) -> list[list[Any]]:
     """data.tasks entries -> rows of the task table (labels as "a, b, c"; an empty weight as an empty cell)."""
     rows = []
     for task in tasks:
-        entry = {**_TASK_DEFAULTS, **(dataclasses.asdict(task) if isinstance(task, TaskConfig) else task)}
+        entry = {**_TASK_DEFAULTS, **(task.model_dump() if isinstance(task, TaskConfig) else task)}
         rows.append([", ".join(entry[name]) if name == "labels" else entry[name] for name in TASK_COLUMNS])
     return rows
 

@@ -16,7 +16,6 @@ translated by `localize`, from `strings_library.LIBRARY_KO`.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import threading
 from collections.abc import Callable
@@ -27,7 +26,7 @@ import gradio as gr
 from workbench.app.strings import KO
 from workbench.app.strings_help import HELP_KO
 from workbench.app.strings_library import LIBRARY_KO
-from workbench.config import TaskConfig, field_help
+from workbench.config import field_help, task_fields
 from workbench.errors import Message, UserError
 from workbench.forms import FORM_FIELDS
 from workbench.measured import parse_measured
@@ -44,7 +43,7 @@ def help_lines() -> dict[str, str]:
     """Every Setup control's help line in English, keyed by its field: "section.key", and "data.tasks[].key" for the
     task editor's controls."""
     lines = {name: field_help(*name.split(".")) for name in FORM_FIELDS}
-    lines.update({f"data.tasks[].{f.name}": f.metadata["help"] for f in dataclasses.fields(TaskConfig)})
+    lines.update({f"data.tasks[].{f.name}": f.help for f in task_fields()})
     return lines
 
 
