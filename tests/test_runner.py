@@ -115,3 +115,29 @@ def test_log_tail_shows_progress_bars_as_a_terminal_does(tmp_path):
     run.log_path.write_text("start\n  0%| 0/4\r 50%| 2/4\r100%| 4/4\n\x1b[Aeval step 4: loss 1.0\n\n")
     assert terminal_lines(run.log_path.read_bytes().decode()) == ["start", "100%| 4/4", "eval step 4: loss 1.0"]
     assert run.log_tail(2) == "100%| 4/4\neval step 4: loss 1.0"
+
+
+def test_a_status_update_inside_another_keeps_both_writes_whole(tmp_path, monkeypatch):
+    """Stop's SIGTERM handler marks the run stopping while the trainer may be halfway through its own status update
+    (between writing its temporary file and renaming it): the outer update must still land, not fail with the inner
+    one having renamed its temporary file away."""
+    import os
+
+    from workbench.runs import folder
+
+    run = RunFolder(tmp_path / "run")
+    run.path.mkdir()
+    run.update_status(state="running", step=1)
+    real_replace, nested = os.replace, []
+
+    def replace(src, dst):
+        if not nested:  # the signal arrives here, once
+            nested.append(True)
+            run.update_status(state="stopping")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(folder.os, "replace", replace)
+    run.update_status(step=2)
+    status = run.read_status()
+    assert status["step"] == 2 and nested
+    assert not [p.name for p in run.path.iterdir() if ".tmp-" in p.name], "no temporary file is left behind"
