@@ -49,3 +49,36 @@ def test_a_tracker_that_is_not_installed_is_refused_naming_the_field(monkeypatch
 def test_scalars_keep_numbers_only():
     row = {"kind": "eval", "step": 4, "time": 1.0, "eval_kl": 0.5, "note": "x", "flag": True}
     assert scalars(row) == {"eval/eval_kl": 0.5}
+
+
+def test_wandb_gets_the_config_and_every_row_through_accelerates_tracker(tiny_teacher, tiny_student, tiny_text,
+                                                                          tmp_path, monkeypatch):
+    """wandb is not installed here: a stand-in module records what accelerate's WandBTracker hands it."""
+    import importlib.machinery
+    import sys
+    import types
+
+    calls = {"init": [], "config": {}, "log": [], "finish": 0}
+
+    class Run:
+        def log(self, values, step=None):
+            calls["log"].append((step, dict(values)))
+
+        def finish(self):
+            calls["finish"] += 1
+
+    fake = types.ModuleType("wandb")
+    fake.__spec__ = importlib.machinery.ModuleSpec("wandb", None)
+    fake.init = lambda **kwargs: calls["init"].append(kwargs) or Run()
+    fake.config = types.SimpleNamespace(update=lambda values, **_: calls["config"].update(values))
+    monkeypatch.setitem(sys.modules, "wandb", fake)
+
+    cfg = tiny_config(tiny_teacher, tiny_student, tiny_text, train={"report_to": ["wandb"]})
+    train(cfg, tmp_path / "run")
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert calls["init"] == [{"project": "kd-workbench", "name": "run", "dir": str(tmp_path / "run")}]
+    assert calls["config"]["loss.kind"] == cfg.loss.kind and calls["config"]["train.report_to"] == "['wandb']"
+    train_rows = [row for row in rows if row["kind"] == "train"]
+    logged = [(step, values["train/kd"]) for step, values in calls["log"] if "train/kd" in values]
+    assert logged == [(row["step"], pytest.approx(row["kd"], rel=1e-6)) for row in train_rows]
+    assert calls["finish"] == 1

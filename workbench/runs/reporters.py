@@ -1,15 +1,16 @@
-"""Metrics sinks for experiment trackers, chosen by `train.report_to`, beside the run's own metrics.jsonl.
+"""Experiment trackers chosen by `train.report_to`, beside the run's own metrics.jsonl: accelerate's trackers.
 
     train.report_to=tensorboard            # event files under runs/<id>/tensorboard (tensorboard --logdir runs)
     train.report_to=tensorboard,wandb      # wandb, trackio and mlflow when they are installed
 
-Every numeric field of a metrics row becomes the scalar `<kind>/<field>` (train/kd, eval/eval_kl, heal/mse_after)
-at the row's step. Each tracker is imported only when asked for; a missing one is a `UserError` naming the field.
+Each tracker is accelerate's own (`accelerate.tracking`); this module only says what it gets. Every numeric field of
+a metrics row becomes the scalar `<kind>/<field>` (train/kd, eval/eval_kl, heal/mse_after) at the row's step; the
+run's log lines go to TensorBoard as text; wandb, trackio and mlflow get the run's config as `section.key`
+parameters. Each tracker's package is imported only when asked for; a missing one is a `UserError` naming the field.
 """
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from workbench.errors import Message, UserError
 from workbench.runs.sinks import Row, Sink
 
 _NOT_SCALARS = ("step", "time", "kind")
+PROJECT = "kd-workbench"
 
 
 def scalars(row: Row, prefix: str | None = None) -> dict[str, float]:
@@ -41,55 +43,46 @@ def check_reporters(names: list[str]) -> None:
                                     "from train.report_to", name=name))
 
 
-class TensorBoardSink(Sink):
-    def __init__(self, log_dir: Path) -> None:
-        from torch.utils.tensorboard import SummaryWriter
+def _parameters(config: dict[str, Any]) -> dict[str, Any]:
+    """The config as flat `section.key` parameters; lists as text (what every tracker takes)."""
+    return {f"{section}.{key}": value if isinstance(value, (int, float, str, bool)) or value is None else str(value)
+            for section, fields in config.items() for key, value in fields.items()}
 
-        self.writer = SummaryWriter(log_dir=str(log_dir))
 
-    def emit(self, row: Row) -> None:
-        for tag, value in scalars(row).items():
-            self.writer.add_scalar(tag, value, global_step=int(row.get("step", 0)), walltime=row.get("time"))
-        self.writer.flush()
+def _tracker(name: str, run_dir: Path) -> Any:
+    from accelerate.tracking import LOGGER_TYPE_TO_CLASS
 
-    def log(self, message: str) -> None:
-        self.writer.add_text("log", message)
-
-    def close(self) -> None:
-        self.writer.close()
+    tracker_class = LOGGER_TYPE_TO_CLASS[name]
+    if name == "tensorboard":
+        return tracker_class("tensorboard", run_dir)  # writes under run_dir/tensorboard
+    if name == "mlflow":
+        return tracker_class(experiment_name=PROJECT, run_name=run_dir.name)
+    if name == "wandb":
+        return tracker_class(PROJECT, name=run_dir.name, dir=str(run_dir))
+    return tracker_class(PROJECT, name=run_dir.name)
 
 
 class TrackerSink(Sink):
-    """wandb and trackio share one API (init, log with a step, finish); mlflow is adapted to it."""
+    """One of accelerate's trackers as a sink of the run's metrics rows (the main process only holds sinks)."""
 
-    def __init__(self, name: str, run_id: str, run_dir: Path, config: dict[str, Any]) -> None:
-        self.name = name
-        self.module = importlib.import_module(name)
-        if name == "mlflow":
-            self.module.start_run(run_name=run_id)
-            self.module.log_params({f"{section}.{key}": value for section, fields in config.items()
-                                    for key, value in fields.items()})
-        elif name == "wandb":
-            self.module.init(project="kd-workbench", name=run_id, dir=str(run_dir), config=config)
-        else:
-            self.module.init(project="kd-workbench", name=run_id, config=config)
+    def __init__(self, name: str, run_dir: Path, config: dict[str, Any]) -> None:
+        self.name, self.tracker = name, _tracker(name, run_dir)
+        self.tracker.start()
+        if name != "tensorboard":  # TensorBoard's hparams would add a second event folder beside the metrics
+            self.tracker.store_init_configuration(_parameters(config))
 
     def emit(self, row: Row) -> None:
-        values, step = scalars(row), int(row.get("step", 0))
-        if self.name == "mlflow":
-            self.module.log_metrics(values, step=step)
-        else:
-            self.module.log(values, step=step)
+        self.tracker.log(scalars(row), step=int(row.get("step", 0)))
+
+    def log(self, message: str) -> None:
+        if self.name == "tensorboard":
+            self.tracker.log({"log": message})
 
     def close(self) -> None:
-        if self.name == "mlflow":
-            self.module.end_run()
-        else:
-            self.module.finish()
+        self.tracker.finish()
 
 
 def report_sinks(names: list[str], run_dir: Path, config: dict[str, Any]) -> list[Sink]:
     """One sink per tracker named in `train.report_to`."""
     check_reporters(names)
-    return [TensorBoardSink(run_dir / "tensorboard") if name == "tensorboard"
-            else TrackerSink(name, run_dir.name, run_dir, config) for name in names]
+    return [TrackerSink(name, run_dir, config) for name in names]
