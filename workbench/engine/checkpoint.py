@@ -3,6 +3,12 @@
 A checkpoint is one `state.pt` of plain tensors and Python scalars (loaded with weights_only=True): the trained
 weights (all student weights, or only the LoRA adapter's), the projectors, optimizer and scheduler state, the RNG
 states and the trainer's counters (step, tokens seen, elapsed seconds). The data position follows from the step.
+
+Not accelerate's `save_state`, for three reasons: the objects it saves through `register_for_checkpointing` (the
+trainer's counters, the sampler's generator) are loaded back with `weights_only=False`, that is by unpickling, so a
+run folder someone hands you could run code on `--resume`; it writes into the final folder, where a write cut short
+leaves a checkpoint that looks whole (here a checkpoint exists only once renamed with its COMPLETE marker, which
+resume past a damaged checkpoint relies on); and a LoRA run would save the whole student, not only its adapter.
 """
 
 from __future__ import annotations

@@ -129,6 +129,8 @@ def _signal_group(pid: int, sig: int) -> bool:
 
 
 def _escalate(run: RunFolder, pid: int, timeout: float) -> None:
+    # Polled, not psutil.wait_procs: for a run this process started, psutil would reap the child with waitpid and
+    # take its exit code from the reaper thread (_reap), which records it in status.json.
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not pid_alive(pid):
