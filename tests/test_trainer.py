@@ -178,3 +178,28 @@ def test_long_phases_are_stages_and_tokens_per_s_counts_training_time_only(
     # a running average over the session would put the 3 s evaluation after step 2 into step 3's row: >= 1 s a step
     assert max(seconds_per_step) < 1.0, seconds_per_step
     assert RunFolder(tmp_path / "run").read_status()["stage"] == "saving the student"
+
+
+def test_a_run_parses_each_model_spec_once(tiny_teacher, tiny_text, tmp_path, monkeypatch):
+    """The run's two specs are parsed at its start and the parsed objects handed on: loading, healing and the
+    `source` layer mapping read them, rather than parsing the text again at each use."""
+    import collections
+    import sys
+
+    import workbench.models.derive as derive
+    from workbench.engine.trainer import train
+
+    real, parsed = derive.parse_spec, collections.Counter()
+
+    def counting(spec):
+        parsed[spec] += 1
+        return real(spec)
+
+    for module in [m for name, m in sys.modules.items() if name.startswith("workbench")]:
+        if getattr(module, "parse_spec", None) is real:
+            monkeypatch.setattr(module, "parse_spec", counting)
+    student = f"{tiny_teacher}?prune=keep&layers=0,3"
+    cfg = tiny_config(tiny_teacher, student, tiny_text, train={"heal_init": True, "heal_sequences": 2},
+                      mapping={"preset": "source"}, loss={"hidden_weight": 1.0})
+    train(cfg, tmp_path / "run")
+    assert parsed == {student: 1, str(tiny_teacher): 1}

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from workbench.errors import Message, UserError
+from workbench.models.derive import ModelSpec, as_spec
 
 Layer = int | str
 Pair = tuple[Layer, Layer]
@@ -103,37 +104,38 @@ def resolve_mapping(
                             preset=preset))
 
 
-def source_layers(student: str, teacher: str, teacher_layers: int, trust_remote_code: bool = False) -> list[int]:
+def source_layers(student: str | ModelSpec, teacher: str | ModelSpec, teacher_layers: int,
+                  trust_remote_code: bool = False) -> list[int]:
     """The teacher layer each layer of `student` was copied from, when the student is `teacher?prune=...`;
     a UserError naming mapping.preset otherwise."""
-    from workbench.models.derive import parse_spec
     from workbench.models.loading import resolve_layers
 
-    student_spec, teacher_spec = parse_spec(student), parse_spec(teacher)
+    student_spec, teacher_spec = as_spec(student), as_spec(teacher)
     if student_spec.derivation != "prune" or teacher_spec.derivation is not None or student_spec.base != teacher_spec.base:
         raise UserError(Message("mapping.preset source needs a student made by dropping teacher layers "
                                 "('{base}?prune=...'), got models.student={student!r}; use uniform or custom",
-                                base=teacher_spec.base, student=student))
+                                base=teacher_spec.base, student=student_spec.text))
     return resolve_layers(student_spec, base_layers=teacher_layers, trust_remote_code=trust_remote_code)
 
 
 def is_pruned_from(student: str, teacher: str) -> bool:
     """True when `student` is `teacher` with layers dropped (so the source preset applies)."""
-    from workbench.models.derive import parse_spec
-
     try:
-        student_spec, teacher_spec = parse_spec(student), parse_spec(teacher)
+        student_spec, teacher_spec = as_spec(student), as_spec(teacher)
     except (UserError, ValueError):
         return False
     return (student_spec.derivation == "prune" and teacher_spec.derivation is None
             and student_spec.base == teacher_spec.base)
 
 
-def config_mapping(cfg, student_layers: int, teacher_layers: int) -> list[Pair]:
-    """The pairs of a DistillConfig's `mapping` section for models of these depths."""
+def config_mapping(cfg, student_layers: int, teacher_layers: int, student: ModelSpec | None = None,
+                   teacher: ModelSpec | None = None) -> list[Pair]:
+    """The pairs of a DistillConfig's `mapping` section for models of these depths (`student` and `teacher`: the
+    run's parsed specs, where it has them)."""
     source = None
     if cfg.mapping.preset == "source":
-        source = source_layers(cfg.models.student, cfg.models.teacher, teacher_layers, cfg.models.trust_remote_code)
+        source = source_layers(student or cfg.models.student, teacher or cfg.models.teacher, teacher_layers,
+                               cfg.models.trust_remote_code)
     return resolve_mapping(cfg.mapping.preset, cfg.mapping.pairs, student_layers, teacher_layers, source)
 
 

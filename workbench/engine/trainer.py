@@ -87,13 +87,14 @@ def setup(cfg: DistillConfig, accelerator, sink: Sink, *, heal: bool = True,
     from workbench.data.splits import build_splits
     from workbench.data.tasks import task_splits
     from workbench.engine.cross_step import tokenizer_pairing
-    from workbench.models.loading import load_model, load_tokenizer, num_layers
+    from workbench.models.loading import load_model, load_tokenizer, num_layers, parse_spec
 
     m, loss = cfg.models, cfg.loss
+    specs = {"student": parse_spec(m.student), "teacher": parse_spec(m.teacher)}  # parsed once, here
     torch.manual_seed(cfg.train.seed)
     stage("loading data")
-    student_tok = load_tokenizer(m.student, trust_remote_code=m.trust_remote_code)
-    teacher_tok = load_tokenizer(m.teacher, trust_remote_code=m.trust_remote_code)
+    student_tok = load_tokenizer(specs["student"], trust_remote_code=m.trust_remote_code)
+    teacher_tok = load_tokenizer(specs["teacher"], trust_remote_code=m.trust_remote_code)
     pairing = tokenizer_pairing(cfg, teacher_tok, student_tok)
     splits = task_splits(cfg.data, student_tok, cfg.train.seed) if cfg.data.tasks else build_splits(cfg.data, student_tok)
     if splits.train.shape[0] < 1 or splits.val.shape[0] < 1:
@@ -105,7 +106,7 @@ def setup(cfg: DistillConfig, accelerator, sink: Sink, *, heal: bool = True,
     attn = "eager" if loss.attn_weight > 0 else None
     load = dict(trust_remote_code=m.trust_remote_code, allow_pickle=m.allow_pickle, device=accelerator.device)
     stage("loading student")
-    student = load_model(m.student, attn_implementation=attn, **load)
+    student = load_model(specs["student"], attn_implementation=attn, **load)
     uses_layers = loss.hidden_weight > 0 or loss.attn_weight > 0
     cache, teacher = None, None
     if cfg.train.teacher_cache:
@@ -115,18 +116,18 @@ def setup(cfg: DistillConfig, accelerator, sink: Sink, *, heal: bool = True,
     else:
         stage("loading teacher")
         dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-        teacher = load_model(m.teacher, dtype=dtype, attn_implementation=attn or "sdpa", **load)
+        teacher = load_model(specs["teacher"], dtype=dtype, attn_implementation=attn or "sdpa", **load)
         teacher.requires_grad_(False).eval()
     if cfg.onpolicy.teacher_prompts:
         splits.train_examples += _teacher_prompts(cfg, accelerator, teacher, teacher_tok, student_tok, splits.heldout,
                                                   prompts_file, sink, stage)
     if cfg.train.heal_init and heal:
         stage("healing")
-        _heal_gaps(cfg, student, teacher, splits.train, load, sink, progress=lambda done, total: stage(
+        _heal_gaps(cfg, specs, student, teacher, splits.train, load, sink, progress=lambda done, total: stage(
             "healing", f"{done}/{total}"))
     pairs = []
     if uses_layers:
-        pairs = config_mapping(cfg, num_layers(student), num_layers(teacher))
+        pairs = config_mapping(cfg, num_layers(student), num_layers(teacher), **specs)
     hidden_pairs = pairs if loss.hidden_weight > 0 else []
     attn_pairs = [p for p in pairs if p[0] != "emb" and p[1] != "emb"] if loss.attn_weight > 0 else []
     teacher_capture = None
@@ -178,18 +179,18 @@ def _teacher_prompts(cfg: DistillConfig, accelerator, teacher, teacher_tok, stud
     return prompt_examples(texts, student_tok)
 
 
-def _heal_gaps(cfg: DistillConfig, student, teacher, train_ids: torch.Tensor, load: dict, sink: Sink,
+def _heal_gaps(cfg: DistillConfig, specs: dict, student, teacher, train_ids: torch.Tensor, load: dict, sink: Sink,
                progress=None) -> None:
     """`train.heal_init`: fold a least-squares fit across each pruned gap into the student (workbench.models.heal)."""
     from workbench.models.heal import check_pair, heal_for_config
     from workbench.models.loading import load_model
 
-    check_pair(cfg.models.student, cfg.models.teacher)
-    source = teacher if teacher is not None else load_model(cfg.models.teacher, attn_implementation="sdpa", **load)
+    spec = check_pair(specs["student"], specs["teacher"])
+    source = teacher if teacher is not None else load_model(specs["teacher"], attn_implementation="sdpa", **load)
     sink.log(f"healing the pruned gaps on {min(len(train_ids), cfg.train.heal_sequences)} training sequences "
              "(train.heal_init) ...")
     start = time.perf_counter()
-    fits = heal_for_config(cfg, student, source, train_ids, progress)
+    fits = heal_for_config(cfg, student, source, train_ids, progress, spec=spec)
     seconds = time.perf_counter() - start
     for fit in fits:
         sink.emit({"kind": "heal", "step": 0, **fit.to_dict(), "seconds": seconds, "time": time.time()})

@@ -74,6 +74,9 @@ class ModelSpec:
     method: str | None = None  # prune kind: even / drop / importance / keep
     params: dict[str, str] = field(default_factory=dict)
 
+    def __str__(self) -> str:
+        return self.text  # a spec reads as it was written: in messages, logs and keys
+
     @property
     def is_builtin(self) -> bool:
         return self.base.startswith("builtin:")
@@ -88,6 +91,12 @@ def _spec_error(spec: str, problem: str | Message) -> UserError:
     problem = Message(problem) if isinstance(problem, str) else problem
     return UserError(Message("model spec {spec!r}: {problem}; accepted forms: {forms}", spec=spec, problem=problem,
                              forms=Message(SPEC_FORMS)))
+
+
+def as_spec(spec: str | ModelSpec) -> ModelSpec:
+    """A spec as its value object: parsed when given as text, as it is when already parsed (a run parses its two
+    specs once, at its start, and hands the objects on)."""
+    return spec if isinstance(spec, ModelSpec) else parse_spec(spec)
 
 
 def parse_spec(spec: str) -> ModelSpec:

@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from workbench.errors import Message, UserError
-from workbench.models.derive import ModelSpec, decoder_layers, parse_spec
+from workbench.models.derive import ModelSpec, as_spec, decoder_layers
 from workbench.models.loading import resolve_layers, resolve_width
 
 DEFAULT_RIDGE = 1e-3
@@ -57,13 +57,13 @@ class LayerFit:
                 "mse_before": self.mse_before, "mse_after": self.mse_after}
 
 
-def check_pair(student: str, teacher: str) -> ModelSpec:
+def check_pair(student: str | ModelSpec, teacher: str | ModelSpec) -> ModelSpec:
     """The student's prune spec, when the student is the teacher with layers dropped; else a UserError."""
-    student_spec, teacher_spec = parse_spec(student), parse_spec(teacher)
+    student_spec, teacher_spec = as_spec(student), as_spec(teacher)
     if student_spec.derivation != "prune" or teacher_spec.derivation is not None or student_spec.base != teacher_spec.base:
         raise UserError(Message("train.heal_init needs a student that is the teacher with layers dropped "
                                 "('{base}?prune=...'), got models.student={student!r}; set train.heal_init=false",
-                                base=teacher_spec.base, student=student))
+                                base=teacher_spec.base, student=student_spec.text))
     return student_spec
 
 
@@ -326,11 +326,11 @@ def heal_student(student: nn.Module, teacher: nn.Module, kept: list[int], batche
     return fits
 
 
-def heal_for_config(cfg, student: nn.Module, teacher: nn.Module, train_ids: torch.Tensor,
-                    progress=None) -> list[LayerFit]:
-    """`train.heal_init` of a DistillConfig: heal `student` on the first `train.heal_sequences` training rows."""
-
-    spec = check_pair(cfg.models.student, cfg.models.teacher)
+def heal_for_config(cfg, student: nn.Module, teacher: nn.Module, train_ids: torch.Tensor, progress=None, *,
+                    spec: ModelSpec | None = None) -> list[LayerFit]:
+    """`train.heal_init` of a DistillConfig: heal `student` on the first `train.heal_sequences` training rows.
+    `spec`: the student's prune spec as `check_pair` returned it, where the caller has it (a run does)."""
+    spec = spec or check_pair(cfg.models.student, cfg.models.teacher)
     kept = resolve_layers(spec, base_layers=len(decoder_layers(teacher)),
                           trust_remote_code=cfg.models.trust_remote_code)
     channels = None

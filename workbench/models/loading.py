@@ -30,6 +30,7 @@ from workbench.errors import Message, UserError
 from workbench.hub import hub_offline, hub_reachable
 from workbench.models.derive import (
     ModelSpec,
+    as_spec,
     calibration_batches,
     decoder_layers,
     fresh_config,
@@ -45,6 +46,7 @@ from workbench.models.width import WidthPlan, check_target, plan_width, prune_wi
 
 __all__ = [
     "ModelSpec",
+    "as_spec",
     "parse_spec",
     "decoder_layers",
     "num_layers",
@@ -185,7 +187,7 @@ def _check_weights_format(location: str, allow_pickle: bool) -> None:
 
 def check_weights(spec: str | ModelSpec, *, allow_pickle: bool = False) -> None:
     """Refuse, without reading them, a local model whose weights are missing or pickle-only (unless allowed)."""
-    parsed = spec if isinstance(spec, ModelSpec) else parse_spec(spec)
+    parsed = as_spec(spec)
     if parsed.derivation == "fresh":
         return
     location, _ = _resolve_base(parsed.base)
@@ -215,7 +217,7 @@ def load_model(
     """Load (and derive) the causal LM a spec names, in eval mode on `device`."""
     from transformers import AutoModelForCausalLM
 
-    parsed = spec if isinstance(spec, ModelSpec) else parse_spec(spec)
+    parsed = as_spec(spec)
     config, location, kwargs = _load_base_config(parsed, trust_remote_code)
     if parsed.derivation == "fresh":
         model = fresh_model(config, parsed, dtype=dtype, tokenizer=_fresh_tokenizer(parsed, trust_remote_code))
@@ -247,7 +249,7 @@ def _fresh_tokenizer(spec: ModelSpec, trust_remote_code: bool):
 
 def load_config(spec: str | ModelSpec, *, trust_remote_code: bool = False):
     """The config of the model a spec names, without loading weights (importance uses its cached ranking)."""
-    parsed = spec if isinstance(spec, ModelSpec) else parse_spec(spec)
+    parsed = as_spec(spec)
     config, _, _ = _load_base_config(parsed, trust_remote_code)
     if parsed.derivation == "fresh":
         return fresh_config(config, parsed, _fresh_tokenizer(parsed, trust_remote_code))
@@ -334,7 +336,7 @@ def resolve_width(spec: ModelSpec, kept: list[int], *, model: nn.Module | None =
 
 def tokenizer_source(spec: str | ModelSpec) -> str:
     """What a spec's tokenizer is read from: the `tokenizer=` of a fresh spec, else the base model."""
-    parsed = spec if isinstance(spec, ModelSpec) else parse_spec(spec)
+    parsed = as_spec(spec)
     return parsed.params.get("tokenizer", parsed.base) if parsed.derivation == "fresh" else parsed.base
 
 
@@ -344,15 +346,19 @@ def load_tokenizer(spec: str | ModelSpec, *, trust_remote_code: bool = False):
     A tokenizer source is a built-in tokenizer (builtin:bpe-8k), a folder of tokenizer files, or a model spec."""
     from workbench.models.bpe import builtin_tokenizer_dir, is_builtin_tokenizer
 
-    source = tokenizer_source(spec)
+    parsed = as_spec(spec)
+    source = tokenizer_source(parsed)
     if is_builtin_tokenizer(source):
         return _tokenizer_from(str(builtin_tokenizer_dir(source)), {}, trust_remote_code)
     folder = Path(source).expanduser()
     if folder.is_dir() and not (folder / "config.json").exists() and (folder / "tokenizer_config.json").exists():
         return _tokenizer_from(str(folder.resolve()), {"local_files_only": True}, trust_remote_code)
-    if source != tokenizer_source(parse_spec(source)):
-        raise UserError(f"tokenizer={source!r}: name a tokenizer, a folder or a model, not a derived model spec")
-    location, kwargs = _resolve_base(parse_spec(source).base)
+    if source != parsed.base:  # a fresh spec's tokenizer= names another model: a plain one, not a derived spec
+        named = parse_spec(source)
+        if named.derivation is not None:
+            raise UserError(f"tokenizer={source!r}: name a tokenizer, a folder or a model, not a derived model spec")
+        source = named.base
+    location, kwargs = _resolve_base(source)
     return _tokenizer_from(location, kwargs, trust_remote_code)
 
 
