@@ -203,3 +203,16 @@ def test_the_sweep_picker_labels_a_sweep_by_its_folder_not_by_a_word_the_browser
     create_sweep(tmp_path, "frontier", load_preset("chat"), builtin_students("width", BUILTIN_TEACHER))
     ((label, value),) = sweep_choices(str(tmp_path))
     assert (label, value) == ("frontier/", "frontier") and label not in korean
+
+
+def test_decode_rate_keeps_the_fastest_round(tiny_teacher, monkeypatch):
+    """A round slowed by other work (here: the first one, ten times slower) does not set the decode speed."""
+    from workbench.analysis import frontier
+    from workbench.models.loading import load_model, load_tokenizer
+
+    model, tokenizer = load_model(str(tiny_teacher)), load_tokenizer(str(tiny_teacher))
+    # seconds per call, in the order decode_rate asks: the warm-up, then (32 tokens, 1 token) per round
+    timings = iter([0.5, 10.0, 0.1, 1.0, 0.1, 1.2, 0.1])
+    monkeypatch.setattr(frontier, "time_calls", lambda call, **_: (next(timings), 1))
+    assert frontier.decode_rate(model, tokenizer, "Hello", batch=2) == pytest.approx(2 * 31 / (1.0 - 0.1))
+    assert next(timings, None) is None, "three rounds, no more"

@@ -38,13 +38,15 @@ FRONTIER_FILE = "frontier.json"
 UNDISTILLED = "undistilled "
 SPEED_BATCH = 8
 MIN_TIMED_S = 0.5  # each decode timing repeats until this long (workbench.timing's default is for short calls)
+TIMING_ROUNDS = 3  # and is taken three times, keeping the fastest (as timeit advises: the others measure the load)
 
 
 @torch.inference_mode()
 def decode_rate(model, tokenizer, prompt: str, batch: int, new_tokens: int = 32) -> float | None:
-    """Greedy decode tokens per second at `batch`, after the first token: the mean time of `new_tokens` steps minus
-    that of one, each call repeated (`workbench.timing.time_calls`) for MIN_TIMED_S. None when the difference
-    cannot be resolved ("too fast to time")."""
+    """Greedy decode tokens per second at `batch`, after the first token: the time of `new_tokens` steps minus
+    that of one, each the mean of calls repeated (`workbench.timing.time_calls`) for MIN_TIMED_S, and each the
+    fastest of TIMING_ROUNDS rounds (the two lengths alternate), so that other work on the machine during one round
+    does not set the number. None when the difference cannot be resolved ("too fast to time")."""
     from workbench.data.chat_format import prompt_text
 
     device = next(model.parameters()).device
@@ -59,7 +61,8 @@ def decode_rate(model, tokenizer, prompt: str, batch: int, new_tokens: int = 32)
         return seconds / calls
 
     mean_seconds(2)  # warm-up
-    return rate(batch * (new_tokens - 1), mean_seconds(new_tokens) - mean_seconds(1))
+    rounds = [(mean_seconds(new_tokens), mean_seconds(1)) for _ in range(TIMING_ROUNDS)]
+    return rate(batch * (new_tokens - 1), min(long for long, _ in rounds) - min(short for _, short in rounds))
 
 
 def _sweep_settings(plan: SweepPlan) -> EvalSettings:
