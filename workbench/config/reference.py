@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from workbench.config.fields import Declared, declared
@@ -9,10 +10,11 @@ from workbench.config.schema import DistillConfig
 from workbench.config.sections import TaskConfig
 
 
-def fields() -> list[Declared]:
-    """Every config field ("section.key"), in schema order."""
-    return [field for section, info in DistillConfig.model_fields.items()
-            for field in declared(info.annotation, prefix=f"{section}.")]
+@functools.cache
+def fields() -> tuple[Declared, ...]:
+    """Every config field ("section.key"), in schema order (read once: the app asks for each control's)."""
+    return tuple(field for section, info in DistillConfig.model_fields.items()
+                 for field in declared(info.annotation, prefix=f"{section}."))
 
 
 def field_spec(name: str) -> Declared:
