@@ -22,7 +22,7 @@ import torch
 from bench.common import BenchSettings, isolated, target, torch_dtype
 from workbench.config import load_preset
 from workbench.errors import UserError
-from workbench.models.heal import check_pair
+from workbench.models.heal import pruned_student_spec
 
 
 def _base_config(cfg: BenchSettings, precision: str, runs_dir: str) -> dict[str, Any]:
@@ -41,7 +41,7 @@ def _base_config(cfg: BenchSettings, precision: str, runs_dir: str) -> dict[str,
     data["run"].update(runs_dir=runs_dir, name=None)
     if data["train"]["heal_init"]:  # the preset heals its pruned student; another pair may not be one
         try:
-            check_pair(cfg.student, cfg.teacher)
+            pruned_student_spec(cfg.student, cfg.teacher)
         except UserError:
             data["train"]["heal_init"] = False
     return data

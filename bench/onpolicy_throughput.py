@@ -139,7 +139,7 @@ def workbench_run(settings: dict[str, Any], precision: str) -> dict[str, Any]:
     config = DistillConfig.from_dict({
         "models": {"teacher": cfg.teacher, "student": cfg.student},
         "data": {"dataset": prompt_dataset(cfg), "seq_len": 256, "holdout_prompts": 0},
-        "loss": {"kind": "reverse_kl", "temperature": 1.0, "ce_weight": 0.0, "kd_weight": 1.0},
+        "loss": {"divergence": "reverse_kl", "temperature": 1.0, "ce_weight": 0.0, "kd_weight": 1.0},
         "onpolicy": {"lmbda": 1.0, "max_new_tokens": MAX_NEW_TOKENS, "temperature": 1.0, "top_p": 1.0},
         "train": {"steps": cfg.steps, "batch_size": BATCH, "lr": cfg.lr, "warmup_steps": 0, "weight_decay": 0.0,
                   "max_grad_norm": 1.0, "eval_every": 10**6, "eval_batches": 1, "save_every": 10**6,

@@ -127,7 +127,7 @@ def workbench_config(cfg: BenchSettings, precision: str, options: dict[str, Any]
         {
             "models": {"teacher": cfg.teacher, "student": cfg.student},
             "data": {"dataset": cfg.dataset, "seq_len": cfg.seq_len, **options.pop("data", {})},
-            "loss": {"kind": "forward_kl", "temperature": 1.0, "ce_weight": 0.0, "kd_weight": 1.0,
+            "loss": {"divergence": "forward_kl", "temperature": 1.0, "ce_weight": 0.0, "kd_weight": 1.0,
                      **options.pop("loss", {})},
             "train": {
                 "steps": cfg.steps, "batch_size": cfg.batch_size, "lr": cfg.lr, "warmup_steps": 0,

@@ -14,7 +14,7 @@ def tiny_config(teacher: Path, student: Path, text: Path, **sections) -> Distill
     data = {
         "models": {"teacher": str(teacher), "student": str(student)},
         "data": {"dataset": str(text), "seq_len": 16, "max_sequences": 64},
-        "loss": {"kind": "forward_kl", "temperature": 2.0, "ce_weight": 0.5, "kd_weight": 1.0},
+        "loss": {"divergence": "forward_kl", "temperature": 2.0, "ce_weight": 0.5, "kd_weight": 1.0},
         "train": {"steps": 4, "batch_size": 2, "lr": 3e-3, "warmup_steps": 1, "eval_every": 2, "eval_batches": 2,
                   "save_every": 2, "seed": 0},
     }

@@ -25,7 +25,7 @@ def finished(tmp_path_factory, tiny_teacher, tiny_student, tiny_pairs):
     cfg = tiny_config(tiny_teacher, tiny_student, tiny_pairs, steps=4, eval_every=2, save_every=4)
     cfg.data.seq_len, cfg.data.max_sequences, cfg.data.holdout_prompts = 32, None, 6
     cfg.onpolicy.lmbda, cfg.onpolicy.max_new_tokens = 1.0, 6
-    cfg.loss.kind, cfg.loss.temperature, cfg.loss.ce_weight = "reverse_kl", 1.0, 0.0
+    cfg.loss.divergence, cfg.loss.temperature, cfg.loss.ce_weight = "reverse_kl", 1.0, 0.0
     with launched_app(root, tiny_teacher, tiny_student) as demo:
         client = Client(demo.local_url, verbose=False)
         run_id = client.predict(cfg.to_yaml(), api_name="/start_run")

@@ -80,7 +80,7 @@ def test_compare_mapped_pairs_and_figures(tiny_root, pool, teacher_arch, student
     student_dir = tiny_model_dir(tiny_root, student_arch, layers=2, hidden=32, heads=2, kv_heads=1, seed=6)
     teacher, t_tok = pool.get(str(teacher_dir), attn_implementation="eager")
     student, s_tok = pool.get(str(student_dir), attn_implementation="eager")
-    comparison = compare_attention(teacher, t_tok, student, s_tok, DEFAULT_TEXT, preset="uniform", max_tokens=10)
+    comparison = compare_attention(teacher, t_tok, student, s_tok, DEFAULT_TEXT, strategy="uniform", max_tokens=10)
     assert comparison.pairs == [(0, 1), (1, 3)]
     assert comparison.js.shape == (2, 2)  # 4 teacher heads averaged in pairs to meet 2 student heads
     assert bool((comparison.js >= 0).all()) and bool((comparison.js <= 1).all())
@@ -88,7 +88,7 @@ def test_compare_mapped_pairs_and_figures(tiny_root, pool, teacher_arch, student
     teacher_map, student_map, diff = comparison.pair_maps(1, head=1)
     assert torch.allclose(diff, (teacher_map - student_map).abs())
 
-    custom = compare_attention(teacher, t_tok, student, s_tok, DEFAULT_TEXT, preset="custom",
+    custom = compare_attention(teacher, t_tok, student, s_tok, DEFAULT_TEXT, strategy="custom",
                                custom_pairs=["emb:emb", "1:2"], max_tokens=10)
     assert custom.pairs == [(1, 2)] and any("emb" in n for n in custom.notes)
 
@@ -126,4 +126,4 @@ def test_bad_pair_and_head_are_user_errors(tiny_root, pool):
     with pytest.raises(UserError, match="head"):
         comparison.pair_maps(0, head=9)
     with pytest.raises(UserError, match="out of range"):
-        compare_attention(model, tokenizer, model, tokenizer, DEFAULT_TEXT, preset="custom", custom_pairs=["5:0"])
+        compare_attention(model, tokenizer, model, tokenizer, DEFAULT_TEXT, strategy="custom", custom_pairs=["5:0"])

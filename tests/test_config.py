@@ -37,7 +37,7 @@ def test_cli_help_lists_every_key_with_what_it_accepts():
 
     help_text = build_parser()._subparsers._group_actions[0].choices["train"].format_help()
     assert field_reference().splitlines()[1] in help_text
-    assert "loss.kind=forward_kl  (one of forward_kl, reverse_kl" in help_text
+    assert "loss.divergence=forward_kl  (one of forward_kl, reverse_kl" in help_text
     assert "data.val_fraction=0.05  (> 0 and < 0.5)" in help_text
 
 
@@ -75,7 +75,7 @@ def test_app_offers_exactly_the_schema_choices_and_slider_ranges():
     from workbench.forms import FORM_FIELDS
 
     shown = [name for name, _ in _declared("choices") if name in FORM_FIELDS]
-    assert {"loss.kind", "mapping.preset", "train.precision", "train.report_to"} <= set(shown)
+    assert {"loss.divergence", "mapping.strategy", "train.precision", "train.report_to"} <= set(shown)
     for name in shown:
         offered = [choice[1] if isinstance(choice, tuple) else choice for choice in controls[name].choices]
         assert offered == field_choices(name), name
@@ -84,3 +84,17 @@ def test_app_offers_exactly_the_schema_choices_and_slider_ranges():
     for name in sliders:
         low, high, step = field_spec(name).bounds.slider
         assert (controls[name].minimum, controls[name].maximum, controls[name].step) == (low, high, step), name
+
+
+def test_earlier_field_names_still_load_under_their_names_now():
+    """mapping.preset became mapping.strategy and loss.kind became loss.divergence: a run folder's config.yaml and
+    an override written before still mean the same, and giving both names at once is refused by the old one."""
+    old = DistillConfig.from_yaml("loss:\n  kind: jsd\nmapping:\n  preset: last\n")
+    assert (old.loss.divergence, old.mapping.strategy) == ("jsd", "last")
+    assert "kind" not in old.to_dict()["loss"] and "preset" not in old.to_dict()["mapping"]
+    overridden = apply_overrides(DistillConfig(), ["mapping.preset=custom", "mapping.pairs=[0:1]", "loss.kind=tvd"])
+    assert (overridden.mapping.strategy, overridden.loss.divergence) == ("custom", "tvd")
+    with pytest.raises(ConfigError, match=r"mapping\.preset must be left out where strategy is given"):
+        DistillConfig.from_dict({"mapping": {"preset": "last", "strategy": "uniform"}})
+    with pytest.raises(ConfigError, match=r"mapping\.strategy must be one of uniform, last, source, custom"):
+        apply_overrides(DistillConfig(), ["mapping.preset=middle"])

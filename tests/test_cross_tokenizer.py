@@ -17,7 +17,6 @@ from transformers import AutoModelForCausalLM, Qwen2Config
 from workbench.analysis.compatibility import compatibility_card, format_compatibility
 from workbench.cli import main
 from workbench.config import DistillConfig
-from workbench.engine.cross_step import Pairing, tokenizer_pairing
 from workbench.engine.cross_tokenizer import (
     RowAlignment,
     align_ends,
@@ -28,6 +27,7 @@ from workbench.engine.cross_tokenizer import (
     uld_distance,
 )
 from workbench.engine.losses import divergence
+from workbench.engine.tokenizer_pairing import Pairing, tokenizer_pairing
 from workbench.engine.trainer import train
 from workbench.errors import UserError
 from workbench.models.bpe import builtin_tokenizer_dir
@@ -298,7 +298,7 @@ def test_training_across_tokenizers(bpe_pair, tiny_text, tmp_path, monkeypatch, 
 @pytest.mark.parametrize("change, field", [
     ({"loss": {"hidden_weight": 1.0}}, "loss.hidden_weight"),
     ({"loss": {"attn_weight": 1.0}}, "loss.attn_weight"),
-    ({"loss": {"kind": "mse"}}, "loss.kind"),
+    ({"loss": {"divergence": "mse"}}, "loss.divergence"),
     ({"train": {"teacher_cache": "somewhere"}}, "train.teacher_cache"),
 ])
 def test_combinations_that_cannot_cross_tokenizers_are_refused(bpe_pair, tiny_text, change, field):

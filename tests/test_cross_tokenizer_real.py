@@ -14,7 +14,6 @@ from test_cross_tokenizer import _tokens_of, reference_aligned, reference_uld
 from workbench.analysis.compatibility import compatibility_card, format_compatibility
 from workbench.config import BUILTIN_TEACHER, DataConfig
 from workbench.data.splits import build_splits
-from workbench.engine.cross_step import CrossTokenizer, tokenizer_pairing
 from workbench.engine.cross_tokenizer import (
     align_row,
     aligned_divergence,
@@ -22,6 +21,7 @@ from workbench.engine.cross_tokenizer import (
     span_log_probs,
     uld_distance,
 )
+from workbench.engine.tokenizer_pairing import CrossTokenizer, tokenizer_pairing
 from workbench.engine.trainer import train
 from workbench.errors import UserError
 from workbench.models.loading import load_tokenizer

@@ -21,8 +21,8 @@ from workbench.forms import (
 
 def test_round_trip_keeps_every_field():
     cfg = DistillConfig()
-    cfg.loss.temperature, cfg.loss.kind, cfg.lora.target_modules = 3.5, "jsd", ["q_proj", "v_proj"]
-    cfg.mapping.preset, cfg.mapping.pairs = "custom", ["0:1", "emb:emb"]
+    cfg.loss.temperature, cfg.loss.divergence, cfg.lora.target_modules = 3.5, "jsd", ["q_proj", "v_proj"]
+    cfg.mapping.strategy, cfg.mapping.pairs = "custom", ["0:1", "emb:emb"]
     values = config_to_form(cfg)
     assert set(values) == set(FORM_FIELDS)
     assert values["mapping.pairs"] == [["0", "1"], ["emb", "emb"]]
@@ -48,7 +48,7 @@ def test_invalid_values_name_the_field(field, value, named):
     values = config_to_form(DistillConfig())
     values[field] = value
     if field == "mapping.pairs":
-        values["mapping.preset"] = "custom"
+        values["mapping.strategy"] = "custom"
     with pytest.raises(UserError, match=named.replace(".", r"\.")):
         form_to_config(values)
 
@@ -61,7 +61,7 @@ def test_rows_to_pairs_skips_blank_rows_and_float_cells():
 def test_command_preview_overrides_rebuild_the_same_config():
     base = DistillConfig()
     cfg = form_to_config({"loss.temperature": 4.0, "lora.enabled": True, "lora.target_modules": ["q_proj"],
-                          "mapping.preset": "custom", "mapping.pairs": [["0", "2"]], "run.name": "my-run"})
+                          "mapping.strategy": "custom", "mapping.pairs": [["0", "2"]], "run.name": "my-run"})
     overrides = overrides_for(cfg, base)
     assert "loss.temperature=4.0" in overrides and "run.name=my-run" in overrides
     assert apply_overrides(base, overrides).to_dict() == cfg.to_dict()
@@ -79,11 +79,11 @@ def test_config_diff_lists_only_differences():
 
 
 PREVIEW_CASES = [
-    {"mapping.preset": "custom", "mapping.pairs": [["3", "11"]], "loss.hidden_weight": 1.0},
-    {"mapping.preset": "custom", "mapping.pairs": [["3", "11"], ["18", "29"], ["emb", "emb"]], "loss.attn_weight": 0.5},
+    {"mapping.strategy": "custom", "mapping.pairs": [["3", "11"]], "loss.hidden_weight": 1.0},
+    {"mapping.strategy": "custom", "mapping.pairs": [["3", "11"], ["18", "29"], ["emb", "emb"]], "loss.attn_weight": 0.5},
     {"data.max_sequences": 0, "train.steps": 2, "train.lr": 3e-4, "data.text_column": "12", "run.name": "1.5"},
     {"data.dataset": "my data/a file.txt", "lora.enabled": True, "lora.target_modules": ["q_proj", "v_proj"],
-     "train.device": "cpu", "train.precision": "bf16", "loss.kind": "jsd", "loss.temperature": 1.0,
+     "train.device": "cpu", "train.precision": "bf16", "loss.divergence": "jsd", "loss.temperature": 1.0,
      "train.report_to": ["tensorboard", "mlflow"]},
     {"data.tasks": [["chat", "builtin:chat", "chat", 2.0, None, None, "text", "label", "", "{text}", 64],
                     ["kind", "builtin:chat-kind", "classify", 1.0, 1.0, 0.5, "text", "label",
@@ -107,7 +107,7 @@ def test_every_previewed_command_parses_to_the_same_config(preset, values):
 
 def test_pairs_typed_as_the_readme_shows_stay_pairs():
     """YAML 1.1 reads 3:11 as the base-60 number 191; in overrides and config files pairs stay text."""
-    cfg = apply_overrides(DistillConfig(), ["mapping.preset=custom", "mapping.pairs=[3:11]", "loss.hidden_weight=1"])
+    cfg = apply_overrides(DistillConfig(), ["mapping.strategy=custom", "mapping.pairs=[3:11]", "loss.hidden_weight=1"])
     assert cfg.mapping.pairs == ["3:11"]
     assert apply_overrides(cfg, ["mapping.pairs=18:29"]).mapping.pairs == ["18:29"]
     assert apply_overrides(cfg, ["mapping.pairs=3:11,18:29"]).mapping.pairs == ["3:11", "18:29"]

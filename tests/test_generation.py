@@ -179,7 +179,7 @@ def test_default_pair_streams_side_by_side_with_chat_template():
     assert "Paris" in columns[0].text
     teacher, t_tok = pool.get(BUILTIN_TEACHER, attn_implementation="eager")
     student, s_tok = pool.get(DEFAULT_STUDENT, attn_implementation="eager")
-    comparison = compare_attention(teacher, t_tok, student, s_tok, DEFAULT_TEXT, preset="custom",
+    comparison = compare_attention(teacher, t_tok, student, s_tok, DEFAULT_TEXT, strategy="custom",
                                    custom_pairs=["0:0", f"{student.config.num_hidden_layers - 1}:29"])
     # the pruned student keeps the teacher's first layer unchanged, so layer 0's maps are identical
     assert float(comparison.js[0].max()) < 1e-5 and float(comparison.js[1].mean()) > 1e-3

@@ -15,7 +15,7 @@ from workbench.engine.teacher_cache import cache_teacher
 from workbench.engine.trainer import train
 from workbench.errors import UserError
 from workbench.models.derive import decoder_layers, prune_layers
-from workbench.models.heal import check_pair, fit_plan, gaps, heal_student
+from workbench.models.heal import fit_plan, gaps, heal_student, pruned_student_spec
 from workbench.models.loading import load_model
 from workbench.runs.folder import RunFolder, read_metrics
 from workbench.runs.sinks import ListSink
@@ -38,13 +38,13 @@ def test_fit_plan_adds_the_layer_after_each_gap_but_never_the_last_layer_alone()
 
 
 def test_check_pair_accepts_only_a_pruned_teacher():
-    assert check_pair("builtin:smollm2-135m-instruct?prune=keep&layers=0-9", "builtin:smollm2-135m-instruct").method \
+    assert pruned_student_spec("builtin:smollm2-135m-instruct?prune=keep&layers=0-9", "builtin:smollm2-135m-instruct").method \
         == "keep"
     for student, teacher in (("builtin:smollm2-135m-instruct", "builtin:smollm2-135m-instruct"),
                              ("/models/other?prune=even&layers=4", "builtin:smollm2-135m-instruct"),
                              ("/models/a?fresh&layers=2&hidden=32&heads=4", "/models/a")):
         with pytest.raises(UserError, match=r"train\.heal_init"):
-            check_pair(student, teacher)
+            pruned_student_spec(student, teacher)
 
 
 def _layer_outputs(model, ids: torch.Tensor) -> list[torch.Tensor]:

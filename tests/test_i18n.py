@@ -140,7 +140,7 @@ def test_config_errors_read_in_the_readers_language():
     assert english == str(bad_temperature.value) == "loss.temperature must be > 0 and <= 100, got -1.0"
     assert korean == "loss.temperature 값이 맞지 않습니다: -1.0. 받는 값: > 0 이고 <= 100"
     with pytest.raises(UserError) as bad_kind:
-        form_to_config({"loss.kind": "cosine"})
+        form_to_config({"loss.divergence": "cosine"})
     assert localize(bad_kind.value, "ko").endswith("중 하나") and "forward_kl" in localize(bad_kind.value, "ko")
     with pytest.raises(UserError) as empty:
         form_to_config({"data.dataset": None})
@@ -227,8 +227,8 @@ def test_mapping_and_cross_tokenizer_refusals_read_in_korean(tiny_teacher, tiny_
     from engine_helpers import tiny_config
 
     from workbench.app.i18n import localize
-    from workbench.engine.cross_step import _refuse_across_tokenizers
     from workbench.engine.mapping import resolve_mapping
+    from workbench.engine.tokenizer_pairing import _refuse_across_tokenizers
     from workbench.errors import UserError
 
     with pytest.raises(UserError) as no_layers:

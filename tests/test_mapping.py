@@ -61,7 +61,7 @@ def test_custom_pairs_validation(pairs, fragment):
 
 
 def test_bad_preset_and_layer_counts():
-    with pytest.raises(UserError, match="mapping.preset"):
+    with pytest.raises(UserError, match="mapping.strategy"):
         resolve_mapping("even", None, 2, 4)
     with pytest.raises(UserError, match="student layer"):
         resolve_mapping("uniform", None, 0, 4)
@@ -114,7 +114,7 @@ def test_source_pairs_each_kept_layer_with_the_teacher_layer_it_was_copied_from(
     assert source[3] == (3, 6) and uniform[3] == (3, 5)  # uniform pairs the copy of layer 6 with layer 5
     assert sum(a != b for a, b in zip(source, uniform, strict=True)) >= 5
     assert is_pruned_from(DEFAULT_STUDENT, BUILTIN_TEACHER) and not is_pruned_from(BUILTIN_TEACHER, BUILTIN_TEACHER)
-    with pytest.raises(UserError, match="mapping.preset source"):
+    with pytest.raises(UserError, match="mapping.strategy source"):
         source_layers(f"{BUILTIN_TEACHER}?fresh&layers=4&hidden=64&heads=4&kv_heads=2", BUILTIN_TEACHER, 30)
-    with pytest.raises(UserError, match="mapping.preset source"):
+    with pytest.raises(UserError, match="mapping.strategy source"):
         resolve_mapping("source", None, 3, 30, source=None)

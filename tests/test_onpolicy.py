@@ -26,7 +26,7 @@ from workbench.runs.sinks import ListSink
 def onpolicy_config(teacher, student, pairs, **sections):
     base = {"data": {"dataset": str(pairs), "seq_len": 32, "max_sequences": None, "holdout_prompts": 6},
             "onpolicy": {"lmbda": 1.0, "max_new_tokens": 6, "temperature": 1.0},
-            "loss": {"kind": "reverse_kl", "temperature": 1.0, "ce_weight": 0.0, "kd_weight": 1.0}}
+            "loss": {"divergence": "reverse_kl", "temperature": 1.0, "ce_weight": 0.0, "kd_weight": 1.0}}
     for section, values in sections.items():
         base.setdefault(section, {}).update(values)
     return tiny_config(teacher, student, pairs, **base)
@@ -150,7 +150,7 @@ def test_ce_is_taken_on_the_data_answers(tiny_teacher, tiny_student, tiny_pairs)
 
 def test_ragged_completions_give_finite_losses(tiny_teacher, tiny_student, tiny_pairs):
     cfg = onpolicy_config(tiny_teacher, tiny_student, tiny_pairs, train={"batch_size": 3},
-                          loss={"ce_weight": 0.5, "hidden_weight": 0.5, "kind": "jsd"})
+                          loss={"ce_weight": 0.5, "hidden_weight": 0.5, "divergence": "jsd"})
     s = _setup(cfg)
     prompts = [[5, 6, 7, 8, 9], [10], [11, 12]]
     completions = [[20], [21, 22, 23, 24, 25, 3], [26, 3]]  # EOS right away, late, and in between
@@ -166,7 +166,7 @@ def test_ragged_completions_give_finite_losses(tiny_teacher, tiny_student, tiny_
 def test_heads_score_the_completion_tokens_only_with_the_same_loss_and_gradient(tiny_teacher, tiny_student,
                                                                                tiny_pairs, monkeypatch):
     cfg = onpolicy_config(tiny_teacher, tiny_student, tiny_pairs, train={"batch_size": 3},
-                          loss={"ce_weight": 0.5, "hidden_weight": 0.5, "kind": "jsd"})
+                          loss={"ce_weight": 0.5, "hidden_weight": 0.5, "divergence": "jsd"})
     s = _setup(cfg)
     (batch,), _ = sampled_batches(cfg, s, step=0)
     student = s.accelerator.unwrap_model(s.module).student

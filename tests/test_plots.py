@@ -61,7 +61,7 @@ def test_training_figure_downsamples_long_runs_and_skips_non_finite():
 
 
 def test_eval_panel_gives_perplexity_a_log_axis_and_agreement_its_own():
-    loss = {"kind": "forward_kl", "temperature": 2.0, "t2_scale": True, "ce_weight": 0.0, "kd_weight": 1.0,
+    loss = {"divergence": "forward_kl", "temperature": 2.0, "t2_scale": True, "ce_weight": 0.0, "kd_weight": 1.0,
             "hidden_weight": 0.4, "attn_weight": 0.0}
     figure = training_figure(_rows(50, hidden=0.4), loss=loss)
     by_name = {trace.name: trace for trace in figure.data}

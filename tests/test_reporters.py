@@ -77,7 +77,7 @@ def test_wandb_gets_the_config_and_every_row_through_accelerates_tracker(tiny_te
     train(cfg, tmp_path / "run")
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert calls["init"] == [{"project": "kd-workbench", "name": "run", "dir": str(tmp_path / "run")}]
-    assert calls["config"]["loss.kind"] == cfg.loss.kind and calls["config"]["train.report_to"] == "['wandb']"
+    assert calls["config"]["loss.divergence"] == cfg.loss.divergence and calls["config"]["train.report_to"] == "['wandb']"
     train_rows = [row for row in rows if row["kind"] == "train"]
     logged = [(step, values["train/kd"]) for step, values in calls["log"] if "train/kd" in values]
     assert logged == [(row["step"], pytest.approx(row["kd"], rel=1e-6)) for row in train_rows]

@@ -206,7 +206,7 @@ def test_identical_distributions_give_zero_and_mse_is_refused():
     _, teacher = _logits(seed=6)
     ids, log_probs, tail = _cache(teacher, k=4)
     assert topk_divergence(teacher, ids, log_probs, tail, kind="forward_kl").item() == pytest.approx(0, abs=1e-6)
-    with pytest.raises(UserError, match="loss.kind"):
+    with pytest.raises(UserError, match="loss.divergence"):
         topk_divergence(teacher, ids, log_probs, tail, kind="mse")
     with pytest.raises(ValueError, match="k must be"):
         ids_all = torch.arange(24).expand(2, 4, 24)

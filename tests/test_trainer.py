@@ -200,6 +200,6 @@ def test_a_run_parses_each_model_spec_once(tiny_teacher, tiny_text, tmp_path, mo
             monkeypatch.setattr(module, "parse_spec", counting)
     student = f"{tiny_teacher}?prune=keep&layers=0,3"
     cfg = tiny_config(tiny_teacher, student, tiny_text, train={"heal_init": True, "heal_sequences": 2},
-                      mapping={"preset": "source"}, loss={"hidden_weight": 1.0})
+                      mapping={"strategy": "source"}, loss={"hidden_weight": 1.0})
     train(cfg, tmp_path / "run")
     assert parsed == {student: 1, str(tiny_teacher): 1}

@@ -27,10 +27,10 @@ from workbench.errors import Message, UserError
 FORM_FIELDS: tuple[str, ...] = (
     "models.teacher", "models.student", "models.trust_remote_code",
     "data.dataset", "data.text_column", "data.seq_len", "data.val_fraction", "data.max_sequences", "data.tasks",
-    "loss.kind", "loss.temperature", "loss.beta", "loss.alpha", "loss.t2_scale",
+    "loss.divergence", "loss.temperature", "loss.beta", "loss.alpha", "loss.t2_scale",
     "loss.ce_weight", "loss.kd_weight", "loss.hidden_weight", "loss.hidden_loss", "loss.hidden_skip_first",
     "loss.attn_weight", "loss.attn_loss", "loss.cross_tokenizer",
-    "mapping.preset", "mapping.pairs",
+    "mapping.strategy", "mapping.pairs",
     "lora.enabled", "lora.r", "lora.alpha", "lora.dropout", "lora.target_modules",
     "train.steps", "train.batch_size", "train.grad_accum", "train.lr", "train.warmup_steps", "train.eval_every",
     "train.save_every", "train.seed", "train.device", "train.precision", "train.heal_init", "train.report_to",

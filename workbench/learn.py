@@ -80,7 +80,7 @@ TOPICS: tuple[Topic, ...] = (
             "- **mse**: squared difference of raw logits, no softmax and no temperature.\n\n"
             "Not sure? Start with forward_kl at T = 2; try reverse_kl or jsd when the student is much smaller."
         ),
-        fields=("loss.kind", "loss.beta", "loss.alpha"),
+        fields=("loss.divergence", "loss.beta", "loss.alpha"),
         notebook="03_choosing_the_divergence.ipynb",
     ),
     Topic(
@@ -120,7 +120,7 @@ TOPICS: tuple[Topic, ...] = (
             "(TinyBERT used an MSE on the scores before the softmax). Both help most when the student starts far "
             "from the teacher, for example a freshly initialised one."
         ),
-        fields=("mapping.preset", "mapping.pairs", "loss.hidden_loss", "loss.hidden_skip_first", "loss.attn_loss"),
+        fields=("mapping.strategy", "mapping.pairs", "loss.hidden_loss", "loss.hidden_skip_first", "loss.attn_loss"),
         notebook="04_layer_mapping.ipynb",
     ),
     Topic(
@@ -153,7 +153,7 @@ TOPICS: tuple[Topic, ...] = (
             "student loses more than training can give back: keep an eye on the size ratio on the compatibility "
             "card."
         ),
-        fields=("models.student", "train.heal_init", "mapping.preset"),
+        fields=("models.student", "train.heal_init", "mapping.strategy"),
         notebook="08_pruning_and_healing.ipynb",
     ),
     Topic(
@@ -217,7 +217,7 @@ TOPICS: tuple[Topic, ...] = (
             "Judge the result by the generated numbers (reverse KL on the student's own answers, repeated "
             "4-grams), not by perplexity alone."
         ),
-        fields=("loss.kind",),
+        fields=("loss.divergence",),
         notebook="06_on_policy_distillation.ipynb",
     ),
     Topic(

@@ -177,7 +177,7 @@ assert kl["kd+ce"] < 1.15 * kl["kd"] and ppl["kd+ce"] < 1.15 * ppl["ce"]
 # - **kd+ce** is the usual compromise (Hinton et al. used it): within 15% of `kd` on KL and of `ce` on
 #   perplexity. In the app that is **CE weight** and **KD weight** on the Setup tab.
 #
-# **Try:** `loss.temperature=1` or `4`, `loss.kind=reverse_kl`, `data.dataset=builtin:kjv` (text the teacher did
+# **Try:** `loss.temperature=1` or `4`, `loss.divergence=reverse_kl`, `data.dataset=builtin:kjv` (text the teacher did
 # not write), or more steps (`train.steps=40`) and watch whether the order changes.
 #
 # Next: `03_choosing_the_divergence.ipynb` explains the divergence choice.

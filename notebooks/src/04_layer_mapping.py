@@ -21,12 +21,12 @@
 #   here the attention distributions alone are matched at every mapped pair of layers. TinyBERT (Jiao et al.
 #   2020) used an MSE on the attention scores before the softmax instead.
 #
-# Both need a **layer mapping**: which teacher layer each student layer learns from. We look at the presets, at
+# Both need a **layer mapping**: which teacher layer each student layer learns from. We look at the mapping strategies, at
 # what the hidden-state distances measure on real hidden states, then train a freshly initialised 4-layer
 # student for a few steps with KD alone, with hidden-state matching, and with attention transfer as well, and
 # compare all three on held-out text and by their attention maps.
 #
-# Measured runtime on a 2-core CPU: 33 to 70 s when nothing else ran (the stored run: 70 s), 593 s at load average 10 to 14 (other jobs kept
+# Measured runtime on a 2-core CPU: 33 to 70 s when nothing else ran (the stored run: 46 s), 593 s at load average 10 to 14 (other jobs kept
 # the machine busy the whole time). The last cell prints this run's
 # wall and CPU time. Every
 # sentence below that a printed number can check is checked by an `assert` in the cell that prints it.
@@ -71,9 +71,9 @@ for name, model in (("teacher", teacher), ("student", student)):
           f"{count_parameters(model)['total'] / 1e6:.1f}M parameters")
 
 # %% [markdown]
-# ## Mapping presets
+# ## Mapping strategies
 #
-# `workbench.engine.mapping.resolve_mapping(preset, pairs, student_layers, teacher_layers)` turns a preset into
+# `workbench.engine.mapping.resolve_mapping(strategy, pairs, student_layers, teacher_layers)` turns a strategy into
 # (student layer, teacher layer) pairs; `"emb"` is the embedding output.
 #
 # - **uniform**: student layer i ↔ teacher layer round((i + 1) · L_t / L_s) − 1, the same relative depth;
@@ -82,15 +82,15 @@ for name, model in (("teacher", teacher), ("student", student)):
 
 # %%
 S_LAYERS, T_LAYERS = num_layers(student), num_layers(teacher)
-presets = {
+strategies = {
     "uniform": resolve_mapping("uniform", None, S_LAYERS, T_LAYERS),
     "last": resolve_mapping("last", None, S_LAYERS, T_LAYERS),
     "custom": resolve_mapping("custom", ["emb:emb", "1:9", "3:20"], S_LAYERS, T_LAYERS),
 }
-for name, pairs in presets.items():
+for name, pairs in strategies.items():
     print(f"{name:8s}", pairs)
-print(describe_mapping(presets["custom"], S_LAYERS, T_LAYERS)["pairs"][0])
-mapping_figure(presets["uniform"], S_LAYERS, T_LAYERS).update_layout(title="uniform mapping").show()
+print(describe_mapping(strategies["custom"], S_LAYERS, T_LAYERS)["pairs"][0])
+mapping_figure(strategies["uniform"], S_LAYERS, T_LAYERS).update_layout(title="uniform mapping").show()
 
 # %% [markdown]
 # A pair that does not exist is refused with a message that says what would be accepted, the same message the
@@ -116,7 +116,7 @@ else:
 # much larger the teacher's state is at the first position than elsewhere.
 
 # %%
-pairs = presets["uniform"]
+pairs = strategies["uniform"]
 projectors = Projectors(pairs, student.config.hidden_size, teacher.config.hidden_size)
 print(f"{len(pairs)} projectors, {sum(p.numel() for p in projectors.parameters()):,} parameters")
 
@@ -172,7 +172,7 @@ assert sum(row["mse"] for row in distances.values()) > 10_000
 # bits: 0 means identical, 1 completely different.
 
 # %%
-before = compare_attention(teacher, tokenizer, student, tokenizer, TEXT, preset="uniform")
+before = compare_attention(teacher, tokenizer, student, tokenizer, TEXT, strategy="uniform")
 uniform_bits = uniform_entropy_bits(len(before.tokens))
 print(f"mean attention entropy (bits; a uniform causal map has {uniform_bits:.2f})")
 summary = before.summary()["pairs"]
@@ -201,7 +201,7 @@ attention_figure(before, pair_index=S_LAYERS - 1).update_layout(title="before: l
 
 # %%
 COMMON = [
-    f"models.student={STUDENT}", "mapping.preset=uniform", "loss.kd_weight=1", "loss.ce_weight=0",
+    f"models.student={STUDENT}", "mapping.strategy=uniform", "loss.kd_weight=1", "loss.ce_weight=0",
     "loss.temperature=2",
     "data.seq_len=32", "data.max_sequences=240",
     "train.steps=30", "train.lr=0.003", "train.warmup_steps=3", "train.eval_every=10", "train.eval_batches=2",
@@ -251,7 +251,7 @@ assert kl["kd+hidden+attn"] < kl["kd+hidden"] < kl["kd"]
 # ## Attention maps after training
 
 # %%
-after = {name: compare_attention(teacher, tokenizer, model, tokenizer, TEXT, preset="uniform")
+after = {name: compare_attention(teacher, tokenizer, model, tokenizer, TEXT, strategy="uniform")
          for name, model in trained.items()}
 attention_figure(after["kd+hidden+attn"], pair_index=S_LAYERS - 1).update_layout(
     title="after kd+hidden+attn: last student layer").show()
@@ -291,8 +291,8 @@ assert mean_js["kd+hidden+attn"] < mean_js["before"]
 #
 # **Try:** `loss.hidden_loss=mse` with `loss.hidden_skip_first=false` and watch the hidden term's size next to
 # the KD term; a larger `loss.attn_weight`; map every student layer to the teacher's last layers
-# (`mapping.preset=custom`, `mapping.pairs=["0:26","1:27","2:28","3:29"]`). In the app these are **Mapping
-# preset**, the pair table and the weights on the Setup tab, and the **Attention** tab shows the same comparison
+# (`mapping.strategy=custom`, `mapping.pairs=["0:26","1:27","2:28","3:29"]`). In the app these are **Mapping
+# strategy**, the pair table and the weights on the Setup tab, and the **Attention** tab shows the same comparison
 # for any run.
 #
 # Next: `05_lora_student_tradeoffs.ipynb`.

@@ -300,7 +300,7 @@ assert seq_kd["gen_rkl"] > 2 * max(on["gen_rkl"], off["gen_rkl"])  # ... and by 
 #
 # - `workbench train --preset chat`: the full recipe (8.5 minutes of training on a 2-core CPU), then read its
 #   answers in the app's Chat tab beside the teacher's.
-# - Change `loss.kind` to `reverse_kl` with λ = 1: mode-seeking on the student's own samples. Its answers loop
+# - Change `loss.divergence` to `reverse_kl` with λ = 1: mode-seeking on the student's own samples. Its answers loop
 #   more (repeated 4-grams); the README's table has the numbers.
 
 # %%

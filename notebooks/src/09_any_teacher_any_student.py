@@ -24,7 +24,7 @@
 # - a short training run, CE only against CE + `aligned`, and then the measured gain of `aligned` over CE only,
 #   with the data regime it depends on (read from the benchmark's stored results).
 #
-# Measured runtime on a 2-core CPU: 77 to 96 s when nothing else ran (the stored run: 96 s), 644 s while another notebook executed beside it (load
+# Measured runtime on a 2-core CPU: 58 to 96 s when nothing else ran (the stored run: 58 s), 644 s while another notebook executed beside it (load
 # average about 4); the last cell prints this run's wall and CPU time. Every sentence below that a printed number can check
 # is checked by an `assert` in the cell that prints it.
 
@@ -52,9 +52,9 @@ from workbench.analysis.alignment_view import alignment_html, alignment_spans
 from workbench.analysis.report_card import score_own_tokenizer
 from workbench.config import BUILTIN_TEACHER, DataConfig, DistillConfig
 from workbench.data.splits import build_splits
-from workbench.engine.cross_step import CrossTokenizer
 from workbench.engine.cross_tokenizer import align_row, aligned_divergence, span_log_probs, uld_distance
 from workbench.engine.losses import divergence
+from workbench.engine.tokenizer_pairing import CrossTokenizer
 from workbench.engine.trainer import train
 from workbench.models.bpe import META_FILE, builtin_tokenizer_dir
 from workbench.models.loading import count_parameters, load_model, load_tokenizer
@@ -206,7 +206,7 @@ go.Figure(go.Bar(x=list(KINDS), y=shares, text=[f"{share:.1%}" for share in shar
 # `loss.cross_tokenizer=aligned` (the default) compares each span in the one way that makes sense for it:
 #
 # - **an exact match**: the two next-token distributions at the positions predicting it, over the strings both
-#   vocabularies hold (the exact id map), plus one bucket for every other string, with `loss.kind` and
+#   vocabularies hold (the exact id map), plus one bucket for every other string, with `loss.divergence` and
 #   `loss.temperature` as usual;
 # - **any other span**: the probability of its whole text, built by the chain rule on each side
 #   (p(span) = Π p(token | prefix) ≤ 1), as the two-outcome distribution {span, not span}.

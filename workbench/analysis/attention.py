@@ -2,7 +2,7 @@
 
     teacher_maps = capture_attention(teacher, tokenizer, "The king said ...", max_tokens=48)
     teacher_maps.maps[layer]          # [H, T, T] float32 on the CPU, row = query position, column = key position
-    comparison = compare_attention(teacher, t_tok, student, s_tok, text, preset="uniform")
+    comparison = compare_attention(teacher, t_tok, student, s_tok, text, strategy="uniform")
     comparison.js                     # [pairs, heads] Jensen-Shannon divergence (bits) between mapped maps
     comparison.pair_maps(0, head=None)  # head-averaged teacher, student and |difference| maps of the first pair
 
@@ -204,7 +204,7 @@ def compare_attention(
     student_tokenizer,
     text: str,
     *,
-    preset: str = "uniform",
+    strategy: str = "uniform",
     custom_pairs: list[str] | None = None,
     max_tokens: int = DEFAULT_MAX_TOKENS,
     source: list[int] | None = None,
@@ -214,7 +214,7 @@ def compare_attention(
     _same_tokens(teacher_tokenizer, student_tokenizer, token_ids, text)
     teacher_maps = capture_attention(teacher, teacher_tokenizer, token_ids=token_ids)
     student_maps = capture_attention(student, student_tokenizer, token_ids=token_ids)
-    mapping = resolve_mapping(preset, custom_pairs, student_maps.num_layers, teacher_maps.num_layers, source)
+    mapping = resolve_mapping(strategy, custom_pairs, student_maps.num_layers, teacher_maps.num_layers, source)
     pairs = [(int(s), int(t)) for s, t in mapping if s != "emb" and t != "emb"]
     notes = [cap_note] if cap_note else []
     if len(pairs) < len(mapping):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from workbench.engine.cross_step import cross_tokenizer_summary
+from workbench.engine.tokenizer_pairing import cross_tokenizer_summary
 from workbench.errors import UserError
 from workbench.models.derive import format_index_list, parse_spec
 from workbench.models.loading import count_parameters, load_config, load_tokenizer, resolve_layers, tokenizer_source

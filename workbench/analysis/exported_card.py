@@ -105,9 +105,9 @@ def model_card_text(run: RunFolder, source: Path, card: dict | None, check: dict
         f"| student start (undistilled) | `{cfg.models.student}` |",
         f"| exported weights | {'checkpoint ' + source.name if source != run.path else 'final student'} |",
         f"| data | `{cfg.data.dataset}` (seq_len {cfg.data.seq_len}, validation fraction {cfg.data.val_fraction}) |",
-        f"| loss | {cfg.loss.kind}, T={cfg.loss.temperature}, kd_weight={cfg.loss.kd_weight}, "
+        f"| loss | {cfg.loss.divergence}, T={cfg.loss.temperature}, kd_weight={cfg.loss.kd_weight}, "
         f"ce_weight={cfg.loss.ce_weight}, hidden_weight={cfg.loss.hidden_weight}, attn_weight={cfg.loss.attn_weight} |",
-        f"| mapping | {cfg.mapping.preset} {', '.join(cfg.mapping.pairs)} |",
+        f"| mapping | {cfg.mapping.strategy} {', '.join(cfg.mapping.pairs)} |",
         f"| LoRA | {'merged (r=' + str(cfg.lora.r) + ')' if cfg.lora.enabled else 'not used'} |",
         f"| training | {status.get('step', '?')} of {cfg.train.steps} steps, state {status.get('state', '?')} |",
         f"| exported | {time.strftime('%Y-%m-%d %H:%M:%S')}; reload check max abs logit diff "

@@ -83,7 +83,7 @@ def _kd_label(loss: dict | None) -> str:
     if not loss:
         return "KD"
     scale = " · ×T²" if loss.get("t2_scale", True) else ""
-    return f"KD ({loss.get('kind', 'kd')}, T = {float(loss.get('temperature', 1.0)):g}{scale})"
+    return f"KD ({loss.get('divergence', 'kd')}, T = {float(loss.get('temperature', 1.0)):g}{scale})"
 
 
 def training_figure(rows: list[dict[str, Any]], title: str = "", log_y: bool = False, loss: dict | None = None,

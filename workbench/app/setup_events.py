@@ -31,7 +31,7 @@ def config_from_args(fields: list[str], preset: str, args: tuple) -> DistillConf
 
 def _card(teacher: str, student: str, trust: bool, batch: float, seq_len: float, request: gr.Request = None):
     lang = lang_of(request)
-    text, same_tokenizer = logic.pair_card_text(teacher, student, int(batch or 1), int(seq_len or 8), trust, lang)
+    text, same_tokenizer = logic.compatibility_card_text(teacher, student, int(batch or 1), int(seq_len or 8), trust, lang)
     card = text if same_tokenizer is not None else f'<p class="kd-legend">{html.escape(text)}</p>'
     if not (teacher or "").strip() or not (student or "").strip():
         status = ""
@@ -56,10 +56,10 @@ def _alignment(teacher: str, student: str, text: str, request: gr.Request = None
 
 def _heal_choice(teacher: str, student: str, current: bool):
     """Untick train.heal_init when the student is not the teacher with layers dropped (the fit would be refused)."""
-    from workbench.models.heal import check_pair
+    from workbench.models.heal import pruned_student_spec
 
     try:
-        check_pair(student, teacher)
+        pruned_student_spec(student, teacher)
     except UserError:
         return gr.update(value=False)
     return gr.update(value=current)
@@ -73,11 +73,11 @@ def _lora_choices(student: str, current: list[str]):
     return gr.update(choices=names, value=[m for m in (current or []) if m in names] or defaults)
 
 
-def _mapping(preset: str, rows: Any, student: str, teacher: str, request: gr.Request = None):
+def _mapping(strategy: str, rows: Any, student: str, teacher: str, request: gr.Request = None):
     lang = lang_of(request)
     pairs = rows_to_pairs(rows)
     try:
-        check = logic.mapping_check(preset, pairs, student, teacher)
+        check = logic.mapping_check(strategy, pairs, student, teacher)
     except (ValueError, OSError) as exc:
         return None, tr("Cannot read the models' layer counts: {error}", lang, error=exc)
     figure = mapping_figure(check["pairs"], check["student_layers"], check["teacher_layers"], check["invalid"],
@@ -94,7 +94,7 @@ def _mapping(preset: str, rows: Any, student: str, teacher: str, request: gr.Req
 
 
 def _add_pair(rows: Any, student_layer: str, teacher_layer: str, request: gr.Request = None):
-    """Append the typed pair to the custom pairs (and switch the preset to custom)."""
+    """Append the typed pair to the custom pairs (and switch the strategy to custom)."""
     student_layer, teacher_layer = (student_layer or "").strip(), (teacher_layer or "").strip()
     if not student_layer or not teacher_layer:
         raise user_error(tr("Type a student layer and a teacher layer (numbers from 0, or emb) before adding a pair.",
@@ -110,7 +110,7 @@ def _pair_headers(rows: Any, request: gr.Request = None):
     return rows.set_axis([tr(name, lang) for name in PAIR_COLUMNS], axis=1)
 
 
-def _preset_for_student(teacher: str, student: str, current: str):
+def _strategy_for_student(teacher: str, student: str, current: str):
     """A student made by dropping teacher layers compares best with the layers it was copied from."""
     from workbench.engine.mapping import is_pruned_from
 
@@ -136,10 +136,10 @@ def _preview(ctx, teacher: str, student: str, prompt: str, temperature: float, r
 def _check_mapping(cfg: DistillConfig) -> None:
     """Raise the first problem of the config's layer mapping against both models' depths (when it is used)."""
     uses_layers = cfg.loss.hidden_weight > 0 or cfg.loss.attn_weight > 0
-    if not uses_layers and cfg.mapping.preset != "custom":
+    if not uses_layers and cfg.mapping.strategy != "custom":
         return
     try:
-        check = logic.mapping_check(cfg.mapping.preset, list(cfg.mapping.pairs), cfg.models.student,
+        check = logic.mapping_check(cfg.mapping.strategy, list(cfg.mapping.pairs), cfg.models.student,
                                     cfg.models.teacher)
     except (ValueError, OSError):
         return  # the models cannot be read yet: the card says why
@@ -190,26 +190,26 @@ def wire_setup(ctx, c: dict) -> None:
                                c["lora.target_modules"], api_name="lora_targets", **QUIET)
     c["load_events"].append((_lora_choices, [c["models.student"], c["lora.target_modules"]],
                              c["lora.target_modules"], "lora_targets_on_load"))
-    gr.on([c["models.teacher"].change, c["models.student"].change], _preset_for_student,
-          [c["models.teacher"], c["models.student"], c["mapping.preset"]], c["mapping.preset"],
-          api_name="mapping_preset_for_student", **QUIET)
-    c["load_events"].append((_preset_for_student, [c["models.teacher"], c["models.student"], c["mapping.preset"]],
-                             c["mapping.preset"], "mapping_preset_on_load"))
+    gr.on([c["models.teacher"].change, c["models.student"].change], _strategy_for_student,
+          [c["models.teacher"], c["models.student"], c["mapping.strategy"]], c["mapping.strategy"],
+          api_name="mapping_strategy_for_student", **QUIET)
+    c["load_events"].append((_strategy_for_student, [c["models.teacher"], c["models.student"], c["mapping.strategy"]],
+                             c["mapping.strategy"], "mapping_strategy_on_load"))
     c["pair_add"].click(_add_pair, [c["mapping.pairs"], c["pair_student"], c["pair_teacher"]],
-                        [c["mapping.pairs"], c["mapping.preset"], c["pair_student"], c["pair_teacher"]],
+                        [c["mapping.pairs"], c["mapping.strategy"], c["pair_student"], c["pair_teacher"]],
                         api_name="mapping_add_pair")
     gr.on([c["models.teacher"].change, c["models.student"].change], _heal_choice,
           [c["models.teacher"], c["models.student"], c["train.heal_init"]], c["train.heal_init"],
           api_name="heal_choice", **QUIET)
-    mapping_inputs = [c["mapping.preset"], c["mapping.pairs"], c["models.student"], c["models.teacher"]]
-    gr.on([c["mapping.preset"].change, c["mapping.pairs"].change, c["mapping.pairs"].input,
+    mapping_inputs = [c["mapping.strategy"], c["mapping.pairs"], c["models.student"], c["models.teacher"]]
+    gr.on([c["mapping.strategy"].change, c["mapping.pairs"].change, c["mapping.pairs"].input,
            c["models.student"].change, c["models.teacher"].change], _mapping, mapping_inputs,
           [c["mapping_plot"], c["mapping_status"]],
           api_name="mapping_check", **QUIET)
     c["load_events"].append((_mapping, mapping_inputs, [c["mapping_plot"], c["mapping_status"]], "mapping_on_load"))
     c["load_events"].append((_pair_headers, c["mapping.pairs"], c["mapping.pairs"], "mapping_headers_on_load"))
-    c["loss.kind"].change(lambda kind: (gr.update(visible=kind in BETA_KINDS), gr.update(visible=kind in ALPHA_KINDS)),
-                          c["loss.kind"], [c["loss.beta"], c["loss.alpha"]], api_name="loss_kind", queue=False)
+    c["loss.divergence"].change(lambda kind: (gr.update(visible=kind in BETA_KINDS), gr.update(visible=kind in ALPHA_KINDS)),
+                          c["loss.divergence"], [c["loss.beta"], c["loss.alpha"]], api_name="loss_divergence", queue=False)
     preview_inputs = [c["models.teacher"], c["models.student"], c["sample_prompt"], c["loss.temperature"]]
     def preview(teacher, student, prompt, temperature, request: gr.Request = None):
         return _preview(ctx, teacher, student, prompt, temperature, request)

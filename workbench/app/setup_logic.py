@@ -62,7 +62,7 @@ def _card(teacher: str, student: str, batch: int, seq_len: int, trust_remote_cod
     return compatibility_card(teacher, student, batch, seq_len, trust_remote_code=trust_remote_code)
 
 
-def pair_card_text(teacher: str, student: str, batch: int, seq_len: int, trust: bool,
+def compatibility_card_text(teacher: str, student: str, batch: int, seq_len: int, trust: bool,
                    lang: str = "en") -> tuple[str, bool | None]:
     """(card as an HTML table in `lang`, same tokenizer). Errors (unknown spec, offline hub id) come back as plain
     text, with None."""
@@ -85,7 +85,7 @@ def layer_count(spec: str) -> int:
     return int(load_config(spec).num_hidden_layers)
 
 
-def mapping_check(preset: str, pairs: list[str], student: str, teacher: str) -> dict[str, Any]:
+def mapping_check(strategy: str, pairs: list[str], student: str, teacher: str) -> dict[str, Any]:
     """Resolve a mapping against both models' depths: pairs, invalid items, their reasons (Messages) and the layer
     counts."""
     from workbench.engine.mapping import parse_pairs, resolve_mapping, source_layers
@@ -93,10 +93,10 @@ def mapping_check(preset: str, pairs: list[str], student: str, teacher: str) -> 
     student_layers, teacher_layers = layer_count(student.strip()), layer_count(teacher.strip())
     result: dict[str, Any] = {"student_layers": student_layers, "teacher_layers": teacher_layers,
                               "pairs": [], "invalid": [], "errors": []}
-    if preset != "custom":
+    if strategy != "custom":
         try:
-            source = source_layers(student.strip(), teacher.strip(), teacher_layers) if preset == "source" else None
-            result["pairs"] = resolve_mapping(preset, None, student_layers, teacher_layers, source)
+            source = source_layers(student.strip(), teacher.strip(), teacher_layers) if strategy == "source" else None
+            result["pairs"] = resolve_mapping(strategy, None, student_layers, teacher_layers, source)
         except UserError as exc:
             result["errors"].append(exc.message)
         return result

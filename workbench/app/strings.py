@@ -91,7 +91,7 @@ KO: dict[str, str] = {
     "Attention weight": "Attention 가중치",
     "Hidden distance": "Hidden 거리",
     "Attention distance": "Attention 거리",
-    "Mapping preset": "매핑 프리셋",
+    "Mapping strategy": "매핑 방식",
     "Custom pairs (student layer, teacher layer; 'emb' = embeddings)":
         "직접 지정한 쌍 (학생 layer, 교사 layer; 'emb' = 임베딩)",
     "Student layer": "학생 layer",
@@ -400,8 +400,8 @@ KO: dict[str, str] = {
     "Dataset preview failed: {error}": "데이터셋 미리 보기 실패: {error}",
     "Choose a teacher and a student to see their compatibility card.": "교사 모델과 학생 모델을 고르면 호환성 카드가 보입니다.",
     "Cannot read this pair: {error}": "이 두 모델을 읽을 수 없습니다: {error}",
-    "Teacher `{teacher}` · student `{student}` · mapping {preset} ({pairs} pairs) · {tokens} tokens":
-        "교사 모델 `{teacher}` · 학생 모델 `{student}` · 매핑 {preset} ({pairs}쌍) · 토큰 {tokens}개",
+    "Teacher `{teacher}` · student `{student}` · mapping {strategy} ({pairs} pairs) · {tokens} tokens":
+        "교사 모델 `{teacher}` · 학생 모델 `{student}` · 매핑 {strategy} ({pairs}쌍) · 토큰 {tokens}개",
     "Head {head}": "Head {head}",
     "Hide the first position": "첫 위치 숨기기",
     "Many models send most of their attention to the first token; hiding it gives the colour scale to the other "

@@ -16,7 +16,7 @@ HELP_KO: dict[str, str] = {
     "data.seq_len": "묶인 학습 시퀀스 하나의 토큰 수.",
     "data.val_fraction": "검증용으로 떼어 두는 시퀀스 비율.",
     "data.max_sequences": "묶인 시퀀스 수 상한(학습 + 검증); 0이면 전부.",
-    "loss.kind": "교사 모델과 학생 모델의 logits 사이 발산.",
+    "loss.divergence": "교사 모델과 학생 모델의 logits 사이 발산.",
     "loss.temperature": "두 분포를 부드럽게 만듭니다: p = softmax(logits / T). 1이면 그대로입니다.",
     "loss.beta": "jsd와 kl_mix에서 reverse KL 쪽 비중: 0은 forward KL, 1은 reverse KL. jsd는 0과 1 근처에서 값이 "
                  "가파르게 변합니다: β = 0.05만 되어도 β = 0보다 25배 작아질 수 있으니 그 근처에서는 조금씩 "
@@ -33,7 +33,7 @@ HELP_KO: dict[str, str] = {
                             "uld(맞춘 위치마다 정렬한 확률을 비교).",
     "loss.attn_weight": "매핑된 layer 사이 attention map 전이의 가중치.",
     "loss.attn_loss": "Attention map 거리: kl 또는 mse.",
-    "mapping.preset": "학생 모델의 각 layer가 어느 교사 layer에서 배울지: uniform, last, source(잘라 낸 학생 모델의 "
+    "mapping.strategy": "학생 모델의 각 layer가 어느 교사 layer에서 배울지: uniform, last, source(잘라 낸 학생 모델의 "
                       "layer와 그것이 복사되어 온 교사 layer), 또는 custom.",
     "mapping.pairs": "직접 지정한 쌍 '학생:교사' (0부터 세는 layer, 임베딩 출력은 'emb').",
     "lora.enabled": "학생 모델 전체 대신 LoRA adapter를 학습합니다.",

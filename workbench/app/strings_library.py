@@ -118,7 +118,8 @@ LIBRARY_KO: dict[str, str] = {
     "loss weights": "손실 가중치",
     "not all zero (set loss.kd_weight or loss.ce_weight > 0)": "전부 0은 안 됩니다 (loss.kd_weight나 loss.ce_weight를 0보다 크게)",
     "items like '3:11' or 'emb:emb'": "'3:11'이나 'emb:emb' 같은 항목",
-    "at least one pair when mapping.preset is custom": "mapping.preset이 custom이면 쌍 하나 이상",
+    "at least one pair when mapping.strategy is custom": "mapping.strategy가 custom이면 쌍 하나 이상",
+    "left out where {new} is given": "{new}와 함께 쓰지 않음 (같은 설정의 예전 이름)",
     "1-64 letters, digits, '_', '-' or '.', starting with a letter or digit (no path separators)":
         "영문자·숫자·'_'·'-'·'.' 1~64자, 영문자나 숫자로 시작 (경로 구분자 없이)",
     "0 when train.teacher_cache is set (a cache holds the teacher's logits on the data, not on samples)":
@@ -156,9 +157,9 @@ LIBRARY_KO: dict[str, str] = {
         "mapping.pairs: 교사 모델 layer {layer}: 범위 밖입니다 ({allowed}). 입력: {raw!r}",
     "mapping.pairs: student layer {layer} appears twice ({allowed}), got {raw!r}":
         "mapping.pairs: 학생 모델 layer {layer}: 두 번 나옵니다 ({allowed}). 입력: {raw!r}",
-    "mapping.preset source needs a student made by dropping teacher layers ('{base}?prune=...'), got "
+    "mapping.strategy source needs a student made by dropping teacher layers ('{base}?prune=...'), got "
     "models.student={student!r}; use uniform or custom":
-        "mapping.preset source는 교사 모델의 layer를 덜어 낸 학생 모델('{base}?prune=...')에만 쓸 수 있습니다. "
+        "mapping.strategy source는 교사 모델의 layer를 덜어 낸 학생 모델('{base}?prune=...')에만 쓸 수 있습니다. "
         "지금은 models.student={student!r}; uniform이나 custom을 쓰세요",
     "custom mapping needs at least one pair": "custom 매핑에는 쌍이 하나 이상 필요합니다",
     # checks before a run starts (workbench.engine.preflight)
@@ -375,10 +376,10 @@ LIBRARY_KO: dict[str, str] = {
         "run 폴더 {run_dir!r}에 config.yaml이 없습니다. runs/ 아래의 폴더를 넣어 주세요",
     # layer mapping presets, healing, and what distillation across two tokenizers refuses
     "mapping needs at least one {role} layer, got {count}": "매핑에는 {role} 층이 하나 이상 필요합니다. 입력: {count}",
-    "mapping.preset source needs the teacher layer each of the {layers} student layers was copied from, got {source}":
-        "mapping.preset source에는 학생 모델 층 {layers}개 각각이 복사된 교사 모델 층이 필요합니다. 입력: {source}",
-    "mapping.preset must be one of {choices}, got {preset!r}":
-        "mapping.preset은(는) {choices} 중 하나여야 합니다. 입력: {preset!r}",
+    "mapping.strategy source needs the teacher layer each of the {layers} student layers was copied from, got {source}":
+        "mapping.strategy source에는 학생 모델 층 {layers}개 각각이 복사된 교사 모델 층이 필요합니다. 입력: {source}",
+    "mapping.strategy must be one of {choices}, got {strategy!r}":
+        "mapping.strategy는 {choices} 중 하나여야 합니다. 입력: {strategy!r}",
     "train.heal_init needs a student that is the teacher with layers dropped ('{base}?prune=...'), got "
     "models.student={student!r}; set train.heal_init=false":
         "train.heal_init에는 교사 모델에서 층을 뺀 학생 모델('{base}?prune=...')이 필요합니다. 입력: "
@@ -397,8 +398,8 @@ LIBRARY_KO: dict[str, str] = {
         "train.teacher_cache는 비워 두어야 합니다: 캐시에는 학생 모델 토큰에 대한 교사 모델의 예측이 들어 있습니다",
     "onpolicy.lmbda must be 0: the teacher scores sampled answers in the student's token ids":
         "onpolicy.lmbda는 0이어야 합니다: 교사 모델이 샘플링된 답을 학생 모델의 토큰 id로 채점합니다",
-    "loss.kind mse compares raw logits over one vocabulary; pick a divergence of probabilities such as forward_kl":
-        "loss.kind mse는 한 어휘(vocabulary) 위의 logit을 그대로 비교합니다. forward_kl 같은 확률 divergence를 "
+    "loss.divergence mse compares raw logits over one vocabulary; pick a divergence of probabilities such as forward_kl":
+        "loss.divergence mse는 한 어휘(vocabulary) 위의 logit을 그대로 비교합니다. forward_kl 같은 확률 divergence를 "
         "고르세요",
     "teacher and student tokenizers are not the same: {problem}. The teacher cache stores the teacher's predictions "
     "over the student's tokens, so it needs one tokenizer; distil this pair with the live teacher (leave "

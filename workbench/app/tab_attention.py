@@ -1,7 +1,7 @@
 """Attention tab: teacher vs student attention maps on one text, for one mapped layer pair or all of them.
 
 Pick the student (the undistilled start, a run's final student or any checkpoint, so before/after is one click),
-the layer mapping (the run's own, or a preset), and press Compare. Heatmaps show teacher, student and |difference|
+the layer mapping (the run's own, or a strategy), and press Compare. Heatmaps show teacher, student and |difference|
 with token labels on both axes; grey cells are masked by causal attention. The grid below gives Jensen-Shannon
 divergence and entropy per mapped pair and head. Changing pair or head redraws from the captured maps.
 """
@@ -33,23 +33,23 @@ def _run_config(student_spec: str):
     return DistillConfig.load(run.config_path) if run is not None else None
 
 
-def _mapping(preset: str, pairs_text: str, student_spec: str, teacher_spec: str,
+def _mapping(strategy: str, pairs_text: str, student_spec: str, teacher_spec: str,
              teacher_layers: int) -> tuple[str, list[str], list[int] | None]:
-    """(preset, custom pairs, source layers). "from run" takes the run's mapping; for a student made by dropping
+    """(strategy, custom pairs, source layers). "from run" takes the run's mapping; for a student made by dropping
     teacher layers (the run's, or the spec itself) it compares each layer with the one it was copied from."""
     from workbench.engine.mapping import is_pruned_from, source_layers
 
     pruned_spec = student_spec
-    if preset == FROM_RUN:
+    if strategy == FROM_RUN:
         cfg = _run_config(student_spec)
-        preset, pairs = (cfg.mapping.preset, list(cfg.mapping.pairs)) if cfg else ("uniform", [])
+        strategy, pairs = (cfg.mapping.strategy, list(cfg.mapping.pairs)) if cfg else ("uniform", [])
         pruned_spec = cfg.models.student if cfg else student_spec
-        if is_pruned_from(pruned_spec, teacher_spec) and preset == "uniform":
-            preset = "source"
+        if is_pruned_from(pruned_spec, teacher_spec) and strategy == "uniform":
+            strategy = "source"
     else:
         pairs = [p.strip() for p in (pairs_text or "").split(",") if p.strip()]
-    source = source_layers(pruned_spec, teacher_spec, teacher_layers) if preset == "source" else None
-    return preset, pairs, source
+    source = source_layers(pruned_spec, teacher_spec, teacher_layers) if strategy == "source" else None
+    return strategy, pairs, source
 
 
 def _choices(comparison, lang: str) -> tuple[list[tuple[str, Any]], list[tuple[str, Any]]]:
@@ -68,7 +68,7 @@ def _figure(comparison, pair: str, head: str, lang: str, hide_first: bool = Fals
 
 
 def compare_fn(ctx):
-    def compare(text: str, max_tokens: int, teacher: str, student: str, preset: str, pairs_text: str,
+    def compare(text: str, max_tokens: int, teacher: str, student: str, strategy: str, pairs_text: str,
                 request: gr.Request = None):
         lang = lang_of(request)
         try:
@@ -77,18 +77,18 @@ def compare_fn(ctx):
             student_spec = resolve_choice(student, ctx.runs_dir, ctx.student)
             teacher_model, teacher_tok = ctx.pool.get(teacher_spec, attn_implementation="eager")
             student_model, student_tok = ctx.pool.get(student_spec, attn_implementation="eager")
-            mapping_preset, pairs, source = _mapping(preset, pairs_text, student_spec, teacher_spec,
+            mapping_strategy, pairs, source = _mapping(strategy, pairs_text, student_spec, teacher_spec,
                                                      teacher_model.config.num_hidden_layers)
             comparison = compare_attention(
                 teacher_model, teacher_tok, student_model, student_tok, text or DEFAULT_TEXT,
-                preset=mapping_preset, custom_pairs=pairs, max_tokens=int(max_tokens), source=source,
+                strategy=mapping_strategy, custom_pairs=pairs, max_tokens=int(max_tokens), source=source,
             )
         except UserError as exc:
             raise user_error(exc, lang) from None
         pair_choices, head_choices = _choices(comparison, lang)
         first_pair = pair_choices[-1][1]  # the last mapped pair: closest to the logits
-        notes = [tr("Teacher `{teacher}` · student `{student}` · mapping {preset} ({pairs} pairs) · {tokens} tokens",
-                    lang, teacher=teacher_spec, student=student_spec, preset=mapping_preset,
+        notes = [tr("Teacher `{teacher}` · student `{student}` · mapping {strategy} ({pairs} pairs) · {tokens} tokens",
+                    lang, teacher=teacher_spec, student=student_spec, strategy=mapping_strategy,
                     pairs=len(comparison.pairs), tokens=len(comparison.tokens)), *comparison.notes]
         return (
             comparison,
@@ -116,7 +116,7 @@ def build_attention_tab(ctx) -> dict[str, Any]:
                               allow_custom_value=True, label=t("Student"),
                               info=t("Undistilled, a run's final student or any checkpoint: before/after in one "
                                      "click."))
-        preset = gr.Dropdown(choices=[(t("from run"), FROM_RUN), "uniform", "last", "source", "custom"], value=FROM_RUN,
+        strategy = gr.Dropdown(choices=[(t("from run"), FROM_RUN), "uniform", "last", "source", "custom"], value=FROM_RUN,
                              label=t("Layer mapping"),
                              info=t("'from run' uses the run's own mapping; a student made by dropping teacher "
                                     "layers is compared with the layers it was copied from (source)."))
@@ -145,7 +145,7 @@ def build_attention_tab(ctx) -> dict[str, Any]:
 
     compare.click(
         compare_fn(ctx),
-        [text, max_tokens, teacher, student, preset, pairs_text],
+        [text, max_tokens, teacher, student, strategy, pairs_text],
         [state, heatmaps, summary, notes, pair, head],
         api_name="attention",
     ).then(redraw_if_hidden, [state, pair, head, hide_first], heatmaps, api_visibility="private")
@@ -157,6 +157,6 @@ def build_attention_tab(ctx) -> dict[str, Any]:
 
     refresh.click(refresh_students, None, student, api_visibility="private")
     return {"refresh_pickers": (refresh_students, [student]),
-            "text": text, "max_tokens": max_tokens, "teacher": teacher, "student": student, "preset": preset,
+            "text": text, "max_tokens": max_tokens, "teacher": teacher, "student": student, "strategy": strategy,
             "pairs": pairs_text, "compare": compare, "pair": pair, "head": head, "heatmaps": heatmaps,
             "summary": summary, "notes": notes, "state": state, "hide_first": hide_first}

@@ -53,7 +53,7 @@ def run_summary(run: RunFolder) -> dict[str, Any]:
     kd = ""
     if cfg:
         loss = cfg.loss
-        kd = f"{loss.kind} T={loss.temperature:g} · ce {loss.ce_weight:g} kd {loss.kd_weight:g}"
+        kd = f"{loss.divergence} T={loss.temperature:g} · ce {loss.ce_weight:g} kd {loss.kd_weight:g}"
         kd += f" hid {loss.hidden_weight:g} att {loss.attn_weight:g}" if loss.hidden_weight or loss.attn_weight else ""
         kd += " · LoRA" if cfg.lora.enabled else ""
     task_step, tasks = last_task_scores(rows)

@@ -88,9 +88,9 @@ def _loss_section(c: dict, v: dict) -> None:
         with gr.Column(scale=3):
             c["preview_plot"] = gr.Plot(label=t("Next-token distributions at T"), elem_id="temp-preview-plot")
     with gr.Row():
-        kind = v["loss.kind"]
-        c["loss.kind"] = gr.Dropdown(field_choices("loss.kind"), value=kind, label=t("Divergence"),
-                                     info=_info("loss.kind"))
+        kind = v["loss.divergence"]
+        c["loss.divergence"] = gr.Dropdown(field_choices("loss.divergence"), value=kind, label=t("Divergence"),
+                                     info=_info("loss.divergence"))
         c["loss.beta"] = gr.Slider(value=v["loss.beta"], **field_slider("loss.beta"), label=t("β (JSD)"),
                                    info=_info("loss.beta"), visible=kind in BETA_KINDS)
         c["loss.alpha"] = gr.Slider(value=v["loss.alpha"], **field_slider("loss.alpha"), label=t("α (skew)"),
@@ -113,8 +113,8 @@ def _loss_section(c: dict, v: dict) -> None:
 def _mapping_section(c: dict, v: dict) -> None:
     with gr.Row():
         with gr.Column(scale=2):
-            c["mapping.preset"] = gr.Radio(field_choices("mapping.preset"), value=v["mapping.preset"],
-                                           label=t("Mapping preset"), info=_info("mapping.preset"))
+            c["mapping.strategy"] = gr.Radio(field_choices("mapping.strategy"), value=v["mapping.strategy"],
+                                           label=t("Mapping strategy"), info=_info("mapping.strategy"))
             c["mapping.pairs"] = gr.Dataframe(headers=PAIR_COLUMNS, value=v["mapping.pairs"] or [["", ""]],
                                               datatype=["str", "str"], column_count=2,
                                               label=t("Custom pairs (student layer, teacher layer; 'emb' = embeddings)"),

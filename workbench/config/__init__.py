@@ -16,6 +16,7 @@ from workbench.config.fields import (
     DIVERGENCE_KINDS,
     HIDDEN_KINDS,
     LOSS_ON_CHOICES,
+    MAPPING_STRATEGIES,
     REPORTERS,
     TASK_KINDS,
     ConfigError,
@@ -39,7 +40,7 @@ from workbench.config.yaml_form import parse_yaml
 
 __all__ = [
     "BUILTIN_TEACHER", "CROSS_TOKENIZER_METHODS", "DEFAULT_STUDENT", "DIVERGENCE_KINDS", "HIDDEN_KINDS",
-    "LOSS_ON_CHOICES", "PRESETS_DIR", "REPORTERS", "TASK_KINDS", "ConfigError", "DataConfig", "Declared",
+    "LOSS_ON_CHOICES", "MAPPING_STRATEGIES", "PRESETS_DIR", "REPORTERS", "TASK_KINDS", "ConfigError", "DataConfig", "Declared",
     "DistillConfig", "LoraConfig", "LossConfig", "MappingConfig", "ModelsConfig", "OnPolicyConfig", "RunConfig",
     "TaskConfig", "TrainConfig", "apply_overrides", "config_table", "field_choices", "field_help", "field_reference",
     "field_slider", "field_spec", "load_preset", "parse_yaml", "preset_names", "task_defaults", "task_fields",

@@ -41,6 +41,7 @@ REPORTERS = ("tensorboard", "wandb", "trackio", "mlflow")
 CROSS_TOKENIZER_METHODS = ("aligned", "uld")
 HIDDEN_KINDS = ("mse", "cosine", "ln_mse")
 TASK_KINDS = ("lm", "chat", "qa", "classify")
+MAPPING_STRATEGIES = ("uniform", "last", "source", "custom")
 TASK_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
 RUN_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _NONE_WORDS = ("", "none", "null")
@@ -238,6 +239,12 @@ class Section(BaseModel):
 
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
     where: ClassVar[str] = ""  # how errors name the section's fields: "loss." in "loss.temperature"
+    renamed: ClassVar[dict[str, str]] = {}  # an earlier name of a field -> its name now: older YAML still loads
+
+    @classmethod
+    def current_key(cls, key: str) -> str:
+        """A key as the schema names it now (`preset` in `mapping` reads as `strategy`)."""
+        return cls.renamed.get(key, key)
 
     @classmethod
     def _where(cls, data: Any) -> str:
@@ -264,8 +271,13 @@ class Section(BaseModel):
         refused where a number is asked for (pydantic would read it as 1 or 0)."""
         if not isinstance(data, dict):
             return data
-        read = dict(data)
-        for key, value in data.items():
+        read = {key: value for key, value in data.items() if key not in cls.renamed}
+        for old, new in cls.renamed.items():  # a field given by its earlier name: read under the name it has now
+            if old in data:
+                require(new not in data, cls._where(data) + old, Message("left out where {new} is given", new=new),
+                        data[old])
+                read[new] = data[old]
+        for key, value in read.items():
             info = cls.model_fields.get(key)
             if info is None:
                 continue

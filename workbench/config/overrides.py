@@ -23,7 +23,7 @@ def apply_overrides(cfg: DistillConfig, overrides: list[str]) -> DistillConfig:
             raise ConfigError(
                 f"unknown key {dotted.strip()!r}; accepted sections: {', '.join(data)} (as section.key=value)"
             )
-        section, key = parts
+        section, key = parts[0], DistillConfig.model_fields[parts[0]].annotation.current_key(parts[1])
         if key not in data[section]:
             raise ConfigError(f"unknown key {dotted.strip()}; accepted in {section}: {', '.join(data[section])}")
         try:

@@ -45,7 +45,7 @@ class DistillConfig(Section):
                 Message("empty with data.tasks (a cache holds the teacher's logits on data.dataset only)"),
                 self.train.teacher_cache)
         uses_layers = self.loss.hidden_weight > 0 or self.loss.attn_weight > 0
-        require(not (uses_layers and self.mapping.preset == "custom" and not self.mapping.pairs), "mapping.pairs",
+        require(not (uses_layers and self.mapping.strategy == "custom" and not self.mapping.pairs), "mapping.pairs",
                 Message("at least one pair when a hidden or attention weight is set"), self.mapping.pairs)
         return self
 

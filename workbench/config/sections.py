@@ -14,6 +14,7 @@ from workbench.config.fields import (
     DIVERGENCE_KINDS,
     HIDDEN_KINDS,
     LOSS_ON_CHOICES,
+    MAPPING_STRATEGIES,
     TASK_KINDS,
     TASK_NAME_PATTERN,
     WEIGHT,
@@ -25,7 +26,6 @@ from workbench.config.fields import (
 from workbench.errors import Message
 
 ATTENTION_KINDS = ("kl", "mse")
-MAPPING_KINDS = ("uniform", "last", "source", "custom")
 _PAIR = re.compile(r"^(emb|\d+):(emb|\d+)$")
 
 
@@ -148,8 +148,9 @@ class DataConfig(Section):
 
 class LossConfig(Section):
     where = "loss."
+    renamed = {"kind": "divergence"}
 
-    kind: Literal[DIVERGENCE_KINDS] = setting("forward_kl", "Logit divergence between teacher and student.")
+    divergence: Literal[DIVERGENCE_KINDS] = setting("forward_kl", "Logit divergence between teacher and student.")
     temperature: float = setting(2.0, "Softens both distributions: p = softmax(logits / T). 1 leaves them as they are.",
                                  bounds=Range(0.0, 100.0, low_open=True, slider=(0.1, 10.0, 0.1)))
     beta: float = setting(
@@ -186,8 +187,9 @@ class LossConfig(Section):
 
 class MappingConfig(Section):
     where = "mapping."
+    renamed = {"preset": "strategy"}
 
-    preset: Literal[MAPPING_KINDS] = setting(
+    strategy: Literal[MAPPING_STRATEGIES] = setting(
         "uniform", "Which teacher layer each student layer learns from: uniform, last, source (a pruned student's "
         "layer and the teacher layer it was copied from), or custom pairs.")
     pairs: list[str] = setting([], "Custom pairs 'student:teacher' (0-based layers, 'emb' for the embedding output).")
@@ -196,6 +198,6 @@ class MappingConfig(Section):
     def _pairs_read(self) -> MappingConfig:
         for pair in self.pairs:
             require(bool(_PAIR.match(pair)), "mapping.pairs", Message("items like '3:11' or 'emb:emb'"), pair)
-        require(self.preset != "custom" or bool(self.pairs), "mapping.pairs",
-                Message("at least one pair when mapping.preset is custom"), self.pairs)
+        require(self.strategy != "custom" or bool(self.pairs), "mapping.pairs",
+                Message("at least one pair when mapping.strategy is custom"), self.pairs)
         return self

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from workbench.engine.capture import LayerCapture, scored_head
-from workbench.engine.mapping import Pair, Projectors
+from workbench.engine.mapping import LayerPair, Projectors
 
 
 class DistillStudent(nn.Module):
@@ -17,7 +17,7 @@ class DistillStudent(nn.Module):
     forward(input_ids, keep) gives the logits of the positions where keep [B, T] is True only, [1, N, V].
     """
 
-    def __init__(self, student: nn.Module, projectors: Projectors, hidden_pairs: list[Pair], attn_pairs: list[Pair]):
+    def __init__(self, student: nn.Module, projectors: Projectors, hidden_pairs: list[LayerPair], attn_pairs: list[LayerPair]):
         super().__init__()
         self.student, self.projectors = student, projectors
         self.hidden_pairs, self.attn_pairs = list(hidden_pairs), list(attn_pairs)

@@ -23,12 +23,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from workbench.config import MAPPING_STRATEGIES
 from workbench.errors import Message, UserError
 from workbench.models.derive import ModelSpec, as_spec
 
 Layer = int | str
-Pair = tuple[Layer, Layer]
-PRESETS = ("uniform", "last", "source", "custom")
+LayerPair = tuple[Layer, Layer]
 _PAIR_PATTERN = re.compile(r"^\s*(emb|\d+)\s*:\s*(emb|\d+)\s*$")
 
 
@@ -48,14 +48,14 @@ def _allowed(student_layers: int, teacher_layers: int) -> Message:
                    student_last=student_layers - 1, teacher_last=teacher_layers - 1)
 
 
-def parse_pairs(pairs: list[str] | str, student_layers: int, teacher_layers: int) -> list[Pair]:
+def parse_pairs(pairs: list[str] | str, student_layers: int, teacher_layers: int) -> list[LayerPair]:
     """Parse and validate custom "s:t" pairs; raises UserError naming mapping.pairs and the allowed ranges."""
     if isinstance(pairs, str):
         pairs = [item for item in pairs.split(",") if item.strip()]
     allowed = _allowed(student_layers, teacher_layers)
     if not pairs:
         raise UserError(Message("mapping.pairs must list at least one pair {allowed}, got none", allowed=allowed))
-    resolved: list[Pair] = []
+    resolved: list[LayerPair] = []
     seen: set[Layer] = set()
     for raw in pairs:
         match = _PAIR_PATTERN.match(str(raw))
@@ -80,46 +80,46 @@ def parse_pairs(pairs: list[str] | str, student_layers: int, teacher_layers: int
 
 
 def resolve_mapping(
-    preset: str, pairs: list[str] | str | None, student_layers: int, teacher_layers: int,
+    strategy: str, pairs: list[str] | str | None, student_layers: int, teacher_layers: int,
     source: list[int] | None = None,
-) -> list[Pair]:
-    """The (student, teacher) layer pairs of a preset; `pairs` is only read for the custom preset, `source` (the
-    teacher layer each student layer was copied from) only for the source preset."""
+) -> list[LayerPair]:
+    """The (student, teacher) layer pairs of a mapping strategy; `pairs` is only read for `custom`, `source` (the
+    teacher layer each student layer was copied from) only for `source`."""
     for name, count in (("student", student_layers), ("teacher", teacher_layers)):
         if int(count) < 1:
             raise UserError(Message("mapping needs at least one {role} layer, got {count}", role=Message(name),
                                     count=count))
-    if preset == "uniform":
+    if strategy == "uniform":
         return [(i, uniform_teacher_layer(i, student_layers, teacher_layers)) for i in range(student_layers)]
-    if preset == "last":
+    if strategy == "last":
         return [(student_layers - 1, teacher_layers - 1)]
-    if preset == "custom":
+    if strategy == "custom":
         return parse_pairs(pairs or [], student_layers, teacher_layers)
-    if preset == "source":
+    if strategy == "source":
         if source is None or len(source) != student_layers or not all(0 <= t < teacher_layers for t in source):
-            raise UserError(Message("mapping.preset source needs the teacher layer each of the {layers} student "
+            raise UserError(Message("mapping.strategy source needs the teacher layer each of the {layers} student "
                                     "layers was copied from, got {source}", layers=student_layers, source=source))
         return list(enumerate(source))
-    raise UserError(Message("mapping.preset must be one of {choices}, got {preset!r}", choices=", ".join(PRESETS),
-                            preset=preset))
+    raise UserError(Message("mapping.strategy must be one of {choices}, got {strategy!r}",
+                            choices=", ".join(MAPPING_STRATEGIES), strategy=strategy))
 
 
 def source_layers(student: str | ModelSpec, teacher: str | ModelSpec, teacher_layers: int,
                   trust_remote_code: bool = False) -> list[int]:
     """The teacher layer each layer of `student` was copied from, when the student is `teacher?prune=...`;
-    a UserError naming mapping.preset otherwise."""
+    a UserError naming mapping.strategy otherwise."""
     from workbench.models.loading import resolve_layers
 
     student_spec, teacher_spec = as_spec(student), as_spec(teacher)
     if student_spec.derivation != "prune" or teacher_spec.derivation is not None or student_spec.base != teacher_spec.base:
-        raise UserError(Message("mapping.preset source needs a student made by dropping teacher layers "
+        raise UserError(Message("mapping.strategy source needs a student made by dropping teacher layers "
                                 "('{base}?prune=...'), got models.student={student!r}; use uniform or custom",
                                 base=teacher_spec.base, student=student_spec.text))
     return resolve_layers(student_spec, base_layers=teacher_layers, trust_remote_code=trust_remote_code)
 
 
 def is_pruned_from(student: str, teacher: str) -> bool:
-    """True when `student` is `teacher` with layers dropped (so the source preset applies)."""
+    """True when `student` is `teacher` with layers dropped (so the source strategy applies)."""
     try:
         student_spec, teacher_spec = as_spec(student), as_spec(teacher)
     except (UserError, ValueError):
@@ -129,14 +129,14 @@ def is_pruned_from(student: str, teacher: str) -> bool:
 
 
 def config_mapping(cfg, student_layers: int, teacher_layers: int, student: ModelSpec | None = None,
-                   teacher: ModelSpec | None = None) -> list[Pair]:
+                   teacher: ModelSpec | None = None) -> list[LayerPair]:
     """The pairs of a DistillConfig's `mapping` section for models of these depths (`student` and `teacher`: the
     run's parsed specs, where it has them)."""
     source = None
-    if cfg.mapping.preset == "source":
+    if cfg.mapping.strategy == "source":
         source = source_layers(student or cfg.models.student, teacher or cfg.models.teacher, teacher_layers,
                                cfg.models.trust_remote_code)
-    return resolve_mapping(cfg.mapping.preset, cfg.mapping.pairs, student_layers, teacher_layers, source)
+    return resolve_mapping(cfg.mapping.strategy, cfg.mapping.pairs, student_layers, teacher_layers, source)
 
 
 def hidden_state_index(layer: Layer) -> int:
@@ -144,12 +144,12 @@ def hidden_state_index(layer: Layer) -> int:
     return 0 if layer == "emb" else int(layer) + 1
 
 
-def pair_key(pair: Pair) -> str:
+def pair_key(pair: LayerPair) -> str:
     """Stable module name of a pair, e.g. (3, 11) -> "s3_t11", ("emb", "emb") -> "semb_temb"."""
     return f"s{pair[0]}_t{pair[1]}"
 
 
-def describe_mapping(pairs: list[Pair], student_layers: int, teacher_layers: int) -> dict[str, Any]:
+def describe_mapping(pairs: list[LayerPair], student_layers: int, teacher_layers: int) -> dict[str, Any]:
     """Plain data for drawing a mapping: layer counts and the pairs with their hidden_states indices."""
     return {
         "student_layers": student_layers,
@@ -173,7 +173,7 @@ class Projectors(nn.Module):
     Call `projectors(pair, student_hidden)` to map [B, T, student_width] to [B, T, teacher_width].
     """
 
-    def __init__(self, pairs: list[Pair], student_width: int, teacher_width: int, bias: bool = True) -> None:
+    def __init__(self, pairs: list[LayerPair], student_width: int, teacher_width: int, bias: bool = True) -> None:
         super().__init__()
         self.pairs = [tuple(pair) for pair in pairs]
         self.student_width, self.teacher_width = int(student_width), int(teacher_width)
@@ -186,7 +186,7 @@ class Projectors(nn.Module):
     def is_identity(self) -> bool:
         return self.student_width == self.teacher_width
 
-    def forward(self, pair: Pair, student_hidden: torch.Tensor) -> torch.Tensor:
+    def forward(self, pair: LayerPair, student_hidden: torch.Tensor) -> torch.Tensor:
         projection = self.projections[pair_key(pair)]
         if isinstance(projection, nn.Linear):
             return projection(student_hidden.to(projection.weight.dtype))

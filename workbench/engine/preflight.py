@@ -132,7 +132,7 @@ def _check_positions(cfg: DistillConfig, configs: dict[str, Any]) -> int | None:
 
 def _check_tokenizers(cfg: DistillConfig):
     """The student's tokenizer, after checking that the terms asked for apply to the two tokenizers."""
-    from workbench.engine.cross_step import check_pairing
+    from workbench.engine.tokenizer_pairing import check_pairing
     from workbench.models.loading import load_tokenizer, tokenizer_source
 
     m = cfg.models
@@ -164,7 +164,7 @@ def _check_layers(cfg: DistillConfig, models: dict[str, torch.nn.Module]) -> lis
     if uses_layers and cfg.train.teacher_cache:
         raise UserError(Message("train.teacher_cache keeps only the teacher's logits; set loss.hidden_weight and "
                                 "loss.attn_weight to 0, or leave train.teacher_cache empty"))
-    if not uses_layers and cfg.mapping.preset != "custom":
+    if not uses_layers and cfg.mapping.strategy != "custom":
         return []
     blocks = {}
     for role, model in models.items():
@@ -235,9 +235,9 @@ def preflight(cfg: DistillConfig, runs_dir: str | Path | None = None, *, new_run
         raise UserError(Message("train.teacher_cache: no cache folder at {path!r}; create one with "
                                 "`workbench cache-teacher` or leave it empty", path=cfg.train.teacher_cache))
     if cfg.train.heal_init:
-        from workbench.models.heal import check_pair
+        from workbench.models.heal import pruned_student_spec
 
-        check_pair(cfg.models.student, cfg.models.teacher)
+        pruned_student_spec(cfg.models.student, cfg.models.teacher)
     configs, models = {}, {}
     for role in ("teacher", "student"):
         configs[role], models[role] = _read_model(cfg, role)

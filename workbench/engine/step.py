@@ -86,7 +86,7 @@ class TrainingState:
     sampler: torch.Generator | None = None  # draws on-policy samples; its state goes into checkpoints
     last_sample: dict | None = None  # latest on-policy answer with per-token reverse KL (main process)
     teacher_answers: list[list[int]] | None = None  # the teacher's answers to the first held-out prompts
-    pairing: Any = None  # workbench.engine.cross_step.Pairing: padded logits, or two tokenizers
+    pairing: Any = None  # workbench.engine.tokenizer_pairing.Pairing: padded logits, or two tokenizers
     tasks: TaskSet | None = None  # data.tasks: the rows above are every task's, side by side
     task_cache: dict = field(default_factory=dict)  # per-task eval results that do not change (the teacher's)
 
@@ -146,7 +146,7 @@ def _logit_terms(cfg: DistillConfig, state: TrainingState, batch: MicroBatch, lo
     input_ids, targets = batch.scored.input_ids.to(device), batch.scored.targets.to(device)
     if keep is not None:
         targets = targets[keep].unsqueeze(0)
-    common = dict(ce_weight=ce_weight, kd_weight=loss_cfg.kd_weight, kind=loss_cfg.kind,
+    common = dict(ce_weight=ce_weight, kd_weight=loss_cfg.kd_weight, kind=loss_cfg.divergence,
                   temperature=loss_cfg.temperature, beta=loss_cfg.beta, alpha=loss_cfg.alpha,
                   t2_scale=loss_cfg.t2_scale, chunk_size=loss_cfg.chunk_size, reduction="sum")
     cross = state.pairing.cross if state.pairing is not None else None

@@ -129,7 +129,7 @@ def topk_divergence(
 def _refuse_mse(kind: str) -> None:
     if kind == "mse":
         raise UserError(
-            "loss.kind=mse needs the teacher's raw logits, which the teacher cache does not keep; "
+            "loss.divergence=mse needs the teacher's raw logits, which the teacher cache does not keep; "
             "use a divergence kind (forward_kl, reverse_kl, jsd, kl_mix, skew_forward_kl, skew_reverse_kl, tvd, soft_ce)"
         )
 

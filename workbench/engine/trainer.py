@@ -86,7 +86,7 @@ def setup(cfg: DistillConfig, accelerator, sink: Sink, *, heal: bool = True,
     begins (the run's status shows it)."""
     from workbench.data.splits import build_splits
     from workbench.data.tasks import task_splits
-    from workbench.engine.cross_step import tokenizer_pairing
+    from workbench.engine.tokenizer_pairing import tokenizer_pairing
     from workbench.models.loading import load_model, load_tokenizer, num_layers, parse_spec
 
     m, loss = cfg.models, cfg.loss
@@ -182,10 +182,10 @@ def _teacher_prompts(cfg: DistillConfig, accelerator, teacher, teacher_tok, stud
 def _heal_gaps(cfg: DistillConfig, specs: dict, student, teacher, train_ids: torch.Tensor, load: dict, sink: Sink,
                progress=None) -> None:
     """`train.heal_init`: fold a least-squares fit across each pruned gap into the student (workbench.models.heal)."""
-    from workbench.models.heal import check_pair, heal_for_config
+    from workbench.models.heal import heal_for_config, pruned_student_spec
     from workbench.models.loading import load_model
 
-    spec = check_pair(specs["student"], specs["teacher"])
+    spec = pruned_student_spec(specs["student"], specs["teacher"])
     source = teacher if teacher is not None else load_model(specs["teacher"], attn_implementation="sdpa", **load)
     sink.log(f"healing the pruned gaps on {min(len(train_ids), cfg.train.heal_sequences)} training sequences "
              "(train.heal_init) ...")

@@ -57,7 +57,7 @@ class LayerFit:
                 "mse_before": self.mse_before, "mse_after": self.mse_after}
 
 
-def check_pair(student: str | ModelSpec, teacher: str | ModelSpec) -> ModelSpec:
+def pruned_student_spec(student: str | ModelSpec, teacher: str | ModelSpec) -> ModelSpec:
     """The student's prune spec, when the student is the teacher with layers dropped; else a UserError."""
     student_spec, teacher_spec = as_spec(student), as_spec(teacher)
     if student_spec.derivation != "prune" or teacher_spec.derivation is not None or student_spec.base != teacher_spec.base:
@@ -329,8 +329,8 @@ def heal_student(student: nn.Module, teacher: nn.Module, kept: list[int], batche
 def heal_for_config(cfg, student: nn.Module, teacher: nn.Module, train_ids: torch.Tensor, progress=None, *,
                     spec: ModelSpec | None = None) -> list[LayerFit]:
     """`train.heal_init` of a DistillConfig: heal `student` on the first `train.heal_sequences` training rows.
-    `spec`: the student's prune spec as `check_pair` returned it, where the caller has it (a run does)."""
-    spec = spec or check_pair(cfg.models.student, cfg.models.teacher)
+    `spec`: the student's prune spec as `pruned_student_spec` returned it, where the caller has it (a run does)."""
+    spec = spec or pruned_student_spec(cfg.models.student, cfg.models.teacher)
     kept = resolve_layers(spec, base_layers=len(decoder_layers(teacher)),
                           trust_remote_code=cfg.models.trust_remote_code)
     channels = None

@@ -73,7 +73,7 @@ class CrossTokenizer:
             kd, _ = uld_distance(logits, teacher_logits, batch, temperature=loss_cfg.temperature,
                                  t2_scale=loss_cfg.t2_scale)
         else:
-            kd, _ = aligned_divergence(logits, teacher_logits, input_ids, batch, self.shared, kind=loss_cfg.kind,
+            kd, _ = aligned_divergence(logits, teacher_logits, input_ids, batch, self.shared, kind=loss_cfg.divergence,
                                        temperature=loss_cfg.temperature, beta=loss_cfg.beta, alpha=loss_cfg.alpha,
                                        t2_scale=loss_cfg.t2_scale)
         return LogitLosses(ce.total + loss_cfg.kd_weight * kd, ce.ce, kd.detach())
@@ -124,7 +124,7 @@ def _refuse_across_tokenizers(cfg: DistillConfig, problem: str) -> None:
          "predictions on the student's tokens"),
         (cfg.onpolicy.lmbda > 0, "onpolicy.lmbda must be 0: the teacher scores sampled answers in the student's "
          "token ids"),
-        (loss.kind == "mse" and loss.cross_tokenizer == "aligned", "loss.kind mse compares raw logits over one "
+        (loss.divergence == "mse" and loss.cross_tokenizer == "aligned", "loss.divergence mse compares raw logits over one "
          "vocabulary; pick a divergence of probabilities such as forward_kl"),
     ):
         if bad:
