@@ -20,7 +20,7 @@
 # student to an ordinary model folder. "Full" here means every weight, the embeddings included (notebook 02
 # froze them with `train.freeze_embeddings=true` to keep its three runs cheap).
 #
-# Measured runtime on a 2-core CPU: 33 to 78 s when nothing else ran (the stored run: 33 s), 450 s at load average 10 to 14. The last cell
+# Measured runtime on a 2-core CPU: 33 to 78 s when nothing else ran (the stored run: 40 s), 450 s at load average 10 to 14. The last cell
 # prints this run's time. Every
 # sentence below that a printed number can check is checked by an `assert` in the cell that prints it.
 
@@ -163,11 +163,12 @@ ratio = speed["lora r=16"] / speed["full"]
 print(f"LoRA steps ran {ratio:.1f}× as fast as full steps here")
 closer = min(configs, key=lambda n: quality[n]["kl_teacher_student"])
 print(f"closer to the teacher after {configs['full'].train.steps} steps: {closer}")
-assert ratio > 1.0 and closer == "full"  # faster, by an amount that moves with the machine's load
+assert all(rate > 0 for rate in speed.values())  # speed is printed, not checked: it moves with the machine's load
+assert closer == "full"
 assert all(quality[n]["kl_teacher_student"] < quality["untrained"]["kl_teacher_student"] for n in configs)
 
 # %% [markdown]
-# Where the LoRA speed-up comes from: the forward and backward passes still go through the whole (frozen)
+# Where a LoRA speed-up comes from, when the printed ratio shows one: the forward and backward passes still go through the whole (frozen)
 # model, but the weight gradients of the frozen matrices and the AdamW update of all the student's own
 # weights (the full count printed above) are skipped. How much that saves depends on the machine and on what
 # else runs on it; the memory saving (no gradients and no optimizer state for the frozen weights) is the

@@ -333,7 +333,7 @@ assert min(rkl[f"{name} healed"] for name in HEALED) > 1
 # ## 5 · Which teacher layer each student layer came from
 #
 # A depth-pruned student's layer i is a copy of some teacher layer. For hidden-state or attention terms
-# (notebook 04), the `source` layer mapping (`mapping.preset=source`) pairs each student layer with the teacher layer
+# (notebook 04), the `source` layer mapping (`mapping.strategy=source`) pairs each student layer with the teacher layer
 # it was copied from; `uniform` would pair it with the teacher layer at the same relative depth, which after a cut
 # is often a neighbour. `workbench.engine.mapping.source_layers` reads the kept layers from the spec, and
 # `resolve_mapping("source", ...)` turns them into pairs. The last column shows what healing aims a layer at.
@@ -394,14 +394,18 @@ for entry in points:
 LEGEND = {"distilled student": "healed student", "undistilled start": "pruned, before healing"}  # no training here
 frontier_figure({"sweep": "notebook 08 (healed, not trained)", "teacher": teacher_point, "students": points},
                 text=lambda words: LEGEND.get(words, words)).show()
-assert speed["depth 15"] > speed["teacher"]
-assert [entry["pareto_speed"] for entry in points] == [True, True] and points[0]["pareto_params"] is False
+# decode speed is printed, not checked (it moves with the machine's load); what holds at any speed is checked:
+fastest = max(points, key=lambda entry: entry["gen_tokens_per_s"])
+assert fastest["pareto_speed"] == (fastest["gen_tokens_per_s"] > speed["teacher"])  # nothing faster: ringed
+assert points[0]["pareto_params"] is False and points[1]["pareto_params"] is True  # sizes do not move
 assert points[1]["gen_rkl"] > points[1]["undistilled"]["gen_rkl"]  # hence a negative share closed
 
 # %% [markdown]
-# At equal parameters, depth 15 decodes faster than width + depth: a token passes through 15 layers instead of 24,
-# one after the other, and a narrower MLP saves less time than a missing layer on a small batch. Both are ringed on
-# speed; only width + depth on size, as it is a little smaller and closer. Its summary line reports a *negative*
+# Decode speed moves with the machine's load, so the cell prints it and checks only what holds at any speed. In the
+# stored run, at equal parameters, depth 15 decodes faster than width + depth: a token passes through 15 layers
+# instead of 24, one after the other, and a narrower MLP saves less time than a missing layer on a small batch; there
+# both are ringed on speed. On size, which no clock moves, only width + depth is ringed, as it is a little smaller and
+# closer. Its summary line reports a *negative*
 # share of its gap closed: the undistilled score it starts from is the flattering reverse KL of a looping student
 # (above). A frontier drawn on one number needs the loops beside it.
 #
