@@ -6,8 +6,8 @@ import torch
 import workbench.engine.closed_form as closed_form
 import workbench.engine.topk_losses as sparse_losses
 from workbench.engine.closed_form import block_rows, closed_kind
-from workbench.engine.losses import ce_and_divergence, divergence
-from workbench.engine.topk_losses import ce_and_topk_divergence
+from workbench.engine.losses import DivergenceSpec, divergence, logit_losses
+from workbench.engine.topk_losses import TopKTeacher
 
 # (kind, beta, alpha) that have a closed form: the three kinds and the jsd / skew end points equal to them
 CLOSED = [
@@ -65,8 +65,8 @@ def test_matches_autograd_value_parts_and_gradient(kind, beta, alpha, temperatur
     results = []
     for chunk_size in (None, 4):  # None: autograd through log_softmax; 4: the closed form in blocks
         s = student.clone().requires_grad_(True)
-        out = ce_and_divergence(s, teacher, targets, ce_weight=ce_weight, kd_weight=0.7, kind=kind,
-                                temperature=temperature, beta=beta, alpha=alpha, chunk_size=chunk_size)
+        out = logit_losses(s, targets, teacher, ce_weight=ce_weight, kd_weight=0.7,
+                           spec=DivergenceSpec(kind, temperature, beta, alpha, chunk_size=chunk_size))
         out.total.backward()
         results.append((out.total.detach(), out.ce, out.kd, s.grad))
     assert closed_calls, "the chunked call did not take the closed form"
@@ -83,8 +83,8 @@ def test_gradcheck_student_only(kind, beta, alpha, closed_calls):
     student.requires_grad_(True)
 
     def loss(s):
-        return ce_and_divergence(s, teacher, targets, ce_weight=0.3, kd_weight=0.9, kind=kind, temperature=1.7,
-                                 beta=beta, alpha=alpha, chunk_size=2).total
+        return logit_losses(s, targets, teacher, ce_weight=0.3, kd_weight=0.9,
+                            spec=DivergenceSpec(kind, 1.7, beta, alpha, chunk_size=2)).total
 
     assert torch.autograd.gradcheck(loss, (student,))
     assert closed_calls
@@ -122,9 +122,9 @@ def test_teacher_minus_inf_logits_give_the_finite_autograd_answer():
 def test_bf16_logits_get_a_bf16_gradient_close_to_float64():
     student, teacher, targets = _inputs(shape=(2, 8, 301), seed=7)
     s64 = student.clone().requires_grad_(True)
-    ce_and_divergence(s64, teacher, targets, ce_weight=0.5, kd_weight=1.0, chunk_size=None).total.backward()
+    logit_losses(s64, targets, teacher, ce_weight=0.5, kd_weight=1.0).total.backward()
     s16 = student.bfloat16().requires_grad_(True)
-    out = ce_and_divergence(s16, teacher.bfloat16(), targets, ce_weight=0.5, kd_weight=1.0, chunk_size=5)
+    out = logit_losses(s16, targets, teacher.bfloat16(), ce_weight=0.5, kd_weight=1.0, spec=DivergenceSpec(chunk_size=5))
     out.total.backward()
     assert s16.grad.dtype == torch.bfloat16 and out.total.dtype == torch.float32
     torch.testing.assert_close(s16.grad.double(), s64.grad, rtol=0.02, atol=2e-4)
@@ -140,7 +140,7 @@ def test_cpu_blocks_stay_cache_sized_and_other_devices_keep_the_chunk():
 def test_cpu_splits_a_large_vocabulary_chunk_into_blocks(closed_calls):
     student, teacher, targets = _inputs(shape=(2, 3, 2**18), seed=8, dtype=torch.float32)
     s = student.clone().requires_grad_(True)
-    ce_and_divergence(s, teacher, targets, ce_weight=0.5, kd_weight=1.0, chunk_size=1024).total.backward()
+    logit_losses(s, targets, teacher, ce_weight=0.5, kd_weight=1.0, spec=DivergenceSpec(chunk_size=1024)).total.backward()
     assert closed_calls == [2, 2, 2] and torch.isfinite(s.grad).all()
 
 
@@ -153,8 +153,8 @@ def test_topk_cache_path_matches_autograd(kind, temperature, closed_calls):
     results = []
     for chunk_size in (None, 3):
         s = student.clone().requires_grad_(True)
-        out = ce_and_topk_divergence(s, top_ids, top_lp, tail, targets, ce_weight=0.2, kd_weight=1.0,
-                                     kind=kind, temperature=temperature, chunk_size=chunk_size)
+        out = logit_losses(s, targets, TopKTeacher(top_ids, top_lp, tail), ce_weight=0.2, kd_weight=1.0,
+                           spec=DivergenceSpec(kind, temperature, chunk_size=chunk_size))
         out.total.backward()
         results.append((out.total.detach(), out.ce, out.kd, s.grad))
     assert closed_calls
@@ -172,8 +172,8 @@ def test_topk_forward_kl_keeps_its_digits_when_the_student_is_sure():
     values = []
     for dtype in (torch.float64, torch.float32):
         s = student.to(dtype, copy=True).requires_grad_(True)
-        out = ce_and_topk_divergence(s, top_ids, top_lp.to(dtype), tail.to(dtype), targets, ce_weight=0.0,
-                                     kd_weight=1.0, kind="forward_kl", chunk_size=2)
+        out = logit_losses(s, targets, TopKTeacher(top_ids, top_lp.to(dtype), tail.to(dtype)), ce_weight=0.0,
+                           kd_weight=1.0, spec=DivergenceSpec(chunk_size=2))
         out.total.backward()
         values.append((out.kd.double(), s.grad.double()))
     assert values[0][0] > 1.0  # the tail term r · (log r − log Q) dominates
@@ -184,7 +184,7 @@ def test_topk_forward_kl_keeps_its_digits_when_the_student_is_sure():
 def test_backward_twice_with_retain_graph_recomputes_the_same_gradient(closed_calls):
     student, teacher, labels = _inputs(seed=11)
     s = student.clone().requires_grad_(True)
-    loss = ce_and_divergence(s, teacher, labels, ce_weight=0.5, kd_weight=1.0, chunk_size=3).total * 2.0
+    loss = logit_losses(s, labels, teacher, ce_weight=0.5, kd_weight=1.0, spec=DivergenceSpec(chunk_size=3)).total * 2.0
     (first,) = torch.autograd.grad(loss, s, retain_graph=True)
     (second,) = torch.autograd.grad(loss, s)
     torch.testing.assert_close(first, second)

@@ -10,10 +10,11 @@ from workbench.engine.losses import (
     DIVERGENCE_KINDS,
     HIDDEN_KINDS,
     LN_EPS,
+    DivergenceSpec,
     attention_loss,
-    ce_and_divergence,
     divergence,
     hidden_state_loss,
+    logit_losses,
 )
 
 DIVERGENCES = [k for k in DIVERGENCE_KINDS if k != "mse"]
@@ -236,12 +237,11 @@ def test_shape_mismatch_raises():
 
 
 @pytest.mark.parametrize("chunk_size", [None, 4])
-def test_ce_and_divergence_fused(chunk_size):
+def test_ce_and_divergence_in_one_pass(chunk_size):
     student, teacher, labels = _inputs(seed=10)
     s = student.clone().requires_grad_(True)
-    out = ce_and_divergence(
-        s, teacher, labels, ce_weight=0.3, kd_weight=0.7, kind="reverse_kl", temperature=2.0, chunk_size=chunk_size
-    )
+    out = logit_losses(s, labels, teacher, ce_weight=0.3, kd_weight=0.7,
+                       spec=DivergenceSpec("reverse_kl", temperature=2.0, chunk_size=chunk_size))
     out.total.backward()
     s2 = student.clone().requires_grad_(True)
     ce = torch.nn.functional.cross_entropy(s2.reshape(-1, 13), labels.reshape(-1), ignore_index=-100)
@@ -251,7 +251,7 @@ def test_ce_and_divergence_fused(chunk_size):
     assert out.kd.item() == pytest.approx(kd.item(), rel=1e-6)
     assert out.total.item() == pytest.approx(0.3 * ce.item() + 0.7 * kd.item(), rel=1e-6)
     torch.testing.assert_close(s.grad, s2.grad)
-    ce_only = ce_and_divergence(student, None, labels, ce_weight=1.0, kd_weight=0.0, chunk_size=chunk_size)
+    ce_only = logit_losses(student, labels, None, ce_weight=1.0, kd_weight=0.0, spec=DivergenceSpec(chunk_size=chunk_size))
     assert ce_only.total.item() == pytest.approx(ce.item(), rel=1e-6) and ce_only.kd.item() == 0.0
 
 
@@ -394,6 +394,6 @@ def test_teacher_from_inference_mode(chunk_size):
         s = student.clone().requires_grad_(True)
         for kind in ("forward_kl", "mse"):
             divergence(s, t, y, kind=kind, chunk_size=chunk_size).backward()
-        ce_and_divergence(s, t, y, ce_weight=1.0, kd_weight=1.0, chunk_size=chunk_size).total.backward()
+        logit_losses(s, y, t, ce_weight=1.0, kd_weight=1.0, spec=DivergenceSpec(chunk_size=chunk_size)).total.backward()
         grads.append(s.grad)
     torch.testing.assert_close(grads[0], grads[1])

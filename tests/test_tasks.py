@@ -15,7 +15,7 @@ from transformers import AutoModelForCausalLM
 
 from workbench.config import ConfigError, DistillConfig
 from workbench.data.tasks import TaskMixture, build_tasks
-from workbench.engine.logit_loss import logit_losses
+from workbench.engine.losses import DivergenceSpec, logit_losses
 from workbench.engine.task_scores import calibrated, exact_match, label_log_probs, token_f1
 from workbench.engine.task_step import task_groups
 from workbench.engine.trainer import train
@@ -152,8 +152,8 @@ def test_per_task_loss_weights_reach_only_their_rows(tmp_path, tiny_teacher, tin
     targets = torch.randint(11, (4, 5), generator=gen)
     targets[:, -1] = -100
     row_tasks = torch.tensor([0, 1, 0, 1])
-    total = sum(logit_losses(student, t, teacher, ce_weight=ce, kd_weight=kd, kind="forward_kl", temperature=2.0,
-                             t2_scale=True, reduction="sum").total
+    total = sum(logit_losses(student, t, teacher, ce_weight=ce, kd_weight=kd, reduction="sum",
+                             spec=DivergenceSpec("forward_kl", temperature=2.0, t2_scale=True)).total
                 for t, ce, kd in task_groups(cfg, tasks, row_tasks, targets))
     total.backward()
     reference = student.detach().clone().requires_grad_(True)

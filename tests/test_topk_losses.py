@@ -214,16 +214,17 @@ def test_identical_distributions_give_zero_and_mse_is_refused():
 
 
 @pytest.mark.parametrize("chunk_size", [None, 3])
-def test_ce_and_topk_divergence_fused(chunk_size):
-    from workbench.engine.topk_losses import ce_and_topk_divergence
+def test_ce_and_topk_divergence_in_one_pass(chunk_size):
+    from workbench.engine.losses import DivergenceSpec, logit_losses
+    from workbench.engine.topk_losses import TopKTeacher
 
     student, teacher = _logits(seed=7)
     ids, log_probs, tail = _cache(teacher, k=5)
     targets = torch.randint(0, 24, (2, 4), generator=torch.Generator().manual_seed(0))
     targets[0, -1] = -100
     s = student.clone().requires_grad_(True)
-    out = ce_and_topk_divergence(s, ids, log_probs, tail, targets, ce_weight=0.4, kd_weight=0.6, kind="jsd",
-                                 temperature=2.0, chunk_size=chunk_size)
+    out = logit_losses(s, targets, TopKTeacher(ids, log_probs, tail), ce_weight=0.4, kd_weight=0.6,
+                       spec=DivergenceSpec("jsd", temperature=2.0, chunk_size=chunk_size))
     out.total.backward()
     s2 = student.clone().requires_grad_(True)
     ce = torch.nn.functional.cross_entropy(s2.reshape(-1, 24), targets.reshape(-1))

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import math
 import threading
+from pathlib import Path
 
 import pytest
 import torch
 from engine_helpers import LoadRecorder, changed, snapshot, tiny_config
 
 import workbench.engine.step
+import workbench.engine.teachers
 import workbench.engine.trainer
 from workbench.engine.mapping import Projectors
 from workbench.engine.step import NonFiniteLoss
@@ -93,7 +95,7 @@ def test_stop_event_checkpoints_and_stops(tiny_teacher, tiny_student, tiny_text,
 
 
 def test_nan_loss_fails_and_keeps_last_good_checkpoint(tiny_teacher, tiny_student, tiny_text, tmp_path, monkeypatch):
-    original = workbench.engine.step.logit_losses
+    original = workbench.engine.teachers.logit_losses
     calls = {"n": 0}
 
     def poisoned(*args, **kwargs):
@@ -103,7 +105,7 @@ def test_nan_loss_fails_and_keeps_last_good_checkpoint(tiny_teacher, tiny_studen
             return losses._replace(total=losses.total * float("nan"), kd=losses.kd * float("nan"))
         return losses
 
-    monkeypatch.setattr(workbench.engine.step, "logit_losses", poisoned)
+    monkeypatch.setattr(workbench.engine.teachers, "logit_losses", poisoned)
     cfg = tiny_config(tiny_teacher, tiny_student, tiny_text, train={"steps": 6, "save_every": 2})
     with pytest.raises(NonFiniteLoss, match="not finite at step 4"):
         train(cfg, tmp_path / "run", ListSink())
@@ -203,3 +205,34 @@ def test_a_run_parses_each_model_spec_once(tiny_teacher, tiny_text, tmp_path, mo
                       mapping={"strategy": "source"}, loss={"hidden_weight": 1.0})
     train(cfg, tmp_path / "run")
     assert parsed == {student: 1, str(tiny_teacher): 1}
+
+
+@pytest.mark.parametrize("kind,module,formula,most", [
+    ("forward_kl", "workbench.engine.closed_form", "_divergence", 6),  # the closed form: the default path
+    ("jsd", "workbench.engine.losses", "divergence_from_log_probs", 7),  # autograd, through the CE fusion
+])
+def test_a_micro_batch_reaches_the_divergence_formula_in_few_calls(kind, module, formula, most, tiny_teacher,
+                                                                     tiny_student, tiny_text, tmp_path, monkeypatch):
+    """From `micro_step` to the function where the divergence's formula is written, counting workbench's own calls
+    (torch's autograd plumbing between them is not ours): the step calls the teacher, which calls the loss."""
+    import importlib
+    import inspect
+
+    import workbench
+    from workbench.engine.trainer import train
+
+    target = importlib.import_module(module)
+    real, depths = getattr(target, formula), []
+    root = str(Path(workbench.__file__).parent)
+
+    def measuring(*args, **kwargs):
+        frames = inspect.stack(0)[1:]
+        step = next((i for i, f in enumerate(frames) if f.function == "micro_step"), None)
+        if step is not None:
+            depths.append(1 + sum(f.filename.startswith(root) for f in frames[:step]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(target, formula, measuring)
+    train(tiny_config(tiny_teacher, tiny_student, tiny_text, loss={"divergence": kind}, train={"steps": 1}),
+          tmp_path / "run")
+    assert depths and max(depths) <= most, depths

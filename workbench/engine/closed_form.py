@@ -16,6 +16,7 @@ speed comes from; on a GPU the caller's chunk size is kept.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import torch
 
@@ -63,24 +64,29 @@ def _student_log_probs(student: torch.Tensor, targets: torch.Tensor | None, dtyp
 
 def logit_rows(
     student: torch.Tensor,
-    teacher: torch.Tensor | None,
-    targets: torch.Tensor | None,
+    *extras: torch.Tensor,
     row_scale: torch.Tensor,
-    *,
+    need_grad: bool,
     kind: str,
     temperature: float,
     ce_weight: float,
     kd_weight: float,
-    need_grad: bool,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """(ce [n], kd [n], grad [n, V] or None) for rows of student and teacher logits [n, V].
+    with_targets: bool = True,
+    teacher_rows: Callable | None = None,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor | None]:
+    """(ce_weight·ce + kd_weight·kd [n], {"ce", "kd"} [n], grad [n, V] or None) for rows of student logits [n, V].
 
-    grad is d/d student of Σ_i row_scale[i] · (ce_weight · ce[i] + kd_weight · kd[i]) in the dtype of
-    `row_scale` (the math dtype). ce is 0 without targets, kd is 0 without a teacher; the inputs are not modified.
+    `extras` are the targets [n] (when `with_targets`) and then the teacher's rows: dense logits [n, V], or pieces
+    that `teacher_rows(student_rows, *pieces)` turns into dense teacher logits or log-probabilities. grad is d/d
+    student of Σ_i row_scale[i] · (ce_weight · ce[i] + kd_weight · kd[i]) in the dtype of `row_scale` (the math
+    dtype). ce is 0 without targets, kd is 0 without a teacher; the inputs are not modified.
     """
+    targets, pieces = (extras[0].long(), extras[1:]) if with_targets else (None, extras)
     dtype, t = row_scale.dtype, float(temperature)
     with_ce = targets is not None
-    with_kd = teacher is not None and kd_weight != 0.0
+    with_kd = bool(pieces) and kd_weight != 0.0
+    if with_kd:
+        teacher = teacher_rows(student.to(dtype), *pieces) if teacher_rows else pieces[0]
     ce_coef = (ce_weight * row_scale).unsqueeze(-1) if need_grad and with_ce and ce_weight != 0.0 else None
     log_q, lse1, ce = _student_log_probs(student, targets, dtype)
     q1 = None  # softmax at T = 1 for CE's gradient, kept apart only when the divergence is tempered
@@ -107,7 +113,7 @@ def logit_rows(
         grad.scatter_add_(-1, targets.unsqueeze(-1), -ce_coef)
     if ce is None:
         ce = kd.new_zeros(kd.shape)
-    return ce, kd, grad
+    return ce_weight * ce + kd_weight * kd, {"ce": ce, "kd": kd}, grad
 
 
 def _divergence(log_q, log_p, kind, coef, q_coef):
@@ -182,36 +188,10 @@ def closed_rows(
     kind: str, beta: float, alpha: float, temperature: float, *, ce_weight: float, kd_weight: float,
     with_targets: bool = True, teacher_rows: Callable | None = None,
 ) -> Callable | None:
-    """The `rowwise_mean(closed=...)` function of weighted CE + divergence, or None when `kind` has no closed form.
-
-    Its rows are (student, targets, *teacher) with targets only when `with_targets`; `teacher_rows(student_rows,
-    *teacher)` turns the teacher pieces into dense teacher logits or log-probabilities (default: the one piece).
-    """
+    """The `rowwise_mean(closed=...)` function of weighted CE + divergence (`logit_rows` with these settings), or
+    None when `kind` has no closed form at this beta and alpha."""
     closed = closed_kind(kind, beta, alpha)
     if closed is None:
         return None
-
-    def rows(student, *extras, row_scale, need_grad):
-        targets, teacher = (extras[0].long(), extras[1:]) if with_targets else (None, extras)
-        dense = None
-        if teacher:
-            dense = teacher_rows(student.to(row_scale.dtype), *teacher) if teacher_rows else teacher[0]
-        ce, kd, grad = logit_rows(student, dense, targets, row_scale, kind=closed, temperature=temperature,
-                                  ce_weight=ce_weight, kd_weight=kd_weight, need_grad=need_grad)
-        return ce_weight * ce + kd_weight * kd, {"ce": ce, "kd": kd}, grad
-
-    return rows
-
-
-def closed_block(closed: Callable, pieces: list[torch.Tensor], keep: torch.Tensor | None, denom: float,
-                 dtype: torch.dtype, part_names: tuple[str, ...], need_grad: bool):
-    """One block of `workbench.engine.chunked.rowwise_mean` through `closed`: (Σ kept value / denom, the parts' sums
-    [len(part_names)], the student's gradient or None). keep [n] marks the rows that count (None: all)."""
-    size = pieces[0].shape[0]
-    row_scale = (keep.to(dtype) if keep is not None else pieces[0].new_ones(size, dtype=dtype)) / denom
-    per_row, part_rows, grad = closed(*pieces, row_scale=row_scale, need_grad=need_grad)
-    kept = row_scale != 0  # where, not a product: a left-out row's value may be inf or NaN
-    total = torch.where(kept, per_row * row_scale, 0.0).sum()
-    parts = torch.stack([torch.where(kept, part_rows[name] * row_scale, 0.0).sum() for name in part_names]) \
-        if part_names else per_row.new_zeros(0)
-    return total, parts, grad
+    return partial(logit_rows, kind=closed, temperature=temperature, ce_weight=ce_weight, kd_weight=kd_weight,
+                   with_targets=with_targets, teacher_rows=teacher_rows)

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
+from workbench.engine.losses import kl_rows
 from workbench.engine.onpolicy import Sampling, TokenBatch, completion_batch, eos_ids, pad_id, sample_completions
 from workbench.measured import GENERATION, measured
 
@@ -83,7 +84,7 @@ def common_log_probs(student_rows: torch.Tensor, teacher_rows: torch.Tensor) -> 
 
 def reverse_kl_rows(log_q: torch.Tensor, log_p: torch.Tensor) -> torch.Tensor:
     """KL(q‖p) per row of [n, V] log-probabilities: the per-token disagreement shown in the app."""
-    return (log_q.exp() * (log_q - log_p)).sum(-1).clamp(min=0)
+    return kl_rows(log_q, log_p).clamp(min=0)
 
 
 def _forward_logits(model, input_ids: torch.Tensor) -> torch.Tensor:

@@ -4,6 +4,12 @@ Nothing here knows about configs or models. Every function takes tensors, does i
 given float64), excludes masked positions and returns a scalar that is 0, not NaN, when nothing is left.
 
     kd = divergence(student_logits, teacher_logits, labels, kind="forward_kl", temperature=2.0, chunk_size=1024)
+    spec = DivergenceSpec("jsd", temperature=2.0, beta=0.3, chunk_size=1024)    # one divergence, written once
+    losses = logit_losses(student_logits, targets, teacher, ce_weight=0.5, kd_weight=1.0, spec=spec)
+    losses.total.backward()       # ce_weight·ce + kd_weight·kd; losses.ce and losses.kd are detached, for logging
+
+`logit_losses` takes the teacher as dense logits or as a top-k cache (`workbench.engine.topk_losses.TopKTeacher`):
+each gives its rows, its per-row divergence and its closed form, so one function serves both.
 
 With p = softmax(teacher / T) and q = softmax(student / T), the kinds are (README, "Losses"):
 forward_kl KL(p‖q), reverse_kl KL(q‖p), jsd β·KL(p‖m) + (1−β)·KL(q‖m) with m = βp + (1−β)q (exactly KL(p‖q) at
@@ -20,6 +26,8 @@ logits and mark the last position with ignore_index instead of slicing logits[:,
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from typing import NamedTuple
 
@@ -44,8 +52,9 @@ def check_divergence_args(kind: str, beta: float, alpha: float, temperature: flo
         raise ValueError(f"temperature must be > 0, got {temperature}")
 
 
-def _kl(log_a: torch.Tensor, log_b: torch.Tensor) -> torch.Tensor:
-    """KL(a‖b) per row from log-probabilities [n, K] -> [n]; terms with a = 0 contribute 0 (no 0·inf)."""
+def kl_rows(log_a: torch.Tensor, log_b: torch.Tensor) -> torch.Tensor:
+    """KL(a‖b) per row from log-probabilities [n, K] -> [n]; terms with a = 0 contribute 0 (no 0·inf). The autograd
+    reference of the closed forms (workbench.engine.closed_form) and the per-token disagreement of the app."""
     a = log_a.exp()
     return torch.where(a > 0, a * (log_a - log_b), 0.0).sum(-1)
 
@@ -65,20 +74,20 @@ def divergence_from_log_probs(
     """
     same_as = closed_kind(kind, beta, alpha)  # forward / reverse KL, and the jsd / skew end points equal to them
     if same_as in ("forward_kl", "reverse_kl"):
-        return _kl(log_p, log_q) if same_as == "forward_kl" else _kl(log_q, log_p)
+        return kl_rows(log_p, log_q) if same_as == "forward_kl" else kl_rows(log_q, log_p)
     if kind == "jsd":
         log_m = _log_mix(log_p, log_q, beta)
-        return beta * _kl(log_p, log_m) + (1.0 - beta) * _kl(log_q, log_m)
+        return beta * kl_rows(log_p, log_m) + (1.0 - beta) * kl_rows(log_q, log_m)
     if kind == "kl_mix":
-        return (1.0 - beta) * _kl(log_p, log_q) + beta * _kl(log_q, log_p)
+        return (1.0 - beta) * kl_rows(log_p, log_q) + beta * kl_rows(log_q, log_p)
     if kind == "skew_forward_kl":
         if alpha == 1.0:
             return log_p.new_zeros(log_p.shape[:-1]) + 0.0 * log_q.sum(-1)
-        return _kl(log_p, _log_mix(log_p, log_q, alpha))
+        return kl_rows(log_p, _log_mix(log_p, log_q, alpha))
     if kind == "skew_reverse_kl":
         if alpha == 1.0:
             return log_q.new_zeros(log_q.shape[:-1]) + 0.0 * log_q.sum(-1)
-        return _kl(log_q, _log_mix(log_p, log_q, 1.0 - alpha))
+        return kl_rows(log_q, _log_mix(log_p, log_q, 1.0 - alpha))
     if kind == "tvd":
         return 0.5 * (log_p.exp() - log_q.exp()).abs().sum(-1)
     if kind == "soft_ce":
@@ -102,47 +111,66 @@ def t2_factor(kind: str, temperature: float, t2_scale: bool) -> float:
     return temperature**2 if t2_scale and kind != "mse" else 1.0
 
 
-def divergence(
-    student_logits: torch.Tensor,
-    teacher_logits: torch.Tensor,
-    labels: torch.Tensor | None = None,
-    *,
-    kind: str,
-    temperature: float = 1.0,
-    beta: float = 0.5,
-    alpha: float = 0.1,
-    t2_scale: bool = True,
-    ignore_index: int = -100,
-    chunk_size: int | None = None,
-    reduction: str = "mean",
-    closed_form: bool = True,
-) -> torch.Tensor:
-    """Logit divergence between student and teacher, averaged over the positions whose label != ignore_index.
+@dataclass(frozen=True)
+class DivergenceSpec:
+    """How the logit divergence is taken, in one place: the kind, the temperature T, β of jsd and kl_mix, α of the
+    skewed kinds, T² scaling, positions per chunk (None: all at once; chunks bound memory) and whether the chunked
+    path uses the closed-form gradient (`workbench.engine.closed_form`) where the kind has one. Checked when made.
 
-    student_logits, teacher_logits: [B, T, V] (any leading shape works; the last dim is the vocabulary).
-    labels: [B, T] aligned with the logits' positions (no shifting here) or None for every position.
-    reduction: "mean" over valid positions, or "sum" (for normalising by a global token count across
-    gradient-accumulation steps and processes). closed_form: when chunked, use the closed-form gradient of
-    forward_kl / reverse_kl / soft_ce (`workbench.engine.closed_form`) instead of autograd; same value and gradient.
-    Returns a float32 (float64 for float64 inputs) scalar.
+        spec = DivergenceSpec.of(cfg.loss)            # a run's loss section (anything with those attributes)
+        spec = DivergenceSpec("jsd", temperature=2.0, beta=0.3, chunk_size=1024)
     """
-    check_divergence_args(kind, beta, alpha, temperature)
-    if student_logits.shape != teacher_logits.shape:
-        raise ValueError(f"student and teacher logits differ in shape: {student_logits.shape} vs {teacher_logits.shape}")
-    row_fn = partial(dense_rows, kind=kind, temperature=temperature, beta=beta, alpha=alpha)
-    vocab = student_logits.shape[-1]
-    rows = valid_rows(student_logits.shape[:-1], labels, ignore_index, student_logits.device)
-    total, _ = rowwise_mean(
-        row_fn,
-        student_logits.reshape(-1, vocab),
-        (teacher_logits.reshape(-1, vocab),),
-        rows,
-        chunk_size=chunk_size,
-        reduction=reduction,
-        closed=closed_rows(kind, beta, alpha, temperature, ce_weight=0.0, kd_weight=1.0, with_targets=False)
-        if closed_form else None,
-    )
-    return total * t2_factor(kind, temperature, t2_scale)
+
+    kind: str = "forward_kl"
+    temperature: float = 1.0
+    beta: float = 0.5
+    alpha: float = 0.1
+    t2_scale: bool = True
+    chunk_size: int | None = None
+    closed_form: bool = True
+
+    def __post_init__(self) -> None:
+        check_divergence_args(self.kind, self.beta, self.alpha, self.temperature)
+
+    @classmethod
+    def of(cls, loss) -> DivergenceSpec:
+        return cls(loss.divergence, loss.temperature, loss.beta, loss.alpha, loss.t2_scale, loss.chunk_size)
+
+    @property
+    def scale(self) -> float:
+        """T² where t2_scale asks for it (every kind but mse), else 1."""
+        return t2_factor(self.kind, self.temperature, self.t2_scale)
+
+    def dense_rows(self) -> RowFn:
+        """The per-row divergence against dense teacher logits."""
+        return partial(dense_rows, kind=self.kind, temperature=self.temperature, beta=self.beta, alpha=self.alpha)
+
+    def closed(self, *, ce_weight: float, kd_weight: float, with_targets: bool, teacher_rows: Callable | None = None):
+        """The closed form of weighted CE + this divergence for `rowwise_mean(closed=...)`, or None (autograd)."""
+        if not self.closed_form:
+            return None
+        return closed_rows(self.kind, self.beta, self.alpha, self.temperature, ce_weight=ce_weight,
+                           kd_weight=kd_weight, with_targets=with_targets, teacher_rows=teacher_rows)
+
+
+class DenseTeacher(NamedTuple):
+    """A teacher given as logits [*positions, V], the student's shape. `TopKTeacher`
+    (workbench.engine.topk_losses) is the other form `logit_losses` takes; both give rows, a row function and a
+    closed form."""
+
+    logits: torch.Tensor
+
+    def rows(self, student_logits: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        if student_logits.shape != self.logits.shape:
+            raise ValueError(f"student and teacher logits differ in shape: {student_logits.shape} vs "
+                             f"{self.logits.shape}")
+        return (self.logits.reshape(-1, self.logits.shape[-1]),)
+
+    def kd_rows(self, spec: DivergenceSpec) -> RowFn:
+        return spec.dense_rows()
+
+    def closed(self, spec: DivergenceSpec, **weights):
+        return spec.closed(**weights)
 
 
 class LogitLosses(NamedTuple):
@@ -159,72 +187,81 @@ def fused_ce_rows(
     *teacher: torch.Tensor,
     ce_weight: float,
     kd_weight: float,
-    kd_rows: RowFn,
+    kd_rows: RowFn | None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Per-row ce_weight·CE(targets) + kd_weight·kd_rows(student, *teacher), with both terms as parts."""
     with torch.set_grad_enabled(torch.is_grad_enabled() and ce_weight != 0.0):  # CE logged only: no backward
         log_q1 = F.log_softmax(student, dim=-1)
         ce = -log_q1.gather(-1, targets.long().unsqueeze(-1)).squeeze(-1)
-    if kd_weight == 0.0:
+    if kd_weight == 0.0 or kd_rows is None:
         return ce_weight * ce, {"ce": ce.detach(), "kd": torch.zeros_like(ce).detach()}
     kd = kd_rows(student, *teacher)
     return ce_weight * ce + kd_weight * kd, {"ce": ce.detach(), "kd": kd.detach()}
 
 
-def ce_and_divergence(
+def logit_losses(
     student_logits: torch.Tensor,
-    teacher_logits: torch.Tensor | None,
-    targets: torch.Tensor,
+    targets: torch.Tensor | None,
+    teacher,
     *,
     ce_weight: float,
     kd_weight: float,
-    kind: str = "forward_kl",
-    temperature: float = 1.0,
-    beta: float = 0.5,
-    alpha: float = 0.1,
-    t2_scale: bool = True,
+    spec: DivergenceSpec = DivergenceSpec(),
+    labels: torch.Tensor | None = None,
     ignore_index: int = -100,
-    chunk_size: int | None = None,
     reduction: str = "mean",
-    closed_form: bool = True,
 ) -> LogitLosses:
-    """Hard-label cross-entropy and the logit divergence in one pass over the same (chunked) student logits.
+    """Hard-label CE and the logit divergence in one pass over the same (chunked) student logits [*positions, V].
 
-    targets: [B, T] next-token ids aligned with the logits' positions (already shifted by the caller); positions
-    equal to ignore_index are excluded from both terms. teacher_logits may be None when kd_weight is 0.
-    Same kd value as `divergence(...)` over the same positions; ce is the usual mean token cross-entropy.
-    closed_form as in `divergence`.
+    targets: next-token ids [*positions] aligned with the logits (already shifted by the caller), or None for no CE;
+    positions equal to ignore_index are left out of both terms (without targets, `labels` chooses the positions the
+    same way; None: all). teacher: dense logits (a tensor or `DenseTeacher`), a `TopKTeacher`, or None when kd_weight
+    is 0. reduction: "mean" over the kept positions, or "sum" (to normalise by a count over several micro-batches).
+    The divergence is `spec`'s, times T² where it asks for it. Returns float32 sums (float64 for float64 inputs).
     """
-    check_divergence_args(kind, beta, alpha, temperature)
-    if teacher_logits is None and kd_weight != 0.0:
-        raise ValueError("teacher_logits is required when kd_weight is not 0")
-    vocab = student_logits.shape[-1]
-    scale = t2_factor(kind, temperature, t2_scale)
-    kd_rows = partial(dense_rows, kind=kind, temperature=temperature, beta=beta, alpha=alpha)
-    row_fn = partial(
-        fused_ce_rows,
-        ce_weight=ce_weight,
-        kd_weight=kd_weight * scale,
-        kd_rows=kd_rows,
-    )
-    rows = valid_rows(student_logits.shape[:-1], targets, ignore_index, student_logits.device)
-    safe_targets = targets.reshape(-1).clamp(min=0)
-    extras = (safe_targets,) if teacher_logits is None or kd_weight == 0.0 else (
-        safe_targets,
-        teacher_logits.reshape(-1, vocab),
-    )
-    total, parts = rowwise_mean(
-        row_fn,
-        student_logits.reshape(-1, vocab),
-        extras,
-        rows,
-        chunk_size=chunk_size,
-        reduction=reduction,
-        part_names=("ce", "kd"),
-        closed=closed_rows(kind, beta, alpha, temperature, ce_weight=ce_weight, kd_weight=kd_weight * scale)
-        if closed_form else None,
-    )
-    return LogitLosses(total, parts["ce"], parts["kd"] * scale)
+    if isinstance(teacher, torch.Tensor):
+        teacher = DenseTeacher(teacher)
+    if teacher is None and kd_weight != 0.0:
+        raise ValueError("a teacher is required when kd_weight is not 0")
+    with_kd, with_targets = teacher is not None and kd_weight != 0.0, targets is not None
+    form = teacher if with_kd else DenseTeacher(None)  # no teacher: CE alone, in the dense closed form
+    rows = valid_rows(student_logits.shape[:-1], targets if with_targets else labels, ignore_index,
+                      student_logits.device)
+    student = student_logits.reshape(-1, student_logits.shape[-1])
+    extras = teacher.rows(student_logits) if with_kd else ()
+    kd_rows = form.kd_rows(spec) if with_kd else None
+    kd_weight = kd_weight * spec.scale
+    if with_targets:
+        closed = form.closed(spec, ce_weight=ce_weight, kd_weight=kd_weight, with_targets=True)
+        row_fn = partial(fused_ce_rows, ce_weight=ce_weight, kd_weight=kd_weight, kd_rows=kd_rows)
+        total, parts = rowwise_mean(row_fn, student, (targets.reshape(-1).clamp(min=0), *extras), rows,
+                                    chunk_size=spec.chunk_size, reduction=reduction, part_names=("ce", "kd"),
+                                    closed=closed)
+        return LogitLosses(total, parts["ce"], parts["kd"] * spec.scale)
+    closed = form.closed(spec, ce_weight=0.0, kd_weight=1.0, with_targets=False)
+    kd, _ = rowwise_mean(kd_rows, student, extras, rows, chunk_size=spec.chunk_size, reduction=reduction,
+                         closed=closed)
+    return LogitLosses(kd * kd_weight, kd.new_zeros(()), kd.detach() * spec.scale)
+
+
+def divergence(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    labels: torch.Tensor | None = None,
+    *,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    **spec,
+) -> torch.Tensor:
+    """Logit divergence between student and teacher logits [*positions, V], averaged over the positions whose label
+    != ignore_index (labels [*positions] aligned with the logits, no shifting here; None: every position).
+
+    `spec` holds `DivergenceSpec`'s fields (kind, temperature, beta, alpha, t2_scale, chunk_size, closed_form);
+    reduction as in `logit_losses`. Returns a float32 (float64 for float64 inputs) scalar.
+    """
+    return logit_losses(student_logits, None, teacher_logits, ce_weight=0.0, kd_weight=1.0,
+                        spec=DivergenceSpec(**spec), labels=labels, ignore_index=ignore_index,
+                        reduction=reduction).total
 
 
 def _masked_mean(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:

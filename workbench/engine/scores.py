@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import torch
 
-from workbench.engine.logit_loss import TopKTeacher, logit_losses
+from workbench.engine.losses import DivergenceSpec, logit_losses
+from workbench.engine.topk_losses import TopKTeacher
 
 IGNORE_INDEX = -100
 
@@ -29,7 +30,7 @@ def ce_sum(logits: torch.Tensor, targets: torch.Tensor, chunk_size: int | None =
     """Next-token CE of `logits` [B, T, V] at `targets` [B, T], summed over the positions whose target is not
     -100, in chunks of `chunk_size` positions (no float32 copy of all the logits at once)."""
     return float(logit_losses(logits, targets, None, ce_weight=1.0, kd_weight=0.0, reduction="sum",
-                              chunk_size=chunk_size).ce)
+                              spec=DivergenceSpec(chunk_size=chunk_size)).ce)
 
 
 @torch.no_grad()
@@ -48,8 +49,8 @@ def agreement_sums(
     (ids [B, T, k], log-probs [B, T, k], tail mass [B, T]) whose first id is its argmax."""
     mask = targets != IGNORE_INDEX
     teacher = TopKTeacher(*teacher_topk) if teacher_topk is not None else teacher_logits
-    sums = logit_losses(student_logits, targets, teacher, ce_weight=1.0, kd_weight=1.0, kind="forward_kl",
-                        temperature=1.0, t2_scale=False, reduction="sum", chunk_size=chunk_size)
+    sums = logit_losses(student_logits, targets, teacher, ce_weight=1.0, kd_weight=1.0, reduction="sum",
+                        spec=DivergenceSpec("forward_kl", temperature=1.0, t2_scale=False, chunk_size=chunk_size))
     teacher_top1 = teacher.ids[..., 0].long() if teacher_topk is not None else teacher_logits.argmax(-1)
     hits = ((student_logits.argmax(-1) == teacher_top1) & mask).sum()
     return torch.stack([sums.ce.double(), sums.kd.double(), hits.double(), mask.sum().double()])

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from workbench.config import DistillConfig
 from workbench.data.splits import Example
@@ -36,8 +35,7 @@ from workbench.engine.genquality import (
     sample_answers,
     sample_row,
 )
-from workbench.engine.logit_loss import TopKTeacher, logit_losses
-from workbench.engine.losses import LogitLosses, attention_loss, hidden_state_loss
+from workbench.engine.losses import DivergenceSpec, attention_loss, hidden_state_loss, logit_losses
 from workbench.engine.onpolicy import (
     Sampling,
     TokenBatch,
@@ -48,11 +46,10 @@ from workbench.engine.onpolicy import (
     pad_id,
     sample_completions,
 )
-from workbench.engine.scores import agreement_sums, ce_sum, next_token_targets
+from workbench.engine.scores import next_token_targets
 from workbench.engine.task_eval import task_eval
 from workbench.engine.task_step import mixture_batch, task_groups
 from workbench.engine.teacher_cache import TeacherCache
-from workbench.errors import UserError
 from workbench.measured import EVAL_ROWS, measured
 from workbench.models.vocab import bits_per_byte, perplexity
 
@@ -87,6 +84,7 @@ class TrainingState:
     last_sample: dict | None = None  # latest on-policy answer with per-token reverse KL (main process)
     teacher_answers: list[list[int]] | None = None  # the teacher's answers to the first held-out prompts
     pairing: Any = None  # workbench.engine.tokenizer_pairing.Pairing: padded logits, or two tokenizers
+    signal: Any = None  # workbench.engine.teachers: the teacher behind one interface (live, cached, other tokenizer)
     tasks: TaskSet | None = None  # data.tasks: the rows above are every task's, side by side
     task_cache: dict = field(default_factory=dict)  # per-task eval results that do not change (the teacher's)
 
@@ -133,43 +131,9 @@ def packed_batch(state: TrainingState, indices: torch.Tensor, tasks: torch.Tenso
 def head_positions(state: TrainingState, batch: MicroBatch, targets: torch.Tensor) -> torch.Tensor | None:
     """Where the output heads run: on an on-policy micro-batch with a live teacher, the completion tokens only
     ([B, T] bool; the logits then come out [1, N, V]); None (every position) otherwise."""
-    if not batch.prompt_lens or state.cache is not None or (state.pairing is not None and state.pairing.cross is not None):
+    if not batch.prompt_lens or not state.signal.restricts_heads:
         return None
     return targets != -100
-
-
-def _logit_terms(cfg: DistillConfig, state: TrainingState, batch: MicroBatch, logits: torch.Tensor, ce_weight: float,
-                 keep: torch.Tensor | None = None):
-    """(LogitLosses with sums, teacher logits or None) of the scored rows; `keep` as in `head_positions`, where
-    `logits` are the student's at those positions only."""
-    loss_cfg, device = cfg.loss, state.accelerator.device
-    input_ids, targets = batch.scored.input_ids.to(device), batch.scored.targets.to(device)
-    if keep is not None:
-        targets = targets[keep].unsqueeze(0)
-    common = dict(ce_weight=ce_weight, kd_weight=loss_cfg.kd_weight, kind=loss_cfg.divergence,
-                  temperature=loss_cfg.temperature, beta=loss_cfg.beta, alpha=loss_cfg.alpha,
-                  t2_scale=loss_cfg.t2_scale, chunk_size=loss_cfg.chunk_size, reduction="sum")
-    cross = state.pairing.cross if state.pairing is not None else None
-    if cross is not None:
-        if batch.tasks is not None:
-            raise UserError("data.tasks: per-task loss weights need teacher and student to share one tokenizer; "
-                            "train the tasks with a student of the teacher's tokenizer, or use data.dataset")
-        return cross.logit_losses(loss_cfg, state.teacher, logits, input_ids, targets, ce_weight), None
-    if state.cache is not None:
-        cached = TopKTeacher(*(t.to(device) for t in state.cache.batch("train", batch.indices)))
-        return logit_losses(logits, targets, cached, **common), None
-    groups = [(targets, ce_weight, loss_cfg.kd_weight)]
-    if batch.tasks is not None:
-        groups = task_groups(cfg, state.tasks, batch.tasks, targets, batch.scored.targets.shape, keep, ce=ce_weight > 0)
-    t_logits = None
-    if any(kd > 0 for *_, kd in groups) or state.teacher_capture is not None or batch.prompt_lens:
-        with torch.inference_mode(), scored_head(state.teacher, keep):
-            t_logits = state.teacher(input_ids=input_ids, use_cache=False).logits
-    if state.pairing is not None:
-        logits, t_logits = state.pairing.trim(logits, t_logits)
-    parts = [logit_losses(logits, group_targets, t_logits, **{**common, "ce_weight": ce, "kd_weight": kd})
-             for group_targets, ce, kd in groups]
-    return LogitLosses(*(sum(values) for values in zip(*parts, strict=True))), t_logits
 
 
 def _answer_ce(cfg: DistillConfig, state: TrainingState, batch: TokenBatch, row_tasks: torch.Tensor | None = None
@@ -185,8 +149,9 @@ def _answer_ce(cfg: DistillConfig, state: TrainingState, batch: TokenBatch, row_
     groups = [(kept, cfg.loss.ce_weight, 0.0)]
     if row_tasks is not None:
         groups = task_groups(cfg, state.tasks, row_tasks, kept, targets.shape, keep)
-    sums = [(logit_losses(logits, group_targets, None, ce_weight=1.0, kd_weight=0.0, chunk_size=cfg.loss.chunk_size,
-                          reduction="sum").total, ce) for group_targets, ce, _ in groups]
+    spec = DivergenceSpec(chunk_size=cfg.loss.chunk_size)
+    sums = [(logit_losses(logits, group_targets, None, ce_weight=1.0, kd_weight=0.0, spec=spec, reduction="sum").total,
+             ce) for group_targets, ce, _ in groups]
     return sum(value for value, _ in sums), sum(ce * value for value, ce in sums)
 
 
@@ -208,14 +173,19 @@ def micro_step(cfg: DistillConfig, state: TrainingState, batch: MicroBatch, scal
     `scale` divides the scored rows' sums by the step's global count of scored tokens; `ce_scale` does the same for
     a separate CE batch (on-policy steps)."""
     loss_cfg, device = cfg.loss, state.accelerator.device
-    targets = batch.scored.targets.to(device)
+    input_ids, targets = batch.scored.input_ids.to(device), batch.scored.targets.to(device)
     keep = head_positions(state, batch, targets)
     with state.accelerator.autocast():
-        logits, hidden, attn = state.module(batch.scored.input_ids.to(device), keep)
+        logits, hidden, attn = state.module(input_ids, keep)
     fused_ce = loss_cfg.ce_weight if batch.ce is None else 0.0
     if batch.tasks is not None and batch.ce is None:
         fused_ce = 1.0  # a flag here: each task's own CE weight applies (`task_groups`)
-    logit, t_logits = _logit_terms(cfg, state, batch, logits, fused_ce, keep)
+    scored = targets[keep].unsqueeze(0) if keep is not None else targets  # the head's positions only, with `keep`
+    groups = [(scored, fused_ce, loss_cfg.kd_weight)]
+    if batch.tasks is not None:
+        groups = task_groups(cfg, state.tasks, batch.tasks, scored, targets.shape, keep, ce=fused_ce > 0)
+    logit, t_logits = state.signal.logit_losses(logits, input_ids, batch.indices, groups, keep,
+                                                need_logits=state.teacher_capture is not None or bool(batch.prompt_lens))
     total = logit.total * scale
     sums = {"ce": logit.ce * scale, "kd": logit.kd * scale}
     if batch.ce is not None:
@@ -343,7 +313,6 @@ def evaluate(cfg: DistillConfig, state: TrainingState) -> dict[str, float]:
     student.eval()
     sums = torch.zeros(7, device=acc.device, dtype=torch.float64)  # ce, kl, top1 hits, tokens, bytes, top1 count,
     # and the teacher's own CE on the same tokens (live teacher, one tokenizer): the Train tab's reference line
-    cross = state.pairing.cross if state.pairing is not None else None
     b = cfg.train.batch_size
     batches = min(cfg.train.eval_batches, math.ceil(state.val_ids.shape[0] / b))
     for batch in range(acc.process_index, batches, acc.num_processes):
@@ -353,21 +322,8 @@ def evaluate(cfg: DistillConfig, state: TrainingState) -> dict[str, float]:
         with acc.autocast():
             logits = student(input_ids=input_ids, use_cache=False).logits
         mask = targets != -100
-        compared, teacher_ce = float(mask.sum()), 0.0
-        if cross is not None:
-            ce = F.cross_entropy(logits.float()[mask], targets[mask], reduction="sum")
-            kl, hits, compared = cross.eval_batch(cfg.loss, state.teacher, logits, input_ids)
-            part = torch.tensor([float(ce), kl, hits, float(mask.sum())], dtype=torch.float64)
-        else:
-            if state.cache is not None:
-                teacher = dict(teacher_topk=tuple(t.to(acc.device) for t in state.cache.batch("val", indices)))
-            else:
-                t_logits = state.teacher(input_ids=input_ids, use_cache=False).logits
-                if state.pairing is not None:
-                    logits, t_logits = state.pairing.trim(logits, t_logits)
-                teacher = dict(teacher_logits=t_logits)
-                teacher_ce = ce_sum(t_logits, targets, cfg.loss.chunk_size)
-            part = agreement_sums(logits, targets, chunk_size=cfg.loss.chunk_size, **teacher).cpu()
+        part, compared, teacher_ce = state.signal.eval_sums(logits, input_ids, indices, targets)
+        part = part.cpu()
         text_bytes = float(state.pairing.target_bytes[targets[mask].cpu()].sum()) if state.pairing is not None else 0.0
         extra = torch.tensor([text_bytes, compared, teacher_ce], dtype=torch.float64)
         sums += torch.cat([part, extra]).to(sums.device)
@@ -385,7 +341,7 @@ def evaluate(cfg: DistillConfig, state: TrainingState) -> dict[str, float]:
         row["eval_bpb"] = bits_per_byte(ce, text_bytes)
     if teacher_ce > 0:
         row["eval_teacher_ppl"] = perplexity(teacher_ce / count)
-    if cross is not None:
+    if state.signal.aligns_spans:  # two tokenizers: KL and top-1 are taken on the exactly matched positions
         row["eval_exact_share"] = compared / count
     if state.tasks is not None and acc.is_main_process:
         row["tasks"] = task_eval(student, state.teacher, state.tokenizer, state.tasks.tasks, rows=cfg.train.eval_batches * b, batch=b,
@@ -400,8 +356,8 @@ def generation_eval(cfg: DistillConfig, state: TrainingState, step: int) -> tupl
     nothing to do: generation eval off, no held-out prompts (plain-text data), or no live teacher."""
     if not cfg.train.gen_eval or not state.heldout or state.teacher is None or not state.accelerator.is_main_process:
         return None
-    if state.pairing is not None and state.pairing.cross is not None:
-        return None  # the teacher scores answers in the student's token ids: it needs one tokenizer
+    if not state.signal.scores_answers:
+        return None  # the teacher scores answers in the student's token ids: it needs one tokenizer and a model
     acc = state.accelerator
     student = acc.unwrap_model(state.module).student
     prompts = [clip_prompt(e.prompt_ids, cfg.onpolicy.max_prompt_tokens) for e in state.heldout]

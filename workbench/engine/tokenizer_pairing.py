@@ -18,7 +18,7 @@ import torch
 
 from workbench.config import DistillConfig, LossConfig
 from workbench.engine.cross_tokenizer import align_row, aligned_divergence, batch_alignment, exact_spans, uld_distance
-from workbench.engine.losses import LogitLosses, ce_and_divergence
+from workbench.engine.losses import DivergenceSpec, LogitLosses, logit_losses
 from workbench.errors import Message, UserError
 from workbench.models.vocab import bytes_per_token, logits_width, padded_width, shared_vocab, token_bytes
 
@@ -59,8 +59,8 @@ class CrossTokenizer:
         """CE on the student's own targets plus the cross-tokenizer divergence, both summed (the caller scales).
 
         A span is scored when the position predicting its first student token is (targets != -100 there)."""
-        ce = ce_and_divergence(logits, None, targets, ce_weight=ce_weight, kd_weight=0.0,
-                               chunk_size=loss_cfg.chunk_size, reduction="sum")
+        ce = logit_losses(logits, targets, None, ce_weight=ce_weight, kd_weight=0.0,
+                          spec=DivergenceSpec(chunk_size=loss_cfg.chunk_size), reduction="sum")
         if loss_cfg.kd_weight == 0:
             return ce
         batch = self.align(input_ids)

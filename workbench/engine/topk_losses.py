@@ -20,12 +20,12 @@ errors). `mse` needs raw teacher logits, which the cache does not keep, so it is
 from __future__ import annotations
 
 from functools import partial
+from typing import NamedTuple
 
 import torch
 
-from workbench.engine.chunked import rowwise_mean, valid_rows
 from workbench.engine.closed_form import closed_kind, closed_rows, topk_forward_kl_rows
-from workbench.engine.losses import LogitLosses, check_divergence_args, dense_rows, fused_ce_rows, t2_factor
+from workbench.engine.losses import DivergenceSpec, dense_rows, logit_losses
 from workbench.errors import UserError
 
 # Smallest tail mass used in logs: a teacher that put (numerically) everything on its top k still gets finite
@@ -89,6 +89,29 @@ def tail_mass_from_log_probs(topk_log_probs: torch.Tensor) -> torch.Tensor:
     return (1.0 - topk_log_probs.float().exp().sum(-1)).clamp(0.0, 1.0)
 
 
+class TopKTeacher(NamedTuple):
+    """A cached teacher: its k most likely ids [*positions, k] (argmax first), their log-probs at T = 1 and the
+    probability left outside them [*positions] (None: 1 − Σ exp(log-probs)). One of the forms `logit_losses`
+    (workbench.engine.losses) takes, beside dense logits."""
+
+    ids: torch.Tensor
+    log_probs: torch.Tensor
+    tail_mass: torch.Tensor | None = None
+
+    def rows(self, student_logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return _cache_rows(student_logits, self.ids, self.log_probs, self.tail_mass)
+
+    def kd_rows(self, spec: DivergenceSpec):
+        _refuse_mse(spec.kind)
+        return partial(_topk_rows, kind=spec.kind, temperature=spec.temperature, beta=spec.beta, alpha=spec.alpha)
+
+    def closed(self, spec: DivergenceSpec, *, ce_weight: float, kd_weight: float, with_targets: bool):
+        if not spec.closed_form:
+            return None
+        return _closed_topk(spec.kind, spec.beta, spec.alpha, spec.temperature, ce_weight=ce_weight,
+                            kd_weight=kd_weight, with_targets=with_targets)
+
+
 def topk_divergence(
     student_logits: torch.Tensor,
     topk_ids: torch.Tensor,
@@ -96,34 +119,20 @@ def topk_divergence(
     tail_mass: torch.Tensor | None = None,
     labels: torch.Tensor | None = None,
     *,
-    kind: str,
-    temperature: float = 1.0,
-    beta: float = 0.5,
-    alpha: float = 0.1,
-    t2_scale: bool = True,
     ignore_index: int = -100,
-    chunk_size: int | None = None,
     reduction: str = "mean",
-    closed_form: bool = True,
+    **spec,
 ) -> torch.Tensor:
     """Divergence of the student from a cached top-k teacher, averaged over positions whose label != ignore_index.
 
     student_logits: [B, T, V]; topk_ids: [B, T, k] (any integer dtype); topk_log_probs: [B, T, k] teacher
     log-probabilities at temperature 1; tail_mass: [B, T] probability outside the top k (None: 1 − Σ exp(top-k)).
-    labels, kinds, temperature, T², chunking and closed_form mean what they mean in `workbench.engine.losses.divergence`.
+    labels, `spec` (DivergenceSpec's fields) and reduction mean what they mean in `workbench.engine.losses.divergence`.
     """
-    _refuse_mse(kind)
-    check_divergence_args(kind, beta, alpha, temperature)
-    rows = valid_rows(student_logits.shape[:-1], labels, ignore_index, student_logits.device)
-    extras = _cache_rows(student_logits, topk_ids, topk_log_probs, tail_mass)
-    row_fn = partial(_topk_rows, kind=kind, temperature=temperature, beta=beta, alpha=alpha)
-    closed = _closed_topk(kind, beta, alpha, temperature, ce_weight=0.0, kd_weight=1.0, with_targets=False) \
-        if closed_form else None
-    total, _ = rowwise_mean(
-        row_fn, student_logits.reshape(-1, student_logits.shape[-1]), extras, rows, chunk_size=chunk_size,
-        reduction=reduction, closed=closed,
-    )
-    return total * t2_factor(kind, temperature, t2_scale)
+    _refuse_mse(spec.get("kind", "forward_kl"))
+    return logit_losses(student_logits, None, TopKTeacher(topk_ids, topk_log_probs, tail_mass), ce_weight=0.0,
+                        kd_weight=1.0, spec=DivergenceSpec(**spec), labels=labels, ignore_index=ignore_index,
+                        reduction=reduction).total
 
 
 def _refuse_mse(kind: str) -> None:
@@ -156,46 +165,3 @@ def _cache_rows(
         topk_log_probs.reshape(-1, k).to(device),
         tail_mass.reshape(-1).to(device),
     )
-
-
-def ce_and_topk_divergence(
-    student_logits: torch.Tensor,
-    topk_ids: torch.Tensor,
-    topk_log_probs: torch.Tensor,
-    tail_mass: torch.Tensor | None,
-    targets: torch.Tensor,
-    *,
-    ce_weight: float,
-    kd_weight: float,
-    kind: str = "forward_kl",
-    temperature: float = 1.0,
-    beta: float = 0.5,
-    alpha: float = 0.1,
-    t2_scale: bool = True,
-    ignore_index: int = -100,
-    chunk_size: int | None = None,
-    reduction: str = "mean",
-    closed_form: bool = True,
-) -> LogitLosses:
-    """`workbench.engine.losses.ce_and_divergence` for a cached teacher: CE on `targets` and the top-k divergence in one pass."""
-    _refuse_mse(kind)
-    check_divergence_args(kind, beta, alpha, temperature)
-    scale = t2_factor(kind, temperature, t2_scale)
-    kd_rows = partial(_topk_rows, kind=kind, temperature=temperature, beta=beta, alpha=alpha)
-    row_fn = partial(
-        fused_ce_rows, ce_weight=ce_weight, kd_weight=kd_weight * scale, kd_rows=kd_rows
-    )
-    rows = valid_rows(student_logits.shape[:-1], targets, ignore_index, student_logits.device)
-    extras = (targets.reshape(-1).clamp(min=0), *_cache_rows(student_logits, topk_ids, topk_log_probs, tail_mass))
-    total, parts = rowwise_mean(
-        row_fn,
-        student_logits.reshape(-1, student_logits.shape[-1]),
-        extras,
-        rows,
-        chunk_size=chunk_size,
-        reduction=reduction,
-        part_names=("ce", "kd"),
-        closed=_closed_topk(kind, beta, alpha, temperature, ce_weight=ce_weight, kd_weight=kd_weight * scale)
-        if closed_form else None,
-    )
-    return LogitLosses(total, parts["ce"], parts["kd"] * scale)

@@ -35,6 +35,7 @@ from workbench.engine.saving import restore_checkpoint, save_outputs, save_sessi
 from workbench.engine.step import TERMS, TrainingState, evaluate, generation_eval, optimizer_step
 from workbench.engine.teacher_cache import TeacherCache
 from workbench.engine.teacher_prompts import prompt_examples, read_prompts, save_prompts, write_prompts
+from workbench.engine.teachers import teacher_signal
 from workbench.errors import UserError
 from workbench.models.lora import wrap_lora
 from workbench.runs.folder import RunFolder
@@ -148,7 +149,8 @@ def setup(cfg: DistillConfig, accelerator, sink: Sink, *, heal: bool = True,
     stage("first step")
     return TrainingState(accelerator, module, teacher, teacher_capture, cache, student_tok, splits.train, splits.val,
                          optimizer, scheduler, precision, splits.train_mask, splits.val_mask, splits.train_examples,
-                         splits.heldout, sampler, pairing=pairing, tasks=splits.tasks)
+                         splits.heldout, sampler, pairing=pairing, signal=teacher_signal(cfg, teacher, cache, pairing),
+                         tasks=splits.tasks)
 
 
 def _teacher_prompts(cfg: DistillConfig, accelerator, teacher, teacher_tok, student_tok, heldout: list,
