@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from workbench.engine.chunked import math_dtype
-from workbench.engine.losses import divergence_from_log_probs, t2_factor
+from workbench.engine.losses import DivergenceSpec, divergence_from_log_probs, t2_factor
 from workbench.models.vocab import utf8_window
 
 _FILL = -1e30  # log 0 for an empty bucket, finite so that no 0·inf appears
@@ -179,15 +179,17 @@ def _others(size: int, ids: torch.Tensor) -> torch.Tensor:
 
 
 def aligned_divergence(student_logits: torch.Tensor, teacher_logits: torch.Tensor, student_ids: torch.Tensor,
-                       batch: BatchAlignment, shared: tuple[torch.Tensor, torch.Tensor], *, kind: str = "forward_kl",
-                       temperature: float = 1.0, beta: float = 0.5, alpha: float = 0.1,
-                       t2_scale: bool = True) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Sum over scored spans of the divergence (kind as in `workbench.engine.losses`) between teacher and student.
+                       batch: BatchAlignment, shared: tuple[torch.Tensor, torch.Tensor],
+                       spec: DivergenceSpec | None = None, **fields) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Sum over scored spans of the divergence `spec` (or a `DivergenceSpec` of `fields`: kind, temperature, beta,
+    alpha, t2_scale) between teacher and student.
 
     student_logits [B, Ts, Vs], teacher_logits [B, Tt, Vt], student_ids [B, Ts]; shared = (student ids, teacher
     ids) [K] of the exact id map. Exact spans compare [K + 1]-bucket distributions at the positions predicting them,
     the others the two-outcome span distributions. Returns (sum, {"exact": sum over exact spans, "spans": count}).
     """
+    spec = spec or DivergenceSpec(**fields)
+    kind, temperature, beta, alpha = spec.kind, spec.temperature, spec.beta, spec.alpha
     if kind == "mse":
         raise ValueError("kind mse compares raw logits over one vocabulary; it has no cross-tokenizer form")
     dtype = math_dtype(student_logits.dtype)
@@ -213,7 +215,7 @@ def aligned_divergence(student_logits: torch.Tensor, teacher_logits: torch.Tenso
     two_q = torch.stack([lq, _log1mexp(lq)], dim=-1)
     two_p = torch.stack([lp, _log1mexp(lp)], dim=-1)
     span_sum = divergence_from_log_probs(two_p, two_q, kind, beta, alpha).sum()
-    scale = t2_factor(kind, temperature, t2_scale)
+    scale = spec.scale
     total = (exact_sum + span_sum) * scale
     return total, {"exact": exact_sum.detach() * scale, "spans": torch.tensor(float(batch.scored.numel()))}
 

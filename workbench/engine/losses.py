@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from workbench.config import DIVERGENCE_KINDS, HIDDEN_KINDS
-from workbench.engine.chunked import RowFn, math_dtype, rowwise_mean, valid_rows
+from workbench.engine.chunked import math_dtype, rowwise_mean, valid_rows
 from workbench.engine.closed_form import closed_kind, closed_rows
 
 LN_EPS = 1e-5  # ln_mse: added to the variance, as torch.nn.LayerNorm does
@@ -96,17 +96,6 @@ def divergence_from_log_probs(
     raise ValueError(f"kind {kind!r} is not a divergence of probabilities")
 
 
-def dense_rows(
-    student: torch.Tensor, teacher: torch.Tensor, *, kind: str, temperature: float, beta: float, alpha: float
-) -> torch.Tensor:
-    """Per-position loss for rows of logits [n, V] (already in the math dtype) -> [n]."""
-    if kind == "mse":
-        return (student - teacher).square().mean(-1)
-    log_q = F.log_softmax(student / temperature, dim=-1)
-    log_p = F.log_softmax(teacher / temperature, dim=-1)
-    return divergence_from_log_probs(log_p, log_q, kind, beta, alpha)
-
-
 def t2_factor(kind: str, temperature: float, t2_scale: bool) -> float:
     return temperature**2 if t2_scale and kind != "mse" else 1.0
 
@@ -141,10 +130,6 @@ class DivergenceSpec:
         """T² where t2_scale asks for it (every kind but mse), else 1."""
         return t2_factor(self.kind, self.temperature, self.t2_scale)
 
-    def dense_rows(self) -> RowFn:
-        """The per-row divergence against dense teacher logits."""
-        return partial(dense_rows, kind=self.kind, temperature=self.temperature, beta=self.beta, alpha=self.alpha)
-
     def closed(self, *, ce_weight: float, kd_weight: float, with_targets: bool, teacher_rows: Callable | None = None):
         """The closed form of weighted CE + this divergence for `rowwise_mean(closed=...)`, or None (autograd)."""
         if not self.closed_form:
@@ -155,19 +140,17 @@ class DivergenceSpec:
 
 class DenseTeacher(NamedTuple):
     """A teacher given as logits [*positions, V], the student's shape. `TopKTeacher`
-    (workbench.engine.topk_losses) is the other form `logit_losses` takes; both give rows, a row function and a
-    closed form."""
+    (workbench.engine.topk_losses) is the other form `logit_losses` takes; each gives its rows, how the rows become
+    dense teacher logits (`teacher_rows`, None: they are) and its closed form."""
 
     logits: torch.Tensor
+    teacher_rows = None
 
     def rows(self, student_logits: torch.Tensor) -> tuple[torch.Tensor, ...]:
         if student_logits.shape != self.logits.shape:
             raise ValueError(f"student and teacher logits differ in shape: {student_logits.shape} vs "
                              f"{self.logits.shape}")
         return (self.logits.reshape(-1, self.logits.shape[-1]),)
-
-    def kd_rows(self, spec: DivergenceSpec) -> RowFn:
-        return spec.dense_rows()
 
     def closed(self, spec: DivergenceSpec, **weights):
         return spec.closed(**weights)
@@ -181,21 +164,33 @@ class LogitLosses(NamedTuple):
     kd: torch.Tensor
 
 
-def fused_ce_rows(
+def loss_rows(
     student: torch.Tensor,
-    targets: torch.Tensor,
-    *teacher: torch.Tensor,
+    *extras: torch.Tensor,
+    spec: DivergenceSpec,
     ce_weight: float,
     kd_weight: float,
-    kd_rows: RowFn | None,
+    with_targets: bool = True,
+    teacher_rows: Callable | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Per-row ce_weight·CE(targets) + kd_weight·kd_rows(student, *teacher), with both terms as parts."""
-    with torch.set_grad_enabled(torch.is_grad_enabled() and ce_weight != 0.0):  # CE logged only: no backward
-        log_q1 = F.log_softmax(student, dim=-1)
-        ce = -log_q1.gather(-1, targets.long().unsqueeze(-1)).squeeze(-1)
-    if kd_weight == 0.0 or kd_rows is None:
+    """Per row ce_weight·CE + kd_weight·divergence, with both terms as parts: the autograd form of
+    `workbench.engine.closed_form.logit_rows`, on the same rows (the targets when `with_targets`, then the teacher's
+    pieces, which `teacher_rows(student, *pieces)` turns into dense logits or log-probabilities; None: one piece,
+    the logits). `mse` compares raw logits; every other kind the tempered distributions."""
+    targets, pieces = (extras[0], extras[1:]) if with_targets else (None, extras)
+    ce = student.new_zeros(student.shape[0])
+    if targets is not None:
+        with torch.set_grad_enabled(torch.is_grad_enabled() and ce_weight != 0.0):  # CE logged only: no backward
+            ce = -F.log_softmax(student, dim=-1).gather(-1, targets.long().unsqueeze(-1)).squeeze(-1)
+    if kd_weight == 0.0 or not pieces:
         return ce_weight * ce, {"ce": ce.detach(), "kd": torch.zeros_like(ce).detach()}
-    kd = kd_rows(student, *teacher)
+    teacher = teacher_rows(student, *pieces) if teacher_rows else pieces[0]
+    if spec.kind == "mse":
+        kd = (student - teacher).square().mean(-1)
+    else:
+        kd = divergence_from_log_probs(F.log_softmax(teacher / spec.temperature, dim=-1),
+                                       F.log_softmax(student / spec.temperature, dim=-1), spec.kind, spec.beta,
+                                       spec.alpha)
     return ce_weight * ce + kd_weight * kd, {"ce": ce.detach(), "kd": kd.detach()}
 
 
@@ -227,21 +222,19 @@ def logit_losses(
     form = teacher if with_kd else DenseTeacher(None)  # no teacher: CE alone, in the dense closed form
     rows = valid_rows(student_logits.shape[:-1], targets if with_targets else labels, ignore_index,
                       student_logits.device)
-    student = student_logits.reshape(-1, student_logits.shape[-1])
     extras = teacher.rows(student_logits) if with_kd else ()
-    kd_rows = form.kd_rows(spec) if with_kd else None
-    kd_weight = kd_weight * spec.scale
     if with_targets:
-        closed = form.closed(spec, ce_weight=ce_weight, kd_weight=kd_weight, with_targets=True)
-        row_fn = partial(fused_ce_rows, ce_weight=ce_weight, kd_weight=kd_weight, kd_rows=kd_rows)
-        total, parts = rowwise_mean(row_fn, student, (targets.reshape(-1).clamp(min=0), *extras), rows,
-                                    chunk_size=spec.chunk_size, reduction=reduction, part_names=("ce", "kd"),
-                                    closed=closed)
+        extras = (targets.reshape(-1).clamp(min=0), *extras)
+    weights = dict(ce_weight=ce_weight, kd_weight=kd_weight * spec.scale) if with_targets else dict(
+        ce_weight=0.0, kd_weight=1.0)  # without targets: the divergence alone, scaled below
+    total, parts = rowwise_mean(
+        partial(loss_rows, spec=spec, with_targets=with_targets, teacher_rows=form.teacher_rows, **weights),
+        student_logits.reshape(-1, student_logits.shape[-1]), extras, rows, chunk_size=spec.chunk_size,
+        reduction=reduction, part_names=("ce", "kd") if with_targets else (),
+        closed=form.closed(spec, with_targets=with_targets, **weights))
+    if with_targets:
         return LogitLosses(total, parts["ce"], parts["kd"] * spec.scale)
-    closed = form.closed(spec, ce_weight=0.0, kd_weight=1.0, with_targets=False)
-    kd, _ = rowwise_mean(kd_rows, student, extras, rows, chunk_size=spec.chunk_size, reduction=reduction,
-                         closed=closed)
-    return LogitLosses(kd * kd_weight, kd.new_zeros(()), kd.detach() * spec.scale)
+    return LogitLosses(total * kd_weight * spec.scale, total.new_zeros(()), total.detach() * spec.scale)
 
 
 def divergence(

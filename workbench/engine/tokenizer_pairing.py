@@ -73,9 +73,7 @@ class CrossTokenizer:
             kd, _ = uld_distance(logits, teacher_logits, batch, temperature=loss_cfg.temperature,
                                  t2_scale=loss_cfg.t2_scale)
         else:
-            kd, _ = aligned_divergence(logits, teacher_logits, input_ids, batch, self.shared, kind=loss_cfg.divergence,
-                                       temperature=loss_cfg.temperature, beta=loss_cfg.beta, alpha=loss_cfg.alpha,
-                                       t2_scale=loss_cfg.t2_scale)
+            kd, _ = aligned_divergence(logits, teacher_logits, input_ids, batch, self.shared, DivergenceSpec.of(loss_cfg))
         return LogitLosses(ce.total + loss_cfg.kd_weight * kd, ce.ce, kd.detach())
 
     @torch.no_grad()

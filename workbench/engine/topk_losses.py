@@ -19,13 +19,12 @@ errors). `mse` needs raw teacher logits, which the cache does not keep, so it is
 
 from __future__ import annotations
 
-from functools import partial
 from typing import NamedTuple
 
 import torch
 
 from workbench.engine.closed_form import closed_kind, closed_rows, topk_forward_kl_rows
-from workbench.engine.losses import DivergenceSpec, dense_rows, logit_losses
+from workbench.engine.losses import DivergenceSpec, logit_losses
 from workbench.errors import UserError
 
 # Smallest tail mass used in logs: a teacher that put (numerically) everything on its top k still gets finite
@@ -42,21 +41,6 @@ def teacher_estimate_log_probs(student: torch.Tensor, topk_ids: torch.Tensor, to
     rest = torch.log_softmax(student.detach().scatter(-1, topk_ids, float("-inf")), dim=-1)
     log_tail = torch.log(tail_mass.clamp(min=MIN_TAIL)).unsqueeze(-1)
     return (rest + log_tail).scatter(-1, topk_ids, topk_log_probs.to(rest.dtype))
-
-
-def _topk_rows(
-    student: torch.Tensor,
-    topk_ids: torch.Tensor,
-    topk_log_probs: torch.Tensor,
-    tail_mass: torch.Tensor,
-    *,
-    kind: str,
-    temperature: float,
-    beta: float,
-    alpha: float,
-) -> torch.Tensor:
-    teacher = teacher_estimate_log_probs(student, topk_ids.long(), topk_log_probs, tail_mass)
-    return dense_rows(student, teacher, kind=kind, temperature=temperature, beta=beta, alpha=alpha)
 
 
 def _closed_topk(kind: str, beta: float, alpha: float, temperature: float, *, ce_weight: float, kd_weight: float,
@@ -101,11 +85,10 @@ class TopKTeacher(NamedTuple):
     def rows(self, student_logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         return _cache_rows(student_logits, self.ids, self.log_probs, self.tail_mass)
 
-    def kd_rows(self, spec: DivergenceSpec):
-        _refuse_mse(spec.kind)
-        return partial(_topk_rows, kind=spec.kind, temperature=spec.temperature, beta=spec.beta, alpha=spec.alpha)
+    teacher_rows = staticmethod(_estimate)  # the cached rows -> the teacher's dense estimate
 
     def closed(self, spec: DivergenceSpec, *, ce_weight: float, kd_weight: float, with_targets: bool):
+        _refuse_mse(spec.kind)
         if not spec.closed_form:
             return None
         return _closed_topk(spec.kind, spec.beta, spec.alpha, spec.temperature, ce_weight=ce_weight,
