@@ -553,7 +553,7 @@ figure.update_layout(height=380, template="plotly_white", barmode="group", scatt
 #   the compatibility card of this pair (shared strings, exact share, what cannot cross two tokenizers). In the app
 #   the Setup tab shows it, with the *Tokenizer alignment* of any text you type.
 # - Train a third student with `tiny_run("ce-uld", {"kd_weight": 1.0, "cross_tokenizer": "uld"})`, or try
-#   `"kind": "reverse_kl"` with `aligned`.
+#   `"divergence": "reverse_kl"` with `aligned`.
 # - `python bench/cross_tokenizer.py` reruns the scarce-data benchmark (about 45 minutes on a 2-core CPU);
 #   `--sequences 3000 --val-fraction 0.05 --eval-batches 20 --lr 3e-3` the other regime.
 # - `workbench train-tokenizer --data builtin:kjv --vocab-size 4096 --out my-bpe` trains a tokenizer of your own;
