@@ -8,7 +8,7 @@ import json
 import shutil
 from pathlib import Path
 
-from inspect_helpers import make_finished_run
+from finished_run import make_finished_run
 from tiny import tiny_bpe_model_dir, tiny_text_file
 
 from workbench.analysis.artefacts import artefact_sentence

@@ -15,7 +15,7 @@ from workbench.analysis.attention import (
     js_divergence,
     uniform_entropy_bits,
 )
-from workbench.analysis.inspect_plots import attention_figure, summary_figure
+from workbench.analysis.comparison_plots import attention_figure, summary_figure
 from workbench.errors import UserError
 from workbench.runs.pool import ModelPool
 

@@ -292,7 +292,7 @@ def test_deployment_exports_every_format_and_measures_it_beside_the_teacher(tmp_
     import shutil
     from pathlib import Path
 
-    from inspect_helpers import make_finished_run
+    from finished_run import make_finished_run
     from tiny import tiny_bpe_model_dir, tiny_text_file
 
     from bench import deployment

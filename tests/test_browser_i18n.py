@@ -12,7 +12,7 @@ import re
 import pytest
 from app_helpers import launched_app, tiny_config
 from conftest import wait_for
-from inspect_helpers import make_finished_run
+from finished_run import make_finished_run
 
 # (artifact name, tab in English, tab in Korean, a text only the English tab shows, the same in Korean)
 TABS = (

@@ -324,7 +324,7 @@ def test_bits_per_byte_counts_the_bytes_of_the_predicted_tokens(bpe_8k):
 
 
 def test_report_card_scores_a_student_with_another_tokenizer(bpe_pair, tiny_text):
-    from workbench.analysis.inspect_plots import report_figure
+    from workbench.analysis.comparison_plots import report_figure
     from workbench.analysis.report_card import EvalSettings, evaluate_models, format_report
 
     teacher, student = bpe_pair

@@ -6,9 +6,9 @@ import json
 import math
 
 import pytest
-from inspect_helpers import make_finished_run
+from finished_run import make_finished_run
 
-from workbench.analysis.inspect_plots import report_figure
+from workbench.analysis.comparison_plots import report_figure
 from workbench.analysis.report_card import EvalSettings, evaluate_models, evaluate_run, format_report, score_quality
 from workbench.cli import main as cli_main
 from workbench.errors import UserError

@@ -8,8 +8,8 @@ import zipfile
 
 import pytest
 import torch
+from finished_run import make_finished_run
 from huggingface_hub import ModelCard
-from inspect_helpers import make_finished_run
 from transformers import AutoModelForCausalLM
 
 from workbench.analysis.export import CHECK_TEXT, export_run
@@ -74,7 +74,7 @@ def test_card_metadata_names_the_teachers_licence_and_origin(tmp_path, tiny_teac
 
 
 def test_lora_checkpoint_is_merged(tmp_path, tiny_teacher, tiny_student, tiny_text):
-    from inspect_helpers import save_student_checkpoint
+    from finished_run import save_student_checkpoint
 
     from workbench.config import DistillConfig
     from workbench.models.loading import load_model

@@ -119,7 +119,7 @@ def test_smaller_types_give_smaller_files(tmp_path, bpe_llama):
 
 
 def _bpe_run(tmp_path: Path, bpe_llama: Path, text: Path) -> Path:
-    from inspect_helpers import make_finished_run
+    from finished_run import make_finished_run
 
     run = make_finished_run(tmp_path / "runs", bpe_llama, bpe_llama, text, checkpoint_steps=())
     shutil.rmtree(run / "student")
@@ -141,7 +141,7 @@ def test_export_cli_writes_each_gguf_type(tmp_path, bpe_llama, tiny_text, capsys
 
 
 def test_lora_checkpoint_is_merged_before_gguf_and_onnx(tmp_path, bpe_llama, tiny_text):
-    from inspect_helpers import make_finished_run, save_student_checkpoint
+    from finished_run import make_finished_run, save_student_checkpoint
 
     from workbench.config import DistillConfig
     from workbench.models.loading import load_model
@@ -180,7 +180,7 @@ def _error_lines(stderr: str) -> list[str]:
 
 
 def test_refusals_are_one_line(tmp_path, bpe_llama, tiny_text, tiny_teacher, tiny_student, capsys):
-    from inspect_helpers import make_finished_run
+    from finished_run import make_finished_run
     from tiny import tiny_model_dir
 
     word_level = make_finished_run(tmp_path / "runs", tiny_teacher, tiny_student, tiny_text, checkpoint_steps=())

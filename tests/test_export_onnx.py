@@ -64,7 +64,7 @@ def test_onnx_step_matches_pytorch(tmp_path, kind, fmt):
 
 
 def test_onnx_export_cli_and_refusal(tmp_path, tiny_teacher, tiny_student, tiny_text, capsys):
-    from inspect_helpers import make_finished_run
+    from finished_run import make_finished_run
 
     run = make_finished_run(tmp_path / "runs", tiny_teacher, tiny_student, tiny_text, checkpoint_steps=())
     out = tmp_path / "onnx-int8"

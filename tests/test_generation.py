@@ -134,7 +134,7 @@ def test_compare_stream_reports_errors(tiny_teacher, pool):
 def test_pool_resolves_runs_and_checkpoints(tmp_path, tiny_student):
     import shutil
 
-    from inspect_helpers import save_student_checkpoint
+    from finished_run import save_student_checkpoint
 
     from workbench.config import DistillConfig
     from workbench.models.loading import load_model

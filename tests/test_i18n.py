@@ -96,8 +96,8 @@ def _library_strings() -> set[str]:
 
 def _shown_words() -> set[str]:
     """Words from library tables the app translates at display time (metric names, model labels, picker words)."""
+    from workbench.analysis.comparison_plots import PANEL_TITLES, REPORT_BARS
     from workbench.analysis.compatibility import MEMORY_ROWS
-    from workbench.analysis.inspect_plots import PANEL_TITLES, REPORT_BARS
     from workbench.analysis.report_card import REPORT_COLUMNS
     from workbench.app.train_view import GEN_SUMMARY
     from workbench.forms import PAIR_COLUMNS

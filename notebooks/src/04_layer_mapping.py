@@ -26,7 +26,7 @@
 # student for a few steps with KD alone, with hidden-state matching, and with attention transfer as well, and
 # compare all three on held-out text and by their attention maps.
 #
-# Measured runtime on a 2-core CPU: 33 to 70 s when nothing else ran (the stored run: 46 s), 593 s at load average 10 to 14 (other jobs kept
+# Measured runtime on a 2-core CPU: 33 to 70 s when nothing else ran (the stored run: 58 s), 593 s at load average 10 to 14 (other jobs kept
 # the machine busy the whole time). The last cell prints this run's
 # wall and CPU time. Every
 # sentence below that a printed number can check is checked by an `assert` in the cell that prints it.
@@ -45,7 +45,7 @@ import plotly.graph_objects as go
 import torch
 
 from workbench.analysis.attention import compare_attention, uniform_entropy_bits
-from workbench.analysis.inspect_plots import attention_figure
+from workbench.analysis.comparison_plots import attention_figure
 from workbench.analysis.plots import mapping_figure, overlay_figure
 from workbench.analysis.report_card import score_quality
 from workbench.config import BUILTIN_TEACHER, apply_overrides, load_preset

@@ -48,8 +48,8 @@ HUB_OFFLINE = ("Hugging Face hub: offline. Hub ids must already be in the local 
                "folders work. HF_HUB_OFFLINE=0 forces a try.")
 
 
-def _inspect_tabs() -> list[tuple[str, object]]:
-    """The inspect tabs after Setup, Train and Runs: chat, attention, report and export, sweeps, learn."""
+def _tabs_after_runs() -> list[tuple[str, object]]:
+    """The tabs after Setup, Train and Runs, where a run is looked at: chat, attention, report and export, sweeps, learn."""
     from workbench.app.tab_attention import build_attention_tab
     from workbench.app.tab_chat import build_chat_tab
     from workbench.app.tab_learn import build_learn_tab
@@ -87,7 +87,7 @@ def build_app(runs_dir: str | Path = "runs", exports_dir: str | Path = "exports"
         with gr.Tab(t("Runs"), id="runs") as tabs["Runs"]:
             runs = build_runs_tab(ctx)
         built = {}
-        for title, builder in _inspect_tabs():
+        for title, builder in _tabs_after_runs():
             with gr.Tab(t(title)) as tabs[title]:
                 built[title] = builder(ctx)
         register_api(ctx)

@@ -14,7 +14,7 @@ from workbench.app.strings_tasks import TASKS_KO
 
 LIBRARY_KO: dict[str, str] = {
     **TASKS_KO,
-    # report card: metric names (workbench.analysis.report_card.REPORT_COLUMNS, workbench.analysis.inspect_plots.REPORT_BARS)
+    # report card: metric names (workbench.analysis.report_card.REPORT_COLUMNS, workbench.analysis.comparison_plots.REPORT_BARS)
     "parameters": "파라미터 수",
     "non-embedding": "임베딩 제외 파라미터 수",
     "size (MB)": "크기 (MB)",
@@ -44,7 +44,7 @@ LIBRARY_KO: dict[str, str] = {
     "student (entropy {entropy} nats)": "학생 모델 (엔트로피 {entropy} nats)",
     "next-token distribution at T = {t}": "T = {t}에서의 다음 토큰 분포",
     "probability": "확률",
-    # attention figures (workbench.analysis.inspect_plots)
+    # attention figures (workbench.analysis.comparison_plots)
     "head-averaged": "head 평균",
     "head {head}": "head {head}",
     "|teacher − student| attention of every mapped pair ({head})": "매핑된 모든 쌍의 |교사 − 학생| attention ({head})",

@@ -13,7 +13,7 @@ from typing import Any
 import gradio as gr
 
 from workbench.analysis.attention import DEFAULT_MAX_TOKENS, DEFAULT_TEXT, MAX_TOKENS_LIMIT, compare_attention
-from workbench.analysis.inspect_plots import attention_figure, summary_figure
+from workbench.analysis.comparison_plots import attention_figure, summary_figure
 from workbench.app.context import user_error
 from workbench.app.i18n import lang_of, student_picker, t, tr, translator
 from workbench.errors import UserError

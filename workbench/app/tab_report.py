@@ -21,9 +21,9 @@ from typing import Any
 import gradio as gr
 
 from workbench.analysis.artefacts import artefact_folders, artefact_lines, export_labels
+from workbench.analysis.comparison_plots import report_figure
 from workbench.analysis.eval_estimate import run_timings
 from workbench.analysis.export_formats import EXPORT_FORMATS
-from workbench.analysis.inspect_plots import report_figure
 from workbench.analysis.report_card import (
     EvalSettings,
     cached_report,

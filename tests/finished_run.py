@@ -1,4 +1,4 @@
-"""A finished run folder built from tiny models, for the inspect tests (evaluate, export, app)."""
+"""A finished run folder built from tiny models, for the tests of evaluation, export and the tabs that look at a run."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The attention, chat and report tabs served for real: gradio_client streaming and endpoints, and a browser pass.
 
-The app here is the three inspect tabs on tiny models with a finished run folder, so the latest-run defaults of
-`/chat_compare` and `/evaluate` are exercised. The browser test drives Debian's Chromium through Playwright and
+The app here is the three tabs that look at a run (attention, chat, report), on tiny models with a finished run
+folder, so the latest-run defaults of `/chat_compare` and `/evaluate` are exercised. The browser test drives Debian's Chromium through Playwright and
 saves a screenshot of each tab under test-artifacts/.
 """
 
@@ -14,8 +14,8 @@ from types import SimpleNamespace
 
 import gradio as gr
 import pytest
+from finished_run import make_finished_run
 from gradio_client import Client
-from inspect_helpers import make_finished_run
 from tiny import tiny_model_dir
 
 from workbench.app.context import new_model_pool
@@ -25,8 +25,8 @@ from workbench.app.tab_report import build_report_tab
 from workbench.runs.pool import starting_student
 
 
-def build_inspect_app(ctx) -> gr.Blocks:
-    with gr.Blocks(title="KD Workbench · inspect") as demo:
+def build_result_tabs(ctx) -> gr.Blocks:
+    with gr.Blocks(title="KD Workbench · results") as demo:
         with gr.Tab("Attention"):
             build_attention_tab(ctx)
         with gr.Tab("Chat"):
@@ -38,11 +38,11 @@ def build_inspect_app(ctx) -> gr.Blocks:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, tiny_teacher, tiny_student, tiny_text):
-    root = tmp_path_factory.mktemp("inspect-app")
+    root = tmp_path_factory.mktemp("result-tabs")
     run = make_finished_run(root / "runs", tiny_teacher, tiny_student, tiny_text)
     ctx = SimpleNamespace(runs_dir=str(root / "runs"), exports_dir=str(root / "exports"), teacher=str(tiny_teacher),
                           student=str(tiny_student), pool=new_model_pool(device="cpu"))
-    demo = build_inspect_app(ctx)
+    demo = build_result_tabs(ctx)
     demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
     try:
         yield SimpleNamespace(url=demo.local_url, ctx=ctx, run=run, client=Client(demo.local_url, verbose=False))
@@ -203,7 +203,7 @@ def test_browser_opens_each_tab_and_saves_screenshots(served, browser, artifacts
         page.get_by_text("(2 pairs)").first.wait_for(timeout=60_000)
         page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
         assert page.locator(".js-plotly-plot").count() >= 2
-        page.screenshot(path=str(artifacts_dir / "inspect-attention.png"), full_page=True)
+        page.screenshot(path=str(artifacts_dir / "results-attention.png"), full_page=True)
 
         page.get_by_role("tab", name="Chat").click()
         page.get_by_placeholder("Ask all models…").fill("the king said")
@@ -211,7 +211,7 @@ def test_browser_opens_each_tab_and_saves_screenshots(served, browser, artifacts
         page.get_by_text("tok/s").first.wait_for(timeout=60_000)
         page.wait_for_function("document.querySelectorAll('.message-row, .message').length >= 6", timeout=60_000)
         page.wait_for_timeout(1500)
-        page.screenshot(path=str(artifacts_dir / "inspect-chat.png"), full_page=True)
+        page.screenshot(path=str(artifacts_dir / "results-chat.png"), full_page=True)
         page.get_by_role("button", name="Clear history").click()
         page.wait_for_function("!document.body.innerText.includes('the king said')", timeout=10_000)
         for name, value in (("Max new tokens", "512"), ("Temperature", "1.5"), ("Seed", "3")):
@@ -224,16 +224,16 @@ def test_browser_opens_each_tab_and_saves_screenshots(served, browser, artifacts
         # the stream ends (every column stopped or finished) and the page is usable again; that Stop cuts every
         # column short is asserted without a browser in test_stop_ends_every_column (the page can lag the server)
         page.wait_for_function("!document.body.innerText.includes('generating')", timeout=60_000)
-        page.screenshot(path=str(artifacts_dir / "inspect-chat-stopped.png"), full_page=True)
+        page.screenshot(path=str(artifacts_dir / "results-chat-stopped.png"), full_page=True)
         page.get_by_role("tab", name="Report & export").click()
         page.get_by_role("button", name="Evaluate").click()
         page.get_by_text("top-1 agreement").first.wait_for(timeout=120_000)
         page.locator(".js-plotly-plot").last.wait_for(timeout=30_000)
-        page.screenshot(path=str(artifacts_dir / "inspect-report.png"), full_page=True)
+        page.screenshot(path=str(artifacts_dir / "results-report.png"), full_page=True)
     finally:
         page.close()
     for name in ("attention", "chat", "report"):
-        assert (artifacts_dir / f"inspect-{name}.png").stat().st_size > 10_000
+        assert (artifacts_dir / f"results-{name}.png").stat().st_size > 10_000
 
 
 @pytest.mark.browser
@@ -257,7 +257,7 @@ def test_browser_chat_stop_leaves_no_column_generating(served, browser, artifact
         page.get_by_role("button", name="Stop").click()
         page.wait_for_timeout(3000)
         text = page.locator("body").inner_text()
-        page.screenshot(path=str(artifacts_dir / "inspect-chat-stop.png"), full_page=True)
+        page.screenshot(path=str(artifacts_dir / "results-chat-stop.png"), full_page=True)
     finally:
         slow.remove()
         page.close()
@@ -280,7 +280,7 @@ def test_browser_empty_prompt_is_one_toast_not_three_error_badges(served, browse
             .filter((block) => block.querySelector('.bubble-wrap, [role=log], .chatbot'))
             .filter((block) => /\\bError\\b/.test(block.innerText)).length""")
         history_note = page.get_by_text("keeps its own conversation").count()
-        page.screenshot(path=str(artifacts_dir / "inspect-chat-empty-prompt.png"), full_page=True)
+        page.screenshot(path=str(artifacts_dir / "results-chat-empty-prompt.png"), full_page=True)
     finally:
         page.close()
     assert badges == 0
