@@ -35,7 +35,7 @@ KERNEL_NAME = "kd-workbench-tests"
 NOTEBOOK_LIMIT_S = 1800
 # OpenMP threads that spin while they wait for work take their cores from every other process: with two other
 # suites' kernels spinning beside it, notebook 06 (2 to 3 minutes quiet) took 1,797 s. A kernel whose threads sleep
-# while they wait keeps about its fair share under load, at some 10 % of speed on a quiet machine.
+# while they wait keeps about its fair share under load, at about 15 % of speed on a quiet machine.
 KERNEL_WAIT_POLICY = "PASSIVE"
 
 
