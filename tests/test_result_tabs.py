@@ -193,6 +193,18 @@ def test_export_exports_the_run_picked_for_the_report_and_names_it(served, tmp_p
         served.client.predict("reported", "", False, False, "safetensors", str(tiny_student), api_name="/export")
 
 
+def _stop_a_long_answer(page, seed: str | None = None) -> None:
+    """In the Chat tab: ask for a long, hot answer, wait until the columns are generating, press Stop."""
+    fields = [("Max new tokens", "512"), ("Temperature", "1.5")] + ([("Seed", seed)] if seed else [])
+    for name, value in fields:
+        page.get_by_role("spinbutton", name=name).fill(value)
+        page.get_by_role("spinbutton", name=name).press("Enter")
+    page.get_by_placeholder("Ask all models…").fill("the king")
+    page.get_by_role("button", name="Send").click()
+    page.get_by_text("generating").first.wait_for(timeout=30_000)
+    page.get_by_role("button", name="Stop").click()
+
+
 @pytest.mark.browser
 def test_browser_opens_each_tab_and_saves_screenshots(served, browser, artifacts_dir):
     page = browser.new_page(viewport={"width": 1500, "height": 1100})
@@ -214,13 +226,7 @@ def test_browser_opens_each_tab_and_saves_screenshots(served, browser, artifacts
         page.screenshot(path=str(artifacts_dir / "results-chat.png"), full_page=True)
         page.get_by_role("button", name="Clear history").click()
         page.wait_for_function("!document.body.innerText.includes('the king said')", timeout=10_000)
-        for name, value in (("Max new tokens", "512"), ("Temperature", "1.5"), ("Seed", "3")):
-            page.get_by_role("spinbutton", name=name).fill(value)
-            page.get_by_role("spinbutton", name=name).press("Enter")
-        page.get_by_placeholder("Ask all models…").fill("the king")
-        page.get_by_role("button", name="Send").click()
-        page.get_by_text("generating").first.wait_for(timeout=30_000)
-        page.get_by_role("button", name="Stop").click()
+        _stop_a_long_answer(page, seed="3")
         # the stream ends (every column stopped or finished) and the page is usable again; that Stop cuts every
         # column short is asserted without a browser in test_stop_ends_every_column (the page can lag the server)
         page.wait_for_function("!document.body.innerText.includes('generating')", timeout=60_000)
@@ -248,13 +254,7 @@ def test_browser_chat_stop_leaves_no_column_generating(served, browser, artifact
     try:
         page.goto(served.url)
         page.get_by_role("tab", name="Chat").click()
-        for name, value in (("Max new tokens", "512"), ("Temperature", "1.5")):
-            page.get_by_role("spinbutton", name=name).fill(value)
-            page.get_by_role("spinbutton", name=name).press("Enter")
-        page.get_by_placeholder("Ask all models…").fill("the king")
-        page.get_by_role("button", name="Send").click()
-        page.get_by_text("generating").first.wait_for(timeout=30_000)
-        page.get_by_role("button", name="Stop").click()
+        _stop_a_long_answer(page)
         page.wait_for_timeout(3000)
         text = page.locator("body").inner_text()
         page.screenshot(path=str(artifacts_dir / "results-chat-stop.png"), full_page=True)
