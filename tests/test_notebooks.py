@@ -31,11 +31,12 @@ ENGLISH = [path for path in NOTEBOOKS if not path.stem.endswith(".ko")]
 SOURCES = sources.english_sources()
 KERNEL_NAME = "kd-workbench-tests"
 # a hang guard, not a timed assertion: each notebook runs in under 4 minutes on a quiet 2-core CPU; with three test
-# suites sharing the 2 cores, one took over 900 s
+# suites sharing the 2 cores, the slowest took 536 s
 NOTEBOOK_LIMIT_S = 1800
 # OpenMP threads that spin while they wait for work take their cores from every other process: with two other
-# suites' kernels spinning beside it, notebook 06 (2 to 3 minutes quiet) took 1,797 s. A kernel whose threads sleep
-# while they wait keeps about its fair share under load, at about 15 % of speed on a quiet machine.
+# suites' kernels spinning beside it, notebook 06 (2 to 3 minutes quiet) took 1,797 s, and 465 s once they slept.
+# A kernel whose threads sleep while they wait keeps about its fair share under load, and costs about 15 % of its
+# speed on a quiet machine.
 KERNEL_WAIT_POLICY = "PASSIVE"
 
 
