@@ -221,9 +221,12 @@ def test_healing_reports_its_progress_as_a_run_stage(tiny_teacher, tiny_text, tm
 
 
 def _down_input(model, index: int, ids: torch.Tensor) -> torch.Tensor:
+    return _input_of(decoder_layers(model)[index].mlp.down_proj, model, ids)
+
+
+def _input_of(module, model, ids: torch.Tensor) -> torch.Tensor:
     seen = []
-    handle = decoder_layers(model)[index].mlp.down_proj.register_forward_pre_hook(
-        lambda m, a: seen.append(a[0].double()))
+    handle = module.register_forward_pre_hook(lambda m, a: seen.append(a[0].double()))
     try:
         with torch.no_grad():
             model(input_ids=ids, use_cache=False)
@@ -249,16 +252,18 @@ def test_width_fit_solves_the_down_projection_in_float64(tiny_root, arch, tmp_pa
     batches = [torch.randint(4, 100, (2, 24), generator=generator) for _ in range(6)]
     ids, ridge = torch.cat(batches), 1e-2
     act = _down_input(student, 0, ids).reshape(-1, 40)
-    old = decoder_layers(student)[0].mlp.down_proj.weight.double().T  # (40, 28)
+    old = decoder_layers(student)[0].mlp.down_proj.weight.detach().double().T  # (40, 28)
     rest = _layer_outputs(student, ids)[0].reshape(-1, 28) - act @ old
     target = _layer_outputs(teacher, ids)[0][..., channels].reshape(-1, 28)
     lam = ridge * float((act * act).sum()) / 40
     reference = torch.linalg.lstsq(torch.cat([act, lam**0.5 * torch.eye(40, dtype=torch.float64)]),
                                    torch.cat([target - rest, lam**0.5 * old])).solution
 
-    fits = heal_student(student, teacher, kept, batches, ridge=ridge, width=True, channels=channels)
+    fits = heal_student(student, teacher, kept, batches, ridge=ridge, width=True, channels=channels,
+                        attention_ridge=None)
 
     assert [(f.student_layer, f.teacher_layer) for f in fits] == [(0, 0), (1, 3), (2, 4)]
+    assert all(f.attention_mse is None for f in fits)
     solved = decoder_layers(student)[0].mlp.down_proj.weight.detach().double().T
     assert torch.allclose(solved, reference, atol=1e-4 * float(reference.abs().max())), arch
     assert all(f.mse_after < f.mse_before for f in fits)
@@ -267,6 +272,49 @@ def test_width_fit_solves_the_down_projection_in_float64(tiny_root, arch, tmp_pa
     for fit in fits:  # the predicted errors are the errors of the healed model
         actual = float(((healed[fit.student_layer] - wanted[fit.teacher_layer][..., channels]) ** 2).mean())
         assert actual == pytest.approx(fit.mse_after, rel=1e-3)
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen2"])
+def test_width_fit_solves_the_attention_output_before_the_mlp(tiny_root, arch, tmp_path, monkeypatch):
+    """With heads and channels cut, each refitted layer's attention output projection is solved first, toward the
+    teacher's residual right after the attention of the same teacher layer (on the kept hidden channels), equal to an
+    independent float64 ridge least squares; the MLP fit that follows still predicts the healed model's errors."""
+    from workbench.models.derive import parse_spec
+    from workbench.models.loading import resolve_layers, resolve_width
+
+    monkeypatch.setenv("KD_WORKBENCH_HOME", str(tmp_path))
+    teacher_dir = tiny_model_dir(tiny_root, arch, layers=6, hidden=32, seed=3)
+    spec = parse_spec(f"{teacher_dir}?prune=keep&layers=0,1,4,5&mlp=40&hidden=28&heads=2")
+    teacher, student = load_model(str(teacher_dir)).eval(), load_model(spec).eval()
+    kept = resolve_layers(spec, base_layers=6)
+    channels = resolve_width(spec, kept).hidden
+    generator = torch.Generator().manual_seed(0)
+    batches = [torch.randint(4, 100, (2, 24), generator=generator) for _ in range(6)]
+    ids, ridge = torch.cat(batches), 0.5
+    first, teacher_first = decoder_layers(student)[0], decoder_layers(teacher)[0]
+    inner = first.self_attn.o_proj.in_features
+    context = _input_of(first.self_attn.o_proj, student, ids).reshape(-1, inner)
+    old = first.self_attn.o_proj.weight.detach().double().T  # (inner, 28)
+    rest = _input_of(first.post_attention_layernorm, student, ids).reshape(-1, 28) - context @ old
+    target = _input_of(teacher_first.post_attention_layernorm, teacher, ids)[..., channels].reshape(-1, 28)
+    lam = ridge * float((context * context).sum()) / inner
+    reference = torch.linalg.lstsq(torch.cat([context, lam**0.5 * torch.eye(inner, dtype=torch.float64)]),
+                                   torch.cat([target - rest, lam**0.5 * old])).solution
+
+    fits = heal_student(student, teacher, kept, batches, width=True, channels=channels, attention_ridge=ridge)
+
+    solved = first.self_attn.o_proj.weight.detach().double().T
+    assert torch.allclose(solved, reference, atol=1e-4 * float(reference.abs().max())), arch
+    assert not torch.allclose(solved, old, atol=1e-3)
+    assert all(f.attention_mse[1] < f.attention_mse[0] and f.mse_after < f.mse_before for f in fits)
+    healed_mid = _input_of(first.post_attention_layernorm, student, ids)
+    assert float(((healed_mid.reshape(-1, 28) - target) ** 2).mean()) == pytest.approx(fits[0].attention_mse[1],
+                                                                                        rel=1e-3)
+    healed, wanted = _layer_outputs(student, ids), _layer_outputs(teacher, ids)
+    for fit in fits:
+        actual = float(((healed[fit.student_layer] - wanted[fit.teacher_layer][..., channels]) ** 2).mean())
+        assert actual == pytest.approx(fit.mse_after, rel=1e-3)
+    assert set(fits[0].to_dict()) >= {"attention_mse_before", "attention_mse_after"}
 
 
 def test_trainer_heals_a_width_pruned_student(tiny_teacher, tiny_text, tmp_path):

@@ -119,7 +119,7 @@ KO_TOPICS: dict[str, tuple[str, str]] = {
         "`BASE?prune=importance&layers=24`는 깊이, `BASE?prune=importance&mlp=510`은 너비, "
         "`...&layers=24&mlp=760`은 둘 다입니다. 너비 채널은 calibration 텍스트에서 얼마나 강하게 활성화되는지로 "
         "순위를 매겨(Minitron, Muralidharan et al. 2024의 activation importance) 조용한 채널부터 덜어냅니다. 그다음 "
-        "healing이 각 layer의 MLP 출력 projection을 닫힌 식으로 풀어, 좁아진 layer가 교사 모델 layer의 출력을 "
+        "healing이 각 layer의 attention과 MLP 출력 projection을 닫힌 식으로 풀어, 좁아진 layer가 교사 모델 layer의 출력을 "
         "다시 내도록 맞춥니다.\n\n"
         "파라미터 수가 같을 때, 아무것도 고치기 *전*에는 모든 layer의 너비를 자르는 쪽이 더 크게 망가집니다. "
         "healing과 학습을 거치면 교사 모델 크기의 절반 이하에서는 너비와 깊이를 함께 덜어낸 학생 모델이 보통 교사 "

@@ -22,7 +22,7 @@
 # 5. which teacher layer each student layer came from (the `source` layer mapping);
 # 6. how to read a compression frontier, drawn here by the sweep's own code on this notebook's numbers.
 #
-# Measured runtime on a 2-core CPU: 128 to 188 s when nothing else ran (the stored run: 128 s). The last cell prints this run's wall and CPU time. Every sentence below
+# Measured runtime on a 2-core CPU: 125 to 188 s when nothing else ran (the stored run: 125 s). The last cell prints this run's wall and CPU time. Every sentence below
 # that a printed number can check is checked by an `assert` in the cell that prints it.
 
 # %%
@@ -273,6 +273,8 @@ assert card["pruned"] == [("layers", 30, 24), ("MLP", 1536, 760)]
 #   original;
 # - **width**: every layer lost part of its MLP, so every layer but the last gets its MLP down projection solved
 #   outright, from the kept channels' activations to the teacher's output at the end of that layer (or of its gap).
+#   Before it, the attention's output projection is solved the same way, toward the teacher's residual stream right
+#   after the attention, kept close to the pruned weights by a strong ridge.
 #
 # The student keeps its shape and size. The fits run in model order on the student's own activations, here on the
 # first 32 training rows of `builtin:chat` (256 tokens each), via `heal_for_config`, the function training calls.

@@ -196,7 +196,9 @@ def _heal_gaps(cfg: DistillConfig, specs: dict, student, teacher, train_ids: tor
     seconds = time.perf_counter() - start
     for fit in fits:
         sink.emit({"kind": "heal", "step": 0, **fit.to_dict(), "seconds": seconds, "time": time.time()})
-    summary = ", ".join(f"{f.student_layer}→t{f.teacher_layer} mse {f.mse_before:.3g}→{f.mse_after:.3g}" for f in fits)
+    summary = ", ".join(f"{f.student_layer}→t{f.teacher_layer} mse {f.mse_before:.3g}→{f.mse_after:.3g}"
+                        + (" (attention {:.3g}→{:.3g})".format(*f.attention_mse) if f.attention_mse else "")
+                        for f in fits)
     sink.log(f"healed the pruned gaps with {len(fits)} layer fit(s) in {seconds:.1f}s on "
              f"{min(len(train_ids), cfg.train.heal_sequences)} sequences: {summary or 'the student has no gaps'}")
 

@@ -23,9 +23,12 @@ itself is solved, from the kept channels' activations A (N, I') to the teacher's
 
     Wᵀ = (AᵀA + λI)⁻¹ (Aᵀ(Z − R) + λW₀ᵀ),   λ = ridge · tr(AᵀA) / I'
 
-This is closed form for the MLP; it does not apply to the attention heads (their output passes through a softmax of
-the hidden state, so cutting heads is mended by the MLP that follows and by training) nor to the norms (the hidden
-channel cut is mended by rescaling them at pruning time).
+Before that, in Llama and Qwen2 layers, the attention's output projection is solved the same way, from the heads'
+outputs C (N, heads · head_dim) to the teacher's residual stream right after the attention of the layer's teacher
+original (what its post-attention norm reads), with a strong ridge toward the pruned weights (`ATTENTION_RIDGE`); the
+MLP then reads the new attention output and is solved after it. Both fits are linear in the weights they solve: the
+softmax inside the attention is left as it is (cut heads are otherwise mended by the fits and by training), and so
+are the norms (the hidden-channel cut is mended by rescaling them at pruning time).
 """
 
 from __future__ import annotations
@@ -40,6 +43,9 @@ from workbench.models.derive import ModelSpec, as_spec, decoder_layers
 from workbench.models.loading import resolve_layers, resolve_width
 
 DEFAULT_RIDGE = 1e-3
+# the attention output's fit stays near the pruned weights: on the chat-small student, ridge 1e-3 raised the perplexity
+# after healing (31.7 against 26.3 without the fit), 0.05 gave 27.0, 0.3 25.9, 1 25.3 and 5 25.9 (docs/how-small.md)
+ATTENTION_RIDGE = 1.0
 FIT_BATCH = 4  # sequences per forward of the fit
 
 
@@ -51,10 +57,14 @@ class LayerFit:
     teacher_layer: int
     mse_before: float
     mse_after: float
+    attention_mse: tuple[float, float] | None = None  # width: the residual after the attention, before and after
 
     def to_dict(self) -> dict[str, float | int]:
-        return {"student_layer": self.student_layer, "teacher_layer": self.teacher_layer,
-                "mse_before": self.mse_before, "mse_after": self.mse_after}
+        row = {"student_layer": self.student_layer, "teacher_layer": self.teacher_layer,
+               "mse_before": self.mse_before, "mse_after": self.mse_after}
+        if self.attention_mse is not None:
+            row["attention_mse_before"], row["attention_mse_after"] = self.attention_mse
+        return row
 
 
 def pruned_student_spec(student: str | ModelSpec, teacher: str | ModelSpec) -> ModelSpec:
@@ -270,25 +280,93 @@ def _refit_down_projection(layer: nn.Module, hidden: list[torch.Tensor], calls: 
             pieces.append((rest.reshape(out.shape), act.reshape(*out.shape[:-1], inner)))
     finally:
         handle.remove()
-    a, cross = gram.double(), cross.double()
     w0 = down.weight.detach().double().cpu().T  # (I', H')
+    solution, before, after = _ridge_solve(gram.double(), cross.double(), dd, count, w0, ridge)
+    down.weight.copy_(solution.T.to(down.weight.dtype))
+    weight = down.weight.detach().float()
+    outputs = [(rest + act @ weight.T.cpu()).to(h.dtype).to(h.device) for (rest, act), h
+               in zip(pieces, hidden, strict=True)]
+    return outputs, before, after
+
+
+def attention_parts(layer: nn.Module) -> tuple[nn.Module, nn.Module] | None:
+    """(output projection of the attention, the norm that reads the residual right after it), where the layer has
+    them by the Llama/Qwen2 names; None otherwise (the attention is then left as pruned)."""
+    attention = getattr(layer, "self_attn", None)
+    projection = getattr(attention, "o_proj", None)
+    norm = getattr(layer, "post_attention_layernorm", None)
+    return None if projection is None or norm is None else (projection, norm)
+
+
+@torch.no_grad()
+def teacher_mid_states(teacher: nn.Module, teacher_layers: list[int], batches: list[torch.Tensor]) -> dict[int, list]:
+    """The residual stream (B, T, H) right after the attention of each given teacher layer, per batch, float32 CPU."""
+    layers, wanted, last = decoder_layers(teacher), sorted(set(teacher_layers)), max(teacher_layers)
+    store: dict[int, list] = {t: [] for t in wanted}
+
+    def hook_for(index: int):
+        def hook(module, args):
+            store[index].append(args[0].float().cpu())
+            if index == last:
+                raise _StopForward
+        return hook
+
+    handles = [attention_parts(layers[t])[1].register_forward_pre_hook(hook_for(t)) for t in wanted]
+    _run_hooked(teacher, handles, batches)
+    return store
+
+
+@torch.no_grad()
+def _refit_attention_output(layer: nn.Module, hidden: list[torch.Tensor], calls: list, targets: list[torch.Tensor],
+                            ridge: float) -> tuple[float, float]:
+    """Solve the attention's output projection of a width-pruned layer so that the residual after the attention
+    reaches the teacher's at the same point (`targets`), from the heads' outputs C (N, heads · head_dim), with a ridge
+    toward the pruned weights: the same solve as the down projection's. Returns the mse before and after."""
+    projection, norm = attention_parts(layer)
+    seen: dict[str, torch.Tensor] = {}
+    handles = [projection.register_forward_hook(lambda m, a, out: seen.update(context=a[0], out=out)),
+               norm.register_forward_pre_hook(lambda m, a: seen.update(mid=a[0]))]
+    inner, width = projection.in_features, projection.out_features
+    gram = torch.zeros(inner, inner, dtype=torch.float32)
+    cross = torch.zeros(inner, width, dtype=torch.float32)
+    dd, count = 0.0, 0
+    try:
+        for h, call, target in zip(hidden, calls, targets, strict=True):
+            _run_layer(layer, h, call)
+            context = seen["context"].float().cpu().reshape(-1, inner)
+            rest = seen["mid"].float().cpu().reshape(-1, width) - seen["out"].float().cpu().reshape(-1, width)
+            d = target.float().reshape(-1, width) - rest
+            gram += context.T @ context
+            cross += context.T @ d
+            dd += float((d * d).sum())
+            count += context.shape[0]
+    finally:
+        for handle in handles:
+            handle.remove()
+    solution, before, after = _ridge_solve(gram.double(), cross.double(), dd, count,
+                                           projection.weight.detach().double().cpu().T, ridge)
+    projection.weight.copy_(solution.T.to(projection.weight.dtype))
+    return before, after
+
+
+def _ridge_solve(a: torch.Tensor, cross: torch.Tensor, dd: float, count: int, w0: torch.Tensor,
+                 ridge: float) -> tuple[torch.Tensor, float, float]:
+    """argmin ‖A_x X − D‖² + λ‖X − W₀‖² from the sums A = AₓᵀAₓ, cross = AₓᵀD, ‖D‖²; returns (X, mse at W₀, at X)."""
+    inner, width = w0.shape
     lam = ridge * float(torch.trace(a)) / inner
     solution = torch.linalg.solve(a + lam * torch.eye(inner, dtype=torch.float64), cross + lam * w0)
 
     def error(x: torch.Tensor) -> float:
         return (float((x * (a @ x)).sum()) - 2 * float((x * cross).sum()) + dd) / (count * width)
 
-    down.weight.copy_(solution.T.to(down.weight.dtype))
-    weight = down.weight.detach().float()
-    outputs = [(rest + act @ weight.T.cpu()).to(h.dtype).to(h.device) for (rest, act), h
-               in zip(pieces, hidden, strict=True)]
-    return outputs, error(w0), error(solution)
+    return solution, error(w0), error(solution)
 
 
 @torch.no_grad()
 def heal_student(student: nn.Module, teacher: nn.Module, kept: list[int], batches: list[torch.Tensor],
                  ridge: float = DEFAULT_RIDGE, progress=None, width: bool = False,
-                 channels: torch.Tensor | None = None) -> list[LayerFit]:
+                 channels: torch.Tensor | None = None,
+                 attention_ridge: float | None = ATTENTION_RIDGE) -> list[LayerFit]:
     """Heal the gaps of `student` (the teacher's layers `kept`) in place, in order; returns one LayerFit per refitted
     layer (`fit_plan`).
 
@@ -296,8 +374,9 @@ def heal_student(student: nn.Module, teacher: nn.Module, kept: list[int], batche
     refitted layer to record each layer's call; from the first refitted layer on, the layers are then run one at a
     time on the updated hidden states, so each fit sees the earlier ones folded in. Both models are put in eval
     mode (no dropout) and left so; the caller sets train mode. `progress(done, total)` is called after each fit.
-    With `width` the student is width-pruned: every layer's down projection is solved (`width_fit_plan`), against
-    the teacher's hidden `channels` that the student kept (None: all of them).
+    With `width` the student is width-pruned: every layer's down projection is solved (`width_fit_plan`), after its
+    attention output projection where the layer has one by the Llama/Qwen2 names and `attention_ridge` is not None,
+    against the teacher's hidden `channels` that the student kept (None: all of them).
     """
     layers = decoder_layers(student)
     if len(kept) != len(layers):
@@ -308,17 +387,24 @@ def heal_student(student: nn.Module, teacher: nn.Module, kept: list[int], batche
         return []
     student.eval(), teacher.eval()
     targets = teacher_targets(teacher, list(plan.values()), batches)
+    attention = width and attention_ridge is not None and all(attention_parts(layers[i]) for i in plan)
+    mids = teacher_mid_states(teacher, [kept[i] for i in plan], batches) if attention else {}
     if channels is not None:
         targets = {layer: [t[..., channels] for t in outputs] for layer, outputs in targets.items()}
+        mids = {layer: [t[..., channels] for t in outputs] for layer, outputs in mids.items()}
     first, last = min(plan), max(plan)
     hidden, calls = _layer_calls(student, batches, first, last)
     fits = []
     for index in range(first, last + 1):
         layer_calls = calls[index - first]
         if index in plan:
+            attention_mse = None
+            if attention:
+                attention_mse = _refit_attention_output(layers[index], hidden, layer_calls, mids[kept[index]],
+                                                        attention_ridge)
             refit = _refit_down_projection if width else _refit_layer
             hidden, before, after = refit(layers[index], hidden, layer_calls, targets[plan[index]], ridge)
-            fits.append(LayerFit(index, plan[index], before, after))
+            fits.append(LayerFit(index, plan[index], before, after, attention_mse))
             if progress is not None:
                 progress(len(fits), len(plan))
         elif index < last:
