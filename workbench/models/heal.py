@@ -41,6 +41,7 @@ from torch import nn
 from workbench.errors import Message, UserError
 from workbench.models.derive import ModelSpec, as_spec, decoder_layers
 from workbench.models.loading import resolve_layers, resolve_width
+from workbench.models.replay import StopForward, layer_calls, layer_output, run_hooked, run_layer, teacher_targets
 
 DEFAULT_RIDGE = 1e-3
 # the attention output's fit stays near the pruned weights: on the chat-small student, ridge 1e-3 raised the perplexity
@@ -143,75 +144,6 @@ def fold(projection: nn.Module, transform: torch.Tensor) -> None:
         projection.bias.copy_((projection.bias.double() @ t).to(projection.bias.dtype))
 
 
-class _StopForward(Exception):
-    """Raised by a hook once the layer of interest has run: the rest of the forward is not needed."""
-
-
-def _layer_output(output) -> torch.Tensor:
-    return output[0] if isinstance(output, tuple) else output
-
-
-def _run_hooked(model: nn.Module, handles: list, batches: list[torch.Tensor]) -> None:
-    """Run `model` on each batch (a hook may end a forward early with _StopForward), then remove the hooks."""
-    try:
-        for ids in batches:
-            try:
-                model(input_ids=ids.to(model.device), use_cache=False)
-            except _StopForward:
-                pass
-    finally:
-        for handle in handles:
-            handle.remove()
-
-
-@torch.no_grad()
-def teacher_targets(teacher: nn.Module, teacher_layers: list[int], batches: list[torch.Tensor]) -> dict[int, list]:
-    """Outputs (B, T, H) of the given teacher layers for every batch, as float32 on the CPU."""
-    layers, wanted, last = decoder_layers(teacher), sorted(set(teacher_layers)), max(teacher_layers)
-    store: dict[int, list] = {t: [] for t in wanted}
-
-    def hook_for(index: int):
-        def hook(module, args, output):
-            store[index].append(_layer_output(output).float().cpu())
-            if index == last:
-                raise _StopForward
-        return hook
-
-    handles = [layers[t].register_forward_hook(hook_for(t)) for t in wanted]
-    _run_hooked(teacher, handles, batches)
-    return store
-
-
-@torch.no_grad()
-def _layer_calls(student: nn.Module, batches: list[torch.Tensor], first: int, last: int) -> tuple[list, list]:
-    """One forward per batch up to layer `last`: the hidden input of layer `first` per batch, and per layer
-    first..last and batch the other arguments the model passed it (masks, position embeddings), to call it again."""
-    layers = decoder_layers(student)
-    hidden: list[torch.Tensor] = []
-    calls: list[list] = [[] for _ in range(first, last + 1)]
-
-    def pre_hook(index: int):
-        def hook(module, args, kwargs):
-            hidden_in = args[0] if args else kwargs["hidden_states"]
-            if index == first:
-                hidden.append(hidden_in)
-            calls[index - first].append((bool(args), args[1:], {k: v for k, v in kwargs.items()
-                                                                 if k != "hidden_states"}))
-            if index == last:
-                raise _StopForward
-        return hook
-
-    handles = [layers[i].register_forward_pre_hook(pre_hook(i), with_kwargs=True) for i in range(first, last + 1)]
-    _run_hooked(student, handles, batches)
-    return hidden, calls
-
-
-def _run_layer(layer: nn.Module, hidden: torch.Tensor, call: tuple) -> torch.Tensor:
-    positional, args, kwargs = call
-    output = layer(hidden, *args, **kwargs) if positional else layer(hidden_states=hidden, **kwargs)
-    return _layer_output(output)
-
-
 def _solve(a: torch.Tensor, b: torch.Tensor, dd: float, count: int, ridge: float) -> tuple[torch.Tensor, float, float]:
     """The ridge fit toward the identity from the sums A = MᵀM, B = MᵀD, ‖D‖²; returns (X, mse before, after)."""
     width = a.shape[0]
@@ -232,13 +164,13 @@ def _refit_layer(layer: nn.Module, hidden: list[torch.Tensor], calls: list, targ
     gives) with the mse before and after."""
     width = targets[0].shape[-1]
     seen: dict[str, torch.Tensor] = {}
-    handle = mlp_branch(layer).register_forward_hook(lambda m, a, out: seen.__setitem__("mlp", _layer_output(out)))
+    handle = mlp_branch(layer).register_forward_hook(lambda m, a, out: seen.__setitem__("mlp", layer_output(out)))
     a = torch.zeros(width, width, dtype=torch.float64)
     b = torch.zeros(width, width, dtype=torch.float64)
     dd, count, pieces = 0.0, 0, []
     try:
         for h, call, target in zip(hidden, calls, targets, strict=True):
-            out = _run_layer(layer, h, call)
+            out = run_layer(layer, h, call)
             m = seen["mlp"].double().cpu().reshape(-1, width)  # (N, H)
             d = target.double().reshape(-1, width) - (out.double().cpu().reshape(-1, width) - m)
             a += m.T @ m
@@ -269,7 +201,7 @@ def _refit_down_projection(layer: nn.Module, hidden: list[torch.Tensor], calls: 
     dd, count, pieces = 0.0, 0, []
     try:
         for h, call, target in zip(hidden, calls, targets, strict=True):
-            out = _run_layer(layer, h, call)
+            out = run_layer(layer, h, call)
             act = seen["act"].float().cpu().reshape(-1, inner)  # (N, I')
             rest = out.float().cpu().reshape(-1, width) - seen["out"].float().cpu().reshape(-1, width)
             d = target.float().reshape(-1, width) - rest  # what the MLP should add: (N, H')
@@ -308,11 +240,11 @@ def teacher_mid_states(teacher: nn.Module, teacher_layers: list[int], batches: l
         def hook(module, args):
             store[index].append(args[0].float().cpu())
             if index == last:
-                raise _StopForward
+                raise StopForward
         return hook
 
     handles = [attention_parts(layers[t])[1].register_forward_pre_hook(hook_for(t)) for t in wanted]
-    _run_hooked(teacher, handles, batches)
+    run_hooked(teacher, handles, batches)
     return store
 
 
@@ -332,7 +264,7 @@ def _refit_attention_output(layer: nn.Module, hidden: list[torch.Tensor], calls:
     dd, count = 0.0, 0
     try:
         for h, call, target in zip(hidden, calls, targets, strict=True):
-            _run_layer(layer, h, call)
+            run_layer(layer, h, call)
             context = seen["context"].float().cpu().reshape(-1, inner)
             rest = seen["mid"].float().cpu().reshape(-1, width) - seen["out"].float().cpu().reshape(-1, width)
             d = target.float().reshape(-1, width) - rest
@@ -393,22 +325,22 @@ def heal_student(student: nn.Module, teacher: nn.Module, kept: list[int], batche
         targets = {layer: [t[..., channels] for t in outputs] for layer, outputs in targets.items()}
         mids = {layer: [t[..., channels] for t in outputs] for layer, outputs in mids.items()}
     first, last = min(plan), max(plan)
-    hidden, calls = _layer_calls(student, batches, first, last)
+    hidden, calls = layer_calls(student, batches, first, last)
     fits = []
     for index in range(first, last + 1):
-        layer_calls = calls[index - first]
+        calls_here = calls[index - first]
         if index in plan:
             attention_mse = None
             if attention:
-                attention_mse = _refit_attention_output(layers[index], hidden, layer_calls, mids[kept[index]],
+                attention_mse = _refit_attention_output(layers[index], hidden, calls_here, mids[kept[index]],
                                                         attention_ridge)
             refit = _refit_down_projection if width else _refit_layer
-            hidden, before, after = refit(layers[index], hidden, layer_calls, targets[plan[index]], ridge)
+            hidden, before, after = refit(layers[index], hidden, calls_here, targets[plan[index]], ridge)
             fits.append(LayerFit(index, plan[index], before, after, attention_mse))
             if progress is not None:
                 progress(len(fits), len(plan))
         elif index < last:
-            hidden = [_run_layer(layers[index], h, call) for h, call in zip(hidden, layer_calls, strict=True)]
+            hidden = [run_layer(layers[index], h, call) for h, call in zip(hidden, calls_here, strict=True)]
     return fits
 
 
