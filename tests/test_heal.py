@@ -235,21 +235,26 @@ def _input_of(module, model, ids: torch.Tensor) -> torch.Tensor:
     return seen[0]
 
 
+def _width_pair(root, arch: str, query: str):
+    """A tiny 6-layer teacher, its width-pruned student `query`, the kept layers and hidden channels, and 6 batches."""
+    from workbench.models.derive import parse_spec
+    from workbench.models.loading import resolve_layers, resolve_width
+
+    teacher_dir = tiny_model_dir(root, arch, layers=6, hidden=32, seed=3)
+    spec = parse_spec(f"{teacher_dir}?{query}")
+    teacher, student = load_model(str(teacher_dir)).eval(), load_model(spec).eval()
+    kept = resolve_layers(spec, base_layers=6)
+    generator = torch.Generator().manual_seed(0)
+    batches = [torch.randint(4, 100, (2, 24), generator=generator) for _ in range(6)]
+    return teacher, student, kept, resolve_width(spec, kept).hidden, batches
+
+
 @pytest.mark.parametrize("arch", ["llama", "qwen2"])
 def test_width_fit_solves_the_down_projection_in_float64(tiny_root, arch, tmp_path, monkeypatch):
     """A width-pruned student: every layer but the last gets its down projection solved against the teacher output
     restricted to the kept hidden channels, equal to an independent float64 ridge least squares."""
-    from workbench.models.derive import parse_spec
-    from workbench.models.loading import resolve_layers, resolve_width
-
     monkeypatch.setenv("KD_WORKBENCH_HOME", str(tmp_path))
-    teacher_dir = tiny_model_dir(tiny_root, arch, layers=6, hidden=32, seed=3)
-    spec = parse_spec(f"{teacher_dir}?prune=keep&layers=0,1,4,5&mlp=40&hidden=28")
-    teacher, student = load_model(str(teacher_dir)).eval(), load_model(spec).eval()
-    kept = resolve_layers(spec, base_layers=6)
-    channels = resolve_width(spec, kept).hidden
-    generator = torch.Generator().manual_seed(0)
-    batches = [torch.randint(4, 100, (2, 24), generator=generator) for _ in range(6)]
+    teacher, student, kept, channels, batches = _width_pair(tiny_root, arch, "prune=keep&layers=0,1,4,5&mlp=40&hidden=28")
     ids, ridge = torch.cat(batches), 1e-2
     act = _down_input(student, 0, ids).reshape(-1, 40)
     old = decoder_layers(student)[0].mlp.down_proj.weight.detach().double().T  # (40, 28)
@@ -279,17 +284,8 @@ def test_width_fit_solves_the_attention_output_before_the_mlp(tiny_root, arch, t
     """With heads and channels cut, each refitted layer's attention output projection is solved first, toward the
     teacher's residual right after the attention of the same teacher layer (on the kept hidden channels), equal to an
     independent float64 ridge least squares; the MLP fit that follows still predicts the healed model's errors."""
-    from workbench.models.derive import parse_spec
-    from workbench.models.loading import resolve_layers, resolve_width
-
     monkeypatch.setenv("KD_WORKBENCH_HOME", str(tmp_path))
-    teacher_dir = tiny_model_dir(tiny_root, arch, layers=6, hidden=32, seed=3)
-    spec = parse_spec(f"{teacher_dir}?prune=keep&layers=0,1,4,5&mlp=40&hidden=28&heads=2")
-    teacher, student = load_model(str(teacher_dir)).eval(), load_model(spec).eval()
-    kept = resolve_layers(spec, base_layers=6)
-    channels = resolve_width(spec, kept).hidden
-    generator = torch.Generator().manual_seed(0)
-    batches = [torch.randint(4, 100, (2, 24), generator=generator) for _ in range(6)]
+    teacher, student, kept, channels, batches = _width_pair(tiny_root, arch, "prune=keep&layers=0,1,4,5&mlp=40&hidden=28&heads=2")
     ids, ridge = torch.cat(batches), 0.5
     first, teacher_first = decoder_layers(student)[0], decoder_layers(teacher)[0]
     inner = first.self_attn.o_proj.in_features
