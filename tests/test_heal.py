@@ -240,7 +240,7 @@ def _width_pair(root, arch: str, query: str):
     from workbench.models.derive import parse_spec
     from workbench.models.loading import resolve_layers, resolve_width
 
-    teacher_dir = tiny_model_dir(root, arch, layers=6, hidden=32, seed=3)
+    teacher_dir = root / arch if arch == "biased" else tiny_model_dir(root, arch, layers=6, hidden=32, seed=3)
     spec = parse_spec(f"{teacher_dir}?{query}")
     teacher, student = load_model(str(teacher_dir)).eval(), load_model(spec).eval()
     kept = resolve_layers(spec, base_layers=6)
@@ -311,6 +311,38 @@ def test_width_fit_solves_the_attention_output_before_the_mlp(tiny_root, arch, t
         actual = float(((healed[fit.student_layer] - wanted[fit.teacher_layer][..., channels]) ** 2).mean())
         assert actual == pytest.approx(fit.mse_after, rel=1e-3)
     assert set(fits[0].to_dict()) >= {"attention_mse_before", "attention_mse_after"}
+
+
+def test_width_fits_leave_the_projections_biases_with_the_rest(tmp_path, monkeypatch):
+    """A Llama with biased attention and MLP output projections: the fits solve the weights only, so the errors they
+    report are the healed model's."""
+    import tiny
+    from transformers import AutoModelForCausalLM
+
+    monkeypatch.setenv("KD_WORKBENCH_HOME", str(tmp_path))
+    tokenizer = tiny.tiny_tokenizer()
+    config = tiny.tiny_config("llama", len(tokenizer), layers=6)
+    config.attention_bias = config.mlp_bias = True
+    torch.manual_seed(5)
+    model = AutoModelForCausalLM.from_config(config)
+    with torch.no_grad():
+        for layer in decoder_layers(model):
+            layer.self_attn.o_proj.bias.normal_(0, 0.5)
+            layer.mlp.down_proj.bias.normal_(0, 0.5)
+    model.save_pretrained(tmp_path / "biased")
+    tokenizer.save_pretrained(tmp_path / "biased")
+    teacher, student, kept, channels, batches = _width_pair(tmp_path, "biased", "prune=keep&layers=0,1,4,5&mlp=40&hidden=28")
+    ids = torch.cat(batches)
+    target = _input_of(decoder_layers(teacher)[0].post_attention_layernorm, teacher, ids)[..., channels]
+
+    fits = heal_student(student, teacher, kept, batches, width=True, channels=channels)
+
+    healed_mid = _input_of(decoder_layers(student)[0].post_attention_layernorm, student, ids)
+    assert float(((healed_mid - target) ** 2).mean()) == pytest.approx(fits[0].attention_mse[1], rel=1e-2)
+    healed, wanted = _layer_outputs(student, ids), _layer_outputs(teacher, ids)
+    for fit in fits:
+        actual = float(((healed[fit.student_layer] - wanted[fit.teacher_layer][..., channels]) ** 2).mean())
+        assert actual == pytest.approx(fit.mse_after, rel=1e-2)
 
 
 def test_trainer_heals_a_width_pruned_student(tiny_teacher, tiny_text, tmp_path):

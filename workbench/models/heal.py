@@ -194,7 +194,7 @@ def _refit_down_projection(layer: nn.Module, hidden: list[torch.Tensor], calls: 
     mse before and after."""
     down = mlp_branch(layer).down_proj
     seen: dict[str, torch.Tensor] = {}
-    handle = down.register_forward_hook(lambda m, a, out: seen.update(act=a[0], out=out))
+    handle = down.register_forward_hook(lambda m, a, out: seen.update(act=a[0], out=_weight_term(m, out)))
     inner, width = down.in_features, down.out_features
     gram = torch.zeros(inner, inner, dtype=torch.float32)
     cross = torch.zeros(inner, width, dtype=torch.float32)  # float32 sums: float64 products cost minutes here
@@ -256,7 +256,7 @@ def _refit_attention_output(layer: nn.Module, hidden: list[torch.Tensor], calls:
     toward the pruned weights: the same solve as the down projection's. Returns the mse before and after."""
     projection, norm = attention_parts(layer)
     seen: dict[str, torch.Tensor] = {}
-    handles = [projection.register_forward_hook(lambda m, a, out: seen.update(context=a[0], out=out)),
+    handles = [projection.register_forward_hook(lambda m, a, out: seen.update(context=a[0], out=_weight_term(m, out))),
                norm.register_forward_pre_hook(lambda m, a: seen.update(mid=a[0]))]
     inner, width = projection.in_features, projection.out_features
     gram = torch.zeros(inner, inner, dtype=torch.float32)
@@ -279,6 +279,11 @@ def _refit_attention_output(layer: nn.Module, hidden: list[torch.Tensor], calls:
                                            projection.weight.detach().double().cpu().T, ridge)
     projection.weight.copy_(solution.T.to(projection.weight.dtype))
     return before, after
+
+
+def _weight_term(projection: nn.Linear, out: torch.Tensor) -> torch.Tensor:
+    """The part of a projection's output that its weight makes (a bias stays with the rest of the layer's output)."""
+    return out if projection.bias is None else out - projection.bias
 
 
 def _ridge_solve(a: torch.Tensor, cross: torch.Tensor, dd: float, count: int, w0: torch.Tensor,
